@@ -1,0 +1,203 @@
+/**
+ * The production compose file: which services we build, and the release file the
+ * VPS receives (build sections gone, our images pinned by digest, the rest untouched).
+ */
+import { isMap, isScalar, parseDocument, type Document } from "yaml";
+import { PipelineError } from "./errors.js";
+import { invalidImageReference, pinned, repositoryOf } from "./images.js";
+
+/** What compose itself accepts as a service name. */
+const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export interface BuildTarget {
+  service: string;
+  /** Build context, relative to the source root, `/`-separated, no `..`. */
+  context: string;
+  /** Dockerfile path relative to the context. */
+  dockerfile: string;
+  target?: string;
+  args: Record<string, string>;
+  /** `host/owner/repo/service`, lowercase, no tag. */
+  repository: string;
+}
+
+export interface ComposeStack {
+  /** Path of the compose file inside the source root. */
+  file: string;
+  doc: Document;
+  services: string[];
+  builds: BuildTarget[];
+}
+
+/** Normalize a `/`-separated relative path; undefined when it leaves the root. */
+function normalize(parts: string[]): string | undefined {
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (out.length === 0) return undefined;
+      out.pop();
+    } else out.push(p);
+  }
+  return out.join("/") || ".";
+}
+
+function dirname(file: string): string {
+  const i = file.lastIndexOf("/");
+  return i < 0 ? "" : file.slice(0, i);
+}
+
+function buildArgs(node: unknown, where: string, problems: string[]): Record<string, string> {
+  const args: Record<string, string> = {};
+  if (node === undefined || node === null) return args;
+  if (Array.isArray(node)) {
+    for (const item of node) {
+      const s = String(item);
+      const eq = s.indexOf("=");
+      if (eq <= 0) problems.push(`${where}.args: \`${s}\` has no value; write \`NAME=value\``);
+      else args[s.slice(0, eq)] = s.slice(eq + 1);
+    }
+  } else if (typeof node === "object") {
+    for (const [k, v] of Object.entries(node as Record<string, unknown>)) args[k] = v === null ? "" : String(v);
+  } else problems.push(`${where}.args: must be a map or a list of NAME=value`);
+  return args;
+}
+
+/**
+ * Parse and check the production compose file. `imagePrefix` (`ghcr.io/owner/repo`)
+ * names built services that have no `image:`. Every problem is reported at once.
+ */
+export function parseComposeStack(text: string, file: string, imagePrefix?: string): ComposeStack {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `${file} is not valid YAML: ${doc.errors[0]?.message ?? ""}`,
+      "fix the YAML syntax at the line shown; `docker compose -f <file> config` shows the same",
+    );
+  }
+  const root: unknown = doc.toJS();
+  const services = (root as { services?: unknown } | null)?.services;
+  if (!services || typeof services !== "object" || Array.isArray(services) || Object.keys(services).length === 0) {
+    throw new PipelineError("COMPOSE_INVALID", `${file} has no \`services:\` map`, "a compose file lists its containers under a top-level `services:` key");
+  }
+  const problems: string[] = [];
+  const builds: BuildTarget[] = [];
+  const owners = new Map<string, string>();
+  const base = dirname(file);
+  const prefix = imagePrefix?.toLowerCase().replace(/\/+$/, "");
+
+  for (const [name, raw] of Object.entries(services as Record<string, unknown>)) {
+    const where = `services.${name}`;
+    if (!SERVICE_NAME.test(name)) {
+      problems.push(`${where}: compose refuses this name; use letters, digits, \`_\`, \`.\`, \`-\`, starting with a letter or digit`);
+      continue;
+    }
+    const svc = (raw ?? {}) as Record<string, unknown>;
+    const image = typeof svc.image === "string" ? svc.image : undefined;
+    if (svc.build === undefined) {
+      if (image === undefined) problems.push(`${where}: has neither \`image:\` nor \`build:\`; add the image to run`);
+      continue;
+    }
+    const b = typeof svc.build === "string" ? { context: svc.build } : (svc.build as Record<string, unknown>);
+    if (!b || typeof b !== "object") {
+      problems.push(`${where}.build: must be a path or a map with \`context:\``);
+      continue;
+    }
+    if (b.dockerfile_inline !== undefined) {
+      problems.push(`${where}.build.dockerfile_inline: not supported; put the Dockerfile in a file and name it in \`dockerfile:\``);
+      continue;
+    }
+    const ctxRaw = typeof b.context === "string" ? b.context : ".";
+    if (/^[a-z]+:\/\//.test(ctxRaw) || ctxRaw.startsWith("/")) {
+      problems.push(`${where}.build.context: \`${ctxRaw}\` must be a path inside the source directory, relative to ${file}`);
+      continue;
+    }
+    const context = normalize([...base.split("/"), ...ctxRaw.split("/")]);
+    if (context === undefined) {
+      problems.push(`${where}.build.context: \`${ctxRaw}\` leaves the source directory; the pipeline only sees files under it`);
+      continue;
+    }
+    let repository: string;
+    if (image !== undefined) {
+      const lower = image.toLowerCase();
+      const why = invalidImageReference(lower);
+      if (why) {
+        problems.push(`${where}.image: \`${image}\` ${why}`);
+        continue;
+      }
+      repository = repositoryOf(lower);
+    } else if (prefix) {
+      repository = `${prefix}/${name.toLowerCase()}`;
+      const why = invalidImageReference(repository);
+      if (why) {
+        problems.push(`${where}: the image name \`${repository}\` ${why}; set \`image:\` for this service`);
+        continue;
+      }
+    } else {
+      problems.push(`${where}: has \`build:\` but no \`image:\` and no image prefix was given; add \`image: ghcr.io/<owner>/<repo>/${name}\` or pass an image prefix`);
+      continue;
+    }
+    const other = owners.get(repository);
+    if (other !== undefined) {
+      problems.push(`${where}: builds the same image \`${repository}\` as services.${other}; give each built service its own \`image:\``);
+      continue;
+    }
+    owners.set(repository, name);
+    const target: BuildTarget = {
+      service: name,
+      context,
+      dockerfile: typeof b.dockerfile === "string" ? b.dockerfile : "Dockerfile",
+      args: buildArgs(b.args, `${where}.build`, problems),
+      repository,
+    };
+    if (typeof b.target === "string") target.target = b.target;
+    builds.push(target);
+  }
+  if (problems.length > 0) {
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `${file} cannot be deployed:\n  ${problems.join("\n  ")}`,
+      "fix the services named above in the production compose file",
+    );
+  }
+  return { file, doc, services: Object.keys(services), builds };
+}
+
+/**
+ * The compose file the VPS runs: every built service's `build:` removed and its
+ * `image:` set to `repo@sha256:…`; everything else exactly as the user wrote it.
+ * `digests` maps service name to manifest digest and must cover every build.
+ */
+export function renderRelease(stack: ComposeStack, digests: Record<string, string>): string {
+  const missing = stack.builds.filter((b) => digests[b.service] === undefined).map((b) => b.service);
+  if (missing.length > 0) {
+    throw new PipelineError(
+      "DIGEST_MISSING",
+      `no digest for built service(s): ${missing.join(", ")}`,
+      "publish every built service first, or pass a tag so deploy can resolve digests",
+    );
+  }
+  const doc = stack.doc.clone();
+  for (const b of stack.builds) {
+    doc.deleteIn(["services", b.service, "build"]);
+    doc.deleteIn(["services", b.service, "pull_policy"]);
+    doc.setIn(["services", b.service, "image"], pinned(b.repository, digests[b.service] as string));
+  }
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** The services a rendered release runs, and the pinned image of each (for verify). */
+export function releaseImages(releaseText: string): Record<string, string> {
+  const doc = parseDocument(releaseText);
+  const services = doc.get("services");
+  const out: Record<string, string> = {};
+  if (!isMap(services)) return out;
+  for (const item of services.items) {
+    const name = isScalar(item.key) ? String(item.key.value) : String(item.key);
+    const svc = item.value;
+    const image = isMap(svc) ? svc.get("image") : undefined;
+    out[name] = typeof image === "string" ? image : "";
+  }
+  return out;
+}

@@ -1,0 +1,125 @@
+/**
+ * Every input that is more than a plain string is parsed here, with zod, into a
+ * typed value. One call reports every problem at once as `path: message`.
+ */
+import { z } from "zod";
+import { PipelineError } from "./errors.js";
+
+const hostname = z
+  .string()
+  .min(1, "must not be empty")
+  .max(253)
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/, "must be a host name or an IP address (no scheme, no path, no spaces)");
+
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+// A known_hosts line: optional host pattern(s), key type, base64 key, optional comment.
+const KNOWN_HOSTS = /^(?:(\S+)\s+)?((?:ssh-(?:ed25519|rsa|dss))|(?:ecdsa-sha2-nistp(?:256|384|521))|(?:sk-\S+))\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$/;
+
+export type HostKeyPin =
+  | { kind: "fingerprint"; fingerprint: string }
+  | { kind: "key"; keyType: string; keyBase64: string };
+
+/** Parse a host key pin: a `known_hosts` line (with or without host field) or a `SHA256:` fingerprint. */
+export function parseHostKeyPin(text: string): HostKeyPin | undefined {
+  const s = text.trim();
+  if (FINGERPRINT.test(s)) return { kind: "fingerprint", fingerprint: s };
+  const m = KNOWN_HOSTS.exec(s);
+  if (m && m[2] && m[3]) return { kind: "key", keyType: m[2], keyBase64: m[3] };
+  return undefined;
+}
+
+const hostKey = z
+  .string()
+  .min(1, "is required: pin the server's host key (a known_hosts line or a SHA256: fingerprint)")
+  .refine((s) => parseHostKeyPin(s) !== undefined, {
+    message: "must be a known_hosts line (`host ssh-ed25519 AAAA…`) or a fingerprint (`SHA256:` + 43 base64 characters)",
+  })
+  .transform((s) => parseHostKeyPin(s) as HostKeyPin);
+
+const remoteDir = z
+  .string()
+  .min(1, "must not be empty")
+  .refine((s) => !s.split("/").includes(".."), { message: "must not contain `..`" })
+  .refine((s) => /^(~\/|\/|[A-Za-z0-9._-])/.test(s), { message: "must be absolute, or relative to the deploy user's home (`~/…`)" })
+  .refine((s) => !/[\0\n]/.test(s), { message: "must not contain NUL or newline" })
+  // ssh exec starts in the user's home, so `~/x` becomes the relative path `x`.
+  .transform((s) => (s.startsWith("~/") ? s.slice(2) : s).replace(/\/+$/, "") || ".");
+
+export const vpsTargetSchema = z.object({
+  host: hostname,
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name (lowercase letters, digits, `_`, `-`)"),
+  dir: remoteDir,
+  hostKey,
+});
+export type VpsTarget = z.output<typeof vpsTargetSchema>;
+
+/** The OCI grammar for a repository path component, and the whole name under a registry host. */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+
+export function invalidRepositoryPath(path: string): string | undefined {
+  if (path !== path.toLowerCase()) return "must be lowercase (GHCR and the OCI spec refuse upper case)";
+  const bad = path.split("/").find((c) => !PATH_COMPONENT.test(c));
+  if (bad !== undefined) return `component \`${bad}\` is not valid: use lowercase letters, digits and single separators (. _ __ -)`;
+  return undefined;
+}
+
+export const registrySchema = z.object({
+  host: hostname.default("ghcr.io"),
+  user: z.string().min(1, "must name the registry account (for GHCR: the GitHub user or `x-access-token`)"),
+  // `<host>/<owner>/<repo>`: where services without an `image:` are published.
+  imagePrefix: z
+    .string()
+    .optional()
+    .superRefine((p, ctx) => {
+      if (p === undefined) return;
+      const [host, ...rest] = p.split("/");
+      if (!host || rest.length === 0) {
+        ctx.addIssue({ code: "custom", message: "must look like `ghcr.io/<owner>/<repo>`" });
+        return;
+      }
+      const why = invalidRepositoryPath(rest.join("/"));
+      if (why) ctx.addIssue({ code: "custom", message: why });
+    }),
+});
+export type RegistryConfig = z.output<typeof registrySchema>;
+
+export const gitInfoSchema = z.object({
+  sha: z.string().regex(/^[0-9a-f]{7,40}$/, "must be a git commit sha (7 to 40 lowercase hex characters)"),
+  ref: z
+    .string()
+    .regex(/^refs\/(heads|tags)\/\S+$/, "must be a full git ref such as `refs/heads/main` or `refs/tags/v1.2.3`")
+    .optional(),
+  defaultBranch: z.string().min(1).default("main"),
+});
+export type GitInfo = z.output<typeof gitInfoSchema>;
+
+export const deployOptionsSchema = z.object({
+  project: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a compose project name: lowercase letters, digits, `_` and `-`, starting with a letter or digit"),
+  keepReleases: z.number().int().min(2, "must keep at least 2 releases, or rollback has nothing to return to").default(5),
+  healthTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+  lockTimeoutSeconds: z.number().int().min(0).max(3600).default(300),
+});
+export type DeployOptions = z.output<typeof deployOptionsSchema>;
+
+/**
+ * Parse `input` with `schema`; on failure throw one INVALID_INPUT error that lists
+ * every problem as `<what>.<path>: <message>`.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const path = [what, ...i.path.map(String)].join(".");
+    return `${path}: ${i.message}`;
+  });
+  throw new PipelineError(
+    "INVALID_INPUT",
+    `invalid ${what}:\n  ${lines.join("\n  ")}`,
+    "fix the arguments named above; nothing was sent to the server",
+  );
+}

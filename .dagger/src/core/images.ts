@@ -1,0 +1,120 @@
+/**
+ * Image names, tags and OCI labels: what a built service is called and tagged
+ * in the registry. Pure functions over strings.
+ */
+import { PipelineError } from "./errors.js";
+import { invalidRepositoryPath, type GitInfo } from "./config.js";
+
+export interface ImageReference {
+  /** Registry host, e.g. `ghcr.io` (`docker.io` when the name has none). */
+  registry: string;
+  /** Repository path under the registry, e.g. `acme/gold/api`. */
+  path: string;
+  tag?: string;
+  digest?: string;
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+export function isDigest(s: string): boolean {
+  return DIGEST.test(s);
+}
+
+/** Split `host/path:tag@sha256:…` the way docker does (first component is a host when it has `.`/`:` or is localhost). */
+export function parseImageReference(ref: string): ImageReference {
+  let rest = ref.trim();
+  let digest: string | undefined;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const lastSlash = rest.lastIndexOf("/");
+  const colon = rest.lastIndexOf(":");
+  if (colon > lastSlash) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  const first = rest.split("/")[0] ?? "";
+  const hasHost = rest.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  const registry = hasHost ? first : "docker.io";
+  const path = hasHost ? rest.slice(first.length + 1) : rest;
+  const out: ImageReference = { registry, path };
+  if (tag !== undefined) out.tag = tag;
+  if (digest !== undefined) out.digest = digest;
+  return out;
+}
+
+/** Why `ref` is not a valid reference, or undefined when it is. */
+export function invalidImageReference(ref: string): string | undefined {
+  if (ref.trim() === "") return "must not be empty";
+  const r = parseImageReference(ref);
+  if (r.path === "") return "has no repository path";
+  const why = invalidRepositoryPath(r.path);
+  if (why) return why;
+  if (r.tag !== undefined && !TAG.test(r.tag)) return `tag \`${r.tag}\` is not valid (letters, digits, _ . -, at most 128)`;
+  if (r.digest !== undefined && !DIGEST.test(r.digest)) return `digest \`${r.digest}\` is not a sha256 digest`;
+  return undefined;
+}
+
+/** `host/path`: the repository a reference points into, without tag or digest. */
+export function repositoryOf(ref: string): string {
+  const r = parseImageReference(ref);
+  return `${r.registry}/${r.path}`;
+}
+
+/** `repo@sha256:…`: the only form of our images the server ever runs. */
+export function pinned(repository: string, digest: string): string {
+  if (!isDigest(digest)) {
+    throw new PipelineError("BAD_DIGEST", `\`${digest}\` is not a sha256 digest (for ${repository})`, "publish returns digests as `sha256:<64 hex>`; pass one of those");
+  }
+  return `${repository}@${digest}`;
+}
+
+export interface TagSet {
+  /** Every tag to push, the immutable `sha-…` first. */
+  tags: string[];
+  /** The `sha-<7>` tag: unique per commit, never moved. */
+  shaTag: string;
+}
+
+const SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
+
+/**
+ * Tags for one commit: `sha-<7>` always; `latest` on the default branch;
+ * `vX.Y.Z` and `X.Y` on a semver release tag (`X.Y` only for a final release).
+ */
+export function tagsFor(git: GitInfo): TagSet {
+  const shaTag = `sha-${git.sha.slice(0, 7)}`;
+  const tags = [shaTag];
+  const ref = git.ref ?? "";
+  if (ref === `refs/heads/${git.defaultBranch}`) tags.push("latest");
+  if (ref.startsWith("refs/tags/")) {
+    const m = SEMVER.exec(ref.slice("refs/tags/".length));
+    if (m) {
+      const [, major, minor, patch, pre] = m;
+      tags.push(`v${major}.${minor}.${patch}${pre ? `-${pre}` : ""}`);
+      if (!pre) tags.push(`${major}.${minor}`);
+    }
+  }
+  return { tags: tags.filter((t) => TAG.test(t)), shaTag };
+}
+
+export interface LabelInput {
+  /** Repository URL, e.g. `https://github.com/acme/gold`: links a GHCR package to its repo at first push. */
+  source: string;
+  revision: string;
+  created: Date;
+  version?: string;
+}
+
+export function ociLabels(l: LabelInput): Record<string, string> {
+  return {
+    "org.opencontainers.image.source": l.source,
+    "org.opencontainers.image.revision": l.revision,
+    "org.opencontainers.image.created": l.created.toISOString(),
+    "org.opencontainers.image.version": l.version ?? l.revision.slice(0, 7),
+  };
+}

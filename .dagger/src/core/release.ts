@@ -1,0 +1,63 @@
+/**
+ * Releases on the server: their ids, the history line each deploy appends, and
+ * which old releases pruning removes.
+ */
+
+/** `20261125T212233Z-abc1234`: sorts by time, names the commit. */
+export function releaseId(now: Date, sha: string): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return `${stamp}-${sha.slice(0, 7)}`;
+}
+
+export const RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-z]{1,40}$/;
+
+export type StepName = "connect" | "lock" | "preflight" | "upload" | "pull" | "switch" | "health" | "rollback" | "record" | "prune";
+
+export interface StepTiming {
+  step: StepName;
+  seconds: number;
+}
+
+export interface HistoryRecord {
+  release: string;
+  action: "deploy" | "rollback";
+  result: "ok" | "failed" | "rolled-back";
+  at: string;
+  by: string;
+  sha: string;
+  images: Record<string, string>;
+  previous?: string;
+  /** When a failed release was replaced by the previous one: which, and whether it came back healthy. */
+  rolledBackTo?: string;
+  rollbackHealthy?: boolean;
+  reason?: string;
+  durations: Record<string, number>;
+}
+
+export function historyLine(r: HistoryRecord): string {
+  return `${JSON.stringify(r)}\n`;
+}
+
+/** Parse history.jsonl, skipping lines a crash may have cut short. */
+export function parseHistory(text: string): HistoryRecord[] {
+  const out: HistoryRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as HistoryRecord);
+    } catch {
+      // a torn last line is not worth failing a status call for
+    }
+  }
+  return out;
+}
+
+/**
+ * Release directories to delete: all but the newest `keep`, never the current
+ * or the previous one (rollback needs it), never anything that is not a release id.
+ */
+export function releasesToPrune(ids: readonly string[], keep: number, protect: readonly (string | undefined)[]): string[] {
+  const releases = ids.filter((id) => RELEASE_ID.test(id)).sort();
+  const old = releases.slice(0, Math.max(0, releases.length - keep));
+  return old.filter((id) => !protect.includes(id));
+}

@@ -1,0 +1,79 @@
+/**
+ * The verify report: what was checked on the VPS, whether it passed, and a
+ * text rendering for logs. Built from plain observations so it is testable.
+ */
+import type { ContainerState } from "./health.js";
+
+export interface ProbeSpec {
+  url: string;
+  expectStatus: number;
+  retries: number;
+}
+
+/** `URL`, `URL=STATUS` or `URL=STATUS*RETRIES` (e.g. `http://127.0.0.1:8080/health=200*10`). */
+export function parseProbe(spec: string): ProbeSpec {
+  const m = /^(https?:\/\/\S+?)(?:=(\d{3}))?(?:\*(\d+))?$/.exec(spec.trim());
+  if (!m || !m[1]) throw new Error(`probe \`${spec}\` must be URL[=STATUS][*RETRIES], e.g. http://127.0.0.1:8080/health=200*5`);
+  return { url: m[1], expectStatus: m[2] ? Number(m[2]) : 200, retries: m[3] ? Number(m[3]) : 3 };
+}
+
+export interface ServiceCheck {
+  service: string;
+  container: string;
+  state: string;
+  health: string;
+  expectedImage: string;
+  runningImage: string;
+  /** Digests the running image is known by in registries. */
+  repoDigests: string[];
+  ok: boolean;
+  problem?: string;
+}
+
+export interface ProbeResult {
+  url: string;
+  expectStatus: number;
+  status: number;
+  attempts: number;
+  ok: boolean;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  release: string | null;
+  services: ServiceCheck[];
+  probes: ProbeResult[];
+  problems: string[];
+}
+
+/** Judge one service: running, healthy when it has a check, and running exactly the pinned image. */
+export function checkService(service: string, expectedImage: string, c: ContainerState | undefined, configuredImage: string, repoDigests: string[]): ServiceCheck {
+  const base = { service, container: c?.name ?? "", state: c?.state ?? "missing", health: c?.health ?? "", expectedImage, runningImage: configuredImage, repoDigests };
+  let problem: string | undefined;
+  if (!c) problem = "no container";
+  else if (c.state !== "running") problem = `container is ${c.state}`;
+  else if (c.health !== "" && c.health !== "healthy") problem = `health is ${c.health}`;
+  else if (expectedImage.includes("@sha256:")) {
+    const digest = expectedImage.slice(expectedImage.indexOf("@") + 1);
+    const repo = expectedImage.slice(0, expectedImage.indexOf("@"));
+    const known = repoDigests.some((d) => d === `${repo}@${digest}`);
+    if (configuredImage !== expectedImage || !known) problem = `runs ${configuredImage}${known ? "" : " (digest not among the image's registry digests)"}, release pins ${expectedImage}`;
+  } else if (configuredImage !== expectedImage) problem = `runs ${configuredImage}, release says ${expectedImage}`;
+  return problem ? { ...base, ok: false, problem } : { ...base, ok: true };
+}
+
+export function buildReport(release: string | null, services: ServiceCheck[], probes: ProbeResult[]): VerifyReport {
+  const problems = [
+    ...(release ? [] : ["no current release on the server"]),
+    ...services.filter((s) => !s.ok).map((s) => `${s.service}: ${s.problem}`),
+    ...probes.filter((p) => !p.ok).map((p) => `probe ${p.url}: got ${p.status === 0 ? "no answer" : p.status}, expected ${p.expectStatus} (${p.attempts} attempts)`),
+  ];
+  return { ok: problems.length === 0, release, services, probes, problems };
+}
+
+export function formatReport(r: VerifyReport): string {
+  const lines = [`verify: ${r.ok ? "OK" : "FAILED"}  release ${r.release ?? "(none)"}`];
+  for (const s of r.services) lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.service.padEnd(12)} ${s.state}${s.health ? `/${s.health}` : ""}  ${s.runningImage}${s.problem ? `  — ${s.problem}` : ""}`);
+  for (const p of r.probes) lines.push(`  ${p.ok ? "ok  " : "FAIL"} GET ${p.url} → ${p.status || "no answer"} (want ${p.expectStatus}, ${p.attempts} attempt(s))`);
+  return lines.join("\n");
+}

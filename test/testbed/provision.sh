@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test bed needs, from Debian's packages only. Idempotent and
+# quick when everything is there. Needs root.
+set -euo pipefail
+
+CACHE=${TESTBED_CACHE:-/var/cache/vps-testbed}
+mkdir -p "$CACHE"
+
+need=()
+for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registry htpasswd:apache2-utils \
+            ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "provision: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Compose v2 is not in Debian 12: take trixie's package, unpacked, never installed
+# through dpkg (its dependencies would drag the system to trixie).
+if [ ! -x "$CACHE/docker-compose" ]; then
+  echo "provision: fetching the compose v2 plugin from Debian trixie"
+  apt_dir=$(mktemp -d)
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  # The same mirror the machine's own apt uses, for the trixie suite.
+  mirror=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  [ -n "$mirror" ] || { echo "provision: no Debian bookworm mirror in the apt sources" >&2; exit 1; }
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$apt_dir/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o Dir::State::Status=/dev/null -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -qq
+  (cd "$apt_dir" && apt-get "${opts[@]}" download docker-compose >/dev/null 2>&1)
+  dpkg-deb -x "$apt_dir"/docker-compose_*.deb "$apt_dir/root"
+  install -m 0755 "$apt_dir/root/usr/libexec/docker/cli-plugins/docker-compose" "$CACHE/docker-compose"
+  rm -rf "$apt_dir"
+fi
+"$CACHE/docker-compose" version --short >/dev/null

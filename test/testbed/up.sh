@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Starts the test bed: a Docker engine, a registry with TLS and htpasswd auth on a
+# network-namespace link, a "VPS" (OpenSSH in its own network namespace, key-only,
+# users in the docker group) and the example app's images in the registry.
+# Every key, password and certificate is made here, at run time. Idempotent:
+# a second run reuses what is up. Needs root. Writes $TESTBED_DIR/testbed.json.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+STATE=${TESTBED_DIR:-/tmp/vps-testbed}
+CACHE=${TESTBED_CACHE:-/var/cache/vps-testbed}
+NS=vpsbed
+HOST_IP=10.200.0.1
+VPS_IP=10.200.0.2
+REG_PORT=5443
+REG="$HOST_IP:$REG_PORT"
+log() { echo "testbed: $*" >&2; }
+
+bash "$HERE/provision.sh"
+mkdir -p "$STATE" && chmod 700 "$STATE"
+
+# --- Docker engine ---------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  setsid nohup dockerd >"$STATE/dockerd.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/dockerd.pid"
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { tail -20 "$STATE/dockerd.log" >&2; exit 1; }
+fi
+
+# --- Network: host 10.200.0.1 <-> VPS namespace 10.200.0.2 -------------------
+if ! ip netns list | grep -qw "$NS"; then
+  log "creating network namespace $NS"
+  ip netns add "$NS"
+  ip link add vb0 type veth peer name vb1
+  ip link set vb1 netns "$NS"
+  ip addr add "$HOST_IP/24" dev vb0
+  ip link set vb0 up
+  ip -n "$NS" addr add "$VPS_IP/24" dev vb1
+  ip -n "$NS" link set vb1 up
+  ip -n "$NS" link set lo up
+fi
+
+# --- Secrets made now: CA, registry certificate and password, SSH keys ----------
+if [ ! -f "$STATE/ca.crt" ]; then
+  log "making a CA and the registry certificate"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vps-testbed CA" \
+    -keyout "$STATE/ca.key" -out "$STATE/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$HOST_IP" -keyout "$STATE/registry.key" -out "$STATE/registry.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s\n' "$HOST_IP" > "$STATE/san.ext"
+  openssl x509 -req -in "$STATE/registry.csr" -CA "$STATE/ca.crt" -CAkey "$STATE/ca.key" -CAcreateserial \
+    -days 2 -extfile "$STATE/san.ext" -out "$STATE/registry.crt" 2>/dev/null
+fi
+mkdir -p "/etc/docker/certs.d/$REG"
+cp "$STATE/ca.crt" "/etc/docker/certs.d/$REG/ca.crt"
+
+if [ ! -f "$STATE/registry.password" ]; then
+  openssl rand -hex 16 > "$STATE/registry.password"
+  htpasswd -Bbc "$STATE/htpasswd" pusher "$(cat "$STATE/registry.password")" 2>/dev/null
+fi
+REG_PASSWORD=$(cat "$STATE/registry.password")
+
+if [ ! -f "$STATE/id_ed25519" ]; then
+  log "making SSH keys"
+  ssh-keygen -q -t ed25519 -N '' -C deployer -f "$STATE/id_ed25519"
+  ssh-keygen -q -t rsa -b 3072 -m PEM -N 'rsa passphrase' -C deployer-rsa -f "$STATE/id_rsa_pem"
+  ssh-keygen -q -t ecdsa -b 256 -N '' -C deployer-ecdsa -f "$STATE/id_ecdsa"
+  ssh-keygen -q -t ed25519 -N '' -C stranger -f "$STATE/id_stranger"
+  for t in ed25519 rsa ecdsa; do ssh-keygen -q -t "$t" -N '' -f "$STATE/ssh_host_${t}_key"; done
+  ssh-keygen -q -t ed25519 -N '' -f "$STATE/other_host_key"
+fi
+
+# --- Registry --------------------------------------------------------------
+if ! curl -fsS --cacert "$STATE/ca.crt" -o /dev/null "https://$REG/" 2>/dev/null; then
+  log "starting the registry on $REG"
+  mkdir -p "$STATE/registry-data"
+  cat > "$STATE/registry.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $STATE/registry-data }
+  delete: { enabled: true }
+http:
+  addr: $REG
+  tls: { certificate: $STATE/registry.crt, key: $STATE/registry.key }
+auth:
+  htpasswd: { realm: vps-testbed, path: $STATE/htpasswd }
+YML
+  setsid nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/registry.pid"
+  for _ in $(seq 1 40); do curl -fsS --cacert "$STATE/ca.crt" -o /dev/null "https://$REG/" 2>/dev/null && break; sleep 0.25; done
+fi
+
+# --- The VPS: users and sshd in the namespace --------------------------------
+for u in deploy nocompose; do
+  if ! id "$u" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash -G docker "$u"
+    usermod -p '*' "$u"   # no password, but not locked: sshd refuses locked accounts
+  fi
+  home=$(getent passwd "$u" | cut -d: -f6)
+  install -d -m 700 -o "$u" -g "$u" "$home/.ssh"
+  cat "$STATE"/id_ed25519.pub "$STATE"/id_rsa_pem.pub "$STATE"/id_ecdsa.pub > "$home/.ssh/authorized_keys"
+  chown "$u:$u" "$home/.ssh/authorized_keys" && chmod 600 "$home/.ssh/authorized_keys"
+done
+# deploy gets compose v2 as a per-user plugin; nocompose has none (preflight must say so).
+install -d -o deploy -g deploy /home/deploy/.docker /home/deploy/.docker/cli-plugins
+install -m 0755 -o deploy -g deploy "$CACHE/docker-compose" /home/deploy/.docker/cli-plugins/docker-compose
+
+if ! { [ -f "$STATE/sshd.pid" ] && kill -0 "$(cat "$STATE/sshd.pid")" 2>/dev/null; }; then
+  log "starting sshd on $VPS_IP:22"
+  mkdir -p /run/sshd
+  cat > "$STATE/sshd_config" <<CFG
+ListenAddress $VPS_IP
+Port 22
+HostKey $STATE/ssh_host_ed25519_key
+HostKey $STATE/ssh_host_ecdsa_key
+HostKey $STATE/ssh_host_rsa_key
+PidFile $STATE/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers deploy nocompose
+LogLevel VERBOSE
+MaxStartups 50:30:100
+MaxSessions 50
+CFG
+  ip netns exec "$NS" /usr/sbin/sshd -f "$STATE/sshd_config" -E "$STATE/sshd.log"
+  for _ in $(seq 1 40); do [ -f "$STATE/sshd.pid" ] && break; sleep 0.1; done
+fi
+
+# --- Base image, made on the machine (no registry can be pulled from) ------------
+if ! docker image inspect vps-testbed/busybox:1 >/dev/null 2>&1; then
+  log "making the base image from busybox-static"
+  rootfs=$(mktemp -d)
+  mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
+  echo 'root:x:0:' > "$rootfs/etc/group"
+  tar -C "$rootfs" -c . | docker import -c 'CMD ["sh"]' - vps-testbed/busybox:1 >/dev/null
+  rm -rf "$rootfs"
+fi
+
+# --- The example app, in three versions, pushed to the registry ----------------
+export DOCKER_CONFIG="$STATE/docker-push-config"   # root's own config stays clean
+mkdir -p "$DOCKER_CONFIG"
+echo "$REG_PASSWORD" | docker login -u pusher --password-stdin "$REG" >/dev/null 2>&1
+PREFIX="$REG/acme/gold-tracker"
+docker tag vps-testbed/busybox:1 "$REG/base/busybox:1"
+docker push -q "$REG/base/busybox:1" >/dev/null
+digest() { docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^${1%:*}@" | head -1 | sed 's/.*@//'; }
+build() { # service version healthy
+  local ref="$PREFIX/$1:$2"
+  if ! docker image inspect "$ref" >/dev/null 2>&1 || [ -z "$(digest "$ref")" ]; then
+    DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=vps-testbed/busybox:1 --build-arg "APP_VERSION=$2" \
+      --build-arg "HEALTHY=$3" -t "$ref" "$ROOT/test/fixtures/app/$1" >/dev/null 2>&1
+    docker push -q "$ref" >/dev/null
+  fi
+  echo "\"$1:$2\": \"$(digest "$ref")\""
+}
+log "building and pushing the example app (v1, v2, broken v3)"
+images=$(
+  { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true; } | paste -sd,
+)
+docker logout "$REG" >/dev/null 2>&1 || true
+rm -rf "$DOCKER_CONFIG"
+unset DOCKER_CONFIG
+
+cat > "$STATE/testbed.json" <<JSON
+{
+  "stateDir": "$STATE",
+  "registry": { "host": "$REG", "user": "pusher", "passwordFile": "$STATE/registry.password", "caFile": "$STATE/ca.crt", "prefix": "$PREFIX" },
+  "vps": { "namespace": "$NS", "host": "$VPS_IP", "port": 22, "user": "deploy", "userWithoutCompose": "nocompose",
+           "hostKeyFile": "$STATE/ssh_host_ed25519_key.pub", "otherHostKeyFile": "$STATE/other_host_key.pub",
+           "keys": { "ed25519": "$STATE/id_ed25519", "rsaPem": "$STATE/id_rsa_pem", "ecdsa": "$STATE/id_ecdsa", "stranger": "$STATE/id_stranger" },
+           "rsaPassphrase": "rsa passphrase", "sshdLog": "$STATE/sshd.log", "hostIp": "$HOST_IP" },
+  "images": { $images }
+}
+JSON
+log "ready ($STATE/testbed.json)"
