@@ -1,0 +1,117 @@
+/**
+ * What the integration tests know of the test bed (read from testbed.json), and
+ * fixture builders with defaults so each scenario states only what differs.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
+import type { SshOptions } from "../../.dagger/src/remote/ssh.js";
+
+interface TestbedFile {
+  stateDir: string;
+  registry: { host: string; user: string; passwordFile: string; caFile: string; prefix: string };
+  vps: {
+    namespace: string; host: string; port: number; user: string; userWithoutCompose: string;
+    hostKeyFile: string; otherHostKeyFile: string; sshdLog: string; hostIp: string; rsaPassphrase: string;
+    keys: Record<"ed25519" | "rsaPem" | "ecdsa" | "stranger", string>;
+  };
+  images: Record<string, string>;
+}
+
+const stateDir = process.env.TESTBED_DIR ?? "/tmp/vps-testbed";
+export const bed: TestbedFile = JSON.parse(readFileSync(`${stateDir}/testbed.json`, "utf8")) as TestbedFile;
+export const registryPassword = readFileSync(bed.registry.passwordFile, "utf8").trim();
+export const privateKey = readFileSync(bed.vps.keys.ed25519, "utf8");
+export const hostKeyLine = readFileSync(bed.vps.hostKeyFile, "utf8").trim();
+
+export function sshOptions(over: Partial<SshOptions> = {}): SshOptions {
+  return {
+    host: bed.vps.host, port: bed.vps.port, user: bed.vps.user,
+    hostKey: parseHostKeyPin(hostKeyLine)!, privateKey, connectTimeoutMs: 5000, retries: 1, retryDelayMs: 200,
+    ...over,
+  };
+}
+
+const composeText = readFileSync(new URL("../../compose/docker-compose.prod.yml", import.meta.url), "utf8");
+
+/** The example app's release file with both services pinned to `version`'s digests (api may differ). */
+export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string = version): string {
+  const stack = parseComposeStack(composeText, "compose/docker-compose.prod.yml", bed.registry.prefix);
+  return renderRelease(stack, { api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
+}
+
+export interface Captured { lines: string[]; log: (l: string) => void }
+export function captureLog(): Captured {
+  const lines: string[] = [];
+  return { lines, log: (l) => lines.push(l) };
+}
+
+/** A deploy request for `project` with working defaults: port, .env, credentials, short timeouts. */
+export function deployRequest(project: string, webPort: number, over: Partial<DeployRequest> = {}): DeployRequest {
+  return {
+    ssh: sshOptions(),
+    dir: `production/${project}`,
+    project,
+    lockTimeoutSeconds: 60,
+    sha: "0123456789abcdef0123456789abcdef01234567",
+    compose: releaseCompose("v1"),
+    env: `WEB_PORT=${webPort}\nGOLD_API_KEY=not-a-real-key\n`,
+    registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword },
+    keepReleases: 5,
+    healthTimeoutSeconds: 30,
+    by: "vitest",
+    log: () => {},
+    ...over,
+  };
+}
+
+/** Run a command as root on this machine (the test bed's host) and return stdout. */
+export function sh(cmd: string): string {
+  return execFileSync("bash", ["-c", cmd], { encoding: "utf8" });
+}
+
+/** HTTP status of the example app's web front, as published on the host. */
+export async function webStatus(port: number, path = "/"): Promise<{ status: number; body: string }> {
+  try {
+    const r = await fetch(`http://${bed.vps.hostIp}:${port}${path}`, { signal: AbortSignal.timeout(3000) });
+    return { status: r.status, body: await r.text() };
+  } catch {
+    return { status: 0, body: "" };
+  }
+}
+
+/** IDs of the running containers of a compose project, by service. */
+export function containers(project: string): Record<string, string> {
+  const out = sh(`docker ps --filter label=com.docker.compose.project=${project} --format '{{.Label "com.docker.compose.service"}} {{.ID}}'`);
+  return Object.fromEntries(out.trim().split("\n").filter(Boolean).map((l) => l.split(" ") as [string, string]));
+}
+
+/**
+ * Samples every process command line on the machine (the VPS shares its process
+ * table) until stopped; returns the lines that contain `needle`.
+ */
+export function sampleProcesses(needle: string): { stop: () => Promise<{ samples: number; hits: string[] }> } {
+  // ps and grep run one after the other, so grep's own argv is never in a sample.
+  const child = spawn("bash", ["-c", `f=$(mktemp); trap 'rm -f "$f"' EXIT; n=0; while :; do ps -eo args= > "$f"; n=$((n+1)); grep -F -- "$NEEDLE" "$f"; echo "#sample $n"; sleep 0.02; done`], {
+    env: { ...process.env, NEEDLE: needle }, stdio: ["ignore", "pipe", "ignore"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  return {
+    stop: async () => {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      const lines = out.split("\n");
+      const samples = lines.filter((l) => l.startsWith("#sample")).length;
+      return { samples, hits: lines.filter((l) => l && !l.startsWith("#sample")) };
+    },
+  };
+}
+
+/** Files under `dir` (recursively, as root) whose content contains `needle`. */
+export function filesContaining(dir: string, needle: string): string[] {
+  const out = execFileSync("bash", ["-c", 'grep -rlF -- "$NEEDLE" "$DIR" 2>/dev/null || true'], { env: { ...process.env, NEEDLE: needle, DIR: dir }, encoding: "utf8" });
+  return out.trim().split("\n").filter(Boolean);
+}

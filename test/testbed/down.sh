@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stops what up.sh started: the stacks deployed by tests, sshd, the registry, the
+# namespace, and dockerd when up.sh started it. Keys and images go with the state dir.
+set -uo pipefail
+STATE=${TESTBED_DIR:-/tmp/vps-testbed}
+NS=vpsbed
+
+if docker info >/dev/null 2>&1; then
+  ids=$(docker ps -aq --filter label=com.docker.compose.project 2>/dev/null)
+  [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+fi
+for p in sshd registry; do
+  [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null
+done
+ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
+ip link del vb0 2>/dev/null
+ip netns del "$NS" 2>/dev/null
+for u in deploy nocompose; do id "$u" >/dev/null 2>&1 && userdel -r "$u" 2>/dev/null; done
+if [ -f "$STATE/dockerd.pid" ]; then
+  kill "$(cat "$STATE/dockerd.pid")" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || break; sleep 0.25; done
+fi
+rm -rf "$STATE"
+echo "testbed: down" >&2
+exit 0

@@ -1,0 +1,17 @@
+/**
+ * vitest global setup for the integration project: brings the test bed up (it is
+ * idempotent) and tears it down at the end unless TESTBED_KEEP=1.
+ */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+
+export function setup(): void {
+  execFileSync("bash", [`${here}up.sh`], { stdio: "inherit" });
+}
+
+export function teardown(): void {
+  if (process.env.TESTBED_KEEP === "1") return;
+  execFileSync("bash", [`${here}down.sh`], { stdio: "inherit" });
+}
