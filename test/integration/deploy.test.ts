@@ -3,9 +3,12 @@
  * the real Docker engine and compose v2, a registry with TLS and auth.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { deploy, rollback } from "../../.dagger/src/remote/deploy.js";
+import { status, verify } from "../../.dagger/src/remote/verify.js";
+import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
+import { readFileSync } from "node:fs";
 import { parseHistory } from "../../.dagger/src/core/release.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, webStatus } from "./testbed.js";
+import { bed, captureLog, containers, deployRequest, filesContaining, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "./testbed.js";
 
 const HOME = "/home/deploy";
 let printed: string[] = [];
@@ -42,7 +45,7 @@ describe("deploy", () => {
     expect(running).toContain(`${bed.registry.prefix}/web@${bed.images["web:v1"]}`);
     expect(sh(`stat -c %a ${HOME}/production/first/.env`).trim()).toBe("600");
     expect(sh(`cat ${HOME}/production/first/.releases/current`).trim()).toBe(r.release);
-    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "lock", "preflight", "upload", "pull", "switch", "health", "record", "prune"]);
+    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "pull", "switch", "health", "record", "prune"]);
     const h = history("first");
     expect(h).toHaveLength(1);
     expect(h[0]).toMatchObject({ release: r.release, result: "ok", by: "vitest" });
@@ -74,5 +77,115 @@ describe("deploy", () => {
     const h = history("rollback");
     expect(h.at(-1)).toMatchObject({ result: "rolled-back", rolledBackTo: h[0]!.release, rollbackHealthy: true });
     expect(out.lines.some((l) => /rollback\s+ok/.test(l))).toBe(true);
+  });
+
+  it("a wrong registry password fails at login with a clear error, and nothing running changes", async () => {
+    sh(`rm -rf ${HOME}/production/badauth`);
+    const first = await deploy(deployRequest("badauth", 18084));
+    const before = containers("badauth");
+    const err = await deploy(deployRequest("badauth", 18084, { compose: releaseCompose("v2"), registry: { host: bed.registry.host, user: bed.registry.user, token: "wrong-password" } })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
+    expect((err as { hint: string }).hint).toMatch(/read:packages/);
+    expect(String(err)).not.toContain("wrong-password");
+    expect(containers("badauth")).toEqual(before);
+    expect(sh(`cat ${HOME}/production/badauth/.releases/current`).trim()).toBe(first.release);
+    expect((await webStatus(18084)).body).toContain("Version v1.");
+    expect(history("badauth").map((h) => h.result)).toEqual(["ok", "failed"]);
+  });
+
+  it("a changed host key is refused before authentication: no command runs", async () => {
+    const accepted = () => (sh(`cat ${bed.vps.sshdLog}`).match(/Accepted publickey/g) ?? []).length;
+    const n = accepted();
+    const offered = sh(`ssh-keygen -lf ${bed.vps.hostKeyFile}`).split(" ")[1]!;
+    const wrongPin = parseHostKeyPin(readFileSync(bed.vps.otherHostKeyFile, "utf8"))!;
+    const err = await deploy(deployRequest("hostkey", 18085, { ssh: sshOptions({ hostKey: wrongPin }) })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "HOST_KEY_MISMATCH" });
+    expect(String((err as Error).message)).toContain(offered);
+    expect(accepted()).toBe(n);
+    expect(sh(`ls ${HOME}/production`)).not.toContain("hostkey");
+  });
+
+  it("a server without compose v2 is refused in preflight, naming `docker compose` v2, and nothing is created", async () => {
+    const err = await deploy(deployRequest("nocompose", 18086, { ssh: sshOptions({ user: bed.vps.userWithoutCompose }) })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "COMPOSE_V2_MISSING" });
+    expect(String((err as Error).message)).toContain("`docker compose` (v2)");
+    expect(sh("ls -a /home/nocompose")).not.toContain("production");
+  });
+
+  it("two deploys at once are serialized; a third that may not wait fails naming the holder", async () => {
+    sh(`rm -rf ${HOME}/production/together`);
+    let third: Promise<unknown> | undefined;
+    const a = deploy(deployRequest("together", 18087, {
+      by: "deployer-A",
+      onStep: (step) => {
+        if (step === "pull") third = deploy(deployRequest("together", 18087, { by: "deployer-C", lockTimeoutSeconds: 0 })).catch((e: unknown) => e);
+      },
+    }));
+    const b = deploy(deployRequest("together", 18087, { by: "deployer-B", compose: releaseCompose("v2") }));
+    const [ra, rb] = await Promise.all([a, b]);
+    const c = await third;
+    expect(c).toMatchObject({ code: "LOCK_BUSY" });
+    expect(String((c as Error).message)).toMatch(/deployer-[AB]/);
+    const h = history("together");
+    expect(h.map((x) => x.result)).toEqual(["ok", "ok"]);
+    // the second one saw the first as its previous release: they did not interleave
+    expect([ra.previous, rb.previous]).toContain(h[0]!.release);
+    expect(Object.keys(containers("together")).sort()).toEqual(["api", "web"]);
+  });
+
+  it("when the server side of the connection dies mid-deploy, a rerun converges to a healthy release", async () => {
+    sh(`rm -rf ${HOME}/production/killed`);
+    await deploy(deployRequest("killed", 18088));
+    const err = await deploy(deployRequest("killed", 18088, {
+      compose: releaseCompose("v2"),
+      onStep: (step) => {
+        if (step === "switch") setTimeout(() => sh("pkill -KILL -f '^sshd: deploy' || true"), 300);
+      },
+    })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "SSH_CONNECTION_LOST" });
+    const r = await deploy(deployRequest("killed", 18088, { compose: releaseCompose("v2") }));
+    expect(r.release).toBeTruthy();
+    expect((await webStatus(18088)).body).toContain("Version v2.");
+    const report = await verify({ ssh: sshOptions(), dir: "production/killed", project: "killed" }, []);
+    expect(report.problems).toEqual([]);
+  });
+});
+
+describe("verify, rollback and status", () => {
+  const target = { ssh: sshOptions(), dir: "production/checked", project: "checked" };
+
+  it("verify passes on a healthy release and reports running digests and probes", async () => {
+    sh(`rm -rf ${HOME}/production/checked`);
+    await deploy(deployRequest("checked", 18089));
+    const r = await verify(target, [{ url: `http://${bed.vps.hostIp}:18089/`, expectStatus: 200, retries: 2 }]);
+    expect(r.ok).toBe(true);
+    expect(r.services.map((s) => [s.service, s.ok])).toEqual([["api", true], ["web", true]]);
+    expect(r.services[0]!.repoDigests).toContain(`${bed.registry.prefix}/api@${bed.images["api:v1"]}`);
+    expect(r.probes[0]).toMatchObject({ status: 200, ok: true });
+  });
+
+  it("verify fails when a probe gets the wrong status or a service runs another image than the release", async () => {
+    const probe = await verify(target, [{ url: `http://${bed.vps.hostIp}:18089/missing`, expectStatus: 200, retries: 0 }]);
+    expect(probe.ok).toBe(false);
+    expect(probe.problems.join()).toMatch(/missing: got 404, expected 200/);
+    // someone swaps web for v2 by hand on the server
+    sh(`sed 's|web@${bed.images["web:v1"]}|web@${bed.images["web:v2"]}|' ${HOME}/production/checked/docker-compose.yml > /tmp/drift.yml && chmod 644 /tmp/drift.yml && su - deploy -c 'cd production/checked && docker compose -p checked -f /tmp/drift.yml up -d --pull never web' 2>&1`);
+    const drift = await verify(target, []);
+    expect(drift.ok).toBe(false);
+    expect(drift.problems.join()).toMatch(/web: .*runs .*web@sha256.*release pins/);
+  });
+
+  it("rollback returns to the previous good release and status shows it with the history", async () => {
+    await deploy(deployRequest("checked", 18089, { compose: releaseCompose("v2") }));
+    const h = history("checked");
+    const back = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, by: "vitest", log: () => {} });
+    expect(back.release).toBe(h[0]!.release);
+    expect((await webStatus(18089)).body).toContain("Version v1.");
+    const st = await status(target);
+    expect(st.release).toBe(h[0]!.release);
+    expect(st.history.at(-1)).toMatchObject({ action: "rollback", result: "ok", release: h[0]!.release });
+    expect(st.services.filter((c) => c.state === "running").map((c) => c.service).sort()).toEqual(["api", "web"]);
+    const err = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, by: "vitest", log: () => {}, to: "20200101T000000.000Z-deadbee" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "RELEASE_NOT_FOUND" });
   });
 });

@@ -3,13 +3,12 @@
  * which old releases pruning removes.
  */
 
-/** `20261125T212233Z-abc1234`: sorts by time, names the commit. */
+/** `20261125T212233.123Z-abc1234`: sorts by time (to the millisecond), names the commit. */
 export function releaseId(now: Date, sha: string): string {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  return `${stamp}-${sha.slice(0, 7)}`;
+  return `${now.toISOString().replace(/[-:]/g, "")}-${sha.slice(0, 7)}`;
 }
 
-export const RELEASE_ID = /^\d{8}T\d{6}Z-[0-9a-z]{1,40}$/;
+export const RELEASE_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{7}$/;
 
 export type StepName = "connect" | "lock" | "preflight" | "upload" | "pull" | "switch" | "health" | "rollback" | "record" | "prune";
 

@@ -65,7 +65,8 @@ export const preflight = {
   dockerServer: (): Argv => ["docker", "version", "--format", "{{.Server.Version}}"],
   composeV2: (): Argv => ["docker", "compose", "version", "--short"],
   composeV1: (): Argv => ["sh", "-c", "command -v docker-compose > /dev/null && docker-compose version --short"],
-  diskFree: (l: Layout): Argv => ["df", "-Pk", l.releases],
+  // The deploy directory may not exist yet (preflight runs before anything is created): measure its nearest existing ancestor.
+  diskFree: (l: Layout): Argv => ["sh", "-c", 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d"', "sh", l.releases],
 };
 
 /** Kilobytes available from `df -Pk` output. */

@@ -49,16 +49,18 @@ export interface VerifyReport {
 /** Judge one service: running, healthy when it has a check, and running exactly the pinned image. */
 export function checkService(service: string, expectedImage: string, c: ContainerState | undefined, configuredImage: string, repoDigests: string[]): ServiceCheck {
   const base = { service, container: c?.name ?? "", state: c?.state ?? "missing", health: c?.health ?? "", expectedImage, runningImage: configuredImage, repoDigests };
-  let problem: string | undefined;
-  if (!c) problem = "no container";
-  else if (c.state !== "running") problem = `container is ${c.state}`;
-  else if (c.health !== "" && c.health !== "healthy") problem = `health is ${c.health}`;
-  else if (expectedImage.includes("@sha256:")) {
-    const digest = expectedImage.slice(expectedImage.indexOf("@") + 1);
-    const repo = expectedImage.slice(0, expectedImage.indexOf("@"));
-    const known = repoDigests.some((d) => d === `${repo}@${digest}`);
-    if (configuredImage !== expectedImage || !known) problem = `runs ${configuredImage}${known ? "" : " (digest not among the image's registry digests)"}, release pins ${expectedImage}`;
-  } else if (configuredImage !== expectedImage) problem = `runs ${configuredImage}, release says ${expectedImage}`;
+  const problems: string[] = [];
+  if (!c) problems.push("no container");
+  else {
+    if (c.state !== "running") problems.push(`container is ${c.state}`);
+    if (c.health !== "" && c.health !== "healthy") problems.push(`health is ${c.health}`);
+    if (expectedImage.includes("@sha256:")) {
+      // RepoDigests holds `repo@sha256:…` for every registry the image came from.
+      const known = repoDigests.includes(expectedImage);
+      if (configuredImage !== expectedImage || !known) problems.push(`runs ${configuredImage || "an unknown image"}${known ? "" : " (not the pinned digest)"}, release pins ${expectedImage}`);
+    } else if (configuredImage !== expectedImage) problems.push(`runs ${configuredImage}, release says ${expectedImage}`);
+  }
+  const problem = problems.join("; ");
   return problem ? { ...base, ok: false, problem } : { ...base, ok: true };
 }
 

@@ -78,14 +78,15 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
   const services = Object.keys(releaseImages(req.compose));
   const begin = (step: string) => req.onStep?.(step);
   return withSession(req.ssh, timer, async (s) => {
+    // Preflight first: a server that cannot run the release is left exactly as it was.
+    begin("preflight");
+    await timer.step("preflight", () => runPreflight(s, l, req.ssh.user), (p) => `docker ${p.docker}, compose ${p.compose}, ${p.freeMiB} MiB free`);
     begin("lock");
     const lock = await timer.step("lock", async () => {
       await s.run(mkdirReleases(l), "creating the deploy directory", { hint: `the deploy user must be able to create ${l.dir}` });
       return acquireLock(s, l, req.lockTimeoutSeconds, `${req.by} (sha ${req.sha.slice(0, 7)}, since ${new Date().toISOString()})`);
-    });
+    }, (held) => held.waitedFor);
     try {
-      begin("preflight");
-      await timer.step("preflight", () => runPreflight(s, l, req.ssh.user), (p) => `docker ${p.docker}, compose ${p.compose}, ${p.freeMiB} MiB free`);
       await s.run(sweepStaleAuth(l), "removing leftover registry credentials");
       const previous = await readCurrent(s, l);
       // Taken under the lock with millisecond precision: two deploys never share an id.
@@ -168,9 +169,9 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
   const l = layout(req.dir);
   const timer = new StepTimer(req.log, "rollback");
   return withSession(req.ssh, timer, async (s) => {
+    await timer.step("preflight", () => runPreflight(s, l, req.ssh.user));
     const lock = await timer.step("lock", () => acquireLock(s, l, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`));
     try {
-      await timer.step("preflight", () => runPreflight(s, l, req.ssh.user));
       const current = await readCurrent(s, l);
       const ids = (await s.run(listReleases(l), "listing releases")).split("\n").filter((x) => RELEASE_ID.test(x)).sort();
       const target = req.to ?? (await previousGood(s, l, current));

@@ -3,7 +3,8 @@
  * wrapped in promises, listeners removed and channels closed when done.
  */
 import { createHash } from "node:crypto";
-import { Client, utils, type ClientChannel, type ConnectConfig } from "ssh2";
+import ssh2 from "ssh2";
+import type { Client as SshClient, ClientChannel, ConnectConfig } from "ssh2";
 import type { HostKeyPin } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
 import { shellJoin } from "../core/shell.js";
@@ -41,6 +42,9 @@ export interface RunningCommand {
 export function fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
 }
+
+// ssh2 is CommonJS: Node's ESM loader cannot see its named exports, so take them off the default one.
+const { Client, utils } = ssh2;
 
 function keyTypeOf(keyBlob: Buffer): string {
   if (keyBlob.length < 4) return "unknown";
@@ -99,7 +103,7 @@ export class SshSession {
   private lost: Error | undefined;
   private readonly onLost = new Set<(e: Error) => void>();
 
-  constructor(private readonly client: Client, readonly where: string) {
+  constructor(private readonly client: SshClient, readonly where: string) {
     const lose = (e: Error) => {
       if (this.lost) return;
       this.lost = e;
@@ -185,7 +189,7 @@ export class SshSession {
   }
 }
 
-function connectOnce(o: SshOptions): Promise<Client> {
+function connectOnce(o: SshOptions): Promise<SshClient> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     let offered: { type: string; fp: string } | undefined;

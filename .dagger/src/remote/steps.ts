@@ -40,11 +40,14 @@ export class StepTimer {
 }
 
 export interface HeldLock {
+  /** How long the lock took, for the progress line (`waited 12.3s for …`). */
+  waitedFor: string;
   release(): Promise<void>;
 }
 
 /** Take the deploy lock, waiting up to `waitSeconds`; when busy, fail naming the holder. */
 export async function acquireLock(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
+  const t0 = performance.now();
   let seen = "";
   let onLocked: () => void = () => {};
   const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
@@ -57,7 +60,9 @@ export async function acquireLock(s: SshSession, l: Layout, waitSeconds: number,
   });
   const first = await Promise.race([locked, cmd.result]);
   if (first === "locked") {
+    const waited = (performance.now() - t0) / 1000;
     return {
+      waitedFor: waited > 1 ? `waited ${waited.toFixed(1)}s for another deploy` : "",
       release: async () => {
         cmd.closeStdin();
         await cmd.result.catch(() => undefined);
