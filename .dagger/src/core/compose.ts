@@ -201,3 +201,34 @@ export function releaseImages(releaseText: string): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * Match published references (`repo@sha256:…` or `service=repo@sha256:…`, as
+ * `publish` prints them) to the stack's built services: service → digest.
+ */
+export function digestsFromRefs(stack: ComposeStack, refs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const raw of refs) {
+    const eq = raw.indexOf("=");
+    const named = eq > 0 && !raw.slice(0, eq).includes("/") ? raw.slice(0, eq) : undefined;
+    const ref = named ? raw.slice(eq + 1) : raw;
+    const at = ref.indexOf("@");
+    const digest = at >= 0 ? ref.slice(at + 1) : "";
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
+      problems.push(`\`${raw}\` is not pinned by digest; pass \`repo@sha256:…\` as publish prints it`);
+      continue;
+    }
+    const repo = repositoryOf(ref.slice(0, at).toLowerCase());
+    const target = named ? stack.builds.find((b) => b.service === named) : stack.builds.find((b) => b.repository === repo);
+    if (!target) {
+      problems.push(`\`${raw}\` matches no built service (built: ${stack.builds.map((b) => `${b.service} → ${b.repository}`).join(", ")})`);
+      continue;
+    }
+    out[target.service] = digest;
+  }
+  const missing = stack.builds.filter((b) => out[b.service] === undefined && !problems.length).map((b) => b.service);
+  if (missing.length) problems.push(`no image given for built service(s) ${missing.join(", ")}`);
+  if (problems.length) throw new PipelineError("INVALID_INPUT", `images:\n  ${problems.join("\n  ")}`, "pass one `repo@sha256:…` per built service, e.g. the output of `publish`");
+  return out;
+}
