@@ -70,11 +70,11 @@ export const registrySchema = z.object({
   host: hostname.default("ghcr.io"),
   user: z.string().min(1, "must name the registry account (for GHCR: the GitHub user or `x-access-token`)"),
   // `<host>/<owner>/<repo>`: where services without an `image:` are published.
+  // GitHub repository names may have upper case; GHCR refuses it, so lowercase here.
   imagePrefix: z
     .string()
-    .optional()
+    .transform((p) => p.toLowerCase().replace(/\/+$/, ""))
     .superRefine((p, ctx) => {
-      if (p === undefined) return;
       const [host, ...rest] = p.split("/");
       if (!host || rest.length === 0) {
         ctx.addIssue({ code: "custom", message: "must look like `ghcr.io/<owner>/<repo>`" });
@@ -82,7 +82,8 @@ export const registrySchema = z.object({
       }
       const why = invalidRepositoryPath(rest.join("/"));
       if (why) ctx.addIssue({ code: "custom", message: why });
-    }),
+    })
+    .optional(),
 });
 export type RegistryConfig = z.output<typeof registrySchema>;
 

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { digestsFromRefs, parseComposeStack, releaseImages, renderRelease } from "../../.dagger/src/core/compose.js";
+import { PipelineError } from "../../.dagger/src/core/errors.js";
+
+const D1 = `sha256:${"1".repeat(64)}`;
+const D2 = `sha256:${"2".repeat(64)}`;
+const PREFIX = "ghcr.io/acme/gold-tracker";
+
+/** A stack with an api (built, no image), a web (built, named image) and postgres (pulled); override per test. */
+function stackText(extra = ""): string {
+  return `# production
+services:
+  api:
+    build:
+      context: ../apps/api
+      dockerfile: Dockerfile.prod
+      target: runtime
+      args: [ "NODE_ENV=production", "BASE=node:20" ]
+    restart: unless-stopped # keep this comment
+  web:
+    build: ../apps/web
+    image: ghcr.io/Acme/Gold-Tracker/web:latest
+    pull_policy: build
+    ports: ["\${WEB_PORT:-8080}:80"]
+  db:
+    image: postgres:16
+${extra}`;
+}
+
+function errorOf(f: () => unknown): PipelineError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(PipelineError);
+    return e as PipelineError;
+  }
+  throw new Error("expected an error");
+}
+
+describe("parseComposeStack", () => {
+  it("finds the built services with contexts resolved from the compose file's folder", () => {
+    const s = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
+    expect(s.services).toEqual(["api", "web", "db"]);
+    expect(s.builds).toEqual([
+      { service: "api", context: "apps/api", dockerfile: "Dockerfile.prod", target: "runtime", args: { NODE_ENV: "production", BASE: "node:20" }, repository: `${PREFIX}/api` },
+      { service: "web", context: "apps/web", dockerfile: "Dockerfile", args: {}, repository: `${PREFIX}/web` },
+    ]);
+  });
+
+  it("reports every undeployable service at once, naming it and the fix", () => {
+    const text = `services:
+  api: { build: ., image: ghcr.io/acme/same }
+  worker: { build: ., image: ghcr.io/acme/same:v2 }
+  "bad name": { image: x }
+  outside: { build: ../../.., image: ghcr.io/acme/out }
+  inline: { build: { dockerfile_inline: "FROM x" }, image: ghcr.io/acme/in }
+  nothing: { restart: always }
+  noprefix: { build: . }
+`;
+    const e = errorOf(() => parseComposeStack(text, "compose/prod.yml"));
+    expect(e.code).toBe("COMPOSE_INVALID");
+    expect(e.message).toMatch(/services\.worker: builds the same image `ghcr\.io\/acme\/same` as services\.api/);
+    expect(e.message).toMatch(/services\.bad name: compose refuses this name/);
+    expect(e.message).toMatch(/services\.outside\.build\.context: `\.\.\/\.\.\/\.\.` leaves the source directory/);
+    expect(e.message).toMatch(/services\.inline\.build\.dockerfile_inline: not supported/);
+    expect(e.message).toMatch(/services\.nothing: has neither `image:` nor `build:`/);
+    expect(e.message).toMatch(/services\.noprefix: has `build:` but no `image:` and no image prefix.*image: ghcr\.io\/<owner>\/<repo>\/noprefix/);
+  });
+
+  it("refuses invalid YAML and files without services", () => {
+    expect(errorOf(() => parseComposeStack("services: [", "c.yml")).message).toMatch(/c\.yml is not valid YAML/);
+    expect(errorOf(() => parseComposeStack("version: '3'\n", "c.yml")).message).toMatch(/no `services:` map/);
+    expect(errorOf(() => parseComposeStack("services:\n  a: {image: x}\n  a: {image: y}\n", "c.yml")).code).toBe("COMPOSE_INVALID");
+  });
+
+  it("refuses an image name the registry would refuse", () => {
+    expect(errorOf(() => parseComposeStack("services:\n  api: { build: ., image: 'ghcr.io/acme/a b' }\n", "c.yml")).message).toMatch(/services\.api\.image/);
+  });
+});
+
+describe("renderRelease", () => {
+  const stack = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
+
+  it("removes build sections, pins built images by digest and leaves the rest as written", () => {
+    const out = renderRelease(stack, { api: D1, web: D2 });
+    const doc = parse(out) as { services: Record<string, Record<string, unknown>> };
+    expect(doc.services.api).toEqual({ restart: "unless-stopped", image: `${PREFIX}/api@${D1}` });
+    expect(doc.services.web).toEqual({ image: `${PREFIX}/web@${D2}`, ports: ["${WEB_PORT:-8080}:80"] });
+    expect(doc.services.db).toEqual({ image: "postgres:16" });
+    expect(out).toContain("# keep this comment");
+    expect(releaseImages(out)).toEqual({ api: `${PREFIX}/api@${D1}`, web: `${PREFIX}/web@${D2}`, db: "postgres:16" });
+    // the parsed stack is not changed by rendering
+    expect(stack.doc.toString()).toContain("build:");
+  });
+
+  it("needs a digest for every built service", () => {
+    expect(errorOf(() => renderRelease(stack, { api: D1 })).message).toMatch(/no digest for built service\(s\): web/);
+    expect(errorOf(() => renderRelease(stack, { api: D1, web: "latest" })).code).toBe("BAD_DIGEST");
+  });
+});
+
+describe("digestsFromRefs", () => {
+  const stack = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
+  it("matches publish's output to services by repository or by name", () => {
+    expect(digestsFromRefs(stack, [`${PREFIX}/web@${D2}`, `api=${PREFIX}/api@${D1}`])).toEqual({ api: D1, web: D2 });
+  });
+  it("names refs that are not pinned, match nothing, or are missing", () => {
+    const e = errorOf(() => digestsFromRefs(stack, [`${PREFIX}/api:latest`, `ghcr.io/other/x@${D1}`]));
+    expect(e.message).toMatch(/`ghcr\.io\/acme\/gold-tracker\/api:latest` is not pinned by digest/);
+    expect(e.message).toMatch(/matches no built service/);
+    expect(errorOf(() => digestsFromRefs(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(/no image given for built service\(s\) web/);
+  });
+});

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { PipelineError, isPipelineError } from "../../.dagger/src/core/errors.js";
+import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
+
+describe("PipelineError", () => {
+  it("carries code, hint and cause, and describes itself on one block", () => {
+    const cause = new Error("ECONNREFUSED");
+    const e = new PipelineError("SSH_UNREACHABLE", "cannot reach vps", "check the port", { cause });
+    expect(e).toBeInstanceOf(Error);
+    expect([e.code, e.hint, e.cause]).toEqual(["SSH_UNREACHABLE", "check the port", cause]);
+    expect(e.describe()).toBe("SSH_UNREACHABLE: cannot reach vps\n  hint: check the port");
+    expect(isPipelineError(e, "SSH_UNREACHABLE")).toBe(true);
+    expect(isPipelineError(e, "OTHER")).toBe(false);
+    expect(isPipelineError(cause)).toBe(false);
+  });
+});
+
+describe("registry failures", () => {
+  it("tell 401 (bad credentials) from 403 (not allowed), from what docker prints", () => {
+    expect(classifyRegistryOutput('Error response from daemon: Get "https://ghcr.io/v2/": denied: denied')).toBe("denied");
+    expect(classifyRegistryOutput("Error response from daemon: pull access denied for ghcr.io/acme/api, repository does not exist or may require 'docker login': denied: requested access to the resource is denied")).toBe("denied");
+    expect(classifyRegistryOutput('Error response from daemon: Get "https://10.200.0.1:5443/v2/": unauthorized: authentication required')).toBe("unauthorized");
+    expect(classifyRegistryOutput("manifest unknown")).toBe("not-found");
+    expect(classifyRegistryOutput("dial tcp: lookup ghcr.io: no such host")).toBe("unreachable");
+    expect(classifyRegistryOutput("something else")).toBe("other");
+  });
+
+  it("give a code and the fix", () => {
+    expect(registryError("login", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/GITHUB_TOKEN expires/) });
+    expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages.*fine-grained/) });
+    expect(registryError("push", "ghcr.io", "weird")).toMatchObject({ code: "REGISTRY_PUSH_FAILED" });
+  });
+});

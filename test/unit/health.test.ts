@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { assessHealth, parseComposePs, type ContainerState } from "../../.dagger/src/core/health.js";
+
+/** compose ps --format json as compose 2.26 prints it: one object per line. */
+const RECORDED = [
+  '{"Command":"\\"httpd -f -p 8000 -h /www\\"","CreatedAt":"2026-11-25 21:30:22 +0000 UTC","ExitCode":0,"Health":"healthy","ID":"3f1","Image":"10.200.0.1:5443/acme/gold-tracker/api@sha256:c1ce","Labels":"","Name":"gold-api-1","Project":"gold","Service":"api","State":"running","Status":"Up 3 seconds (healthy)"}',
+  '{"Command":"\\"httpd\\"","ExitCode":0,"Health":"starting","ID":"9a2","Image":"web@sha256:5746","Name":"gold-web-1","Project":"gold","Service":"web","State":"running","Status":"Up 1 second (health: starting)"}',
+].join("\n");
+
+function c(service: string, over: Partial<ContainerState> = {}): ContainerState {
+  return { service, name: `p-${service}-1`, state: "running", health: "", exitCode: 0, image: "x", ...over };
+}
+
+describe("parseComposePs", () => {
+  it("reads compose's JSON lines and the older JSON array", () => {
+    const rows = parseComposePs(RECORDED);
+    expect(rows.map((r) => [r.service, r.state, r.health])).toEqual([["api", "running", "healthy"], ["web", "running", "starting"]]);
+    expect(parseComposePs(`[${RECORDED.split("\n").join(",")}]`)).toEqual(rows);
+    expect(parseComposePs("\n")).toEqual([]);
+  });
+});
+
+describe("assessHealth", () => {
+  it("is ok when every service runs and is healthy where it has a check", () => {
+    expect(assessHealth(["api", "web"], [c("api", { health: "healthy" }), c("web")])).toEqual({ status: "ok" });
+  });
+  it("waits for starting checks, restarts and missing containers", () => {
+    expect(assessHealth(["api", "web", "db"], [c("api", { health: "starting" }), c("web", { state: "restarting" })])).toEqual({
+      status: "waiting", pending: ["api: health starting", "web: restarting", "db: no container yet"],
+    });
+  });
+  it("fails at once on unhealthy or exited containers, naming them", () => {
+    const v = assessHealth(["api", "web"], [c("api", { health: "unhealthy" }), c("web", { state: "exited", exitCode: 3 })]);
+    expect(v).toEqual({ status: "failed", reasons: ["api: container p-api-1 is unhealthy (its healthcheck keeps failing)", "web: container p-web-1 exited with code 3"] });
+  });
+  it("ignores containers of services the release does not have", () => {
+    expect(assessHealth(["api"], [c("api"), c("old", { state: "exited" })])).toEqual({ status: "ok" });
+  });
+});
