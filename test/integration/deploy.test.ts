@@ -8,7 +8,7 @@ import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
 import { parseHistory } from "../../.dagger/src/core/release.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "./testbed.js";
+import { bed, captureLog, containers, deployRequest, filesContaining, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
 let printed: string[] = [];

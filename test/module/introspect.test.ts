@@ -3,7 +3,7 @@
  * introspector (it ships in @dagger.io/dagger and runs offline).
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -85,5 +85,13 @@ describe("the module as Dagger registers it", () => {
     const methods = mod.objects.VpsPipeline!.methods;
     for (const f of ["publish", "deploy", "verify", "ship", "rollback", "status"]) expect(methods[f]!.cache, f).toBe("never");
     expect(methods.build!.cache).toBeUndefined();
+  });
+});
+
+describe("dagger.json", () => {
+  it("names the module and pins the engine to the SDK version we build against", () => {
+    const conf = JSON.parse(readFileSync("dagger.json", "utf8")) as { name: string; engineVersion: string; sdk: { source: string }; source: string };
+    const sdkVersion = (JSON.parse(readFileSync("node_modules/@dagger.io/dagger/package.json", "utf8")) as { version: string }).version;
+    expect(conf).toEqual({ name: "vps-pipeline", engineVersion: `v${sdkVersion}`, sdk: { source: "typescript" }, source: ".dagger" });
   });
 });

@@ -154,11 +154,10 @@ docker push -q "$REG/base/busybox:1" >/dev/null
 digest() { docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^${1%:*}@" | head -1 | sed 's/.*@//'; }
 build() { # service version healthy
   local ref="$PREFIX/$1:$2"
-  if ! docker image inspect "$ref" >/dev/null 2>&1 || [ -z "$(digest "$ref")" ]; then
-    DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=vps-testbed/busybox:1 --build-arg "APP_VERSION=$2" \
-      --build-arg "HEALTHY=$3" -t "$ref" "$ROOT/test/fixtures/app/$1" >/dev/null 2>&1
-    docker push -q "$ref" >/dev/null
-  fi
+  # Always build (the layer cache makes an unchanged one instant) so fixture edits show up.
+  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=vps-testbed/busybox:1 --build-arg "APP_VERSION=$2" \
+    --build-arg "HEALTHY=$3" -t "$ref" "$ROOT/test/fixtures/app/$1" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
+  docker push -q "$ref" >/dev/null
   echo "\"$1:$2\": \"$(digest "$ref")\""
 }
 log "building and pushing the example app (v1, v2, broken v3)"

@@ -23,7 +23,8 @@ export class StepTimer {
     try {
       const v = await f();
       const s = this.add(name, t0);
-      this.log(`${this.label} ${name.padEnd(9)} ok     ${s.toFixed(2)}s${detail ? `  ${detail(v)}` : ""}`);
+      const note = detail ? detail(v) : "";
+      this.log(`${this.label} ${name.padEnd(9)} ok     ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
       return v;
     } catch (e) {
       const s = this.add(name, t0);
@@ -149,5 +150,6 @@ export async function waitHealthy(s: SshSession, l: Layout, project: string, ser
 export async function switchAndUp(s: SshSession, l: Layout, project: string, id: string): Promise<string | undefined> {
   await s.run(switchTo(l, id), `switching to release ${id}`);
   const r = await s.exec(up(l, project));
-  return r.code === 0 ? undefined : `docker compose up failed: ${r.stderr.trim().split("\n").slice(-4).join(" | ")}`;
+  // compose prints progress on stderr too: its last line is the reason.
+  return r.code === 0 ? undefined : `docker compose up failed: ${r.stderr.trim().split("\n").pop()?.trim() ?? `exit code ${r.code}`}`;
 }

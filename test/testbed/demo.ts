@@ -1,0 +1,81 @@
+/**
+ * `npm run demo`: the main job on the embedded example, end to end on the test
+ * bed — deploy v1, verify, upgrade to v2, try a broken v3 and watch the
+ * automatic rollback, then print the report and the history.
+ *
+ * Images are built and pushed by the test bed with the docker CLI: no Dagger
+ * engine can run on this machine, so the module's `build`/`publish` (which do
+ * this on an engine) are not what publishes here.
+ */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const PROJECT = "gold-demo";
+const PORT = 8080;
+
+function banner(text: string): void {
+  console.log(`\n=== ${text}`);
+}
+
+async function main(): Promise<void> {
+  banner("bringing the test bed up (dockerd, registry with TLS+auth, VPS with sshd in a network namespace)");
+  execFileSync("bash", [`${here}up.sh`], { stdio: "inherit" });
+
+  const { isPipelineError } = await import("../../.dagger/src/core/errors.js");
+  const { formatReport } = await import("../../.dagger/src/core/report.js");
+  const { deploy } = await import("../../.dagger/src/remote/deploy.js");
+  const { status, verify } = await import("../../.dagger/src/remote/verify.js");
+  const { bed, deployRequest, releaseCompose, sh, sshOptions, webStatus } = await import("./bed.js");
+
+  // Start from an empty server so every run tells the same story.
+  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${PROJECT}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf /home/deploy/production/${PROJECT}`);
+
+  banner("published images (pushed with the docker CLI: no Dagger engine runs on this machine)");
+  for (const [name, digest] of Object.entries(bed.images)) console.log(`  ${bed.registry.prefix}/${name.replace(":", ":")} ${digest}`);
+
+  const target = { ssh: sshOptions(), dir: `production/${PROJECT}`, project: PROJECT };
+  const probe = [{ url: `http://${bed.vps.hostIp}:${PORT}/`, expectStatus: 200, retries: 5 }];
+  const request = (version: "v1" | "v2" | "v3") =>
+    deployRequest(PROJECT, PORT, { compose: releaseCompose(version), by: "npm run demo", sha: `${version === "v1" ? "1" : version === "v2" ? "2" : "3"}`.repeat(40), log: (l) => console.log(`  ${l}`), healthTimeoutSeconds: 60 });
+
+  banner("deploy v1 to an empty VPS");
+  await deploy(request("v1"));
+  console.log(formatReport(await verify(target, probe)));
+  console.log(`  web says: ${(await webStatus(PORT)).body.match(/Version [^<]*/)?.[0]}`);
+
+  banner("upgrade to v2");
+  await deploy(request("v2"));
+  console.log(formatReport(await verify(target, probe)));
+  console.log(`  web says: ${(await webStatus(PORT)).body.match(/Version [^<]*/)?.[0]}`);
+
+  banner("deploy a broken v3 (its api never becomes healthy): expect an automatic rollback");
+  try {
+    await deploy(request("v3"));
+    throw new Error("v3 was expected to fail and roll back, but it deployed");
+  } catch (e) {
+    if (!isPipelineError(e, "DEPLOY_ROLLED_BACK")) throw e;
+    console.log(`  ${e.describe().replace(/\n/g, "\n  ")}`);
+  }
+  const after = await verify(target, probe);
+  console.log(formatReport(after));
+  const says = (await webStatus(PORT)).body.match(/Version [^<]*/)?.[0];
+  console.log(`  web says: ${says}`);
+  if (!after.ok || !says?.includes("v2")) throw new Error("after the rollback v2 should be serving");
+
+  banner("status and history");
+  const st = await status(target, 10);
+  console.log(`  current release: ${st.release}`);
+  for (const h of st.history) console.log(`  ${h.at}  ${h.action} ${h.result.padEnd(11)} ${h.release}${h.reason ? `  — ${h.reason}` : ""}  (${Object.entries(h.durations).map(([k, v]) => `${k} ${v}s`).join(", ")})`);
+
+  banner(`done: the example app runs at http://${bed.vps.hostIp}:${PORT}/ ; tear the test bed down with: bash test/testbed/down.sh`);
+}
+
+main().catch((e: unknown) => {
+  console.error(isPipelineErrorLike(e) ? e.describe() : e);
+  process.exit(1);
+});
+
+function isPipelineErrorLike(e: unknown): e is { describe(): string } {
+  return typeof (e as { describe?: unknown })?.describe === "function";
+}
