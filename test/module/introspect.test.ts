@@ -2,20 +2,14 @@
  * The module's API as the Dagger engine would register it, from Dagger's own
  * introspector (it ships in @dagger.io/dagger and runs offline).
  */
-import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
+import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Registered } from "./introspection.js";
 
-const sdk = join(process.cwd(), "node_modules/@dagger.io/dagger/dist/src");
 const FUNCTIONS = ["build", "publish", "deploy", "verify", "ship", "rollback", "status"];
 const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile"];
-
-interface Arg { name: string; description: string; type: { kind: string; name?: string }; defaultPath?: string; isOptional: boolean }
-interface Method { name: string; description: string; arguments: Record<string, Arg> }
-interface Registered { objects: Record<string, { description: string; methods: Record<string, Method> }> }
 
 let api: Registered;
 let clientFile: string;
@@ -28,14 +22,8 @@ function tsFiles(dir: string): string[] {
 }
 
 beforeAll(() => {
-  const dir = mkdtempSync(join(tmpdir(), "introspect-"));
-  clientFile = join(dir, "client.gen.ts"); // the introspector wants this exact suffix
-  copyFileSync(join(sdk, "api/client.gen.d.ts"), clientFile);
-  const out = execFileSync("node", [join(sdk, "module/entrypoint/introspection_entrypoint.js"), "vps-pipeline", ".dagger/src", clientFile], {
-    env: { ...process.env, DRY_RUN: "1" },
-    encoding: "utf8",
-  });
-  api = JSON.parse(out) as Registered;
+  clientFile = makeClientFile();
+  api = introspect(clientFile);
 });
 
 describe("the module as Dagger registers it", () => {
