@@ -8,12 +8,15 @@
  */
 import { Container, Directory, Secret, argument, func, object } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, deployOptionsSchema } from "./core/config.js";
-import { digestsFromRefs, renderRelease } from "./core/compose.js";
+import { renderRelease } from "./core/compose.js";
+import { failed, formatFindings } from "./core/findings.js";
 import { PipelineError, isPipelineError } from "./core/errors.js";
 import { ociLabels, tagsFor } from "./core/images.js";
 import { formatReport, parseProbe } from "./core/report.js";
 import { buildImages, publishImages, type PublishedImage } from "./engine/images.js";
 import { deployer, keyValues, loadStack, registryConfig, remoteTarget } from "./engine/inputs.js";
+import { doctor as runDoctor } from "./registry/doctor.js";
+import { resolveReleaseDigests } from "./registry/resolve.js";
 import { deploy as remoteDeploy, rollback as remoteRollback } from "./remote/deploy.js";
 import { status as remoteStatus, verify as remoteVerify } from "./remote/verify.js";
 
@@ -103,10 +106,9 @@ export class VpsPipeline {
   /**
    * Deploy a published release to the VPS over SSH: lock, preflight, pull, switch, health wait, automatic rollback on failure, history, pruning.
    *
-   * Example: dagger call deploy --images=ghcr.io/acme/gold-tracker/api@sha256:… --images=ghcr.io/acme/gold-tracker/web@sha256:… --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --registry-user=puller --registry-token=env:GHCR_PULL_TOKEN --env-file=file:.env.production --git-sha=$GITHUB_SHA --project=gold-tracker
+   * Example: dagger call deploy --tag=sha-1a2b3c4 --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --registry-user=puller --registry-token=env:GHCR_PULL_TOKEN --env-file=file:.env.production --git-sha=$GITHUB_SHA --project=gold-tracker
    *
    * @param source Repository checkout holding the production compose file.
-   * @param images One `repo@sha256:…` (or `service=repo@sha256:…`) per built service, as publish prints them.
    * @param gitSha Commit being deployed, recorded in the release id and the history.
    * @param project Compose project name on the VPS (lowercase); also names the default deploy directory `~/production/<project>`.
    * @param host VPS address.
@@ -116,8 +118,10 @@ export class VpsPipeline {
    * @param user Deploy user on the VPS (in the docker group).
    * @param port SSH port.
    * @param dir Deploy directory on the VPS (default `~/production/<project>`).
+   * @param images `repo@sha256:…` per built service as publish prints them, or `repo:tag` (prefix either with `service=` to name the service).
+   * @param tag Deploy every built service not named in images at this tag (e.g. sha-1a2b3c4); tags are resolved to digests before anything changes.
    * @param registry Registry the VPS pulls from.
-   * @param registryUser Account the VPS pulls as.
+   * @param registryUser Account the VPS pulls as (also used here to resolve tags).
    * @param registryToken Token the VPS pulls with; used for this deploy only, in a throwaway docker config that is deleted afterwards. Omit for public images.
    * @param envFile Production `.env` for the stack (written with mode 0600). When omitted, the `.env` already on the server is kept.
    * @param composeFile Path of the production compose file inside source.
@@ -130,7 +134,6 @@ export class VpsPipeline {
   @func({ cache: "never" }) // changes a server
   async deploy(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
-    images: string[],
     gitSha: string,
     project: string,
     host: string,
@@ -140,6 +143,8 @@ export class VpsPipeline {
     user = "deploy",
     port = 22,
     dir?: string,
+    images: string[] = [],
+    tag?: string,
     registry = "ghcr.io",
     registryUser = "",
     registryToken?: Secret,
@@ -158,7 +163,9 @@ export class VpsPipeline {
         console.log(l);
       };
       const stack = await loadStack(source, composeFile, imagePrefix);
-      const compose = renderRelease(stack, digestsFromRefs(stack, images));
+      const pullToken = registryToken ? await registryToken.plaintext() : undefined;
+      const digests = await resolveReleaseDigests(stack, images, tag, pullToken !== undefined ? { user: registryUser, token: pullToken } : undefined);
+      const compose = renderRelease(stack, digests);
       const git = parseInput(gitInfoSchema, { sha: gitSha }, "git");
       const opts = parseInput(deployOptionsSchema, { project, keepReleases, healthTimeoutSeconds: healthTimeout, lockTimeoutSeconds: lockTimeout }, "deploy");
       const reg = registryToken ? registryConfig(registry, registryUser) : undefined;
@@ -166,7 +173,7 @@ export class VpsPipeline {
       const r = await remoteDeploy({
         ...target, sha: git.sha, compose, keepReleases: opts.keepReleases, healthTimeoutSeconds: opts.healthTimeoutSeconds, by: deployer(by), log,
         ...(envFile ? { env: await envFile.plaintext() } : {}),
-        ...(reg && registryToken ? { registry: { host: reg.host, user: reg.user, token: await registryToken.plaintext() } } : {}),
+        ...(reg && pullToken !== undefined ? { registry: { host: reg.host, user: reg.user, token: pullToken } } : {}),
       });
       return `${lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`;
     });
@@ -282,7 +289,7 @@ export class VpsPipeline {
   ): Promise<string> {
     const published = await explained(() => this.published(source, { gitSha, gitRef, defaultBranch, registry, registryUser, registryToken, composeFile, imagePrefix, sourceUrl, buildArgs }));
     const deployed = await this.deploy(
-      source, published.map((p) => p.pinned), gitSha, project, host, hostKey, sshKey, sshKeyPassphrase, user, port, dir, registry,
+      source, gitSha, project, host, hostKey, sshKey, sshKeyPassphrase, user, port, dir, published.map((p) => p.pinned), undefined, registry,
       pullUser ?? registryUser, pullToken ?? registryToken, envFile, composeFile, imagePrefix, keepReleases, healthTimeout, lockTimeout, by,
     );
     const verified = await this.verify(project, host, hostKey, sshKey, sshKeyPassphrase, user, port, dir, probes, false);
@@ -369,6 +376,62 @@ export class VpsPipeline {
         "history:",
         ...s.history.map((h) => `  ${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${h.reason ? `  — ${h.reason}` : ""}`),
       ].join("\n");
+    });
+  }
+
+  /**
+   * Diagnose registry and VPS access before anything changes: the push token can push every image, the pull token can pull them from here and from the VPS (throwaway login), the tokens are of a kind GHCR accepts with the right scopes, image names are lowercase, and the VPS holds no stale registry login. Fails when a check fails.
+   *
+   * Example: dagger call doctor --registry-user=octocat --registry-token=env:GHCR_TOKEN --pull-user=octocat --pull-token=env:GHCR_PULL_TOKEN --image-prefix=ghcr.io/acme/gold-tracker --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY
+   *
+   * @param source Repository checkout holding the production compose file.
+   * @param registryUser Account that pushes.
+   * @param registryToken Token that pushes (checked for push,pull on every image).
+   * @param pullUser Account the VPS pulls as (default: registryUser).
+   * @param pullToken Token the VPS pulls with (default: registryToken).
+   * @param tag Tag whose manifest the pull checks read.
+   * @param registry Registry host.
+   * @param composeFile Path of the production compose file inside source.
+   * @param imagePrefix Image name prefix for built services without `image:`.
+   * @param host VPS address; without it the VPS checks are skipped.
+   * @param hostKey The VPS's pinned host key (known_hosts line or `SHA256:` fingerprint).
+   * @param sshKey Private key of the deploy user.
+   * @param sshKeyPassphrase Passphrase of the private key, when it has one.
+   * @param user Deploy user on the VPS.
+   * @param port SSH port.
+   */
+  @func({ cache: "never" }) // reads live state
+  async doctor(
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    registryUser = "",
+    registryToken?: Secret,
+    pullUser?: string,
+    pullToken?: Secret,
+    tag = "latest",
+    registry = "ghcr.io",
+    composeFile = "compose/docker-compose.prod.yml",
+    imagePrefix?: string,
+    host?: string,
+    hostKey?: string,
+    sshKey?: Secret,
+    sshKeyPassphrase?: Secret,
+    user = "deploy",
+    port = 22,
+  ): Promise<string> {
+    return explained(async () => {
+      const stack = await loadStack(source, composeFile, imagePrefix);
+      const push = registryToken ? { user: registryUser, token: await registryToken.plaintext() } : undefined;
+      const pull = pullToken ? { user: pullUser ?? registryUser, token: await pullToken.plaintext() } : undefined;
+      let vps;
+      if (host) {
+        if (!hostKey || !sshKey) throw new PipelineError("INVALID_INPUT", "doctor: --host needs --host-key and --ssh-key", "pass the pinned host key and the deploy key, or leave out --host to skip the VPS checks");
+        vps = (await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), project: "doctor" })).ssh;
+      }
+      const written = stack.builds.map((b) => b.writtenName);
+      const findings = await runDoctor({ registry, repositories: stack.builds.map((b) => b.repository), writtenNames: written, tag, ...(push ? { push } : {}), ...(pull ? { pull } : {}), ...(vps ? { vps } : {}) });
+      const text = formatFindings(findings);
+      if (failed(findings)) throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
+      return text;
     });
   }
 

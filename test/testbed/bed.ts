@@ -17,6 +17,7 @@ interface TestbedFile {
     hostKeyFile: string; otherHostKeyFile: string; sshdLog: string; hostIp: string; rsaPassphrase: string;
     keys: Record<"ed25519" | "rsaPem" | "ecdsa" | "stranger", string>;
   };
+  tokenRegistry: { host: string; tokenServer: string; service: string; passwordFiles: Record<"rw" | "ro" | "blocked", string> };
   images: Record<string, string>;
 }
 
@@ -25,6 +26,8 @@ export const bed: TestbedFile = JSON.parse(readFileSync(`${stateDir}/testbed.jso
 export const registryPassword = readFileSync(bed.registry.passwordFile, "utf8").trim();
 export const privateKey = readFileSync(bed.vps.keys.ed25519, "utf8");
 export const hostKeyLine = readFileSync(bed.vps.hostKeyFile, "utf8").trim();
+/** Passwords of the token server's users: rw (push,pull), ro (pull), blocked (403). */
+export const tokenPasswords = Object.fromEntries(Object.entries(bed.tokenRegistry.passwordFiles).map(([u, f]) => [u, readFileSync(f, "utf8").trim()])) as Record<"rw" | "ro" | "blocked", string>;
 
 export function sshOptions(over: Partial<SshOptions> = {}): SshOptions {
   return {

@@ -9,7 +9,7 @@ if docker info >/dev/null 2>&1; then
   ids=$(docker ps -aq --filter label=com.docker.compose.project 2>/dev/null)
   [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
 fi
-for p in sshd registry; do
+for p in sshd registry registry-token token-server; do
   [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null
 done
 ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null

@@ -9,6 +9,8 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 
 export function setup(): void {
   execFileSync("bash", [`${here}up.sh`], { stdio: "inherit" });
+  // Node's fetch reads extra CAs only at start: test workers, forked after this, get the test bed's CA.
+  process.env.NODE_EXTRA_CA_CERTS = `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
 }
 
 export function teardown(): void {

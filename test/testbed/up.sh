@@ -92,6 +92,45 @@ YML
   for _ in $(seq 1 40); do curl -fsS --cacert "$STATE/ca.crt" -o /dev/null "https://$REG/" 2>/dev/null && break; sleep 0.25; done
 fi
 
+# --- The same registry in token-auth mode (how GHCR works), with our token server ---
+TOKEN_REG="$HOST_IP:5444"
+TOKEN_SRV="$HOST_IP:5445"
+if [ ! -f "$STATE/token-users.json" ]; then
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=vps-testbed token signer" -keyout "$STATE/token-signer.key" -out "$STATE/token-signer.csr" 2>/dev/null
+  openssl x509 -req -in "$STATE/token-signer.csr" -CA "$STATE/ca.crt" -CAkey "$STATE/ca.key" -CAcreateserial -days 2 -out "$STATE/token-signer.crt" 2>/dev/null
+  for u in rw ro blocked; do openssl rand -hex 16 > "$STATE/token-$u.password"; done
+  cat > "$STATE/token-users.json" <<JSON
+{ "rw": { "password": "$(cat "$STATE/token-rw.password")", "actions": ["push", "pull"] },
+  "ro": { "password": "$(cat "$STATE/token-ro.password")", "actions": ["pull"] },
+  "blocked": { "password": "$(cat "$STATE/token-blocked.password")", "actions": "forbidden" } }
+JSON
+fi
+mkdir -p "/etc/docker/certs.d/$TOKEN_REG"
+cp "$STATE/ca.crt" "/etc/docker/certs.d/$TOKEN_REG/ca.crt"
+if ! curl -fsS --cacert "$STATE/ca.crt" -o /dev/null "https://$TOKEN_SRV/token" 2>/dev/null; then
+  log "starting the token server on $TOKEN_SRV"
+  setsid nohup node "$HERE/token-server.mjs" "$HOST_IP" 5445 "$STATE" >"$STATE/token-server.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/token-server.pid"
+  for _ in $(seq 1 40); do curl -fsS --cacert "$STATE/ca.crt" -o /dev/null "https://$TOKEN_SRV/token" 2>/dev/null && break; sleep 0.25; done
+fi
+if ! curl -sS --cacert "$STATE/ca.crt" -o /dev/null "https://$TOKEN_REG/v2/" 2>/dev/null; then
+  log "starting the token-auth registry on $TOKEN_REG"
+  cat > "$STATE/registry-token.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $STATE/registry-data }
+http:
+  addr: $TOKEN_REG
+  tls: { certificate: $STATE/registry.crt, key: $STATE/registry.key }
+auth:
+  token: { realm: "https://$TOKEN_SRV/token", service: vps-testbed-registry, issuer: vps-testbed-token, rootcertbundle: $STATE/ca.crt }
+YML
+  setsid nohup docker-registry serve "$STATE/registry-token.yml" >"$STATE/registry-token.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/registry-token.pid"
+  for _ in $(seq 1 40); do curl -sS --cacert "$STATE/ca.crt" -o /dev/null "https://$TOKEN_REG/v2/" 2>/dev/null && break; sleep 0.25; done
+fi
+
 # --- The VPS: users and sshd in the namespace --------------------------------
 for u in deploy nocompose; do
   if ! id "$u" >/dev/null 2>&1; then
@@ -176,6 +215,8 @@ cat > "$STATE/testbed.json" <<JSON
            "hostKeyFile": "$STATE/ssh_host_ed25519_key.pub", "otherHostKeyFile": "$STATE/other_host_key.pub",
            "keys": { "ed25519": "$STATE/id_ed25519", "rsaPem": "$STATE/id_rsa_pem", "ecdsa": "$STATE/id_ecdsa", "stranger": "$STATE/id_stranger" },
            "rsaPassphrase": "rsa passphrase", "sshdLog": "$STATE/sshd.log", "hostIp": "$HOST_IP" },
+  "tokenRegistry": { "host": "$TOKEN_REG", "tokenServer": "$TOKEN_SRV", "service": "vps-testbed-registry",
+                    "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
   "images": { $images }
 }
 JSON

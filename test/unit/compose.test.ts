@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { digestsFromRefs, parseComposeStack, releaseImages, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, planReleaseImages, releaseImages, renderRelease } from "../../.dagger/src/core/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -43,8 +43,8 @@ describe("parseComposeStack", () => {
     const s = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
     expect(s.services).toEqual(["api", "web", "db"]);
     expect(s.builds).toEqual([
-      { service: "api", context: "apps/api", dockerfile: "Dockerfile.prod", target: "runtime", args: { NODE_ENV: "production", BASE: "node:20" }, repository: `${PREFIX}/api` },
-      { service: "web", context: "apps/web", dockerfile: "Dockerfile", args: {}, repository: `${PREFIX}/web` },
+      { service: "api", context: "apps/api", dockerfile: "Dockerfile.prod", target: "runtime", args: { NODE_ENV: "production", BASE: "node:20" }, repository: `${PREFIX}/api`, writtenName: `${PREFIX}/api` },
+      { service: "web", context: "apps/web", dockerfile: "Dockerfile", args: {}, repository: `${PREFIX}/web`, writtenName: "ghcr.io/Acme/Gold-Tracker/web:latest" },
     ]);
   });
 
@@ -100,15 +100,23 @@ describe("renderRelease", () => {
   });
 });
 
-describe("digestsFromRefs", () => {
+describe("planReleaseImages", () => {
   const stack = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
-  it("matches publish's output to services by repository or by name", () => {
-    expect(digestsFromRefs(stack, [`${PREFIX}/web@${D2}`, `api=${PREFIX}/api@${D1}`])).toEqual({ api: D1, web: D2 });
+  it("takes publish's pinned output, matched by repository or by service name", () => {
+    expect(planReleaseImages(stack, [`${PREFIX}/web@${D2}`, `api=${PREFIX}/api@${D1}`])).toEqual({ pinned: { api: D1, web: D2 }, toResolve: [] });
   });
-  it("names refs that are not pinned, match nothing, or are missing", () => {
-    const e = errorOf(() => digestsFromRefs(stack, [`${PREFIX}/api:latest`, `ghcr.io/other/x@${D1}`]));
-    expect(e.message).toMatch(/`ghcr\.io\/acme\/gold-tracker\/api:latest` is not pinned by digest/);
-    expect(e.message).toMatch(/matches no built service/);
-    expect(errorOf(() => digestsFromRefs(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(/no image given for built service\(s\) web/);
+  it("leaves tags to resolve: named ones and, for the rest, the tag argument", () => {
+    expect(planReleaseImages(stack, [`${PREFIX}/API:v2`], "sha-0123456")).toEqual({
+      pinned: {},
+      toResolve: [{ service: "api", repository: `${PREFIX}/api`, reference: "v2" }, { service: "web", repository: `${PREFIX}/web`, reference: "sha-0123456" }],
+    });
+  });
+  it("names refs that match nothing, are not references, or services left without an image", () => {
+    const e = errorOf(() => planReleaseImages(stack, [`${PREFIX}/api`, `ghcr.io/other/x@${D1}`, `${PREFIX}/web@sha256:123`]));
+    expect(e.code).toBe("INVALID_INPUT");
+    expect(e.message).toMatch(/`ghcr\.io\/acme\/gold-tracker\/api` has neither tag nor digest/);
+    expect(e.message).toMatch(/`ghcr\.io\/other\/x@sha256:1+` matches no built service/);
+    expect(e.message).toMatch(/`sha256:123` is not a sha256 digest/);
+    expect(errorOf(() => planReleaseImages(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(/no image given for built service `web`/);
   });
 });

@@ -25,9 +25,12 @@ describe("registry failures", () => {
     expect(classifyRegistryOutput("something else")).toBe("other");
   });
 
-  it("give a code and the fix", () => {
-    expect(registryError("login", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/GITHUB_TOKEN expires/) });
-    expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages.*fine-grained/) });
+  it("give the same codes and hints as the registry client", () => {
+    expect(registryError("login", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/expires when its job ends/) });
+    expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages.*package's settings/) });
+    expect(registryError("push", "ghcr.io", 'unauthorized: insufficient_scope')).toMatchObject({ code: "REGISTRY_INSUFFICIENT_SCOPE", hint: expect.stringMatching(/write:packages.*fine-grained tokens are not supported/) });
+    expect(registryError("pull", "ghcr.io", "dial tcp: lookup ghcr.io: no such host")).toMatchObject({ code: "REGISTRY_UNREACHABLE" });
     expect(registryError("push", "ghcr.io", "weird")).toMatchObject({ code: "REGISTRY_PUSH_FAILED" });
+    expect(registryError("pull", "ghcr.io", "denied: denied").message).toContain("denied: denied");
   });
 });

@@ -4,7 +4,7 @@
  */
 import { isMap, isScalar, parseDocument, type Document } from "yaml";
 import { PipelineError } from "./errors.js";
-import { invalidImageReference, pinned, repositoryOf } from "./images.js";
+import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "./images.js";
 
 /** What compose itself accepts as a service name. */
 const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -19,6 +19,8 @@ export interface BuildTarget {
   args: Record<string, string>;
   /** `host/owner/repo/service`, lowercase, no tag. */
   repository: string;
+  /** The name as the user wrote it (compose `image:` or prefix + service), before lowercasing. */
+  writtenName: string;
 }
 
 export interface ComposeStack {
@@ -119,7 +121,9 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       continue;
     }
     let repository: string;
+    let writtenName: string;
     if (image !== undefined) {
+      writtenName = image;
       const lower = image.toLowerCase();
       const why = invalidImageReference(lower);
       if (why) {
@@ -128,6 +132,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       }
       repository = repositoryOf(lower);
     } else if (prefix) {
+      writtenName = `${imagePrefix!.replace(/\/+$/, "")}/${name}`;
       repository = `${prefix}/${name.toLowerCase()}`;
       const why = invalidImageReference(repository);
       if (why) {
@@ -150,6 +155,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       dockerfile: typeof b.dockerfile === "string" ? b.dockerfile : "Dockerfile",
       args: buildArgs(b.args, `${where}.build`, problems),
       repository,
+      writtenName,
     };
     if (typeof b.target === "string") target.target = b.target;
     builds.push(target);
@@ -202,33 +208,53 @@ export function releaseImages(releaseText: string): Record<string, string> {
   return out;
 }
 
+export interface ImageToResolve {
+  service: string;
+  repository: string;
+  /** A tag (or digest) to look up in the registry. */
+  reference: string;
+}
+
+export interface ReleaseImagePlan {
+  /** service → digest, for images given pinned. */
+  pinned: Record<string, string>;
+  /** Images given by tag: deploy resolves them to digests before anything runs. */
+  toResolve: ImageToResolve[];
+}
+
 /**
- * Match published references (`repo@sha256:…` or `service=repo@sha256:…`, as
- * `publish` prints them) to the stack's built services: service → digest.
+ * Which image each built service deploys. `refs` are `repo@sha256:…` (as publish
+ * prints them), `repo:tag`, or either prefixed with `service=`; `tag` stands for
+ * every built service not named in `refs`. Every built service must get one.
  */
-export function digestsFromRefs(stack: ComposeStack, refs: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+export function planReleaseImages(stack: ComposeStack, refs: readonly string[], tag?: string): ReleaseImagePlan {
+  const pinned: Record<string, string> = {};
+  const toResolve: ImageToResolve[] = [];
   const problems: string[] = [];
+  const given = new Set<string>();
   for (const raw of refs) {
     const eq = raw.indexOf("=");
     const named = eq > 0 && !raw.slice(0, eq).includes("/") ? raw.slice(0, eq) : undefined;
-    const ref = named ? raw.slice(eq + 1) : raw;
-    const at = ref.indexOf("@");
-    const digest = at >= 0 ? ref.slice(at + 1) : "";
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
-      problems.push(`\`${raw}\` is not pinned by digest; pass \`repo@sha256:…\` as publish prints it`);
-      continue;
-    }
-    const repo = repositoryOf(ref.slice(0, at).toLowerCase());
+    const ref = (named ? raw.slice(eq + 1) : raw).trim().toLowerCase();
+    const parsed = parseImageReference(ref);
+    const repo = `${parsed.registry}/${parsed.path}`;
     const target = named ? stack.builds.find((b) => b.service === named) : stack.builds.find((b) => b.repository === repo);
     if (!target) {
       problems.push(`\`${raw}\` matches no built service (built: ${stack.builds.map((b) => `${b.service} → ${b.repository}`).join(", ")})`);
       continue;
     }
-    out[target.service] = digest;
+    if (parsed.digest !== undefined) {
+      if (!isDigest(parsed.digest)) problems.push(`\`${raw}\`: \`${parsed.digest}\` is not a sha256 digest`);
+      else pinned[target.service] = parsed.digest;
+    } else if (parsed.tag !== undefined) toResolve.push({ service: target.service, repository: target.repository, reference: parsed.tag });
+    else problems.push(`\`${raw}\` has neither tag nor digest; pass \`repo@sha256:…\` as publish prints it, or \`repo:tag\``);
+    given.add(target.service);
   }
-  const missing = stack.builds.filter((b) => out[b.service] === undefined && !problems.length).map((b) => b.service);
-  if (missing.length) problems.push(`no image given for built service(s) ${missing.join(", ")}`);
-  if (problems.length) throw new PipelineError("INVALID_INPUT", `images:\n  ${problems.join("\n  ")}`, "pass one `repo@sha256:…` per built service, e.g. the output of `publish`");
-  return out;
+  for (const b of stack.builds) {
+    if (given.has(b.service)) continue;
+    if (tag !== undefined) toResolve.push({ service: b.service, repository: b.repository, reference: tag });
+    else problems.push(`no image given for built service \`${b.service}\`: pass its \`repo@sha256:…\` in images, or a tag`);
+  }
+  if (problems.length) throw new PipelineError("INVALID_INPUT", `images:\n  ${problems.join("\n  ")}`, "pass one `repo@sha256:…` per built service (the output of publish), or a tag such as sha-1a2b3c4 that deploy resolves to digests");
+  return { pinned, toResolve };
 }

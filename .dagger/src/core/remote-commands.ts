@@ -186,3 +186,39 @@ export function removeReleases(l: Layout, ids: readonly string[]): Argv {
 export function httpStatus(url: string, timeoutSeconds: number): Argv {
   return ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", String(timeoutSeconds), "--", url];
 }
+
+/** The deploy user's own docker config, where a stale registry login would live. */
+export const USER_DOCKER_CONFIG = ".docker/config.json";
+
+/**
+ * For doctor: log in with the pull credentials in a throwaway DOCKER_CONFIG
+ * (token on stdin), then ask the registry for each reference's manifest without
+ * pulling it. Prints `ok <ref>` or `fail <ref> <reason>` per reference.
+ */
+export function checkPullAccess(registry: { host: string; user: string } | undefined, refs: readonly string[]): Argv {
+  const script = [
+    'cfg=$(mktemp -d "$HOME/.vps-pipeline-doctor.XXXXXX") || exit 1',
+    "trap 'rm -rf \"$cfg\"' EXIT",
+    "trap 'exit 129' HUP; trap 'exit 143' TERM; trap 'exit 130' INT",
+    'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
+    'export DOCKER_CONFIG="$cfg"',
+    `if [ "$1" = login ]; then docker login --username "$3" --password-stdin "$2" > /dev/null || exit ${LOGIN_FAILED_EXIT}; fi`,
+    "shift 3",
+    'for ref in "$@"; do',
+    '  if err=$(docker manifest inspect "$ref" 2>&1 > /dev/null); then echo "ok $ref"; else echo "fail $ref $(printf "%s" "$err" | tail -n 1)"; fi',
+    "done",
+  ].join("\n");
+  return ["sh", "-c", script, "sh", registry ? "login" : "anonymous", registry?.host ?? "", registry?.user ?? "", ...refs];
+}
+
+/** Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`. */
+export function configuredRegistries(configJson: string): string[] {
+  let conf: { auths?: Record<string, unknown>; credHelpers?: Record<string, unknown> };
+  try {
+    conf = JSON.parse(configJson) as typeof conf;
+  } catch {
+    return [];
+  }
+  const hosts = [...Object.keys(conf.auths ?? {}), ...Object.keys(conf.credHelpers ?? {})];
+  return [...new Set(hosts.map((h) => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "")))];
+}
