@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Registered } from "./introspection.js";
 
-const FUNCTIONS = ["build", "publish", "deploy", "verify", "ship", "rollback", "status"];
+const FUNCTIONS = ["build", "publish", "deploy", "verify", "ship", "rollback", "status", "doctor"];
 const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile"];
 
 let api: Registered;
@@ -59,7 +59,7 @@ describe("the module as Dagger registers it", () => {
 
   it("defaults `source` to the context directory wherever it is taken", () => {
     const withSource = Object.values(api.objects.VpsPipeline!.methods).filter((m) => m.arguments.source);
-    expect(withSource.map((m) => m.name).sort()).toEqual(["build", "deploy", "publish", "ship"]);
+    expect(withSource.map((m) => m.name).sort()).toEqual(["build", "deploy", "doctor", "publish", "ship"]);
     for (const m of withSource) {
       expect(m.arguments.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
     }
@@ -71,7 +71,7 @@ describe("the module as Dagger registers it", () => {
     };
     const mod = await scan([...tsFiles(".dagger/src"), clientFile], "vps-pipeline", false);
     const methods = mod.objects.VpsPipeline!.methods;
-    for (const f of ["publish", "deploy", "verify", "ship", "rollback", "status"]) expect(methods[f]!.cache, f).toBe("never");
+    for (const f of ["publish", "deploy", "verify", "ship", "rollback", "status", "doctor"]) expect(methods[f]!.cache, f).toBe("never");
     expect(methods.build!.cache).toBeUndefined();
   });
 });
