@@ -165,6 +165,7 @@ AllowUsers deploy nocompose
 LogLevel VERBOSE
 MaxStartups 50:30:100
 MaxSessions 50
+Subsystem sftp internal-sftp
 CFG
   ip netns exec "$NS" /usr/sbin/sshd -f "$STATE/sshd_config" -E "$STATE/sshd.log"
   for _ in $(seq 1 40); do [ -f "$STATE/sshd.pid" ] && break; sleep 0.1; done
