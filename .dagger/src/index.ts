@@ -169,7 +169,7 @@ export class VpsPipeline {
       const git = parseInput(gitInfoSchema, { sha: gitSha }, "git");
       const opts = parseInput(deployOptionsSchema, { project, keepReleases, healthTimeoutSeconds: healthTimeout, lockTimeoutSeconds: lockTimeout }, "deploy");
       const reg = registryToken ? registryConfig(registry, registryUser) : undefined;
-      const target = await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), ...(dir ? { dir } : {}), project, lockTimeout });
+      const target = await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, dir, project, lockTimeout });
       const r = await remoteDeploy({
         ...target, sha: git.sha, compose, keepReleases: opts.keepReleases, healthTimeoutSeconds: opts.healthTimeoutSeconds, by: deployer(by), log,
         ...(envFile ? { env: await envFile.plaintext() } : {}),
@@ -216,7 +216,7 @@ export class VpsPipeline {
           throw new PipelineError("INVALID_INPUT", `probes: ${(e as Error).message}`, "write each probe as URL[=STATUS][*RETRIES]");
         }
       });
-      const target = await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), ...(dir ? { dir } : {}), project });
+      const target = await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, dir, project });
       const report = await remoteVerify(target, specs);
       const text = json ? JSON.stringify(report, null, 2) : formatReport(report);
       if (!report.ok) throw new PipelineError("VERIFY_FAILED", `${text}\n${report.problems.join("\n")}`, "see the failed checks above; `status` shows the history, `rollback` returns to the previous release");
@@ -331,7 +331,7 @@ export class VpsPipeline {
   ): Promise<string> {
     return explained(async () => {
       const lines: string[] = [];
-      const target = await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), ...(dir ? { dir } : {}), project, lockTimeout });
+      const target = await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, dir, project, lockTimeout });
       const r = await remoteRollback({ ...target, healthTimeoutSeconds: healthTimeout, by: deployer(by), log: (l) => lines.push(l), ...(to ? { to } : {}) });
       return `${lines.join("\n")}\nrelease ${r.release} is live again`;
     });
@@ -367,7 +367,7 @@ export class VpsPipeline {
     json = false,
   ): Promise<string> {
     return explained(async () => {
-      const target = await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), ...(dir ? { dir } : {}), project });
+      const target = await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, dir, project });
       const s = await remoteStatus(target, history);
       if (json) return JSON.stringify(s, null, 2);
       return [
@@ -425,7 +425,7 @@ export class VpsPipeline {
       let vps;
       if (host) {
         if (!hostKey || !sshKey) throw new PipelineError("INVALID_INPUT", "doctor: --host needs --host-key and --ssh-key", "pass the pinned host key and the deploy key, or leave out --host to skip the VPS checks");
-        vps = (await remoteTarget({ host, port, user, hostKey, sshKey, ...(sshKeyPassphrase ? { sshKeyPassphrase } : {}), project: "doctor" })).ssh;
+        vps = (await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, project: "doctor" })).ssh;
       }
       const written = stack.builds.map((b) => b.writtenName);
       const findings = await runDoctor({ registry, repositories: stack.builds.map((b) => b.repository), writtenNames: written, tag, ...(push ? { push } : {}), ...(pull ? { pull } : {}), ...(vps ? { vps } : {}) });

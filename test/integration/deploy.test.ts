@@ -105,10 +105,10 @@ describe("deploy", () => {
     expect(sh(`ls ${HOME}/production`)).not.toContain("hostkey");
   });
 
-  it("a server without compose v2 is refused in preflight, naming `docker compose` v2, and nothing is created", async () => {
+  it("a server with only compose v1 is refused in preflight, naming `docker compose` v2 and the v1 found, and nothing is created", async () => {
     const err = await deploy(deployRequest("nocompose", 18086, { ssh: sshOptions({ user: bed.vps.userWithoutCompose }) })).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "COMPOSE_V2_MISSING" });
-    expect(String((err as Error).message)).toContain("`docker compose` (v2)");
+    expect(err).toMatchObject({ code: "COMPOSE_V2_MISSING", hint: expect.stringMatching(/docker-compose-plugin/) });
+    expect(String((err as Error).message)).toMatch(/`docker compose` \(v2\) is not available .*only docker-compose 1\.29\.\d+ \(v1/);
     expect(sh("ls -a /home/nocompose")).not.toContain("production");
   });
 

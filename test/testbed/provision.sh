@@ -8,7 +8,8 @@ mkdir -p "$CACHE"
 
 need=()
 for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registry htpasswd:apache2-utils \
-            ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client; do
+            ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client \
+            docker-compose:docker-compose; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -19,6 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Debian 12's own `docker-compose` above is v1 (1.29): the VPS user without the v2 plugin
+# sees only that one, as on the servers that bit our first users.
 # Compose v2 is not in Debian 12: take trixie's package, unpacked, never installed
 # through dpkg (its dependencies would drag the system to trixie).
 if [ ! -x "$CACHE/docker-compose" ]; then

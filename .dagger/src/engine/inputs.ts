@@ -15,16 +15,16 @@ export interface VpsArgs {
   user: string;
   hostKey: string;
   sshKey: Secret;
-  sshKeyPassphrase?: Secret;
-  dir?: string;
+  sshKeyPassphrase?: Secret | undefined;
+  dir?: string | undefined;
   project: string;
-  lockTimeout?: number;
+  lockTimeout?: number | undefined;
 }
 
 /** Validate the VPS arguments and read the SSH key secret: a RemoteTarget for the remote layer. */
 export async function remoteTarget(a: VpsArgs): Promise<RemoteTarget> {
   const project = parseInput(deployOptionsSchema.pick({ project: true }), { project: a.project }, "deploy").project;
-  const vps = parseInput(vpsTargetSchema, { host: a.host, port: a.port, user: a.user, hostKey: a.hostKey, dir: a.dir ?? `~/production/${project}` }, "vps");
+  const vps = parseInput(vpsTargetSchema, { host: a.host, port: a.port, user: a.user, hostKey: a.hostKey, dir: a.dir || `~/production/${project}` }, "vps");
   const privateKey = await a.sshKey.plaintext();
   const passphrase = a.sshKeyPassphrase ? await a.sshKeyPassphrase.plaintext() : undefined;
   return {
