@@ -162,14 +162,15 @@ export class VpsPipeline {
         lines.push(l);
         console.log(l);
       };
-      const stack = await loadStack(source, composeFile, imagePrefix);
-      const pullToken = registryToken ? await registryToken.plaintext() : undefined;
-      const digests = await resolveReleaseDigests(stack, images, tag, pullToken !== undefined ? { user: registryUser, token: pullToken } : undefined);
-      const compose = renderRelease(stack, digests);
+      // Every input is checked before anything goes over the network.
       const git = parseInput(gitInfoSchema, { sha: gitSha }, "git");
       const opts = parseInput(deployOptionsSchema, { project, keepReleases, healthTimeoutSeconds: healthTimeout, lockTimeoutSeconds: lockTimeout }, "deploy");
       const reg = registryToken ? registryConfig(registry, registryUser) : undefined;
       const target = await remoteTarget({ host, port, user, hostKey, sshKey, sshKeyPassphrase, dir, project, lockTimeout });
+      const stack = await loadStack(source, composeFile, imagePrefix);
+      const pullToken = registryToken ? await registryToken.plaintext() : undefined;
+      const digests = await resolveReleaseDigests(stack, images, tag, pullToken !== undefined ? { user: registryUser, token: pullToken } : undefined);
+      const compose = renderRelease(stack, digests);
       const r = await remoteDeploy({
         ...target, sha: git.sha, compose, keepReleases: opts.keepReleases, healthTimeoutSeconds: opts.healthTimeoutSeconds, by: deployer(by), log,
         ...(envFile ? { env: await envFile.plaintext() } : {}),

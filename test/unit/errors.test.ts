@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PipelineError, isPipelineError } from "../../.dagger/src/core/errors.js";
+import { PipelineError, isPipelineError, tail } from "../../.dagger/src/core/errors.js";
 import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
 
 describe("PipelineError", () => {
@@ -12,6 +12,13 @@ describe("PipelineError", () => {
     expect(isPipelineError(e, "SSH_UNREACHABLE")).toBe(true);
     expect(isPipelineError(e, "OTHER")).toBe(false);
     expect(isPipelineError(cause)).toBe(false);
+  });
+});
+
+describe("tail", () => {
+  it("keeps the last lines of a command's output", () => {
+    expect(tail("a\nb\nc\n\n", 2)).toBe("b\nc");
+    expect(tail("only")).toBe("only");
   });
 });
 

@@ -3,7 +3,7 @@
  * the registry client's (core/registry-auth.ts), so `publish`, `deploy` and
  * `doctor` explain a GHCR refusal the same way.
  */
-import { PipelineError } from "./errors.js";
+import { PipelineError, tail } from "./errors.js";
 import { registryHttpError, type RegistryAction } from "./registry-auth.js";
 
 export type RegistryFailure = "insufficient-scope" | "unauthorized" | "denied" | "not-found" | "unreachable" | "other";
@@ -23,7 +23,7 @@ const STATUS: Partial<Record<RegistryFailure, number>> = { "insufficient-scope":
 /** The pipeline error for a failed docker login/pull/push, with the registry's last words kept. */
 export function registryError(step: "login" | "pull" | "push", registry: string, output: string, what = "the images"): PipelineError {
   const kind = classifyRegistryOutput(output);
-  const last = output.trim().split("\n").slice(-4).join("\n");
+  const last = tail(output, 4);
   const action: RegistryAction = step === "push" ? "push" : "pull";
   const status = STATUS[kind];
   if (status !== undefined) {

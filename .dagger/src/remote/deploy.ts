@@ -12,7 +12,7 @@ import {
 } from "../core/remote-commands.js";
 import { historyLine, parseHistory, releaseId, releasesToPrune, RELEASE_ID, type HistoryRecord } from "../core/release.js";
 import { connect, type SshOptions, type SshSession } from "./ssh.js";
-import { StepTimer, acquireLock, readCurrent, runPreflight, switchAndUp, waitHealthy, type Log } from "./steps.js";
+import { StepTimer, acquireLock, readCurrent, runPreflight, switchAndUp, waitHealthy, type HealthOutcome, type Log } from "./steps.js";
 
 export interface RegistryLogin {
   host: string;
@@ -59,6 +59,17 @@ export async function withSession<T>(ssh: SshOptions, timer: StepTimer, body: (s
   } finally {
     s.close();
   }
+}
+
+function releaseCompose(s: SshSession, l: Layout, id: string): Promise<string> {
+  return s.run(readOptionalFile(`${releaseDir(l, id)}/docker-compose.yml`), `reading release ${id}`);
+}
+
+/** Make a kept release current again and wait for it: the rollback of a failed deploy and `rollback` itself. */
+async function switchAndWait(s: SshSession, l: Layout, project: string, id: string, timeoutSeconds: number): Promise<HealthOutcome> {
+  const services = Object.keys(releaseImages(await releaseCompose(s, l, id)));
+  const upFailure = await switchAndUp(s, l, project, id);
+  return upFailure ? { ok: false, reasons: [upFailure] } : waitHealthy(s, l, project, services, timeoutSeconds);
 }
 
 async function record(s: SshSession, l: Layout, r: HistoryRecord): Promise<void> {
@@ -134,14 +145,11 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           return await fail(why, new PipelineError("DEPLOY_FAILED", `release ${id} is not healthy and there is no previous release to return to: ${why}`, "fix the release and deploy again; `docker compose logs` on the VPS shows why it failed"));
         }
         begin("rollback");
-        const back = await timer.step("rollback", async () => {
-          const f = await switchAndUp(s, l, req.project, previous);
-          return f ? { ok: false as const, reasons: [f] } : waitHealthy(s, l, req.project, Object.keys(releaseImages(await s.run(readOptionalFile(`${releaseDir(l, previous)}/docker-compose.yml`), "reading the previous release"))), req.healthTimeoutSeconds);
-        }, (h) => (h.ok ? `${previous} serving again` : `previous release unhealthy too`));
+        const back = await timer.step("rollback", () => switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds), (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"));
         await record(s, l, { ...base, result: "rolled-back", reason: why, rolledBackTo: previous, rollbackHealthy: back.ok, durations: timer.durations });
         throw new PipelineError(
           "DEPLOY_ROLLED_BACK",
-          `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which is healthy and serving" : `, which is NOT healthy either: ${back.ok ? "" : back.reasons.join("; ")}`}`,
+          `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which is healthy and serving" : `, which is NOT healthy either: ${back.reasons.join("; ")}`}`,
           "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
         );
       }
@@ -170,6 +178,9 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
   const timer = new StepTimer(req.log, "rollback");
   return withSession(req.ssh, timer, async (s) => {
     await timer.step("preflight", () => runPreflight(s, l, req.ssh.user));
+    if ((await s.exec(["test", "-d", l.releases])).code !== 0) {
+      throw new PipelineError("RELEASE_NOT_FOUND", `nothing was ever deployed to ${l.dir} on the VPS`, "check --project and --dir; deploy first");
+    }
     const lock = await timer.step("lock", () => acquireLock(s, l, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`));
     try {
       const current = await readCurrent(s, l);
@@ -178,9 +189,8 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
       if (!target || !ids.includes(target)) {
         throw new PipelineError("RELEASE_NOT_FOUND", `no release ${target ?? "before the current one"} on the server`, `releases kept: ${ids.join(", ") || "none"}; pass one of them`);
       }
-      const compose = await s.run(readOptionalFile(`${releaseDir(l, target)}/docker-compose.yml`), "reading the release");
-      const upFailure = await timer.step("switch", () => switchAndUp(s, l, req.project, target));
-      const health = upFailure ? { ok: false as const, reasons: [upFailure] } : await timer.step("health", () => waitHealthy(s, l, req.project, Object.keys(releaseImages(compose)), req.healthTimeoutSeconds));
+      const compose = await releaseCompose(s, l, target);
+      const health = await timer.step("switch", () => switchAndWait(s, l, req.project, target, req.healthTimeoutSeconds));
       const rec: HistoryRecord = {
         release: target, action: "rollback", at: new Date().toISOString(), by: req.by, sha: target.split("-").pop() ?? "",
         images: releaseImages(compose), result: health.ok ? "ok" : "failed", durations: timer.durations,

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ConnectConfig } from "ssh2";
 import type { HostKeyPin } from "../core/config.js";
-import { PipelineError } from "../core/errors.js";
+import { PipelineError, tail } from "../core/errors.js";
 import { shellJoin } from "../core/shell.js";
 import { writeFileAtomic, type Argv } from "../core/remote-commands.js";
 
@@ -136,6 +136,7 @@ export class SshSession {
           this.onLost.delete(onLost);
           stream.removeAllListeners();
           stream.stderr.removeAllListeners();
+          stream.on("error", () => {}); // a late channel error must not crash the process
           const stdout = Buffer.concat(out).toString("utf8");
           const stderr = Buffer.concat(errOut).toString("utf8");
           if (exit === undefined || lostWith) return reject(lostError(lostWith ?? new Error("channel closed without an exit status")));
@@ -168,7 +169,7 @@ export class SshSession {
   async run(command: Argv, what: string, opts: { stdin?: string | Buffer; hint?: string; code?: string } = {}): Promise<string> {
     const r = await this.exec(command, opts);
     if (r.code !== 0) {
-      const tailText = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-8).join("\n");
+      const tailText = tail(r.stderr.trim() || r.stdout, 8);
       throw new PipelineError(
         opts.code ?? "REMOTE_COMMAND_FAILED",
         `${what} failed on ${this.where} with exit code ${r.code}: ${command[0]}\n${tailText}`,
