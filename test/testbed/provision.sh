@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test bed needs, from Debian's packages only. Idempotent and
+# Installs what the test bed (and the workflow lint) needs, from Debian's packages only. Idempotent and
 # quick when everything is there. Needs root.
 set -euo pipefail
 
@@ -9,7 +9,7 @@ mkdir -p "$CACHE"
 need=()
 for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registry htpasswd:apache2-utils \
             ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client \
-            docker-compose:docker-compose; do
+            docker-compose:docker-compose shellcheck:shellcheck; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
