@@ -2,42 +2,61 @@
  * The deploy flow against the test bed: a real sshd in its own network namespace,
  * the real Docker engine and compose v2, a registry with TLS and auth.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deploy, rollback } from "../../.dagger/src/remote/deploy.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
 import { parseHistory } from "../../.dagger/src/core/release.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { bed, captureLog, containers, deployRequest, filesContaining, printed, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
-let printed: string[] = [];
+let sampler: ReturnType<typeof sampleProcesses>;
 
-/** Every scenario ends with the same audit: no secret in a file under the deploy user's home, in the history, or in what we printed. */
-afterEach(() => {
+beforeEach(() => {
+  sampler = sampleProcesses(registryPassword);
+});
+
+/**
+ * Every scenario ends with the same audit: the registry password was on no process
+ * command line while it ran (the VPS shares this machine's process table), and the
+ * password and the SSH private key are in no file under the deploy user's home, no
+ * history line, nothing we printed; no throwaway login is left behind.
+ */
+afterEach(async () => {
+  const ps = await sampler.stop();
+  expect(ps.samples).toBeGreaterThan(0);
+  expect(ps.hits).toEqual([]);
   expect(filesContaining(HOME, registryPassword)).toEqual([]);
   const keyBody = privateKey.split("\n")[1]!;
   expect(filesContaining(HOME, keyBody)).toEqual([]);
   expect(printed.join("\n")).not.toContain(registryPassword);
+  expect(printed.join("\n")).not.toContain(keyBody);
   expect(sh(`ls -a ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/\.auth-/);
-  printed = [];
+  printed.length = 0;
 });
 
 function history(project: string) {
   return parseHistory(sh(`cat ${HOME}/production/${project}/.releases/history.jsonl`));
 }
 
+describe("the secret audit itself", () => {
+  it("sees a needle on a process command line and in a file, so its silence means something", async () => {
+    const needle = `audit-${Date.now()}`;
+    const probe = sampleProcesses(needle);
+    sh(`sh -c 'sleep 0.3' ${needle}`);
+    expect((await probe.stop()).hits.join()).toContain(needle);
+    sh(`mkdir -p /tmp/audit-check && echo ${needle} > /tmp/audit-check/f`);
+    expect(filesContaining("/tmp/audit-check", needle)).toEqual(["/tmp/audit-check/f"]);
+    sh("rm -rf /tmp/audit-check");
+  });
+});
+
 describe("deploy", () => {
   it("first deploy on an empty server brings the stack up, pinned by digest, without leaving credentials", async () => {
     sh(`rm -rf ${HOME}/production/first`);
     const out = captureLog();
-    printed = out.lines;
-    const sampler = sampleProcesses(registryPassword);
     const r = await deploy(deployRequest("first", 18081, { log: out.log }));
-    const ps = await sampler.stop();
-
-    expect(ps.samples).toBeGreaterThan(10);
-    expect(ps.hits).toEqual([]);
     expect(r.previous).toBeUndefined();
     expect((await webStatus(18081)).body).toContain("Version v1.");
     const running = sh(`docker inspect --format '{{.Config.Image}}' ${Object.values(containers("first")).join(" ")}`);
@@ -65,11 +84,20 @@ describe("deploy", () => {
     expect(history("upgrade").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
   });
 
+  it("without a .env secret the server's own .env is left untouched, and kept with the release", async () => {
+    const envPath = `${HOME}/production/upgrade/.env`;
+    const before = sh(`cat ${envPath}`);
+    const r = await deploy(deployRequest("upgrade", 18082, { compose: releaseCompose("v1"), env: undefined }));
+    expect(sh(`cat ${envPath}`)).toBe(before);
+    expect(sh(`stat -c %a ${envPath}`).trim()).toBe("600");
+    expect(sh(`cat ${HOME}/production/upgrade/.releases/${r.release}/.env`)).toBe(before);
+    expect((await webStatus(18082)).body).toContain("Version v1.");
+  });
+
   it("an unhealthy v3 is rolled back automatically: v2 keeps serving, the result is a failure that says so", async () => {
     sh(`rm -rf ${HOME}/production/rollback`);
     await deploy(deployRequest("rollback", 18083, { compose: releaseCompose("v2") }));
     const out = captureLog();
-    printed = out.lines;
     const err = await deploy(deployRequest("rollback", 18083, { compose: releaseCompose("v3"), log: out.log, healthTimeoutSeconds: 40 })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     expect(String((err as Error).message)).toMatch(/unhealthy.*rolled back to .*healthy and serving/s);

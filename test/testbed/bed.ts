@@ -45,10 +45,13 @@ export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string =
   return renderRelease(stack, { api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
 }
 
+/** Every line a deploy built with deployRequest printed (tests audit it for secrets). */
+export const printed: string[] = [];
+
 export interface Captured { lines: string[]; log: (l: string) => void }
 export function captureLog(): Captured {
   const lines: string[] = [];
-  return { lines, log: (l) => lines.push(l) };
+  return { lines, log: (l) => { lines.push(l); printed.push(l); } };
 }
 
 /** A deploy request for `project` with working defaults: port, .env, credentials, short timeouts. */
@@ -65,7 +68,7 @@ export function deployRequest(project: string, webPort: number, over: Partial<De
     keepReleases: 5,
     healthTimeoutSeconds: 30,
     by: "vitest",
-    log: () => {},
+    log: (l) => printed.push(l),
     ...over,
   };
 }
