@@ -2,7 +2,7 @@
  * The steps a deploy, a rollback and status share: timing and progress lines,
  * the lock, preflight, switching releases and waiting for health, the history.
  */
-import { PipelineError } from "../core/errors.js";
+import { PipelineError, isPipelineError, tail } from "../core/errors.js";
 import { assessHealth, parseComposePs, type ContainerState } from "../core/health.js";
 import {
   LOCK_BUSY_EXIT, composeMajor, holdLock, parseDfAvailableKb, preflight, ps, readOptionalFile, switchTo, up,
@@ -138,7 +138,15 @@ export type HealthOutcome = { ok: true } | { ok: false; reasons: string[] };
 export async function waitHealthy(s: SshSession, l: Layout, project: string, services: readonly string[], timeoutSeconds: number): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
-    const verdict = assessHealth(services, await composePs(s, l, project));
+    let containers: ContainerState[];
+    try {
+      containers = await composePs(s, l, project);
+    } catch (e) {
+      // A passing `compose ps` failure is not the release's fault: look again until the deadline.
+      if (!isPipelineError(e, "REMOTE_COMMAND_FAILED")) throw e;
+      containers = [];
+    }
+    const verdict = assessHealth(services, containers);
     if (verdict.status === "ok") return { ok: true };
     if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
     if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
@@ -148,8 +156,9 @@ export async function waitHealthy(s: SshSession, l: Layout, project: string, ser
 
 /** Make `id` current and start it; returns the reason when `up` itself fails. */
 export async function switchAndUp(s: SshSession, l: Layout, project: string, id: string): Promise<string | undefined> {
-  await s.run(switchTo(l, id), `switching to release ${id}`);
+  const sw = await s.exec(switchTo(l, id));
+  if (sw.code !== 0) return `switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`;
   const r = await s.exec(up(l, project));
   // compose prints progress on stderr too: its last line is the reason.
-  return r.code === 0 ? undefined : `docker compose up failed: ${r.stderr.trim().split("\n").pop()?.trim() ?? `exit code ${r.code}`}`;
+  return r.code === 0 ? undefined : `docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`;
 }
