@@ -84,6 +84,14 @@ describe("deploy", () => {
     expect(history("upgrade").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
   });
 
+  it("prunes old releases down to keepReleases, keeping the current and the previous one", async () => {
+    const releases = () => sh(`ls ${HOME}/production/upgrade/.releases`).split("\n").filter((x) => /^\d{8}T/.test(x));
+    expect(releases().length).toBeGreaterThanOrEqual(3);
+    const r = await deploy(deployRequest("upgrade", 18082, { compose: releaseCompose("v2"), keepReleases: 2 }));
+    expect(releases()).toEqual([r.previous, r.release]);
+    expect(history("upgrade").length).toBeGreaterThanOrEqual(4); // the history keeps every line
+  });
+
   it("without a .env secret the server's own .env is left untouched, and kept with the release", async () => {
     const envPath = `${HOME}/production/upgrade/.env`;
     const before = sh(`cat ${envPath}`);

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${PROJECT}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf /home/deploy/production/${PROJECT}`);
 
   banner("published images (pushed with the docker CLI: no Dagger engine runs on this machine)");
-  for (const [name, digest] of Object.entries(bed.images)) console.log(`  ${bed.registry.prefix}/${name.replace(":", ":")} ${digest}`);
+  for (const [name, digest] of Object.entries(bed.images)) console.log(`  ${bed.registry.prefix}/${name} ${digest}`);
 
   const target = { ssh: sshOptions(), dir: `production/${PROJECT}`, project: PROJECT };
   const probe = [{ url: `http://${bed.vps.hostIp}:${PORT}/`, expectStatus: 200, retries: 5 }];
