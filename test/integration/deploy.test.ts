@@ -190,6 +190,11 @@ describe("deploy", () => {
 describe("verify, rollback and status", () => {
   const target = { ssh: sshOptions(), dir: "production/checked", project: "checked" };
 
+  it("verify on a server where nothing was deployed fails with that reason", async () => {
+    const r = await verify({ ssh: sshOptions(), dir: "production/never-deployed", project: "never-deployed" }, []);
+    expect(r).toMatchObject({ ok: false, release: null, problems: ["no current release on the server"] });
+  });
+
   it("verify passes on a healthy release and reports running digests and probes", async () => {
     sh(`rm -rf ${HOME}/production/checked`);
     await deploy(deployRequest("checked", 18089));

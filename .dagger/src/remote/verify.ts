@@ -44,6 +44,7 @@ export async function verify(target: Pick<RemoteTarget, "ssh" | "dir" | "project
   const s = await connect(target.ssh);
   try {
     const release = (await readCurrent(s, l)) ?? null;
+    if (!release) return buildReport(null, [], []);
     const expected = releaseImages(await s.run(readOptionalFile(l.compose), "reading the current compose file"));
     const containers = await composePs(s, l, target.project);
     const seen = await inspect(s, containers.filter((c) => c.state === "running"));
