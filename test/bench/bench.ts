@@ -13,6 +13,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { shellJoin } from "../../.dagger/src/core/shell.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -32,7 +33,7 @@ const median = (xs: number[]) => {
 };
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 const accepted = () => (readFileSync(bed.vps.sshdLog, "utf8").match(/Accepted publickey/g) ?? []).length;
-const asDeploy = (script: string) => sh(`ip netns exec ${bed.vps.namespace} su - deploy -c ${JSON.stringify(script)}`);
+const asDeploy = (script: string) => sh(shellJoin(["ip", "netns", "exec", bed.vps.namespace, "su", "-", "deploy", "-c", script]));
 
 function clean(project: string): void {
   sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf ${HOME}/production/${project}`);
@@ -50,7 +51,8 @@ function floorSetup(): void {
   clean("bench-floor");
   asDeploy(`mkdir -p production/bench-floor/.bench-auth && printf 'WEB_PORT=18102\\n' > production/bench-floor/.env`);
   sh(`ln -sfn ${HOME}/.docker/cli-plugins ${HOME}/production/bench-floor/.bench-auth/cli-plugins`);
-  execFileSync("bash", ["-c", `ip netns exec ${bed.vps.namespace} su - deploy -c 'DOCKER_CONFIG=production/bench-floor/.bench-auth docker login -u ${bed.registry.user} --password-stdin ${bed.registry.host}' >/dev/null 2>&1`], { input: registryPassword });
+  const login = shellJoin(["env", "DOCKER_CONFIG=production/bench-floor/.bench-auth", "docker", "login", "-u", bed.registry.user, "--password-stdin", bed.registry.host]);
+  execFileSync("ip", ["netns", "exec", bed.vps.namespace, "su", "-", "deploy", "-c", login], { input: registryPassword, stdio: ["pipe", "ignore", "ignore"] });
 }
 function floor(version: "v1" | "v2"): void {
   writeFileSync(`${HOME}/production/bench-floor/docker-compose.yml`, releaseCompose(version));

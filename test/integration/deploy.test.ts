@@ -32,7 +32,7 @@ afterEach(async () => {
   expect(filesContaining(HOME, keyBody)).toEqual([]);
   expect(printed.join("\n")).not.toContain(registryPassword);
   expect(printed.join("\n")).not.toContain(keyBody);
-  expect(sh(`ls -a ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/\.auth-/);
+  expect(sh(`ls -a ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
   printed.length = 0;
 });
 

@@ -84,7 +84,7 @@ describe("doctor", () => {
     expect(byCheck[`pull ${TOKEN_HOST}/${API}:v1 (from the VPS)`]).toBe("ok");
     expect(byCheck["VPS docker config"]).toBe("ok");
     expect(byCheck["image name"]).toBe("warn"); // Acme/Gold-Tracker is published lowercase
-    expect(sh("ls -a /home/deploy")).not.toMatch(/vps-pipeline-doctor/);
+    expect(sh("ls -a /home/deploy")).not.toMatch(/vps-pipeline-auth/);
   });
 
   it("fails with the fix when the push token is read-only and the pull token is refused, from here and from the VPS", async () => {

@@ -85,7 +85,7 @@ export function composeMajor(stdout: string): number | undefined {
 
 /** Remove throwaway registry configs a killed deploy could not clean up. */
 export function sweepStaleAuth(l: Layout): Argv {
-  return ["sh", "-c", 'rm -rf "$1"/.auth-*', "sh", l.releases];
+  return ["sh", "-c", 'rm -rf "$1"/.vps-pipeline-auth.*', "sh", l.releases];
 }
 
 /**
@@ -109,27 +109,38 @@ export function snapshotEnv(l: Layout, id: string): Argv {
   ];
 }
 
-/** Exit codes of `loginAndPull`, so the caller can tell the two failures apart. */
+/** Exit codes of the login scripts, so the caller can tell a failed login from what follows. */
 export const LOGIN_FAILED_EXIT = 41;
 export const PULL_FAILED_EXIT = 42;
 
 /**
- * Log in (when `login`) in a throwaway DOCKER_CONFIG, token read from stdin, and
- * pull the release's images. The config directory is removed when the script
- * ends, however it ends; the deploy also sweeps leftovers of a killed one.
- * The user's own compose plugin (~/.docker/cli-plugins) stays reachable.
+ * The start of every script that talks to a registry from the VPS. Parameters:
+ * $1 the folder for a throwaway DOCKER_CONFIG, $2 `login` or `anonymous`, $3 the
+ * registry host, $4 the user; the token arrives on stdin. The config folder is
+ * removed when the script ends, however it ends (deploys also sweep leftovers of
+ * a killed one), and the user's own compose plugin (~/.docker/cli-plugins) stays reachable.
  */
+const THROWAWAY_LOGIN = [
+  'cfg=$(mktemp -d "$1/.vps-pipeline-auth.XXXXXX") || exit 1',
+  "trap 'rm -rf \"$cfg\"' EXIT",
+  "trap 'exit 129' HUP; trap 'exit 143' TERM; trap 'exit 130' INT",
+  'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
+  'export DOCKER_CONFIG="$cfg"',
+  `if [ "$2" = login ]; then docker login --username "$4" --password-stdin "$3" > /dev/null || exit ${LOGIN_FAILED_EXIT}; fi`,
+  "shift 4",
+];
+
+function loginArgs(dir: string, registry: { host: string; user: string } | undefined): Argv {
+  return [dir, registry ? "login" : "anonymous", registry?.host ?? "", registry?.user ?? ""];
+}
+
+/** Log in (when given a registry) and pull the release's images; nothing running changes. */
 export function loginAndPull(l: Layout, id: string, project: string, registry: { host: string; user: string } | undefined): Argv {
   const script = [
-    'cfg=$(mktemp -d "$1/.auth-XXXXXX") || exit 1',
-    "trap 'rm -rf \"$cfg\"' EXIT",
-    "trap 'exit 129' HUP; trap 'exit 143' TERM; trap 'exit 130' INT",
-    'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
-    'export DOCKER_CONFIG="$cfg"',
-    `if [ "$2" = login ]; then docker login --username "$4" --password-stdin "$3" > /dev/null || exit ${LOGIN_FAILED_EXIT}; fi`,
-    `docker compose --project-name "$5" --project-directory "$6" --file "$6/docker-compose.yml" pull --quiet || exit ${PULL_FAILED_EXIT}`,
+    ...THROWAWAY_LOGIN,
+    `docker compose --project-name "$1" --project-directory "$2" --file "$2/docker-compose.yml" pull --quiet || exit ${PULL_FAILED_EXIT}`,
   ].join("\n");
-  return ["sh", "-c", script, "sh", l.releases, registry ? "login" : "anonymous", registry?.host ?? "", registry?.user ?? "", project, releaseDir(l, id)];
+  return ["sh", "-c", script, "sh", ...loginArgs(l.releases, registry), project, releaseDir(l, id)];
 }
 
 /** Make release `id` the current one: its compose file (and `.env` when it has one) into place, atomically. */
@@ -191,24 +202,18 @@ export function httpStatus(url: string, timeoutSeconds: number): Argv {
 export const USER_DOCKER_CONFIG = ".docker/config.json";
 
 /**
- * For doctor: log in with the pull credentials in a throwaway DOCKER_CONFIG
- * (token on stdin), then ask the registry for each reference's manifest without
- * pulling it. Prints `ok <ref>` or `fail <ref> <reason>` per reference.
+ * For doctor: log in with the pull credentials (throwaway config in the home
+ * folder), then ask the registry for each reference's manifest without pulling
+ * it. Prints `ok <ref>` or `fail <ref> <reason>` per reference.
  */
 export function checkPullAccess(registry: { host: string; user: string } | undefined, refs: readonly string[]): Argv {
   const script = [
-    'cfg=$(mktemp -d "$HOME/.vps-pipeline-doctor.XXXXXX") || exit 1',
-    "trap 'rm -rf \"$cfg\"' EXIT",
-    "trap 'exit 129' HUP; trap 'exit 143' TERM; trap 'exit 130' INT",
-    'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
-    'export DOCKER_CONFIG="$cfg"',
-    `if [ "$1" = login ]; then docker login --username "$3" --password-stdin "$2" > /dev/null || exit ${LOGIN_FAILED_EXIT}; fi`,
-    "shift 3",
+    ...THROWAWAY_LOGIN,
     'for ref in "$@"; do',
     '  if err=$(docker manifest inspect "$ref" 2>&1 > /dev/null); then echo "ok $ref"; else echo "fail $ref $(printf "%s" "$err" | tail -n 1)"; fi',
     "done",
   ].join("\n");
-  return ["sh", "-c", script, "sh", registry ? "login" : "anonymous", registry?.host ?? "", registry?.user ?? "", ...refs];
+  return ["sh", "-c", script, "sh", ...loginArgs(".", registry), ...refs];
 }
 
 /** Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`. */
