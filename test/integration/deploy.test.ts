@@ -3,7 +3,8 @@
  * the real Docker engine and compose v2, a registry with TLS and auth.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { deploy, rollback } from "../../.dagger/src/remote/deploy.js";
+import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
@@ -32,7 +33,7 @@ afterEach(async () => {
   expect(filesContaining(HOME, keyBody)).toEqual([]);
   expect(printed.join("\n")).not.toContain(registryPassword);
   expect(printed.join("\n")).not.toContain(keyBody);
-  expect(sh(`ls -a ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
+  expect(sh(`ls -a ${HOME} ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
   printed.length = 0;
 });
 

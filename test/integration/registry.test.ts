@@ -50,7 +50,7 @@ describe("registry client", () => {
 describe("deploy with a tag", () => {
   it("resolves every built service's tag to a digest first, then runs exactly those digests", async () => {
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", `${TOKEN_HOST}/acme/gold-tracker`);
-    const digests = await resolveReleaseDigests(stack, [`web=${TOKEN_HOST}/acme/gold-tracker/web:v1`], "v2", { user: "ro", token: tokenPasswords.ro });
+    const digests = await resolveReleaseDigests(stack, [`web=${TOKEN_HOST}/acme/gold-tracker/web:v1`], "v2", { host: TOKEN_HOST, user: "ro", token: tokenPasswords.ro });
     expect(digests).toEqual({ api: bed.images["api:v2"], web: bed.images["web:v1"] });
     sh("rm -rf /home/deploy/production/bytag");
     await deploy(deployRequest("bytag", 18091, { compose: renderRelease(stack, digests), registry: { host: TOKEN_HOST, user: "ro", token: tokenPasswords.ro } }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { parseComposeStack, planReleaseImages, releaseImages, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, planReleaseImages, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -89,7 +89,7 @@ describe("renderRelease", () => {
     expect(doc.services.web).toEqual({ image: `${PREFIX}/web@${D2}`, ports: ["${WEB_PORT:-8080}:80"] });
     expect(doc.services.db).toEqual({ image: "postgres:16" });
     expect(out).toContain("# keep this comment");
-    expect(releaseImages(out)).toEqual({ api: `${PREFIX}/api@${D1}`, web: `${PREFIX}/web@${D2}`, db: "postgres:16" });
+    expect(releaseShape(out).images).toEqual({ api: `${PREFIX}/api@${D1}`, web: `${PREFIX}/web@${D2}`, db: "postgres:16" });
     // the parsed stack is not changed by rendering
     expect(stack.doc.toString()).toContain("build:");
   });
@@ -118,5 +118,78 @@ describe("planReleaseImages", () => {
     expect(e.message).toMatch(/`ghcr\.io\/other\/x@sha256:1+` matches no built service/);
     expect(e.message).toMatch(/`sha256:123` is not a sha256 digest/);
     expect(errorOf(() => planReleaseImages(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(/no image given for built service `web`/);
+  });
+});
+
+describe("the x-vps-pipeline extension and the shape of a release", () => {
+  const jobs = `
+  migrate:
+    image: ghcr.io/acme/gold-tracker/api:tools
+    command: ["./migrate"]
+    x-vps-pipeline:
+      job: { timeout: 90 }
+  warm:
+    image: busybox
+    x-vps-pipeline: { job: true }
+  seed:
+    image: busybox
+    restart: "no"
+  worker:
+    image: busybox
+    depends_on:
+      seed: { condition: service_completed_successfully }
+  debug:
+    image: busybox
+    profiles: [debug]
+  spare:
+    image: busybox
+    scale: 0
+  standby:
+    image: busybox
+    deploy: { replicas: 0 }
+`;
+
+  it("reads release-phase jobs with their defaults", () => {
+    const s = parseComposeStack(stackText(jobs), "compose/docker-compose.prod.yml", PREFIX);
+    expect(s.jobs).toEqual([
+      { service: "migrate", timeoutSeconds: 90, onRollback: false },
+      { service: "warm", timeoutSeconds: 600, onRollback: false },
+    ]);
+  });
+
+  it("gives jobs their own profile in the release, so `up` never starts them, and keeps the extension for the record", () => {
+    const s = parseComposeStack(stackText(jobs), "compose/docker-compose.prod.yml", PREFIX);
+    const out = renderRelease(s, { api: D1, web: D2 });
+    const doc = parse(out) as { services: Record<string, Record<string, unknown>> };
+    expect(doc.services.migrate!.profiles).toEqual(["vps-pipeline-jobs"]);
+    expect(doc.services.migrate!["x-vps-pipeline"]).toEqual({ job: { timeout: 90 } });
+  });
+
+  it("expects what compose will start: not jobs, not profiles, not scale 0; run-once services apart", () => {
+    const s = parseComposeStack(stackText(jobs), "compose/docker-compose.prod.yml", PREFIX);
+    const shape = releaseShape(renderRelease(s, { api: D1, web: D2 }));
+    expect(shape.long).toEqual(["api", "web", "db", "worker"]);
+    expect(shape.once).toEqual(["seed"]);
+    expect(shape.optional).toEqual(["debug"]);
+    expect(shape.jobs.map((j) => j.service)).toEqual(["migrate", "warm"]);
+    expect(Object.keys(shape.images)).toContain("standby");
+  });
+
+  it("refuses a misspelt extension key and a service that waits for a job, naming the path and the fix", () => {
+    const e = errorOf(() => parseComposeStack(stackText(`
+  migrate:
+    image: busybox
+    x-vps-pipeline: { job: { timout: 5 }, edgy: 1 }
+  warm:
+    image: busybox
+    x-vps-pipeline: { job: true }
+  app:
+    image: busybox
+    depends_on: [warm]
+`), "compose/docker-compose.prod.yml", PREFIX));
+    expect(e.code).toBe("COMPOSE_INVALID");
+    expect(e.message).toMatch(/services\.migrate\.x-vps-pipeline\.job: .*timout.*known keys/);
+    expect(e.message).toMatch(/services\.migrate\.x-vps-pipeline: .*edgy/);
+    expect(e.message).toMatch(/services\.app\.depends_on: waits for `warm`, a release-phase job.*service_completed_successfully/);
   });
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { deployOptionsSchema, gitInfoSchema, parseHostKeyPin, parseInput, registrySchema, vpsTargetSchema } from "../../.dagger/src/core/config.js";
+import { gitInfoSchema, invalidRegistryHost, registryHost, releaseIdSchema, parseHostKeyPin, parseInput, registrySchema, vpsTargetSchema } from "../../.dagger/src/core/config.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 const FP = "SHA256:" + "a".repeat(43);
 
 function vps(over: Record<string, unknown> = {}) {
-  return { host: "203.0.113.7", user: "deploy", dir: "~/production/gold", hostKey: `203.0.113.7 ssh-ed25519 ${KEY}`, ...over };
+  return { host: "203.0.113.7", user: "deploy", project: "gold", dir: "~/production/gold", hostKey: `203.0.113.7 ssh-ed25519 ${KEY}`, ...over };
 }
 
 function problemsOf(f: () => unknown): string {
@@ -52,6 +52,16 @@ describe("the VPS target", () => {
     expect(msg).toMatch(/vps\.port: /);
   });
 
+  it("defaults the directory to ~/production/<project>; refuses `/`, a leading `-` and a bad project", () => {
+    expect(parseInput(vpsTargetSchema, vps({ dir: undefined }), "vps")).toMatchObject({ dir: "production/gold", keepReleases: 5, healthTimeoutSeconds: 120, lockTimeoutSeconds: 300, by: "" });
+    expect(problemsOf(() => parseInput(vpsTargetSchema, vps({ dir: "/" }), "vps"))).toMatch(/vps\.dir: must not be `\/`/);
+    expect(problemsOf(() => parseInput(vpsTargetSchema, vps({ dir: "-rf" }), "vps"))).toMatch(/vps\.dir: .*must not start with `-`/);
+    const msg = problemsOf(() => parseInput(vpsTargetSchema, vps({ project: "Gold Tracker", keepReleases: 1, by: "a\nb" }), "vps"));
+    expect(msg).toMatch(/vps\.project: must be a compose project name/);
+    expect(msg).toMatch(/vps\.keepReleases: must keep at least 2 releases/);
+    expect(msg).toMatch(/vps\.by: must be one line/);
+  });
+
   it("says a missing host key must be pinned", () => {
     expect(problemsOf(() => parseInput(vpsTargetSchema, vps({ hostKey: "" }), "vps"))).toMatch(/vps\.hostKey: is required: pin the server's host key/);
   });
@@ -74,10 +84,23 @@ describe("registry and git inputs", () => {
     expect(msg).toMatch(/git\.ref: must be a full git ref/);
   });
 
-  it("keeps at least two releases and checks the compose project name", () => {
-    expect(parseInput(deployOptionsSchema, { project: "gold-tracker" }, "deploy")).toEqual({ project: "gold-tracker", keepReleases: 5, healthTimeoutSeconds: 120, lockTimeoutSeconds: 300 });
-    const msg = problemsOf(() => parseInput(deployOptionsSchema, { project: "Gold Tracker", keepReleases: 1 }, "deploy"));
-    expect(msg).toMatch(/deploy\.project: must be a compose project name/);
-    expect(msg).toMatch(/deploy\.keepReleases: must keep at least 2 releases/);
+  it("takes the commit time as the created label's source, and refuses anything but RFC 3339", () => {
+    expect(parseInput(gitInfoSchema, { sha: "abc1234", commitTime: "2026-11-25T12:00:00+01:00" }, "git").commitTime?.toISOString()).toBe("2026-11-25T11:00:00.000Z");
+    expect(problemsOf(() => parseInput(gitInfoSchema, { sha: "abc1234", commitTime: "yesterday" }, "git"))).toMatch(/git\.commitTime: must be an RFC 3339 time.*%cI/);
+  });
+
+  it("takes a registry with a port everywhere a registry is named, and refuses schemes and paths", () => {
+    for (const ok of ["ghcr.io", "registry.example.com:5000", "10.200.0.1:5443", "localhost:5000", "[::1]:5000"]) expect(invalidRegistryHost(ok), ok).toBeUndefined();
+    expect(invalidRegistryHost("https://ghcr.io")).toMatch(/no scheme, no path/);
+    expect(invalidRegistryHost("ghcr.io/acme")).toMatch(/no scheme, no path/);
+    expect(invalidRegistryHost("reg.example.com:99999")).toMatch(/port 99999/);
+    expect(problemsOf(() => parseInput(registryHost, "bad host", "registry"))).toMatch(/^invalid registry:\n  registry: must be a host name/);
+    expect(parseInput(registrySchema, { host: "registry.example.com:5000", user: "robot$ci" }, "registry")).toMatchObject({ host: "registry.example.com:5000" });
+    expect(problemsOf(() => parseInput(registrySchema, { user: 'a"b' }, "registry"))).toMatch(/registry\.user: must not contain/);
+  });
+
+  it("reads release ids as status prints them", () => {
+    expect(parseInput(releaseIdSchema, "20261125T212233.123Z-abc1234", "rollback.to")).toBe("20261125T212233.123Z-abc1234");
+    expect(problemsOf(() => parseInput(releaseIdSchema, "last", "rollback.to"))).toMatch(/rollback\.to: must be a release id/);
   });
 });

@@ -10,7 +10,7 @@ describe("PipelineError", () => {
     expect([e.code, e.hint, e.cause]).toEqual(["SSH_UNREACHABLE", "check the port", cause]);
     expect(e.describe()).toBe("SSH_UNREACHABLE: cannot reach vps\n  hint: check the port");
     expect(isPipelineError(e, "SSH_UNREACHABLE")).toBe(true);
-    expect(isPipelineError(e, "OTHER")).toBe(false);
+    expect(isPipelineError(e, "SSH_FAILED")).toBe(false);
     expect(isPipelineError(cause)).toBe(false);
   });
 });
@@ -33,11 +33,11 @@ describe("registry failures", () => {
   });
 
   it("give the same codes and hints as the registry client", () => {
-    expect(registryError("login", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/expires when its job ends/) });
+    expect(registryError("pull", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/expires when its job ends/) });
     expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages.*package's settings/) });
     expect(registryError("push", "ghcr.io", 'unauthorized: insufficient_scope')).toMatchObject({ code: "REGISTRY_INSUFFICIENT_SCOPE", hint: expect.stringMatching(/write:packages.*fine-grained tokens are not supported/) });
     expect(registryError("pull", "ghcr.io", "dial tcp: lookup ghcr.io: no such host")).toMatchObject({ code: "REGISTRY_UNREACHABLE" });
-    expect(registryError("push", "ghcr.io", "weird")).toMatchObject({ code: "REGISTRY_PUSH_FAILED" });
+    expect(registryError("push", "ghcr.io", "weird")).toMatchObject({ code: "REGISTRY_FAILED" });
     expect(registryError("pull", "ghcr.io", "denied: denied").message).toContain("denied: denied");
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { composeMajor, holdLock, layout, loginAndPull, parseDfAvailableKb, switchTo, up, writeFileAtomic } from "../../.dagger/src/core/remote-commands.js";
+import { checkPullAccess, composeMajor, holdLock, httpStatus, layout, parseDfAvailableKb, pullImages, runJob, switchTo, up, writeFileAtomic } from "../../.dagger/src/core/remote-commands.js";
+import { dockerAuthConfig } from "../../.dagger/src/core/registry-auth.js";
 import { shellJoin } from "../../.dagger/src/core/shell.js";
 
 const L = layout("production/gold");
@@ -15,17 +16,38 @@ describe("remote command builders", () => {
 
   it("never put a value inside shell code: scripts take positional parameters", () => {
     const hostile = "x'; rm -rf ~; echo '";
-    for (const argv of [holdLock(L, 5, hostile), switchTo(layout(hostile), "r1"), writeFileAtomic(hostile, "600"), loginAndPull(layout(hostile), "r1", "gold", { host: hostile, user: hostile })]) {
+    for (const argv of [holdLock(L, 5, hostile), switchTo(layout(hostile), "r1"), writeFileAtomic(hostile, "600"), pullImages([hostile], []), checkPullAccess([hostile]), runJob(layout(hostile), "r1", "gold", hostile, 60, "p")]) {
       const script = argv[argv.indexOf("-c") + 1]!;
       expect(script).not.toContain(hostile);
       expect(argv.some((a) => a.includes(hostile))).toBe(true); // passed as an argument instead
     }
   });
 
-  it("never put the registry token on a command line: login reads it from stdin", () => {
-    const argv = loginAndPull(L, "r1", "gold", { host: "ghcr.io", user: "octo" });
-    expect(shellJoin(argv)).toContain("--password-stdin");
-    expect(argv.join(" ")).not.toMatch(/--password[ =](?!-stdin)/);
+  it("never put the registry token on a command line: the throwaway config arrives on stdin", () => {
+    const argv = pullImages(["ghcr.io/a/b@sha256:" + "1".repeat(64)], ["postgres:16"]);
+    expect(shellJoin(argv)).toContain('cat > "$cfg/config.json"');
+    expect(shellJoin(argv)).not.toMatch(/docker login|password/);
+    expect(argv.slice(-3)).toEqual(["ghcr.io/a/b@sha256:" + "1".repeat(64), "--", "postgres:16"]);
+  });
+
+  it("write a docker config that holds the login and leaves the CLI no credential helper to pick", () => {
+    const conf = JSON.parse(dockerAuthConfig({ host: "registry.example.com:5000", user: "robot$ci", token: "s3cret" })) as Record<string, unknown>;
+    expect(Object.keys(conf)).toEqual(["auths"]);
+    expect(conf.auths).toEqual({ "registry.example.com:5000": { auth: Buffer.from("robot$ci:s3cret").toString("base64") } });
+    // anonymous: still an entry (an empty `auths` would let the CLI look for a helper)
+    expect(JSON.parse(dockerAuthConfig(undefined, "ghcr.io"))).toEqual({ auths: { "ghcr.io": {} } });
+    expect(Object.keys((JSON.parse(dockerAuthConfig({ host: "docker.io", user: "u", token: "t" })) as { auths: object }).auths)).toEqual(["https://index.docker.io/v1/"]);
+  });
+
+  it("run a job with the release's files, its own profile and a timeout that removes it", () => {
+    const argv = runJob(L, "20261125T212233.123Z-abc1234", "gold", "migrate", 300, "vps-pipeline-jobs");
+    expect(argv.slice(-6)).toEqual(["300", "gold", "production/gold/.releases/20261125T212233.123Z-abc1234", "gold-migrate-job-20261125T212233.123Z-abc1234", "migrate", "vps-pipeline-jobs"]);
+    expect(argv[2]).toMatch(/timeout -k 10 "\$1" docker compose .* run --rm -T --name "\$4" "\$5"/);
+    expect(argv[2]).toMatch(/docker rm -f "\$4"/);
+  });
+
+  it("give curl URLs as they are: no globbing of [ and {", () => {
+    expect(httpStatus("http://127.0.0.1:8080/a[1]{x}", 5)).toContain("--globoff");
   });
 
   it("hold the lock with a wait or without one", () => {

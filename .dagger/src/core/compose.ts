@@ -4,6 +4,7 @@
  */
 import { isMap, isScalar, parseDocument, type Document } from "yaml";
 import { PipelineError } from "./errors.js";
+import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type JobSpec } from "./extension.js";
 import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "./images.js";
 
 /** What compose itself accepts as a service name. */
@@ -29,6 +30,8 @@ export interface ComposeStack {
   doc: Document;
   services: string[];
   builds: BuildTarget[];
+  /** Release-phase jobs (`x-vps-pipeline: { job: … }`), in file order. */
+  jobs: JobSpec[];
 }
 
 /** Normalize a `/`-separated relative path; undefined when it leaves the root. */
@@ -85,17 +88,29 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
   }
   const problems: string[] = [];
   const builds: BuildTarget[] = [];
+  const jobs: JobSpec[] = [];
   const owners = new Map<string, string>();
   const base = dirname(file);
   const prefix = imagePrefix?.toLowerCase().replace(/\/+$/, "");
+  const all = services as Record<string, unknown>;
 
-  for (const [name, raw] of Object.entries(services as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(all)) {
     const where = `services.${name}`;
     if (!SERVICE_NAME.test(name)) {
       problems.push(`${where}: compose refuses this name; use letters, digits, \`_\`, \`.\`, \`-\`, starting with a letter or digit`);
       continue;
     }
     const svc = (raw ?? {}) as Record<string, unknown>;
+    const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    problems.push(...ext.problems);
+    if (ext.job) {
+      jobs.push(ext.job);
+      for (const [other, rawOther] of Object.entries(all)) {
+        if (other !== name && Object.keys(dependsOn(rawOther)).includes(name)) {
+          problems.push(`services.${other}.depends_on: waits for \`${name}\`, a release-phase job, which runs before the switch and never as part of the stack; drop the dependency (the job has finished before ${other} starts), or remove \`${EXTENSION_KEY}.job\` and use \`condition: service_completed_successfully\` to let compose run it`);
+        }
+      }
+    }
     const image = typeof svc.image === "string" ? svc.image : undefined;
     if (svc.build === undefined) {
       if (image === undefined) problems.push(`${where}: has neither \`image:\` nor \`build:\`; add the image to run`);
@@ -167,7 +182,17 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       "fix the services named above in the production compose file",
     );
   }
-  return { file, doc, services: Object.keys(services), builds };
+  return { file, doc, services: Object.keys(services), builds, jobs };
+}
+
+/** A service's `depends_on` as a map of service → condition (the list form means `service_started`). */
+function dependsOn(raw: unknown): Record<string, string> {
+  const d = (raw as { depends_on?: unknown } | null)?.depends_on;
+  if (Array.isArray(d)) return Object.fromEntries(d.map((x) => [String(x), "service_started"]));
+  if (d && typeof d === "object") {
+    return Object.fromEntries(Object.entries(d as Record<string, unknown>).map(([k, v]) => [k, String((v as { condition?: unknown } | null)?.condition ?? "service_started")]));
+  }
+  return {};
 }
 
 /**
@@ -190,22 +215,49 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
     doc.deleteIn(["services", b.service, "pull_policy"]);
     doc.setIn(["services", b.service, "image"], pinned(b.repository, digests[b.service] as string));
   }
+  // Jobs run before the switch (`compose run`); their own profile keeps `up` from starting them again.
+  for (const j of stack.jobs) doc.setIn(["services", j.service, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
   return doc.toString({ lineWidth: 0 });
 }
 
-/** The services a rendered release runs, and the pinned image of each (for verify). */
-export function releaseImages(releaseText: string): Record<string, string> {
-  const doc = parseDocument(releaseText);
-  const services = doc.get("services");
-  const out: Record<string, string> = {};
-  if (!isMap(services)) return out;
-  for (const item of services.items) {
-    const name = isScalar(item.key) ? String(item.key.value) : String(item.key);
-    const svc = item.value;
-    const image = isMap(svc) ? svc.get("image") : undefined;
-    out[name] = typeof image === "string" ? image : "";
+/** What a release runs, read from its rendered compose file: the judge of health for deploy, rollback and verify. */
+export interface ReleaseShape {
+  /** service → image, for every service in the file. */
+  images: Record<string, string>;
+  /** Services that must be running (and healthy where they have a healthcheck). */
+  long: string[];
+  /** Services compose runs once for others (`condition: service_completed_successfully`): exit 0 is success. */
+  once: string[];
+  /** Services under a profile: judged when a container exists, not missed when none does. */
+  optional: string[];
+  /** Release-phase jobs: never part of the running stack. */
+  jobs: JobSpec[];
+}
+
+function replicas(svc: Record<string, unknown>): number | undefined {
+  const n = (v: unknown) => (typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : undefined);
+  return n(svc.scale) ?? n((svc.deploy as { replicas?: unknown } | undefined)?.replicas);
+}
+
+export function releaseShape(releaseText: string): ReleaseShape {
+  const root = (parseDocument(releaseText).toJS() ?? {}) as { services?: Record<string, unknown> };
+  const services = root.services && typeof root.services === "object" ? root.services : {};
+  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [] };
+  const onceTargets = new Set<string>();
+  for (const raw of Object.values(services)) {
+    for (const [dep, condition] of Object.entries(dependsOn(raw))) if (condition === "service_completed_successfully") onceTargets.add(dep);
   }
-  return out;
+  for (const [name, raw] of Object.entries(services)) {
+    const svc = (raw ?? {}) as Record<string, unknown>;
+    shape.images[name] = typeof svc.image === "string" ? svc.image : "";
+    const job = parseServiceExtension(name, svc[EXTENSION_KEY]).job;
+    if (job) shape.jobs.push(job);
+    else if (replicas(svc) === 0) continue;
+    else if (Array.isArray(svc.profiles) && svc.profiles.length > 0) shape.optional.push(name);
+    else if (onceTargets.has(name)) shape.once.push(name);
+    else shape.long.push(name);
+  }
+  return shape;
 }
 
 export interface ImageToResolve {

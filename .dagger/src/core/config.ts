@@ -3,13 +3,34 @@
  * typed value. One call reports every problem at once as `path: message`.
  */
 import { z } from "zod";
+import { DEFAULTS, defaultDir } from "./defaults.js";
 import { PipelineError } from "./errors.js";
+import { RELEASE_ID } from "./release.js";
+
+const HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/;
 
 const hostname = z
   .string()
   .min(1, "must not be empty")
   .max(253)
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/, "must be a host name or an IP address (no scheme, no path, no spaces)");
+  .regex(HOST, "must be a host name or an IP address (no scheme, no path, no spaces)");
+
+/** `ghcr.io`, `registry.example.com:5000`, `10.0.0.5:5443`, `[::1]:5000`: a registry is a host with an optional port, everywhere one is named. */
+export function invalidRegistryHost(s: string): string | undefined {
+  if (s === "") return "must not be empty";
+  if (/^[a-z]+:\/\//i.test(s) || s.includes("/")) return "must be a registry host such as `ghcr.io` or `registry.example.com:5000` (no scheme, no path)";
+  const m = /^(.*?)(?::(\d{1,5}))?$/.exec(s);
+  const host = m?.[1] ?? "";
+  const port = m?.[2];
+  if (!HOST.test(host) || host.length > 253) return "must be a host name or an IP address, with an optional `:port`";
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `port ${port} is not between 1 and 65535`;
+  return undefined;
+}
+
+export const registryHost = z.string().superRefine((s, ctx) => {
+  const why = invalidRegistryHost(s);
+  if (why) ctx.addIssue({ code: "custom", message: why });
+});
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 // A known_hosts line: optional host pattern(s), key type, base64 key, optional comment.
@@ -40,20 +61,36 @@ const remoteDir = z
   .string()
   .min(1, "must not be empty")
   .refine((s) => !s.split("/").includes(".."), { message: "must not contain `..`" })
-  .refine((s) => /^(~\/|\/|[A-Za-z0-9._-])/.test(s), { message: "must be absolute, or relative to the deploy user's home (`~/…`)" })
+  // A leading `-` would read as an option to the commands that take the path.
+  .refine((s) => /^(~\/|\/|[A-Za-z0-9._])/.test(s), { message: "must be absolute, or relative to the deploy user's home (`~/…`), and must not start with `-`" })
+  .refine((s) => s.replace(/\/+$/, "") !== "", { message: "must not be `/`: give the project its own folder, e.g. `/srv/<project>`" })
   .refine((s) => !/[\0\n]/.test(s), { message: "must not contain NUL or newline" })
   // ssh exec starts in the user's home, so `~/x` becomes the relative path `x`.
   .transform((s) => (s.startsWith("~/") ? s.slice(2) : s).replace(/\/+$/, "") || ".");
 
-export const vpsTargetSchema = z.object({
-  host: hostname,
-  port: z.number().int().min(1).max(65535).default(22),
-  user: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name (lowercase letters, digits, `_`, `-`)"),
-  dir: remoteDir,
-  hostKey,
-});
+const project = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a compose project name: lowercase letters, digits, `_` and `-`, starting with a letter or digit");
+
+const seconds = (max: number) => z.number().int().min(1, "must be at least 1 second").max(max, `must be at most ${max} seconds`);
+
+/** Everything `vps(...)` holds: where the server is, who we are there, where the project lives, how long to wait. */
+export const vpsTargetSchema = z
+  .object({
+    host: hostname,
+    port: z.number().int().min(1).max(65535).default(DEFAULTS.port),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name (lowercase letters, digits, `_`, `-`)"),
+    project,
+    dir: remoteDir.optional(),
+    hostKey,
+    lockTimeoutSeconds: z.number().int().min(0).max(3600).default(DEFAULTS.lockTimeout),
+    healthTimeoutSeconds: seconds(3600).default(DEFAULTS.healthTimeout),
+    keepReleases: z.number().int().min(2, "must keep at least 2 releases, or rollback has nothing to return to").default(DEFAULTS.keepReleases),
+    by: z.string().max(200, "must be at most 200 characters").refine((s) => !/[\0\r\n]/.test(s), { message: "must be one line" }).default(""),
+  })
+  .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));
 export type VpsTarget = z.output<typeof vpsTargetSchema>;
 
 /** The OCI grammar for a repository path component, and the whole name under a registry host. */
@@ -66,9 +103,15 @@ export function invalidRepositoryPath(path: string): string | undefined {
   return undefined;
 }
 
+/** A registry account as docker's config and HTTP basic auth can carry it. */
+export const registryUser = z
+  .string()
+  .min(1, "must name the registry account (for GHCR: the GitHub user or `x-access-token`)")
+  .refine((s) => !/[:"\\\0-\x1f]/.test(s), { message: "must not contain `:`, quotes, backslashes or control characters" });
+
 export const registrySchema = z.object({
-  host: hostname.default("ghcr.io"),
-  user: z.string().min(1, "must name the registry account (for GHCR: the GitHub user or `x-access-token`)"),
+  host: registryHost.default(DEFAULTS.registry),
+  user: registryUser,
   // `<host>/<owner>/<repo>`: where services without an `image:` are published.
   // GitHub repository names may have upper case; GHCR refuses it, so lowercase here.
   imagePrefix: z
@@ -93,19 +136,20 @@ export const gitInfoSchema = z.object({
     .string()
     .regex(/^refs\/(heads|tags)\/\S+$/, "must be a full git ref such as `refs/heads/main` or `refs/tags/v1.2.3`")
     .optional(),
-  defaultBranch: z.string().min(1).default("main"),
+  defaultBranch: z.string().min(1).default(DEFAULTS.defaultBranch),
+  /** The commit's time (RFC 3339): the `created` label, so the same commit always builds the same image. */
+  commitTime: z
+    .string()
+    .refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/.test(s) && !Number.isNaN(new Date(s).getTime()), {
+      message: "must be an RFC 3339 time such as 2026-11-25T12:00:00Z (`git log -1 --format=%cI`)",
+    })
+    .transform((s) => new Date(s))
+    .optional(),
 });
 export type GitInfo = z.output<typeof gitInfoSchema>;
 
-export const deployOptionsSchema = z.object({
-  project: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]*$/, "must be a compose project name: lowercase letters, digits, `_` and `-`, starting with a letter or digit"),
-  keepReleases: z.number().int().min(2, "must keep at least 2 releases, or rollback has nothing to return to").default(5),
-  healthTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
-  lockTimeoutSeconds: z.number().int().min(0).max(3600).default(300),
-});
-export type DeployOptions = z.output<typeof deployOptionsSchema>;
+/** A release id as `status` prints it, for `rollback --to`. */
+export const releaseIdSchema = z.string().regex(RELEASE_ID, "must be a release id as `status` prints it, e.g. 20261125T212233.123Z-abc1234");
 
 /**
  * Parse `input` with `schema`; on failure throw one INVALID_INPUT error that lists

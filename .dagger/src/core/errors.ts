@@ -1,12 +1,35 @@
 /**
- * The one error type the pipeline throws on purpose. `code` is stable (tests and
- * users grep for it), `hint` says what to do next, `cause` keeps the original.
+ * The one error type the pipeline throws on purpose. `code` is one of a closed
+ * set (tests and users grep for it; the README's troubleshooting table has a row
+ * for each), `hint` says what to do next, `cause` keeps the original.
  */
+export const ERROR_CODES = [
+  // inputs and the compose file: nothing was sent anywhere
+  "INVALID_INPUT", "COMPOSE_NOT_FOUND", "COMPOSE_INVALID", "DIGEST_MISSING", "BAD_DIGEST",
+  // building and publishing
+  "BUILD_FAILED", "TAG_IMMUTABLE",
+  // registries
+  "REGISTRY_UNAUTHORIZED", "REGISTRY_DENIED", "REGISTRY_INSUFFICIENT_SCOPE", "REGISTRY_NOT_FOUND",
+  "REGISTRY_UNREACHABLE", "REGISTRY_CERT_UNTRUSTED", "REGISTRY_INSECURE", "REGISTRY_FAILED",
+  // SSH
+  "SSH_KEY_INVALID", "SSH_AUTH_FAILED", "SSH_UNREACHABLE", "SSH_FAILED", "HOST_KEY_MISMATCH", "SSH_CONNECTION_LOST",
+  // the VPS
+  "REMOTE_COMMAND_FAILED", "REMOTE_OUTPUT_INVALID", "LOCK_BUSY", "LOCK_FAILED", "DOCKER_UNREACHABLE",
+  "COMPOSE_V2_MISSING", "DISK_LOW",
+  // deploys and their outcome
+  "PULL_FAILED", "JOB_FAILED", "DEPLOY_FAILED", "DEPLOY_ROLLED_BACK", "RELEASE_NOT_FOUND", "ROLLBACK_FAILED",
+  "VERIFY_FAILED", "DOCTOR_FAILED", "CHECK_FAILED",
+  // a bug or a surprise of ours: never expected, always explained
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 export class PipelineError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string;
 
-  constructor(code: string, message: string, hint: string, options: { cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, hint: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "PipelineError";
     this.code = code;
@@ -19,8 +42,24 @@ export class PipelineError extends Error {
   }
 }
 
-export function isPipelineError(e: unknown, code?: string): e is PipelineError {
+export function isPipelineError(e: unknown, code?: ErrorCode): e is PipelineError {
   return e instanceof PipelineError && (code === undefined || e.code === code);
+}
+
+/** Any thrown value as a PipelineError: ours pass through, anything else becomes INTERNAL with the original as cause. */
+export function asPipelineError(e: unknown, doing: string): PipelineError {
+  if (isPipelineError(e)) return e;
+  const why = e instanceof Error ? e.message : String(e);
+  return new PipelineError("INTERNAL", `unexpected failure while ${doing}: ${why}`, "this is a bug of vps-pipeline or a surprise from the server: please report it with the output above", { cause: e });
+}
+
+/** JSON from a command's output; text that is not JSON is a coded error naming where it came from. */
+export function parseJson<T>(text: string, from: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new PipelineError("REMOTE_OUTPUT_INVALID", `${from} printed something that is not JSON: ${tail(text, 2).slice(0, 200)}`, "check the versions of docker and compose on the VPS (`docker version`, `docker compose version`)", { cause: e });
+  }
 }
 
 /** The last lines of a command's output: enough to explain a failure, short enough to log. */

@@ -1,7 +1,10 @@
 /**
  * Reading `docker compose ps --all --format json` and judging whether a release
- * is up: every service running, healthy where it has a healthcheck.
+ * is up: every long-running service running, healthy where it has a healthcheck;
+ * run-once services exited 0; services under a profile judged only when present.
  */
+import type { ReleaseShape } from "./compose.js";
+import { parseJson } from "./errors.js";
 
 export interface ContainerState {
   service: string;
@@ -18,7 +21,8 @@ export interface ContainerState {
 export function parseComposePs(stdout: string): ContainerState[] {
   const text = stdout.trim();
   if (text === "") return [];
-  const rows: unknown[] = text.startsWith("[") ? (JSON.parse(text) as unknown[]) : text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+  const from = "docker compose ps --format json";
+  const rows: unknown[] = text.startsWith("[") ? parseJson<unknown[]>(text, from) : text.split("\n").filter((l) => l.trim()).map((l) => parseJson<unknown>(l, from));
   return rows.map((r) => {
     const o = r as Record<string, unknown>;
     return {
@@ -42,13 +46,22 @@ export type HealthVerdict =
  * (unhealthy, exited, dead); a restart loop or a starting healthcheck is `waiting`,
  * and the caller's timeout turns a long wait into a failure.
  */
-export function assessHealth(expected: readonly string[], containers: readonly ContainerState[]): HealthVerdict {
+export function assessHealth(shape: Pick<ReleaseShape, "long" | "once" | "optional">, containers: readonly ContainerState[]): HealthVerdict {
   const pending: string[] = [];
   const reasons: string[] = [];
-  for (const service of expected) {
+  for (const service of shape.once) {
+    const mine = containers.filter((c) => c.service === service);
+    if (mine.length === 0) pending.push(`${service}: has not run yet`);
+    for (const c of mine) {
+      if (c.state === "exited" && c.exitCode === 0) continue;
+      if (c.state === "exited" || c.state === "dead") reasons.push(`${service}: run-once container ${c.name} ${c.state} with code ${c.exitCode}`);
+      else pending.push(`${service}: ${c.state} (runs once, must exit 0)`);
+    }
+  }
+  for (const service of [...shape.long, ...shape.optional]) {
     const mine = containers.filter((c) => c.service === service);
     if (mine.length === 0) {
-      pending.push(`${service}: no container yet`);
+      if (shape.long.includes(service)) pending.push(`${service}: no container yet`);
       continue;
     }
     for (const c of mine) {

@@ -106,15 +106,17 @@ export interface LabelInput {
   /** Repository URL, e.g. `https://github.com/acme/gold`: links a GHCR package to its repo at first push. */
   source: string;
   revision: string;
-  created: Date;
+  /** The commit's time. Never the build's: the same commit must give the same image, byte for byte. */
+  created?: Date;
   version?: string;
 }
 
+/** OCI labels of a built image; `created` only when the commit's time is known (a label of "now" would change every digest). */
 export function ociLabels(l: LabelInput): Record<string, string> {
   return {
     "org.opencontainers.image.source": l.source,
     "org.opencontainers.image.revision": l.revision,
-    "org.opencontainers.image.created": l.created.toISOString(),
+    ...(l.created ? { "org.opencontainers.image.created": l.created.toISOString() } : {}),
     "org.opencontainers.image.version": l.version ?? l.revision.slice(0, 7),
   };
 }

@@ -82,3 +82,19 @@ export function registryHttpError(status: number, host: string, what: string, ac
   }
   return new PipelineError("REGISTRY_FAILED", `${host} answered ${status} for ${what}`, "try again; if it persists, check the registry's status page");
 }
+
+/** The key docker's config uses for a registry host (Docker Hub keeps its historical URL). */
+function authKey(host: string): string {
+  return host === "docker.io" || host === "index.docker.io" ? "https://index.docker.io/v1/" : host;
+}
+
+/**
+ * A docker client config holding one login and nothing else: no `credsStore`,
+ * no `credHelpers`, and an `auths` entry, so the CLI neither asks nor fills a
+ * credential helper. Without credentials the entry is empty: anonymous pulls,
+ * and still no helper. It travels on stdin and lives in a throwaway folder.
+ */
+export function dockerAuthConfig(login: { host: string; user: string; token: string } | undefined, fallbackHost = "ghcr.io"): string {
+  const entry = login ? { auth: Buffer.from(`${login.user}:${login.token}`).toString("base64") } : {};
+  return `${JSON.stringify({ auths: { [authKey(login?.host ?? fallbackHost)]: entry } })}\n`;
+}

@@ -6,32 +6,44 @@
 import { PipelineError, tail } from "./errors.js";
 import { registryHttpError, type RegistryAction } from "./registry-auth.js";
 
-export type RegistryFailure = "insufficient-scope" | "unauthorized" | "denied" | "not-found" | "unreachable" | "other";
+export type RegistryFailure = "insufficient-scope" | "unauthorized" | "denied" | "not-found" | "certificate" | "unreachable" | "other";
 
 export function classifyRegistryOutput(text: string): RegistryFailure {
   const t = text.toLowerCase();
   if (t.includes("insufficient_scope")) return "insufficient-scope";
+  // containerd and the docker CLI say this when a push or pull went out without credentials
+  if (/no basic auth credentials|unauthorized|authentication required|\b401\b|incorrect username or password/.test(t)) return "unauthorized";
   if (/\bdenied\b|403 forbidden|\b403\b/.test(t)) return "denied";
-  if (/unauthorized|authentication required|\b401\b|incorrect username or password/.test(t)) return "unauthorized";
+  if (/x509:|certificate signed by unknown authority|certificate is not valid|certificate has expired|tls: failed to verify/.test(t)) return "certificate";
   if (/manifest unknown|not found|name unknown|\b404\b/.test(t)) return "not-found";
-  if (/no such host|connection refused|i\/o timeout|tls handshake|x509|network is unreachable|dial tcp/.test(t)) return "unreachable";
+  if (/no such host|connection refused|i\/o timeout|tls handshake timeout|network is unreachable|dial tcp/.test(t)) return "unreachable";
   return "other";
+}
+
+/** The error for a registry whose TLS certificate the client does not trust. */
+export function certificateError(registry: string, where: string, detail: string): PipelineError {
+  return new PipelineError(
+    "REGISTRY_CERT_UNTRUSTED",
+    `the TLS certificate of ${registry} is not trusted ${where}: ${detail}`,
+    `a self-hosted registry needs a certificate from a public CA, or its CA installed where the pull or push runs (for docker: /etc/docker/certs.d/${registry}/ca.crt); also check the machine's clock`,
+  );
 }
 
 const STATUS: Partial<Record<RegistryFailure, number>> = { "insufficient-scope": 401, unauthorized: 401, denied: 403, "not-found": 404 };
 
 /** The pipeline error for a failed docker login/pull/push, with the registry's last words kept. */
-export function registryError(step: "login" | "pull" | "push", registry: string, output: string, what = "the images"): PipelineError {
+export function registryError(step: "pull" | "push", registry: string, output: string, what = "the images"): PipelineError {
   const kind = classifyRegistryOutput(output);
   const last = tail(output, 4);
-  const action: RegistryAction = step === "push" ? "push" : "pull";
+  const action: RegistryAction = step;
   const status = STATUS[kind];
   if (status !== undefined) {
     const e = registryHttpError(status, registry, what, action, kind === "insufficient-scope" ? "insufficient_scope" : undefined);
     return new PipelineError(e.code, `registry ${step} failed: ${e.message}\n${last}`, e.hint);
   }
+  if (kind === "certificate") return certificateError(registry, step === "push" ? "where the push runs" : "on the VPS", last);
   if (kind === "unreachable") {
     return new PipelineError("REGISTRY_UNREACHABLE", `registry ${step} at ${registry} failed: it cannot be reached\n${last}`, "check DNS, outbound HTTPS and the clock of the machine that pulls (TLS fails on a wrong date)");
   }
-  return new PipelineError(`REGISTRY_${step.toUpperCase()}_FAILED`, `registry ${step} at ${registry} failed:\n${last}`, "read the registry's message above");
+  return new PipelineError("REGISTRY_FAILED", `registry ${step} at ${registry} failed:\n${last}`, "read the registry's message above");
 }

@@ -10,7 +10,7 @@ export function releaseId(now: Date, sha: string): string {
 
 export const RELEASE_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{7}$/;
 
-export type StepName = "connect" | "lock" | "preflight" | "upload" | "pull" | "switch" | "health" | "rollback" | "record" | "prune";
+export type StepName = "connect" | "lock" | "preflight" | "upload" | "pull" | "jobs" | "switch" | "health" | "rollback" | "record" | "prune" | "read";
 
 export interface StepTiming {
   step: StepName;
@@ -30,6 +30,9 @@ export interface HistoryRecord {
   rolledBackTo?: string;
   rollbackHealthy?: boolean;
   reason?: string;
+  /** The error code and hint of a failure, so `status` can explain it later. */
+  code?: string;
+  hint?: string;
   durations: Record<string, number>;
 }
 
@@ -49,6 +52,18 @@ export function parseHistory(text: string): HistoryRecord[] {
     }
   }
   return out;
+}
+
+/**
+ * Where `rollback` goes without `--to`: the newest release *older* than the
+ * current one that once ran healthy (deployed or rolled back to with result ok)
+ * and is still kept on the server. Going by age, not by the last event, means
+ * A → B → C, rollback, rollback lands on A, not back on C.
+ */
+export function rollbackTarget(history: readonly HistoryRecord[], kept: readonly string[], current: string | undefined): string | undefined {
+  const good = new Set(history.filter((h) => h.result === "ok").map((h) => h.release));
+  const older = kept.filter((id) => RELEASE_ID.test(id) && good.has(id) && (current === undefined || id < current)).sort();
+  return older.pop();
 }
 
 /**

@@ -83,11 +83,6 @@ export function composeMajor(stdout: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Remove throwaway registry configs a killed deploy could not clean up. */
-export function sweepStaleAuth(l: Layout): Argv {
-  return ["sh", "-c", 'rm -rf "$1"/.vps-pipeline-auth.*', "sh", l.releases];
-}
-
 /**
  * Write stdin to `path` atomically: a temp file beside it, mode set before any
  * byte lands, then a rename. A reader sees the old file or the whole new one.
@@ -109,38 +104,86 @@ export function snapshotEnv(l: Layout, id: string): Argv {
   ];
 }
 
-/** Exit codes of the login scripts, so the caller can tell a failed login from what follows. */
-export const LOGIN_FAILED_EXIT = 41;
+/** Exit codes of the registry scripts, so the caller can tell a failed setup from a failed pull. */
+export const AUTH_SETUP_FAILED_EXIT = 41;
 export const PULL_FAILED_EXIT = 42;
 
+/** Prefix of the throwaway docker config folders in the deploy user's home; the number after it is the owning shell's pid. */
+export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
+
 /**
- * The start of every script that talks to a registry from the VPS. Parameters:
- * $1 the folder for a throwaway DOCKER_CONFIG, $2 `login` or `anonymous`, $3 the
- * registry host, $4 the user; the token arrives on stdin. The config folder is
- * removed when the script ends, however it ends (deploys also sweep leftovers of
- * a killed one), and the user's own compose plugin (~/.docker/cli-plugins) stays reachable.
+ * The start of every script that talks to a registry from the VPS (deploy,
+ * rollback, doctor). stdin carries a whole docker config (`auths` only, see
+ * core/registry-auth.ts): with an `auths` entry present docker's CLI picks no
+ * credential helper of its own, so the token lands in no store, and it is never
+ * on a command line. The folder goes when the script ends, however it ends;
+ * folders whose shell is gone (a `kill -9`) are swept by the next script.
+ * The user's own compose plugin (~/.docker/cli-plugins) stays reachable.
  */
-const THROWAWAY_LOGIN = [
-  'cfg=$(mktemp -d "$1/.vps-pipeline-auth.XXXXXX") || exit 1',
+const THROWAWAY_CONFIG = [
+  `for d in "$HOME"/${THROWAWAY_PREFIX}*; do [ -d "$d" ] || continue; p=\${d##*/${THROWAWAY_PREFIX}}; p=\${p%%.*}; kill -0 "$p" 2>/dev/null || rm -rf "$d"; done`,
+  `cfg=$(mktemp -d "$HOME/${THROWAWAY_PREFIX}$$.XXXXXX") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   "trap 'rm -rf \"$cfg\"' EXIT",
   "trap 'exit 129' HUP; trap 'exit 143' TERM; trap 'exit 130' INT",
+  `(umask 077; cat > "$cfg/config.json") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
   'export DOCKER_CONFIG="$cfg"',
-  `if [ "$2" = login ]; then docker login --username "$4" --password-stdin "$3" > /dev/null || exit ${LOGIN_FAILED_EXIT}; fi`,
-  "shift 4",
 ];
 
-function loginArgs(dir: string, registry: { host: string; user: string } | undefined): Argv {
-  return [dir, registry ? "login" : "anonymous", registry?.host ?? "", registry?.user ?? ""];
+/**
+ * Pull what a release needs, in parallel, with the throwaway config: images
+ * pinned by digest only when missing, tagged ones always (as `compose pull`
+ * would); after `--`, images that only have to be present (the release a
+ * rollback would return to). Prints `pulled <image>` for each pull.
+ */
+export function pullImages(images: readonly string[], ensure: readonly string[]): Argv {
+  const script = [
+    ...THROWAWAY_CONFIG,
+    "only_missing=; n=0",
+    'for img in "$@"; do',
+    '  if [ "$img" = -- ]; then only_missing=1; continue; fi',
+    '  case "$img" in *@sha256:*) present=1 ;; *) present=$only_missing ;; esac',
+    '  if [ -n "$present" ] && docker image inspect "$img" > /dev/null 2>&1; then continue; fi',
+    '  n=$((n+1))',
+    '  { if docker pull -q "$img" > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "$img" >> "$cfg/failed"; fi; } &',
+    "done",
+    "wait",
+    `if [ -s "$cfg/failed" ]; then cat "$cfg"/err.* >&2; exit ${PULL_FAILED_EXIT}; fi`,
+  ].join("\n");
+  return ["sh", "-c", script, "sh", ...images, "--", ...ensure];
 }
 
-/** Log in (when given a registry) and pull the release's images; nothing running changes. */
-export function loginAndPull(l: Layout, id: string, project: string, registry: { host: string; user: string } | undefined): Argv {
+/** Exit status of `timeout` when the job ran out of time. */
+export const JOB_TIMEOUT_EXIT = 124;
+
+/**
+ * Run one release-phase job to completion with the release's compose file and
+ * `.env` (the release folder is the project directory), under the project's
+ * name so it shares its networks and volumes. A job that outlives its timeout
+ * is stopped and removed.
+ */
+export function runJob(l: Layout, id: string, project: string, service: string, timeoutSeconds: number, profile: string): Argv {
   const script = [
-    ...THROWAWAY_LOGIN,
-    `docker compose --project-name "$1" --project-directory "$2" --file "$2/docker-compose.yml" pull --quiet || exit ${PULL_FAILED_EXIT}`,
+    'timeout -k 10 "$1" docker compose --project-name "$2" --project-directory "$3" --file "$3/docker-compose.yml" --profile "$6" run --rm -T --name "$4" "$5"',
+    "rc=$?",
+    `if [ "$rc" -eq ${JOB_TIMEOUT_EXIT} ] || [ "$rc" -eq 137 ]; then docker rm -f "$4" > /dev/null 2>&1; exit ${JOB_TIMEOUT_EXIT}; fi`,
+    'exit "$rc"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", ...loginArgs(l.releases, registry), project, releaseDir(l, id)];
+  return ["sh", "-c", script, "sh", String(timeoutSeconds), project, releaseDir(l, id), jobContainerName(project, service, id), service, profile];
+}
+
+export function jobContainerName(project: string, service: string, id: string): string {
+  return `${project}-${service}-job-${id.replace(/[^A-Za-z0-9_.-]/g, "")}`;
+}
+
+/** For each image, `present <image>` or `missing <image>`. */
+export function imagesPresent(images: readonly string[]): Argv {
+  return ["sh", "-c", 'for img in "$@"; do if docker image inspect "$img" > /dev/null 2>&1; then echo "present $img"; else echo "missing $img"; fi; done', "sh", ...images];
+}
+
+/** Every kept release's compose file, each after a `=== <id>` line. */
+export function readReleaseFiles(l: Layout): Argv {
+  return ["sh", "-c", 'for d in "$1"/*/; do f="$d/docker-compose.yml"; [ -f "$f" ] || continue; id=${d%/}; echo "=== ${id##*/}"; cat "$f"; echo; done', "sh", l.releases];
 }
 
 /** Make release `id` the current one: its compose file (and `.env` when it has one) into place, atomically. */
@@ -154,8 +197,8 @@ export function switchTo(l: Layout, id: string): Argv {
   return ["sh", "-c", script, "sh", l.dir, releaseDir(l, id), id, l.current];
 }
 
-function compose(l: Layout, project: string): Argv {
-  return ["docker", "compose", "--project-name", project, "--project-directory", l.dir, "--file", l.compose];
+function compose(l: Layout, project: string, file = l.compose): Argv {
+  return ["docker", "compose", "--project-name", project, "--project-directory", l.dir, "--file", file];
 }
 
 /** Start the current release. Images were pulled before the switch, so `up` never pulls (nor needs credentials). */
@@ -163,8 +206,14 @@ export function up(l: Layout, project: string): Argv {
   return [...compose(l, project), "up", "--detach", "--remove-orphans", "--pull", "never"];
 }
 
-export function ps(l: Layout, project: string): Argv {
-  return [...compose(l, project), "ps", "--all", "--format", "json"];
+/** The project's containers as compose sees them through `file` (default: the live compose file). */
+export function ps(l: Layout, project: string, file?: string): Argv {
+  return [...compose(l, project, file), "ps", "--all", "--format", "json"];
+}
+
+/** `service<TAB>container<TAB>oneoff` for every container labelled with the project, whatever file made it. */
+export function projectContainers(project: string): Argv {
+  return ["docker", "ps", "--all", "--filter", `label=com.docker.compose.project=${project}`, "--format", '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.Label "com.docker.compose.oneoff"}}'];
 }
 
 /** `name configured-image image-id` for each container. */
@@ -195,25 +244,26 @@ export function removeReleases(l: Layout, ids: readonly string[]): Argv {
 
 /** HTTP status of `url` as seen from the VPS (prints `000` when nothing answered). */
 export function httpStatus(url: string, timeoutSeconds: number): Argv {
-  return ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", String(timeoutSeconds), "--", url];
+  // --globoff: `[` and `{` in a URL are characters, not curl's ranges.
+  return ["curl", "--silent", "--globoff", "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", String(timeoutSeconds), "--", url];
 }
 
 /** The deploy user's own docker config, where a stale registry login would live. */
 export const USER_DOCKER_CONFIG = ".docker/config.json";
 
 /**
- * For doctor: log in with the pull credentials (throwaway config in the home
- * folder), then ask the registry for each reference's manifest without pulling
- * it. Prints `ok <ref>` or `fail <ref> <reason>` per reference.
+ * For doctor: with the pull credentials in a throwaway config, ask the registry
+ * for each reference's manifest without pulling it. Prints `ok <ref>` or
+ * `fail <ref> <reason>` per reference.
  */
-export function checkPullAccess(registry: { host: string; user: string } | undefined, refs: readonly string[]): Argv {
+export function checkPullAccess(refs: readonly string[]): Argv {
   const script = [
-    ...THROWAWAY_LOGIN,
+    ...THROWAWAY_CONFIG,
     'for ref in "$@"; do',
     '  if err=$(docker manifest inspect "$ref" 2>&1 > /dev/null); then echo "ok $ref"; else echo "fail $ref $(printf "%s" "$err" | tail -n 1)"; fi',
     "done",
   ].join("\n");
-  return ["sh", "-c", script, "sh", ...loginArgs(".", registry), ...refs];
+  return ["sh", "-c", script, "sh", ...refs];
 }
 
 /** Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`. */
@@ -222,7 +272,7 @@ export function configuredRegistries(configJson: string): string[] {
   try {
     conf = JSON.parse(configJson) as typeof conf;
   } catch {
-    return [];
+    return []; // a file we cannot read holds no login we could name
   }
   const hosts = [...Object.keys(conf.auths ?? {}), ...Object.keys(conf.credHelpers ?? {})];
   return [...new Set(hosts.map((h) => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "")))];

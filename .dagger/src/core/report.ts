@@ -46,13 +46,18 @@ export interface VerifyReport {
   problems: string[];
 }
 
-/** Judge one service: running, healthy when it has a check, and running exactly the pinned image. */
-export function checkService(service: string, expectedImage: string, c: ContainerState | undefined, configuredImage: string, repoDigests: string[]): ServiceCheck {
+/**
+ * Judge one service: running (or, for a run-once service, exited 0), healthy
+ * when it has a check, and made from exactly the pinned image.
+ */
+export function checkService(service: string, expectedImage: string, c: ContainerState | undefined, configuredImage: string, repoDigests: string[], runsOnce = false): ServiceCheck {
   const base = { service, container: c?.name ?? "", state: c?.state ?? "missing", health: c?.health ?? "", expectedImage, runningImage: configuredImage, repoDigests };
   const problems: string[] = [];
   if (!c) problems.push("no container");
   else {
-    if (c.state !== "running") problems.push(`container is ${c.state}`);
+    if (runsOnce) {
+      if (c.state !== "exited" || c.exitCode !== 0) problems.push(c.state === "exited" ? `ran once and exited with code ${c.exitCode}` : `is ${c.state}; it should have run once and exited 0`);
+    } else if (c.state !== "running") problems.push(`container is ${c.state}`);
     if (c.health !== "" && c.health !== "healthy") problems.push(`health is ${c.health}`);
     if (expectedImage.includes("@sha256:")) {
       // RepoDigests holds `repo@sha256:…` for every registry the image came from.
@@ -64,9 +69,10 @@ export function checkService(service: string, expectedImage: string, c: Containe
   return problem ? { ...base, ok: false, problem } : { ...base, ok: true };
 }
 
-export function buildReport(release: string | null, services: ServiceCheck[], probes: ProbeResult[]): VerifyReport {
+export function buildReport(release: string | null, services: ServiceCheck[], probes: ProbeResult[], drift: string[] = []): VerifyReport {
   const problems = [
     ...(release ? [] : ["no current release on the server"]),
+    ...drift,
     ...services.filter((s) => !s.ok).map((s) => `${s.service}: ${s.problem}`),
     ...probes.filter((p) => !p.ok).map((p) => `probe ${p.url}: got ${p.status === 0 ? "no answer" : p.status}, expected ${p.expectStatus} (${p.attempts} attempts)`),
   ];
@@ -77,5 +83,16 @@ export function formatReport(r: VerifyReport): string {
   const lines = [`verify: ${r.ok ? "OK" : "FAILED"}  release ${r.release ?? "(none)"}`];
   for (const s of r.services) lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.service.padEnd(12)} ${s.state}${s.health ? `/${s.health}` : ""}  ${s.runningImage}${s.problem ? `  — ${s.problem}` : ""}`);
   for (const p of r.probes) lines.push(`  ${p.ok ? "ok  " : "FAIL"} GET ${p.url} → ${p.status || "no answer"} (want ${p.expectStatus}, ${p.attempts} attempt(s))`);
+  const listed = new Set([...r.services.filter((s) => !s.ok).map((s) => `${s.service}: ${s.problem}`), ...r.probes.filter((p) => !p.ok).map((p) => p.url)]);
+  for (const p of r.problems) if (!listed.has(p) && !r.probes.some((x) => p.includes(x.url))) lines.push(`  FAIL ${p}`);
+  return lines.join("\n");
+}
+
+/** The same report as Markdown, for a GitHub job summary. */
+export function markdownReport(r: VerifyReport): string {
+  const lines = [`### verify: ${r.ok ? "✅ OK" : "❌ FAILED"} — release \`${r.release ?? "(none)"}\``, "", "| service | state | image | result |", "|---|---|---|---|"];
+  for (const s of r.services) lines.push(`| ${s.service} | ${s.state}${s.health ? `/${s.health}` : ""} | \`${s.runningImage || "-"}\` | ${s.ok ? "ok" : `**${s.problem}**`} |`);
+  for (const p of r.probes) lines.push(`| GET ${p.url} | ${p.status || "no answer"} | want ${p.expectStatus} | ${p.ok ? "ok" : "**failed**"} |`);
+  if (!r.ok) lines.push("", ...r.problems.map((p) => `- ${p}`));
   return lines.join("\n");
 }

@@ -3,8 +3,15 @@
  * plain basic auth), manifest digests, and an access check that changes nothing.
  */
 import { createHash } from "node:crypto";
-import { PipelineError } from "../core/errors.js";
+import { PipelineError, parseJson } from "../core/errors.js";
 import { grantedActions, parseChallenge, registryHttpError, repositoryScope, type RegistryAction } from "../core/registry-auth.js";
+import { certificateError } from "../core/registry-errors.js";
+
+/** Node's codes for a TLS certificate it does not trust. */
+const CERT_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_UNTRUSTED",
+]);
 
 /** Every manifest kind a tag can point at: OCI index and manifest, Docker list and v2 manifest. */
 export const MANIFEST_ACCEPT = [
@@ -39,6 +46,10 @@ export class RegistryClient {
       return await fetch(url, { ...init, redirect: "follow", signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code && CERT_CODES.has(cause.code)) {
+        const err = certificateError(this.o.host, "where this function runs", `${cause.code}${cause.message ? ` (${cause.message})` : ""}`);
+        throw new PipelineError(err.code, err.message, err.hint, { cause: e });
+      }
       const why = (e as Error).name === "TimeoutError" ? `no answer within ${this.timeoutMs / 1000}s` : cause?.code ?? cause?.message ?? (e as Error).message;
       throw new PipelineError("REGISTRY_UNREACHABLE", `cannot reach ${this.o.host} for ${what}: ${why}`, "check the registry host, DNS and outbound HTTPS from where this runs", { cause: e });
     }
@@ -46,26 +57,35 @@ export class RegistryClient {
 
   /** Get a bearer token for `scope` from the challenge's realm, with basic credentials when we have them. */
   private async token(realm: string, service: string | undefined, scope: string, action: RegistryAction, what: string): Promise<string> {
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (e) {
+      throw new PipelineError("REGISTRY_FAILED", `${this.o.host} named a token service that is not a URL: ${realm.slice(0, 100)}`, "the registry's auth configuration is broken; ask its operator", { cause: e });
+    }
+    // Credentials travel only over https, wherever the registry points us.
+    if (url.protocol !== "https:") {
+      throw new PipelineError("REGISTRY_INSECURE", `${this.o.host} sends clients to a token service on ${url.protocol}//${url.host}: the credentials would travel unencrypted, so they were not sent`, "serve the registry's token endpoint over https");
+    }
     if (service) url.searchParams.set("service", service);
     url.searchParams.set("scope", scope);
     const auth = this.basic();
     const r = await this.send(url.toString(), auth ? { headers: { Authorization: auth } } : {}, `a token for ${what}`);
     if (!r.ok) throw registryHttpError(r.status, this.o.host, what, action);
-    const body = (await r.json()) as { token?: string; access_token?: string };
+    const body = parseJson<{ token?: string; access_token?: string }>(await r.text(), `the token endpoint of ${this.o.host}`);
     const t = body.token ?? body.access_token;
     if (!t) throw new PipelineError("REGISTRY_FAILED", `the token endpoint of ${this.o.host} answered without a token`, "the registry's auth service misbehaves; try again later");
     return t;
   }
 
   /** A request under `repository` needing `actions`, answering the registry's challenge once. */
-  async request(method: string, repository: string, path: string, actions: RegistryAction[], headers: Record<string, string> = {}): Promise<Response> {
+  async request(method: string, repository: string, path: string, actions: RegistryAction[], headers: Record<string, string> = {}, body?: BodyInit): Promise<Response> {
     const url = `https://${this.o.host}/v2/${repository}/${path}`;
     const scope = repositoryScope(repository, actions);
     const what = `${repository} (${path.split("/")[0]})`;
     const action: RegistryAction = actions.includes("push") ? "push" : "pull";
     const cached = this.bearer.get(scope);
-    let r = await this.send(url, { method, headers: { ...headers, ...(cached ? { Authorization: `Bearer ${cached}` } : {}) } }, what);
+    let r = await this.send(url, { method, headers: { ...headers, ...(cached ? { Authorization: `Bearer ${cached}` } : {}) }, ...(body ? { body } : {}) }, what);
     if (r.status === 401 && !cached) {
       const c = parseChallenge(r.headers.get("www-authenticate"));
       let auth: string | undefined;
@@ -74,7 +94,7 @@ export class RegistryClient {
         this.bearer.set(scope, t);
         auth = `Bearer ${t}`;
       } else if (c?.scheme === "basic") auth = this.basic();
-      if (auth) r = await this.send(url, { method, headers: { ...headers, Authorization: auth } }, what);
+      if (auth) r = await this.send(url, { method, headers: { ...headers, Authorization: auth }, ...(body ? { body } : {}) }, what);
     }
     if (r.status >= 400) {
       const c = parseChallenge(r.headers.get("www-authenticate"));
@@ -92,6 +112,25 @@ export class RegistryClient {
     if (digest) return digest;
     const get = await this.request("GET", repository, `manifests/${reference}`, ["pull"], headers);
     return `sha256:${createHash("sha256").update(Buffer.from(await get.arrayBuffer())).digest("hex")}`;
+  }
+
+  /** The digest `reference` points at, or undefined when the registry has no such tag. */
+  async digestOf(repository: string, reference: string): Promise<string | undefined> {
+    try {
+      return await this.manifestDigest(repository, reference);
+    } catch (e) {
+      if (e instanceof PipelineError && e.code === "REGISTRY_NOT_FOUND") return undefined;
+      throw e;
+    }
+  }
+
+  /** Point `tag` at the manifest `digest`: the manifest is read and put back under the new name, no layer moves. */
+  async tag(repository: string, digest: string, tag: string): Promise<void> {
+    const got = await this.request("GET", repository, `manifests/${digest}`, ["push", "pull"], { Accept: MANIFEST_ACCEPT });
+    const type = got.headers.get("content-type") ?? "application/vnd.oci.image.manifest.v1+json";
+    const manifest = new Blob([await got.arrayBuffer()]);
+    const put = await this.request("PUT", repository, `manifests/${tag}`, ["push", "pull"], { "Content-Type": type }, manifest);
+    await put.body?.cancel();
   }
 
   /**

@@ -8,6 +8,8 @@ import { parseImageReference } from "../core/images.js";
 import { RegistryClient } from "./client.js";
 
 export interface PullCredentials {
+  /** The registry these credentials are for: no other registry ever sees them. */
+  host: string;
   user: string;
   token: string;
 }
@@ -21,7 +23,7 @@ export async function resolveReleaseDigests(stack: ComposeStack, refs: readonly 
     const { registry, path } = parseImageReference(want.repository);
     let client = clients.get(registry);
     if (!client) {
-      client = new RegistryClient({ host: registry, ...(creds ? { user: creds.user, token: creds.token } : {}) });
+      client = new RegistryClient({ host: registry, ...(creds && creds.host === registry ? { user: creds.user, token: creds.token } : {}) });
       clients.set(registry, client);
     }
     digests[want.service] = await client.manifestDigest(path, want.reference);

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ConnectConfig } from "ssh2";
 import type { HostKeyPin } from "../core/config.js";
-import { PipelineError, tail } from "../core/errors.js";
+import { PipelineError, tail, type ErrorCode } from "../core/errors.js";
 import { shellJoin } from "../core/shell.js";
 import { writeFileAtomic, type Argv } from "../core/remote-commands.js";
 
@@ -166,7 +166,7 @@ export class SshSession {
   }
 
   /** Run a command that must succeed; otherwise an error in execa's shape with the stderr tail. */
-  async run(command: Argv, what: string, opts: { stdin?: string | Buffer; hint?: string; code?: string } = {}): Promise<string> {
+  async run(command: Argv, what: string, opts: { stdin?: string | Buffer; hint?: string; code?: ErrorCode } = {}): Promise<string> {
     const r = await this.exec(command, opts);
     if (r.code !== 0) {
       const tailText = tail(r.stderr.trim() || r.stdout, 8);
@@ -208,7 +208,8 @@ function connectOnce(o: SshOptions): Promise<SshClient> {
       client.on("error", () => {}); // late errors of a connection we gave up on
       client.end();
       if (refused && offered) {
-        const pinned = o.hostKey.kind === "fingerprint" ? o.hostKey.fingerprint : `${o.hostKey.keyType} key ${o.hostKey.keyBase64.slice(0, 24)}…`;
+        // The pin as a fingerprint too: the first base64 characters of every ed25519 key are the same.
+        const pinned = o.hostKey.kind === "fingerprint" ? o.hostKey.fingerprint : `${o.hostKey.keyType} ${fingerprint(Buffer.from(o.hostKey.keyBase64, "base64"))}`;
         reject(
           new PipelineError(
             "HOST_KEY_MISMATCH",
@@ -242,6 +243,13 @@ function connectOnce(o: SshOptions): Promise<SshClient> {
     if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"] };
     client.connect(config);
   });
+}
+
+/** `SHA256:…` of the public half of a private key: names who deploys when nobody said (`--by`). */
+export function publicKeyFingerprint(privateKey: string, passphrase?: string): string | undefined {
+  const parsed = utils.parseKey(privateKey, passphrase);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  return key && !(key instanceof Error) ? fingerprint(key.getPublicSSH()) : undefined;
 }
 
 /** Open the deploy's SSH connection: key checked first, host key pinned, retries on refused or timed-out connects. */

@@ -1,85 +1,21 @@
 /**
- * The steps a deploy, a rollback and status share: timing and progress lines,
- * the lock, preflight, switching releases and waiting for health, the history.
+ * The steps deploy, rollback, plan and status share: preflight, reading
+ * releases, pulling with a throwaway login, release-phase jobs, switching
+ * releases and waiting for health, the history.
  */
+import { releaseShape, type ReleaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError, tail } from "../core/errors.js";
+import { JOB_PROFILE, type JobSpec } from "../core/extension.js";
 import { assessHealth, parseComposePs, type ContainerState } from "../core/health.js";
+import { dockerAuthConfig } from "../core/registry-auth.js";
+import { registryError } from "../core/registry-errors.js";
 import {
-  LOCK_BUSY_EXIT, composeMajor, holdLock, parseDfAvailableKb, preflight, ps, readOptionalFile, switchTo, up,
-  type Layout,
+  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
+  pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
 } from "../core/remote-commands.js";
-import type { StepName } from "../core/release.js";
+import { historyLine, type HistoryRecord } from "../core/release.js";
 import type { SshSession } from "./ssh.js";
-
-export type Log = (line: string) => void;
-
-/** Runs steps, prints one line per step with its duration, keeps the durations for the history. */
-export class StepTimer {
-  readonly durations: Record<string, number> = {};
-  constructor(private readonly log: Log, private readonly label: string) {}
-
-  async step<T>(name: StepName, f: () => Promise<T>, detail?: (v: T) => string): Promise<T> {
-    const t0 = performance.now();
-    try {
-      const v = await f();
-      const s = this.add(name, t0);
-      const note = detail ? detail(v) : "";
-      this.log(`${this.label} ${name.padEnd(9)} ok     ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
-      return v;
-    } catch (e) {
-      const s = this.add(name, t0);
-      this.log(`${this.label} ${name.padEnd(9)} FAILED ${s.toFixed(2)}s`);
-      throw e;
-    }
-  }
-
-  private add(name: string, t0: number): number {
-    const s = (performance.now() - t0) / 1000;
-    this.durations[name] = Math.round(((this.durations[name] ?? 0) + s) * 1000) / 1000;
-    return s;
-  }
-}
-
-export interface HeldLock {
-  /** How long the lock took, for the progress line (`waited 12.3s for …`). */
-  waitedFor: string;
-  release(): Promise<void>;
-}
-
-/** Take the deploy lock, waiting up to `waitSeconds`; when busy, fail naming the holder. */
-export async function acquireLock(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
-  const t0 = performance.now();
-  let seen = "";
-  let onLocked: () => void = () => {};
-  const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
-  const cmd = s.start(holdLock(l, waitSeconds, holder), {
-    keepStdinOpen: true,
-    onStdout: (chunk) => {
-      seen += chunk;
-      if (seen.includes("LOCKED")) onLocked();
-    },
-  });
-  const first = await Promise.race([locked, cmd.result]);
-  if (first === "locked") {
-    const waited = (performance.now() - t0) / 1000;
-    return {
-      waitedFor: waited > 1 ? `waited ${waited.toFixed(1)}s for another deploy` : "",
-      release: async () => {
-        cmd.closeStdin();
-        await cmd.result.catch(() => undefined);
-      },
-    };
-  }
-  if (first.code === LOCK_BUSY_EXIT) {
-    const who = (await s.exec(readOptionalFile(l.holder))).stdout.trim() || "unknown";
-    throw new PipelineError(
-      "LOCK_BUSY",
-      `another deploy holds the lock on ${l.dir} (waited ${waitSeconds}s): ${who}`,
-      "wait for it to finish, or raise the lock timeout; if that deploy is gone, its lock went with its SSH connection",
-    );
-  }
-  throw new PipelineError("LOCK_FAILED", `cannot take the deploy lock: ${first.stderr.trim()}`, "the VPS needs `flock` (package util-linux) and a writable deploy directory");
-}
+import type { RegistryLogin } from "./target.js";
 
 export interface PreflightReport {
   docker: string;
@@ -127,15 +63,54 @@ export async function readCurrent(s: SshSession, l: Layout): Promise<string | un
   return id === "" ? undefined : id;
 }
 
-export async function composePs(s: SshSession, l: Layout, project: string): Promise<ContainerState[]> {
-  const out = await s.run(ps(l, project), "docker compose ps");
+/** A kept release's compose file ("" when it is not there). */
+export function releaseCompose(s: SshSession, l: Layout, id: string): Promise<string> {
+  return s.run(readOptionalFile(`${releaseDir(l, id)}/docker-compose.yml`), `reading release ${id}`);
+}
+
+export async function composePs(s: SshSession, l: Layout, project: string, file?: string): Promise<ContainerState[]> {
+  const out = await s.run(ps(l, project, file), "docker compose ps");
   return parseComposePs(out);
+}
+
+export async function record(s: SshSession, l: Layout, r: HistoryRecord): Promise<void> {
+  await s.run(appendHistory(l), "appending to the release history", { stdin: historyLine(r) });
+}
+
+/**
+ * Pull `images` (and make sure `ensure` are present) with a throwaway docker
+ * config that holds only `login`. Returns the images that were pulled.
+ */
+export async function pull(s: SshSession, login: RegistryLogin | undefined, images: readonly string[], ensure: readonly string[]): Promise<string[]> {
+  const host = login?.host ?? "the registry";
+  const r = await s.exec(pullImages(images, ensure), { stdin: dockerAuthConfig(login) });
+  if (r.code === PULL_FAILED_EXIT) throw registryError("pull", host, r.stderr);
+  if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("PULL_FAILED", `cannot make a throwaway docker config in the deploy user's home: ${tail(r.stderr, 2)}`, "the deploy user's home must be writable (and not full)");
+  if (r.code !== 0) throw new PipelineError("PULL_FAILED", `pull failed with exit code ${r.code}: ${tail(r.stderr, 4)}`, "read the output above");
+  return r.stdout.split("\n").filter((x) => x.startsWith("pulled ")).map((x) => x.slice("pulled ".length));
+}
+
+/** Run release-phase jobs one after the other; the first failure stops with JOB_FAILED and the job's log tail. */
+export async function runJobs(s: SshSession, l: Layout, project: string, id: string, jobs: readonly JobSpec[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const j of jobs) {
+    const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE));
+    const logs = tail(`${r.stdout}${r.stderr}`, 15);
+    if (r.code === JOB_TIMEOUT_EXIT) {
+      throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` did not finish within ${j.timeoutSeconds}s and was stopped; nothing that runs was changed\n${logs}`, `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}`);
+    }
+    if (r.code !== 0) {
+      throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` exited with code ${r.code}; nothing that runs was changed\n${logs}`, `fix ${j.service} (its last output is above) and deploy again; the release that runs was not touched`);
+    }
+    done.push(j.service);
+  }
+  return done;
 }
 
 export type HealthOutcome = { ok: true } | { ok: false; reasons: string[] };
 
 /** Poll until every expected service runs (and is healthy where it has a check), something fails for good, or time runs out. */
-export async function waitHealthy(s: SshSession, l: Layout, project: string, services: readonly string[], timeoutSeconds: number): Promise<HealthOutcome> {
+export async function waitHealthy(s: SshSession, l: Layout, project: string, shape: ReleaseShape, timeoutSeconds: number): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     let containers: ContainerState[];
@@ -146,7 +121,7 @@ export async function waitHealthy(s: SshSession, l: Layout, project: string, ser
       if (!isPipelineError(e, "REMOTE_COMMAND_FAILED")) throw e;
       containers = [];
     }
-    const verdict = assessHealth(services, containers);
+    const verdict = assessHealth(shape, containers);
     if (verdict.status === "ok") return { ok: true };
     if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
     if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
@@ -161,4 +136,11 @@ export async function switchAndUp(s: SshSession, l: Layout, project: string, id:
   const r = await s.exec(up(l, project));
   // compose prints progress on stderr too: its last line is the reason.
   return r.code === 0 ? undefined : `docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`;
+}
+
+/** Make a kept release current and wait for it: the rollback of a failed deploy and `rollback` itself. */
+export async function switchAndWait(s: SshSession, l: Layout, project: string, id: string, timeoutSeconds: number): Promise<HealthOutcome> {
+  const shape = releaseShape(await releaseCompose(s, l, id));
+  const upFailure = await switchAndUp(s, l, project, id);
+  return upFailure ? { ok: false, reasons: [upFailure] } : waitHealthy(s, l, project, shape, timeoutSeconds);
 }

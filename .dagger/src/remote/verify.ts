@@ -1,16 +1,24 @@
 /**
- * Read-only looks at the VPS: `verify` (is the current release really what runs,
- * healthy, answering?) and `status` (current release, services, history tail).
+ * Read-only looks at the VPS: `verify` (does what runs match the release record,
+ * healthy and answering?) and `status` (current release, services, kept releases
+ * and whether their images are still there, history tail). Neither takes the lock.
  */
-import { releaseImages } from "../core/compose.js";
-import { parseHistory, type HistoryRecord } from "../core/release.js";
-import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/report.js";
-import { httpStatus, imageRepoDigests, inspectContainers, layout, readOptionalFile, tailHistory } from "../core/remote-commands.js";
+import { releaseShape } from "../core/compose.js";
+import { parseJson } from "../core/errors.js";
 import type { ContainerState } from "../core/health.js";
-import { connect } from "./ssh.js";
+import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
+import {
+  httpStatus, imageRepoDigests, imagesPresent, inspectContainers, layout, projectContainers, readOptionalFile, readReleaseFiles, releaseDir, tailHistory,
+} from "../core/remote-commands.js";
+import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/report.js";
+import { Progress } from "./progress.js";
+import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
-import type { RemoteTarget } from "./deploy.js";
-import { composePs, readCurrent } from "./steps.js";
+import { composePs, readCurrent, releaseCompose } from "./steps.js";
+import type { RemoteTarget } from "./target.js";
+import { defaultTracing, inSpan } from "./trace.js";
+
+type Target = Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing">;
 
 async function probe(s: SshSession, p: ProbeSpec): Promise<ProbeResult> {
   let status = 0;
@@ -33,49 +41,100 @@ async function inspect(s: SshSession, containers: ContainerState[]): Promise<Map
     const [name, configured, imageId] = line.trim().split(" ");
     if (!name || !configured || !imageId) continue;
     const digests = await s.exec(imageRepoDigests(imageId));
-    const repoDigests = digests.code === 0 ? (JSON.parse(digests.stdout.trim() || "[]") as string[] | null) ?? [] : [];
+    const repoDigests = digests.code === 0 ? parseJson<string[] | null>(digests.stdout.trim() || "[]", "docker image inspect") ?? [] : [];
     out.set(name.replace(/^\//, ""), { configured, repoDigests });
   }
   return out;
 }
 
-export async function verify(target: Pick<RemoteTarget, "ssh" | "dir" | "project">, probes: ProbeSpec[]): Promise<VerifyReport> {
+/**
+ * Judge what runs against the release record (`.releases/<current>/docker-compose.yml`),
+ * not against the live compose file, which anyone on the server can edit: a live
+ * file that differs, a container of a service the release does not have, and a
+ * container on another digest are all problems.
+ */
+export async function verify(target: Target, probes: ProbeSpec[]): Promise<VerifyReport> {
   const l = layout(target.dir);
-  const s = await connect(target.ssh);
-  try {
-    const release = (await readCurrent(s, l)) ?? null;
-    if (!release) return buildReport(null, [], []);
-    const expected = releaseImages(await s.run(readOptionalFile(l.compose), "reading the current compose file"));
-    const containers = await composePs(s, l, target.project);
-    const seen = await inspect(s, containers.filter((c) => c.state === "running"));
-    const services = Object.entries(expected).map(([service, image]) => {
-      const c = containers.find((x) => x.service === service && x.state === "running") ?? containers.find((x) => x.service === service);
-      const i = c ? seen.get(c.name) : undefined;
-      return checkService(service, image, c, i?.configured ?? "", i?.repoDigests ?? []);
+  return inSpan(target.tracing ?? defaultTracing(), "verify", { "vps.project": target.project }, (t, span) => {
+    const p = new Progress(() => {}, "verify", t);
+    return withSession(target.ssh, p, async (s) => {
+      const release = (await readCurrent(s, l)) ?? null;
+      if (!release) return buildReport(null, [], []);
+      span.setAttribute("release.id", release);
+      const recordFile = `${releaseDir(l, release)}/docker-compose.yml`;
+      const [recorded, live] = await Promise.all([releaseCompose(s, l, release), s.run(readOptionalFile(l.compose), "reading the live compose file")]);
+      if (recorded === "") return buildReport(release, [], [], [`the record of release ${release} (${recordFile}) is missing: deploy again`]);
+      const drift: string[] = [];
+      if (live !== recorded) drift.push(`the live ${l.compose} differs from the record of release ${release} (edited by hand?): deploy, or \`rollback --to ${release}\`, to make them one again`);
+      const shape = releaseShape(recorded);
+      const containers = await composePs(s, l, target.project, recordFile);
+      const labelled = (await s.run(projectContainers(target.project), "docker ps")).trim().split("\n").filter(Boolean).map((x) => x.split("\t"));
+      for (const [service, name, oneoff] of labelled) {
+        if (service && !(service in shape.images) && oneoff !== "True") drift.push(`container ${name} runs service \`${service}\`, which release ${release} does not have (started by hand?)`);
+      }
+      const seen = await inspect(s, containers.filter((c) => c.state === "running" || shape.once.includes(c.service)));
+      const judged = [...shape.long, ...shape.once, ...shape.optional.filter((x) => containers.some((c) => c.service === x))];
+      const services = judged.map((service) => {
+        const c = containers.find((x) => x.service === service && x.state === "running") ?? containers.find((x) => x.service === service);
+        const i = c ? seen.get(c.name) : undefined;
+        return checkService(service, shape.images[service] ?? "", c, i?.configured ?? "", i?.repoDigests ?? [], shape.once.includes(service));
+      });
+      const probeResults: ProbeResult[] = [];
+      for (const pr of probes) probeResults.push(await probe(s, pr));
+      return buildReport(release, services, probeResults, drift);
     });
-    const probeResults: ProbeResult[] = [];
-    for (const p of probes) probeResults.push(await probe(s, p));
-    return buildReport(release, services, probeResults);
-  } finally {
-    s.close();
-  }
+  });
+}
+
+export interface KeptRelease {
+  id: string;
+  current: boolean;
+  /** Images the release needs that are not on the server (a rollback pulls them back). */
+  missing: string[];
 }
 
 export interface StatusReport {
   release: string | null;
   services: ContainerState[];
+  releases: KeptRelease[];
   history: HistoryRecord[];
 }
 
-export async function status(target: Pick<RemoteTarget, "ssh" | "dir" | "project">, historyLines = 10): Promise<StatusReport> {
-  const l = layout(target.dir);
-  const s = await connect(target.ssh);
-  try {
-    const release = (await readCurrent(s, l)) ?? null;
-    const services = release ? await composePs(s, l, target.project) : [];
-    const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
-    return { release, services, history };
-  } finally {
-    s.close();
+/** `=== <id>` blocks as readReleaseFiles prints them → id → compose text. */
+function splitReleaseFiles(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let id: string | undefined;
+  let lines: string[] = [];
+  const flush = () => id && RELEASE_ID.test(id) && out.set(id, lines.join("\n"));
+  for (const line of text.split("\n")) {
+    const m = /^=== (\S+)$/.exec(line);
+    if (m) {
+      flush();
+      id = m[1];
+      lines = [];
+    } else lines.push(line);
   }
+  flush();
+  return out;
+}
+
+export async function status(target: Target, historyLines = 10): Promise<StatusReport> {
+  const l = layout(target.dir);
+  return inSpan(target.tracing ?? defaultTracing(), "status", { "vps.project": target.project }, (t) => {
+    const p = new Progress(() => {}, "status", t);
+    return withSession(target.ssh, p, async (s) => {
+      const release = (await readCurrent(s, l)) ?? null;
+      const services = release ? await composePs(s, l, target.project) : [];
+      const files = splitReleaseFiles(await s.run(readReleaseFiles(l), "reading the kept releases"));
+      const images = [...new Set([...files.values()].flatMap((f) => Object.values(releaseShape(f).images).filter(Boolean)))];
+      const missing = new Set(
+        images.length ? (await s.run(imagesPresent(images), "looking for images")).split("\n").filter((x) => x.startsWith("missing ")).map((x) => x.slice(8)) : [],
+      );
+      const releases = [...files.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, f]) => ({
+        id, current: id === release, missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
+      }));
+      const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
+      return { release, services, releases, history };
+    });
+  });
 }

@@ -1,0 +1,54 @@
+/**
+ * The build and publish of a whole stack from the settings the module was
+ * constructed with: shared by `build`, `publish` and `ship`.
+ */
+import type { Container, Directory, Secret } from "@dagger.io/dagger";
+import type { ComposeStack } from "../core/compose.js";
+import type { GitInfo } from "../core/config.js";
+import { PipelineError } from "../core/errors.js";
+import { ociLabels, tagsFor } from "../core/images.js";
+import { checkImagePrefix, checkImagesOnRegistry, checkRegistry, keyValues, loadStack, registryLogin } from "../inputs/inputs.js";
+import { RegistryClient } from "../registry/client.js";
+import { buildImages, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
+
+/** The module's constructor arguments, as both objects hold them. */
+export interface StackSettings {
+  source: Directory;
+  composeFile: string;
+  imagePrefix: string;
+  registry: string;
+  registryUser: string;
+  registryToken?: Secret | undefined;
+}
+
+export async function stackOf(s: StackSettings): Promise<ComposeStack> {
+  return loadStack(s.source, s.composeFile, checkImagePrefix(s.imagePrefix));
+}
+
+export interface BuildOptions {
+  git: GitInfo;
+  sourceUrl: string;
+  version?: string | undefined;
+  buildArgs: string[];
+}
+
+export async function buildStack(s: StackSettings, o: BuildOptions): Promise<{ stack: ComposeStack; built: BuiltImage[] }> {
+  const stack = await stackOf(s);
+  const labels = ociLabels({ source: o.sourceUrl, revision: o.git.sha, ...(o.git.commitTime ? { created: o.git.commitTime } : {}), ...(o.version ? { version: o.version } : {}) });
+  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs")) };
+}
+
+export function builtContainers(built: BuiltImage[]): Container[] {
+  return built.map((b) => b.container);
+}
+
+export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "version">): Promise<PublishedImage[]> {
+  const registry = checkRegistry(s.registry);
+  if (!s.registryToken) throw new PipelineError("INVALID_INPUT", "publish needs --registry-token (and --registry-user) on the module", "pass them before the function: `dagger call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`");
+  const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
+  const { tags } = tagsFor(o.git);
+  const version = tags.find((t) => /^v\d/.test(t));
+  const { stack, built } = await buildStack(s, { ...o, version });
+  checkImagesOnRegistry(stack, registry);
+  return publishImages(built, tags, { host: registry, user: login.user, token: s.registryToken }, new RegistryClient({ host: registry, user: login.user, token: login.token }));
+}

@@ -1,0 +1,22 @@
+/**
+ * Every default of the module, in one place: the function signatures read them
+ * (Dagger's introspector resolves `DEFAULTS.x` to its literal) and so do the
+ * zod schemas, so `--help` and validation cannot disagree.
+ */
+export const DEFAULTS = {
+  composeFile: "compose/docker-compose.prod.yml",
+  registry: "ghcr.io",
+  defaultBranch: "main",
+  user: "deploy",
+  port: 22,
+  keepReleases: 5,
+  healthTimeout: 120,
+  lockTimeout: 300,
+  jobTimeout: 600,
+  historyLines: 10,
+} as const;
+
+/** Where a project lives on the VPS when `--dir` is not given. */
+export function defaultDir(project: string): string {
+  return `~/production/${project}`;
+}

@@ -1,0 +1,65 @@
+/**
+ * What deploy, rollback and status print, as text for a terminal and as
+ * Markdown for a GitHub job summary (`>> $GITHUB_STEP_SUMMARY`).
+ */
+import type { ContainerState } from "./health.js";
+import type { HistoryRecord } from "./release.js";
+
+export interface ReleaseSummary {
+  action: "deploy" | "rollback";
+  release: string;
+  previous?: string | undefined;
+  /** service → image as the release pins it. */
+  images: Record<string, string>;
+  durations: Record<string, number>;
+}
+
+export function markdownRelease(r: ReleaseSummary): string {
+  const steps = Object.entries(r.durations).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join(" · ");
+  const total = Object.values(r.durations).reduce((a, b) => a + b, 0);
+  return [
+    `### ${r.action === "deploy" ? "🚀 deployed" : "↩️ rolled back to"} \`${r.release}\`${r.previous ? ` (previous: \`${r.previous}\`)` : ""}`,
+    "",
+    "| service | image |",
+    "|---|---|",
+    ...Object.entries(r.images).map(([s, i]) => `| ${s} | \`${i}\` |`),
+    "",
+    `steps: ${steps} — ${total.toFixed(2)}s in all`,
+  ].join("\n");
+}
+
+export interface StatusView {
+  release: string | null;
+  services: ContainerState[];
+  releases: { id: string; current: boolean; missing: string[] }[];
+  history: HistoryRecord[];
+}
+
+function historyLine(h: HistoryRecord): string {
+  return `${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${h.reason ? `  — ${h.reason}` : ""}`;
+}
+
+export function formatStatus(s: StatusView): string {
+  return [
+    `current release: ${s.release ?? "(none)"}`,
+    ...s.services.map((c) => `  ${c.service.padEnd(12)} ${c.state}${c.health ? `/${c.health}` : ""}  ${c.image}`),
+    "kept releases:",
+    ...s.releases.map((r) => `  ${r.current ? "*" : " "} ${r.id}  ${r.missing.length ? `images missing (a rollback pulls them back): ${r.missing.join(", ")}` : "images present"}`),
+    "history:",
+    ...s.history.map((h) => `  ${historyLine(h)}${h.hint ? `\n      hint: ${h.hint}` : ""}`),
+  ].join("\n");
+}
+
+export function markdownStatus(s: StatusView): string {
+  const last = s.history.at(-1);
+  const lines = [`### status: current release \`${s.release ?? "none"}\``, ""];
+  if (last) {
+    lines.push(`last ${last.action}: **${last.result}** \`${last.release}\` by ${last.by} at ${last.at}`);
+    if (last.reason) lines.push("", `> ${last.code ? `\`${last.code}\`: ` : ""}${last.reason}`);
+    if (last.hint) lines.push(">", `> hint: ${last.hint}`);
+    lines.push("");
+  }
+  lines.push("| service | state | image |", "|---|---|---|", ...s.services.map((c) => `| ${c.service} | ${c.state}${c.health ? `/${c.health}` : ""} | \`${c.image}\` |`));
+  lines.push("", "| kept release | images |", "|---|---|", ...s.releases.map((r) => `| \`${r.id}\`${r.current ? " (current)" : ""} | ${r.missing.length ? `${r.missing.length} missing` : "present"} |`));
+  return lines.join("\n");
+}

@@ -1,0 +1,91 @@
+/**
+ * The `dagger call` lines of a GitHub workflow, checked against the module's
+ * API: every function in the chain exists on the object the previous one
+ * returns, every flag is an argument of its function, every required argument
+ * is given. Used by the `dagger check` of the module and by the test suite.
+ */
+import { parse } from "yaml";
+
+/** Flags of `dagger call` itself (and its global ones): a module argument must never be named like one. */
+export const DAGGER_CALL_FLAGS = [
+  "json", "output", "help", "mod", "no-mod", "progress", "debug", "silent", "quiet", "verbose", "web", "interactive",
+  "interactive-command", "command", "lock", "model", "allow-llm", "eager-runtime", "no-exit", "auto-apply", "x-release",
+] as const;
+
+export interface ApiFunction {
+  args: string[];
+  required: string[];
+  /** Name of the module object it returns, when it returns one (chaining goes on there). */
+  returns?: string | undefined;
+}
+
+export interface ApiShape {
+  main: string;
+  /** Arguments of the main object's constructor (flags before the first function). */
+  constructor: ApiFunction;
+  objects: Record<string, Record<string, ApiFunction>>;
+}
+
+export interface WorkflowCall {
+  file: string;
+  line: string;
+}
+
+interface Step { uses?: string; with?: Record<string, unknown> }
+interface Workflow { jobs?: Record<string, { steps?: Step[] }> }
+
+/** The `args` of every dagger-for-github step (verb `call`). */
+export function daggerCalls(file: string, yamlText: string): WorkflowCall[] {
+  const wf = parse(yamlText) as Workflow;
+  return Object.values(wf.jobs ?? {}).flatMap((j) =>
+    (j.steps ?? []).filter((s) => s.uses?.startsWith("dagger/dagger-for-github@")).map((s) => ({ file, line: String(s.with?.args ?? s.with?.call ?? "") })),
+  );
+}
+
+/** Split a command line the way bash would for our purposes: whitespace, with quoted parts kept whole. */
+export function words(line: string): string[] {
+  return [...line.matchAll(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g)].map((m) => m[0]);
+}
+
+/** `--registry-token` → `registryToken`: how the CLI names an argument. */
+export function flagToArg(flag: string): string {
+  return flag.replace(/^--/, "").replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** The functions a call line chains, in order (`vps`, `ship`). */
+export function chainOf(line: string): string[] {
+  return words(line).filter((w) => !w.startsWith("-"));
+}
+
+/** Every way `line` does not fit `api`; empty when it does. */
+export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
+  const problems: string[] = [];
+  const where = `${call.file}: \`dagger call ${call.line.slice(0, 60)}…\``;
+  let object = api.main;
+  let fn: { name: string; def: ApiFunction } = { name: "(constructor)", def: api.constructor };
+  let given: string[] = [];
+  const close = () => {
+    for (const r of fn.def.required) if (!given.includes(r)) problems.push(`${where}: ${fn.name} needs --${r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  };
+  for (const w of words(call.line)) {
+    if (w.startsWith("--")) {
+      const name = w.split("=")[0]!.slice(2);
+      if ((DAGGER_CALL_FLAGS as readonly string[]).includes(name)) continue;
+      const arg = flagToArg(name);
+      if (!fn.def.args.includes(arg)) problems.push(`${where}: ${fn.name} has no argument --${name}`);
+      given.push(arg);
+      continue;
+    }
+    close();
+    const def = api.objects[object]?.[w];
+    if (!def) {
+      problems.push(`${where}: ${object} has no function \`${w}\``);
+      return problems;
+    }
+    fn = { name: w, def };
+    given = [];
+    object = def.returns ?? "";
+  }
+  close();
+  return problems;
+}

@@ -1,0 +1,138 @@
+/**
+ * From the module's arguments to the core's checked values: everything parsed
+ * with zod (every problem at once, before anything goes over the network), and
+ * every `Secret.plaintext()` of the module read here and nowhere else.
+ */
+import { Directory, Secret } from "@dagger.io/dagger";
+import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
+import { parseComposeStack, type ComposeStack } from "../core/compose.js";
+import { PipelineError } from "../core/errors.js";
+import { parseImageReference } from "../core/images.js";
+import { parseProbe, type ProbeSpec } from "../core/report.js";
+import { publicKeyFingerprint } from "../remote/ssh.js";
+import type { RegistryLogin, RemoteTarget } from "../remote/target.js";
+
+/** What `vps(...)` was given, as the Vps object holds it. */
+export interface VpsArgs {
+  host: string;
+  hostKey: string;
+  sshKey: Secret;
+  sshKeyPassphrase?: Secret | undefined;
+  user: string;
+  port: number;
+  project: string;
+  dir: string;
+  lockTimeout: number;
+  healthTimeout: number;
+  keepReleases: number;
+  by: string;
+}
+
+export interface VpsInputs extends RemoteTarget {
+  healthTimeoutSeconds: number;
+  keepReleases: number;
+  by: string;
+}
+
+/** Check the VPS settings (all at once), then read the SSH key. */
+export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
+  const v: VpsTarget = parseInput(vpsTargetSchema, {
+    host: a.host, hostKey: a.hostKey, user: a.user, port: a.port, project: a.project, ...(a.dir ? { dir: a.dir } : {}),
+    lockTimeoutSeconds: a.lockTimeout, healthTimeoutSeconds: a.healthTimeout, keepReleases: a.keepReleases, by: a.by,
+  }, "vps");
+  const privateKey = await a.sshKey.plaintext();
+  const passphrase = a.sshKeyPassphrase ? await a.sshKeyPassphrase.plaintext() : undefined;
+  // Dagger functions do not see who called them: without --by, name the key that deployed, never the function's container.
+  const key = publicKeyFingerprint(privateKey, passphrase);
+  return {
+    ssh: { host: v.host, port: v.port, user: v.user, hostKey: v.hostKey, privateKey, ...(passphrase !== undefined ? { passphrase } : {}) },
+    dir: v.dir, project: v.project, lockTimeoutSeconds: v.lockTimeoutSeconds, healthTimeoutSeconds: v.healthTimeoutSeconds,
+    keepReleases: v.keepReleases, by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
+  };
+}
+
+/** The registry everything is pushed to and pulled from: `host` or `host:port`. */
+export function checkRegistry(host: string): string {
+  return parseInput(registryHost, host, "registry");
+}
+
+/** Credentials for `registry`, when a token was given. The user is required with a token. */
+export async function registryLogin(registry: string, user: string, token: Secret | undefined, what: string): Promise<RegistryLogin | undefined> {
+  if (!token) return undefined;
+  const host = checkRegistry(registry);
+  const u = parseInput(registryUser, user, what);
+  return { host, user: u, token: await token.plaintext() };
+}
+
+export function checkImagePrefix(imagePrefix: string): string | undefined {
+  if (!imagePrefix) return undefined;
+  return parseInput(registrySchema.pick({ imagePrefix: true }), { imagePrefix }, "registry").imagePrefix;
+}
+
+/**
+ * Every built image must live on the registry the credentials are for: a push
+ * to another host would go out without them and come back as a misleading denial.
+ */
+export function checkImagesOnRegistry(stack: ComposeStack, registry: string): void {
+  const elsewhere = stack.builds.filter((b) => parseImageReference(b.repository).registry !== registry);
+  if (elsewhere.length > 0) {
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `the registry is ${registry}, but ${elsewhere.map((b) => `services.${b.service} would be pushed to ${b.repository}`).join("; ")}: the credentials would not go there`,
+      `pass --registry=${parseImageReference(elsewhere[0]!.repository).registry} (and its credentials), or change the image prefix / \`image:\` to ${registry}/…`,
+    );
+  }
+}
+
+export function gitInfo(sha: string, more: { ref?: string | undefined; defaultBranch?: string; commitTime?: string | undefined } = {}): GitInfo {
+  return parseInput(gitInfoSchema, {
+    sha, ...(more.ref ? { ref: more.ref } : {}), ...(more.defaultBranch ? { defaultBranch: more.defaultBranch } : {}), ...(more.commitTime ? { commitTime: more.commitTime } : {}),
+  }, "git");
+}
+
+export function releaseToGo(to: string): string | undefined {
+  return to ? parseInput(releaseIdSchema, to, "rollback.to") : undefined;
+}
+
+export function probes(specs: readonly string[]): ProbeSpec[] {
+  return specs.map((p) => {
+    try {
+      return parseProbe(p);
+    } catch (e) {
+      throw new PipelineError("INVALID_INPUT", `probes: ${(e as Error).message}`, "write each probe as URL[=STATUS][*RETRIES]");
+    }
+  });
+}
+
+export type Format = "text" | "json" | "markdown";
+
+export function outputFormat(format: string): Format {
+  if (format === "text" || format === "json" || format === "markdown") return format;
+  throw new PipelineError("INVALID_INPUT", `format: \`${format}\` is not one of text, json, markdown`, "pass --format=text, --format=json or --format=markdown");
+}
+
+export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
+  let text: string;
+  try {
+    text = await source.file(composeFile).contents();
+  } catch (e) {
+    throw new PipelineError("COMPOSE_NOT_FOUND", `cannot read ${composeFile} in the source directory`, "pass --compose-file with the production compose file's path inside --source", { cause: e });
+  }
+  return parseComposeStack(text, composeFile, imagePrefix);
+}
+
+/** The production `.env`, when one was given. */
+export async function envText(envFile: Secret | undefined): Promise<string | undefined> {
+  return envFile ? envFile.plaintext() : undefined;
+}
+
+/** `NAME=value` pairs into a map; an entry without `=` is an input error naming it. */
+export function keyValues(pairs: readonly string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new PipelineError("INVALID_INPUT", `${what}: \`${p}\` is not NAME=value`, `write each ${what} as NAME=value`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+/**
+ * `plan`: what a deploy of this release would change, read from the server
+ * without taking the lock and without writing anything.
+ */
+import { layout, readOptionalFile } from "../core/remote-commands.js";
+import { planRelease, type Plan } from "../core/plan.js";
+import { Progress } from "./progress.js";
+import { withSession } from "./session.js";
+import { readCurrent, releaseCompose, runPreflight } from "./steps.js";
+import type { RemoteTarget } from "./target.js";
+import { defaultTracing, inSpan } from "./trace.js";
+
+export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing"> {
+  compose: string;
+  /** The `.env` the deploy would write; its keys are compared with the server's, its values never shown. */
+  env?: string;
+}
+
+export async function plan(req: PlanRequest): Promise<Plan> {
+  const l = layout(req.dir);
+  return inSpan(req.tracing ?? defaultTracing(), "plan", { "vps.project": req.project }, (t) => {
+    const p = new Progress(() => {}, "plan", t);
+    return withSession(req.ssh, p, async (s) => {
+      const preflight = await p.step("preflight", () => runPreflight(s, l, req.ssh.user));
+      return p.step("read", async () => {
+        const current = (await readCurrent(s, l)) ?? null;
+        const currentCompose = current ? await releaseCompose(s, l, current) : "";
+        const currentEnv = req.env !== undefined ? await s.run(readOptionalFile(l.env), "reading the server's .env") : undefined;
+        return planRelease({ current, currentCompose, newCompose: req.compose, preflight, ...(currentEnv !== undefined ? { currentEnv } : {}), ...(req.env !== undefined ? { newEnv: req.env } : {}) });
+      });
+    });
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * One line per step with its duration (live, as it ends), the durations kept
+ * for the history, and one span per step.
+ */
+import type { Attributes, Span } from "@opentelemetry/api";
+import type { StepName } from "../core/release.js";
+import { inSpan, type Tracing } from "./trace.js";
+
+export type Log = (line: string) => void;
+
+export class Progress {
+  readonly durations: Record<string, number> = {};
+
+  constructor(private readonly log: Log, private readonly label: string, readonly tracing: Tracing) {}
+
+  async step<T>(name: StepName, f: (span: Span) => Promise<T>, detail?: (v: T) => string, attributes: Attributes = {}): Promise<T> {
+    const t0 = performance.now();
+    return inSpan(this.tracing, name, attributes, async (_child, span) => {
+      try {
+        const v = await f(span);
+        const s = this.add(name, t0);
+        const note = detail ? detail(v) : "";
+        this.log(`${this.label} ${name.padEnd(9)} ok     ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
+        return v;
+      } catch (e) {
+        const s = this.add(name, t0);
+        this.log(`${this.label} ${name.padEnd(9)} FAILED ${s.toFixed(2)}s`);
+        throw e;
+      }
+    });
+  }
+
+  private add(name: string, t0: number): number {
+    const s = (performance.now() - t0) / 1000;
+    this.durations[name] = Math.round(((this.durations[name] ?? 0) + s) * 1000) / 1000;
+    return s;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The two brackets every remote operation sits in: one SSH connection, always
+ * closed; and, for those that change the server, the deploy lock, always let go.
+ */
+import { PipelineError } from "../core/errors.js";
+import { LOCK_BUSY_EXIT, holdLock, mkdirReleases, readOptionalFile, type Layout } from "../core/remote-commands.js";
+import type { Progress } from "./progress.js";
+import { connect, type SshOptions, type SshSession } from "./ssh.js";
+
+export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: SshSession) => Promise<T>): Promise<T> {
+  const s = await p.step("connect", () => connect(ssh), undefined, { "vps.host": ssh.host, "vps.port": ssh.port, "vps.user": ssh.user });
+  try {
+    return await body(s);
+  } finally {
+    s.close();
+  }
+}
+
+/**
+ * Take the deploy lock (waiting up to `waitSeconds`), run `body`, let go. The
+ * lock is a `flock` held by an SSH channel: a killed deploy cannot leave it
+ * behind. When busy past the wait, fail naming the holder.
+ */
+export async function withLock<T>(s: SshSession, l: Layout, p: Progress, waitSeconds: number, holder: string, body: () => Promise<T>): Promise<T> {
+  const lock = await p.step("lock", async () => {
+    await s.run(mkdirReleases(l), "creating the deploy directory", { hint: `the deploy user must be able to create ${l.dir}` });
+    return acquire(s, l, waitSeconds, holder);
+  }, (held) => held.waitedFor);
+  try {
+    return await body();
+  } finally {
+    await lock.release();
+  }
+}
+
+interface HeldLock {
+  waitedFor: string;
+  release(): Promise<void>;
+}
+
+async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
+  const t0 = performance.now();
+  let seen = "";
+  let onLocked: () => void = () => {};
+  const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
+  const cmd = s.start(holdLock(l, waitSeconds, holder), {
+    keepStdinOpen: true,
+    onStdout: (chunk) => {
+      seen += chunk;
+      if (seen.includes("LOCKED")) onLocked();
+    },
+  });
+  const first = await Promise.race([locked, cmd.result]);
+  if (first === "locked") {
+    const waited = (performance.now() - t0) / 1000;
+    return {
+      waitedFor: waited > 1 ? `waited ${waited.toFixed(1)}s for another deploy` : "",
+      release: async () => {
+        cmd.closeStdin();
+        await cmd.result.catch(() => undefined);
+      },
+    };
+  }
+  if (first.code === LOCK_BUSY_EXIT) {
+    const who = (await s.exec(readOptionalFile(l.holder))).stdout.trim() || "unknown";
+    throw new PipelineError(
+      "LOCK_BUSY",
+      `another deploy holds the lock on ${l.dir} (waited ${waitSeconds}s): ${who}`,
+      "wait for it to finish, or raise the lock timeout; if that deploy is gone, its lock went with its SSH connection",
+    );
+  }
+  throw new PipelineError("LOCK_FAILED", `cannot take the deploy lock: ${first.stderr.trim()}`, "the VPS needs `flock` (package util-linux) and a writable deploy directory");
+}

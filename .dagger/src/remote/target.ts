@@ -1,0 +1,20 @@
+/** What every remote operation needs to know about the VPS and the project on it. */
+import type { SshOptions } from "./ssh.js";
+import type { Tracing } from "./trace.js";
+
+export interface RemoteTarget {
+  ssh: SshOptions;
+  /** Deploy directory, absolute or relative to the deploy user's home. */
+  dir: string;
+  project: string;
+  lockTimeoutSeconds: number;
+  /** Where the spans of this operation go (default: the global OpenTelemetry tracer, under the caller's span). */
+  tracing?: Tracing;
+}
+
+/** Credentials the VPS pulls with, for one registry; they live only in a throwaway config during the pull. */
+export interface RegistryLogin {
+  host: string;
+  user: string;
+  token: string;
+}

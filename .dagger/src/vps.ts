@@ -1,0 +1,261 @@
+/**
+ * The Vps object: one server and one project on it, as `vps(...)` set them.
+ * Its functions deploy, plan, verify, roll back, show status, diagnose and ship.
+ * Wiring and documentation only.
+ */
+import { Directory, Secret, func, object } from "@dagger.io/dagger";
+import { renderRelease } from "./core/compose.js";
+import { DEFAULTS } from "./core/defaults.js";
+import { PipelineError } from "./core/errors.js";
+import { failed, formatFindings } from "./core/findings.js";
+import { formatPlan, markdownPlan } from "./core/plan.js";
+import { formatReport, markdownReport } from "./core/report.js";
+import { formatStatus, markdownRelease, markdownStatus } from "./core/summary.js";
+import { publishStack, stackOf, type StackSettings } from "./build/stack.js";
+import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, vpsInputs, type Format, type VpsArgs } from "./inputs/inputs.js";
+import { explained } from "./module.js";
+import { doctor as runDoctor } from "./registry/doctor.js";
+import { resolveReleaseDigests } from "./registry/resolve.js";
+import { deploy as remoteDeploy } from "./remote/deploy.js";
+import { plan as remotePlan } from "./remote/plan.js";
+import { rollback as remoteRollback } from "./remote/rollback.js";
+import { status as remoteStatus, verify as remoteVerify } from "./remote/verify.js";
+
+/** Print each step as it ends (the Dagger TUI shows it live) and keep the lines for the function's result. */
+function liveLog(): { lines: string[]; log: (l: string) => void } {
+  const lines: string[] = [];
+  return { lines, log: (l) => { lines.push(l); console.log(l); } };
+}
+
+function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (v: T) => string): string {
+  return format === "json" ? JSON.stringify(value, null, 2) : format === "markdown" ? markdown(value) : text(value);
+}
+
+/**
+ * A VPS and the project deployed on it.
+ */
+@object()
+export class Vps {
+  /** Repository checkout holding the production compose file. */
+  @func() source!: Directory;
+  /** Path of the production compose file inside the source. */
+  @func() composeFile!: string;
+  /** Image name prefix for built services without an image name. */
+  @func() imagePrefix!: string;
+  /** Registry host. */
+  @func() registry!: string;
+  /** Registry account that pushes. */
+  @func() registryUser!: string;
+  /** Token that pushes. */
+  @func() registryToken?: Secret;
+  /** VPS address. */
+  @func() host!: string;
+  /** The pinned host key. */
+  @func() hostKey!: string;
+  /** Private key of the deploy user. */
+  @func() sshKey!: Secret;
+  /** Passphrase of the private key. */
+  @func() sshKeyPassphrase?: Secret;
+  /** Deploy user. */
+  @func() user!: string;
+  /** SSH port. */
+  @func() port!: number;
+  /** Compose project name. */
+  @func() project!: string;
+  /** Deploy directory ("" for ~/production/PROJECT). */
+  @func() dir!: string;
+  /** Account the VPS pulls as ("" for the registry user). */
+  @func() pullUser!: string;
+  /** Token the VPS pulls with. */
+  @func() pullToken?: Secret;
+  /** Production .env. */
+  @func() envFile?: Secret;
+  /** Releases kept for rollback. */
+  @func() keepReleases!: number;
+  /** Seconds to wait for health. */
+  @func() healthTimeout!: number;
+  /** Seconds to wait for the lock. */
+  @func() lockTimeout!: number;
+  /** Who deploys. */
+  @func() by!: string;
+
+  /** A Vps from the module's settings and the arguments of `vps(...)`. */
+  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase"> & { sshKeyPassphrase?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+    return Object.assign(new Vps(), {
+      source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
+      ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
+      ...a,
+    });
+  }
+
+  /**
+   * Deploy a published release: preflight, lock, upload, pull (and keep what a rollback needs), release-phase jobs, switch, health wait, automatic rollback on failure, history, pruning. Tags are resolved to digests before anything changes.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker deploy --git-sha=$GITHUB_SHA --tag=sha-1a2b3c4
+   *
+   * @param gitSha Commit being deployed, recorded in the release id and the history.
+   * @param images One repo@sha256:… per built service as publish prints them, or repo:tag; prefix with service= to name the service.
+   * @param tag Deploy every built service not named in images at this tag, e.g. sha-1a2b3c4.
+   * @param format Output: text, json or markdown (for a GitHub job summary).
+   */
+  @func({ cache: "never" }) // changes a server
+  async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
+    return explained(async () => {
+      const out = outputFormat(format);
+      const git = gitInfo(gitSha);
+      const compose = await this.release(images, tag);
+      const log = liveLog();
+      const v = await vpsInputs(this);
+      const pull = await this.pullLogin();
+      const env = await envText(this.envFile);
+      const r = await remoteDeploy({ ...v, sha: git.sha, compose: compose.text, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+      const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: compose.images, durations: r.durations };
+      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, markdownRelease);
+    });
+  }
+
+  /**
+   * Show what deploy would change, changing nothing (no lock, no file, no container): services added, removed or changed with old and new digests, .env keys added, removed or changed (never a value), jobs that would run, and preflight.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker plan --tag=sha-1a2b3c4
+   *
+   * @param images One repo@sha256:… per built service, or repo:tag; prefix with service= to name the service.
+   * @param tag Plan every built service not named in images at this tag.
+   * @param format Output: text, json or markdown.
+   */
+  @func({ cache: "never" }) // reads live state
+  async plan(images: string[] = [], tag = "", format = "text"): Promise<string> {
+    return explained(async () => {
+      const out = outputFormat(format);
+      const compose = await this.release(images, tag);
+      const v = await vpsInputs(this);
+      const env = await envText(this.envFile);
+      const p = await remotePlan({ ...v, compose: compose.text, ...(env !== undefined ? { env } : {}) });
+      return render(out, p, formatPlan, markdownPlan);
+    });
+  }
+
+  /**
+   * Check the running stack against the release record: every service running (run-once ones exited 0), healthy where it has a healthcheck, on the release's digests; no hand edit of the live compose file, no container the release does not have; optional HTTP probes from the VPS. Fails when anything is off.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker verify --probes=http://127.0.0.1:8080/health=200
+   *
+   * @param probes HTTP checks made from the VPS, as URL[=STATUS][*RETRIES], e.g. http://127.0.0.1:8080/health=200*5.
+   * @param format Output: text, json or markdown.
+   */
+  @func({ cache: "never" }) // reads live state
+  async verify(probes: string[] = [], format = "text"): Promise<string> {
+    return explained(async () => {
+      const out = outputFormat(format);
+      const specs = parseProbes(probes);
+      const report = await remoteVerify(await vpsInputs(this), specs);
+      const text = render(out, report, formatReport, markdownReport);
+      if (!report.ok) throw new PipelineError("VERIFY_FAILED", `${text}\n${report.problems.join("\n")}`, "see the failed checks above; status shows the history, rollback returns to the previous release");
+      return text;
+    });
+  }
+
+  /**
+   * Return to an earlier kept release: by default the newest good one older than the current (so two rollbacks go two releases back). Images the server lost are pulled back first with the pull token; jobs run again only when declared with on-rollback.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN rollback
+   *
+   * @param to Release id to return to, as status shows it (default: the newest good release older than the current).
+   * @param format Output: text, json or markdown.
+   */
+  @func({ cache: "never" }) // changes a server
+  async rollback(to = "", format = "text"): Promise<string> {
+    return explained(async () => {
+      const out = outputFormat(format);
+      const target = releaseToGo(to);
+      const v = await vpsInputs(this);
+      const pull = await this.pullLogin();
+      const log = liveLog();
+      const r = await remoteRollback({ ...v, log: log.log, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
+      const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: {}, durations: r.durations };
+      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, markdownRelease);
+    });
+  }
+
+  /**
+   * Show the current release, its containers, the kept releases (and whether their images are still on the server), and the tail of the history with the reason and hint of any failure.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status --format=markdown
+   *
+   * @param history History lines to show.
+   * @param format Output: text, json or markdown.
+   */
+  @func({ cache: "never" }) // reads live state
+  async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
+    return explained(async () => {
+      const out = outputFormat(format);
+      const s = await remoteStatus(await vpsInputs(this), history);
+      return render(out, s, formatStatus, markdownStatus);
+    });
+  }
+
+  /**
+   * Diagnose everything before a first deploy, changing nothing: the registry checks of the module's doctor, plus SSH access with the pinned host key, a pull check from the VPS through a throwaway config, and stale registry logins on the VPS. Fails when a check fails.
+   *
+   * Example: dagger call --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN doctor
+   *
+   * @param tag Tag whose manifest the pull checks read.
+   */
+  @func({ cache: "never" }) // reads live state
+  async doctor(tag = "latest"): Promise<string> {
+    return explained(async () => {
+      const registry = checkRegistry(this.registry);
+      const stack = await stackOf(this);
+      const v = await vpsInputs(this);
+      const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
+      const pull = await this.pullLogin();
+      const findings = await runDoctor({
+        registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, vps: v.ssh,
+        ...(push ? { push } : {}), ...(pull ? { pull } : {}),
+      });
+      const text = formatFindings(findings);
+      if (failed(findings)) throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
+      return text;
+    });
+  }
+
+  /**
+   * Build, publish, deploy and verify in one call: what CI runs.
+   *
+   * Example: dagger call --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker vps --host=$VPS_HOST --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --env-file=env:PRODUCTION_ENV ship --git-sha=$GITHUB_SHA --git-ref=$GITHUB_REF --commit-time=$COMMIT_TIME
+   *
+   * @param gitSha Commit being shipped.
+   * @param gitRef Full ref being built: decides the latest and semver tags.
+   * @param defaultBranch Branch whose builds are tagged latest.
+   * @param commitTime The commit's time, RFC 3339: the created label (keeps digests reproducible).
+   * @param sourceUrl Repository URL for the source label.
+   * @param buildArgs Extra build arguments as NAME=value.
+   * @param probes HTTP checks for verify, URL[=STATUS][*RETRIES].
+   * @param format Output: text, json or markdown (for a GitHub job summary).
+   */
+  @func({ cache: "never" }) // changes a server
+  async ship(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
+    // Bad arguments fail before anything is pushed.
+    const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
+    const published = await explained(() => publishStack(this, { git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }), sourceUrl, buildArgs }));
+    const deployed = await this.deploy(gitSha, published.map((p) => p.pinned), "", out);
+    const verified = await this.verify(probes, out);
+    const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
+    if (out === "json") return JSON.stringify({ published, deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);
+    return out === "markdown" ? `${deployed}\n\n${verified}` : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
+  }
+
+  /** The pull credentials the VPS uses, when a pull (or push) token was given. */
+  private async pullLogin() {
+    return registryLogin(checkRegistry(this.registry), this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
+  }
+
+  /** The rendered release for these images or this tag: tags resolved to digests, only the registry's own tokens sent. */
+  private async release(images: string[], tag: string): Promise<{ text: string; images: Record<string, string> }> {
+    const stack = await stackOf(this);
+    const pull = await this.pullLogin();
+    const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
+    const text = renderRelease(stack, digests);
+    return { text, images: Object.fromEntries(stack.builds.map((b) => [b.service, `${b.repository}@${digests[b.service]}`])) };
+  }
+}
