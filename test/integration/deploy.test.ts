@@ -2,44 +2,16 @@
  * The deploy flow against the test bed: a real sshd in its own network namespace,
  * the real Docker engine and compose v2, a registry with TLS and auth.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
-import { parseHistory } from "../../.dagger/src/core/release.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, printed, registryPassword, privateKey, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { auditSecrets, bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
-let sampler: ReturnType<typeof sampleProcesses>;
-
-beforeEach(() => {
-  sampler = sampleProcesses(registryPassword);
-});
-
-/**
- * Every scenario ends with the same audit: the registry password was on no process
- * command line while it ran (the VPS shares this machine's process table), and the
- * password and the SSH private key are in no file under the deploy user's home, no
- * history line, nothing we printed; no throwaway login is left behind.
- */
-afterEach(async () => {
-  const ps = await sampler.stop();
-  expect(ps.samples).toBeGreaterThan(0);
-  expect(ps.hits).toEqual([]);
-  expect(filesContaining(HOME, registryPassword)).toEqual([]);
-  const keyBody = privateKey.split("\n")[1]!;
-  expect(filesContaining(HOME, keyBody)).toEqual([]);
-  expect(printed.join("\n")).not.toContain(registryPassword);
-  expect(printed.join("\n")).not.toContain(keyBody);
-  expect(sh(`ls -a ${HOME} ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
-  printed.length = 0;
-});
-
-function history(project: string) {
-  return parseHistory(sh(`cat ${HOME}/production/${project}/.releases/history.jsonl`));
-}
+auditSecrets();
 
 describe("the secret audit itself", () => {
   it("sees a needle on a process command line and in a file, so its silence means something", async () => {
@@ -65,7 +37,7 @@ describe("deploy", () => {
     expect(running).toContain(`${bed.registry.prefix}/web@${bed.images["web:v1"]}`);
     expect(sh(`stat -c %a ${HOME}/production/first/.env`).trim()).toBe("600");
     expect(sh(`cat ${HOME}/production/first/.releases/current`).trim()).toBe(r.release);
-    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "pull", "switch", "health", "record", "prune"]);
+    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "pull", "jobs", "switch", "health", "record", "prune"]);
     const h = history("first");
     expect(h).toHaveLength(1);
     expect(h[0]).toMatchObject({ release: r.release, result: "ok", by: "vitest" });

@@ -51,7 +51,7 @@ describe("deploy with a tag", () => {
   it("resolves every built service's tag to a digest first, then runs exactly those digests", async () => {
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", `${TOKEN_HOST}/acme/gold-tracker`);
     const digests = await resolveReleaseDigests(stack, [`web=${TOKEN_HOST}/acme/gold-tracker/web:v1`], "v2", { host: TOKEN_HOST, user: "ro", token: tokenPasswords.ro });
-    expect(digests).toEqual({ api: bed.images["api:v2"], web: bed.images["web:v1"] });
+    expect(digests).toEqual({ migrate: bed.images["migrate:v2"], api: bed.images["api:v2"], web: bed.images["web:v1"] });
     sh("rm -rf /home/deploy/production/bytag");
     await deploy(deployRequest("bytag", 18091, { compose: renderRelease(stack, digests), registry: { host: TOKEN_HOST, user: "ro", token: tokenPasswords.ro } }));
     expect((await webStatus(18091)).body).toContain("Version v1.");
@@ -60,7 +60,7 @@ describe("deploy with a tag", () => {
 
   it("a pull refused by the token server fails the deploy with the same diagnosis, changing nothing", async () => {
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", `${TOKEN_HOST}/acme/gold-tracker`);
-    const release = renderRelease(stack, { api: bed.images["api:v1"]!, web: bed.images["web:v1"]! });
+    const release = renderRelease(stack, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! });
     const err = await deploy(deployRequest("bytag", 18091, { compose: release, registry: { host: TOKEN_HOST, user: "blocked", token: tokenPasswords.blocked } })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: expect.stringMatching(/^REGISTRY_(DENIED|UNAUTHORIZED)$/) });
     expect((await webStatus(18091)).body).toContain("Version v1.");

@@ -3,9 +3,11 @@
  * fixture builders with defaults so each scenario states only what differs.
  */
 import { execFileSync, spawn } from "node:child_process";
+import { afterEach, beforeEach, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseHistory } from "../../.dagger/src/core/release.js";
 import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import type { SshOptions } from "../../.dagger/src/remote/ssh.js";
 
@@ -42,7 +44,7 @@ const composeText = readFileSync(new URL("../../compose/docker-compose.prod.yml"
 /** The example app's release file with both services pinned to `version`'s digests (api may differ). */
 export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string = version): string {
   const stack = parseComposeStack(composeText, "compose/docker-compose.prod.yml", bed.registry.prefix);
-  return renderRelease(stack, { api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
+  return renderRelease(stack, { migrate: bed.images[`migrate:${apiVersion}`]!, api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
 }
 
 /** Every line a deploy built with deployRequest printed (tests audit it for secrets). */
@@ -120,4 +122,43 @@ export function sampleProcesses(needle: string): { stop: () => Promise<{ samples
 export function filesContaining(dir: string, needle: string): string[] {
   const out = execFileSync("bash", ["-c", 'grep -rlF -- "$NEEDLE" "$DIR" 2>/dev/null || true'], { env: { ...process.env, NEEDLE: needle, DIR: dir }, encoding: "utf8" });
   return out.trim().split("\n").filter(Boolean);
+}
+
+const HOME = "/home/deploy";
+
+/**
+ * Every scenario of a file that calls this ends with the same audit: the registry
+ * password was on no process command line while it ran (the VPS shares this
+ * machine's process table), the password and the SSH private key are in no file
+ * under the deploy user's home, nothing we printed holds them, and no throwaway
+ * docker config is left behind.
+ */
+export function auditSecrets(secrets: () => string[] = () => [registryPassword]): void {
+  let samplers: ReturnType<typeof sampleProcesses>[] = [];
+  beforeEach(() => {
+    samplers = secrets().map((s) => sampleProcesses(s));
+  });
+  afterEach(async () => {
+    for (const sampler of samplers) {
+      const ps = await sampler.stop();
+      expect(ps.samples).toBeGreaterThan(0);
+      expect(ps.hits).toEqual([]);
+    }
+    const keyBody = privateKey.split("\n")[1]!;
+    for (const needle of [...secrets(), keyBody]) {
+      expect(filesContaining(HOME, needle)).toEqual([]);
+      expect(printed.join("\n")).not.toContain(needle);
+    }
+    expect(sh(`ls -a ${HOME} ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
+    printed.length = 0;
+  });
+}
+
+/** Remove a project's containers and files from the VPS: each scenario starts from an empty server. */
+export function freshProject(project: string): void {
+  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf ${HOME}/production/${project}`);
+}
+
+export function history(project: string) {
+  return parseHistory(sh(`cat ${HOME}/production/${project}/.releases/history.jsonl`));
 }

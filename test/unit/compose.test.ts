@@ -193,3 +193,18 @@ describe("the x-vps-pipeline extension and the shape of a release", () => {
     expect(e.message).toMatch(/services\.app\.depends_on: waits for `warm`, a release-phase job.*service_completed_successfully/);
   });
 });
+
+describe("services that run a built service's image", () => {
+  it("are pinned to the same digest, whatever tag they name", () => {
+    const s = parseComposeStack(stackText(`
+  worker:
+    image: ghcr.io/acme/gold-tracker/api:latest
+    command: ["worker"]
+  other:
+    image: ghcr.io/acme/gold-tracker/api-tools:1
+`), "compose/docker-compose.prod.yml", PREFIX);
+    const shape = releaseShape(renderRelease(s, { api: D1, web: D2 }));
+    expect(shape.images.worker).toBe(`${PREFIX}/api@${D1}`);
+    expect(shape.images.other).toBe("ghcr.io/acme/gold-tracker/api-tools:1");
+  });
+});

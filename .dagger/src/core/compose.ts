@@ -210,6 +210,14 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
     );
   }
   const doc = stack.doc.clone();
+  // A service that runs a built service's image by name (a worker, a migration) runs the same digest.
+  const byRepository = new Map(stack.builds.map((b) => [b.repository, b]));
+  for (const name of stack.services) {
+    const image = doc.getIn(["services", name, "image"]);
+    if (stack.builds.some((b) => b.service === name) || typeof image !== "string" || invalidImageReference(image.toLowerCase())) continue;
+    const shared = byRepository.get(repositoryOf(image.toLowerCase()));
+    if (shared) doc.setIn(["services", name, "image"], pinned(shared.repository, digests[shared.service] as string));
+  }
   for (const b of stack.builds) {
     doc.deleteIn(["services", b.service, "build"]);
     doc.deleteIn(["services", b.service, "pull_policy"]);

@@ -32,10 +32,10 @@ export function certificateError(registry: string, where: string, detail: string
 const STATUS: Partial<Record<RegistryFailure, number>> = { "insufficient-scope": 401, unauthorized: 401, denied: 403, "not-found": 404 };
 
 /** The pipeline error for a failed docker login/pull/push, with the registry's last words kept. */
-export function registryError(step: "pull" | "push", registry: string, output: string, what = "the images"): PipelineError {
+export function registryError(step: "login" | "pull" | "push", registry: string, output: string, what = "the images"): PipelineError {
   const kind = classifyRegistryOutput(output);
   const last = tail(output, 4);
-  const action: RegistryAction = step;
+  const action: RegistryAction = step === "push" ? "push" : "pull";
   const status = STATUS[kind];
   if (status !== undefined) {
     const e = registryHttpError(status, registry, what, action, kind === "insufficient-scope" ? "insufficient_scope" : undefined);

@@ -104,9 +104,10 @@ export function snapshotEnv(l: Layout, id: string): Argv {
   ];
 }
 
-/** Exit codes of the registry scripts, so the caller can tell a failed setup from a failed pull. */
-export const AUTH_SETUP_FAILED_EXIT = 41;
+/** Exit codes of the registry scripts, so the caller can tell a refused login, a failed pull and a failed setup apart. */
+export const LOGIN_FAILED_EXIT = 41;
 export const PULL_FAILED_EXIT = 42;
+export const AUTH_SETUP_FAILED_EXIT = 43;
 
 /** Prefix of the throwaway docker config folders in the deploy user's home; the number after it is the owning shell's pid. */
 export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
@@ -116,9 +117,12 @@ export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
  * rollback, doctor). stdin carries a whole docker config (`auths` only, see
  * core/registry-auth.ts): with an `auths` entry present docker's CLI picks no
  * credential helper of its own, so the token lands in no store, and it is never
- * on a command line. The folder goes when the script ends, however it ends;
- * folders whose shell is gone (a `kill -9`) are swept by the next script.
- * The user's own compose plugin (~/.docker/cli-plugins) stays reachable.
+ * on a command line. $1, when not empty, is the registry whose login is checked
+ * (`docker login` with the stored credentials: the daemon skips the registry
+ * for an image it has, and a bad token must show on every deploy). The folder
+ * goes when the script ends, however it ends; folders whose shell is gone (a
+ * `kill -9`) are swept by the next script. The user's own compose plugin
+ * (~/.docker/cli-plugins) stays reachable.
  */
 const THROWAWAY_CONFIG = [
   `for d in "$HOME"/${THROWAWAY_PREFIX}*; do [ -d "$d" ] || continue; p=\${d##*/${THROWAWAY_PREFIX}}; p=\${p%%.*}; kill -0 "$p" 2>/dev/null || rm -rf "$d"; done`,
@@ -128,29 +132,31 @@ const THROWAWAY_CONFIG = [
   `(umask 077; cat > "$cfg/config.json") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
   'export DOCKER_CONFIG="$cfg"',
+  `if [ -n "$1" ]; then docker login "$1" < /dev/null > /dev/null 2> "$cfg/login.err" || { cat "$cfg/login.err" >&2; exit ${LOGIN_FAILED_EXIT}; }; fi`,
+  "shift",
 ];
 
 /**
- * Pull what a release needs, in parallel, with the throwaway config: images
- * pinned by digest only when missing, tagged ones always (as `compose pull`
- * would); after `--`, images that only have to be present (the release a
- * rollback would return to). Prints `pulled <image>` for each pull.
+ * Pull what a release needs, in parallel, with the throwaway config: every
+ * image of the release, as `compose pull` would (so a bad token shows on every
+ * deploy, not on the day an image is missing); after `--`, images that only
+ * have to be present (the release a rollback would return to), pulled only
+ * when missing. Prints `pulled <image>` for each pull.
  */
-export function pullImages(images: readonly string[], ensure: readonly string[]): Argv {
+export function pullImages(loginHost: string, images: readonly string[], ensure: readonly string[]): Argv {
   const script = [
     ...THROWAWAY_CONFIG,
     "only_missing=; n=0",
     'for img in "$@"; do',
     '  if [ "$img" = -- ]; then only_missing=1; continue; fi',
-    '  case "$img" in *@sha256:*) present=1 ;; *) present=$only_missing ;; esac',
-    '  if [ -n "$present" ] && docker image inspect "$img" > /dev/null 2>&1; then continue; fi',
+    '  if [ -n "$only_missing" ] && docker image inspect "$img" > /dev/null 2>&1; then continue; fi',
     '  n=$((n+1))',
     '  { if docker pull -q "$img" > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "$img" >> "$cfg/failed"; fi; } &',
     "done",
     "wait",
     `if [ -s "$cfg/failed" ]; then cat "$cfg"/err.* >&2; exit ${PULL_FAILED_EXIT}; fi`,
   ].join("\n");
-  return ["sh", "-c", script, "sh", ...images, "--", ...ensure];
+  return ["sh", "-c", script, "sh", loginHost, ...images, "--", ...ensure];
 }
 
 /** Exit status of `timeout` when the job ran out of time. */
@@ -256,14 +262,14 @@ export const USER_DOCKER_CONFIG = ".docker/config.json";
  * for each reference's manifest without pulling it. Prints `ok <ref>` or
  * `fail <ref> <reason>` per reference.
  */
-export function checkPullAccess(refs: readonly string[]): Argv {
+export function checkPullAccess(loginHost: string, refs: readonly string[]): Argv {
   const script = [
     ...THROWAWAY_CONFIG,
     'for ref in "$@"; do',
     '  if err=$(docker manifest inspect "$ref" 2>&1 > /dev/null); then echo "ok $ref"; else echo "fail $ref $(printf "%s" "$err" | tail -n 1)"; fi',
     "done",
   ].join("\n");
-  return ["sh", "-c", script, "sh", ...refs];
+  return ["sh", "-c", script, "sh", loginHost, ...refs];
 }
 
 /** Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`. */

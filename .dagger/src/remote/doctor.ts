@@ -3,7 +3,7 @@ import { isPipelineError } from "../core/errors.js";
 import type { Finding } from "../core/findings.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
-import { AUTH_SETUP_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
 import { connect, type SshOptions } from "./ssh.js";
 
 export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[]): Promise<Finding[]> {
@@ -24,8 +24,11 @@ export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull:
         ? { check: "VPS docker config", status: "warn", detail: `~${ssh.user}/${USER_DOCKER_CONFIG} holds a login for ${stale.join(", ")}: when it goes stale, every pull from that registry fails, even of public images`, fix: `on the VPS: \`docker logout ${registry}\` (the pipeline never needs it: it logs in for each deploy and forgets)` }
         : { check: "VPS docker config", status: "ok", detail: `no stored login for ${registry}` },
     );
-    const r = await s.exec(checkPullAccess(refs), { stdin: dockerAuthConfig(pull ? { host: registry, ...pull } : undefined, registry) });
-    if (r.code === AUTH_SETUP_FAILED_EXIT) {
+    const r = await s.exec(checkPullAccess(pull ? registry : "", refs), { stdin: dockerAuthConfig(pull ? { host: registry, ...pull } : undefined, registry) });
+    if (r.code === LOGIN_FAILED_EXIT) {
+      const e = registryError("login", registry, r.stderr, "a login from the VPS");
+      findings.push({ check: "pull from the VPS", status: "fail", detail: `${e.code}: ${e.message.split("\n")[0]}`, fix: e.hint });
+    } else if (r.code === AUTH_SETUP_FAILED_EXIT) {
       findings.push({ check: "pull from the VPS", status: "fail", detail: `cannot make a throwaway docker config in ~${ssh.user}: ${r.stderr.trim().split("\n").pop() ?? ""}`, fix: "the deploy user's home must be writable" });
     } else if (r.code !== 0) {
       findings.push({ check: "pull from the VPS", status: "fail", detail: `the check failed with exit code ${r.code}: ${r.stderr.trim().split("\n").pop() ?? ""}` });

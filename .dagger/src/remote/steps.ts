@@ -10,7 +10,7 @@ import { assessHealth, parseComposePs, type ContainerState } from "../core/healt
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import {
-  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
+  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
   pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
@@ -83,7 +83,8 @@ export async function record(s: SshSession, l: Layout, r: HistoryRecord): Promis
  */
 export async function pull(s: SshSession, login: RegistryLogin | undefined, images: readonly string[], ensure: readonly string[]): Promise<string[]> {
   const host = login?.host ?? "the registry";
-  const r = await s.exec(pullImages(images, ensure), { stdin: dockerAuthConfig(login) });
+  const r = await s.exec(pullImages(login?.host ?? "", images, ensure), { stdin: dockerAuthConfig(login) });
+  if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host, r.stderr);
   if (r.code === PULL_FAILED_EXIT) throw registryError("pull", host, r.stderr);
   if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("PULL_FAILED", `cannot make a throwaway docker config in the deploy user's home: ${tail(r.stderr, 2)}`, "the deploy user's home must be writable (and not full)");
   if (r.code !== 0) throw new PipelineError("PULL_FAILED", `pull failed with exit code ${r.code}: ${tail(r.stderr, 4)}`, "read the output above");
