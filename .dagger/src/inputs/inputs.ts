@@ -3,7 +3,7 @@
  * with zod (every problem at once, before anything goes over the network), and
  * every `Secret.plaintext()` of the module read here and nowhere else.
  */
-import { Directory, Secret } from "@dagger.io/dagger";
+import type { Directory, Secret } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
 import { parseComposeStack, type ComposeStack } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";

@@ -13,7 +13,7 @@ import { withLock, withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
 import { pull, readCurrent, record, releaseCompose, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
-import { defaultTracing, inSpan } from "./trace.js";
+import { defaultTracing, inSpan, markFailed } from "./trace.js";
 
 export interface DeployRequest extends RemoteTarget {
   sha: string;
@@ -108,7 +108,11 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           begin("health");
           health = upFailure
             ? { ok: false, reasons: [upFailure] }
-            : await p.step("health", () => waitHealthy(s, l, req.project, shape, req.healthTimeoutSeconds), (h) => (h.ok ? "all services up" : h.reasons.join("; ")));
+            : await p.step("health", async (sp) => {
+              const h = await waitHealthy(s, l, req.project, shape, req.healthTimeoutSeconds);
+              if (!h.ok) markFailed(sp, h.reasons.join("; "));
+              return h;
+            }, (h) => (h.ok ? "all services up" : h.reasons.join("; ")));
         } catch (e) {
           const err = asPipelineError(e, "switching to the release");
           if (err.code === "SSH_CONNECTION_LOST") throw err;
@@ -121,9 +125,11 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
             return await fail(why, new PipelineError("DEPLOY_FAILED", `release ${id} is not healthy and there is no previous release to return to: ${why}`, "fix the release and deploy again; `docker compose logs` on the VPS shows why it failed"));
           }
           begin("rollback");
-          const back = await p.step("rollback", async () => {
+          const back = await p.step("rollback", async (sp) => {
             if (previousShape?.jobs.some((j) => j.onRollback)) await runJobs(s, l, req.project, previous, previousShape.jobs.filter((j) => j.onRollback));
-            return switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds);
+            const h = await switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds);
+            if (!h.ok) markFailed(sp, h.reasons.join("; "));
+            return h;
           }, (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"), { "release.id": previous }).catch((e: unknown) => {
             const err = asPipelineError(e, "rolling back");
             if (err.code === "SSH_CONNECTION_LOST") throw err;

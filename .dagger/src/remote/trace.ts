@@ -26,13 +26,17 @@ export function defaultTracing(): Tracing {
   return { tracer: trace.getTracer("vps-pipeline"), parent: rootContext() };
 }
 
+/** Mark a span failed without a throw (a health wait that ended unhealthy). */
+export function markFailed(span: Span, message: string): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
 /** Run `fn` in a span named `name`; its children nest under it; a throw marks it as an error with the pipeline's code. */
 export async function inSpan<T>(t: Tracing, name: string, attributes: Attributes, fn: (child: Tracing, span: Span) => Promise<T>): Promise<T> {
   const span = t.tracer.startSpan(name, { attributes }, t.parent);
   try {
-    const v = await fn({ tracer: t.tracer, parent: trace.setSpan(t.parent, span) }, span);
-    span.setStatus({ code: SpanStatusCode.OK });
-    return v;
+    // Left UNSET on success (OpenTelemetry's "no error"), so a step may mark itself failed without throwing.
+    return await fn({ tracer: t.tracer, parent: trace.setSpan(t.parent, span) }, span);
   } catch (e) {
     const message = e instanceof Error ? e.message.split("\n")[0] ?? "" : String(e);
     if (isPipelineError(e)) span.setAttribute("error.code", e.code);
