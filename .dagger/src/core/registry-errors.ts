@@ -41,7 +41,8 @@ export function registryError(step: "login" | "pull" | "push", registry: string,
     const e = registryHttpError(status, registry, what, action, kind === "insufficient-scope" ? "insufficient_scope" : undefined);
     return new PipelineError(e.code, `registry ${step} failed: ${e.message}\n${last}`, e.hint);
   }
-  if (kind === "certificate") return certificateError(registry, step === "push" ? "where the push runs" : "on the VPS", last);
+  // docker names the registry it talked to (`Get "https://host:port/v2/": x509: …`): that is the one whose certificate failed.
+  if (kind === "certificate") return certificateError(/https:\/\/([^/"\s]+)\//.exec(output)?.[1] ?? registry, step === "push" ? "where the push runs" : "on the VPS", last);
   if (kind === "unreachable") {
     return new PipelineError("REGISTRY_UNREACHABLE", `registry ${step} at ${registry} failed: it cannot be reached\n${last}`, "check DNS, outbound HTTPS and the clock of the machine that pulls (TLS fails on a wrong date)");
   }
