@@ -104,7 +104,11 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         let health: HealthOutcome;
         try {
           begin("switch");
-          const upFailure = await p.step("switch", () => switchAndUp(s, l, req.project, id), (f) => f ?? "", { "release.id": id });
+          const upFailure = await p.step("switch", async (sp) => {
+            const f = await switchAndUp(s, l, req.project, id);
+            if (f) markFailed(sp, f);
+            return f;
+          }, (f) => f ?? "", { "release.id": id });
           begin("health");
           health = upFailure
             ? { ok: false, reasons: [upFailure] }
