@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
-      { test: { name: "module", include: ["test/module/**/*.test.ts"], testTimeout: 120_000 } },
+      { test: { name: "module", include: ["test/module/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 120_000 } },
       {
         test: {
           name: "integration",

@@ -6,10 +6,12 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Registered } from "./introspection.js";
+import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
+import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/workflow.js";
+import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Method, type Registered } from "./introspection.js";
 
-const FUNCTIONS = ["build", "publish", "deploy", "verify", "ship", "rollback", "status", "doctor"];
 const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile"];
+const CHECKS = ["composeFileRenders", "workflowCallsExist"];
 
 let api: Registered;
 let clientFile: string;
@@ -21,65 +23,89 @@ function tsFiles(dir: string): string[] {
   });
 }
 
+/** Every function and the constructor, as `Object.function`. */
+function everyFunction(): [string, Method][] {
+  return Object.entries(api.objects).flatMap(([o, def]) => [
+    // own property only: every JS object has a `constructor`
+    ...(Object.hasOwn(def, "constructor") ? [[`${o}.constructor`, def.constructor!] as [string, Method]] : []),
+    ...Object.values(def.methods).map((m) => [`${o}.${m.name}`, m] as [string, Method]),
+  ]);
+}
+
 beforeAll(() => {
   clientFile = makeClientFile();
   api = introspect(clientFile);
 });
 
 describe("the module as Dagger registers it", () => {
-  it("exposes the pipeline's functions on the VpsPipeline object, each documented", () => {
-    const methods = api.objects.VpsPipeline!.methods;
-    expect(Object.keys(methods).sort()).toEqual([...FUNCTIONS].sort());
-    for (const m of Object.values(methods)) {
-      expect(m.description, m.name).toMatch(/\S/);
-      expect(m.description, `${m.name} has an example`).toContain(`dagger call ${m.name}`);
-    }
+  it("takes shared settings once: the module's constructor, and vps(...) returning the Vps object with the server's functions", () => {
+    expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
+    expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken"]);
+    expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
+    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["deploy", "doctor", "plan", "rollback", "ship", "status", "verify"]);
   });
 
-  it("documents every argument", () => {
-    for (const m of Object.values(api.objects.VpsPipeline!.methods)) {
-      for (const a of Object.values(m.arguments)) expect(a.description, `${m.name}(${a.name})`).toMatch(/\S/);
+  it("documents every function (with a `dagger call` example) and every argument and field", () => {
+    for (const [where, m] of everyFunction()) {
+      if (!where.endsWith(".constructor")) expect(m.description, where).toMatch(/\S/);
+      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger call .*\\b${m.name}\\b`));
+      for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).toMatch(/\S/);
     }
+    for (const [o, def] of Object.entries(api.objects)) for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
+  });
+
+  it("writes argument docs that make good --help placeholders: no backquotes (the CLI takes the first backquoted word as the value's name)", () => {
+    for (const [where, m] of everyFunction()) for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).not.toContain("`");
+  });
+
+  it("names no argument like a flag of `dagger call` itself (the engine refuses the call: `flag already exists`)", () => {
+    const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    for (const [where, m] of everyFunction()) for (const a of Object.values(m.arguments)) expect(DAGGER_CALL_FLAGS, `${where}(${a.name})`).not.toContain(kebab(a.name));
   });
 
   it("types every secret argument as Secret, and no secret-looking argument as a string", () => {
     let seen = 0;
-    for (const m of Object.values(api.objects.VpsPipeline!.methods)) {
+    for (const [where, m] of everyFunction()) {
       for (const a of Object.values(m.arguments)) {
         if (SECRETS.includes(a.name)) {
           seen++;
-          expect(a.type, `${m.name}(${a.name})`).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+          expect(a.type, `${where}(${a.name})`).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
         } else if (/token|password|passphrase|secret|privatekey|sshkey|envfile/i.test(a.name)) {
-          throw new Error(`${m.name}(${a.name}) looks secret but is ${a.type.kind}`);
+          throw new Error(`${where}(${a.name}) looks secret but is ${a.type.kind}`);
         }
       }
     }
-    expect(seen).toBeGreaterThanOrEqual(10);
+    expect(seen).toBe(SECRETS.length + 1); // the push token on the constructor, the rest on vps(...), pullToken on doctor too
   });
 
-  it("defaults `source` to the context directory wherever it is taken", () => {
-    const withSource = Object.values(api.objects.VpsPipeline!.methods).filter((m) => m.arguments.source);
-    expect(withSource.map((m) => m.name).sort()).toEqual(["build", "deploy", "doctor", "publish", "ship"]);
-    for (const m of withSource) {
-      expect(m.arguments.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
+  it("takes its defaults from the one DEFAULTS table the schemas read", () => {
+    const ctor = api.objects.VpsPipeline!.constructor!.arguments;
+    expect(ctor.composeFile!.defaultValue).toBe(DEFAULTS.composeFile);
+    expect(ctor.registry!.defaultValue).toBe(DEFAULTS.registry);
+    expect(ctor.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
+    const vps = api.objects.VpsPipeline!.methods.vps!.arguments;
+    for (const [arg, value] of [["user", DEFAULTS.user], ["port", DEFAULTS.port], ["keepReleases", DEFAULTS.keepReleases], ["healthTimeout", DEFAULTS.healthTimeout], ["lockTimeout", DEFAULTS.lockTimeout]] as const) {
+      expect(vps[arg]!.defaultValue, arg).toBe(value);
     }
   });
 
-  it("caches build only: every function that pushes or touches the server opts out (the JSON above omits it; the scanner has it)", async () => {
+  it("caches build only: every function that pushes, reads live state or touches the server opts out (the scanner has it)", async () => {
     const { scan } = (await import(pathToFileURL(join(sdk, "module/introspector/index.js")).href)) as {
       scan: (files: string[], name: string, load: boolean) => Promise<{ objects: Record<string, { methods: Record<string, { cache?: string }> }> }>;
     };
     const mod = await scan([...tsFiles(".dagger/src"), clientFile], "vps-pipeline", false);
-    const methods = mod.objects.VpsPipeline!.methods;
-    for (const f of ["publish", "deploy", "verify", "ship", "rollback", "status", "doctor"]) expect(methods[f]!.cache, f).toBe("never");
-    expect(methods.build!.cache).toBeUndefined();
+    for (const f of ["publish", "doctor"]) expect(mod.objects.VpsPipeline!.methods[f]!.cache, f).toBe("never");
+    for (const f of ["deploy", "plan", "verify", "rollback", "status", "doctor", "ship"]) expect(mod.objects.Vps!.methods[f]!.cache, `Vps.${f}`).toBe("never");
+    expect(mod.objects.VpsPipeline!.methods.build!.cache).toBeUndefined();
   });
 });
 
 describe("dagger.json", () => {
-  it("names the module and pins the engine to the SDK version we build against", () => {
+  it("names the module and requires the oldest engine it is known to run on, no newer than the SDK we build against", () => {
     const conf = JSON.parse(readFileSync("dagger.json", "utf8")) as { name: string; engineVersion: string; sdk: { source: string }; source: string };
     const sdkVersion = (JSON.parse(readFileSync("node_modules/@dagger.io/dagger/package.json", "utf8")) as { version: string }).version;
-    expect(conf).toEqual({ name: "vps-pipeline", engineVersion: `v${sdkVersion}`, sdk: { source: "typescript" }, source: ".dagger" });
+    expect(conf).toEqual({ name: "vps-pipeline", engineVersion: "v0.21.8", sdk: { source: "typescript" }, source: ".dagger" });
+    const num = (v: string) => v.replace(/^v/, "").split(".").map(Number).reduce((a, n) => a * 1000 + n, 0);
+    expect(num(conf.engineVersion)).toBeLessThanOrEqual(num(sdkVersion));
   });
 });

@@ -6,12 +6,14 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ApiFunction, ApiShape } from "../../.dagger/src/core/workflow.js";
 
 export const sdkDir = join(process.cwd(), "node_modules/@dagger.io/dagger/dist/src");
 
 export interface Arg { name: string; description: string; type: { kind: string; name?: string }; defaultPath?: string; defaultValue?: unknown; isOptional: boolean }
-export interface Method { name: string; description: string; arguments: Record<string, Arg> }
-export interface Registered { objects: Record<string, { description: string; methods: Record<string, Method> }> }
+export interface Method { name: string; description: string; arguments: Record<string, Arg>; returnType?: { kind: string; name?: string } }
+export interface ObjectDef { description: string; constructor?: Method; methods: Record<string, Method>; properties: Record<string, { name: string; description: string }> }
+export interface Registered { objects: Record<string, ObjectDef> }
 
 /** A copy of the SDK's generated client: the introspector wants a file named `*client.gen.ts`. */
 export function clientFile(): string {
@@ -28,7 +30,19 @@ export function introspect(client = clientFile()): Registered {
   return JSON.parse(out) as Registered;
 }
 
-/** `--registry-token` → `registryToken`: how the CLI names an argument. */
-export function flagToArg(flag: string): string {
-  return flag.replace(/^--/, "").replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+function described(m: Method): ApiFunction {
+  const args = Object.values(m.arguments);
+  const returns = m.returnType?.kind === "OBJECT_KIND" && (m.returnType.name === "Vps" || m.returnType.name === "VpsPipeline") ? m.returnType.name : undefined;
+  return {
+    args: args.map((a) => a.name),
+    required: args.filter((a) => !a.isOptional && a.defaultValue === undefined && !a.defaultPath).map((a) => a.name),
+    ...(returns ? { returns } : {}),
+  };
+}
+
+/** The registered API in the shape core/workflow.ts checks `dagger call` lines against (the module's own check reads the same from the engine). */
+export function apiShape(api: Registered): ApiShape {
+  const objects = Object.fromEntries(Object.entries(api.objects).map(([name, o]) => [name, Object.fromEntries(Object.values(o.methods).map((m) => [m.name, described(m)]))]));
+  const main = api.objects.VpsPipeline!;
+  return { main: "VpsPipeline", constructor: Object.hasOwn(main, "constructor") ? described(main.constructor!) : { args: [], required: [] }, objects };
 }

@@ -1,60 +1,48 @@
 /**
  * The GitHub wrapper cannot drift from the module: every `dagger call` line in
- * the workflows names a function that exists, only arguments it has, and every
- * argument it requires.
+ * the workflows chains functions that exist, passes only arguments they have and
+ * every argument they require. The checker is the module's own (core/workflow.ts,
+ * also behind its `dagger check`); here it reads the API from the introspector.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
-import { flagToArg, introspect, type Registered } from "./introspection.js";
+import { chainOf, checkCall, daggerCalls, words, type ApiShape, type WorkflowCall } from "../../.dagger/src/core/workflow.js";
+import { apiShape, introspect } from "./introspection.js";
 
-interface Step { uses?: string; with?: Record<string, string> }
-interface Workflow { jobs: Record<string, { steps: Step[] }> }
-
-/** Split a command line the way bash would for our purposes: whitespace, with quoted parts kept whole. */
-function words(line: string): string[] {
-  return [...line.matchAll(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g)].map((m) => m[0]);
-}
-
-function daggerCalls(): { file: string; args: string }[] {
+function calls(): WorkflowCall[] {
   const dir = ".github/workflows";
-  return readdirSync(dir).flatMap((file) => {
-    const wf = parse(readFileSync(`${dir}/${file}`, "utf8")) as Workflow;
-    return Object.values(wf.jobs).flatMap((j) =>
-      j.steps.filter((s) => s.uses?.startsWith("dagger/dagger-for-github@")).map((s) => ({ file, args: String(s.with?.args ?? s.with?.call ?? "") })),
-    );
-  });
+  return readdirSync(dir).flatMap((file) => daggerCalls(file, readFileSync(`${dir}/${file}`, "utf8")));
 }
 
-let api: Registered;
+let api: ApiShape;
 beforeAll(() => {
-  api = introspect();
+  api = apiShape(introspect());
 });
 
 describe("the workflows' dagger calls", () => {
-  it("are there: ship on push, rollback on dispatch", () => {
-    expect(daggerCalls().map((c) => `${c.file}:${words(c.args)[0]}`).sort()).toEqual(["deploy.yml:rollback", "deploy.yml:ship"]);
+  it("are there: ship on push, rollback on dispatch, status after a failure, all through vps(...)", () => {
+    expect(calls().map((c) => `${c.file}:${chainOf(c.line).join(" ")}`).sort()).toEqual(["deploy.yml:vps rollback", "deploy.yml:vps ship", "deploy.yml:vps status"]);
   });
 
   it("name only functions and arguments the module has, and every argument a function requires", () => {
-    const methods = api.objects.VpsPipeline!.methods;
-    for (const call of daggerCalls()) {
-      const [fn, ...rest] = words(call.args);
-      const method = methods[fn!];
-      expect(method, `${call.file}: function ${fn}`).toBeDefined();
-      const given = rest.map((w) => flagToArg(w.split("=")[0]!));
-      for (const g of given) expect(Object.keys(method!.arguments), `${call.file}: ${fn} --${g}`).toContain(g);
-      const required = Object.values(method!.arguments).filter((a) => !a.isOptional && a.defaultValue === undefined && !a.defaultPath).map((a) => a.name);
-      for (const r of required) expect(given, `${call.file}: ${fn} needs --${r}`).toContain(r);
-    }
+    for (const call of calls()) expect(checkCall(call, api), call.line).toEqual([]);
+  });
+
+  it("the checker itself finds a missing function, an unknown flag and a missing required argument", () => {
+    const bad = (line: string) => checkCall({ file: "x.yml", line }, api).join("\n");
+    expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p shipit")).toMatch(/Vps has no function `shipit`/);
+    expect(bad("--colour=red vps --host=h --host-key=k --ssh-key=env:K --project=p status")).toMatch(/\(constructor\) has no argument --colour/);
+    expect(bad("vps --host=h --ssh-key=env:K --project=p status")).toMatch(/vps needs --host-key/);
+    expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(/deploy needs --git-sha/);
+    expect(bad("--progress=plain vps --host=h --host-key=k --ssh-key=env:K --project=p status --json")).toBe("");
   });
 
   it("pass secrets by reference (env:NAME), never by value, and no expression is pasted into the line", () => {
-    for (const call of daggerCalls()) {
-      expect(call.args, call.file).not.toContain("${{");
-      for (const w of words(call.args)) {
+    for (const call of calls()) {
+      expect(call.line, call.file).not.toContain("${{");
+      for (const w of words(call.line)) {
         const [flag, value = ""] = w.split(/=(.*)/s);
-        if (/token|ssh-key|env-file|passphrase/.test(flag!) && !/^--ssh-key-passphrase$/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
+        if (/token|ssh-key|env-file|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
         expect(value, `${call.file}: ${flag}`).not.toMatch(/secrets\./);
       }
     }
