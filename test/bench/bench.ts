@@ -4,10 +4,10 @@
  * pair-wise ratios and writes them, with the machine's facts, to bench/<date>.md.
  *
  *   ours    deploy() over one SSH connection (pull, switch, health)
- *   floor   `docker compose pull && docker compose up -d --wait` as the deploy user
+ *   floor   `docker compose pull`, the migration job (`compose run`), `docker compose up -d --wait` as the deploy user
  *           inside the VPS namespace: no SSH, no lock, no history
  *   ssh-per-step  what ssh-action based workflows do: a new `ssh`/`scp` per step
- *           (login, copy the compose file, pull, up --wait, logout)
+ *           (login, copy the compose file, pull, the migration job, up --wait, logout)
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -56,7 +56,8 @@ function floorSetup(): void {
 }
 function floor(version: "v1" | "v2"): void {
   writeFileSync(`${HOME}/production/bench-floor/docker-compose.yml`, releaseCompose(version));
-  asDeploy("cd production/bench-floor && export DOCKER_CONFIG=.bench-auth && docker compose -p bench-floor pull -q && docker compose -p bench-floor up -d --wait --remove-orphans >/dev/null 2>&1");
+  // the same work as ours: pull, the release-phase job, up
+  asDeploy("cd production/bench-floor && export DOCKER_CONFIG=.bench-auth && docker compose -p bench-floor --profile vps-pipeline-jobs pull -q && docker compose -p bench-floor --profile vps-pipeline-jobs run --rm -T migrate >/dev/null 2>&1 && docker compose -p bench-floor up -d --wait --remove-orphans >/dev/null 2>&1");
 }
 
 const sshArgs = ["-i", bed.vps.keys.ed25519, "-o", `UserKnownHostsFile=${bed.stateDir}/bench_known_hosts`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"];
@@ -71,7 +72,8 @@ function alt(version: "v1" | "v2"): void {
   const ssh = (cmd: string, input?: string) => execFileSync("ssh", [...sshArgs, `deploy@${bed.vps.host}`, cmd], { input: input ?? "", stdio: ["pipe", "ignore", "pipe"] });
   ssh(`docker login -u ${bed.registry.user} --password-stdin ${bed.registry.host} >/dev/null 2>&1`, registryPassword);
   execFileSync("scp", ["-q", ...sshArgs, file, `deploy@${bed.vps.host}:production/bench-ssh/docker-compose.yml`]);
-  ssh("cd production/bench-ssh && docker compose -p bench-ssh pull -q");
+  ssh("cd production/bench-ssh && docker compose -p bench-ssh --profile vps-pipeline-jobs pull -q");
+  ssh("cd production/bench-ssh && docker compose -p bench-ssh --profile vps-pipeline-jobs run --rm -T migrate >/dev/null 2>&1");
   ssh("cd production/bench-ssh && docker compose -p bench-ssh up -d --wait --remove-orphans >/dev/null 2>&1");
   ssh(`docker logout ${bed.registry.host} >/dev/null`);
 }

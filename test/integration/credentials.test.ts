@@ -38,11 +38,11 @@ describe("a credential helper on the server", () => {
 
   it("never receives the token: deploy, rollback and doctor succeed and leave the store empty", async () => {
     freshProject("helper");
-    await deploy(deployRequest("helper", 18111, { compose: releaseCompose("v1") }));
-    await deploy(deployRequest("helper", 18111, { compose: releaseCompose("v2") }));
+    await deploy(deployRequest("helper", 18211, { compose: releaseCompose("v1") }));
+    await deploy(deployRequest("helper", 18211, { compose: releaseCompose("v2") }));
     expect(storeEntries()).toBe("");
     await rollback({ ssh: sshOptions(), dir: "production/helper", project: "helper", lockTimeoutSeconds: 30, healthTimeoutSeconds: 40, by: "vitest", log: () => {}, registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword } });
-    expect((await webStatus(18111)).body).toContain("Version v1.");
+    expect((await webStatus(18211)).body).toContain("Version v1.");
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     const findings = await doctor({
       registry: bed.registry.host, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag: "v1",
@@ -56,7 +56,7 @@ describe("a credential helper on the server", () => {
   it("a throwaway config left by a killed run is swept by the next one", async () => {
     // pid 2^22-1 is above Linux's pid_max default: no live shell owns it
     sh(`install -d -m 700 -o deploy -g deploy ${HOME}/.vps-pipeline-auth.4194303.killed && echo '{"auths":{}}' > ${HOME}/.vps-pipeline-auth.4194303.killed/config.json`);
-    await deploy(deployRequest("helper", 18111, { compose: releaseCompose("v2") }));
+    await deploy(deployRequest("helper", 18211, { compose: releaseCompose("v2") }));
     expect(sh(`ls -a ${HOME}`)).not.toContain("vps-pipeline-auth");
   });
 });
@@ -127,8 +127,8 @@ describe("registries with a port, and certificates", () => {
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     const digests = await resolveReleaseDigests(stack, [], "v2", login);
     freshProject("withport");
-    await deploy({ ...v, sha: "e".repeat(40), compose: renderRelease(stack, digests), env: "WEB_PORT=18112\n", registry: login!, log: () => {} });
-    expect((await webStatus(18112)).body).toContain("Version v2.");
+    await deploy({ ...v, sha: "e".repeat(40), compose: renderRelease(stack, digests), env: "WEB_PORT=18212\n", registry: login!, log: () => {} });
+    expect((await webStatus(18212)).body).toContain("Version v2.");
     expect(sh(`tail -n 1 ${HOME}/production/withport/.releases/history.jsonl`)).toContain("unnamed deployer with key SHA256:");
   });
 
@@ -141,7 +141,7 @@ describe("registries with a port, and certificates", () => {
       expect(err).toMatchObject({ code: "REGISTRY_CERT_UNTRUSTED", hint: expect.stringMatching(/certs\.d\/10\.200\.0\.1:5449\/ca\.crt/) });
       const compose = releaseCompose("v1").replace(/image: \S+\/api@/, `image: ${bed.vps.hostIp}:5449/acme/api@`);
       freshProject("untrusted");
-      const denied = await deploy(deployRequest("untrusted", 18113, { compose })).catch((e: unknown) => e);
+      const denied = await deploy(deployRequest("untrusted", 18213, { compose })).catch((e: unknown) => e);
       expect(denied).toMatchObject({ code: "REGISTRY_CERT_UNTRUSTED", message: expect.stringMatching(/10\.200\.0\.1:5449 is not trusted on the VPS/) });
     } finally {
       await untrusted.close();

@@ -24,9 +24,9 @@ function serverState(project: string): string {
 describe("plan", () => {
   it("shows what a deploy would change and changes nothing: files, containers and history stay byte for byte", async () => {
     freshProject("planned");
-    await deploy(deployRequest("planned", 18121, { compose: releaseCompose("v1"), env: "WEB_PORT=18121\nGOLD_API_KEY=value-one\nOLD=1\n" }));
+    await deploy(deployRequest("planned", 18221, { compose: releaseCompose("v1"), env: "WEB_PORT=18221\nGOLD_API_KEY=value-one\nOLD=1\n" }));
     const before = serverState("planned");
-    const p = await plan({ ssh: sshOptions(), dir: "production/planned", project: "planned", compose: releaseCompose("v2", "v1"), env: "WEB_PORT=18121\nGOLD_API_KEY=value-two\nNEW=1\n" });
+    const p = await plan({ ssh: sshOptions(), dir: "production/planned", project: "planned", compose: releaseCompose("v2", "v1"), env: "WEB_PORT=18221\nGOLD_API_KEY=value-two\nNEW=1\n" });
     expect(serverState("planned")).toBe(before);
     expect(p.current).toMatch(/-0123456$/);
     expect(p.services).toEqual([
@@ -64,7 +64,7 @@ describe("spans", () => {
   it("a deploy is one span with a child per step, in order, carrying the release id", async () => {
     freshProject("traced");
     const r = recorder();
-    const done = await deploy(deployRequest("traced", 18122, { compose: releaseCompose("v1"), tracing: r.tracing }));
+    const done = await deploy(deployRequest("traced", 18222, { compose: releaseCompose("v1"), tracing: r.tracing }));
     const spans = r.spans();
     const root = spans.find((s) => s.name === "deploy")!;
     expect(root.attributes).toMatchObject({ "vps.project": "traced", "release.id": done.release });
@@ -78,7 +78,7 @@ describe("spans", () => {
 
   it("a failed deploy marks the failing steps and the deploy as errors with the pipeline's code; the rollback is its own span", async () => {
     const r = recorder();
-    const err = await deploy(deployRequest("traced", 18122, { compose: releaseCompose("v3"), tracing: r.tracing, healthTimeoutSeconds: 20 })).catch((e: unknown) => e);
+    const err = await deploy(deployRequest("traced", 18222, { compose: releaseCompose("v3"), tracing: r.tracing, healthTimeoutSeconds: 20 })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     const spans = r.spans();
     const root = spans.find((s) => s.name === "deploy")!;
@@ -94,8 +94,8 @@ describe("spans", () => {
 
   it("no span, attribute or event holds a secret", async () => {
     const r = recorder();
-    await deploy(deployRequest("traced", 18122, { compose: releaseCompose("v2"), tracing: r.tracing }));
-    await deploy(deployRequest("traced", 18122, { compose: releaseCompose("v2"), tracing: r.tracing, registry: { host: bed.registry.host, user: bed.registry.user, token: "wrong-token" } })).catch(() => undefined);
+    await deploy(deployRequest("traced", 18222, { compose: releaseCompose("v2"), tracing: r.tracing }));
+    await deploy(deployRequest("traced", 18222, { compose: releaseCompose("v2"), tracing: r.tracing, registry: { host: bed.registry.host, user: bed.registry.user, token: "wrong-token" } })).catch(() => undefined);
     const dump = JSON.stringify(r.spans().map((s) => ({ n: s.name, a: s.attributes, e: s.events, st: s.status })));
     expect(dump).toContain("REGISTRY_UNAUTHORIZED");
     for (const secret of [registryPassword, "wrong-token", privateKey.split("\n")[1]!, "not-a-real-key"]) expect(dump).not.toContain(secret);

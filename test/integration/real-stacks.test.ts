@@ -55,7 +55,7 @@ describe("release-phase jobs", () => {
     x-vps-pipeline: { job: true }
 `;
     const out = captureLog();
-    await deploy(deployRequest("jobs", 18101, { compose: stack("v1", `${base("v1")}${record}volumes:\n  jobdata: {}\n`), env: "WEB_PORT=18101\nMARKER=first\n", log: out.log }));
+    await deploy(deployRequest("jobs", 18201, { compose: stack("v1", `${base("v1")}${record}volumes:\n  jobdata: {}\n`), env: "WEB_PORT=18201\nMARKER=first\n", log: out.log }));
     const steps = out.lines.map((l) => l.split(/\s+/)[1]);
     expect(steps.indexOf("jobs")).toBeGreaterThan(steps.indexOf("pull"));
     expect(steps.indexOf("jobs")).toBeLessThan(steps.indexOf("switch"));
@@ -67,31 +67,31 @@ describe("release-phase jobs", () => {
 
   it("a job that fails stops the deploy before the switch: nothing that runs changes, the error has its exit code and log tail", async () => {
     freshProject("jobfail");
-    const first = await deploy(deployRequest("jobfail", 18102, { compose: stack("v1", base("v1")) }));
+    const first = await deploy(deployRequest("jobfail", 18202, { compose: stack("v1", base("v1")) }));
     const before = containers("jobfail");
-    const err = await deploy(deployRequest("jobfail", 18102, { compose: stack("v2", base("v2"), "echo 'migration 0042: column gold.price already exists' >&2; exit 3") })).catch((e: unknown) => e);
+    const err = await deploy(deployRequest("jobfail", 18202, { compose: stack("v2", base("v2"), "echo 'migration 0042: column gold.price already exists' >&2; exit 3") })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "JOB_FAILED" });
     expect(String((err as Error).message)).toMatch(/`migrate` exited with code 3; nothing that runs was changed/);
     expect(String((err as Error).message)).toContain("migration 0042: column gold.price already exists");
     expect(containers("jobfail")).toEqual(before);
     expect(sh(`cat ${HOME}/production/jobfail/.releases/current`).trim()).toBe(first.release);
-    expect((await webStatus(18102)).body).toContain("Version v1.");
+    expect((await webStatus(18202)).body).toContain("Version v1.");
     expect(history("jobfail").at(-1)).toMatchObject({ result: "failed", code: "JOB_FAILED" });
   });
 
   it("a job that outlives its timeout is stopped and removed, and counts as failed", async () => {
     const slow = stack("v2", base("v2"), "sleep 60").replace("job: { timeout: 120 }", "job: { timeout: 2 }");
-    const err = await deploy(deployRequest("jobfail", 18102, { compose: slow })).catch((e: unknown) => e);
+    const err = await deploy(deployRequest("jobfail", 18202, { compose: slow })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "JOB_FAILED", message: expect.stringMatching(/did not finish within 2s/) });
     expect(sh("docker ps -a --filter name=jobfail-migrate-job --format '{{.Names}}'").trim()).toBe("");
-    expect((await webStatus(18102)).body).toContain("Version v1.");
+    expect((await webStatus(18202)).body).toContain("Version v1.");
   });
 });
 
 describe("the services a release expects", () => {
   it("a run-once service (exit 0, consumed by service_completed_successfully) counts as done; a profile service and scale 0 are not waited for", async () => {
     freshProject("shapes");
-    const r = await deploy(deployRequest("shapes", 18103, { compose: stack("v1", base("v1")), healthTimeoutSeconds: 30 }));
+    const r = await deploy(deployRequest("shapes", 18203, { compose: stack("v1", base("v1")), healthTimeoutSeconds: 30 }));
     expect(r.release).toBeTruthy();
     const report = await verify(target("shapes"), []);
     expect(report.problems).toEqual([]);
@@ -104,40 +104,40 @@ describe("the services a release expects", () => {
 describe("rollback always has what it needs", () => {
   it("`rollback` after `docker image prune -a` pulls the old release's images back and returns to it", async () => {
     freshProject("pruned");
-    const a = await deploy(deployRequest("pruned", 18104, { compose: releaseCompose("v1") }));
-    await deploy(deployRequest("pruned", 18104, { compose: releaseCompose("v2") }));
+    const a = await deploy(deployRequest("pruned", 18204, { compose: releaseCompose("v1") }));
+    await deploy(deployRequest("pruned", 18204, { compose: releaseCompose("v2") }));
     sh("docker image prune -a -f > /dev/null");
     expect(sh(`docker image inspect ${bed.registry.prefix}/api@${bed.images["api:v1"]} > /dev/null 2>&1 && echo present || echo gone`).trim()).toBe("gone");
     const st = await status(target("pruned"));
     expect(st.releases.find((x) => x.id === a.release)?.missing.length).toBeGreaterThan(0);
     const back = await rollback(rollbackRequest("pruned"));
     expect(back.release).toBe(a.release);
-    expect((await webStatus(18104)).body).toContain("Version v1.");
+    expect((await webStatus(18204)).body).toContain("Version v1.");
     expect((await status(target("pruned"))).releases.find((x) => x.id === a.release)?.missing).toEqual([]);
   });
 
   it("the automatic rollback of a failed deploy works after the previous release's images were removed", async () => {
     freshProject("pruned2");
-    const v2 = await deploy(deployRequest("pruned2", 18105, { compose: releaseCompose("v2") }));
+    const v2 = await deploy(deployRequest("pruned2", 18205, { compose: releaseCompose("v2") }));
     // the server lost the running release's containers and images (a clean-up gone too far)
     sh("ids=$(docker ps -aq --filter label=com.docker.compose.project=pruned2); docker rm -f $ids > /dev/null; docker image prune -a -f > /dev/null");
     const out = captureLog();
-    const err = await deploy(deployRequest("pruned2", 18105, { compose: releaseCompose("v3"), healthTimeoutSeconds: 20, log: out.log })).catch((e: unknown) => e);
+    const err = await deploy(deployRequest("pruned2", 18205, { compose: releaseCompose("v3"), healthTimeoutSeconds: 20, log: out.log })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK", message: expect.stringMatching(/healthy and serving/) });
     expect(out.lines.find((l) => / pull /.test(l))).toMatch(/images present for a rollback/);
-    expect((await webStatus(18105)).body).toContain("Version v2.");
+    expect((await webStatus(18205)).body).toContain("Version v2.");
     expect(sh(`cat ${HOME}/production/pruned2/.releases/current`).trim()).toBe(v2.release);
   });
 
   it("A → B → C, then rollback twice: C → B → A, never back and forth", async () => {
     freshProject("abc");
-    const a = await deploy(deployRequest("abc", 18106, { compose: releaseCompose("v1"), sha: "a".repeat(40) }));
-    const b = await deploy(deployRequest("abc", 18106, { compose: releaseCompose("v2"), sha: "b".repeat(40) }));
-    await deploy(deployRequest("abc", 18106, { compose: releaseCompose("v1"), sha: "c".repeat(40) }));
+    const a = await deploy(deployRequest("abc", 18206, { compose: releaseCompose("v1"), sha: "a".repeat(40) }));
+    const b = await deploy(deployRequest("abc", 18206, { compose: releaseCompose("v2"), sha: "b".repeat(40) }));
+    await deploy(deployRequest("abc", 18206, { compose: releaseCompose("v1"), sha: "c".repeat(40) }));
     expect((await rollback(rollbackRequest("abc"))).release).toBe(b.release);
-    expect((await webStatus(18106)).body).toContain("Version v2.");
+    expect((await webStatus(18206)).body).toContain("Version v2.");
     expect((await rollback(rollbackRequest("abc"))).release).toBe(a.release);
-    expect((await webStatus(18106)).body).toContain("Version v1.");
+    expect((await webStatus(18206)).body).toContain("Version v1.");
     const h = history("abc");
     expect(h.at(-1)).toMatchObject({ action: "rollback", release: a.release, sha: "a".repeat(40) });
     expect(await rollback(rollbackRequest("abc")).catch((e: unknown) => e)).toMatchObject({ code: "RELEASE_NOT_FOUND" });
@@ -147,7 +147,7 @@ describe("rollback always has what it needs", () => {
 describe("verify trusts the release record", () => {
   it("catches a hand edit of the live compose file and a container started from it", async () => {
     freshProject("drift");
-    await deploy(deployRequest("drift", 18107, { compose: releaseCompose("v1") }));
+    await deploy(deployRequest("drift", 18207, { compose: releaseCompose("v1") }));
     expect((await verify(target("drift"), [])).ok).toBe(true);
     sh(`cd ${HOME}/production/drift && sed -i 's|web@${bed.images["web:v1"]}|web@${bed.images["web:v2"]}|' docker-compose.yml && su deploy -c 'docker compose -p drift up -d --pull missing web' > /dev/null 2>&1`);
     const r = await verify(target("drift"), []);

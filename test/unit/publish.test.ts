@@ -1,0 +1,93 @@
+/**
+ * Publishing without an engine: the build plan's containers are stood in for by
+ * fakes with the same surface (sync, withRegistryAuth, publish), the registry by
+ * a fake tag store. What is checked is the pipeline's own logic around them.
+ */
+import type { Container, Secret } from "@dagger.io/dagger";
+import { describe, expect, it } from "vitest";
+import { publishImages, type BuiltImage, type TagStore } from "../../.dagger/src/build/images.js";
+import { parseComposeStack } from "../../.dagger/src/core/compose.js";
+import { ociLabels, tagsFor } from "../../.dagger/src/core/images.js";
+import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
+import { checkImagesOnRegistry } from "../../.dagger/src/inputs/inputs.js";
+
+const D = (c: string) => `sha256:${c.repeat(64)}`;
+const stack = parseComposeStack("services:\n  api: { build: ./api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n", "compose/prod.yml", "registry.example.com:5000/acme");
+
+function fakeContainer(o: { fails?: string; digest?: string } = {}) {
+  const pushed: string[] = [];
+  const c = {
+    sync: async () => {
+      if (o.fails) throw new Error(o.fails);
+      return c;
+    },
+    withRegistryAuth: () => c,
+    publish: async (ref: string) => {
+      pushed.push(ref);
+      return `${ref.split(":").slice(0, -1).join(":")}@${o.digest ?? D("1")}`;
+    },
+  };
+  return { container: c as unknown as Container, pushed };
+}
+
+function fakeStore(existing: Record<string, string> = {}): TagStore & { tagged: string[] } {
+  const tagged: string[] = [];
+  return { tagged, digestOf: async (path, tag) => existing[`${path}:${tag}`], tag: async (path, digest, tag) => void tagged.push(`${path}:${tag}=${digest}`) };
+}
+
+const auth = { host: "registry.example.com:5000", user: "ci", token: {} as Secret };
+
+describe("publish", () => {
+  it("pushes every tag of a new commit, sha-<7> first, and prints repo@digest", async () => {
+    const api = fakeContainer({ digest: D("a") });
+    const web = fakeContainer({ digest: D("b") });
+    const built: BuiltImage[] = [{ target: stack.builds[0]!, container: api.container }, { target: stack.builds[1]!, container: web.container }];
+    const out = await publishImages(built, ["sha-abc1234", "latest"], auth, fakeStore());
+    expect(api.pushed).toEqual(["registry.example.com:5000/acme/api:sha-abc1234", "registry.example.com:5000/acme/api:latest"]);
+    expect(out.map((p) => [p.pinned, p.reused])).toEqual([[`registry.example.com:5000/acme/api@${D("a")}`, false], [`registry.example.com:5000/acme/web@${D("b")}`, false]]);
+  });
+
+  it("never moves sha-<7>: a commit already published is reused, its other tags pointed at the same digest, nothing rebuilt", async () => {
+    const api = fakeContainer({ fails: "must not be built" });
+    const store = fakeStore({ "acme/api:sha-abc1234": D("e") });
+    const out = await publishImages([{ target: stack.builds[0]!, container: api.container }], ["sha-abc1234", "latest", "v1.2.3"], auth, store);
+    expect(out[0]).toMatchObject({ digest: D("e"), reused: true });
+    expect(api.pushed).toEqual([]);
+    expect(store.tagged).toEqual([`acme/api:latest=${D("e")}`, `acme/api:v1.2.3=${D("e")}`]);
+  });
+
+  it("reports a failing Dockerfile step as BUILD_FAILED naming the service and the step's output, before any push", async () => {
+    const api = fakeContainer({ fails: 'process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\nnpm ERR! missing: left-pad@1.3.0' });
+    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], ["sha-abc1234"], auth, fakeStore()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringMatching(/services\.api \(compose\/api\/Dockerfile\) failed:[\s\S]*npm ERR! missing: left-pad/), hint: expect.stringMatching(/Nothing was pushed/) });
+    expect(api.pushed).toEqual([]);
+  });
+
+  it("labels the image with the commit's time, so the same commit gives the same image; without one, no created label", () => {
+    const git = { sha: "abc1234def", defaultBranch: "main" };
+    const at = new Date("2026-11-25T12:00:00Z");
+    expect(ociLabels({ source: "s", revision: git.sha, created: at })["org.opencontainers.image.created"]).toBe("2026-11-25T12:00:00.000Z");
+    expect(ociLabels({ source: "s", revision: git.sha, created: at })).toEqual(ociLabels({ source: "s", revision: git.sha, created: new Date(at) }));
+    expect(Object.keys(ociLabels({ source: "s", revision: git.sha }))).not.toContain("org.opencontainers.image.created");
+    expect(tagsFor(git).shaTag).toBe("sha-abc1234");
+  });
+
+  it("refuses an image prefix on another host than the registry, before anything is pushed", () => {
+    expect(() => checkImagesOnRegistry(stack, "registry.example.com:5000")).not.toThrow();
+    const other = parseComposeStack("services:\n  api: { build: ./api }\n", "compose/prod.yml", "ghcr.io/acme");
+    expect(() => checkImagesOnRegistry(other, "registry.example.com:5000")).toThrow(/the registry is registry\.example\.com:5000, but services\.api would be pushed to ghcr\.io\/acme\/api/);
+  });
+});
+
+describe("what docker and containerd print, classified", () => {
+  it("`no basic auth credentials` is missing credentials (401), not a refusal (403)", () => {
+    expect(classifyRegistryOutput("failed to push ghcr.io/acme/api:sha-1: failed to authorize: no basic auth credentials")).toBe("unauthorized");
+    expect(registryError("push", "ghcr.io", "no basic auth credentials")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
+  });
+
+  it("an untrusted certificate is its own failure, naming the registry docker talked to", () => {
+    const out = 'Error response from daemon: Get "https://10.0.0.5:5000/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority';
+    expect(classifyRegistryOutput(out)).toBe("certificate");
+    expect(registryError("pull", "ghcr.io", out)).toMatchObject({ code: "REGISTRY_CERT_UNTRUSTED", message: expect.stringMatching(/10\.0\.0\.5:5000/), hint: expect.stringMatching(/certs\.d\/10\.0\.0\.5:5000\/ca\.crt/) });
+  });
+});
