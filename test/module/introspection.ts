@@ -1,5 +1,5 @@
 /**
- * Runs Dagger's own introspector on .dagger/src (offline, as DESIGN.md shows) and
+ * Runs Dagger's own introspector on .dagger/src (offline; see docs/architecture.md) and
  * returns the module's API as the engine would register it.
  */
 import { execFileSync } from "node:child_process";
