@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the main job on the embedded example, end to end on the test
- * bed — deploy v1, verify, upgrade to v2, try a broken v3 and watch the
- * automatic rollback, then print the report and the history.
+ * bed — plan, deploy v1 (with its release-phase migration job), verify, plan and
+ * upgrade to v2, try a broken v3 and watch the automatic rollback, then print
+ * the report, the kept releases and the history.
  *
  * Images are built and pushed by the test bed with the docker CLI: no Dagger
  * engine can run on this machine, so the module's `build`/`publish` (which do
@@ -24,7 +25,10 @@ async function main(): Promise<void> {
 
   const { isPipelineError } = await import("../../.dagger/src/core/errors.js");
   const { formatReport } = await import("../../.dagger/src/core/report.js");
+  const { formatPlan } = await import("../../.dagger/src/core/plan.js");
+  const { formatStatus } = await import("../../.dagger/src/core/summary.js");
   const { deploy } = await import("../../.dagger/src/remote/deploy.js");
+  const { plan } = await import("../../.dagger/src/remote/plan.js");
   const { status, verify } = await import("../../.dagger/src/remote/verify.js");
   const { bed, deployRequest, releaseCompose, sh, sshOptions, webStatus } = await import("./bed.js");
 
@@ -39,10 +43,16 @@ async function main(): Promise<void> {
   const request = (version: "v1" | "v2" | "v3") =>
     deployRequest(PROJECT, PORT, { compose: releaseCompose(version), by: "npm run demo", sha: `${version === "v1" ? "1" : version === "v2" ? "2" : "3"}`.repeat(40), log: (l) => console.log(`  ${l}`), healthTimeoutSeconds: 60 });
 
-  banner("deploy v1 to an empty VPS");
+  banner("plan v1 on an empty VPS (changes nothing)");
+  console.log(formatPlan(await plan({ ...target, compose: releaseCompose("v1"), env: request("v1").env! })));
+
+  banner("deploy v1 to an empty VPS: the migrate job runs before the switch");
   await deploy(request("v1"));
   console.log(formatReport(await verify(target, probe)));
   console.log(`  web says: ${(await webStatus(PORT)).body.match(/Version [^<]*/)?.[0]}`);
+
+  banner("plan the upgrade to v2");
+  console.log(formatPlan(await plan({ ...target, compose: releaseCompose("v2") })));
 
   banner("upgrade to v2");
   await deploy(request("v2"));
@@ -63,10 +73,10 @@ async function main(): Promise<void> {
   console.log(`  web says: ${says}`);
   if (!after.ok || !says?.includes("v2")) throw new Error("after the rollback v2 should be serving");
 
-  banner("status and history");
+  banner("status: current release, kept releases, history");
   const st = await status(target, 10);
-  console.log(`  current release: ${st.release}`);
-  for (const h of st.history) console.log(`  ${h.at}  ${h.action} ${h.result.padEnd(11)} ${h.release}${h.reason ? `  — ${h.reason}` : ""}  (${Object.entries(h.durations).map(([k, v]) => `${k} ${v}s`).join(", ")})`);
+  console.log(formatStatus(st));
+  for (const h of st.history) console.log(`  ${h.release} steps: ${Object.entries(h.durations).map(([k, v]) => `${k} ${v}s`).join(", ")}`);
 
   banner(`done: the example app runs at http://${bed.vps.hostIp}:${PORT}/ ; tear the test bed down with: bash test/testbed/down.sh`);
 }

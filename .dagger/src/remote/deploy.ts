@@ -13,7 +13,7 @@ import { withLock, withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
 import { pull, readCurrent, record, releaseCompose, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
-import { defaultTracing, inSpan, markFailed } from "./trace.js";
+import { defaultTracing, inSpan } from "./trace.js";
 
 export interface DeployRequest extends RemoteTarget {
   sha: string;
@@ -106,7 +106,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           begin("switch");
           const upFailure = await p.step("switch", async (sp) => {
             const f = await switchAndUp(s, l, req.project, id);
-            if (f) markFailed(sp, f);
+            if (f) sp.fail(f);
             return f;
           }, (f) => f ?? "", { "release.id": id });
           begin("health");
@@ -114,7 +114,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
             ? { ok: false, reasons: [upFailure] }
             : await p.step("health", async (sp) => {
               const h = await waitHealthy(s, l, req.project, shape, req.healthTimeoutSeconds);
-              if (!h.ok) markFailed(sp, h.reasons.join("; "));
+              if (!h.ok) sp.fail(h.reasons.join("; "));
               return h;
             }, (h) => (h.ok ? "all services up" : h.reasons.join("; ")));
         } catch (e) {
@@ -132,7 +132,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           const back = await p.step("rollback", async (sp) => {
             if (previousShape?.jobs.some((j) => j.onRollback)) await runJobs(s, l, req.project, previous, previousShape.jobs.filter((j) => j.onRollback));
             const h = await switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds);
-            if (!h.ok) markFailed(sp, h.reasons.join("; "));
+            if (!h.ok) sp.fail(h.reasons.join("; "));
             return h;
           }, (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"), { "release.id": previous }).catch((e: unknown) => {
             const err = asPipelineError(e, "rolling back");

@@ -4,23 +4,37 @@
  */
 import type { Attributes, Span } from "@opentelemetry/api";
 import type { StepName } from "../core/release.js";
-import { inSpan, type Tracing } from "./trace.js";
+import { inSpan, markFailed, type Tracing } from "./trace.js";
 
 export type Log = (line: string) => void;
+
+/** What a step sees of its span: attributes, and a way to end as failed without a throw (an unhealthy release). */
+export interface StepSpan {
+  setAttribute(key: string, value: string | number | boolean): void;
+  fail(message: string): void;
+}
 
 export class Progress {
   readonly durations: Record<string, number> = {};
 
   constructor(private readonly log: Log, private readonly label: string, readonly tracing: Tracing) {}
 
-  async step<T>(name: StepName, f: (span: Span) => Promise<T>, detail?: (v: T) => string, attributes: Attributes = {}): Promise<T> {
+  async step<T>(name: StepName, f: (span: StepSpan) => Promise<T>, detail?: (v: T) => string, attributes: Attributes = {}): Promise<T> {
     const t0 = performance.now();
-    return inSpan(this.tracing, name, attributes, async (_child, span) => {
+    return inSpan(this.tracing, name, attributes, async (_child, span: Span) => {
+      let failed = false;
+      const handle: StepSpan = {
+        setAttribute: (k, v) => void span.setAttribute(k, v),
+        fail: (message) => {
+          failed = true;
+          markFailed(span, message);
+        },
+      };
       try {
-        const v = await f(span);
+        const v = await f(handle);
         const s = this.add(name, t0);
         const note = detail ? detail(v) : "";
-        this.log(`${this.label} ${name.padEnd(9)} ok     ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
+        this.log(`${this.label} ${name.padEnd(9)} ${failed ? "FAILED" : "ok    "} ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
         return v;
       } catch (e) {
         const s = this.add(name, t0);

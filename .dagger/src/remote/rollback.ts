@@ -12,7 +12,7 @@ import { Progress, type Log } from "./progress.js";
 import { withLock, withSession } from "./session.js";
 import { pull, readCurrent, record, releaseCompose, runJobs, runPreflight, switchAndWait } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
-import { defaultTracing, inSpan, markFailed } from "./trace.js";
+import { defaultTracing, inSpan } from "./trace.js";
 
 export interface RollbackRequest extends RemoteTarget {
   /** Release id to return to; default: the newest good release older than the current one. */
@@ -52,7 +52,7 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         if (rerun.length > 0) await p.step("jobs", () => runJobs(s, l, req.project, target, rerun), (done) => `${done.join(", ")} done`);
         const health = await p.step("switch", async (sp) => {
           const h = await switchAndWait(s, l, req.project, target, req.healthTimeoutSeconds);
-          if (!h.ok) markFailed(sp, h.reasons.join("; "));
+          if (!h.ok) sp.fail(h.reasons.join("; "));
           return h;
         }, (h) => (h.ok ? `${target} is healthy` : h.reasons.join("; ")), { "release.id": target });
         const deployed = history.find((h) => h.release === target && h.action === "deploy");
