@@ -110,6 +110,8 @@ describe("deploy", () => {
     const err = await deploy(deployRequest("hostkey", 18085, { ssh: sshOptions({ hostKey: wrongPin }) })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "HOST_KEY_MISMATCH" });
     expect(String((err as Error).message)).toContain(offered);
+    // the pin is shown as a fingerprint too (the first characters of every ed25519 key are the same)
+    expect(String((err as Error).message)).toContain(sh(`ssh-keygen -lf ${bed.vps.otherHostKeyFile}`).split(" ")[1]!);
     expect(accepted()).toBe(n);
     expect(sh(`ls ${HOME}/production 2>/dev/null || true`)).not.toContain("hostkey");
   });

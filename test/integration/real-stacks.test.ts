@@ -79,6 +79,25 @@ describe("release-phase jobs", () => {
     expect(history("jobfail").at(-1)).toMatchObject({ result: "failed", code: "JOB_FAILED" });
   });
 
+  it("a job sees the project's own files as the stack does (relative bind mounts, env_file), and the new release's .env", async () => {
+    freshProject("jobfiles");
+    await deploy(deployRequest("jobfiles", 18208, { compose: releaseCompose("v1") }));
+    sh(`mkdir -p ${HOME}/production/jobfiles/config && echo 'setting=from-the-project' > ${HOME}/production/jobfiles/config/app.conf && chown -R deploy:deploy ${HOME}/production/jobfiles/config`);
+    const api = `${bed.registry.prefix}/api@${bed.images["api:v1"]}`;
+    const inspect = `
+  inspect:
+    image: ${api}
+    env_file: [.env]
+    volumes: ["./config:/config:ro"]
+    command: ["sh", "-c", "cat /config/app.conf; echo marker=$$MARKER; exit 4"]
+    x-vps-pipeline: { job: true }
+`;
+    const err = await deploy(deployRequest("jobfiles", 18208, { compose: stack("v1", `${base("v1")}${inspect}`), env: "WEB_PORT=18208\nMARKER=new-release\n" })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "JOB_FAILED", message: expect.stringMatching(/`inspect` exited with code 4/) });
+    expect(String((err as Error).message)).toContain("setting=from-the-project");
+    expect(String((err as Error).message)).toContain("marker=new-release");
+  });
+
   it("a job that outlives its timeout is stopped and removed, and counts as failed", async () => {
     const slow = stack("v2", base("v2"), "sleep 60").replace("job: { timeout: 120 }", "job: { timeout: 2 }");
     const err = await deploy(deployRequest("jobfail", 18202, { compose: slow })).catch((e: unknown) => e);

@@ -178,6 +178,23 @@ export function runJob(l: Layout, id: string, project: string, service: string, 
   return ["sh", "-c", script, "sh", String(timeoutSeconds), project, releaseDir(l, id), jobContainerName(project, service, id), service, profile];
 }
 
+/**
+ * Before jobs run in the release folder, link the deploy folder's own files into
+ * it (what the live stack's relative `env_file:` and bind mounts name, such as
+ * `./config` or `./data`), so a job sees what the stack sees; the release's own
+ * compose file and `.env` stay its own.
+ */
+export function linkProjectFiles(l: Layout, id: string): Argv {
+  const script = [
+    'for f in "$1"/* "$1"/.[!.]*; do',
+    '  n=${f##*/}',
+    '  case "$n" in "*"|".[!.]*"|.releases|docker-compose.yml|.env|.docker-compose.yml.tmp|.env.tmp) continue ;; esac',
+    '  [ -e "$2/$n" ] || ln -s "$f" "$2/$n"',
+    "done",
+  ].join("\n");
+  return ["sh", "-c", script, "sh", l.dir, releaseDir(l, id)];
+}
+
 export function jobContainerName(project: string, service: string, id: string): string {
   return `${project}-${service}-job-${id.replace(/[^A-Za-z0-9_.-]/g, "")}`;
 }

@@ -38,11 +38,13 @@ export interface DeployResult {
   durations: Record<string, number>;
 }
 
-async function prune(s: SshSession, l: Layout, keep: number, protect: (string | undefined)[]): Promise<string[]> {
+/** Remove old releases; best effort: a folder it cannot remove (a file a container made as root) never fails a good deploy. */
+async function prune(s: SshSession, l: Layout, keep: number, protect: (string | undefined)[]): Promise<{ removed: string[]; error?: string }> {
   const ids = (await s.run(listReleases(l), "listing releases")).split("\n").map((x) => x.trim());
   const doomed = releasesToPrune(ids, keep, protect);
-  if (doomed.length > 0) await s.run(removeReleases(l, doomed), "pruning old releases");
-  return doomed;
+  if (doomed.length === 0) return { removed: [] };
+  const r = await s.exec(removeReleases(l, doomed));
+  return r.code === 0 ? { removed: doomed } : { removed: doomed, error: r.stderr.trim().split("\n")[0] ?? `exit code ${r.code}` };
 }
 
 export async function deploy(req: DeployRequest): Promise<DeployResult> {
@@ -150,7 +152,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 
         begin("record");
         await p.step("record", () => record(s, l, { ...base, result: "ok", durations: p.durations }));
-        await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (gone) => `${gone.length} old release(s) removed`);
+        await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: id, ...(previous ? { previous } : {}), durations: p.durations };
       });
     });

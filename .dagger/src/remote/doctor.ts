@@ -4,48 +4,47 @@ import type { Finding } from "../core/findings.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
-import { connect, type SshOptions } from "./ssh.js";
+import { Progress } from "./progress.js";
+import { withSession } from "./session.js";
+import type { SshOptions } from "./ssh.js";
+import { defaultTracing } from "./trace.js";
 
 export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[]): Promise<Finding[]> {
   const findings: Finding[] = [];
-  let s;
   try {
-    s = await connect(ssh);
-    findings.push({ check: "ssh", status: "ok", detail: `${ssh.user}@${ssh.host}:${ssh.port} answered with the pinned host key and accepted the key` });
-  } catch (e) {
-    return [isPipelineError(e) ? { check: "ssh", status: "fail", detail: `${e.code}: ${e.message}`, fix: e.hint } : { check: "ssh", status: "fail", detail: String(e) }];
-  }
-  try {
-    // Parsed here, never printed: the file may hold credentials.
-    const config = (await s.exec(readOptionalFile(USER_DOCKER_CONFIG))).stdout;
-    const stale = configuredRegistries(config).filter((h) => h === registry || (registry === "docker.io" && h.includes("docker.io")));
-    findings.push(
-      stale.length
-        ? { check: "VPS docker config", status: "warn", detail: `~${ssh.user}/${USER_DOCKER_CONFIG} holds a login for ${stale.join(", ")}: when it goes stale, every pull from that registry fails, even of public images`, fix: `on the VPS: \`docker logout ${registry}\` (the pipeline never needs it: it logs in for each deploy and forgets)` }
-        : { check: "VPS docker config", status: "ok", detail: `no stored login for ${registry}` },
-    );
-    const r = await s.exec(checkPullAccess(pull ? registry : "", refs), { stdin: dockerAuthConfig(pull ? { host: registry, ...pull } : undefined, registry) });
-    if (r.code === LOGIN_FAILED_EXIT) {
-      const e = registryError("login", registry, r.stderr, "a login from the VPS");
-      findings.push({ check: "pull from the VPS", status: "fail", detail: `${e.code}: ${e.message.split("\n")[0]}`, fix: e.hint });
-    } else if (r.code === AUTH_SETUP_FAILED_EXIT) {
-      findings.push({ check: "pull from the VPS", status: "fail", detail: `cannot make a throwaway docker config in ~${ssh.user}: ${r.stderr.trim().split("\n").pop() ?? ""}`, fix: "the deploy user's home must be writable" });
-    } else if (r.code !== 0) {
-      findings.push({ check: "pull from the VPS", status: "fail", detail: `the check failed with exit code ${r.code}: ${r.stderr.trim().split("\n").pop() ?? ""}` });
-    } else {
-      for (const line of r.stdout.trim().split("\n").filter(Boolean)) {
-        const [verdict, ref, ...why] = line.split(" ");
-        const reason = why.join(" ");
-        if (verdict === "ok") findings.push({ check: `pull ${ref} (from the VPS)`, status: "ok", detail: "the VPS may pull it" });
-        else if (/manifest unknown|not found/i.test(reason)) findings.push({ check: `pull ${ref} (from the VPS)`, status: "warn", detail: "logged in, but this tag does not exist yet", fix: "publish first, or pass the tag to check" });
-        else {
-          const e = registryError("pull", registry, reason, ref ?? "");
-          findings.push({ check: `pull ${ref} (from the VPS)`, status: "fail", detail: `${e.code}: ${reason}`, fix: e.hint });
+    await withSession(ssh, new Progress(() => {}, "doctor", defaultTracing()), async (s) => {
+      findings.push({ check: "ssh", status: "ok", detail: `${ssh.user}@${ssh.host}:${ssh.port} answered with the pinned host key and accepted the key` });
+      // Parsed here, never printed: the file may hold credentials.
+      const config = (await s.exec(readOptionalFile(USER_DOCKER_CONFIG))).stdout;
+      const stale = configuredRegistries(config).filter((h) => h === registry || (registry === "docker.io" && h.includes("docker.io")));
+      findings.push(
+        stale.length
+          ? { check: "VPS docker config", status: "warn", detail: `~${ssh.user}/${USER_DOCKER_CONFIG} holds a login for ${stale.join(", ")}: when it goes stale, every pull from that registry fails, even of public images`, fix: `on the VPS: \`docker logout ${registry}\` (the pipeline never needs it: it logs in for each deploy and forgets)` }
+          : { check: "VPS docker config", status: "ok", detail: `no stored login for ${registry}` },
+      );
+      const r = await s.exec(checkPullAccess(pull ? registry : "", refs), { stdin: dockerAuthConfig(pull ? { host: registry, ...pull } : undefined, registry) });
+      if (r.code === LOGIN_FAILED_EXIT) {
+        const e = registryError("login", registry, r.stderr, "a login from the VPS");
+        findings.push({ check: "pull from the VPS", status: "fail", detail: `${e.code}: ${e.message.split("\n")[0]}`, fix: e.hint });
+      } else if (r.code === AUTH_SETUP_FAILED_EXIT) {
+        findings.push({ check: "pull from the VPS", status: "fail", detail: `cannot make a throwaway docker config in ~${ssh.user}: ${r.stderr.trim().split("\n").pop() ?? ""}`, fix: "the deploy user's home must be writable" });
+      } else if (r.code !== 0) {
+        findings.push({ check: "pull from the VPS", status: "fail", detail: `the check failed with exit code ${r.code}: ${r.stderr.trim().split("\n").pop() ?? ""}` });
+      } else {
+        for (const line of r.stdout.trim().split("\n").filter(Boolean)) {
+          const [verdict, ref, ...why] = line.split(" ");
+          const reason = why.join(" ");
+          if (verdict === "ok") findings.push({ check: `pull ${ref} (from the VPS)`, status: "ok", detail: "the VPS may pull it" });
+          else if (/manifest unknown|not found/i.test(reason)) findings.push({ check: `pull ${ref} (from the VPS)`, status: "warn", detail: "logged in, but this tag does not exist yet", fix: "publish first, or pass the tag to check" });
+          else {
+            const e = registryError("pull", registry, reason, ref ?? "");
+            findings.push({ check: `pull ${ref} (from the VPS)`, status: "fail", detail: `${e.code}: ${reason}`, fix: e.hint });
+          }
         }
       }
-    }
-  } finally {
-    s.close();
+    });
+  } catch (e) {
+    findings.push(isPipelineError(e) ? { check: "ssh", status: "fail", detail: `${e.code}: ${e.message}`, fix: e.hint } : { check: "ssh", status: "fail", detail: String(e) });
   }
   return findings;
 }

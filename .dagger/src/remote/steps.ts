@@ -11,7 +11,7 @@ import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import {
   AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
-  pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
+  linkProjectFiles, pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
 import type { SshSession } from "./ssh.js";
@@ -94,6 +94,7 @@ export async function pull(s: SshSession, login: RegistryLogin | undefined, imag
 /** Run release-phase jobs one after the other; the first failure stops with JOB_FAILED and the job's log tail. */
 export async function runJobs(s: SshSession, l: Layout, project: string, id: string, jobs: readonly JobSpec[]): Promise<string[]> {
   const done: string[] = [];
+  await s.run(linkProjectFiles(l, id), "linking the project's files into the release");
   for (const j of jobs) {
     const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE));
     const logs = tail(`${r.stdout}${r.stderr}`, 15);
