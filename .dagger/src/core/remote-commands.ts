@@ -186,7 +186,8 @@ export function runJob(l: Layout, id: string, project: string, service: string, 
  */
 export function linkProjectFiles(l: Layout, id: string): Argv {
   const script = [
-    'for f in "$1"/* "$1"/.[!.]*; do',
+    'src=$(cd "$1" && pwd) || exit 1', // links must be absolute: the deploy folder is often given relative to home
+    'for f in "$src"/* "$src"/.[!.]*; do',
     '  n=${f##*/}',
     '  case "$n" in "*"|".[!.]*"|.releases|docker-compose.yml|.env|.docker-compose.yml.tmp|.env.tmp) continue ;; esac',
     '  [ -e "$2/$n" ] || ln -s "$f" "$2/$n"',
