@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { parseComposeStack, planReleaseImages, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
+import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -206,5 +206,18 @@ describe("services that run a built service's image", () => {
     const shape = releaseShape(renderRelease(s, { api: D1, web: D2 }));
     expect(shape.images.worker).toBe(`${PREFIX}/api@${D1}`);
     expect(shape.images.other).toBe("ghcr.io/acme/gold-tracker/api-tools:1");
+  });
+});
+
+describe("jobEnvOverride", () => {
+  it("lets a job's `env_file: .env` read the release's own .env, and says nothing when no job needs it", () => {
+    const release = `services:
+  migrate: { image: a, env_file: [.env], x-vps-pipeline: { job: true } }
+  seed: { image: a, env_file: [{ path: ./.env, required: false }], x-vps-pipeline: { job: true } }
+  other: { image: a, env_file: ./app.env, x-vps-pipeline: { job: true } }
+  web: { image: a, env_file: .env }
+`;
+    expect(JSON.parse(jobEnvOverride(release, ".releases/r1/.env")!)).toEqual({ services: { migrate: { env_file: [".releases/r1/.env"] }, seed: { env_file: [".releases/r1/.env"] } } });
+    expect(jobEnvOverride("services:\n  web: { image: a, env_file: .env }\n", "x")).toBeUndefined();
   });
 });

@@ -41,11 +41,12 @@ describe("remote command builders", () => {
     expect(Object.keys((JSON.parse(dockerAuthConfig({ host: "docker.io", user: "u", token: "t" })) as { auths: object }).auths)).toEqual(["https://index.docker.io/v1/"]);
   });
 
-  it("run a job with the release's files, its own profile and a timeout that removes it", () => {
+  it("run a job in the deploy folder with the release's files, its own profile and a timeout that removes it", () => {
     const argv = runJob(L, "20261125T212233.123Z-abc1234", "gold", "migrate", 300, "vps-pipeline-jobs");
-    expect(argv.slice(-6)).toEqual(["300", "gold", "production/gold/.releases/20261125T212233.123Z-abc1234", "gold-migrate-job-20261125T212233.123Z-abc1234", "migrate", "vps-pipeline-jobs"]);
-    expect(argv[2]).toMatch(/timeout -k 10 "\$1" docker compose .* run --rm -T --name "\$4" "\$5"/);
-    expect(argv[2]).toMatch(/docker rm -f "\$4"/);
+    expect(argv.slice(-8)).toEqual(["300", "gold", "production/gold", "production/gold/.releases/20261125T212233.123Z-abc1234", "gold-migrate-job-20261125T212233.123Z-abc1234", "migrate", "vps-pipeline-jobs", ""]);
+    expect(argv[2]).toMatch(/timeout -k 10 "\$t" docker compose "\$@" --profile "\$prof" run --rm -T --name "\$name" "\$svc"/);
+    expect(argv[2]).toMatch(/--env-file "\$rel\/\.env"/);
+    expect(argv[2]).toMatch(/docker rm -f "\$name"/);
   });
 
   it("give curl URLs as they are: no globbing of [ and {", () => {

@@ -318,3 +318,25 @@ export function planReleaseImages(stack: ComposeStack, refs: readonly string[], 
   if (problems.length) throw new PipelineError("INVALID_INPUT", `images:\n  ${problems.join("\n  ")}`, "pass one `repo@sha256:…` per built service (the output of publish), or a tag such as sha-1a2b3c4 that deploy resolves to digests");
   return { pinned, toResolve };
 }
+
+/** `env_file` entries of a service (string, list of strings, or list of `{path}`), as written. */
+function envFiles(svc: Record<string, unknown>): string[] {
+  const e = svc.env_file;
+  const list = Array.isArray(e) ? e : e === undefined ? [] : [e];
+  return list.map((x) => (typeof x === "string" ? x : String((x as { path?: unknown } | null)?.path ?? "")));
+}
+
+/**
+ * An override file for running jobs before the switch: a job whose `env_file`
+ * names the project's `.env` also reads the release's own (`relEnv`, relative
+ * to the deploy folder), whose values win. Undefined when no job needs it.
+ */
+export function jobEnvOverride(releaseText: string, relEnv: string): string | undefined {
+  const root = (parseDocument(releaseText).toJS() ?? {}) as { services?: Record<string, Record<string, unknown>> };
+  const services: Record<string, { env_file: string[] }> = {};
+  for (const job of releaseShape(releaseText).jobs) {
+    const files = envFiles(root.services?.[job.service] ?? {});
+    if (files.some((f) => f.replace(/^\.\//, "") === ".env")) services[job.service] = { env_file: [relEnv] };
+  }
+  return Object.keys(services).length ? `${JSON.stringify({ services })}\n` : undefined;
+}

@@ -163,37 +163,27 @@ export function pullImages(loginHost: string, images: readonly string[], ensure:
 export const JOB_TIMEOUT_EXIT = 124;
 
 /**
- * Run one release-phase job to completion with the release's compose file and
- * `.env` (the release folder is the project directory), under the project's
- * name so it shares its networks and volumes. A job that outlives its timeout
- * is stopped and removed.
+ * Run one release-phase job to completion with the release's compose file,
+ * under the project's name and in the deploy folder, exactly as `up` will run
+ * the stack (same networks, volumes and relative paths, so no dependency is
+ * recreated for a path that only looks different), with the release's `.env`
+ * for interpolation and, through `override` when given, for `env_file: .env`.
+ * A job that outlives its timeout is stopped and removed.
  */
-export function runJob(l: Layout, id: string, project: string, service: string, timeoutSeconds: number, profile: string): Argv {
+export function runJob(l: Layout, id: string, project: string, service: string, timeoutSeconds: number, profile: string, override?: string): Argv {
   const script = [
-    'timeout -k 10 "$1" docker compose --project-name "$2" --project-directory "$3" --file "$3/docker-compose.yml" --profile "$6" run --rm -T --name "$4" "$5"',
+    't=$1; p=$2; dir=$3; rel=$4; name=$5; svc=$6; prof=$7; over=$8',
+    'set -- --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml"',
+    'if [ -n "$over" ]; then set -- "$@" --file "$over"; fi',
+    'if [ -f "$rel/.env" ]; then set -- "$@" --env-file "$rel/.env"; fi',
+    // a first deploy has no live .env yet, and a job's `env_file: .env` must find one
+    'if [ -f "$rel/.env" ] && [ ! -e "$dir/.env" ]; then (umask 077; cp "$rel/.env" "$dir/.env"); fi',
+    'timeout -k 10 "$t" docker compose "$@" --profile "$prof" run --rm -T --name "$name" "$svc"',
     "rc=$?",
-    `if [ "$rc" -eq ${JOB_TIMEOUT_EXIT} ] || [ "$rc" -eq 137 ]; then docker rm -f "$4" > /dev/null 2>&1; exit ${JOB_TIMEOUT_EXIT}; fi`,
+    `if [ "$rc" -eq ${JOB_TIMEOUT_EXIT} ] || [ "$rc" -eq 137 ]; then docker rm -f "$name" > /dev/null 2>&1; exit ${JOB_TIMEOUT_EXIT}; fi`,
     'exit "$rc"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", String(timeoutSeconds), project, releaseDir(l, id), jobContainerName(project, service, id), service, profile];
-}
-
-/**
- * Before jobs run in the release folder, link the deploy folder's own files into
- * it (what the live stack's relative `env_file:` and bind mounts name, such as
- * `./config` or `./data`), so a job sees what the stack sees; the release's own
- * compose file and `.env` stay its own.
- */
-export function linkProjectFiles(l: Layout, id: string): Argv {
-  const script = [
-    'src=$(cd "$1" && pwd) || exit 1', // links must be absolute: the deploy folder is often given relative to home
-    'for f in "$src"/* "$src"/.[!.]*; do',
-    '  n=${f##*/}',
-    '  case "$n" in "*"|".[!.]*"|.releases|docker-compose.yml|.env|.docker-compose.yml.tmp|.env.tmp) continue ;; esac',
-    '  [ -e "$2/$n" ] || ln -s "$f" "$2/$n"',
-    "done",
-  ].join("\n");
-  return ["sh", "-c", script, "sh", l.dir, releaseDir(l, id)];
+  return ["sh", "-c", script, "sh", String(timeoutSeconds), project, l.dir, releaseDir(l, id), jobContainerName(project, service, id), service, profile, override ?? ""];
 }
 
 export function jobContainerName(project: string, service: string, id: string): string {

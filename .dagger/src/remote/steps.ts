@@ -3,7 +3,7 @@
  * releases, pulling with a throwaway login, release-phase jobs, switching
  * releases and waiting for health, the history.
  */
-import { releaseShape, type ReleaseShape } from "../core/compose.js";
+import { jobEnvOverride, releaseShape, type ReleaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError, tail } from "../core/errors.js";
 import { JOB_PROFILE, type JobSpec } from "../core/extension.js";
 import { assessHealth, parseComposePs, type ContainerState } from "../core/health.js";
@@ -11,7 +11,7 @@ import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import {
   AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
-  linkProjectFiles, pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
+  pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
 import type { SshSession } from "./ssh.js";
@@ -94,9 +94,11 @@ export async function pull(s: SshSession, login: RegistryLogin | undefined, imag
 /** Run release-phase jobs one after the other; the first failure stops with JOB_FAILED and the job's log tail. */
 export async function runJobs(s: SshSession, l: Layout, project: string, id: string, jobs: readonly JobSpec[]): Promise<string[]> {
   const done: string[] = [];
-  await s.run(linkProjectFiles(l, id), "linking the project's files into the release");
+  const rel = releaseDir(l, id);
+  const override = jobEnvOverride(await releaseCompose(s, l, id), `${rel.slice(l.dir.length + 1)}/.env`);
+  if (override) await s.upload(`${rel}/jobs.override.yml`, override, "600");
   for (const j of jobs) {
-    const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE));
+    const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE, override ? `${rel}/jobs.override.yml` : undefined));
     const logs = tail(`${r.stdout}${r.stderr}`, 15);
     if (r.code === JOB_TIMEOUT_EXIT) {
       throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` did not finish within ${j.timeoutSeconds}s and was stopped; nothing that runs was changed\n${logs}`, `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}`);
