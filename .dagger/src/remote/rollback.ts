@@ -4,7 +4,7 @@
  * throwaway login as a deploy; its jobs run again only when declared so.
  */
 import { releaseShape } from "../core/compose.js";
-import { PipelineError } from "../core/errors.js";
+import { PipelineError, isPipelineError } from "../core/errors.js";
 import { layout, listReleases, readOptionalFile } from "../core/remote-commands.js";
 import { RELEASE_ID, parseHistory, rollbackTarget, type HistoryRecord } from "../core/release.js";
 import type { DeployResult } from "./deploy.js";
@@ -47,7 +47,10 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         }
         span.setAttribute("release.id", target);
         const shape = releaseShape(await releaseCompose(s, l, target));
-        await p.step("pull", () => pull(s, req.registry, [], Object.values(shape.images).filter(Boolean)), (pulled) => (pulled.length ? `${pulled.length} image(s) pulled back` : "all images present"), { "release.id": target });
+        await p.step("pull", () => pull(s, req.registry, [], Object.values(shape.images).filter(Boolean)).catch((e: unknown) => {
+          if (req.registry || !isPipelineError(e)) throw e;
+          throw new PipelineError(e.code, `the server lost images of release ${target} and pulling them back without credentials failed: ${e.message}`, `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`, { cause: e });
+        }), (pulled) => (pulled.length ? `${pulled.length} image(s) pulled back` : "all images present"), { "release.id": target });
         const rerun = shape.jobs.filter((j) => j.onRollback);
         if (rerun.length > 0) await p.step("jobs", () => runJobs(s, l, req.project, target, rerun), (done) => `${done.join(", ")} done`);
         const health = await p.step("switch", async (sp) => {

@@ -73,7 +73,9 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
         if (service && !(service in shape.images) && oneoff !== "True") drift.push(`container ${name} runs service \`${service}\`, which release ${release} does not have (started by hand?)`);
       }
       const seen = await inspect(s, containers.filter((c) => c.state === "running" || shape.once.includes(c.service)));
-      const judged = [...shape.long, ...shape.once, ...shape.optional.filter((x) => containers.some((c) => c.service === x))];
+      // A run-once service whose container is gone (`docker container prune`) ran: its dependents only start after it succeeded.
+      const present = (x: string) => containers.some((c) => c.service === x);
+      const judged = [...shape.long, ...shape.once.filter(present), ...shape.optional.filter(present)];
       const services = judged.map((service) => {
         const c = containers.find((x) => x.service === service && x.state === "running") ?? containers.find((x) => x.service === service);
         const i = c ? seen.get(c.name) : undefined;
