@@ -31,7 +31,8 @@ async function apiShape(dag: Client): Promise<ApiShape> {
       for (const a of args) {
         const argName = await a.name();
         described.args.push(argName);
-        const optional = (await a.typeDef().optional()) || (await a.defaultValue()) !== "" || (await a.defaultPath()) !== "";
+        const given = (v: unknown) => v !== null && v !== undefined && v !== "";
+        const optional = (await a.typeDef().optional()) || given(await a.defaultValue()) || given(await a.defaultPath());
         if (!optional) described.required.push(argName);
       }
       const returns = await f.returnType().asObject().name().catch(() => "");

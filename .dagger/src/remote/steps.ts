@@ -3,6 +3,7 @@
  * releases, pulling with a throwaway login, release-phase jobs, switching
  * releases and waiting for health, the history.
  */
+import { posix } from "node:path";
 import { jobEnvOverride, releaseShape, type ReleaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError, tail } from "../core/errors.js";
 import { JOB_PROFILE, type JobSpec } from "../core/extension.js";
@@ -95,7 +96,8 @@ export async function pull(s: SshSession, login: RegistryLogin | undefined, imag
 export async function runJobs(s: SshSession, l: Layout, project: string, id: string, jobs: readonly JobSpec[]): Promise<string[]> {
   const done: string[] = [];
   const rel = releaseDir(l, id);
-  const override = jobEnvOverride(await releaseCompose(s, l, id), `${rel.slice(l.dir.length + 1)}/.env`);
+  // relative to the deploy folder, where the job runs
+  const override = jobEnvOverride(await releaseCompose(s, l, id), posix.join(posix.relative(l.dir, rel), ".env"));
   if (override) await s.upload(`${rel}/jobs.override.yml`, override, "600");
   for (const j of jobs) {
     const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE, override ? `${rel}/jobs.override.yml` : undefined));
