@@ -144,7 +144,9 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           const err = new PipelineError(
             "DEPLOY_ROLLED_BACK",
             `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which is healthy and serving" : `, which is NOT healthy either: ${back.reasons.join("; ")}`}`,
-            "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
+            back.ok
+              ? "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again"
+              : "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
           );
           await record(s, l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous, rollbackHealthy: back.ok, durations: p.durations });
           throw err;
