@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkPullAccess, composeMajor, holdLock, httpStatus, layout, parseDfAvailableKb, pullImages, runJob, switchTo, up, writeFileAtomic } from "../../.dagger/src/core/remote-commands.js";
+import { checkPullAccess, composeMajor, holdLock, httpStatus, layout, parsePreflight, pullImages, runJob, switchTo, up, writeFileAtomic } from "../../.dagger/src/core/remote-commands.js";
 import { dockerAuthConfig } from "../../.dagger/src/core/registry-auth.js";
 import { shellJoin } from "../../.dagger/src/core/shell.js";
 
@@ -54,8 +54,10 @@ describe("remote command builders", () => {
   });
 
   it("hold the lock with a wait or without one", () => {
-    expect(holdLock(L, 30, "me").slice(0, 5)).toEqual(["flock", "-E", "75", "-w", "30"]);
-    expect(holdLock(L, 0, "me").slice(0, 4)).toEqual(["flock", "-E", "75", "-n"]);
+    const flock = (argv: string[]) => argv.slice(argv.indexOf("flock"));
+    expect(flock(holdLock(L, 30, "me")).slice(0, 5)).toEqual(["flock", "-E", "75", "-w", "30"]);
+    expect(flock(holdLock(L, 0, "me")).slice(0, 4)).toEqual(["flock", "-E", "75", "-n"]);
+    expect(holdLock(L, 0, "me").slice(0, 5)).toEqual(["sh", "-c", 'mkdir -p "$1" && shift && exec "$@"', "sh", "production/gold/.releases"]);
   });
 });
 
@@ -65,7 +67,7 @@ describe("preflight parsers", () => {
     expect(composeMajor("v2.29.7")).toBe(2);
     expect(composeMajor("1.29.2")).toBe(1);
     expect(composeMajor("docker: 'compose' is not a docker command.")).toBeUndefined();
-    expect(parseDfAvailableKb("Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 263174212 12581148 82861288 14% /\n")).toBe(82861288);
-    expect(parseDfAvailableKb("")).toBeUndefined();
+    expect(parsePreflight("docker 20.10.24\ncompose 2.26.1-4\ndf_kb 82861288\n")).toEqual({ docker: "20.10.24", compose: "2.26.1-4", freeKb: 82861288 });
+    expect(parsePreflight("docker_error permission denied while trying to connect to the Docker daemon socket\ncompose_v1 1.29.2\ndf_kb \n")).toEqual({ dockerError: "permission denied while trying to connect to the Docker daemon socket", composeV1: "1.29.2" });
   });
 });

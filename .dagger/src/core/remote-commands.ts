@@ -39,10 +39,6 @@ export function releaseDir(l: Layout, id: string): string {
 /** Exit status flock uses when the wait for the lock ran out. */
 export const LOCK_BUSY_EXIT = 75;
 
-export function mkdirReleases(l: Layout): Argv {
-  return ["mkdir", "-p", l.releases];
-}
-
 /**
  * Take the deploy lock and hold it while this command's stdin stays open: the
  * lock dies with the SSH channel, so a killed deploy never leaves it behind.
@@ -50,10 +46,17 @@ export function mkdirReleases(l: Layout): Argv {
  */
 export function holdLock(l: Layout, waitSeconds: number, holder: string): Argv {
   const wait = waitSeconds > 0 ? ["-w", String(waitSeconds)] : ["-n"];
+  // The deploy directory is made here, in the same round trip: preflight has already passed.
   return [
+    "sh", "-c", 'mkdir -p "$1" && shift && exec "$@"', "sh", l.releases,
     "flock", "-E", String(LOCK_BUSY_EXIT), ...wait, l.lock,
     "sh", "-c", 'printf "%s\\n" "$1" > "$2" && echo LOCKED && exec cat > /dev/null', "sh", holder, l.holder,
   ];
+}
+
+/** The current release's id on the first line, then its compose file (one round trip); nothing when there is none. */
+export function readCurrentRelease(l: Layout): Argv {
+  return ["sh", "-c", 'if [ -f "$1" ]; then id=$(cat "$1"); echo "$id"; f="$2/$id/docker-compose.yml"; if [ -n "$id" ] && [ -f "$f" ]; then cat "$f"; fi; fi', "sh", l.current, l.releases];
 }
 
 /** Print a file, or nothing when it does not exist. */
@@ -61,20 +64,44 @@ export function readOptionalFile(path: string): Argv {
   return ["sh", "-c", 'if [ -f "$1" ]; then cat "$1"; fi', "sh", path];
 }
 
-export const preflight = {
-  dockerServer: (): Argv => ["docker", "version", "--format", "{{.Server.Version}}"],
-  composeV2: (): Argv => ["docker", "compose", "version", "--short"],
-  composeV1: (): Argv => ["sh", "-c", "command -v docker-compose > /dev/null && docker-compose version --short"],
-  // The deploy directory may not exist yet (preflight runs before anything is created): measure its nearest existing ancestor.
-  diskFree: (l: Layout): Argv => ["sh", "-c", 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d"', "sh", l.releases],
-};
+/**
+ * Everything preflight needs in one command (one round trip): the docker
+ * server's version or its error, compose v2's version, a v1 `docker-compose`
+ * if any, and the free space under the deploy directory (which may not exist
+ * yet: its nearest existing ancestor is measured). One `key value` line each.
+ */
+export function preflightProbe(l: Layout): Argv {
+  const script = [
+    'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi',
+    'v=$(docker compose version --short 2>/dev/null) && echo "compose $v"',
+    'command -v docker-compose > /dev/null && v=$(docker-compose version --short 2>/dev/null) && echo "compose_v1 $v"',
+    'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"',
+  ].join("\n");
+  return ["sh", "-c", script, "sh", l.releases];
+}
 
-/** Kilobytes available from `df -Pk` output. */
-export function parseDfAvailableKb(stdout: string): number | undefined {
-  const line = stdout.trim().split("\n")[1];
-  const field = line?.trim().split(/\s+/)[3];
-  const n = field === undefined ? NaN : Number(field);
-  return Number.isFinite(n) ? n : undefined;
+export interface PreflightFacts {
+  docker?: string;
+  dockerError?: string;
+  compose?: string;
+  composeV1?: string;
+  freeKb?: number;
+}
+
+/** The `key value` lines of preflightProbe. */
+export function parsePreflight(stdout: string): PreflightFacts {
+  const facts: PreflightFacts = {};
+  for (const line of stdout.split("\n")) {
+    const sp = line.indexOf(" ");
+    const key = sp < 0 ? line : line.slice(0, sp);
+    const value = sp < 0 ? "" : line.slice(sp + 1).trim();
+    if (key === "docker") facts.docker = value;
+    else if (key === "docker_error") facts.dockerError = value;
+    else if (key === "compose" && value) facts.compose = value;
+    else if (key === "compose_v1" && value) facts.composeV1 = value;
+    else if (key === "df_kb" && /^\d+$/.test(value)) facts.freeKb = Number(value);
+  }
+  return facts;
 }
 
 /** Major version of `docker compose version --short` (`2.26.1`, `v2.29.0`). */
@@ -99,7 +126,8 @@ export function writeFileAtomic(path: string, mode: string): Argv {
 export function snapshotEnv(l: Layout, id: string): Argv {
   return [
     "sh", "-c",
-    'if [ -f "$1" ]; then umask 077; cp "$1" "$2.tmp" && chmod 600 "$2.tmp" && mv -f "$2.tmp" "$2" && echo yes; else echo no; fi',
+    // the release folder may not exist yet: the compose file is uploaded at the same time
+    'if [ -f "$1" ]; then umask 077; mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && chmod 600 "$2.tmp" && mv -f "$2.tmp" "$2" && echo yes; else echo no; fi',
     "sh", l.env, `${releaseDir(l, id)}/.env`,
   ];
 }

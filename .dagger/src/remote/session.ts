@@ -3,7 +3,7 @@
  * closed; and, for those that change the server, the deploy lock, always let go.
  */
 import { PipelineError } from "../core/errors.js";
-import { LOCK_BUSY_EXIT, holdLock, mkdirReleases, readOptionalFile, type Layout } from "../core/remote-commands.js";
+import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Layout } from "../core/remote-commands.js";
 import type { Progress } from "./progress.js";
 import { connect, type SshOptions, type SshSession } from "./ssh.js";
 
@@ -22,10 +22,7 @@ export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: Ssh
  * behind. When busy past the wait, fail naming the holder.
  */
 export async function withLock<T>(s: SshSession, l: Layout, p: Progress, waitSeconds: number, holder: string, body: () => Promise<T>): Promise<T> {
-  const lock = await p.step("lock", async () => {
-    await s.run(mkdirReleases(l), "creating the deploy directory", { hint: `the deploy user must be able to create ${l.dir}` });
-    return acquire(s, l, waitSeconds, holder);
-  }, (held) => held.waitedFor);
+  const lock = await p.step("lock", () => acquire(s, l, waitSeconds, holder), (held) => held.waitedFor);
   try {
     return await body();
   } finally {
@@ -69,5 +66,5 @@ async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: st
       "wait for it to finish, or raise the lock timeout; if that deploy is gone, its lock went with its SSH connection",
     );
   }
-  throw new PipelineError("LOCK_FAILED", `cannot take the deploy lock: ${first.stderr.trim()}`, "the VPS needs `flock` (package util-linux) and a writable deploy directory");
+  throw new PipelineError("LOCK_FAILED", `cannot take the deploy lock in ${l.releases}: ${first.stderr.trim()}`, `the deploy user must be able to create ${l.dir}, and the VPS needs \`flock\` (package util-linux)`);
 }

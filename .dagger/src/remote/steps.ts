@@ -11,8 +11,8 @@ import { assessHealth, parseComposePs, type ContainerState } from "../core/healt
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import {
-  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parseDfAvailableKb, preflight, ps,
-  pullImages, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
+  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parsePreflight, preflightProbe, ps,
+  pullImages, readCurrentRelease, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
 import type { SshSession } from "./ssh.js";
@@ -28,40 +28,46 @@ export interface PreflightReport {
 export const MIN_FREE_MIB = 512;
 
 export async function runPreflight(s: SshSession, l: Layout, user: string): Promise<PreflightReport> {
-  const docker = await s.exec(preflight.dockerServer());
-  if (docker.code !== 0) {
-    const denied = /permission denied/i.test(docker.stderr);
+  const r = await s.exec(preflightProbe(l));
+  const facts = parsePreflight(r.stdout);
+  if (facts.docker === undefined) {
+    const why = facts.dockerError ?? tail(r.stderr, 1);
+    const denied = /permission denied/i.test(why);
     throw new PipelineError(
       "DOCKER_UNREACHABLE",
-      `docker is not usable by ${user} on the VPS: ${docker.stderr.trim().split("\n").pop() ?? ""}`,
+      `docker is not usable by ${user} on the VPS: ${why}`,
       denied
         ? `add the user to the docker group (\`sudo usermod -aG docker ${user}\`); it applies to new logins`
         : "install Docker Engine and start it (`sudo systemctl enable --now docker`)",
     );
   }
-  const compose = await s.exec(preflight.composeV2());
-  const major = compose.code === 0 ? composeMajor(compose.stdout) : undefined;
+  const major = facts.compose !== undefined ? composeMajor(facts.compose) : undefined;
   if (major === undefined || major < 2) {
-    const v1 = await s.exec(preflight.composeV1());
-    const found = v1.code === 0 ? `only docker-compose ${v1.stdout.trim()} (v1, the old Python tool) is installed` : "no compose is installed";
+    const found = facts.composeV1 ? `only docker-compose ${facts.composeV1} (v1, the old Python tool) is installed` : "no compose is installed";
     throw new PipelineError(
       "COMPOSE_V2_MISSING",
       `\`docker compose\` (v2) is not available on the VPS for ${user}: ${found}`,
       "install the compose v2 plugin (Docker's `docker-compose-plugin` package, or the binary in ~/.docker/cli-plugins/docker-compose); the pipeline never uses v1 `docker-compose`",
     );
   }
-  const df = await s.exec(preflight.diskFree(l));
-  const kb = df.code === 0 ? parseDfAvailableKb(df.stdout) : undefined;
-  const freeMiB = kb === undefined ? -1 : Math.floor(kb / 1024);
+  const freeMiB = facts.freeKb === undefined ? -1 : Math.floor(facts.freeKb / 1024);
   if (freeMiB >= 0 && freeMiB < MIN_FREE_MIB) {
     throw new PipelineError("DISK_LOW", `only ${freeMiB} MiB free under ${l.dir} on the VPS (need ${MIN_FREE_MIB})`, "free space: `docker image prune -a` removes images no container uses");
   }
-  return { docker: docker.stdout.trim(), compose: compose.stdout.trim(), freeMiB };
+  return { docker: facts.docker, compose: facts.compose ?? "", freeMiB };
 }
 
 export async function readCurrent(s: SshSession, l: Layout): Promise<string | undefined> {
   const id = (await s.run(readOptionalFile(l.current), "reading the current release")).trim();
   return id === "" ? undefined : id;
+}
+
+/** The current release and its compose file (its shape decides what a rollback needs), in one round trip. */
+export async function readCurrentWithCompose(s: SshSession, l: Layout): Promise<{ id?: string; compose: string }> {
+  const out = await s.run(readCurrentRelease(l), "reading the current release");
+  const nl = out.indexOf("\n");
+  const id = (nl < 0 ? out : out.slice(0, nl)).trim();
+  return id ? { id, compose: nl < 0 ? "" : out.slice(nl + 1) } : { compose: "" };
 }
 
 /** A kept release's compose file ("" when it is not there). */
@@ -131,7 +137,7 @@ export async function waitHealthy(s: SshSession, l: Layout, project: string, sha
     if (verdict.status === "ok") return { ok: true };
     if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
     if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
