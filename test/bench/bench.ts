@@ -88,12 +88,16 @@ floor("v1");
 alt("v1");
 const times: Record<"ours" | "floor" | "alt", number[]> = { ours: [], floor: [], alt: [] };
 const conns: Record<"ours" | "alt", number[]> = { ours: [], alt: [] };
+/** Where our time goes: each step's duration, from the history record of each timed deploy. */
+const steps: Record<string, number[]> = {};
 for (let i = 0; i < RUNS; i++) {
   const v = versions[(i + 1) % 2]!;
   let c = accepted(), t = performance.now();
   await ours(v);
   times.ours.push(seconds(t));
   conns.ours.push(accepted() - c);
+  const d = (JSON.parse(sh(`tail -n 1 ${HOME}/production/bench-ours/.releases/history.jsonl`)) as { durations: Record<string, number> }).durations;
+  for (const [k, x] of Object.entries(d)) (steps[k] ??= []).push(x);
   t = performance.now();
   floor(v);
   times.floor.push(seconds(t));
@@ -147,7 +151,7 @@ const facts = [
   `date: ${new Date().toISOString()}`,
   `machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, kernel ${sh("uname -r").trim()}`,
   `docker engine ${sh("docker version --format '{{.Server.Version}}'").trim()}, compose ${sh(`${HOME}/.docker/cli-plugins/docker-compose version --short`).trim()}, OpenSSH ${sh("ssh -V 2>&1").trim()}, node ${process.version}`,
-  `runs: ${RUNS} per method, interleaved (ours, floor, ssh-per-step) in one run; the example app (2 services, healthcheck interval 1 s)`,
+  `runs: ${RUNS} per method, interleaved (ours, floor, ssh-per-step) in one run; the example app (2 services, healthcheck interval 1 s, and a release-phase migration job that all three run)`,
 ];
 const rows = [
   "| measure | median | runs |",
@@ -158,6 +162,7 @@ const rows = [
   `| ours − floor (overhead, pair by pair) | ${f2(median(overhead))} s | ${overhead.map(f2).join(", ")} |`,
   `| ours / floor (pair by pair) | ${f2(median(ratios.oursFloor))}× | ${ratios.oursFloor.map(f2).join(", ")} |`,
   `| ssh-per-step / ours (pair by pair) | ${f2(median(ratios.altOurs))}× | ${ratios.altOurs.map(f2).join(", ")} |`,
+  ...Object.entries(steps).map(([k, xs]) => `| ours, step ${k} | ${f2(median(xs))} s | ${xs.map(f2).join(", ")} |`),
   `| SSH connections per deploy, ours | ${median(conns.ours)} | ${conns.ours.join(", ")} |`,
   `| SSH connections per deploy, ssh-per-step | ${median(conns.alt)} | ${conns.alt.join(", ")} |`,
   `| upgrade under 50 req/s: failed requests | ${median(downtime.map((d) => d.failed))} of ~${median(downtime.map((d) => d.sent))} | ${downtime.map((d) => `${d.failed}/${d.sent}`).join(", ")} |`,
