@@ -73,8 +73,8 @@ export function readOptionalFile(path: string): Argv {
 export function preflightProbe(l: Layout): Argv {
   const script = [
     'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi',
-    'v=$(docker compose version --short 2>/dev/null) && echo "compose $v"',
-    'command -v docker-compose > /dev/null && v=$(docker-compose version --short 2>/dev/null) && echo "compose_v1 $v"',
+    // v1 (a Python program, about a second to start) is only asked when v2 is missing: to name it in the error
+    'if v=$(docker compose version --short 2>/dev/null); then echo "compose $v"; elif command -v docker-compose > /dev/null && v=$(docker-compose version --short 2>/dev/null); then echo "compose_v1 $v"; fi',
     'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"',
   ].join("\n");
   return ["sh", "-c", script, "sh", l.releases];
