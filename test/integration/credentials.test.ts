@@ -18,7 +18,8 @@ import { doctor } from "../../.dagger/src/registry/doctor.js";
 import { resolveReleaseDigests } from "../../.dagger/src/registry/resolve.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
-import { auditSecrets, bed, deployRequest, freshProject, hostKeyLine, privateKey, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, deployRequest, freshProject, hostKeyLine, privateKey, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
 

@@ -8,7 +8,8 @@ import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
-import { auditSecrets, bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
 auditSecrets();

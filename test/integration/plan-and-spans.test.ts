@@ -9,7 +9,8 @@ import { formatPlan } from "../../.dagger/src/core/plan.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { plan } from "../../.dagger/src/remote/plan.js";
 import type { Tracing } from "../../.dagger/src/remote/trace.js";
-import { auditSecrets, bed, deployRequest, freshProject, privateKey, registryPassword, releaseCompose, sh, sshOptions } from "../testbed/bed.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, deployRequest, freshProject, privateKey, registryPassword, releaseCompose, sh, sshOptions } from "../testbed/bed.js";
 
 auditSecrets();
 

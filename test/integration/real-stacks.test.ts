@@ -7,7 +7,8 @@ import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
-import { auditSecrets, bed, captureLog, containers, deployRequest, freshProject, history, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, captureLog, containers, deployRequest, freshProject, history, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
 

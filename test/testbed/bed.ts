@@ -3,7 +3,6 @@
  * fixture builders with defaults so each scenario states only what differs.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { afterEach, beforeEach, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
@@ -127,34 +126,6 @@ export function filesContaining(dir: string, needle: string): string[] {
 }
 
 const HOME = "/home/deploy";
-
-/**
- * Every scenario of a file that calls this ends with the same audit: the registry
- * password was on no process command line while it ran (the VPS shares this
- * machine's process table), the password and the SSH private key are in no file
- * under the deploy user's home, nothing we printed holds them, and no throwaway
- * docker config is left behind.
- */
-export function auditSecrets(secrets: () => string[] = () => [registryPassword]): void {
-  let samplers: ReturnType<typeof sampleProcesses>[] = [];
-  beforeEach(() => {
-    samplers = secrets().map((s) => sampleProcesses(s));
-  });
-  afterEach(async () => {
-    for (const sampler of samplers) {
-      const ps = await sampler.stop();
-      expect(ps.samples).toBeGreaterThan(0);
-      expect(ps.hits).toEqual([]);
-    }
-    const keyBody = privateKey.split("\n")[1]!;
-    for (const needle of [...secrets(), keyBody]) {
-      expect(filesContaining(HOME, needle)).toEqual([]);
-      expect(printed.join("\n")).not.toContain(needle);
-    }
-    expect(sh(`ls -a ${HOME} ${HOME}/production/*/.releases 2>/dev/null || true`)).not.toMatch(/vps-pipeline-auth/);
-    printed.length = 0;
-  });
-}
 
 /** Remove a project's containers and files from the VPS: each scenario starts from an empty server. */
 export function freshProject(project: string): void {
