@@ -253,6 +253,15 @@ export function ps(l: Layout, project: string, file?: string): Argv {
   return [...compose(l, project, file), "ps", "--all", "--format", "json"];
 }
 
+/**
+ * Stream the project's container events (start, die, health_status…), one line
+ * each, until stdin closes: the health wait looks again the moment something
+ * changes instead of on a timer.
+ */
+export function watchEvents(project: string): Argv {
+  return ["sh", "-c", 'docker events --filter "label=com.docker.compose.project=$1" --filter type=container --format "{{.Status}}" & pid=$!; cat > /dev/null; kill "$pid" 2> /dev/null', "sh", project];
+}
+
 /** `service<TAB>container<TAB>oneoff` for every container labelled with the project, whatever file made it. */
 export function projectContainers(project: string): Argv {
   return ["docker", "ps", "--all", "--filter", `label=com.docker.compose.project=${project}`, "--format", '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.Label "com.docker.compose.oneoff"}}'];

@@ -12,7 +12,7 @@ import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import {
   AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parsePreflight, preflightProbe, ps,
-  pullImages, readCurrentRelease, readOptionalFile, releaseDir, runJob, switchTo, up, type Layout,
+  pullImages, readCurrentRelease, readOptionalFile, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
 import type { SshSession } from "./ssh.js";
@@ -121,23 +121,52 @@ export async function runJobs(s: SshSession, l: Layout, project: string, id: str
 
 export type HealthOutcome = { ok: true } | { ok: false; reasons: string[] };
 
-/** Poll until every expected service runs (and is healthy where it has a check), something fails for good, or time runs out. */
+/**
+ * Look until every expected service runs (and is healthy where it has a check),
+ * something fails for good, or time runs out. A look happens whenever docker
+ * reports an event of the project (a start, a health change, an exit), and at
+ * least every second in case an event was missed.
+ */
 export async function waitHealthy(s: SshSession, l: Layout, project: string, shape: ReleaseShape, timeoutSeconds: number): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutSeconds * 1000;
-  for (;;) {
-    let containers: ContainerState[];
-    try {
-      containers = await composePs(s, l, project);
-    } catch (e) {
-      // A passing `compose ps` failure is not the release's fault: look again until the deadline.
-      if (!isPipelineError(e, "REMOTE_COMMAND_FAILED")) throw e;
-      containers = [];
+  let changed = false;
+  let wake: () => void = () => {};
+  const events = s.start(watchEvents(project), {
+    keepStdinOpen: true,
+    onStdout: () => {
+      changed = true;
+      wake();
+    },
+  });
+  events.result.catch(() => undefined); // a watch that ends early only costs us the fast path
+  try {
+    for (;;) {
+      changed = false;
+      let containers: ContainerState[];
+      try {
+        containers = await composePs(s, l, project);
+      } catch (e) {
+        // A passing `compose ps` failure is not the release's fault: look again until the deadline.
+        if (!isPipelineError(e, "REMOTE_COMMAND_FAILED")) throw e;
+        containers = [];
+      }
+      const verdict = assessHealth(shape, containers);
+      if (verdict.status === "ok") return { ok: true };
+      if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
+      if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
+      if (!changed) {
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now())));
+          wake = () => {
+            clearTimeout(timer);
+            r();
+          };
+        });
+        wake = () => {};
+      }
     }
-    const verdict = assessHealth(shape, containers);
-    if (verdict.status === "ok") return { ok: true };
-    if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
-    if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
-    await new Promise((r) => setTimeout(r, 250));
+  } finally {
+    events.closeStdin();
   }
 }
 
