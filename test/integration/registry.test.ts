@@ -47,6 +47,17 @@ describe("registry client", () => {
   });
 });
 
+describe("tags for a commit already published", () => {
+  it("points another tag at an existing digest through the registry API, and tells a missing tag from an error", async () => {
+    const rw = token("rw");
+    expect(await rw.digestOf(API, "no-such-tag")).toBeUndefined();
+    const tag = `retag-${Date.now()}`;
+    await rw.tag(API, bed.images["api:v1"]!, tag);
+    expect(await rw.digestOf(API, tag)).toBe(bed.images["api:v1"]);
+    await expect(token("ro").tag(API, bed.images["api:v1"]!, `${tag}-ro`)).rejects.toMatchObject({ code: "REGISTRY_INSUFFICIENT_SCOPE" });
+  });
+});
+
 describe("deploy with a tag", () => {
   it("resolves every built service's tag to a digest first, then runs exactly those digests", async () => {
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", `${TOKEN_HOST}/acme/gold-tracker`);

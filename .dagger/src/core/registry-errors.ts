@@ -21,11 +21,12 @@ export function classifyRegistryOutput(text: string): RegistryFailure {
 }
 
 /** The error for a registry whose TLS certificate the client does not trust. */
-export function certificateError(registry: string, where: string, detail: string): PipelineError {
+export function certificateError(registry: string, where: string, detail: string, cause?: unknown): PipelineError {
   return new PipelineError(
     "REGISTRY_CERT_UNTRUSTED",
     `the TLS certificate of ${registry} is not trusted ${where}: ${detail}`,
     `a self-hosted registry needs a certificate from a public CA, or its CA installed where the pull or push runs (for docker: /etc/docker/certs.d/${registry}/ca.crt); also check the machine's clock`,
+    { cause },
   );
 }
 

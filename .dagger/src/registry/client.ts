@@ -46,10 +46,7 @@ export class RegistryClient {
       return await fetch(url, { ...init, redirect: "follow", signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      if (cause?.code && CERT_CODES.has(cause.code)) {
-        const err = certificateError(this.o.host, "where this function runs", `${cause.code}${cause.message ? ` (${cause.message})` : ""}`);
-        throw new PipelineError(err.code, err.message, err.hint, { cause: e });
-      }
+      if (cause?.code && CERT_CODES.has(cause.code)) throw certificateError(this.o.host, "where this function runs", `${cause.code}${cause.message ? ` (${cause.message})` : ""}`, e);
       const why = (e as Error).name === "TimeoutError" ? `no answer within ${this.timeoutMs / 1000}s` : cause?.code ?? cause?.message ?? (e as Error).message;
       throw new PipelineError("REGISTRY_UNREACHABLE", `cannot reach ${this.o.host} for ${what}: ${why}`, "check the registry host, DNS and outbound HTTPS from where this runs", { cause: e });
     }
