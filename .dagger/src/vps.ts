@@ -108,8 +108,8 @@ export class Vps {
       const v = await vpsInputs(this);
       const pull = await this.pullLogin();
       const env = await envText(this.envFile);
-      const r = await remoteDeploy({ ...v, sha: git.sha, compose: compose.text, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
-      const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: compose.images, durations: r.durations };
+      const r = await remoteDeploy({ ...v, sha: git.sha, compose, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+      const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, markdownRelease);
     });
   }
@@ -130,7 +130,7 @@ export class Vps {
       const compose = await this.release(images, tag);
       const v = await vpsInputs(this);
       const env = await envText(this.envFile);
-      const p = await remotePlan({ ...v, compose: compose.text, ...(env !== undefined ? { env } : {}) });
+      const p = await remotePlan({ ...v, compose, ...(env !== undefined ? { env } : {}) });
       return render(out, p, formatPlan, markdownPlan);
     });
   }
@@ -172,7 +172,7 @@ export class Vps {
       const pull = await this.pullLogin();
       const log = liveLog();
       const r = await remoteRollback({ ...v, log: log.log, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
-      const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: {}, durations: r.durations };
+      const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, markdownRelease);
     });
   }
@@ -251,11 +251,9 @@ export class Vps {
   }
 
   /** The rendered release for these images or this tag: tags resolved to digests, only the registry's own tokens sent. */
-  private async release(images: string[], tag: string): Promise<{ text: string; images: Record<string, string> }> {
+  private async release(images: string[], tag: string): Promise<string> {
     const stack = await stackOf(this);
-    const pull = await this.pullLogin();
-    const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
-    const text = renderRelease(stack, digests);
-    return { text, images: Object.fromEntries(stack.builds.map((b) => [b.service, `${b.repository}@${digests[b.service]}`])) };
+    const digests = await resolveReleaseDigests(stack, images, tag || undefined, await this.pullLogin());
+    return renderRelease(stack, digests);
   }
 }

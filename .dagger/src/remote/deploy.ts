@@ -35,6 +35,8 @@ export interface DeployRequest extends RemoteTarget {
 export interface DeployResult {
   release: string;
   previous?: string;
+  /** service → image of the release now running. */
+  images: Record<string, string>;
   durations: Record<string, number>;
 }
 
@@ -156,7 +158,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         begin("record");
         await p.step("record", () => record(s, l, { ...base, result: "ok", durations: p.durations }));
         await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
-        return { release: id, ...(previous ? { previous } : {}), durations: p.durations };
+        return { release: id, ...(previous ? { previous } : {}), images: shape.images, durations: p.durations };
       });
     });
   });

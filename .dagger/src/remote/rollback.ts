@@ -67,7 +67,7 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} is not healthy: ${rec.reason}`, "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present");
         await p.step("record", () => record(s, l, err ? { ...rec, code: err.code, hint: err.hint } : rec));
         if (err) throw err;
-        return { release: target, ...(current ? { previous: current } : {}), durations: p.durations };
+        return { release: target, ...(current ? { previous: current } : {}), images: shape.images, durations: p.durations };
       });
     });
   });
