@@ -19,7 +19,7 @@ import { resolveReleaseDigests } from "../../.dagger/src/registry/resolve.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, freshProject, hostKeyLine, privateKey, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { bed, deployRequest, freshProject, hostKeyLine, privateKey, registryPassword, releaseCompose, sh, sshOptions, webStatus, testEdge } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -42,7 +42,7 @@ describe("a credential helper on the server", () => {
     await deploy(deployRequest("helper", 18211, { compose: releaseCompose("v1") }));
     await deploy(deployRequest("helper", 18211, { compose: releaseCompose("v2") }));
     expect(storeEntries()).toBe("");
-    await rollback({ ssh: sshOptions(), dir: "production/helper", project: "helper", lockTimeoutSeconds: 30, healthTimeoutSeconds: 40, by: "vitest", log: () => {}, registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword } });
+    await rollback({ ssh: sshOptions(), dir: "production/helper", project: "helper", lockTimeoutSeconds: 30, healthTimeoutSeconds: 40, edge: testEdge, by: "vitest", log: () => {}, registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword } });
     expect((await webStatus(18211)).body).toContain("Version v1.");
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     const findings = await doctor({

@@ -9,7 +9,7 @@ import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus, testEdge } from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
 auditSecrets();
@@ -195,14 +195,14 @@ describe("verify, rollback and status", () => {
   it("rollback returns to the previous good release and status shows it with the history", async () => {
     await deploy(deployRequest("checked", 18089, { compose: releaseCompose("v2") }));
     const h = history("checked");
-    const back = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, by: "vitest", log: () => {} });
+    const back = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, edge: testEdge, by: "vitest", log: () => {} });
     expect(back.release).toBe(h[0]!.release);
     expect((await webStatus(18089)).body).toContain("Version v1.");
     const st = await status(target);
     expect(st.release).toBe(h[0]!.release);
     expect(st.history.at(-1)).toMatchObject({ action: "rollback", result: "ok", release: h[0]!.release });
     expect(st.services.filter((c) => c.state === "running").map((c) => c.service).sort()).toEqual(["api", "web"]);
-    const err = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, by: "vitest", log: () => {}, to: "20200101T000000.000Z-deadbee" }).catch((e: unknown) => e);
+    const err = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, edge: testEdge, by: "vitest", log: () => {}, to: "20200101T000000.000Z-deadbee" }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "RELEASE_NOT_FOUND" });
   });
 });

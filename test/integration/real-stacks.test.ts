@@ -8,7 +8,7 @@ import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, containers, deployRequest, freshProject, history, registryPassword, releaseCompose, sh, sshOptions, webStatus } from "../testbed/bed.js";
+import { bed, captureLog, containers, deployRequest, freshProject, history, registryPassword, releaseCompose, sh, sshOptions, webStatus, testEdge } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -16,7 +16,7 @@ const HOME = "/home/deploy";
 const target = (project: string) => ({ ssh: sshOptions(), dir: `production/${project}`, project });
 const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
 const rollbackRequest = (project: string, over: Partial<Parameters<typeof rollback>[0]> = {}) =>
-  ({ ...target(project), lockTimeoutSeconds: 30, healthTimeoutSeconds: 40, by: "vitest", log: () => {}, registry, ...over });
+  ({ ...target(project), lockTimeoutSeconds: 30, healthTimeoutSeconds: 40, edge: testEdge, by: "vitest", log: () => {}, registry, ...over });
 
 /** The example stack with extra services (and any job command) appended, rendered for `version`. */
 function stack(version: "v1" | "v2" | "v3", extra: string, jobCommand = "echo migrating; echo done"): string {

@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
+import { EDGE_CONTAINER, caddyConfig, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
 import { parseHistory } from "../../.dagger/src/core/release.js";
 import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
@@ -55,6 +56,9 @@ export function captureLog(): Captured {
   return { lines, log: (l) => { lines.push(l); printed.push(l); } };
 }
 
+/** The edge on the test bed: the Caddy image made from Debian's package, certificates from Caddy's own CA. */
+export const testEdge = { image: "vps-testbed/caddy:2", tls: "internal" as const };
+
 /** A deploy request for `project` with working defaults: port, .env, credentials, short timeouts. */
 export function deployRequest(project: string, webPort: number, over: Partial<DeployRequest> = {}): DeployRequest {
   return {
@@ -68,6 +72,7 @@ export function deployRequest(project: string, webPort: number, over: Partial<De
     registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword },
     keepReleases: 5,
     healthTimeoutSeconds: 30,
+    edge: testEdge,
     by: "vitest",
     log: (l) => printed.push(l),
     ...over,
@@ -127,9 +132,57 @@ export function filesContaining(dir: string, needle: string): string[] {
 
 const HOME = "/home/deploy";
 
-/** Remove a project's containers and files from the VPS: each scenario starts from an empty server. */
+/** Remove a project's containers and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
 export function freshProject(project: string): void {
   sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf ${HOME}/production/${project}`);
+  const routes = edgeRoutes();
+  if (routes.some((r) => r.project === project)) loadEdge(replaceRoutes(routes, project, []));
+}
+
+/** The edge's routes (none when it does not run). */
+export function edgeRoutes(): EdgeRoute[] {
+  const conf = sh(`docker exec ${EDGE_CONTAINER} wget -qO- http://localhost:2019/config/ 2>/dev/null || true`);
+  return conf.trim() ? routesFromCaddy(conf) : [];
+}
+
+/** Put routes on the edge by hand (a test breaking or cleaning what the pipeline made). */
+export function loadEdge(routes: EdgeRoute[]): void {
+  execFileSync("docker", ["exec", "-i", EDGE_CONTAINER, "sh", "-c", 'cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null'], { input: JSON.stringify(caddyConfig(routes, "internal")) });
+}
+
+export interface LoadResult { sent: number; failed: number; errors: string[]; bodies: Map<string, number> }
+
+/**
+ * Steady GET load on `url` at `rate` requests/s until stopped: counts failures
+ * (no answer, or a status other than 200) and which versions answered. Each
+ * request on its own connection unless `keepAlive`.
+ */
+export function steadyLoad(url: string, rate: number, keepAlive = false): { stop: () => Promise<LoadResult> } {
+  const res: LoadResult = { sent: 0, failed: 0, errors: [], bodies: new Map() };
+  const inflight = new Set<Promise<void>>();
+  const timer = setInterval(() => {
+    res.sent++;
+    const p = fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } })
+      .then(async (r) => {
+        const body = await r.text();
+        if (r.status !== 200) throw new Error(`status ${r.status}`);
+        const v = /Version ([^.<]+)/.exec(body)?.[1] ?? body.slice(0, 40);
+        res.bodies.set(v, (res.bodies.get(v) ?? 0) + 1);
+      })
+      .catch((e: unknown) => {
+        res.failed++;
+        if (res.errors.length < 10) res.errors.push(`${new Date().toISOString()} ${String(e)} ${String((e as { cause?: { code?: string } }).cause?.code ?? "")}`);
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  }, 1000 / rate);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await Promise.all(inflight);
+      return res;
+    },
+  };
 }
 
 export function history(project: string) {

@@ -8,6 +8,10 @@ NS=vpsbed
 if docker info >/dev/null 2>&1; then
   ids=$(docker ps -aq --filter label=com.docker.compose.project 2>/dev/null)
   [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+  # the edge the deploys made, its config volume and network
+  docker rm -f vps-pipeline-edge >/dev/null 2>&1
+  docker volume rm vps-pipeline-edge >/dev/null 2>&1
+  docker network rm vps-pipeline-edge >/dev/null 2>&1
 fi
 for p in sshd registry registry-token token-server; do
   [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null

@@ -43,3 +43,15 @@ if [ ! -x "$CACHE/docker-compose" ]; then
   rm -rf "$apt_dir"
 fi
 "$CACHE/docker-compose" version --short >/dev/null
+
+# The edge's proxy: Debian's Caddy, unpacked, never installed (the package would start a system Caddy
+# on port 80). up.sh makes the test bed's `caddy:2` stand-in image from it.
+if [ ! -x "$CACHE/caddy" ]; then
+  echo "provision: fetching Debian's caddy"
+  d=$(mktemp -d)
+  (cd "$d" && apt-get download caddy >/dev/null 2>&1) || { apt-get update -qq && (cd "$d" && apt-get download caddy >/dev/null); }
+  dpkg-deb -x "$d"/caddy_*.deb "$d/root"
+  install -m 0755 "$d/root/usr/bin/caddy" "$CACHE/caddy"
+  rm -rf "$d"
+fi
+"$CACHE/caddy" version >/dev/null

@@ -4,7 +4,8 @@
  */
 import { isMap, isScalar, parseDocument, type Document } from "yaml";
 import { PipelineError } from "./errors.js";
-import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type JobSpec } from "./extension.js";
+import { PUBLISHED_LABEL, RELEASE_LABEL, edgePublished } from "./edge.js";
+import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type HttpSpec, type JobSpec } from "./extension.js";
 import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "./images.js";
 
 /** What compose itself accepts as a service name. */
@@ -32,6 +33,8 @@ export interface ComposeStack {
   builds: BuildTarget[];
   /** Release-phase jobs (`x-vps-pipeline: { job: … }`), in file order. */
   jobs: JobSpec[];
+  /** Services behind the edge (`x-vps-pipeline: { http: … }`), with their `ports:` as `[ip:]published:target`. */
+  http: (HttpSpec & { published: string[] })[];
 }
 
 /** Normalize a `/`-separated relative path; undefined when it leaves the root. */
@@ -89,6 +92,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
   const problems: string[] = [];
   const builds: BuildTarget[] = [];
   const jobs: JobSpec[] = [];
+  const http: (HttpSpec & { published: string[] })[] = [];
   const owners = new Map<string, string>();
   const base = dirname(file);
   const prefix = imagePrefix?.toLowerCase().replace(/\/+$/, "");
@@ -110,6 +114,17 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
           problems.push(`services.${other}.depends_on: waits for \`${name}\`, a release-phase job, which runs before the switch and never as part of the stack; drop the dependency (the job has finished before ${other} starts), or remove \`${EXTENSION_KEY}.job\` and use \`condition: service_completed_successfully\` to let compose run it`);
         }
       }
+    }
+    if (ext.http) {
+      const ports = edgePublished(where, svc.ports, ext.http.port);
+      problems.push(...ports.problems);
+      if (ports.published.length === 0 && !ext.http.host && ports.problems.length === 0) {
+        problems.push(`${where}: is behind the edge (\`${EXTENSION_KEY}.http\`) but publishes no port and has no \`host\`; add \`ports: ["<host port>:${ext.http.port}"]\` or \`host: <hostname>\``);
+      }
+      if (svc.container_name !== undefined) problems.push(`${where}.container_name: a service behind the edge runs two containers during an upgrade; remove \`container_name\``);
+      if (Array.isArray(svc.profiles) && svc.profiles.length > 0) problems.push(`${where}.profiles: a service behind the edge always runs; remove \`profiles\` or \`${EXTENSION_KEY}.http\``);
+      if (svc.network_mode !== undefined) problems.push(`${where}.network_mode: a service behind the edge must be reachable on the edge's network; remove \`network_mode\``);
+      http.push({ ...ext.http, published: ports.published });
     }
     const image = typeof svc.image === "string" ? svc.image : undefined;
     if (svc.build === undefined) {
@@ -182,7 +197,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       "fix the services named above in the production compose file",
     );
   }
-  return { file, doc, services: Object.keys(services), builds, jobs };
+  return { file, doc, services: Object.keys(services), builds, jobs, http };
 }
 
 /** A service's `depends_on` as a map of service → condition (the list form means `service_started`). */
@@ -225,6 +240,34 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
   }
   // Jobs run before the switch (`compose run`); their own profile keeps `up` from starting them again.
   for (const j of stack.jobs) doc.setIn(["services", j.service, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
+  // Behind the edge: the edge holds the host ports (two copies cannot), the label says which, for compose to interpolate.
+  for (const h of stack.http) {
+    doc.deleteIn(["services", h.service, "ports"]);
+    setLabel(doc, h.service, PUBLISHED_LABEL, h.published.join(","));
+  }
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */
+function setLabel(doc: Document, service: string, key: string, value: string): void {
+  const labels = doc.getIn(["services", service, "labels"]);
+  if (labels && typeof labels === "object" && "items" in labels && !isMap(labels)) {
+    const seq = labels as { items: unknown[] };
+    seq.items = seq.items.filter((i) => !(isScalar(i) && String(i.value).startsWith(`${key}=`)));
+    seq.items.push(doc.createNode(`${key}=${value}`));
+  } else doc.setIn(["services", service, "labels", key], value);
+}
+
+/**
+ * The release file as uploaded: services behind the edge carry the release id,
+ * so the edge, verify and a rollback can tell which release a container runs.
+ * (Only those services: a label on the others would recreate them every deploy.)
+ */
+export function stampRelease(releaseText: string, id: string): string {
+  const shape = releaseShape(releaseText);
+  if (shape.http.length === 0) return releaseText;
+  const doc = parseDocument(releaseText);
+  for (const h of shape.http) setLabel(doc, h.service, RELEASE_LABEL, id);
   return doc.toString({ lineWidth: 0 });
 }
 
@@ -240,6 +283,10 @@ export interface ReleaseShape {
   optional: string[];
   /** Release-phase jobs: never part of the running stack. */
   jobs: JobSpec[];
+  /** Services behind the edge: rolled over one beside the other, never stopped first. */
+  http: HttpSpec[];
+  /** service → replicas, where the file sets them (`scale`, `deploy.replicas`). */
+  replicas: Record<string, number>;
 }
 
 function replicas(svc: Record<string, unknown>): number | undefined {
@@ -250,7 +297,7 @@ function replicas(svc: Record<string, unknown>): number | undefined {
 export function releaseShape(releaseText: string): ReleaseShape {
   const root = (parseDocument(releaseText).toJS() ?? {}) as { services?: Record<string, unknown> };
   const services = root.services && typeof root.services === "object" ? root.services : {};
-  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [] };
+  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {} };
   const onceTargets = new Set<string>();
   for (const raw of Object.values(services)) {
     for (const [dep, condition] of Object.entries(dependsOn(raw))) if (condition === "service_completed_successfully") onceTargets.add(dep);
@@ -258,12 +305,15 @@ export function releaseShape(releaseText: string): ReleaseShape {
   for (const [name, raw] of Object.entries(services)) {
     const svc = (raw ?? {}) as Record<string, unknown>;
     shape.images[name] = typeof svc.image === "string" ? svc.image : "";
-    const job = parseServiceExtension(name, svc[EXTENSION_KEY]).job;
+    const { job, http } = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    const n = replicas(svc);
+    if (n !== undefined) shape.replicas[name] = n;
     if (job) shape.jobs.push(job);
-    else if (replicas(svc) === 0) continue;
+    else if (n === 0) continue;
     else if (Array.isArray(svc.profiles) && svc.profiles.length > 0) shape.optional.push(name);
     else if (onceTargets.has(name)) shape.once.push(name);
     else shape.long.push(name);
+    if (http && !job && !shape.optional.includes(name)) shape.http.push(http);
   }
   return shape;
 }

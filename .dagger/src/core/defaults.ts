@@ -14,6 +14,12 @@ export const DEFAULTS = {
   lockTimeout: 300,
   jobTimeout: 600,
   historyLines: 10,
+  httpHealthPath: "/",
+  drainSeconds: 10,
+  /** The edge proxy's image on a real VPS (pin it by digest with `caddy:2@sha256:…`). */
+  edgeImage: "caddy:2",
+  /** Who issues the edge's certificates for hostname routes: Let's Encrypt/ZeroSSL (`acme`) or Caddy's own CA (`internal`). */
+  edgeTls: "acme",
 } as const;
 
 /** Where a project lives on the VPS when `--dir` is not given. */

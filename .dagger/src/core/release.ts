@@ -10,7 +10,7 @@ export function releaseId(now: Date, sha: string): string {
 
 export const RELEASE_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{7}$/;
 
-export type StepName = "connect" | "lock" | "preflight" | "upload" | "pull" | "jobs" | "switch" | "health" | "rollback" | "record" | "prune" | "read";
+export type StepName = "connect" | "lock" | "preflight" | "upload" | "edge" | "pull" | "jobs" | "switch" | "health" | "rollback" | "record" | "prune" | "read";
 
 export interface StepTiming {
   step: StepName;

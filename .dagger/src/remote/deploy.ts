@@ -4,14 +4,15 @@
  * jobs, switch, health, automatic rollback, history, pruning. Nothing that runs
  * changes before the switch; after it, any failure leads back to the previous release.
  */
-import { releaseShape } from "../core/compose.js";
+import { releaseShape, stampRelease } from "../core/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
 import { layout, listReleases, releaseDir, removeReleases, snapshotEnv, type Layout } from "../core/remote-commands.js";
 import { releaseId, releasesToPrune, type HistoryRecord } from "../core/release.js";
 import { Progress, type Log } from "./progress.js";
 import { withLock, withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
-import { pull, readCurrentWithCompose, record, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
+import { checkEdge, switchWithEdge } from "./edge.js";
+import { DEFAULT_EDGE, pull, readCurrentWithCompose, record, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
@@ -70,6 +71,10 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         span.setAttribute("release.id", id);
         if (previous) span.setAttribute("release.previous", previous);
         const rel = releaseDir(l, id);
+        // Services behind the edge carry the release id: the rollover, verify and a rollback read it.
+        const compose = stampRelease(req.compose, id);
+        const edge = req.edge ?? DEFAULT_EDGE;
+        const viaEdge = shape.http.length > 0 || (previousShape?.http.length ?? 0) > 0;
         const base: Omit<HistoryRecord, "result" | "durations"> = {
           release: id, action: "deploy", at: new Date().toISOString(), by: req.by, sha: req.sha, images: shape.images,
           ...(previous ? { previous } : {}),
@@ -84,9 +89,13 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           begin("upload");
           // Two channels at once on the one connection: the files do not depend on each other.
           await p.step("upload", () => Promise.all([
-            s.upload(`${rel}/docker-compose.yml`, req.compose, "600"),
+            s.upload(`${rel}/docker-compose.yml`, compose, "600"),
             req.env !== undefined ? s.upload(`${rel}/.env`, req.env, "600") : s.run(snapshotEnv(l, id), "keeping the server's .env with the release"),
           ]), undefined, { "release.id": id });
+          if (shape.http.length > 0) {
+            begin("edge");
+            await p.step("edge", () => checkEdge(s, l, req.project, id, shape, edge), (r) => (r.newPorts.length ? `host port(s) ${r.newPorts.join(", ")} free for the edge` : `routes fit the edge`));
+          }
           begin("pull");
           // The previous release's images are made present too: the automatic rollback must never lack them.
           const restore = previousShape ? Object.values(previousShape.images).filter(Boolean) : [];
@@ -110,10 +119,15 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         try {
           begin("switch");
           const upFailure = await p.step("switch", async (sp) => {
-            const f = await switchAndUp(s, l, req.project, id);
+            let f: string | undefined;
+            if (viaEdge) {
+              // the other services stop-first, then each service behind the edge rolled over
+              const h = await switchWithEdge(s, l, req.project, id, shape, edge, req.healthTimeoutSeconds, (sh) => waitHealthy(s, l, req.project, sh, req.healthTimeoutSeconds));
+              f = h.ok ? undefined : h.reasons.join("; ");
+            } else f = await switchAndUp(s, l, req.project, id);
             if (f) sp.fail(f);
             return f;
-          }, (f) => f ?? "", { "release.id": id });
+          }, (f) => f ?? (viaEdge && shape.http.length ? `${shape.http.map((h) => h.service).join(", ")} rolled over behind the edge` : ""), { "release.id": id });
           begin("health");
           health = upFailure
             ? { ok: false, reasons: [upFailure] }
@@ -136,7 +150,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           begin("rollback");
           const back = await p.step("rollback", async (sp) => {
             if (previousShape?.jobs.some((j) => j.onRollback)) await runJobs(s, l, req.project, previous, previousShape.jobs.filter((j) => j.onRollback));
-            const h = await switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds);
+            const h = await switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds, edge);
             if (!h.ok) sp.fail(h.reasons.join("; "));
             return h;
           }, (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"), { "release.id": previous }).catch((e: unknown) => {

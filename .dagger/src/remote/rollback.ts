@@ -54,7 +54,7 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         const rerun = shape.jobs.filter((j) => j.onRollback);
         if (rerun.length > 0) await p.step("jobs", () => runJobs(s, l, req.project, target, rerun), (done) => `${done.join(", ")} done`);
         const health = await p.step("switch", async (sp) => {
-          const h = await switchAndWait(s, l, req.project, target, req.healthTimeoutSeconds);
+          const h = await switchAndWait(s, l, req.project, target, req.healthTimeoutSeconds, req.edge);
           if (!h.ok) sp.fail(h.reasons.join("; "));
           return h;
         }, (h) => (h.ok ? `${target} is healthy` : h.reasons.join("; ")), { "release.id": target });

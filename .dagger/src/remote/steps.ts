@@ -15,6 +15,8 @@ import {
   pullImages, readCurrentRelease, readOptionalFile, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
 } from "../core/remote-commands.js";
 import { historyLine, type HistoryRecord } from "../core/release.js";
+import { DEFAULTS } from "../core/defaults.js";
+import { switchWithEdge, type EdgeOptions } from "./edge.js";
 import type { SshSession } from "./ssh.js";
 import type { RegistryLogin } from "./target.js";
 
@@ -179,9 +181,26 @@ export async function switchAndUp(s: SshSession, l: Layout, project: string, id:
   return r.code === 0 ? undefined : `docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`;
 }
 
-/** Make a kept release current and wait for it: the rollback of a failed deploy and `rollback` itself. */
-export async function switchAndWait(s: SshSession, l: Layout, project: string, id: string, timeoutSeconds: number): Promise<HealthOutcome> {
-  const shape = releaseShape(await releaseCompose(s, l, id));
+export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
+
+/**
+ * Switch to release `id` and wait until it is healthy. With services behind the
+ * edge in `id` or in `leaving` (the release it replaces), through the edge's
+ * rollover; otherwise compose's own `up`.
+ */
+export async function switchRelease(s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape, leaving: ReleaseShape | undefined, edge: EdgeOptions | undefined, timeoutSeconds: number): Promise<HealthOutcome> {
+  const wait = (sh: ReleaseShape) => waitHealthy(s, l, project, sh, timeoutSeconds);
+  if (shape.http.length > 0 || (leaving?.http.length ?? 0) > 0) {
+    const h = await switchWithEdge(s, l, project, id, shape, edge ?? DEFAULT_EDGE, timeoutSeconds, wait);
+    return h.ok ? wait(shape) : h;
+  }
   const upFailure = await switchAndUp(s, l, project, id);
-  return upFailure ? { ok: false, reasons: [upFailure] } : waitHealthy(s, l, project, shape, timeoutSeconds);
+  return upFailure ? { ok: false, reasons: [upFailure] } : wait(shape);
+}
+
+/** Make a kept release current and wait for it: the rollback of a failed deploy and `rollback` itself. */
+export async function switchAndWait(s: SshSession, l: Layout, project: string, id: string, timeoutSeconds: number, edge?: EdgeOptions): Promise<HealthOutcome> {
+  const [target, current] = await Promise.all([releaseCompose(s, l, id), readCurrentWithCompose(s, l)]);
+  const leaving = current.id && current.id !== id ? releaseShape(current.compose) : undefined;
+  return switchRelease(s, l, project, id, releaseShape(target), leaving, edge, timeoutSeconds);
 }

@@ -1,4 +1,5 @@
 /** What every remote operation needs to know about the VPS and the project on it. */
+import type { EdgeOptions } from "./edge.js";
 import type { SshOptions } from "./ssh.js";
 import type { Tracing } from "./trace.js";
 
@@ -8,6 +9,8 @@ export interface RemoteTarget {
   dir: string;
   project: string;
   lockTimeoutSeconds: number;
+  /** The edge in front of services with `x-vps-pipeline.http` (default: caddy:2, certificates from ACME). */
+  edge?: EdgeOptions;
   /** Where the spans of this operation go (default: the global OpenTelemetry tracer, under the caller's span). */
   tracing?: Tracing;
 }
