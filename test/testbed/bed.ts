@@ -134,7 +134,7 @@ const HOME = "/home/deploy";
 
 /** Remove a project's containers and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
 export function freshProject(project: string): void {
-  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf ${HOME}/production/${project}`);
+  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; rm -rf ${HOME}/production/${project}`);
   const routes = edgeRoutes();
   if (routes.some((r) => r.project === project)) loadEdge(replaceRoutes(routes, project, []));
 }

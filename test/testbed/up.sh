@@ -23,7 +23,8 @@ mkdir -p "$STATE" && chmod 700 "$STATE"
 # --- Docker engine ---------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
-  setsid nohup dockerd >"$STATE/dockerd.log" 2>&1 < /dev/null &
+  # /24 networks from one /16: the suite makes a network per project, more than the default pools hold
+  setsid nohup dockerd --default-address-pool base=10.210.0.0/16,size=24 >"$STATE/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$STATE/dockerd.pid"
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { tail -20 "$STATE/dockerd.log" >&2; exit 1; }

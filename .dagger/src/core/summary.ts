@@ -33,6 +33,15 @@ export interface StatusView {
   services: ContainerState[];
   releases: { id: string; current: boolean; missing: string[] }[];
   history: HistoryRecord[];
+  edge?: { state: string; image: string; publish: string[]; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
+}
+
+/** One line for the edge and one per route of this project. */
+function edgeLines(e: NonNullable<StatusView["edge"]>): string[] {
+  return [
+    `edge: ${e.state}, ${e.image}, publishes ${e.publish.map((p) => p.replace(/:\d+$/, "")).join(", ") || "nothing"}`,
+    ...e.routes.map((r) => `  ${r.service.padEnd(12)} ${[...r.listen.map((l) => `:${l.port}`), ...(r.host ? [`https://${r.host}`] : [])].join(" ")} → ${r.upstreams.join(", ") || "(no container)"}`),
+  ];
 }
 
 function historyLine(h: HistoryRecord): string {
@@ -45,6 +54,7 @@ export function formatStatus(s: StatusView): string {
     ...s.services.map((c) => `  ${c.service.padEnd(12)} ${c.state}${c.health ? `/${c.health}` : ""}  ${c.image}`),
     "kept releases:",
     ...s.releases.map((r) => `  ${r.current ? "*" : " "} ${r.id}  ${r.missing.length ? `images missing (a rollback pulls them back): ${r.missing.join(", ")}` : "images present"}`),
+    ...(s.edge ? edgeLines(s.edge) : []),
     "history:",
     ...s.history.map((h) => `  ${historyLine(h)}${h.hint ? `\n      hint: ${h.hint}` : ""}`),
   ].join("\n");
@@ -61,5 +71,6 @@ export function markdownStatus(s: StatusView): string {
   }
   lines.push("| service | state | image |", "|---|---|---|", ...s.services.map((c) => `| ${c.service} | ${c.state}${c.health ? `/${c.health}` : ""} | \`${c.image}\` |`));
   lines.push("", "| kept release | images |", "|---|---|", ...s.releases.map((r) => `| \`${r.id}\`${r.current ? " (current)" : ""} | ${r.missing.length ? `${r.missing.length} missing` : "present"} |`));
+  if (s.edge) lines.push("", "```", ...edgeLines(s.edge), "```");
   return lines.join("\n");
 }

@@ -116,7 +116,7 @@ export async function checkEdge(s: SshSession, l: Layout, project: string, id: s
   return { newPorts };
 }
 
-interface Container {
+export interface Container {
   name: string;
   state: string;
   release: string;
@@ -125,7 +125,7 @@ interface Container {
   service: string;
 }
 
-async function containersOf(s: SshSession, project: string): Promise<Container[]> {
+export async function containersOf(s: SshSession, project: string): Promise<Container[]> {
   const out = await s.run(serviceContainers(project), "listing the project's containers");
   return out.split("\n").filter((x) => x.trim()).map((line) => {
     const [name = "", state = "", release = "", ports = "", service = ""] = line.split("\t");

@@ -4,6 +4,7 @@
  * and whether their images are still there, history tail). Neither takes the lock.
  */
 import { releaseShape } from "../core/compose.js";
+import { EDGE_CONTAINER } from "../core/edge.js";
 import { parseJson } from "../core/errors.js";
 import type { ContainerState } from "../core/health.js";
 import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
@@ -14,6 +15,7 @@ import { buildReport, checkService, type ProbeResult, type ProbeSpec, type Verif
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
+import { containersOf, readEdge, type EdgeView } from "./edge.js";
 import { composePs, readCurrent, releaseCompose } from "./steps.js";
 import type { RemoteTarget } from "./target.js";
 import { defaultTracing, inSpan } from "./trace.js";
@@ -81,11 +83,32 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
         const i = c ? seen.get(c.name) : undefined;
         return checkService(service, shape.images[service] ?? "", c, i?.configured ?? "", i?.repoDigests ?? [], shape.once.includes(service));
       });
+      if (shape.http.length > 0) drift.push(...(await edgeDrift(s, target.project, release, shape.http.map((h) => h.service))));
       const probeResults: ProbeResult[] = [];
       for (const pr of probes) probeResults.push(await probe(s, pr));
       return buildReport(release, services, probeResults, drift);
     });
   });
+}
+
+/** Each service behind the edge must be routed, and only to running containers of the current release. */
+async function edgeDrift(s: SshSession, project: string, release: string, services: string[]): Promise<string[]> {
+  const [edge, mine] = await Promise.all([readEdge(s), containersOf(s, project)]);
+  if (edge.state !== "running") return [`the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy recreates it (or \`docker start ${EDGE_CONTAINER}\`)`];
+  const out: string[] = [];
+  for (const service of services) {
+    const route = edge.routes.find((r) => r.project === project && r.service === service);
+    if (!route || route.upstreams.length === 0) {
+      out.push(`the edge has no route for ${service}: deploy again`);
+      continue;
+    }
+    for (const u of route.upstreams) {
+      const name = u.replace(/:\d+$/, "");
+      const c = mine.find((x) => x.name === name && x.service === service);
+      if (!c || c.release !== release || c.state !== "running") out.push(`the edge routes ${service} to ${name}, not a container of release ${release}${c ? ` (${c.state}, release ${c.release || "none"})` : ""}: deploy again, or \`rollback --to ${release}\``);
+    }
+  }
+  return out;
 }
 
 export interface KeptRelease {
@@ -100,6 +123,8 @@ export interface StatusReport {
   services: ContainerState[];
   releases: KeptRelease[];
   history: HistoryRecord[];
+  /** The VPS's edge and this project's routes on it (absent when there is no edge). */
+  edge?: EdgeView;
 }
 
 /** `=== <id>` blocks as readReleaseFiles prints them → id → compose text. */
@@ -136,7 +161,9 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
         id, current: id === release, missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
       }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
-      return { release, services, releases, history };
+      const edge = await readEdge(s);
+      const ours = { ...edge, routes: edge.routes.filter((r) => r.project === target.project) };
+      return { release, services, releases, history, ...(edge.state !== "missing" ? { edge: ours } : {}) };
     });
   });
 }
