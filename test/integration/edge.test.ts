@@ -25,9 +25,9 @@ const webContainers = (project: string) =>
   sh(`docker ps -a --filter label=com.docker.compose.project=${project} --filter label=com.docker.compose.service=web --format '{{.Names}} {{.Label "vps-pipeline.release"}}'`).trim().split("\n").filter(Boolean);
 const settle = () => new Promise((r) => setTimeout(r, 700));
 /** The example release with web's health path swapped: the new web container runs but never answers it. */
-const deafWeb = (version: "v1" | "v2") => releaseCompose(version).replace("http: { port: 8000, health: /, drain: 5 }", "http: { port: 8000, health: /not-here, drain: 5 }");
+const deafWeb = (version: "v1" | "v2") => releaseCompose(version, version, (t) => t.replace("http: { port: 8000, health: /, drain: 5 }", "http: { port: 8000, health: /not-here, drain: 5 }"));
 /** The example release without the edge (web publishes its port itself, stop-first). */
-const inPlace = (version: "v1" | "v2") => releaseCompose(version).replace(/\n\s+x-vps-pipeline:\n\s+http: \{[^}]*\}/, "");
+const inPlace = (version: "v1" | "v2") => releaseCompose(version, version, (t) => t.replace(/\n\s+x-vps-pipeline:\n\s+http: \{[^}]*\}/, ""));
 
 describe("zero-downtime through the edge", () => {
   it("an upgrade under 60 requests/s fails none of them; the edge then routes to the new release only", async () => {
@@ -175,7 +175,7 @@ describe("the edge itself", () => {
 
   it("a hostname route is served over HTTPS with the edge's certificate (Caddy's internal CA on the test bed)", async () => {
     freshProject("edge-https");
-    const hosted = releaseCompose("v1").replace("http: { port: 8000, health: /, drain: 5 }", "http: { port: 8000, health: /, drain: 5, host: gold.vps-testbed.internal }");
+    const hosted = releaseCompose("v1", "v1", (t) => t.replace("http: { port: 8000, health: /, drain: 5 }", "http: { port: 8000, health: /, drain: 5, host: gold.vps-testbed.internal }"));
     await deploy(deployRequest("edge-https", 18237, { compose: hosted }));
     sh(`docker exec ${EDGE_CONTAINER} cat /vps-pipeline/data/caddy/pki/authorities/local/root.crt > /tmp/vps-testbed/edge-root.crt`);
     let body = "";

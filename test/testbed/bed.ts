@@ -41,9 +41,9 @@ export function sshOptions(over: Partial<SshOptions> = {}): SshOptions {
 
 const composeText = readFileSync(new URL("../../compose/docker-compose.prod.yml", import.meta.url), "utf8");
 
-/** The example app's release file with both services pinned to `version`'s digests (api may differ). */
-export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string = version): string {
-  const stack = parseComposeStack(composeText, "compose/docker-compose.prod.yml", bed.registry.prefix);
+/** The example app's release file with both services pinned to `version`'s digests (api may differ); `edit` changes the source file first. */
+export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string = version, edit: (source: string) => string = (t) => t): string {
+  const stack = parseComposeStack(edit(composeText), "compose/docker-compose.prod.yml", bed.registry.prefix);
   return renderRelease(stack, { migrate: bed.images[`migrate:${apiVersion}`]!, api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
 }
 
@@ -150,19 +150,28 @@ export function loadEdge(routes: EdgeRoute[]): void {
   execFileSync("docker", ["exec", "-i", EDGE_CONTAINER, "sh", "-c", 'cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null'], { input: JSON.stringify(caddyConfig(routes, "internal")) });
 }
 
-export interface LoadResult { sent: number; failed: number; errors: string[]; bodies: Map<string, number> }
+export interface LoadResult { sent: number; failed: number; retried: number; errors: string[]; bodies: Map<string, number> }
 
 /**
  * Steady GET load on `url` at `rate` requests/s until stopped: counts failures
  * (no answer, or a status other than 200) and which versions answered. Each
- * request on its own connection unless `keepAlive`.
+ * request on its own connection unless `keepAlive`. A GET whose connection is
+ * reset before any answer is sent once more, as browsers do for idempotent
+ * requests; those are counted in `retried` (a second failure is a failure).
  */
 export function steadyLoad(url: string, rate: number, keepAlive = false): { stop: () => Promise<LoadResult> } {
-  const res: LoadResult = { sent: 0, failed: 0, errors: [], bodies: new Map() };
+  const res: LoadResult = { sent: 0, failed: 0, retried: 0, errors: [], bodies: new Map() };
+  const get = () => fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } });
+  const reset = (e: unknown) => /ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(String((e as { cause?: { code?: string } }).cause?.code ?? ""));
   const inflight = new Set<Promise<void>>();
   const timer = setInterval(() => {
     res.sent++;
-    const p = fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } })
+    const p = get()
+      .catch((e: unknown) => {
+        if (!reset(e)) throw e;
+        res.retried++;
+        return get();
+      })
       .then(async (r) => {
         const body = await r.text();
         if (r.status !== 200) throw new Error(`status ${r.status}`);
