@@ -142,6 +142,8 @@ export class VpsPipeline {
    * @param healthTimeout Seconds to wait for every service to be running and healthy.
    * @param lockTimeout Seconds to wait for another deploy to finish.
    * @param by Who deploys, for the lock and the history, e.g. "$GITHUB_ACTOR run $GITHUB_RUN_ID" (default: the SSH key's fingerprint).
+   * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…).
+   * @param edgeTls Certificates for hostname routes: acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS) or internal (Caddy's own CA).
    */
   @func()
   vps(
@@ -160,8 +162,10 @@ export class VpsPipeline {
     healthTimeout: number = DEFAULTS.healthTimeout,
     lockTimeout: number = DEFAULTS.lockTimeout,
     by = "",
+    edgeImage: string = DEFAULTS.edgeImage,
+    edgeTls: string = DEFAULTS.edgeTls,
   ): Vps {
-    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by });
+    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls });
   }
 
   /**

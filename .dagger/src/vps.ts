@@ -78,6 +78,10 @@ export class Vps {
   @func() lockTimeout!: number;
   /** Who deploys. */
   @func() by!: string;
+  /** The edge proxy's image. */
+  @func() edgeImage!: string;
+  /** Certificates for hostname routes: acme or internal. */
+  @func() edgeTls!: string;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
   static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase"> & { sshKeyPassphrase?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {

@@ -3,6 +3,7 @@
  * typed value. One call reports every problem at once as `path: message`.
  */
 import { z } from "zod";
+import { invalidImageReference } from "./images.js";
 import { DEFAULTS, defaultDir } from "./defaults.js";
 import { PipelineError } from "./errors.js";
 import { RELEASE_ID } from "./release.js";
@@ -89,6 +90,11 @@ export const vpsTargetSchema = z
     healthTimeoutSeconds: seconds(3600).default(DEFAULTS.healthTimeout),
     keepReleases: z.number().int().min(2, "must keep at least 2 releases, or rollback has nothing to return to").default(DEFAULTS.keepReleases),
     by: z.string().max(200, "must be at most 200 characters").refine((s) => !/[\0\r\n]/.test(s), { message: "must be one line" }).default(""),
+    edgeImage: z
+      .string()
+      .refine((s) => invalidImageReference(s) === undefined, { message: "must be an image reference such as caddy:2 or caddy:2@sha256:…" })
+      .default(DEFAULTS.edgeImage),
+    edgeTls: z.enum(["acme", "internal"], { message: "must be acme (Let's Encrypt/ZeroSSL, for a real domain) or internal (Caddy's own CA)" }).default(DEFAULTS.edgeTls),
   })
   .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));
 export type VpsTarget = z.output<typeof vpsTargetSchema>;
