@@ -8,6 +8,11 @@
  *           inside the VPS namespace: no SSH, no lock, no history
  *   ssh-per-step  what ssh-action based workflows do: a new `ssh`/`scp` per step
  *           (login, copy the compose file, pull, the migration job, up --wait, logout)
+ *
+ * These three run the example stack in place (web without `x-vps-pipeline.http`),
+ * so they do the same work. Then the same stack with web behind the edge
+ * (zero-downtime) against in place: deploy time, and failed requests and p99
+ * latency during upgrades and automatic rollbacks at 50 and 200 requests/s.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -22,7 +27,9 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 execFileSync("bash", [`${root}test/testbed/up.sh`], { stdio: ["ignore", "ignore", "inherit"] });
 process.env.NODE_EXTRA_CA_CERTS ??= `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { bed, deployRequest, registryPassword, releaseCompose, sh } = await import("../testbed/bed.js");
+const { bed, deployRequest, freshProject, registryPassword, releaseCompose: edgeCompose, sh } = await import("../testbed/bed.js");
+/** The example stack in place: web publishes its own port and is replaced stop-first. */
+const releaseCompose = (v: "v1" | "v2" | "v3") => edgeCompose(v, v, (t) => t.replace(/\n\s+x-vps-pipeline:\n\s+http: \{[^}]*\}/, ""));
 
 const HOME = "/home/deploy";
 const versions = ["v1", "v2"] as const;
@@ -36,7 +43,7 @@ const accepted = () => (readFileSync(bed.vps.sshdLog, "utf8").match(/Accepted pu
 const asDeploy = (script: string) => sh(shellJoin(["ip", "netns", "exec", bed.vps.namespace, "su", "-", "deploy", "-c", script]));
 
 function clean(project: string): void {
-  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf ${HOME}/production/${project}`);
+  freshProject(project);
 }
 
 // --- the three ways, one deploy each -----------------------------------------
@@ -111,21 +118,50 @@ for (let i = 0; i < RUNS; i++) {
 const ratios = { oursFloor: times.ours.map((t, i) => t / times.floor[i]!), altOurs: times.alt.map((t, i) => t / times.ours[i]!) };
 const overhead = times.ours.map((t, i) => t - times.floor[i]!);
 
-// --- 3: downtime during an upgrade, prober at 50 requests/s -----------------------
-async function probeDuring(f: () => Promise<void>): Promise<{ sent: number; failed: number; longestGapMs: number }> {
-  const p = spawn("node", [`${here}prober.mjs`, `http://${bed.vps.hostIp}:18101/`, "50", "60"], { stdio: ["ignore", "pipe", "inherit"] });
+// --- 3: zero-downtime (web behind the edge) against in place, under load ---------
+type Probe = { sent: number; failed: number; retried: number; longestGapMs: number; p50Ms: number; p99Ms: number };
+async function probeDuring(port: number, rate: number, f: () => Promise<unknown>, mode = ""): Promise<Probe> {
+  const p = spawn("node", [`${here}prober.mjs`, `http://${bed.vps.hostIp}:${port}/`, String(rate), "90", mode], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   p.stdout.on("data", (d: Buffer) => (out += d.toString()));
   await new Promise((r) => setTimeout(r, 500));
-  await f();
+  await f().catch(() => undefined);
   await new Promise((r) => setTimeout(r, 500));
   p.kill("SIGTERM");
   await new Promise((r) => p.once("exit", r));
-  return JSON.parse(out) as { sent: number; failed: number; longestGapMs: number };
+  return JSON.parse(out) as Probe;
 }
-const downtime: { sent: number; failed: number; longestGapMs: number }[] = [];
-// each one a real upgrade: containers are replaced
-for (let i = 0; i < 5; i++) downtime.push(await probeDuring(() => ours(other(oursRunning))));
+clean("bench-edge");
+let edgeRunning: "v1" | "v2" = "v1";
+const edgeTimes: number[] = [];
+async function viaEdge(version: "v1" | "v2"): Promise<void> {
+  const t = performance.now();
+  await deploy(deployRequest("bench-edge", 18104, { compose: edgeCompose(version), by: "bench" }));
+  edgeTimes.push(seconds(t));
+  edgeRunning = version;
+}
+await viaEdge("v1");
+edgeTimes.length = 0;
+const UPGRADES = Number(process.env.BENCH_UPGRADES ?? 5);
+const load: Record<string, Probe[]> = {};
+const inPlaceTimes: number[] = [];
+for (const rate of [50, 200]) {
+  for (let i = 0; i < UPGRADES; i++) {
+    (load[`in place, upgrade, ${rate}/s`] ??= []).push(await probeDuring(18101, rate, async () => {
+      const t = performance.now();
+      await ours(other(oursRunning));
+      inPlaceTimes.push(seconds(t));
+    }));
+    (load[`edge, upgrade, ${rate}/s`] ??= []).push(await probeDuring(18104, rate, () => viaEdge(other(edgeRunning))));
+  }
+  // the broken v3 (api never healthy) rolls back automatically
+  for (let i = 0; i < Math.max(2, Math.floor(UPGRADES / 2)); i++) {
+    (load[`in place, automatic rollback, ${rate}/s`] ??= []).push(await probeDuring(18101, rate, () => deploy(deployRequest("bench-ours", 18101, { compose: releaseCompose("v3"), by: "bench", healthTimeoutSeconds: 30 }))));
+    (load[`edge, automatic rollback, ${rate}/s`] ??= []).push(await probeDuring(18104, rate, () => deploy(deployRequest("bench-edge", 18104, { compose: edgeCompose("v3"), by: "bench", healthTimeoutSeconds: 30 }))));
+  }
+}
+// the same upgrades with clients that keep connections alive (Node's fetch: it does not resend a GET after a reset)
+for (let i = 0; i < UPGRADES; i++) (load["edge, upgrade, 200/s, keep-alive, no resend"] ??= []).push(await probeDuring(18104, 200, () => viaEdge(other(edgeRunning)), "keepalive"));
 
 // --- 4: rollback: from the failed health wait to the previous release serving ----
 await ours("v2");
@@ -165,8 +201,12 @@ const rows = [
   ...Object.entries(steps).map(([k, xs]) => `| ours, step ${k} | ${f2(median(xs))} s | ${xs.map(f2).join(", ")} |`),
   `| SSH connections per deploy, ours | ${median(conns.ours)} | ${conns.ours.join(", ")} |`,
   `| SSH connections per deploy, ssh-per-step | ${median(conns.alt)} | ${conns.alt.join(", ")} |`,
-  `| upgrade under 50 req/s: failed requests | ${median(downtime.map((d) => d.failed))} of ~${median(downtime.map((d) => d.sent))} | ${downtime.map((d) => `${d.failed}/${d.sent}`).join(", ")} |`,
-  `| upgrade under 50 req/s: longest gap between successes | ${median(downtime.map((d) => d.longestGapMs))} ms | ${downtime.map((d) => d.longestGapMs).join(", ")} |`,
+  `| deploy of a new version, in place (the upgrades under load below) | ${f2(median(inPlaceTimes))} s | ${inPlaceTimes.map(f2).join(", ")} |`,
+  `| deploy of a new version, web behind the edge (same upgrades) | ${f2(median(edgeTimes))} s | ${edgeTimes.map(f2).join(", ")} |`,
+  ...Object.entries(load).flatMap(([k, xs]) => [
+    `| ${k}: failed requests (sent again after a reset) | ${median(xs.map((d) => d.failed))} of ~${median(xs.map((d) => d.sent))} (${median(xs.map((d) => d.retried))}) | ${xs.map((d) => `${d.failed}/${d.sent} (${d.retried})`).join(", ")} |`,
+    `| ${k}: longest gap between successes, p99 latency | ${median(xs.map((d) => d.longestGapMs))} ms, ${median(xs.map((d) => d.p99Ms))} ms | ${xs.map((d) => `${d.longestGapMs}/${d.p99Ms}`).join(", ")} |`,
+  ]),
   `| rollback: failed health → previous release healthy | ${f2(median(rollbacks))} s | ${rollbacks.map(f2).join(", ")} |`,
   `| peak RSS, node process running one deploy | ${(median(memDeploy) / 1024).toFixed(1)} MiB | ${memDeploy.map((k) => (k / 1024).toFixed(1)).join(", ")} |`,
   `| peak RSS, same process loading the modules only | ${(median(memBase) / 1024).toFixed(1)} MiB | ${memBase.map((k) => (k / 1024).toFixed(1)).join(", ")} |`,
@@ -177,4 +217,4 @@ mkdirSync(`${root}bench`, { recursive: true });
 const file = `${root}bench/${new Date().toISOString().slice(0, 10)}.md`;
 writeFileSync(file, text);
 console.error(`written to ${file}`);
-for (const p of ["bench-ours", "bench-floor", "bench-ssh"]) clean(p);
+for (const p of ["bench-ours", "bench-floor", "bench-ssh", "bench-edge"]) clean(p);

@@ -38,7 +38,7 @@ describe("deploy", () => {
     expect(running).toContain(`${bed.registry.prefix}/web@${bed.images["web:v1"]}`);
     expect(sh(`stat -c %a ${HOME}/production/first/.env`).trim()).toBe("600");
     expect(sh(`cat ${HOME}/production/first/.releases/current`).trim()).toBe(r.release);
-    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "pull", "jobs", "switch", "health", "record", "prune"]);
+    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "edge", "pull", "jobs", "switch", "health", "record", "prune"]);
     const h = history("first");
     expect(h).toHaveLength(1);
     expect(h[0]).toMatchObject({ release: r.release, result: "ok", by: "vitest" });

@@ -71,7 +71,7 @@ describe("spans", () => {
     expect(root.attributes).toMatchObject({ "vps.project": "traced", "release.id": done.release });
     expect(parentOf(root)).toBeUndefined();
     const children = spans.filter((s) => parentOf(s) === root.spanContext().spanId).sort((a, b) => (a.startTime[0] - b.startTime[0]) || (a.startTime[1] - b.startTime[1]));
-    expect(children.map((s) => s.name)).toEqual(["connect", "preflight", "lock", "upload", "pull", "jobs", "switch", "health", "record", "prune"]);
+    expect(children.map((s) => s.name)).toEqual(["connect", "preflight", "lock", "upload", "edge", "pull", "jobs", "switch", "health", "record", "prune"]);
     expect(children.every((s) => s.status.code !== SpanStatusCode.ERROR)).toBe(true);
     expect(children.find((s) => s.name === "upload")!.attributes["release.id"]).toBe(done.release);
     expect(children.find((s) => s.name === "pull")!.attributes["registry.host"]).toBe(bed.registry.host);

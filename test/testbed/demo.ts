@@ -1,8 +1,9 @@
 /**
  * `npm run demo`: the main job on the embedded example, end to end on the test
  * bed — plan, deploy v1 (with its release-phase migration job), verify, plan and
- * upgrade to v2, try a broken v3 and watch the automatic rollback, then print
- * the report, the kept releases and the history.
+ * upgrade to v2 under steady load (web is behind the edge: the failed-request
+ * count is printed), try a broken v3 and watch the automatic rollback, then
+ * print the report, the kept releases, the edge and the history.
  *
  * Images are built and pushed by the test bed with the docker CLI: no Dagger
  * engine can run on this machine, so the module's `build`/`publish` (which do
@@ -30,10 +31,21 @@ async function main(): Promise<void> {
   const { deploy } = await import("../../.dagger/src/remote/deploy.js");
   const { plan } = await import("../../.dagger/src/remote/plan.js");
   const { status, verify } = await import("../../.dagger/src/remote/verify.js");
-  const { bed, deployRequest, releaseCompose, sh, sshOptions, webStatus } = await import("./bed.js");
+  const { bed, deployRequest, freshProject, releaseCompose, steadyLoad, sshOptions, webStatus } = await import("./bed.js");
 
   // Start from an empty server so every run tells the same story.
-  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${PROJECT}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf /home/deploy/production/${PROJECT}`);
+  freshProject(PROJECT);
+  const underLoad = async (what: string, f: () => Promise<unknown>) => {
+    const load = steadyLoad(`http://${bed.vps.hostIp}:${PORT}/`, 50);
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      return await f();
+    } finally {
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await load.stop();
+      console.log(`  ${what} under 50 requests/s: ${r.failed} of ${r.sent} requests failed (${r.retried} sent again after a reset); answers: ${[...r.bodies].map(([v, n]) => `${v} ×${n}`).join(", ")}`);
+    }
+  };
 
   banner("published images (pushed with the docker CLI: no Dagger engine runs on this machine)");
   for (const [name, digest] of Object.entries(bed.images)) console.log(`  ${bed.registry.prefix}/${name} ${digest}`);
@@ -54,14 +66,14 @@ async function main(): Promise<void> {
   banner("plan the upgrade to v2");
   console.log(formatPlan(await plan({ ...target, compose: releaseCompose("v2") })));
 
-  banner("upgrade to v2");
-  await deploy(request("v2"));
+  banner("upgrade to v2 under steady load: web rolls over behind the edge");
+  await underLoad("the upgrade", () => deploy(request("v2")));
   console.log(formatReport(await verify(target, probe)));
   console.log(`  web says: ${(await webStatus(PORT)).body.match(/Version [^<]*/)?.[0]}`);
 
   banner("deploy a broken v3 (its api never becomes healthy): expect an automatic rollback");
   try {
-    await deploy(request("v3"));
+    await underLoad("the failed upgrade and its rollback", () => deploy(request("v3")));
     throw new Error("v3 was expected to fail and roll back, but it deployed");
   } catch (e) {
     if (!isPipelineError(e, "DEPLOY_ROLLED_BACK")) throw e;

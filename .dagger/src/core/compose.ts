@@ -4,7 +4,7 @@
  */
 import { isMap, isScalar, parseDocument, type Document } from "yaml";
 import { PipelineError } from "./errors.js";
-import { PUBLISHED_LABEL, RELEASE_LABEL, edgePublished } from "./edge.js";
+import { PUBLISHED_LABEL, edgePublished } from "./edge.js";
 import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type HttpSpec, type JobSpec } from "./extension.js";
 import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "./images.js";
 
@@ -256,19 +256,6 @@ function setLabel(doc: Document, service: string, key: string, value: string): v
     seq.items = seq.items.filter((i) => !(isScalar(i) && String(i.value).startsWith(`${key}=`)));
     seq.items.push(doc.createNode(`${key}=${value}`));
   } else doc.setIn(["services", service, "labels", key], value);
-}
-
-/**
- * The release file as uploaded: services behind the edge carry the release id,
- * so the edge, verify and a rollback can tell which release a container runs.
- * (Only those services: a label on the others would recreate them every deploy.)
- */
-export function stampRelease(releaseText: string, id: string): string {
-  const shape = releaseShape(releaseText);
-  if (shape.http.length === 0) return releaseText;
-  const doc = parseDocument(releaseText);
-  for (const h of shape.http) setLabel(doc, h.service, RELEASE_LABEL, id);
-  return doc.toString({ lineWidth: 0 });
 }
 
 /** What a release runs, read from its rendered compose file: the judge of health for deploy, rollback and verify. */

@@ -3,7 +3,7 @@
  * core/edge.ts), built like core/remote-commands.ts: argument arrays, values
  * only as positional parameters.
  */
-import { EDGE_ADMIN, EDGE_CONTAINER, EDGE_NETWORK, EDGE_VOLUME, RELEASE_LABEL } from "./edge.js";
+import { EDGE_ADMIN, EDGE_CONTAINER, EDGE_NETWORK, EDGE_VOLUME } from "./edge.js";
 import { LOCK_BUSY_EXIT, releaseDir, type Argv, type Layout } from "./remote-commands.js";
 
 /** One lock per VPS for the edge's config: projects of several users share the edge (umask 0 lets each open it). */
@@ -26,13 +26,16 @@ const COMPOSE_ARGS = [
 
 /**
  * A release's services as compose resolves them on the VPS, with its `.env`:
- * `=== services` then the enabled services (profiles applied), `=== config`
+ * `=== services` then the enabled services (profiles applied), `=== hashes`
+ * then `service hash` (compose's config hash, the label its containers carry:
+ * equal means the container runs exactly this service definition), `=== config`
  * then the whole config as JSON (labels interpolated: the published ports).
  */
 export function releaseConfig(l: Layout, project: string, id: string): Argv {
   const script = [
     ...COMPOSE_ARGS,
     'echo "=== services"; docker compose "$@" config --services || exit 1',
+    'echo "=== hashes"; docker compose "$@" config --hash "*" || exit 1',
     'echo "=== config"; docker compose "$@" config --format json',
   ].join("\n");
   return ["sh", "-c", script, "sh", ...releaseCompose(l, project, id)];
@@ -50,10 +53,10 @@ export function scaleBeside(l: Layout, project: string, id: string, service: str
     "up", "--detach", "--no-deps", "--no-recreate", "--pull", "never", "--scale", `${service}=${count}`, service];
 }
 
-/** `name<TAB>state<TAB>release<TAB>ports<TAB>service` of the project's containers (not one-off runs). */
+/** `name<TAB>state<TAB>config hash<TAB>ports<TAB>service` of the project's containers (not one-off runs). */
 export function serviceContainers(project: string): Argv {
   return ["docker", "ps", "--all", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "label=com.docker.compose.oneoff=False",
-    "--format", `{{.Names}}\t{{.State}}\t{{.Label "${RELEASE_LABEL}"}}\t{{.Ports}}\t{{.Label "com.docker.compose.service"}}`];
+    "--format", '{{.Names}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Ports}}\t{{.Label "com.docker.compose.service"}}'];
 }
 
 /** `name state health` per container (health empty without a healthcheck). */

@@ -15,8 +15,7 @@ export const EDGE_NETWORK = "vps-pipeline-edge";
 export const EDGE_VOLUME = "vps-pipeline-edge";
 /** Admin API inside the edge's own network namespace only: never published. */
 export const EDGE_ADMIN = "localhost:2019";
-/** Labels the release puts on services behind the edge. */
-export const RELEASE_LABEL = "vps-pipeline.release";
+/** The label holding the `ports:` of a service behind the edge (compose interpolates it on the VPS). */
 export const PUBLISHED_LABEL = "vps-pipeline.edge.published";
 
 /** A host address the edge listens on for a service: `[hostIp:]port`. */
@@ -118,7 +117,6 @@ export function parseListen(service: string, label: string): Listen[] {
   });
 }
 
-const listenKey = (l: Listen) => `${l.hostIp ?? ""}|${l.port}`;
 const SERVER_PREFIX = "vps-pipeline|";
 const HTTPS_SERVER = "vps-pipeline-https";
 const ROUTE_PREFIX = "vps-pipeline|";
@@ -258,4 +256,3 @@ export function inFlight(upstreamsJson: string): Map<string, number> {
   }
 }
 
-export { listenKey };

@@ -29,6 +29,8 @@ export interface DoctorInput {
   /** Tag whose manifest the pull check reads. */
   tag: string;
   vps?: SshOptions;
+  /** The edge image the VPS should run (doctor warns when it runs another). */
+  edgeImage?: string;
   githubApi?: string;
 }
 
@@ -82,7 +84,7 @@ export async function doctor(input: DoctorInput): Promise<Finding[]> {
     }
   }
 
-  if (input.vps) findings.push(...(await vpsAccessFindings(input.vps, input.registry, pull, input.repositories.map((r) => `${r}:${input.tag}`))));
+  if (input.vps) findings.push(...(await vpsAccessFindings(input.vps, input.registry, pull, input.repositories.map((r) => `${r}:${input.tag}`), input.edgeImage)));
   else findings.push({ check: "VPS", status: "skip", detail: "no VPS given: pull from the VPS and its docker config not checked" });
   return findings;
 }

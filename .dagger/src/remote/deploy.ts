@@ -4,7 +4,7 @@
  * jobs, switch, health, automatic rollback, history, pruning. Nothing that runs
  * changes before the switch; after it, any failure leads back to the previous release.
  */
-import { releaseShape, stampRelease } from "../core/compose.js";
+import { releaseShape } from "../core/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
 import { layout, listReleases, releaseDir, removeReleases, snapshotEnv, type Layout } from "../core/remote-commands.js";
 import { releaseId, releasesToPrune, type HistoryRecord } from "../core/release.js";
@@ -71,8 +71,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         span.setAttribute("release.id", id);
         if (previous) span.setAttribute("release.previous", previous);
         const rel = releaseDir(l, id);
-        // Services behind the edge carry the release id: the rollover, verify and a rollback read it.
-        const compose = stampRelease(req.compose, id);
+        const compose = req.compose;
         const edge = req.edge ?? DEFAULT_EDGE;
         const viaEdge = shape.http.length > 0 || (previousShape?.http.length ?? 0) > 0;
         const base: Omit<HistoryRecord, "result" | "durations"> = {

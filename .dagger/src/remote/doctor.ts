@@ -4,12 +4,14 @@ import type { Finding } from "../core/findings.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
+import { EDGE_CONTAINER } from "../core/edge.js";
+import { readEdge } from "./edge.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
-import type { SshOptions } from "./ssh.js";
+import type { SshOptions, SshSession } from "./ssh.js";
 import { defaultTracing } from "./trace.js";
 
-export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[]): Promise<Finding[]> {
+export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[], edgeImage?: string): Promise<Finding[]> {
   const findings: Finding[] = [];
   try {
     await withSession(ssh, new Progress(() => {}, "doctor", defaultTracing()), async (s) => {
@@ -42,9 +44,24 @@ export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull:
           }
         }
       }
+      findings.push(await edgeFinding(s, edgeImage));
     });
   } catch (e) {
     findings.push(isPipelineError(e) ? { check: "ssh", status: "fail", detail: `${e.code}: ${e.message}`, fix: e.hint } : { check: "ssh", status: "fail", detail: String(e) });
   }
   return findings;
+}
+
+/** The edge: absent until a service opts in; running with its routes; or stopped (its services get no traffic). */
+async function edgeFinding(s: SshSession, image: string | undefined): Promise<Finding> {
+  try {
+    const e = await readEdge(s);
+    if (e.state === "missing") return { check: "edge", status: "ok", detail: "no edge on this VPS (the first deploy with `x-vps-pipeline: http` makes it)" };
+    if (e.state !== "running") return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} is ${e.state}: services behind it get no traffic`, fix: `\`docker start ${EDGE_CONTAINER}\` on the VPS, or deploy (it starts it)` };
+    const routes = e.routes.map((r) => `${r.project}/${r.service}`).join(", ") || "no routes";
+    if (image && e.image !== image) return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} runs ${e.image}, not ${image} (${routes})`, fix: "the edge keeps its image until it is recreated (a new host port, or removed by hand: the next deploy makes it again with its routes)" };
+    return { check: "edge", status: "ok", detail: `${EDGE_CONTAINER} runs ${e.image}, publishes ${e.publish.join(", ") || "nothing"}; routes: ${routes}` };
+  } catch (err) {
+    return { check: "edge", status: "fail", detail: isPipelineError(err) ? `${err.code}: ${err.message}` : String(err), fix: `\`docker logs ${EDGE_CONTAINER}\` on the VPS` };
+  }
 }

@@ -31,15 +31,18 @@ export interface EdgeOptions {
 export interface ResolvedRelease {
   enabled: string[];
   listen: Record<string, Listen[]>;
+  /** service → compose's config hash: a container with this hash runs exactly this release's definition. */
+  hashes: Record<string, string>;
 }
 
 export async function resolveRelease(s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape): Promise<ResolvedRelease> {
   const out = await s.run(releaseConfig(l, project, id), `resolving release ${id} with docker compose config`, { code: "COMPOSE_INVALID", hint: "the release's compose file or .env is not valid for the compose on the VPS; the output above says where" });
-  const [, services = "", config = ""] = out.split(/^=== (?:services|config)$/m);
+  const [, services = "", hashes = "", config = ""] = out.split(/^=== (?:services|hashes|config)$/m);
   const conf = parseJson<{ services?: Record<string, { labels?: Record<string, string> }> }>(config, "docker compose config --format json");
   const listen: Record<string, Listen[]> = {};
   for (const h of shape.http) listen[h.service] = parseListen(h.service, conf.services?.[h.service]?.labels?.[PUBLISHED_LABEL] ?? "");
-  return { enabled: services.split("\n").map((x) => x.trim()).filter(Boolean), listen };
+  const lines = (t: string) => t.split("\n").map((x) => x.trim()).filter(Boolean);
+  return { enabled: lines(services), listen, hashes: Object.fromEntries(lines(hashes).map((x) => x.split(/\s+/) as [string, string])) };
 }
 
 export interface EdgeView {
@@ -119,7 +122,8 @@ export async function checkEdge(s: SshSession, l: Layout, project: string, id: s
 export interface Container {
   name: string;
   state: string;
-  release: string;
+  /** compose's config hash of the definition it was made from */
+  hash: string;
   /** Publishes host ports itself (a release from before the service was behind the edge). */
   publishes: boolean;
   service: string;
@@ -128,8 +132,8 @@ export interface Container {
 export async function containersOf(s: SshSession, project: string): Promise<Container[]> {
   const out = await s.run(serviceContainers(project), "listing the project's containers");
   return out.split("\n").filter((x) => x.trim()).map((line) => {
-    const [name = "", state = "", release = "", ports = "", service = ""] = line.split("\t");
-    return { name, state, release, publishes: ports.includes("->"), service };
+    const [name = "", state = "", hash = "", ports = "", service = ""] = line.split("\t");
+    return { name, state, hash, publishes: ports.includes("->"), service };
   });
 }
 
@@ -161,12 +165,12 @@ async function waitAnswering(s: SshSession, names: readonly string[], h: HttpSpe
  * then the old drained and removed. A new container that is not ready is
  * removed without ever having had traffic.
  */
-async function rollover(s: SshSession, l: Layout, project: string, id: string, h: HttpSpec, listen: Listen[], replicas: number, opts: EdgeOptions, deadline: number): Promise<HealthOutcome> {
+async function rollover(s: SshSession, l: Layout, project: string, id: string, h: HttpSpec, listen: Listen[], hash: string, replicas: number, opts: EdgeOptions, deadline: number): Promise<HealthOutcome> {
   const old = (await containersOf(s, project)).filter((c) => c.service === h.service);
   const route = (upstreams: string[]): EdgeRoute => ({ project, service: h.service, listen, ...(h.host ? { host: h.host } : {}), upstreams: upstreams.map((n) => `${n}:${h.port}`) });
-  const current = old.filter((c) => c.release === id && c.state === "running" && !c.publishes);
+  const current = old.filter((c) => c.hash === hash && c.state === "running" && !c.publishes);
   if (old.length > 0 && current.length === old.length) {
-    // Already this release (a rollback to the release that never left): only make sure the route says so.
+    // Already this definition (the same release again, or a rollback to one that never left): only make sure the route says so.
     await withEdgeLock(s, async () => {
       const edge = await readEdge(s);
       const mine = edge.routes.find((r) => r.project === project && r.service === h.service);
@@ -259,7 +263,7 @@ export async function switchWithEdge(
   const first = await waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) });
   if (!first.ok) return first;
   for (const h of shape.http) {
-    const r = await rollover(s, l, project, id, h, resolved.listen[h.service] ?? [], shape.replicas[h.service] ?? 1, opts, Math.max(deadline, Date.now() + 5000));
+    const r = await rollover(s, l, project, id, h, resolved.listen[h.service] ?? [], resolved.hashes[h.service] ?? "", shape.replicas[h.service] ?? 1, opts, Math.max(deadline, Date.now() + 5000));
     if (!r.ok) return r;
   }
   return { ok: true };

@@ -3,19 +3,19 @@
  * healthy and answering?) and `status` (current release, services, kept releases
  * and whether their images are still there, history tail). Neither takes the lock.
  */
-import { releaseShape } from "../core/compose.js";
+import { releaseShape, type ReleaseShape } from "../core/compose.js";
 import { EDGE_CONTAINER } from "../core/edge.js";
 import { parseJson } from "../core/errors.js";
 import type { ContainerState } from "../core/health.js";
 import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
 import {
-  httpStatus, imageRepoDigests, imagesPresent, inspectContainers, layout, projectContainers, readOptionalFile, readReleaseFiles, releaseDir, tailHistory,
+  httpStatus, imageRepoDigests, type Layout, imagesPresent, inspectContainers, layout, projectContainers, readOptionalFile, readReleaseFiles, releaseDir, tailHistory,
 } from "../core/remote-commands.js";
 import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/report.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
-import { containersOf, readEdge, type EdgeView } from "./edge.js";
+import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge.js";
 import { composePs, readCurrent, releaseCompose } from "./steps.js";
 import type { RemoteTarget } from "./target.js";
 import { defaultTracing, inSpan } from "./trace.js";
@@ -83,7 +83,7 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
         const i = c ? seen.get(c.name) : undefined;
         return checkService(service, shape.images[service] ?? "", c, i?.configured ?? "", i?.repoDigests ?? [], shape.once.includes(service));
       });
-      if (shape.http.length > 0) drift.push(...(await edgeDrift(s, target.project, release, shape.http.map((h) => h.service))));
+      if (shape.http.length > 0) drift.push(...(await edgeDrift(s, l, target.project, release, shape)));
       const probeResults: ProbeResult[] = [];
       for (const pr of probes) probeResults.push(await probe(s, pr));
       return buildReport(release, services, probeResults, drift);
@@ -92,8 +92,9 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
 }
 
 /** Each service behind the edge must be routed, and only to running containers of the current release. */
-async function edgeDrift(s: SshSession, project: string, release: string, services: string[]): Promise<string[]> {
-  const [edge, mine] = await Promise.all([readEdge(s), containersOf(s, project)]);
+async function edgeDrift(s: SshSession, l: Layout, project: string, release: string, shape: ReleaseShape): Promise<string[]> {
+  const services = shape.http.map((h) => h.service);
+  const [edge, mine, resolved] = await Promise.all([readEdge(s), containersOf(s, project), resolveRelease(s, l, project, release, shape)]);
   if (edge.state !== "running") return [`the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy recreates it (or \`docker start ${EDGE_CONTAINER}\`)`];
   const out: string[] = [];
   for (const service of services) {
@@ -105,7 +106,8 @@ async function edgeDrift(s: SshSession, project: string, release: string, servic
     for (const u of route.upstreams) {
       const name = u.replace(/:\d+$/, "");
       const c = mine.find((x) => x.name === name && x.service === service);
-      if (!c || c.release !== release || c.state !== "running") out.push(`the edge routes ${service} to ${name}, not a container of release ${release}${c ? ` (${c.state}, release ${c.release || "none"})` : ""}: deploy again, or \`rollback --to ${release}\``);
+      const why = !c ? "no such container of this project" : c.state !== "running" ? c.state : c.hash !== resolved.hashes[service] ? "made from another definition" : "";
+      if (why) out.push(`the edge routes ${service} to ${name}, not a container of release ${release} (${why}): deploy again, or \`rollback --to ${release}\``);
     }
   }
   return out;
