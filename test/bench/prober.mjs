@@ -1,8 +1,9 @@
 // HTTP prober for the downtime benchmark: GET `url` every 1000/rate ms for at
 // most `seconds` (or until SIGTERM), then print {sent, failed, retried,
-// longestGapMs, p50Ms, p99Ms} as JSON. One connection per request unless
-// `keepalive`; a GET reset before any answer is sent once more, as browsers
-// do (counted in `retried`; failing again counts as failed).
+// longestGapMs, p50Ms, p99Ms} as JSON. One connection per request, every
+// failure counted, unless `keepalive`: then a GET whose reused connection is
+// reset before any answer is sent once more, as browsers do (counted in
+// `retried`; failing again counts as failed).
 // Usage: node prober.mjs <url> <rate per second> <seconds> [keepalive]
 const [url, rate, seconds, mode] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
 const keepAlive = mode === "keepalive";
@@ -22,7 +23,7 @@ function one() {
   const t0 = performance.now();
   const p = get()
     .catch((e) => {
-      if (!reset(e)) throw e;
+      if (!keepAlive || !reset(e)) throw e;
       retried++;
       return get();
     })

@@ -23,7 +23,7 @@ const HOME = "/home/deploy";
 const url = (port: number) => `http://${bed.vps.hostIp}:${port}/`;
 /** `name image` of the project's web containers. */
 const webContainers = (project: string) =>
-  sh(`docker ps -a --filter label=com.docker.compose.project=${project} --filter label=com.docker.compose.service=web --format '{{.Names}} {{.Image}}'`).trim().split("\n").filter(Boolean);
+  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project} --filter label=com.docker.compose.service=web); [ -z "$ids" ] || docker inspect --format '{{.Name}} {{.Config.Image}}' $ids`).trim().split("\n").filter(Boolean).map((x) => x.replace(/^\//, ""));
 const webImage = (v: "v1" | "v2") => `${bed.registry.prefix}/web@${bed.images[`web:${v}`]}`;
 const settle = () => new Promise((r) => setTimeout(r, 700));
 /** The example release with web's health path swapped: the new web container runs but never answers it. */

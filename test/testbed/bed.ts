@@ -155,9 +155,9 @@ export interface LoadResult { sent: number; failed: number; retried: number; err
 /**
  * Steady GET load on `url` at `rate` requests/s until stopped: counts failures
  * (no answer, or a status other than 200) and which versions answered. Each
- * request on its own connection unless `keepAlive`. A GET whose connection is
- * reset before any answer is sent once more, as browsers do for idempotent
- * requests; those are counted in `retried` (a second failure is a failure).
+ * request on its own connection, and every failure counts, unless `keepAlive`:
+ * then a GET whose (reused) connection is reset before any answer is sent once
+ * more, as browsers do; those are counted in `retried`.
  */
 export function steadyLoad(url: string, rate: number, keepAlive = false): { stop: () => Promise<LoadResult> } {
   const res: LoadResult = { sent: 0, failed: 0, retried: 0, errors: [], bodies: new Map() };
@@ -168,7 +168,7 @@ export function steadyLoad(url: string, rate: number, keepAlive = false): { stop
     res.sent++;
     const p = get()
       .catch((e: unknown) => {
-        if (!reset(e)) throw e;
+        if (!keepAlive || !reset(e)) throw e;
         res.retried++;
         return get();
       })

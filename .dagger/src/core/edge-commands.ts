@@ -47,10 +47,14 @@ export function upServices(l: Layout, project: string, id: string, services: rea
     "up", "--detach", "--remove-orphans", "--pull", "never", "--no-deps", ...services];
 }
 
-/** Start `count` containers of `service` in all, keeping every existing one as it is: the new ones come up beside the old. */
+/**
+ * Start `count` containers of `service` in all, keeping every existing one as it is: the new ones come up beside
+ * the old. Its dependencies are already up (`--no-recreate` leaves them be); without `--no-deps` the container's
+ * config hash is the one `config --hash` gives, which is how the next rollover knows it runs this definition.
+ */
 export function scaleBeside(l: Layout, project: string, id: string, service: string, count: number): Argv {
   return ["sh", "-c", [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"), "sh", ...releaseCompose(l, project, id),
-    "up", "--detach", "--no-deps", "--no-recreate", "--pull", "never", "--scale", `${service}=${count}`, service];
+    "up", "--detach", "--no-recreate", "--pull", "never", "--scale", `${service}=${count}`, service];
 }
 
 /** `name<TAB>state<TAB>config hash<TAB>ports<TAB>service` of the project's containers (not one-off runs). */
@@ -141,6 +145,9 @@ export function ensureEdge(image: string, recreate: boolean, publish: readonly s
     `  docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
     `  docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1`,
     '  set -- $(for spec in "$@"; do printf -- "-p %s " "$spec"; done)',
+    // Caddy opens a new listening socket (SO_REUSEPORT) on every config change and closes the old one;
+    // without this (Linux ≥ 5.14) the connections waiting in the old one's queue are reset.
+    '  if [ -e /proc/sys/net/ipv4/tcp_migrate_req ]; then set -- --sysctl net.ipv4.tcp_migrate_req=1 "$@"; fi',
     `  docker run --detach --name ${EDGE_CONTAINER} --restart unless-stopped --network ${EDGE_NETWORK} --label vps-pipeline.edge=1 \\`,
     `    --volume ${EDGE_VOLUME}:/vps-pipeline --env XDG_CONFIG_HOME=/vps-pipeline/config --env XDG_DATA_HOME=/vps-pipeline/data \\`,
     `    "$@" "$img" caddy run --resume > /dev/null || exit ${EDGE_PORT_TAKEN_EXIT}`,
