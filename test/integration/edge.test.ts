@@ -95,6 +95,38 @@ describe("zero-downtime through the edge", () => {
   });
 });
 
+describe("stacks with more behind the edge", () => {
+  it("two services of one project, one with two replicas, roll over together under load without a failed request", async () => {
+    freshProject("edge-many");
+    const many = (v: "v1" | "v2") => releaseCompose(v, v, (t) => `${t.replace("    init: true\n    restart: unless-stopped\n    depends_on:", "    init: true\n    deploy: { replicas: 2 }\n    restart: unless-stopped\n    depends_on:")}
+  status:
+    image: ${bed.registry.prefix}/api
+    init: true
+    ports: ["127.0.0.1:\${STATUS_PORT:-18240}:8000"]
+    x-vps-pipeline:
+      http: { port: 8000, health: /health, drain: 2 }
+`);
+    const env = "WEB_PORT=18238\nSTATUS_PORT=18239\n";
+    await deploy(deployRequest("edge-many", 18238, { compose: many("v1"), env }));
+    expect(webContainers("edge-many")).toHaveLength(2);
+    const web = steadyLoad(url(18238), 40);
+    const status = steadyLoad("http://127.0.0.1:18239/health", 40);
+    await settle();
+    await deploy(deployRequest("edge-many", 18238, { compose: many("v2"), env }));
+    await settle();
+    const [w, st] = [await web.stop(), await status.stop()];
+    expect([w.failed, st.failed, w.errors, st.errors]).toEqual([0, 0, [], []]);
+    expect(webContainers("edge-many")).toEqual([expect.stringContaining(webImage("v2")), expect.stringContaining(webImage("v2"))]);
+    const routes = edgeRoutes().filter((r) => r.project === "edge-many");
+    expect(routes.find((r) => r.service === "web")?.upstreams).toHaveLength(2);
+    expect(routes.find((r) => r.service === "status")).toMatchObject({ listen: [{ hostIp: "127.0.0.1", port: 18239 }], upstreams: [expect.stringMatching(/^edge-many-status-\d+:8000$/)] });
+    expect(sh(`curl -s http://127.0.0.1:18239/health`)).toContain("ok v2");
+    const v = await verify({ ssh: sshOptions(), dir: "production/edge-many", project: "edge-many" }, []);
+    expect(v.problems).toEqual([]);
+    freshProject("edge-many");
+  });
+});
+
 describe("the edge itself", () => {
   it("two projects share one edge; a restarted edge keeps both routes; a removed one comes back with the next deploy", async () => {
     expect((await webStatus(18231)).status).toBe(200);

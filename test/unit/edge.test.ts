@@ -99,6 +99,7 @@ describe("routes and Caddy's config", () => {
     ]);
     expect(routeConflicts([a, b], [{ ...a, upstreams: [] }])).toEqual([]);
     expect(routeConflicts([b], [{ project: "x", service: "y", listen: [{ port: 443 }], upstreams: [] }])[0]).toMatch(/443 is the edge's own/);
+    expect(routeConflicts([], [{ project: "x", service: "y", listen: [{ hostIp: "127.0.0.1", port: 80 }, { port: 80 }], upstreams: [] }])[0]).toMatch(/one host port twice/);
     expect(replaceRoutes([a, b], "gold", [])).toEqual([b]);
     expect(replaceRoutes([a, b], "gold", ["web"], [{ ...a, upstreams: ["gold-web-3:8000"] }])).toEqual([b, { ...a, upstreams: ["gold-web-3:8000"] }]);
   });

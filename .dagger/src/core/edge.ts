@@ -227,6 +227,8 @@ export function routeConflicts(all: readonly EdgeRoute[], wanted: readonly EdgeR
   const after = [...others, ...wanted];
   const anyHost = after.some((r) => r.host);
   for (const w of wanted) {
+    const ports = w.listen.map((l) => l.port);
+    if (new Set(ports).size !== ports.length) problems.push(`${w.service}: publishes one host port twice (on two addresses); the edge listens on each host port once`);
     for (const l of w.listen) {
       const holder = after.find((r) => r !== w && r.listen.some((x) => x.port === l.port));
       if (holder) problems.push(`${w.service}: host port ${l.port} is already routed by the edge to ${holder.project}/${holder.service}`);
