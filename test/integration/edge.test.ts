@@ -9,7 +9,7 @@
  * sees a reset (browsers retry such a request; the bench counts it both ways).
  */
 import { createServer } from "node:net";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { EDGE_CONTAINER } from "../../.dagger/src/core/edge.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
@@ -18,6 +18,8 @@ import { auditSecrets } from "../testbed/audit.js";
 import { bed, deployRequest, edgeRoutes, freshProject, history, loadEdge, releaseCompose, sh, sshOptions, steadyLoad, testEdge, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
+// Stacks with 1 s healthchecks left running slow every later test file down.
+afterAll(() => ["edge-up", "edge-deaf", "edge-back", "edge-taken", "edge-clash", "edge-move"].forEach(freshProject));
 
 const HOME = "/home/deploy";
 const url = (port: number) => `http://${bed.vps.hostIp}:${port}/`;
