@@ -1,0 +1,142 @@
+/**
+ * A release for Docker Swarm (`docker stack deploy`), from the release the VPS
+ * would get (build removed, images pinned by digest). Stack deploy reads the
+ * same compose file but ignores or rejects parts of it; each such part is
+ * translated here, or refused with the field named, before anything changes:
+ *
+ * - `restart` → `deploy.restart_policy` (stack deploy ignores `restart`)
+ * - `scale` → `deploy.replicas`
+ * - `depends_on` → dropped (swarm starts services in any order): a note per
+ *   condition it cannot keep; the app must retry its dependencies
+ * - `container_name`, `network_mode`, `profiles`, `links` → refused
+ * - `update_config`, when not written: start-first for services without
+ *   volumes, stop-first for those with (two copies must not share a volume),
+ *   `failure_action: rollback` and a `monitor` window that covers the
+ *   healthcheck; `rollback_config` the same order
+ * - release-phase jobs (`x-vps-pipeline.job`) → taken out of the stack, as
+ *   one-off `replicated-job` services to run before it
+ * - `x-vps-pipeline.http` → dropped: on a swarm the routing mesh and
+ *   start-first updates keep traffic flowing, no edge is needed
+ *
+ * This is the first part of issue 14 (the swarm target); nothing calls it yet.
+ */
+import { parseDocument } from "yaml";
+import { PipelineError } from "./errors.js";
+import { EXTENSION_KEY, parseServiceExtension } from "./extension.js";
+
+export interface SwarmRelease {
+  /** The stack file for `docker stack deploy`. */
+  stack: string;
+  /** Release-phase jobs as one-off services (`deploy.mode: replicated-job`), in file order. */
+  jobs: { service: string; timeoutSeconds: number; definition: Record<string, unknown> }[];
+  /** What was translated and what the user should know (one line each). */
+  notes: string[];
+}
+
+/** Seconds of a compose duration (`1m30s`, `500ms`, `10s`); undefined when unreadable. */
+export function durationSeconds(d: unknown): number | undefined {
+  if (typeof d === "number") return d;
+  if (typeof d !== "string" || d.trim() === "") return undefined;
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)/g;
+  let m: RegExpExecArray | null;
+  let consumed = 0;
+  while ((m = re.exec(d)) !== null) {
+    const n = Number(m[1]);
+    total += m[2] === "h" ? n * 3600 : m[2] === "m" ? n * 60 : m[2] === "s" ? n : m[2] === "ms" ? n / 1000 : 0;
+    consumed += m[0].length;
+  }
+  return consumed === d.length ? total : undefined;
+}
+
+const RESTART: Record<string, string> = { always: "any", "unless-stopped": "any", "on-failure": "on-failure", no: "none" };
+
+function hasVolumes(svc: Record<string, unknown>): boolean {
+  const v = svc.volumes;
+  if (!Array.isArray(v)) return false;
+  // tmpfs mounts hold nothing two copies could fight over
+  return v.some((x) => (typeof x === "string" ? x.includes(":") || !x.startsWith("/") : (x as { type?: unknown } | null)?.type !== "tmpfs"));
+}
+
+/** How long swarm watches a new task before calling the update good: the healthcheck's time to pass, at least 10 s. */
+function monitorSeconds(svc: Record<string, unknown>): number {
+  const hc = (svc.healthcheck ?? {}) as Record<string, unknown>;
+  if (hc.disable === true) return 10;
+  const interval = durationSeconds(hc.interval) ?? 30;
+  const retries = typeof hc.retries === "number" ? hc.retries : 3;
+  const start = durationSeconds(hc.start_period) ?? 0;
+  return Math.max(10, Math.ceil(start + interval * (retries + 1)));
+}
+
+export function renderSwarmRelease(releaseText: string): SwarmRelease {
+  const doc = parseDocument(releaseText);
+  const root = (doc.toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> };
+  const services = root.services ?? {};
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const jobs: SwarmRelease["jobs"] = [];
+
+  for (const [name, raw] of Object.entries(services)) {
+    const svc = raw ?? {};
+    const where = `services.${name}`;
+    for (const key of ["container_name", "network_mode", "profiles", "links"] as const) {
+      if (svc[key] !== undefined) {
+        const why = {
+          container_name: "a swarm names each task itself (several replicas, several nodes)",
+          network_mode: "swarm services join networks; use `networks:` (an overlay) instead",
+          profiles: "docker stack deploy has no profiles and would start every service",
+          links: "swarm services find each other by service name on their networks",
+        }[key];
+        problems.push(`${where}.${key}: not supported on a swarm: ${why}; remove it`);
+      }
+    }
+    if (svc.build !== undefined) problems.push(`${where}.build: the release must be built and pinned first (deploy renders the release)`);
+
+    const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    problems.push(...ext.problems);
+    if (ext.job) {
+      const definition = { ...svc };
+      delete definition[EXTENSION_KEY];
+      delete definition.depends_on;
+      delete definition.restart;
+      definition.deploy = { ...((svc.deploy as object | undefined) ?? {}), mode: "replicated-job", restart_policy: { condition: "none" } };
+      jobs.push({ service: name, timeoutSeconds: ext.job.timeoutSeconds, definition });
+      doc.deleteIn(["services", name]);
+      continue;
+    }
+    if (svc[EXTENSION_KEY] !== undefined) {
+      doc.deleteIn(["services", name, EXTENSION_KEY]);
+      if (ext.http) notes.push(`${name}: no edge on a swarm; the routing mesh and start-first updates keep it answering`);
+    }
+
+    const deploy = { ...((svc.deploy as Record<string, unknown> | undefined) ?? {}) };
+    if (svc.restart !== undefined) {
+      const condition = RESTART[String(svc.restart).split(":")[0] ?? ""];
+      if (condition === undefined) problems.push(`${where}.restart: \`${String(svc.restart)}\` is not a restart policy (no, always, on-failure, unless-stopped)`);
+      else if (deploy.restart_policy === undefined) deploy.restart_policy = { condition };
+      doc.deleteIn(["services", name, "restart"]);
+    }
+    if (svc.scale !== undefined) {
+      if (deploy.replicas === undefined) deploy.replicas = svc.scale;
+      doc.deleteIn(["services", name, "scale"]);
+    }
+    const deps = svc.depends_on;
+    if (deps !== undefined) {
+      const conditions = Array.isArray(deps) ? [] : Object.entries(deps as Record<string, { condition?: string } | null>).filter(([, v]) => v?.condition && v.condition !== "service_started");
+      for (const [dep, v] of conditions) notes.push(`${name}: waits for ${dep} (${v?.condition}) under compose; a swarm starts services in any order, so ${name} must retry ${dep} until it answers`);
+      doc.deleteIn(["services", name, "depends_on"]);
+    }
+    const stateful = hasVolumes(svc);
+    const order = stateful ? "stop-first" : "start-first";
+    if (deploy.update_config === undefined) {
+      deploy.update_config = { parallelism: 1, order, failure_action: "rollback", monitor: `${monitorSeconds(svc)}s` };
+    }
+    if (deploy.rollback_config === undefined) deploy.rollback_config = { parallelism: 1, order };
+    doc.setIn(["services", name, "deploy"], doc.createNode(deploy));
+  }
+  if (problems.length) {
+    throw new PipelineError("COMPOSE_INVALID", `the release cannot run on a swarm:\n  ${problems.join("\n  ")}`, "fix the services named above in the production compose file; the swarm section of the README lists what changes on a swarm");
+  }
+  if (!doc.has("version")) doc.set("version", "3.9");
+  return { stack: doc.toString({ lineWidth: 0 }), jobs, notes };
+}

@@ -1,0 +1,79 @@
+import { parseDocument } from "yaml";
+import { describe, expect, it } from "vitest";
+import { durationSeconds, renderSwarmRelease } from "../../.dagger/src/core/swarm.js";
+
+const D = `sha256:${"b".repeat(64)}`;
+const services = (r: { stack: string }) => (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;
+
+describe("the release for docker stack deploy", () => {
+  const release = `services:
+  migrate:
+    image: ghcr.io/acme/gold/api@${D}
+    command: ["./migrate"]
+    depends_on: [db]
+    x-vps-pipeline: { job: { timeout: 60 } }
+  db:
+    image: postgres:16
+    restart: unless-stopped
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+  api:
+    image: ghcr.io/acme/gold/api@${D}
+    restart: on-failure
+    scale: 2
+    depends_on:
+      db: { condition: service_healthy }
+    healthcheck: { test: ["CMD", "true"], interval: 5s, retries: 2, start_period: 10s }
+  web:
+    image: ghcr.io/acme/gold/web@${D}
+    ports: ["8080:8000"]
+    deploy: { update_config: { order: stop-first } }
+    x-vps-pipeline: { http: { port: 8000 } }
+volumes:
+  pgdata: {}
+`;
+
+  it("translates what stack deploy ignores: restart, scale, depends_on; start-first without volumes, stop-first with", () => {
+    const r = renderSwarmRelease(release);
+    const s = services(r);
+    expect(Object.keys(s)).toEqual(["db", "api", "web"]);
+    expect(s.db).toMatchObject({ deploy: { restart_policy: { condition: "any" }, update_config: { order: "stop-first", failure_action: "rollback" }, rollback_config: { order: "stop-first" } } });
+    expect(s.db!.restart).toBeUndefined();
+    expect(s.api).toMatchObject({ deploy: { replicas: 2, restart_policy: { condition: "on-failure" }, update_config: { order: "start-first", failure_action: "rollback", monitor: "25s" } } });
+    expect(s.api!.depends_on).toBeUndefined();
+    expect(s.api!.scale).toBeUndefined();
+    // what the user wrote wins
+    expect(s.web).toMatchObject({ deploy: { update_config: { order: "stop-first" } }, ports: ["8080:8000"] });
+    expect(s.web!["x-vps-pipeline"]).toBeUndefined();
+    expect(r.notes).toEqual([
+      "api: waits for db (service_healthy) under compose; a swarm starts services in any order, so api must retry db until it answers",
+      "web: no edge on a swarm; the routing mesh and start-first updates keep it answering",
+    ]);
+    expect(parseDocument(r.stack).get("version")).toBe("3.9");
+  });
+
+  it("takes release-phase jobs out of the stack as one-off replicated jobs", () => {
+    const { jobs } = renderSwarmRelease(release);
+    expect(jobs).toEqual([{ service: "migrate", timeoutSeconds: 60, definition: { image: `ghcr.io/acme/gold/api@${D}`, command: ["./migrate"], deploy: { mode: "replicated-job", restart_policy: { condition: "none" } } } }]);
+  });
+
+  it("refuses what a swarm cannot do, naming each field, all at once", () => {
+    const bad = `services:
+  a:
+    image: x
+    container_name: a
+    profiles: [debug]
+  b:
+    image: y
+    network_mode: host
+    restart: sometimes
+`;
+    expect(() => renderSwarmRelease(bad)).toThrow(/services\.a\.container_name: not supported on a swarm[\s\S]*services\.a\.profiles[\s\S]*services\.b\.network_mode[\s\S]*services\.b\.restart: `sometimes` is not a restart policy/);
+  });
+
+  it("reads compose durations", () => {
+    expect(durationSeconds("1m30s")).toBe(90);
+    expect(durationSeconds("500ms")).toBe(0.5);
+    expect(durationSeconds("5")).toBeUndefined();
+    expect(durationSeconds(7)).toBe(7);
+  });
+});
