@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
-import { PUBLISHED_LABEL, caddyConfig, edgePublish, edgePublished, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
+import { PUBLISHED_LABEL, caddyConfig, edgePublish, hostPort, edgePublished, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
 import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -88,6 +88,7 @@ describe("routes and Caddy's config", () => {
     expect(JSON.stringify(caddyConfig([a, b], "internal"))).toContain('"module":"internal"');
     expect(edgePublish([a])).toEqual(["8080:8080"]);
     expect(edgePublish([a, b])).toEqual(["127.0.0.1:9090:9090", "443:443", "8080:8080", "80:80"]);
+    expect(["8080:8080", "127.0.0.1:9090:9090", "[::1]:7070:7070"].map(hostPort)).toEqual(["8080", "9090", "7070"]);
     expect(publishedByEdge('{"8080/tcp":[{"HostIp":"","HostPort":"8080"}],"9090/tcp":[{"HostIp":"127.0.0.1","HostPort":"9090"}]}')).toEqual(["127.0.0.1:9090:9090", "8080:8080"]);
   });
 

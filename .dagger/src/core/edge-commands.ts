@@ -161,8 +161,3 @@ export function ensureEdge(image: string, recreate: boolean, publish: readonly s
 export function loadEdgeConfig(): Argv {
   return ["docker", "exec", "-i", EDGE_CONTAINER, "sh", "-c", 'f=$(mktemp) && cat > "$f" && caddy reload --config "$f" --force > /dev/null 2> "$f.err"; rc=$?; [ "$rc" -eq 0 ] || grep -v "\\"level\\"" "$f.err" >&2; rm -f "$f" "$f.err"; exit "$rc"'];
 }
-
-/** Requests in flight per upstream (`GET /reverse_proxy/upstreams`). */
-export function edgeUpstreams(): Argv {
-  return ["docker", "exec", EDGE_CONTAINER, "wget", "-q", "-O", "-", `http://${EDGE_ADMIN}/reverse_proxy/upstreams`];
-}

@@ -248,13 +248,8 @@ export function replaceRoutes(all: readonly EdgeRoute[], project: string, keep: 
   return [...kept, ...set];
 }
 
-/** Requests in flight per upstream address, from `GET /reverse_proxy/upstreams`. */
-export function inFlight(upstreamsJson: string): Map<string, number> {
-  try {
-    const list = JSON.parse(upstreamsJson || "[]") as { address?: string; num_requests?: number }[];
-    return new Map(list.map((u) => [u.address ?? "", u.num_requests ?? 0]));
-  } catch {
-    return new Map();
-  }
+/** The host port of a publish spec (`[ip:]host:container`). */
+export function hostPort(spec: string): string {
+  return spec.split(":").slice(-2, -1)[0] ?? "";
 }
 

@@ -8,15 +8,16 @@
 import type { ReleaseShape } from "../core/compose.js";
 import { PipelineError, parseJson, tail } from "../core/errors.js";
 import {
-  EDGE_IMAGE_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, edgeUpstreams, ensureEdge, holdEdgeLock, httpFromEdge,
+  EDGE_IMAGE_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, ensureEdge, holdEdgeLock, httpFromEdge,
   loadEdgeConfig, probePorts, releaseConfig, removeContainers, scaleBeside, serviceContainers, upServices,
 } from "../core/edge-commands.js";
 import {
-  EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, inFlight, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy,
+  EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, hostPort, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy,
   type EdgeRoute, type Listen,
 } from "../core/edge.js";
 import type { HttpSpec } from "../core/extension.js";
 import { LOCK_BUSY_EXIT, switchTo, type Layout } from "../core/remote-commands.js";
+import { holdWhileOpen } from "./session.js";
 import type { SshSession } from "./ssh.js";
 import type { HealthOutcome } from "./steps.js";
 
@@ -64,19 +65,14 @@ export async function readEdge(s: SshSession): Promise<EdgeView> {
 
 /** Hold the VPS-wide edge lock around a read-modify-write of its config (projects share the edge). */
 export async function withEdgeLock<T>(s: SshSession, body: () => Promise<T>): Promise<T> {
-  let seen = "";
-  let onLocked: () => void = () => {};
-  const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
-  const cmd = s.start(holdEdgeLock(120), { keepStdinOpen: true, onStdout: (c) => ((seen += c), seen.includes("LOCKED") && onLocked()) });
-  const first = await Promise.race([locked, cmd.result]);
-  if (first !== "locked") {
-    throw new PipelineError("EDGE_FAILED", first.code === LOCK_BUSY_EXIT ? "another deploy kept the edge's lock for 120s" : `cannot take the edge's lock: ${tail(first.stderr, 2)}`, "another project's deploy is changing the edge; try again when it is done");
+  const held = await holdWhileOpen(s, holdEdgeLock(120));
+  if (!("release" in held)) {
+    throw new PipelineError("EDGE_FAILED", held.code === LOCK_BUSY_EXIT ? "another deploy kept the edge's lock for 120s" : `cannot take the edge's lock: ${tail(held.stderr, 2)}`, "another project's deploy is changing the edge; try again when it is done");
   }
   try {
     return await body();
   } finally {
-    cmd.closeStdin();
-    await cmd.result.catch(() => undefined);
+    await held.release();
   }
 }
 
@@ -111,10 +107,10 @@ export async function checkEdge(s: SshSession, l: Layout, project: string, id: s
   const r = await s.exec(probePorts(opts.image, newPorts));
   const foreign = r.stdout.split("\n").filter((x) => x.startsWith("holder ")).map((x) => x.split(" ")).filter(([, , , proj]) => proj !== project);
   if (foreign.length) {
-    throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) the edge needs are taken: ${foreign.map(([, spec, name, proj]) => `${spec?.split(":").slice(-2, -1)[0]} by container ${name}${proj ? ` (project ${proj})` : ""}`).join(", ")}; nothing was changed`, "stop that container or publish the service on another port");
+    throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) the edge needs are taken: ${foreign.map(([, spec, name, proj]) => `${hostPort(spec ?? "")} by container ${name}${proj ? ` (project ${proj})` : ""}`).join(", ")}; nothing was changed`, "stop that container or publish the service on another port");
   }
   if (r.code === EDGE_IMAGE_EXIT) throw new PipelineError("EDGE_FAILED", `cannot pull the edge's image ${opts.image}: ${tail(r.stderr, 2)}`, "the VPS must reach Docker Hub for caddy:2, or pass --edge-image with an image it can pull");
-  if (r.code === EDGE_PORT_TAKEN_EXIT) throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) ${newPorts.map((p) => p.split(":").slice(-2, -1)[0]).join(", ")} cannot be published by the edge: ${tail(r.stderr, 2)}; nothing was changed`, "a program outside docker holds it: `sudo ss -ltnp` on the VPS shows which; stop it or publish the service on another port");
+  if (r.code === EDGE_PORT_TAKEN_EXIT) throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) ${newPorts.map(hostPort).join(", ")} cannot be published by the edge: ${tail(r.stderr, 2)}; nothing was changed`, "a program outside docker holds it: `sudo ss -ltnp` on the VPS shows which; stop it or publish the service on another port");
   if (r.code !== 0) throw new PipelineError("EDGE_FAILED", `checking the edge's ports failed: ${tail(r.stderr, 3)}`, "read the output above");
   return { newPorts };
 }
@@ -201,25 +197,18 @@ async function rollover(s: SshSession, l: Layout, project: string, id: string, h
   const ready = await waitAnswering(s, fresh, h, deadline);
   if (!ready.ok) return discard(ready.reasons);
 
-  const previous = (await withEdgeLock(s, async () => {
+  await withEdgeLock(s, async () => {
     // A service moving behind the edge: its old container holds the port the edge takes over (a short gap, once).
     if (migrating.length) await s.exec(removeContainers(migrating.map((m) => m.name), Math.min(h.drainSeconds, 10)));
     const edge = await readEdge(s);
-    const before = edge.routes.find((r) => r.project === project && r.service === h.service)?.upstreams ?? [];
     const routes = replaceRoutes(edge.routes, project, edge.routes.filter((r) => r.project === project).map((r) => r.service), [route(fresh)]);
     const need = edgePublish(routes);
     if (edge.state !== "running" || need.some((p) => !edge.publish.includes(p))) await startEdge(s, opts, true, need);
     await loadRoutes(s, routes, opts);
-    return before;
-  }));
-  // Drain: Caddy finished the old config's requests when the load returned; wait for any the old upstreams still count.
+  });
+  // Drain: the reload returns once Caddy has finished the requests its old config sent (its grace period waits for
+  // them); what is still inside an old container is the app's to finish on SIGTERM, within `drain` seconds.
   const leaving = old.filter((o) => !o.publishes).map((o) => o.name);
-  const until = Date.now() + h.drainSeconds * 1000;
-  while (previous.length && Date.now() < until) {
-    const counts = inFlight((await s.exec(edgeUpstreams())).stdout);
-    if (!previous.some((u) => (counts.get(u) ?? 0) > 0)) break;
-    await sleep(100);
-  }
   if (leaving.length) await s.exec(removeContainers(leaving, h.drainSeconds));
   return { ok: true };
 }

@@ -3,9 +3,9 @@
  * closed; and, for those that change the server, the deploy lock, always let go.
  */
 import { PipelineError } from "../core/errors.js";
-import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Layout } from "../core/remote-commands.js";
+import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Argv, type Layout } from "../core/remote-commands.js";
 import type { Progress } from "./progress.js";
-import { connect, type SshOptions, type SshSession } from "./ssh.js";
+import { connect, type ExecResult, type SshOptions, type SshSession } from "./ssh.js";
 
 export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: SshSession) => Promise<T>): Promise<T> {
   const s = await p.step("connect", () => connect(ssh), undefined, { "vps.host": ssh.host, "vps.port": ssh.port, "vps.user": ssh.user });
@@ -35,12 +35,16 @@ interface HeldLock {
   release(): Promise<void>;
 }
 
-async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
-  const t0 = performance.now();
+/**
+ * Start a command that prints LOCKED once it holds a `flock` and keeps it while
+ * its stdin stays open. Resolves with a release function once held, or with the
+ * command's result when it ended without the lock (busy, or failed).
+ */
+export async function holdWhileOpen(s: SshSession, command: Argv): Promise<{ release: () => Promise<void> } | ExecResult> {
   let seen = "";
   let onLocked: () => void = () => {};
   const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
-  const cmd = s.start(holdLock(l, waitSeconds, holder), {
+  const cmd = s.start(command, {
     keepStdinOpen: true,
     onStdout: (chunk) => {
       seen += chunk;
@@ -48,15 +52,21 @@ async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: st
     },
   });
   const first = await Promise.race([locked, cmd.result]);
-  if (first === "locked") {
+  if (first !== "locked") return first;
+  return {
+    release: async () => {
+      cmd.closeStdin();
+      await cmd.result.catch(() => undefined);
+    },
+  };
+}
+
+async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
+  const t0 = performance.now();
+  const first = await holdWhileOpen(s, holdLock(l, waitSeconds, holder));
+  if ("release" in first) {
     const waited = (performance.now() - t0) / 1000;
-    return {
-      waitedFor: waited > 1 ? `waited ${waited.toFixed(1)}s for another deploy` : "",
-      release: async () => {
-        cmd.closeStdin();
-        await cmd.result.catch(() => undefined);
-      },
-    };
+    return { waitedFor: waited > 1 ? `waited ${waited.toFixed(1)}s for another deploy` : "", release: first.release };
   }
   if (first.code === LOCK_BUSY_EXIT) {
     const who = (await s.exec(readOptionalFile(l.holder))).stdout.trim() || "unknown";
