@@ -144,6 +144,7 @@ export class VpsPipeline {
    * @param by Who deploys, for the lock and the history, e.g. "$GITHUB_ACTOR run $GITHUB_RUN_ID" (default: the SSH key's fingerprint).
    * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…).
    * @param edgeTls Certificates for hostname routes: acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS) or internal (Caddy's own CA).
+   * @param orchestrator compose (one VPS, the default) or swarm: the host is a Docker Swarm manager and the release is deployed with docker stack deploy.
    */
   @func()
   vps(
@@ -164,8 +165,9 @@ export class VpsPipeline {
     by = "",
     edgeImage: string = DEFAULTS.edgeImage,
     edgeTls: string = DEFAULTS.edgeTls,
+    orchestrator: string = DEFAULTS.orchestrator,
   ): Vps {
-    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls });
+    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator });
   }
 
   /**

@@ -82,6 +82,8 @@ export class Vps {
   @func() edgeImage!: string;
   /** Certificates for hostname routes: acme or internal. */
   @func() edgeTls!: string;
+  /** compose (one VPS) or swarm (the host is a swarm manager). */
+  @func() orchestrator!: string;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
   static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase"> & { sshKeyPassphrase?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {

@@ -123,7 +123,7 @@ describe("registries with a port, and certificates", () => {
   it("a registry on host:port works end to end through the module's inputs", async () => {
     expect(checkRegistry(bed.registry.host)).toBe(bed.registry.host); // 10.200.0.1:5443
     const login = await registryLogin(bed.registry.host, bed.registry.user, secret(registryPassword), "pullUser");
-    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "withport", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "", edgeImage: testEdge.image, edgeTls: testEdge.tls });
+    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "withport", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose" });
     expect(v.by).toMatch(/^unnamed deployer with key SHA256:[A-Za-z0-9+/]{43} \(pass --by\)$/);
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     const digests = await resolveReleaseDigests(stack, [], "v2", login);

@@ -14,6 +14,7 @@ import type { SshOptions } from "../../.dagger/src/remote/ssh.js";
 interface TestbedFile {
   stateDir: string;
   registry: { host: string; user: string; passwordFile: string; caFile: string; prefix: string };
+  swarm: { host: string; nodes: Record<string, string>; nodePids: Record<string, string> };
   vps: {
     namespace: string; host: string; port: number; user: string; userWithoutCompose: string;
     hostKeyFile: string; otherHostKeyFile: string; sshdLog: string; hostIp: string; rsaPassphrase: string;

@@ -13,6 +13,7 @@ if docker info >/dev/null 2>&1; then
   docker volume rm vps-pipeline-edge >/dev/null 2>&1
   docker network rm vps-pipeline-edge >/dev/null 2>&1
 fi
+bash "$(dirname "$0")/swarm.sh" down
 for p in sshd registry registry-token token-server; do
   [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null
 done

@@ -180,6 +180,9 @@ CFG
   for _ in $(seq 1 40); do [ -f "$STATE/sshd.pid" ] && break; sleep 0.1; done
 fi
 
+# --- The swarm: three engines in their own namespaces, the manager reachable over SSH ---
+bash "$HERE/swarm.sh"
+
 # --- Base image, made on the machine (no registry can be pulled from) ------------
 if ! docker image inspect vps-testbed/busybox:1 >/dev/null 2>&1; then
   log "making the base image from busybox-static"
@@ -249,6 +252,8 @@ cat > "$STATE/testbed.json" <<JSON
            "rsaPassphrase": "rsa passphrase", "sshdLog": "$STATE/sshd.log", "hostIp": "$HOST_IP" },
   "tokenRegistry": { "host": "$TOKEN_REG", "tokenServer": "$TOKEN_SRV", "service": "vps-testbed-registry",
                     "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
+  "swarm": { "host": "10.201.0.11", "nodes": { "swarm-1": "unix:///run/vps-swarm/n1.sock", "swarm-2": "unix:///run/vps-swarm/n2.sock", "swarm-3": "unix:///run/vps-swarm/n3.sock" },
+             "nodePids": { "swarm-1": "$STATE/swarm/n1/dockerd.pid", "swarm-2": "$STATE/swarm/n2/dockerd.pid", "swarm-3": "$STATE/swarm/n3/dockerd.pid" } },
   "images": { $images }
 }
 JSON

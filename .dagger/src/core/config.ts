@@ -95,6 +95,7 @@ export const vpsTargetSchema = z
       .refine((s) => invalidImageReference(s) === undefined, { message: "must be an image reference such as caddy:2 or caddy:2@sha256:…" })
       .default(DEFAULTS.edgeImage),
     edgeTls: z.enum(["acme", "internal"], { message: "must be acme (Let's Encrypt/ZeroSSL, for a real domain) or internal (Caddy's own CA)" }).default(DEFAULTS.edgeTls),
+    orchestrator: z.enum(["compose", "swarm"], { message: "must be compose (one VPS) or swarm (the host is a swarm manager)" }).default(DEFAULTS.orchestrator),
   })
   .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));
 export type VpsTarget = z.output<typeof vpsTargetSchema>;

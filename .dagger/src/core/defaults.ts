@@ -20,6 +20,8 @@ export const DEFAULTS = {
   edgeImage: "caddy:2",
   /** Who issues the edge's certificates for hostname routes: Let's Encrypt/ZeroSSL (`acme`) or Caddy's own CA (`internal`). */
   edgeTls: "acme",
+  /** One VPS with compose; `swarm` when the host is a Docker Swarm manager. */
+  orchestrator: "compose",
 } as const;
 
 /** Where a project lives on the VPS when `--dir` is not given. */

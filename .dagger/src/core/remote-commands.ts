@@ -152,7 +152,7 @@ export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
  * `kill -9`) are swept by the next script. The user's own compose plugin
  * (~/.docker/cli-plugins) stays reachable.
  */
-const THROWAWAY_CONFIG = [
+export const THROWAWAY_CONFIG = [
   `for d in "$HOME"/${THROWAWAY_PREFIX}*; do [ -d "$d" ] || continue; p=\${d##*/${THROWAWAY_PREFIX}}; p=\${p%%.*}; kill -0 "$p" 2>/dev/null || rm -rf "$d"; done`,
   `cfg=$(mktemp -d "$HOME/${THROWAWAY_PREFIX}$$.XXXXXX") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   "trap 'rm -rf \"$cfg\"' EXIT",

@@ -26,6 +26,8 @@ export interface ServiceCheck {
   runningImage: string;
   /** Digests the running image is known by in registries. */
   repoDigests: string[];
+  /** On a swarm: each task of the service, where it runs and which image. */
+  tasks?: { node: string; state: string; image: string; error?: string }[];
   ok: boolean;
   problem?: string;
 }
@@ -81,7 +83,10 @@ export function buildReport(release: string | null, services: ServiceCheck[], pr
 
 export function formatReport(r: VerifyReport): string {
   const lines = [`verify: ${r.ok ? "OK" : "FAILED"}  release ${r.release ?? "(none)"}`];
-  for (const s of r.services) lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.service.padEnd(12)} ${s.state}${s.health ? `/${s.health}` : ""}  ${s.runningImage}${s.problem ? `  — ${s.problem}` : ""}`);
+  for (const s of r.services) {
+    lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.service.padEnd(12)} ${s.state}${s.health ? `/${s.health}` : ""}  ${s.runningImage}${s.problem ? `  — ${s.problem}` : ""}`);
+    for (const t of s.tasks ?? []) lines.push(`         ${t.node.padEnd(12)} ${t.state}  ${t.image === s.runningImage ? "(same image)" : t.image}${t.error ? `  ${t.error}` : ""}`);
+  }
   for (const p of r.probes) lines.push(`  ${p.ok ? "ok  " : "FAIL"} GET ${p.url} → ${p.status || "no answer"} (want ${p.expectStatus}, ${p.attempts} attempt(s))`);
   const listed = new Set([...r.services.filter((s) => !s.ok).map((s) => `${s.service}: ${s.problem}`), ...r.probes.filter((p) => !p.ok).map((p) => p.url)]);
   for (const p of r.problems) if (!listed.has(p) && !r.probes.some((x) => p.includes(x.url))) lines.push(`  FAIL ${p}`);

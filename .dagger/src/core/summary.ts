@@ -33,6 +33,11 @@ export interface StatusView {
   services: ContainerState[];
   releases: { id: string; current: boolean; missing: string[] }[];
   history: HistoryRecord[];
+  /** On a swarm: each service's tasks (node, state, image) and the nodes. */
+  swarm?: {
+    services: { service: string; mode: string; desired: number; running: number; image: string; tasks: { node: string; state: string; image: string; error?: string }[] }[];
+    nodes: { hostname: string; state: string; availability: string; manager: boolean }[];
+  };
   edge?: { state: string; image: string; publish: string[]; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
 }
 
@@ -44,6 +49,17 @@ function edgeLines(e: NonNullable<StatusView["edge"]>): string[] {
   ];
 }
 
+/** One line per node, then per service its replicas and where each task runs. */
+function swarmLines(w: NonNullable<StatusView["swarm"]>): string[] {
+  return [
+    `nodes: ${w.nodes.map((n) => `${n.hostname} ${n.state}${n.availability !== "active" ? `/${n.availability}` : ""}${n.manager ? " (manager)" : ""}`).join(", ")}`,
+    ...w.services.flatMap((s) => [
+      `  ${s.service.padEnd(12)} ${s.running}/${s.desired} ${s.mode.endsWith("job") ? "completed" : "running"}  ${s.image}`,
+      ...s.tasks.map((t) => `      ${t.node.padEnd(12)} ${t.state}${t.image !== s.image ? `  ${t.image}` : ""}${t.error ? `  ${t.error}` : ""}`),
+    ]),
+  ];
+}
+
 function historyLine(h: HistoryRecord): string {
   return `${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${h.reason ? `  — ${h.reason}` : ""}`;
 }
@@ -52,6 +68,7 @@ export function formatStatus(s: StatusView): string {
   return [
     `current release: ${s.release ?? "(none)"}`,
     ...s.services.map((c) => `  ${c.service.padEnd(12)} ${c.state}${c.health ? `/${c.health}` : ""}  ${c.image}`),
+    ...(s.swarm ? swarmLines(s.swarm) : []),
     "kept releases:",
     ...s.releases.map((r) => `  ${r.current ? "*" : " "} ${r.id}  ${r.missing.length ? `images missing (a rollback pulls them back): ${r.missing.join(", ")}` : "images present"}`),
     ...(s.edge ? edgeLines(s.edge) : []),
@@ -71,6 +88,7 @@ export function markdownStatus(s: StatusView): string {
   }
   lines.push("| service | state | image |", "|---|---|---|", ...s.services.map((c) => `| ${c.service} | ${c.state}${c.health ? `/${c.health}` : ""} | \`${c.image}\` |`));
   lines.push("", "| kept release | images |", "|---|---|", ...s.releases.map((r) => `| \`${r.id}\`${r.current ? " (current)" : ""} | ${r.missing.length ? `${r.missing.length} missing` : "present"} |`));
+  if (s.swarm) lines.push("", "```", ...swarmLines(s.swarm), "```");
   if (s.edge) lines.push("", "```", ...edgeLines(s.edge), "```");
   return lines.join("\n");
 }

@@ -13,14 +13,16 @@
  *   volumes, stop-first for those with (two copies must not share a volume),
  *   `failure_action: rollback` and a `monitor` window that covers the
  *   healthcheck; `rollback_config` the same order
- * - release-phase jobs (`x-vps-pipeline.job`) → taken out of the stack, as
- *   one-off `replicated-job` services to run before it
+ * - release-phase jobs (`x-vps-pipeline.job`) → taken out of the stack, into
+ *   a stack file of their own (`jobsStack`) as one-off `replicated-job`
+ *   services, deployed into the same stack name (same networks) before it
+ * - services others wait for with `service_completed_successfully` → a
+ *   `replicated-job` (swarm would otherwise restart them forever)
  * - `x-vps-pipeline.http` → dropped: on a swarm the routing mesh and
  *   start-first updates keep traffic flowing, no edge is needed
  *
- * This is the first part of issue 14 (the swarm target); nothing calls it yet.
  */
-import { parseDocument } from "yaml";
+import { Document, parseDocument } from "yaml";
 import { PipelineError } from "./errors.js";
 import { EXTENSION_KEY, parseServiceExtension } from "./extension.js";
 
@@ -29,6 +31,8 @@ export interface SwarmRelease {
   stack: string;
   /** Release-phase jobs as one-off services (`deploy.mode: replicated-job`), in file order. */
   jobs: { service: string; timeoutSeconds: number; definition: Record<string, unknown> }[];
+  /** The jobs with the release's networks, volumes, configs and secrets, for `docker stack deploy` without `--prune`; "" when there is none. */
+  jobsStack: string;
   /** What was translated and what the user should know (one line each). */
   notes: string[];
 }
@@ -75,12 +79,21 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
   const problems: string[] = [];
   const notes: string[] = [];
   const jobs: SwarmRelease["jobs"] = [];
+  const runOnce = new Set<string>();
+  for (const raw of Object.values(services)) {
+    const deps = raw?.depends_on;
+    if (deps && !Array.isArray(deps) && typeof deps === "object") {
+      for (const [dep, v] of Object.entries(deps as Record<string, { condition?: string } | null>)) if (v?.condition === "service_completed_successfully") runOnce.add(dep);
+    }
+  }
 
   for (const [name, raw] of Object.entries(services)) {
     const svc = raw ?? {};
     const where = `services.${name}`;
+    const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    problems.push(...ext.problems);
     for (const key of ["container_name", "network_mode", "profiles", "links"] as const) {
-      if (svc[key] !== undefined) {
+      if (svc[key] !== undefined && !(key === "profiles" && ext.job)) {
         const why = {
           container_name: "a swarm names each task itself (several replicas, several nodes)",
           network_mode: "swarm services join networks; use `networks:` (an overlay) instead",
@@ -92,11 +105,10 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
     if (svc.build !== undefined) problems.push(`${where}.build: the release must be built and pinned first (deploy renders the release)`);
 
-    const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
-    problems.push(...ext.problems);
     if (ext.job) {
       const definition = { ...svc };
       delete definition[EXTENSION_KEY];
+      delete definition.profiles; // the release keeps jobs out of `up` with a profile; their own stack file does that here
       delete definition.depends_on;
       delete definition.restart;
       definition.deploy = { ...((svc.deploy as object | undefined) ?? {}), mode: "replicated-job", restart_policy: { condition: "none" } };
@@ -110,6 +122,18 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
 
     const deploy = { ...((svc.deploy as Record<string, unknown> | undefined) ?? {}) };
+    if (runOnce.has(name) && deploy.mode === undefined) {
+      deploy.mode = "replicated-job";
+      notes.push(`${name}: runs once for others under compose; on a swarm it is a one-off job, run again when its definition changes`);
+    }
+    const isJob = deploy.mode === "replicated-job" || deploy.mode === "global-job";
+    if (isJob) {
+      // a job has no restart-forever policy and no rolling update
+      doc.deleteIn(["services", name, "restart"]);
+      doc.deleteIn(["services", name, "depends_on"]);
+      doc.setIn(["services", name, "deploy"], doc.createNode({ ...deploy, restart_policy: { condition: "none" } }));
+      continue;
+    }
     if (svc.restart !== undefined) {
       const condition = RESTART[String(svc.restart).split(":")[0] ?? ""];
       if (condition === undefined) problems.push(`${where}.restart: \`${String(svc.restart)}\` is not a restart policy (no, always, on-failure, unless-stopped)`);
@@ -138,5 +162,11 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     throw new PipelineError("COMPOSE_INVALID", `the release cannot run on a swarm:\n  ${problems.join("\n  ")}`, "fix the services named above in the production compose file; the swarm section of the README lists what changes on a swarm");
   }
   if (!doc.has("version")) doc.set("version", "3.9");
-  return { stack: doc.toString({ lineWidth: 0 }), jobs, notes };
+  let jobsStack = "";
+  if (jobs.length > 0) {
+    const top = doc.toJS() as Record<string, unknown>;
+    const shared = Object.fromEntries(["version", "networks", "volumes", "configs", "secrets"].filter((k) => top[k] !== undefined).map((k) => [k, top[k]]));
+    jobsStack = new Document({ ...shared, services: Object.fromEntries(jobs.map((j) => [j.service, j.definition])) }).toString({ lineWidth: 0 });
+  }
+  return { stack: doc.toString({ lineWidth: 0 }), jobs, jobsStack, notes };
 }

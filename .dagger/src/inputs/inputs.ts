@@ -28,6 +28,7 @@ export interface VpsArgs {
   by: string;
   edgeImage: string;
   edgeTls: string;
+  orchestrator: string;
 }
 
 export interface VpsInputs extends RemoteTarget {
@@ -41,7 +42,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
   const v: VpsTarget = parseInput(vpsTargetSchema, {
     host: a.host, hostKey: a.hostKey, user: a.user, port: a.port, project: a.project, ...(a.dir ? { dir: a.dir } : {}),
     lockTimeoutSeconds: a.lockTimeout, healthTimeoutSeconds: a.healthTimeout, keepReleases: a.keepReleases, by: a.by,
-    edgeImage: a.edgeImage, edgeTls: a.edgeTls,
+    edgeImage: a.edgeImage, edgeTls: a.edgeTls, orchestrator: a.orchestrator,
   }, "vps");
   const privateKey = await a.sshKey.plaintext();
   const passphrase = a.sshKeyPassphrase ? await a.sshKeyPassphrase.plaintext() : undefined;
@@ -51,7 +52,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     ssh: { host: v.host, port: v.port, user: v.user, hostKey: v.hostKey, privateKey, ...(passphrase !== undefined ? { passphrase } : {}) },
     dir: v.dir, project: v.project, lockTimeoutSeconds: v.lockTimeoutSeconds, healthTimeoutSeconds: v.healthTimeoutSeconds,
     keepReleases: v.keepReleases, by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
-    edge: { image: v.edgeImage, tls: v.edgeTls },
+    edge: { image: v.edgeImage, tls: v.edgeTls }, orchestrator: v.orchestrator,
   };
 }
 

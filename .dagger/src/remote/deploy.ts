@@ -14,6 +14,7 @@ import type { SshSession } from "./ssh.js";
 import { checkEdge, switchWithEdge } from "./edge.js";
 import { DEFAULT_EDGE, pull, readCurrentWithCompose, record, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
+import { swarmDeploy } from "./swarm-deploy.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 export interface DeployRequest extends RemoteTarget {
@@ -51,6 +52,7 @@ async function prune(s: SshSession, l: Layout, keep: number, protect: (string | 
 }
 
 export async function deploy(req: DeployRequest): Promise<DeployResult> {
+  if (req.orchestrator === "swarm") return swarmDeploy(req);
   const l = layout(req.dir);
   const shape = releaseShape(req.compose);
   const begin = (step: string) => req.onStep?.(step);

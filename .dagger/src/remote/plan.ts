@@ -8,9 +8,11 @@ import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import { readCurrent, releaseCompose, runPreflight } from "./steps.js";
 import type { RemoteTarget } from "./target.js";
+import { renderSwarmRelease } from "../core/swarm.js";
+import { swarmPreflight } from "./swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
-export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing"> {
+export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing" | "orchestrator"> {
   compose: string;
   /** The `.env` the deploy would write; its keys are compared with the server's, its values never shown. */
   env?: string;
@@ -21,7 +23,9 @@ export async function plan(req: PlanRequest): Promise<Plan> {
   return inSpan(req.tracing ?? defaultTracing(), "plan", { "vps.project": req.project }, (t) => {
     const p = new Progress(() => {}, "plan", t);
     return withSession(req.ssh, p, async (s) => {
-      const preflight = await p.step("preflight", () => runPreflight(s, l, req.ssh.user));
+      // on a swarm: no compose needed on the manager, and the release must render for stack deploy
+      if (req.orchestrator === "swarm") renderSwarmRelease(req.compose);
+      const preflight = await p.step("preflight", () => (req.orchestrator === "swarm" ? swarmPreflight(s, l, req.ssh.user).then((r) => ({ ...r, compose: "not needed (swarm)" })) : runPreflight(s, l, req.ssh.user)));
       return p.step("read", async () => {
         const current = (await readCurrent(s, l)) ?? null;
         const currentCompose = current ? await releaseCompose(s, l, current) : "";

@@ -12,6 +12,7 @@ import { Progress, type Log } from "./progress.js";
 import { withLock, withSession } from "./session.js";
 import { pull, readCurrent, record, releaseCompose, runJobs, runPreflight, switchAndWait } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
+import { swarmRollback } from "./swarm-deploy.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 export interface RollbackRequest extends RemoteTarget {
@@ -25,6 +26,7 @@ export interface RollbackRequest extends RemoteTarget {
 }
 
 export async function rollback(req: RollbackRequest): Promise<DeployResult> {
+  if (req.orchestrator === "swarm") return swarmRollback(req);
   const l = layout(req.dir);
   return inSpan(req.tracing ?? defaultTracing(), "rollback", { "vps.project": req.project }, (t, span) => {
     const p = new Progress(req.log, "rollback", t);

@@ -9,6 +9,8 @@ export interface RemoteTarget {
   dir: string;
   project: string;
   lockTimeoutSeconds: number;
+  /** compose on one VPS (default), or a Docker Swarm whose manager is the host (`docker stack deploy`). */
+  orchestrator?: "compose" | "swarm";
   /** The edge in front of services with `x-vps-pipeline.http` (default: caddy:2, certificates from ACME). */
   edge?: EdgeOptions;
   /** Where the spans of this operation go (default: the global OpenTelemetry tracer, under the caller's span). */

@@ -18,9 +18,10 @@ import type { SshSession } from "./ssh.js";
 import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge.js";
 import { composePs, readCurrent, releaseCompose } from "./steps.js";
 import type { RemoteTarget } from "./target.js";
+import { swarmVerify, swarmView, type SwarmView } from "./swarm-verify.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
-type Target = Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing">;
+type Target = Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing" | "orchestrator">;
 
 async function probe(s: SshSession, p: ProbeSpec): Promise<ProbeResult> {
   let status = 0;
@@ -60,6 +61,7 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
   return inSpan(target.tracing ?? defaultTracing(), "verify", { "vps.project": target.project }, (t, span) => {
     const p = new Progress(() => {}, "verify", t);
     return withSession(target.ssh, p, async (s) => {
+      if (target.orchestrator === "swarm") return swarmVerify(s, target.dir, target.project, (pr) => probe(s, pr), probes);
       const release = (await readCurrent(s, l)) ?? null;
       if (!release) return buildReport(null, [], []);
       span.setAttribute("release.id", release);
@@ -127,6 +129,8 @@ export interface StatusReport {
   history: HistoryRecord[];
   /** The VPS's edge and this project's routes on it (absent when there is no edge). */
   edge?: EdgeView;
+  /** On a swarm: each service's tasks and the nodes. */
+  swarm?: SwarmView;
 }
 
 /** `=== <id>` blocks as readReleaseFiles prints them → id → compose text. */
@@ -153,16 +157,19 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
     const p = new Progress(() => {}, "status", t);
     return withSession(target.ssh, p, async (s) => {
       const release = (await readCurrent(s, l)) ?? null;
-      const services = release ? await composePs(s, l, target.project) : [];
+      const swarm = target.orchestrator === "swarm";
+      const services = release && !swarm ? await composePs(s, l, target.project) : [];
       const files = splitReleaseFiles(await s.run(readReleaseFiles(l), "reading the kept releases"));
       const images = [...new Set([...files.values()].flatMap((f) => Object.values(releaseShape(f).images).filter(Boolean)))];
+      // on a swarm the images live on the nodes, which pull them with the stack's registry login
       const missing = new Set(
-        images.length ? (await s.run(imagesPresent(images), "looking for images")).split("\n").filter((x) => x.startsWith("missing ")).map((x) => x.slice(8)) : [],
+        images.length && !swarm ? (await s.run(imagesPresent(images), "looking for images")).split("\n").filter((x) => x.startsWith("missing ")).map((x) => x.slice(8)) : [],
       );
       const releases = [...files.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, f]) => ({
         id, current: id === release, missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
       }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
+      if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };
       const edge = await readEdge(s);
       const ours = { ...edge, routes: edge.routes.filter((r) => r.project === target.project) };
       return { release, services, releases, history, ...(edge.state !== "missing" ? { edge: ours } : {}) };

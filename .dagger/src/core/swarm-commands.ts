@@ -1,0 +1,87 @@
+/**
+ * The commands a swarm target runs on its manager node, as argument arrays for
+ * `shellJoin` (the same rules as core/remote-commands.ts: values only ever as
+ * positional parameters). Releases live on the manager in the same layout as on
+ * one VPS; the stack itself lives in the swarm.
+ */
+import { AUTH_SETUP_FAILED_EXIT, THROWAWAY_CONFIG, releaseDir, type Argv, type Layout } from "./remote-commands.js";
+
+/** One `key value` line each: the engine's version (or its error), the swarm state, whether this node manages, free space. */
+export function swarmProbe(l: Layout): Argv {
+  const script = [
+    'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi',
+    'echo "swarm $(docker info --format "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}" 2>/dev/null)"',
+    'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"',
+  ].join("\n");
+  return ["sh", "-c", script, "sh", l.releases];
+}
+
+export interface SwarmFacts {
+  docker?: string;
+  dockerError?: string;
+  /** `inactive`, `pending`, `active`, `error`, `locked` */
+  swarm?: string;
+  manager: boolean;
+  freeKb?: number;
+}
+
+export function parseSwarmProbe(stdout: string): SwarmFacts {
+  const facts: SwarmFacts = { manager: false };
+  for (const line of stdout.split("\n")) {
+    const [key, ...rest] = line.split(" ");
+    const value = rest.join(" ").trim();
+    if (key === "docker") facts.docker = value;
+    else if (key === "docker_error") facts.dockerError = value;
+    else if (key === "swarm" && value) {
+      const [state, control] = value.split(" ");
+      facts.swarm = state;
+      facts.manager = control === "true";
+    } else if (key === "df_kb" && /^\d+$/.test(value)) facts.freeKb = Number(value);
+  }
+  return facts;
+}
+
+/**
+ * `docker stack deploy` of one of a release's stack files, from the release's
+ * folder (relative `env_file:` paths), with the release's variables exported
+ * from its `stack.env` for interpolation (stack deploy reads no `.env`) and the
+ * pull login in a throwaway config: `--with-registry-auth` hands it to the swarm
+ * so every node can pull. `--prune` (the main stack) removes services the
+ * release no longer has; the jobs' file is deployed without it.
+ */
+export function stackDeploy(loginHost: string, l: Layout, id: string, file: string, project: string, prune: boolean): Argv {
+  const script = [
+    ...THROWAWAY_CONFIG,
+    // the config's folder first: a .env that sets DOCKER_CONFIG must not move the login
+    'set -- "$cfg" "$@"',
+    `cd "$2" || exit ${AUTH_SETUP_FAILED_EXIT}`,
+    "if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
+    'export DOCKER_CONFIG="$1"',
+    'docker stack deploy --compose-file "$3" --with-registry-auth --resolve-image changed $5 "$4"',
+  ].join("\n");
+  return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : ""];
+}
+
+/** The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see core/swarm-state.ts). */
+export function stackState(project: string): Argv {
+  const script = [
+    'ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1")',
+    "echo '=== services'",
+    'if [ -n "$ids" ]; then docker service inspect $ids; fi',
+    "echo '=== tasks'",
+    'if [ -n "$ids" ]; then t=$(docker service ps -q --no-trunc $ids); if [ -n "$t" ]; then docker inspect --type task $t; fi; fi',
+    "echo '=== nodes'",
+    "docker node inspect $(docker node ls -q)",
+  ].join("\n");
+  return ["sh", "-c", script, "sh", project];
+}
+
+/** The last lines a one-off job printed (its service's logs). */
+export function serviceLogs(name: string, lines: number): Argv {
+  return ["docker", "service", "logs", "--raw", "--no-task-ids", "--tail", String(lines), name];
+}
+
+/** Remove services (a finished one-off job); absent ones are no error. */
+export function removeServices(names: readonly string[]): Argv {
+  return ["sh", "-c", 'for s in "$@"; do docker service rm "$s" > /dev/null 2>&1; done; true', "sh", ...names];
+}

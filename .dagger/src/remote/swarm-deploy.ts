@@ -1,0 +1,157 @@
+/**
+ * deploy and rollback on a swarm (--orchestrator=swarm): the flow of one VPS
+ * (remote/deploy.ts) with the stack in place of compose. Before the stack
+ * changes, any failure leaves what runs untouched; after, the previous release
+ * is deployed again and the history says so.
+ */
+import { releaseShape } from "../core/compose.js";
+import { PipelineError, asPipelineError } from "../core/errors.js";
+import { layout, listReleases, readOptionalFile, releaseDir, removeReleases, snapshotEnv } from "../core/remote-commands.js";
+import { RELEASE_ID, parseHistory, releaseId, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { renderSwarmRelease } from "../core/swarm.js";
+import type { DeployRequest, DeployResult } from "./deploy.js";
+import { Progress } from "./progress.js";
+import type { RollbackRequest } from "./rollback.js";
+import { withLock, withSession } from "./session.js";
+import { readCurrent, readCurrentWithCompose, record, type HealthOutcome } from "./steps.js";
+import { prepareStack, restoreRelease, runSwarmJobs, swarmPreflight, switchStack } from "./swarm.js";
+import { defaultTracing, inSpan } from "./trace.js";
+
+export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
+  const l = layout(req.dir);
+  const shape = releaseShape(req.compose);
+  // refused before any connection: what a swarm cannot run, named field by field
+  const sw = renderSwarmRelease(req.compose);
+  const begin = (step: string) => req.onStep?.(step);
+  return inSpan(req.tracing ?? defaultTracing(), "deploy", { "vps.project": req.project, "git.sha": req.sha, "orchestrator": "swarm" }, (t, span) => {
+    const p = new Progress(req.log, "deploy", t);
+    for (const n of sw.notes) req.log(`deploy note      ${n}`);
+    return withSession(req.ssh, p, async (s) => {
+      begin("preflight");
+      await p.step("preflight", () => swarmPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker} (swarm manager), ${r.freeMiB} MiB free`);
+      begin("lock");
+      return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (sha ${req.sha.slice(0, 7)}, since ${new Date().toISOString()})`, async () => {
+        const previous = (await readCurrentWithCompose(s, l)).id;
+        const id = releaseId(new Date(), req.sha);
+        span.setAttribute("release.id", id);
+        const rel = releaseDir(l, id);
+        const base: Omit<HistoryRecord, "result" | "durations"> = {
+          release: id, action: "deploy", at: new Date().toISOString(), by: req.by, sha: req.sha, images: shape.images, ...(previous ? { previous } : {}),
+        };
+        const fail = async (reason: string, e: PipelineError): Promise<never> => {
+          await record(s, l, { ...base, result: "failed", reason, code: e.code, hint: e.hint, durations: p.durations }).catch(() => undefined);
+          throw e;
+        };
+
+        try {
+          begin("upload");
+          await p.step("upload", async () => {
+            await Promise.all([
+              s.upload(`${rel}/docker-compose.yml`, req.compose, "600"),
+              req.env !== undefined ? s.upload(`${rel}/.env`, req.env, "600") : s.run(snapshotEnv(l, id), "keeping the server's .env with the release"),
+            ]);
+            await prepareStack(s, l, id, sw, req.env);
+          }, undefined, { "release.id": id });
+          if (sw.jobs.length > 0) {
+            begin("jobs");
+            await p.step("jobs", () => runSwarmJobs(s, req.registry, l, id, req.project, sw), (done) => `${done.join(", ")} done`);
+          }
+        } catch (e) {
+          const err = asPipelineError(e, "preparing the release");
+          if (err.code === "SSH_CONNECTION_LOST") throw err;
+          return await fail(`${err.code}: ${err.message.split("\n")[0]} (nothing running was changed)`, err);
+        }
+
+        begin("switch");
+        const health = await p.step("switch", async (sp) => {
+          const h = await switchStack(s, req.registry, l, id, req.project, shape, req.healthTimeoutSeconds);
+          if (!h.ok) sp.fail(h.reasons.join("; "));
+          return h;
+        }, (h) => (h.ok ? "every task of the release runs" : h.reasons.join("; ")), { "release.id": id }).catch((e: unknown): HealthOutcome => {
+          const err = asPipelineError(e, "switching to the release");
+          if (err.code === "SSH_CONNECTION_LOST") throw err;
+          return { ok: false, reasons: [`${err.code}: ${err.message.split("\n")[0]}`] };
+        });
+
+        if (!health.ok) {
+          const why = health.reasons.join("; ");
+          if (!previous) {
+            return await fail(why, new PipelineError("DEPLOY_FAILED", `release ${id} did not converge and there is no previous release to return to: ${why}`, "fix the release and deploy again; `docker service ps --no-trunc <project>_<service>` on the manager shows why its tasks failed"));
+          }
+          begin("rollback");
+          const back = await p.step("rollback", async (sp) => {
+            const r = await restoreRelease(s, req.registry, l, previous, req.project, req.healthTimeoutSeconds);
+            if (!r.health.ok) sp.fail(r.health.reasons.join("; "));
+            return r.health;
+          }, (h) => (h.ok ? `${previous} serving again` : "previous release did not converge either"), { "release.id": previous }).catch((e: unknown): HealthOutcome => {
+            const err = asPipelineError(e, "rolling back");
+            if (err.code === "SSH_CONNECTION_LOST") throw err;
+            return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
+          });
+          const err = new PipelineError(
+            "DEPLOY_ROLLED_BACK",
+            `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which runs on every task again" : `, which does NOT converge either: ${back.ok ? "" : back.reasons.join("; ")}`}`,
+            back.ok
+              ? "the previous version is running; `docker service ps --no-trunc <project>_<service>` on the manager shows why the new tasks failed; fix it and deploy again"
+              : "nothing healthy runs now: `docker stack ps <project>` on the manager, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
+          );
+          await record(s, l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous, rollbackHealthy: back.ok, durations: p.durations });
+          throw err;
+        }
+
+        begin("record");
+        await p.step("record", () => record(s, l, { ...base, result: "ok", durations: p.durations }));
+        await p.step("prune", async () => {
+          const ids = (await s.run(listReleases(l), "listing releases")).split("\n").map((x) => x.trim());
+          const doomed = releasesToPrune(ids, req.keepReleases, [id, previous]);
+          if (doomed.length > 0) await s.exec(removeReleases(l, doomed));
+          return doomed;
+        }, (d) => `${d.length} old release(s) removed`);
+        return { release: id, ...(previous ? { previous } : {}), images: shape.images, durations: p.durations };
+      });
+    });
+  });
+}
+
+export async function swarmRollback(req: RollbackRequest): Promise<DeployResult> {
+  const l = layout(req.dir);
+  return inSpan(req.tracing ?? defaultTracing(), "rollback", { "vps.project": req.project, "orchestrator": "swarm" }, (t, span) => {
+    const p = new Progress(req.log, "rollback", t);
+    return withSession(req.ssh, p, async (s) => {
+      await p.step("preflight", () => swarmPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker} (swarm manager)`);
+      if ((await s.exec(["test", "-d", l.releases])).code !== 0) {
+        throw new PipelineError("RELEASE_NOT_FOUND", `nothing was ever deployed to ${l.dir} on the manager`, "check --project and --dir; deploy first");
+      }
+      return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`, async () => {
+        const current = await readCurrent(s, l);
+        const kept = (await s.run(listReleases(l), "listing releases")).split("\n").filter((x) => RELEASE_ID.test(x)).sort();
+        const history = parseHistory(await s.run(readOptionalFile(l.history), "reading the history"));
+        const target = req.to ?? rollbackTarget(history, kept, current);
+        if (!target || !kept.includes(target)) {
+          throw new PipelineError(
+            "RELEASE_NOT_FOUND",
+            target ? `release ${target} is not kept on the manager` : `no good release older than the current one (${current ?? "none"}) is kept on the manager`,
+            `releases kept: ${kept.join(", ") || "none"}; pass one of them with --to`,
+          );
+        }
+        span.setAttribute("release.id", target);
+        // jobs marked on-rollback are not run on a swarm: the README's swarm section says so
+        const r = await p.step("switch", async (sp) => {
+          const x = await restoreRelease(s, req.registry, l, target, req.project, req.healthTimeoutSeconds);
+          if (!x.health.ok) sp.fail(x.health.reasons.join("; "));
+          return x;
+        }, (x) => (x.health.ok ? `${target} runs on every task` : x.health.reasons.join("; ")), { "release.id": target });
+        const deployed = history.find((h) => h.release === target && h.action === "deploy");
+        const reason = r.health.ok ? undefined : r.health.reasons.join("; ");
+        const rec: HistoryRecord = {
+          release: target, action: "rollback", at: new Date().toISOString(), by: req.by, sha: deployed?.sha ?? target.split("-").pop() ?? "",
+          images: r.shape.images, result: r.health.ok ? "ok" : "failed", durations: p.durations, ...(current ? { previous: current } : {}), ...(reason ? { reason } : {}),
+        };
+        const err = reason ? new PipelineError("ROLLBACK_FAILED", `release ${target} does not converge: ${reason}`, "`docker stack ps <project>` on the manager shows the failing tasks; `status` lists the kept releases") : undefined;
+        await p.step("record", () => record(s, l, err ? { ...rec, code: err.code, hint: err.hint } : rec));
+        if (err) throw err;
+        return { release: target, ...(current ? { previous: current } : {}), images: r.shape.images, durations: p.durations };
+      });
+    });
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * The swarm target: the same SSH path, lock, releases and history as one VPS,
+ * on a manager node, with `docker stack deploy` instead of compose. Swarm rolls
+ * each service itself (start-first or stop-first, see core/swarm.ts); this
+ * waits until every task of the release runs, and when the release fails
+ * deploys the previous one again, as on one VPS.
+ */
+import { releaseShape, type ReleaseShape } from "../core/compose.js";
+import { envExports } from "../core/env-file.js";
+import { PipelineError, asPipelineError, tail } from "../core/errors.js";
+import { registryError } from "../core/registry-errors.js";
+import { dockerAuthConfig } from "../core/registry-auth.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
+import { parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
+import { assessConvergence, parseStackState, type Expected, type StackState } from "../core/swarm-state.js";
+import { renderSwarmRelease, type SwarmRelease } from "../core/swarm.js";
+import { MIN_FREE_MIB, releaseCompose, type HealthOutcome } from "./steps.js";
+import type { SshSession } from "./ssh.js";
+import type { RegistryLogin } from "./target.js";
+
+export const STACK_FILE = "stack.yml";
+export const JOBS_FILE = "stack-jobs.yml";
+
+export async function swarmPreflight(s: SshSession, l: Layout, user: string): Promise<{ docker: string; freeMiB: number }> {
+  const r = await s.exec(swarmProbe(l));
+  const f = parseSwarmProbe(r.stdout);
+  if (f.docker === undefined) {
+    const why = f.dockerError ?? tail(r.stderr, 1);
+    throw new PipelineError("DOCKER_UNREACHABLE", `docker is not usable by ${user} on the manager: ${why}`, /permission denied/i.test(why) ? `add the user to the docker group (\`sudo usermod -aG docker ${user}\`)` : "install Docker Engine and start it");
+  }
+  if (f.swarm !== "active" || !f.manager) {
+    throw new PipelineError(
+      "SWARM_NOT_MANAGER",
+      f.swarm !== "active" ? `the host is not part of a swarm (swarm state: ${f.swarm || "unknown"})` : "the host is a swarm worker: stacks are deployed from a manager",
+      f.swarm !== "active" ? "`docker swarm init` on the first server (then `docker swarm join` the others), or drop --orchestrator=swarm to deploy with compose" : "point --host at a manager node (`docker node ls` on a manager lists them)",
+    );
+  }
+  const freeMiB = f.freeKb === undefined ? -1 : Math.floor(f.freeKb / 1024);
+  if (freeMiB >= 0 && freeMiB < MIN_FREE_MIB) throw new PipelineError("DISK_LOW", `only ${freeMiB} MiB free under ${l.dir} on the manager (need ${MIN_FREE_MIB})`, "free space on the manager");
+  return { docker: f.docker, freeMiB };
+}
+
+/** The services a converged release runs (jobs are not part of the stack). */
+export function expectedServices(shape: ReleaseShape): Expected[] {
+  return [...shape.long, ...shape.once].map((service) => ({ service, image: shape.images[service] ?? "" }));
+}
+
+export async function readStack(s: SshSession, project: string): Promise<StackState> {
+  return parseStackState(await s.run(stackState(project), "reading the stack's services and tasks"), project);
+}
+
+/**
+ * Put a release's stack files beside its compose file: the stack, the jobs'
+ * stack, and `stack.env` (the release's `.env` as exports, for interpolation).
+ * `env` is the `.env` when the caller has it; otherwise the release's own is read.
+ */
+export async function prepareStack(s: SshSession, l: Layout, id: string, sw: SwarmRelease, env?: string): Promise<void> {
+  const rel = releaseDir(l, id);
+  const envText = env ?? (await s.run(readOptionalFile(`${rel}/.env`), `reading release ${id}'s .env`));
+  await Promise.all([
+    s.upload(`${rel}/${STACK_FILE}`, sw.stack, "600"),
+    s.upload(`${rel}/stack.env`, envExports(envText), "600"),
+    ...(sw.jobsStack ? [s.upload(`${rel}/${JOBS_FILE}`, sw.jobsStack, "600")] : []),
+  ]);
+}
+
+/** `docker stack deploy` of a release's file; a refused login and other failures explained. */
+export async function deployStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, file: string, project: string, prune: boolean): Promise<void> {
+  const host = login?.host ?? "";
+  const r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+  if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host || "the registry", r.stderr);
+  if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("DEPLOY_FAILED", `cannot prepare release ${id} on the manager: ${tail(r.stderr, 2)}`, "the deploy user's home and the deploy folder must be writable");
+  if (r.code !== 0) {
+    throw new PipelineError("DEPLOY_FAILED", `docker stack deploy refused release ${id}: ${tail(r.stderr || r.stdout, 4)}`, "the message above names the field; the swarm section of the README lists what stack deploy accepts");
+  }
+}
+
+/** Poll the stack until every expected service converged, swarm gave up, or time ran out. */
+export async function waitConverged(s: SshSession, project: string, expected: readonly Expected[], timeoutSeconds: number): Promise<HealthOutcome> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const c = assessConvergence(expected, await readStack(s, project));
+    if (c.done) return { ok: true };
+    if (c.failed.length > 0) return { ok: false, reasons: c.failed };
+    if (Date.now() >= deadline) return { ok: false, reasons: [`not converged after ${timeoutSeconds}s: ${c.waiting.join("; ")}`] };
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/**
+ * Run the release's jobs: their stack file deployed into the project's stack
+ * without `--prune` (so they share its networks and touch no running service),
+ * each waited for until it completed, failed or ran out of time, then removed.
+ */
+export async function runSwarmJobs(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, sw: SwarmRelease): Promise<string[]> {
+  const names = sw.jobs.map((j) => `${project}_${j.service}`);
+  const done: string[] = [];
+  await s.run(removeServices(names), "removing leftover jobs"); // a job service left by a killed deploy would not run again
+  try {
+    await deployStack(s, login, l, id, JOBS_FILE, project, false);
+    for (const j of sw.jobs) {
+      const expected = [{ service: j.service, image: String(j.definition.image ?? "") }];
+      const h = await waitConverged(s, project, expected, j.timeoutSeconds);
+      if (!h.ok) {
+        const logs = tail((await s.exec(serviceLogs(`${project}_${j.service}`, 15))).stdout, 15);
+        const timedOut = h.reasons.some((r) => r.startsWith("not converged"));
+        throw new PipelineError(
+          "JOB_FAILED",
+          `release-phase job \`${j.service}\` ${timedOut ? `did not finish within ${j.timeoutSeconds}s` : h.reasons.join("; ")}; nothing that runs was changed\n${logs}`,
+          timedOut ? `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}` : `fix ${j.service} (its last output is above) and deploy again`,
+        );
+      }
+      done.push(j.service);
+    }
+    return done;
+  } finally {
+    await s.exec(removeServices(names));
+  }
+}
+
+/** Make release `id` current on the manager and deploy its stack; then wait for it. */
+export async function switchStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, shape: ReleaseShape, timeoutSeconds: number): Promise<HealthOutcome> {
+  const sw = await s.exec(switchTo(l, id));
+  if (sw.code !== 0) return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
+  try {
+    await deployStack(s, login, l, id, STACK_FILE, project, true);
+  } catch (e) {
+    const err = asPipelineError(e, "deploying the stack");
+    if (err.code === "SSH_CONNECTION_LOST") throw err;
+    return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
+  }
+  return waitConverged(s, project, expectedServices(shape), timeoutSeconds);
+}
+
+/** A kept release back on the swarm (the automatic rollback, and `rollback`): its stack files made again, deployed, waited for. */
+export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
+  const compose = await releaseCompose(s, l, id);
+  const shape = releaseShape(compose);
+  const sw = renderSwarmRelease(compose);
+  await prepareStack(s, l, id, sw);
+  return { shape, health: await switchStack(s, login, l, id, project, shape, timeoutSeconds) };
+}
