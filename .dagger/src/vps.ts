@@ -216,7 +216,7 @@ export class Vps {
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
       const pull = await this.pullLogin();
       const findings = await runDoctor({
-        registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, vps: v.ssh, ...(v.edge ? { edgeImage: v.edge.image } : {}),
+        registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, vps: v.ssh, ...(v.edge ? { edgeImage: v.edge.image } : {}), swarm: v.orchestrator === "swarm",
         ...(push ? { push } : {}), ...(pull ? { pull } : {}),
       });
       const text = formatFindings(findings);

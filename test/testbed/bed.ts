@@ -198,3 +198,30 @@ export function steadyLoad(url: string, rate: number, keepAlive = false): { stop
 export function history(project: string) {
   return parseHistory(sh(`cat ${HOME}/production/${project}/.releases/history.jsonl`));
 }
+
+/** The swarm's manager engine, for the docker CLI on this machine. */
+export const SWARM = bed.swarm.nodes["swarm-1"]!;
+
+/** Run a docker command against the swarm's manager. */
+export function onSwarm(args: string): string {
+  return sh(`DOCKER_HOST=${SWARM} docker ${args}`);
+}
+
+/** A deploy request for `project` on the test bed's swarm (the manager over SSH); `edit` changes the compose source. */
+export function swarmRequest(project: string, webPort: number, version: "v1" | "v2" | "v3", over: Partial<DeployRequest> = {}, edit: (source: string) => string = (t) => t): DeployRequest {
+  return deployRequest(project, webPort, {
+    ssh: sshOptions({ host: bed.swarm.host }), orchestrator: "swarm", healthTimeoutSeconds: 90,
+    compose: releaseCompose(version, version, edit), ...over,
+  });
+}
+
+/** Remove a project's stack from the swarm (waiting until its services and networks are gone) and its files from the manager. */
+export async function freshStack(project: string): Promise<void> {
+  onSwarm(`stack rm ${project} >/dev/null 2>&1 || true`);
+  for (let i = 0; i < 60; i++) {
+    const left = onSwarm(`service ls -q --filter label=com.docker.stack.namespace=${project}; docker network ls -q --filter label=com.docker.stack.namespace=${project}`).trim();
+    if (!left) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  sh(`rm -rf ${HOME}/production/${project}`);
+}

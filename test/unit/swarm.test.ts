@@ -56,6 +56,28 @@ volumes:
     expect(jobs).toEqual([{ service: "migrate", timeoutSeconds: 60, definition: { image: `ghcr.io/acme/gold/api@${D}`, command: ["./migrate"], deploy: { mode: "replicated-job", restart_policy: { condition: "none" } } } }]);
   });
 
+  it("gives the jobs a stack file of their own, with the release's volumes and networks and no profile", () => {
+    const r = renderSwarmRelease(release.replace("    x-vps-pipeline: { job: { timeout: 60 } }", "    profiles: [vps-pipeline-job]\n    x-vps-pipeline: { job: { timeout: 60 } }"));
+    const jobs = parseDocument(r.jobsStack).toJS() as { version: string; services: Record<string, Record<string, unknown>>; volumes: object };
+    expect(Object.keys(jobs.services)).toEqual(["migrate"]);
+    expect(jobs.services.migrate!.profiles).toBeUndefined();
+    expect(jobs).toMatchObject({ version: "3.9", volumes: { pgdata: {} } });
+    expect(renderSwarmRelease("services:\n  a: { image: x }\n").jobsStack).toBe("");
+  });
+
+  it("turns a service others wait for to complete into a one-off job", () => {
+    const r = renderSwarmRelease(`services:
+  seed:
+    image: x
+    restart: "no"
+  app:
+    image: y
+    depends_on: { seed: { condition: service_completed_successfully } }
+`);
+    expect(services(r).seed).toEqual({ image: "x", deploy: { mode: "replicated-job", restart_policy: { condition: "none" } } });
+    expect(r.notes.join("\n")).toMatch(/seed: runs once for others/);
+  });
+
   it("refuses what a swarm cannot do, naming each field, all at once", () => {
     const bad = `services:
   a:

@@ -76,6 +76,11 @@ export function stackState(project: string): Argv {
   return ["sh", "-c", script, "sh", project];
 }
 
+/** Start a service's update again from where it is (`--force`): what unsticks an update waiting on a node that went down. */
+export function forceUpdate(name: string): Argv {
+  return ["docker", "service", "update", "--detach", "--force", "--no-resolve-image", "--quiet", name];
+}
+
 /** The last lines a one-off job printed (its service's logs). */
 export function serviceLogs(name: string, lines: number): Argv {
   return ["docker", "service", "logs", "--raw", "--no-task-ids", "--tail", String(lines), name];

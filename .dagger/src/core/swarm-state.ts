@@ -137,6 +137,12 @@ export interface Convergence {
   failed: string[];
   /** What is still awaited, one line per service (for the progress log and the timeout's message). */
   waiting: string[];
+  /**
+   * Services whose update waits for a task on a node that went down: swarm
+   * never gives up on it (the update stays `updating`); a forced update
+   * starts it again on the nodes left. service → the down nodes.
+   */
+  stuck: Record<string, string[]>;
 }
 
 function lastError(tasks: SwarmTask[]): string {
@@ -149,9 +155,13 @@ function wanted(s: SwarmService, nodes: SwarmNode[]): number {
   return s.mode === "global" ? nodes.filter((n) => n.state === "ready" && n.availability === "active").length : s.replicas ?? 1;
 }
 
+/** Task states before `running`. */
+const STARTING = ["new", "pending", "assigned", "accepted", "preparing", "ready", "starting"];
+
 export function assessConvergence(expected: readonly Expected[], st: StackState): Convergence {
   const failed: string[] = [];
   const waiting: string[] = [];
+  const stuck: Record<string, string[]> = {};
   for (const e of expected) {
     const s = st.services.find((x) => x.service === e.service);
     if (!s) {
@@ -182,11 +192,14 @@ export function assessConvergence(expected: readonly Expected[], st: StackState)
     const running = mine.filter((t) => t.desired === "running" && t.state === "running" && t.nodeReady).length;
     // start-first: the old tasks run until the new ones are up; the update is done when none is left
     const old = st.tasks.filter((t) => t.service === e.service && t.desired === "running" && !runsImage(e.image, t.image) && t.nodeReady).length;
+    // a new task that never started on a node now down (swarm set it to shut down, but the update still waits for it)
+    const lost = mine.filter((t) => STARTING.includes(t.state) && st.nodes.some((n) => n.hostname === t.node && n.state === "down"));
+    if (u === "updating" && lost.length > 0) stuck[e.service] = [...new Set(lost.map((t) => t.node))];
     if (u === "updating" || u === "rollback_started" || running < want || old > 0) {
       waiting.push(`${e.service}: ${running}/${want} running${old ? `, ${old} of the previous version still running` : ""}${u === "updating" || u === "rollback_started" ? ` (${u.replace("_", " ")})` : ""}${running < want ? lastError(mine) : ""}`);
     }
   }
-  return { done: failed.length === 0 && waiting.length === 0, failed, waiting };
+  return { done: failed.length === 0 && waiting.length === 0, failed, waiting, stuck };
 }
 
 /** What verify and status show of one service: desired against running, and where each task runs which digest. */
@@ -232,7 +245,8 @@ export function stackDrift(release: string, expected: readonly Expected[], st: S
     if (v.running < v.desired) out.push(`${e.service}: ${v.running}/${v.desired} ${s.mode.endsWith("job") ? "completed" : "running"}${v.tasks.filter((t) => !t.state.startsWith("running")).map((t) => `; on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}`).join("")}`);
     // a rollback swarm finished is fine when it left the release's image (checked above)
     const u = s.update?.state;
-    if (u && u !== "completed" && u !== "rollback_completed") out.push(`${e.service}: an update is ${u.replace("_", " ")}${s.update?.message ? ` (${s.update.message})` : ""}`);
+    const doing: Record<string, string> = { updating: "an update is in progress", paused: "an update is paused", rollback_started: "an update is being rolled back", rollback_paused: "a rollback is paused" };
+    if (u && doing[u]) out.push(`${e.service}: ${doing[u]}${s.update?.message ? ` (${s.update.message})` : ""}`);
   }
   for (const s of st.services) if (!expected.some((e) => e.service === s.service)) out.push(`service ${s.service} runs in the stack but release ${release} does not have it (started by hand?)`);
   return out;

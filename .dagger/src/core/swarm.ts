@@ -22,7 +22,8 @@
  *   start-first updates keep traffic flowing, no edge is needed
  *
  */
-import { Document, parseDocument } from "yaml";
+import { Document, isMap, isScalar, isSeq, parseDocument } from "yaml";
+import { PUBLISHED_LABEL } from "./edge.js";
 import { PipelineError } from "./errors.js";
 import { EXTENSION_KEY, parseServiceExtension } from "./extension.js";
 
@@ -72,6 +73,26 @@ function monitorSeconds(svc: Record<string, unknown>): number {
   return Math.max(10, Math.ceil(start + interval * (retries + 1)));
 }
 
+/** Remove one label from a service (`labels:` as a map or a `KEY=value` list) and return its value. */
+function takeLabel(doc: Document, service: string, key: string): string | undefined {
+  const labels = doc.getIn(["services", service, "labels"]);
+  if (isMap(labels)) {
+    const v = labels.get(key);
+    labels.delete(key);
+    if (labels.items.length === 0) doc.deleteIn(["services", service, "labels"]);
+    return v === undefined ? undefined : String(v);
+  }
+  if (isSeq(labels)) {
+    const i = labels.items.findIndex((x) => isScalar(x) && String(x.value).startsWith(`${key}=`));
+    if (i < 0) return undefined;
+    const v = String((labels.items[i] as { value: unknown }).value).slice(key.length + 1);
+    labels.delete(i);
+    if (labels.items.length === 0) doc.deleteIn(["services", service, "labels"]);
+    return v;
+  }
+  return undefined;
+}
+
 export function renderSwarmRelease(releaseText: string): SwarmRelease {
   const doc = parseDocument(releaseText);
   const root = (doc.toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> };
@@ -118,7 +139,12 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
     if (svc[EXTENSION_KEY] !== undefined) {
       doc.deleteIn(["services", name, EXTENSION_KEY]);
-      if (ext.http) notes.push(`${name}: no edge on a swarm; the routing mesh and start-first updates keep it answering`);
+      if (ext.http) {
+        // the release moved the ports into a label for the edge; on a swarm the routing mesh publishes them again
+        const published = takeLabel(doc, name, PUBLISHED_LABEL);
+        if (published) doc.setIn(["services", name, "ports"], doc.createNode(published.split(",")));
+        notes.push(`${name}: no edge on a swarm; the routing mesh and start-first updates keep it answering`);
+      }
     }
 
     const deploy = { ...((svc.deploy as Record<string, unknown> | undefined) ?? {}) };

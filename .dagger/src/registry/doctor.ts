@@ -31,6 +31,8 @@ export interface DoctorInput {
   vps?: SshOptions;
   /** The edge image the VPS should run (doctor warns when it runs another). */
   edgeImage?: string;
+  /** The target is a swarm: the pull token is stored in the swarm, so it should not be able to push. */
+  swarm?: boolean;
   githubApi?: string;
 }
 
@@ -84,7 +86,28 @@ export async function doctor(input: DoctorInput): Promise<Finding[]> {
     }
   }
 
+  if (input.swarm && input.pull && paths[0] !== undefined) findings.push(await pullTokenPushes(input.registry, input.pull, paths[0]));
   if (input.vps) findings.push(...(await vpsAccessFindings(input.vps, input.registry, pull, input.repositories.map((r) => `${r}:${input.tag}`), input.edgeImage)));
   else findings.push({ check: "VPS", status: "skip", detail: "no VPS given: pull from the VPS and its docker config not checked" });
   return findings;
+}
+
+/**
+ * On a swarm, `--with-registry-auth` stores the pull token in the service
+ * definitions (every manager has it): a token that can push turns a leak into a
+ * poisoned image. Asked the registry's way (a push token request, or an upload
+ * started and cancelled), so it works for GHCR and any registry.
+ */
+async function pullTokenPushes(registry: string, pull: Credentials, path: string): Promise<Finding> {
+  const check = "pull token on the swarm";
+  try {
+    await new RegistryClient({ host: registry, ...pull }).checkPush(path);
+    return {
+      check, status: "warn", detail: `the pull token of ${pull.user} can push to ${path}; on a swarm it is stored in the services' definitions`,
+      fix: "give the swarm a read-only token (GHCR: a classic PAT with only read:packages) as --pull-token",
+    };
+  } catch (e) {
+    if (isPipelineError(e) && ["REGISTRY_DENIED", "REGISTRY_UNAUTHORIZED", "REGISTRY_INSUFFICIENT_SCOPE"].includes(e.code)) return { check, status: "ok", detail: "the pull token cannot push (read-only)" };
+    return fromError(check, e);
+  }
 }

@@ -25,7 +25,8 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
   const begin = (step: string) => req.onStep?.(step);
   return inSpan(req.tracing ?? defaultTracing(), "deploy", { "vps.project": req.project, "git.sha": req.sha, "orchestrator": "swarm" }, (t, span) => {
     const p = new Progress(req.log, "deploy", t);
-    for (const n of sw.notes) req.log(`deploy note      ${n}`);
+    const note = (n: string) => req.log(`deploy note      ${n}`);
+    sw.notes.forEach(note);
     return withSession(req.ssh, p, async (s) => {
       begin("preflight");
       await p.step("preflight", () => swarmPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker} (swarm manager), ${r.freeMiB} MiB free`);
@@ -64,7 +65,7 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
 
         begin("switch");
         const health = await p.step("switch", async (sp) => {
-          const h = await switchStack(s, req.registry, l, id, req.project, shape, req.healthTimeoutSeconds);
+          const h = await switchStack(s, req.registry, l, id, req.project, shape, req.healthTimeoutSeconds, note);
           if (!h.ok) sp.fail(h.reasons.join("; "));
           return h;
         }, (h) => (h.ok ? "every task of the release runs" : h.reasons.join("; ")), { "release.id": id }).catch((e: unknown): HealthOutcome => {
@@ -80,7 +81,7 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
           }
           begin("rollback");
           const back = await p.step("rollback", async (sp) => {
-            const r = await restoreRelease(s, req.registry, l, previous, req.project, req.healthTimeoutSeconds);
+            const r = await restoreRelease(s, req.registry, l, previous, req.project, req.healthTimeoutSeconds, note);
             if (!r.health.ok) sp.fail(r.health.reasons.join("; "));
             return r.health;
           }, (h) => (h.ok ? `${previous} serving again` : "previous release did not converge either"), { "release.id": previous }).catch((e: unknown): HealthOutcome => {
@@ -137,7 +138,7 @@ export async function swarmRollback(req: RollbackRequest): Promise<DeployResult>
         span.setAttribute("release.id", target);
         // jobs marked on-rollback are not run on a swarm: the README's swarm section says so
         const r = await p.step("switch", async (sp) => {
-          const x = await restoreRelease(s, req.registry, l, target, req.project, req.healthTimeoutSeconds);
+          const x = await restoreRelease(s, req.registry, l, target, req.project, req.healthTimeoutSeconds, (n) => req.log(`rollback note    ${n}`));
           if (!x.health.ok) sp.fail(x.health.reasons.join("; "));
           return x;
         }, (x) => (x.health.ok ? `${target} runs on every task` : x.health.reasons.join("; ")), { "release.id": target });

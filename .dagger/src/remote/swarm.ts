@@ -11,7 +11,7 @@ import { PipelineError, asPipelineError, tail } from "../core/errors.js";
 import { registryError } from "../core/registry-errors.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
-import { parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
+import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
 import { assessConvergence, parseStackState, type Expected, type StackState } from "../core/swarm-state.js";
 import { renderSwarmRelease, type SwarmRelease } from "../core/swarm.js";
 import { MIN_FREE_MIB, releaseCompose, type HealthOutcome } from "./steps.js";
@@ -67,7 +67,12 @@ export async function prepareStack(s: SshSession, l: Layout, id: string, sw: Swa
 /** `docker stack deploy` of a release's file; a refused login and other failures explained. */
 export async function deployStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, file: string, project: string, prune: boolean): Promise<void> {
   const host = login?.host ?? "";
-  const r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+  let r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+  // a stack removed moments ago leaves its network being torn down on the nodes: swarm says "not found" for a few seconds
+  for (let i = 0; i < 5 && r.code !== 0 && /network \S+ not found/.test(r.stderr); i++) {
+    await new Promise((res) => setTimeout(res, 2000));
+    r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+  }
   if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host || "the registry", r.stderr);
   if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("DEPLOY_FAILED", `cannot prepare release ${id} on the manager: ${tail(r.stderr, 2)}`, "the deploy user's home and the deploy folder must be writable");
   if (r.code !== 0) {
@@ -75,12 +80,23 @@ export async function deployStack(s: SshSession, login: RegistryLogin | undefine
   }
 }
 
-/** Poll the stack until every expected service converged, swarm gave up, or time ran out. */
-export async function waitConverged(s: SshSession, project: string, expected: readonly Expected[], timeoutSeconds: number): Promise<HealthOutcome> {
+/**
+ * Poll the stack until every expected service converged, swarm gave up, or time
+ * ran out. An update left waiting on a node that went down is started again,
+ * once per service, on the nodes left (`note` says so).
+ */
+export async function waitConverged(s: SshSession, project: string, expected: readonly Expected[], timeoutSeconds: number, note: (line: string) => void = () => {}): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutSeconds * 1000;
+  const forced = new Set<string>();
   for (;;) {
     const c = assessConvergence(expected, await readStack(s, project));
     if (c.done) return { ok: true };
+    for (const [service, nodes] of Object.entries(c.stuck)) {
+      if (forced.has(service)) continue;
+      forced.add(service);
+      note(`${nodes.join(", ")} went down during the update of ${service}: swarm would wait for it forever; the update starts again on the nodes left`);
+      await s.run(forceUpdate(`${project}_${service}`), `restarting the update of ${service}`);
+    }
     if (c.failed.length > 0) return { ok: false, reasons: c.failed };
     if (Date.now() >= deadline) return { ok: false, reasons: [`not converged after ${timeoutSeconds}s: ${c.waiting.join("; ")}`] };
     await new Promise((r) => setTimeout(r, 1000));
@@ -119,7 +135,7 @@ export async function runSwarmJobs(s: SshSession, login: RegistryLogin | undefin
 }
 
 /** Make release `id` current on the manager and deploy its stack; then wait for it. */
-export async function switchStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, shape: ReleaseShape, timeoutSeconds: number): Promise<HealthOutcome> {
+export async function switchStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, shape: ReleaseShape, timeoutSeconds: number, note?: (line: string) => void): Promise<HealthOutcome> {
   const sw = await s.exec(switchTo(l, id));
   if (sw.code !== 0) return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
   try {
@@ -129,14 +145,14 @@ export async function switchStack(s: SshSession, login: RegistryLogin | undefine
     if (err.code === "SSH_CONNECTION_LOST") throw err;
     return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
   }
-  return waitConverged(s, project, expectedServices(shape), timeoutSeconds);
+  return waitConverged(s, project, expectedServices(shape), timeoutSeconds, note);
 }
 
 /** A kept release back on the swarm (the automatic rollback, and `rollback`): its stack files made again, deployed, waited for. */
-export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
+export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number, note?: (line: string) => void): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
   const compose = await releaseCompose(s, l, id);
   const shape = releaseShape(compose);
   const sw = renderSwarmRelease(compose);
   await prepareStack(s, l, id, sw);
-  return { shape, health: await switchStack(s, login, l, id, project, shape, timeoutSeconds) };
+  return { shape, health: await switchStack(s, login, l, id, project, shape, timeoutSeconds, note) };
 }
