@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { plan } from "../../.dagger/src/remote/plan.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { doctor } from "../../.dagger/src/registry/doctor.js";
@@ -54,6 +55,13 @@ describe("deploy to a swarm", () => {
     expect(st.swarm?.nodes.map((n) => `${n.hostname} ${n.state}`).sort()).toEqual(["swarm-1 ready", "swarm-2 ready", "swarm-3 ready"]);
     expect(st.swarm?.services.find((s) => s.service === "api")).toMatchObject({ desired: 3, running: 3 });
     expect(history("swa").at(-1)).toMatchObject({ action: "deploy", result: "ok" });
+
+    // plan on a swarm: the manager's preflight, what would change, nothing written
+    const before = sh("ls /home/deploy/production/swa/.releases");
+    const p = await plan(req("swa", 18301, "v2"));
+    expect(p.preflight.compose).toMatch(/not needed/);
+    expect(p.services.filter((x) => x.change === "changed").map((x) => x.service).sort()).toEqual(["api", "web"]);
+    expect(sh("ls /home/deploy/production/swa/.releases")).toBe(before);
   });
 
   it("upgrades start-first: the running replicas never drop below three while the new ones come up", async () => {

@@ -65,6 +65,27 @@ volumes:
     expect(renderSwarmRelease("services:\n  a: { image: x }\n").jobsStack).toBe("");
   });
 
+  it("publishes again the ports the release moved to the edge's label", () => {
+    const r = renderSwarmRelease(`services:
+  web:
+    image: w
+    labels: { vps-pipeline.edge.published: "\${WEB_PORT:-8080}:8000" }
+    x-vps-pipeline: { http: { port: 8000 } }
+  admin:
+    image: a
+    labels: ["team=ops", "vps-pipeline.edge.published=7000:7000"]
+    x-vps-pipeline: { http: { port: 7000 } }
+`);
+    expect(services(r).web).toMatchObject({ ports: ["${WEB_PORT:-8080}:8000"] });
+    expect(services(r).web!.labels).toBeUndefined();
+    expect(services(r).admin).toMatchObject({ ports: ["7000:7000"], labels: ["team=ops"] });
+  });
+
+  it("refuses a port bound to one address: the routing mesh publishes on every address of every node", () => {
+    expect(() => renderSwarmRelease(`services:\n  a: { image: x, ports: ["127.0.0.1:9090:8000"] }\n  b: { image: y, ports: [{ target: 80, published: 8081, host_ip: 10.0.0.5 }] }\n`))
+      .toThrow(/services\.a\.ports: `127\.0\.0\.1:9090:8000` binds to 127\.0\.0\.1[\s\S]*services\.b\.ports: .* binds to 10\.0\.0\.5/);
+  });
+
   it("turns a service others wait for to complete into a one-off job", () => {
     const r = renderSwarmRelease(`services:
   seed:

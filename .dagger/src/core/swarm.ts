@@ -147,6 +147,11 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
       }
     }
 
+    const ports = doc.getIn(["services", name, "ports"]);
+    for (const p of isSeq(ports) ? (ports.toJSON() as unknown[]) : []) {
+      const ip = typeof p === "string" ? /^(\d{1,3}(?:\.\d{1,3}){3}|\[[^\]]*\]):\S+:/.exec(p)?.[1] : (p as { host_ip?: string } | null)?.host_ip;
+      if (ip) problems.push(`${where}.ports: \`${typeof p === "string" ? p : JSON.stringify(p)}\` binds to ${ip}; a swarm publishes a port on every address of every node (the routing mesh): remove the address, or keep the service off the swarm`);
+    }
     const deploy = { ...((svc.deploy as Record<string, unknown> | undefined) ?? {}) };
     if (runOnce.has(name) && deploy.mode === undefined) {
       deploy.mode = "replicated-job";
