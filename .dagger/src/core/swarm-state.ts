@@ -150,9 +150,14 @@ function lastError(tasks: SwarmTask[]): string {
   return t ? `; last task on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}` : "";
 }
 
-/** How many tasks a service should run: its replicas, or for a global one the nodes that are ready and active. */
-function wanted(s: SwarmService, nodes: SwarmNode[]): number {
-  return s.mode === "global" ? nodes.filter((n) => n.state === "ready" && n.availability === "active").length : s.replicas ?? 1;
+/**
+ * How many tasks a service should run: its replicas; for a global one, one per
+ * ready node swarm placed a task of `image` on (its placement constraints are
+ * swarm's to apply), at least one.
+ */
+function wanted(s: SwarmService, tasks: SwarmTask[], image: string): number {
+  if (s.mode !== "global") return s.replicas ?? 1;
+  return Math.max(1, new Set(tasks.filter((t) => t.service === s.service && t.desired === "running" && t.nodeReady && runsImage(image, t.image)).map((t) => t.node)).size);
 }
 
 /** Task states before `running`. */
@@ -188,7 +193,7 @@ export function assessConvergence(expected: readonly Expected[], st: StackState)
       else if (done.length === 0) waiting.push(`${e.service}: the one-off task has not completed${lastError(mine)}`);
       continue;
     }
-    const want = wanted(s, st.nodes);
+    const want = wanted(s, st.tasks, e.image);
     const running = mine.filter((t) => t.desired === "running" && t.state === "running" && t.nodeReady).length;
     // start-first: the old tasks run until the new ones are up; the update is done when none is left
     const old = st.tasks.filter((t) => t.service === e.service && t.desired === "running" && !runsImage(e.image, t.image) && t.nodeReady).length;
@@ -216,7 +221,7 @@ export function serviceTasks(st: StackState): ServiceTasks[] {
   return st.services.map((s) => {
     const live = st.tasks.filter((t) => t.service === s.service && (t.desired === "running" || (s.mode.endsWith("job") && t.state === "complete")));
     return {
-      service: s.service, mode: s.mode, desired: s.mode.endsWith("job") ? 1 : wanted(s, st.nodes),
+      service: s.service, mode: s.mode, desired: s.mode.endsWith("job") ? 1 : wanted(s, st.tasks, s.image),
       running: live.filter((t) => t.state === (s.mode.endsWith("job") ? "complete" : "running") && t.nodeReady).length, image: s.image,
       tasks: live.map((t) => ({ node: t.node, state: t.nodeReady ? t.state : `${t.state} (node ${st.nodes.find((n) => n.hostname === t.node)?.state ?? "unknown"})`, image: t.image, ...(t.error ? { error: t.error } : {}) })),
     };

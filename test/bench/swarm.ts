@@ -1,0 +1,98 @@
+/**
+ * `npm run bench` (second part): the same stack on one VPS and on the test bed's
+ * three-node swarm, side by side in one run: upgrade deploy time, failed requests
+ * during the upgrade on the VPS (web behind the edge, 50 requests/s), and on the
+ * swarm the fewest api replicas running during the upgrade (this kernel has no
+ * IPVS, so requests cannot go through swarm's routing mesh here). Appends its
+ * table to bench/<date>.md.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const here = fileURLToPath(new URL(".", import.meta.url));
+execFileSync("bash", [`${root}test/testbed/up.sh`], { stdio: ["ignore", "ignore", "inherit"] });
+process.env.NODE_EXTRA_CA_CERTS ??= `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
+const { deploy } = await import("../../.dagger/src/remote/deploy.js");
+const { bed, deployRequest, freshProject, freshStack, onSwarm, releaseCompose, swarmRequest } = await import("../testbed/bed.js");
+
+/** The example with api at three replicas: the same file for both targets. */
+const replicated = (t: string) => t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
+const vps = (v: "v1" | "v2") => deployRequest("bench-one", 18111, { compose: releaseCompose(v, v, replicated), by: "bench" });
+const swarm = (v: "v1" | "v2") => swarmRequest("bench-swarm", 18112, v, { by: "bench" }, replicated);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await f();
+  return (performance.now() - t) / 1000;
+}
+
+/** Failed requests to the VPS's web while `f` runs (prober.mjs, a new connection per request). */
+async function failedDuring(rate: number, f: () => Promise<number>): Promise<{ seconds: number; sent: number; failed: number }> {
+  const p = spawn("node", [`${here}prober.mjs`, `http://${bed.vps.hostIp}:18111/`, String(rate), "120", ""], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => setTimeout(r, 500));
+  const seconds = await f();
+  await new Promise((r) => setTimeout(r, 500));
+  p.kill("SIGTERM");
+  await new Promise((r) => p.once("exit", r));
+  const probe = JSON.parse(out) as { sent: number; failed: number };
+  return { seconds, ...probe };
+}
+
+/** The fewest api tasks running (on any node) while `f` runs. */
+async function capacityDuring(f: () => Promise<number>): Promise<{ seconds: number; min: number }> {
+  let min = Infinity;
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      const n = onSwarm("service ps bench-swarm_api --filter desired-state=running --format '{{.CurrentState}}'").split("\n").filter((l) => l.startsWith("Running")).length;
+      min = Math.min(min, n);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const seconds = await f();
+  done = true;
+  await watch;
+  return { seconds, min };
+}
+
+freshProject("bench-one");
+await freshStack("bench-swarm");
+await deploy(vps("v1"));
+await deploy(swarm("v1"));
+const one: { seconds: number; sent: number; failed: number }[] = [];
+const many: { seconds: number; min: number }[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const v = i % 2 === 0 ? "v2" : "v1";
+  one.push(await failedDuring(50, () => timed(() => deploy(vps(v)))));
+  many.push(await capacityDuring(() => timed(() => deploy(swarm(v)))));
+}
+freshProject("bench-one");
+await freshStack("bench-swarm");
+
+const f2 = (x: number) => x.toFixed(2);
+const ratio = many.map((m, i) => m.seconds / one[i]!.seconds);
+const rows = [
+  `## One VPS against a three-node swarm (${RUNS} upgrades each, interleaved; api at 3 replicas, web behind the edge on the VPS)`,
+  "",
+  "| | one VPS (compose, edge) | three-node swarm (stack deploy) |",
+  "|---|---|---|",
+  `| upgrade deploy time, median | ${f2(median(one.map((x) => x.seconds)))} s | ${f2(median(many.map((x) => x.seconds)))} s (${f2(median(ratio))}× the VPS) |`,
+  `| failed requests during the upgrades (50/s, new connection each) | ${one.reduce((a, x) => a + x.failed, 0)} of ${one.reduce((a, x) => a + x.sent, 0)} | not measurable here: no IPVS in this kernel, so no routing mesh |`,
+  `| fewest api replicas running during an upgrade (of 3) | — | ${Math.min(...many.map((x) => x.min))} |`,
+  "",
+  "The swarm's time is swarm's own rolling update: one task at a time, start-first, each waiting for its healthcheck, then the `monitor` window.",
+  "",
+];
+const text = rows.join("\n");
+console.log(text);
+appendFileSync(`${root}bench/${new Date().toISOString().slice(0, 10)}.md`, `\n${text}`);
