@@ -10,8 +10,9 @@ import { plan } from "../../.dagger/src/remote/plan.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { doctor } from "../../.dagger/src/registry/doctor.js";
+import { vpsAccessFindings } from "../../.dagger/src/remote/doctor.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, freshStack, history, onSwarm, sh, sshOptions, swarmRequest, tokenPasswords } from "../testbed/bed.js";
+import { bed, captureLog, freshStack, history, onSwarm, registryPassword, sh, sshOptions, swarmRequest, tokenPasswords } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -27,7 +28,7 @@ function running(service: string): string[] {
 }
 
 afterAll(async () => {
-  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf"]) await freshStack(p);
+  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf", "swg"]) await freshStack(p);
 });
 
 describe("deploy to a swarm", () => {
@@ -120,6 +121,18 @@ describe("deploy to a swarm", () => {
     expect(v.problems.join("\n")).toMatch(/api: the service is defined with .*changed by hand/);
   });
 
+  it("a failing release-phase job stops the deploy before the stack changes, with the job's output", async () => {
+    await freshStack("swg");
+    await deploy(req("swg", 18307, "v1"));
+    const failing = (t: string) => replicated(t).replace('echo migrations applied"]', 'echo cannot reach the database; exit 3"]');
+    const err = (await deploy(swarmRequest("swg", 18307, "v2", { env: env(18307) }, failing)).then(() => undefined, (e: unknown) => e)) as Error & { code?: string };
+    expect(err).toMatchObject({ code: "JOB_FAILED" });
+    expect(err.message).toMatch(/`migrate`: the one-off task failed with exit code 3[\s\S]*nothing that runs was changed[\s\S]*cannot reach the database/);
+    expect(running("swg_api").every((l) => l.includes(bed.images["api:v1"]!))).toBe(true);
+    expect(onSwarm("service ls --format '{{.Name}}' --filter label=com.docker.stack.namespace=swg").trim().split("\n").sort()).toEqual(["swg_api", "swg_web"]);
+    expect(history("swg").at(-1)).toMatchObject({ result: "failed", code: "JOB_FAILED" });
+  });
+
   it("a host that is no swarm manager is refused before anything is written", async () => {
     await freshStack("swf");
     const err = (await deploy(req("swf", 18306, "v1", { ssh: sshOptions() })).then(() => undefined, (e: unknown) => e)) as Error & { code?: string; hint?: string };
@@ -173,5 +186,15 @@ describe("doctor on a swarm", () => {
     expect(rw.find((f) => f.check === "pull token on the swarm")).toMatchObject({ status: "warn", fix: expect.stringMatching(/read-only/) });
     const ro = await doctor({ ...input, pull: { user: "ro", token: tokenPasswords.ro } });
     expect(ro.find((f) => f.check === "pull token on the swarm")).toMatchObject({ status: "ok" });
+  });
+
+  it("says whether the host manages the swarm and how many nodes are ready", async () => {
+    const refs = [`${bed.registry.prefix}/api:v1`];
+    const pull = { user: bed.registry.user, token: registryPassword };
+    const manager = await vpsAccessFindings(sshOptions({ host: bed.swarm.host }), bed.registry.host, pull, refs, undefined, true);
+    expect(manager.find((f) => f.check === "swarm")).toMatchObject({ status: "ok", detail: "this host manages the swarm: 3 node(s), 1 manager(s), all ready" });
+    expect(manager.find((f) => f.check.startsWith("pull "))).toMatchObject({ status: "ok" });
+    const plain = await vpsAccessFindings(sshOptions(), bed.registry.host, pull, refs, undefined, true);
+    expect(plain.find((f) => f.check === "swarm")).toMatchObject({ status: "fail", fix: expect.stringMatching(/docker swarm init/) });
   });
 });

@@ -1,6 +1,6 @@
 import { parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
-import { durationSeconds, renderSwarmRelease } from "../../.dagger/src/core/swarm.js";
+import { durationSeconds, renderSwarmRelease, withJobs } from "../../.dagger/src/core/swarm.js";
 
 const D = `sha256:${"b".repeat(64)}`;
 const services = (r: { stack: string }) => (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;
@@ -63,6 +63,14 @@ volumes:
     expect(jobs.services.migrate!.profiles).toBeUndefined();
     expect(jobs).toMatchObject({ version: "3.9", volumes: { pgdata: {} } });
     expect(renderSwarmRelease("services:\n  a: { image: x }\n").jobsStack).toBe("");
+  });
+
+  it("keeps only the named jobs (a rollback runs those declared on-rollback)", () => {
+    const two = renderSwarmRelease(`services:\n  a: { image: x, x-vps-pipeline: { job: true } }\n  b: { image: y, x-vps-pipeline: { job: { on-rollback: true } } }\n  c: { image: z }\n`);
+    const only = withJobs(two, ["b"]);
+    expect(only.jobs.map((j) => j.service)).toEqual(["b"]);
+    expect(Object.keys((parseDocument(only.jobsStack).toJS() as { services: object }).services)).toEqual(["b"]);
+    expect(withJobs(two, [])).toMatchObject({ jobs: [], jobsStack: "" });
   });
 
   it("publishes again the ports the release moved to the edge's label", () => {

@@ -62,6 +62,8 @@ export function stackDeploy(loginHost: string, l: Layout, id: string, file: stri
   return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : ""];
 }
 
+const NODES_JSON = "docker node inspect $(docker node ls -q)";
+
 /** The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see core/swarm-state.ts). */
 export function stackState(project: string): Argv {
   const script = [
@@ -71,9 +73,14 @@ export function stackState(project: string): Argv {
     "echo '=== tasks'",
     'if [ -n "$ids" ]; then t=$(docker service ps -q --no-trunc $ids); if [ -n "$t" ]; then docker inspect --type task $t; fi; fi',
     "echo '=== nodes'",
-    "docker node inspect $(docker node ls -q)",
+    NODES_JSON,
   ].join("\n");
   return ["sh", "-c", script, "sh", project];
+}
+
+/** Every node of the swarm, as JSON (`docker node inspect`). */
+export function swarmNodes(): Argv {
+  return ["sh", "-c", NODES_JSON];
 }
 
 /** Start a service's update again from where it is (`--force`): what unsticks an update waiting on a node that went down. */

@@ -67,6 +67,15 @@ interface RawNode {
   ManagerStatus?: object;
 }
 
+function toNode(n: RawNode): SwarmNode {
+  return { id: n.ID, hostname: n.Description?.Hostname ?? n.ID.slice(0, 12), state: n.Status?.State ?? "unknown", availability: n.Spec?.Availability ?? "unknown", manager: n.ManagerStatus !== undefined };
+}
+
+/** `docker node inspect` of every node (swarmNodes). */
+export function parseNodes(json: string): SwarmNode[] {
+  return json.trim() === "" ? [] : parseJson<RawNode[]>(json, "docker node inspect").map(toNode);
+}
+
 /** `=== services|tasks|nodes` sections, each a JSON array (or empty), as stackState prints them. */
 export function parseStackState(text: string, project: string): StackState {
   const sections = new Map<string, string>();
@@ -80,9 +89,7 @@ export function parseStackState(text: string, project: string): StackState {
     const t = (sections.get(k) ?? "").trim();
     return t === "" ? [] : parseJson<T[]>(t, `docker inspect (${k})`);
   };
-  const nodes = arr<RawNode>("nodes").map((n) => ({
-    id: n.ID, hostname: n.Description?.Hostname ?? n.ID.slice(0, 12), state: n.Status?.State ?? "unknown", availability: n.Spec?.Availability ?? "unknown", manager: n.ManagerStatus !== undefined,
-  }));
+  const nodes = arr<RawNode>("nodes").map(toNode);
   const prefix = `${project}_`;
   const services = arr<RawService>("services").map((s): SwarmService => {
     const m = s.Spec.Mode ?? {};

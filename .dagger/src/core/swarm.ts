@@ -73,6 +73,15 @@ function monitorSeconds(svc: Record<string, unknown>): number {
   return Math.max(10, Math.ceil(start + interval * (retries + 1)));
 }
 
+/** The same release with only the named jobs (a rollback runs those declared `on-rollback`). */
+export function withJobs(sw: SwarmRelease, names: readonly string[]): SwarmRelease {
+  const jobs = sw.jobs.filter((j) => names.includes(j.service));
+  if (jobs.length === 0) return { ...sw, jobs, jobsStack: "" };
+  const doc = parseDocument(sw.jobsStack);
+  for (const j of sw.jobs) if (!names.includes(j.service)) doc.deleteIn(["services", j.service]);
+  return { ...sw, jobs, jobsStack: doc.toString({ lineWidth: 0 }) };
+}
+
 /** Remove one label from a service (`labels:` as a map or a `KEY=value` list) and return its value. */
 function takeLabel(doc: Document, service: string, key: string): string | undefined {
   const labels = doc.getIn(["services", service, "labels"]);

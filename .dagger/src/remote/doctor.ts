@@ -5,13 +5,16 @@ import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
 import { EDGE_CONTAINER } from "../core/edge.js";
+import { layout } from "../core/remote-commands.js";
+import { parseSwarmProbe, swarmNodes, swarmProbe } from "../core/swarm-commands.js";
+import { parseNodes } from "../core/swarm-state.js";
 import { readEdge } from "./edge.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshOptions, SshSession } from "./ssh.js";
 import { defaultTracing } from "./trace.js";
 
-export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[], edgeImage?: string): Promise<Finding[]> {
+export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[], edgeImage?: string, swarm = false): Promise<Finding[]> {
   const findings: Finding[] = [];
   try {
     await withSession(ssh, new Progress(() => {}, "doctor", defaultTracing()), async (s) => {
@@ -44,12 +47,27 @@ export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull:
           }
         }
       }
-      findings.push(await edgeFinding(s, edgeImage));
+      findings.push(swarm ? await swarmFinding(s) : await edgeFinding(s, edgeImage));
     });
   } catch (e) {
     findings.push(isPipelineError(e) ? { check: "ssh", status: "fail", detail: `${e.code}: ${e.message}`, fix: e.hint } : { check: "ssh", status: "fail", detail: String(e) });
   }
   return findings;
+}
+
+/** On a swarm: the host must be a manager, and nodes that are down are named. */
+async function swarmFinding(s: SshSession): Promise<Finding> {
+  const check = "swarm";
+  const f = parseSwarmProbe((await s.exec(swarmProbe(layout(".")))).stdout);
+  if (f.swarm !== "active" || !f.manager) {
+    return { check, status: "fail", detail: f.swarm !== "active" ? `the host is in no swarm (${f.swarm || "unknown"})` : "the host is a worker", fix: "`docker swarm init` on the first server, or point --host at a manager (`docker node ls` on a manager lists them)" };
+  }
+  const nodes = parseNodes(await s.run(swarmNodes(), "listing the swarm's nodes"));
+  const down = nodes.filter((n) => n.state !== "ready").map((n) => `${n.hostname} (${n.state})`);
+  const summary = `${nodes.length} node(s), ${nodes.filter((n) => n.manager).length} manager(s)`;
+  return down.length
+    ? { check, status: "warn", detail: `${summary}; not ready: ${down.join(", ")}`, fix: "replicas are placed on the ready nodes; bring the others back or `docker node rm` them" }
+    : { check, status: "ok", detail: `this host manages the swarm: ${summary}, all ready` };
 }
 
 /** The edge: absent until a service opts in; running with its routes; or stopped (its services get no traffic). */

@@ -136,7 +136,6 @@ export async function swarmRollback(req: RollbackRequest): Promise<DeployResult>
           );
         }
         span.setAttribute("release.id", target);
-        // jobs marked on-rollback are not run on a swarm: the README's swarm section says so
         const r = await p.step("switch", async (sp) => {
           const x = await restoreRelease(s, req.registry, l, target, req.project, req.healthTimeoutSeconds, (n) => req.log(`rollback note    ${n}`));
           if (!x.health.ok) sp.fail(x.health.reasons.join("; "));

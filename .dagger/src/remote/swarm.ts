@@ -13,7 +13,7 @@ import { dockerAuthConfig } from "../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
 import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
 import { assessConvergence, parseStackState, type Expected, type StackState } from "../core/swarm-state.js";
-import { renderSwarmRelease, type SwarmRelease } from "../core/swarm.js";
+import { renderSwarmRelease, withJobs, type SwarmRelease } from "../core/swarm.js";
 import { MIN_FREE_MIB, releaseCompose, type HealthOutcome } from "./steps.js";
 import type { SshSession } from "./ssh.js";
 import type { RegistryLogin } from "./target.js";
@@ -122,7 +122,7 @@ export async function runSwarmJobs(s: SshSession, login: RegistryLogin | undefin
         const timedOut = h.reasons.some((r) => r.startsWith("not converged"));
         throw new PipelineError(
           "JOB_FAILED",
-          `release-phase job \`${j.service}\` ${timedOut ? `did not finish within ${j.timeoutSeconds}s` : h.reasons.join("; ")}; nothing that runs was changed\n${logs}`,
+          `release-phase job \`${j.service}\`${timedOut ? ` did not finish within ${j.timeoutSeconds}s` : `: ${h.reasons.map((r) => r.replace(`${j.service}: `, "")).join("; ")}`}; nothing that runs was changed\n${logs}`,
           timedOut ? `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}` : `fix ${j.service} (its last output is above) and deploy again`,
         );
       }
@@ -148,11 +148,16 @@ export async function switchStack(s: SshSession, login: RegistryLogin | undefine
   return waitConverged(s, project, expectedServices(shape), timeoutSeconds, note);
 }
 
-/** A kept release back on the swarm (the automatic rollback, and `rollback`): its stack files made again, deployed, waited for. */
+/**
+ * A kept release back on the swarm (the automatic rollback, and `rollback`):
+ * its stack files made again, its jobs declared `on-rollback` run, its stack
+ * deployed and waited for.
+ */
 export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number, note?: (line: string) => void): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
   const compose = await releaseCompose(s, l, id);
   const shape = releaseShape(compose);
-  const sw = renderSwarmRelease(compose);
+  const sw = withJobs(renderSwarmRelease(compose), shape.jobs.filter((j) => j.onRollback).map((j) => j.service));
   await prepareStack(s, l, id, sw);
+  if (sw.jobs.length > 0) await runSwarmJobs(s, login, l, id, project, sw);
   return { shape, health: await switchStack(s, login, l, id, project, shape, timeoutSeconds, note) };
 }
