@@ -59,6 +59,16 @@ describe("the swarm's state", () => {
     expect(assessConvergence([{ service: "api", image: A1 }], st(A1, 1, [{ node: "n1", state: "running" }], { State: "rollback_completed", Message: "" })).done).toBe(true);
   });
 
+  it("calls a service that keeps failing with none running failed, without waiting for the timeout", () => {
+    const crash = (n: number) => st(A2, 1, Array.from({ length: n }, () => ({ node: "n1", state: "rejected", desired: "shutdown", err: "No such image: reg.example/acme/api" })));
+    expect(assessConvergence([{ service: "api", image: A2 }], crash(2)).failed).toEqual([]);
+    expect(assessConvergence([{ service: "api", image: A2 }], crash(3)).failed[0]).toMatch(/^api: 3 tasks failed and none runs; last task on swarm-1: rejected \(No such image/);
+    // failures from before the definition last changed belong to an earlier deploy of the same image
+    const earlier = crash(3);
+    earlier.services[0]!.updatedAt = "2026-11-27T00:00:05Z";
+    expect(assessConvergence([{ service: "api", image: A2 }], earlier).failed).toEqual([]);
+  });
+
   it("judges one-off jobs by their task: complete, or failed with the exit code", () => {
     const job = (s: string, exit?: number) => parseStackState(state(A1, 1, []).replace('"Mode":{"Replicated":{"Replicas":1}}', '"Mode":{"ReplicatedJob":{}}').replace('=== tasks\n[]', `=== tasks\n${JSON.stringify([{ ID: "t", ServiceID: "s1", NodeID: "n1", Spec: { ContainerSpec: { Image: A1 } }, Status: { State: s, ContainerStatus: exit === undefined ? {} : { ExitCode: exit } }, DesiredState: "complete" }])}`), "gold");
     expect(assessConvergence([{ service: "api", image: A1 }], job("complete", 0)).done).toBe(true);

@@ -89,6 +89,12 @@ volumes:
     expect(services(r).admin).toMatchObject({ ports: ["7000:7000"], labels: ["team=ops"] });
   });
 
+  it("updates a service with a host-mode port stop-first, and says why", () => {
+    const r = renderSwarmRelease(`services:\n  lb: { image: x, ports: [{ target: 80, published: 80, mode: host }] }\n`);
+    expect(services(r).lb).toMatchObject({ deploy: { update_config: { order: "stop-first" }, rollback_config: { order: "stop-first" } } });
+    expect(r.notes.join("\n")).toMatch(/lb: publishes a port in host mode/);
+  });
+
   it("refuses a port bound to one address: the routing mesh publishes on every address of every node", () => {
     expect(() => renderSwarmRelease(`services:\n  a: { image: x, ports: ["127.0.0.1:9090:8000"] }\n  b: { image: y, ports: [{ target: 80, published: 8081, host_ip: 10.0.0.5 }] }\n`))
       .toThrow(/services\.a\.ports: `127\.0\.0\.1:9090:8000` binds to 127\.0\.0\.1[\s\S]*services\.b\.ports: .* binds to 10\.0\.0\.5/);

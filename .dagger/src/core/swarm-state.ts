@@ -13,6 +13,8 @@ export interface SwarmService {
   image: string;
   mode: "replicated" | "global" | "replicated-job" | "global-job";
   replicas?: number;
+  /** When its definition last changed (the manager's clock). */
+  updatedAt?: string;
   /** Swarm's own rolling update: `updating`, `completed`, `paused`, `rollback_started`, `rollback_completed`… */
   update?: { state: string; message: string };
 }
@@ -47,6 +49,7 @@ export interface StackState {
 
 interface RawService {
   ID: string;
+  UpdatedAt?: string;
   Spec: { Name: string; TaskTemplate?: { ContainerSpec?: { Image?: string } }; Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: object; GlobalJob?: object } };
   UpdateStatus?: { State?: string; Message?: string };
 }
@@ -96,7 +99,7 @@ export function parseStackState(text: string, project: string): StackState {
     const mode = m.Global ? "global" : m.ReplicatedJob ? "replicated-job" : m.GlobalJob ? "global-job" : "replicated";
     return {
       service: s.Spec.Name.startsWith(prefix) ? s.Spec.Name.slice(prefix.length) : s.Spec.Name,
-      id: s.ID, image: s.Spec.TaskTemplate?.ContainerSpec?.Image ?? "", mode,
+      id: s.ID, image: s.Spec.TaskTemplate?.ContainerSpec?.Image ?? "", mode, ...(s.UpdatedAt ? { updatedAt: s.UpdatedAt } : {}),
       ...(mode === "replicated" ? { replicas: m.Replicated?.Replicas ?? 1 } : {}),
       ...(s.UpdateStatus?.State ? { update: { state: s.UpdateStatus.State, message: s.UpdateStatus.Message ?? "" } } : {}),
     };
@@ -167,6 +170,9 @@ function wanted(s: SwarmService, tasks: SwarmTask[], image: string): number {
   return Math.max(1, new Set(tasks.filter((t) => t.service === s.service && t.desired === "running" && t.nodeReady && runsImage(image, t.image)).map((t) => t.node)).size);
 }
 
+/** Failed tasks of a service, none running, after which waiting longer is pointless. */
+export const CRASH_LOOP = 3;
+
 /** Task states before `running`. */
 const STARTING = ["new", "pending", "assigned", "accepted", "preparing", "ready", "starting"];
 
@@ -207,6 +213,14 @@ export function assessConvergence(expected: readonly Expected[], st: StackState)
     // a new task that never started on a node now down (swarm set it to shut down, but the update still waits for it)
     const lost = mine.filter((t) => STARTING.includes(t.state) && st.nodes.some((n) => n.hostname === t.node && n.state === "down"));
     if (u === "updating" && lost.length > 0) stuck[e.service] = [...new Set(lost.map((t) => t.node))];
+    // swarm retries a task that crashes, fails its healthcheck or cannot pull forever: three failures and none running is the verdict
+    // only since the definition last changed: the history may hold failures of an earlier deploy of the same image
+    const since = Date.parse(s.updatedAt ?? "") || 0;
+    const failures = mine.filter((t) => (t.state === "failed" || t.state === "rejected") && (Date.parse(t.at) || 0) >= since).length;
+    if (running === 0 && failures >= CRASH_LOOP) {
+      failed.push(`${e.service}: ${failures} tasks failed and none runs${lastError(mine)}`);
+      continue;
+    }
     if (u === "updating" || u === "rollback_started" || running < want || old > 0) {
       waiting.push(`${e.service}: ${running}/${want} running${old ? `, ${old} of the previous version still running` : ""}${u === "updating" || u === "rollback_started" ? ` (${u.replace("_", " ")})` : ""}${running < want ? lastError(mine) : ""}`);
     }

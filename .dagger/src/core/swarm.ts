@@ -190,8 +190,10 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
       for (const [dep, v] of conditions) notes.push(`${name}: waits for ${dep} (${v?.condition}) under compose; a swarm starts services in any order, so ${name} must retry ${dep} until it answers`);
       doc.deleteIn(["services", name, "depends_on"]);
     }
-    const stateful = hasVolumes(svc);
-    const order = stateful ? "stop-first" : "start-first";
+    // a host-mode port is held by one task per node: a second copy beside the old one could not bind it
+    const hostPorts = Array.isArray(svc.ports) && svc.ports.some((p) => (p as { mode?: unknown } | null)?.mode === "host");
+    if (hostPorts && deploy.update_config === undefined) notes.push(`${name}: publishes a port in host mode, which one task per node can hold: its updates stop the old task first (the routing mesh's ingress mode keeps it answering)`);
+    const order = hasVolumes(svc) || hostPorts ? "stop-first" : "start-first";
     if (deploy.update_config === undefined) {
       deploy.update_config = { parallelism: 1, order, failure_action: "rollback", monitor: `${monitorSeconds(svc)}s` };
     }
