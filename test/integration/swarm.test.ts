@@ -28,7 +28,7 @@ function running(service: string): string[] {
 }
 
 afterAll(async () => {
-  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf", "swg"]) await freshStack(p);
+  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf", "swg", "swh"]) await freshStack(p);
 });
 
 describe("deploy to a swarm", () => {
@@ -131,6 +131,18 @@ describe("deploy to a swarm", () => {
     expect(running("swg_api").every((l) => l.includes(bed.images["api:v1"]!))).toBe(true);
     expect(onSwarm("service ls --format '{{.Name}}' --filter label=com.docker.stack.namespace=swg").trim().split("\n").sort()).toEqual(["swg_api", "swg_web"]);
     expect(history("swg").at(-1)).toMatchObject({ result: "failed", code: "JOB_FAILED" });
+
+    // a wrong pull token is caught from the manager before the stack changes too
+    const denied = (await deploy(req("swg", 18307, "v2", { registry: { host: bed.registry.host, user: bed.registry.user, token: "not-the-password" } })).then(() => undefined, (e: unknown) => e)) as Error & { code?: string };
+    expect(denied).toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
+    expect(running("swg_api").every((l) => l.includes(bed.images["api:v1"]!))).toBe(true);
+  });
+
+  it("a first release that never runs fails without waiting for the timeout, naming the tasks' error", async () => {
+    await freshStack("swh");
+    const err = (await deploy(req("swh", 18308, "v3")).then(() => undefined, (e: unknown) => e)) as Error & { code?: string };
+    expect(err).toMatchObject({ code: "DEPLOY_FAILED" });
+    expect(err.message).toMatch(/api: \d+ tasks failed and none runs; last task on swarm-\d: failed .*unhealthy/);
   });
 
   it("a host that is no swarm manager is refused before anything is written", async () => {

@@ -14,7 +14,7 @@ import { Progress } from "./progress.js";
 import type { RollbackRequest } from "./rollback.js";
 import { withLock, withSession } from "./session.js";
 import { readCurrent, readCurrentWithCompose, record, type HealthOutcome } from "./steps.js";
-import { prepareStack, restoreRelease, runSwarmJobs, swarmPreflight, switchStack } from "./swarm.js";
+import { checkImages, prepareStack, restoreRelease, runSwarmJobs, swarmPreflight, switchStack } from "./swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
@@ -53,6 +53,9 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
             ]);
             await prepareStack(s, l, id, sw, req.env);
           }, undefined, { "release.id": id });
+          begin("pull");
+          const images = [...new Set(Object.values(shape.images).filter(Boolean))];
+          await p.step("pull", () => checkImages(s, req.registry, images), (n) => `${n} image(s) readable with the pull login (each node pulls its own)`, { "registry.host": req.registry?.host ?? "" });
           if (sw.jobs.length > 0) {
             begin("jobs");
             await p.step("jobs", () => runSwarmJobs(s, req.registry, l, id, req.project, sw), (done) => `${done.join(", ")} done`);

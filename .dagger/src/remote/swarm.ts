@@ -10,7 +10,7 @@ import { envExports } from "../core/env-file.js";
 import { PipelineError, asPipelineError, tail } from "../core/errors.js";
 import { registryError } from "../core/registry-errors.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
-import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
 import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
 import { assessConvergence, parseStackState, type Expected, type StackState } from "../core/swarm-state.js";
 import { renderSwarmRelease, withJobs, type SwarmRelease } from "../core/swarm.js";
@@ -62,6 +62,24 @@ export async function prepareStack(s: SshSession, l: Layout, id: string, sw: Swa
     s.upload(`${rel}/stack.env`, envExports(envText), "600"),
     ...(sw.jobsStack ? [s.upload(`${rel}/${JOBS_FILE}`, sw.jobsStack, "600")] : []),
   ]);
+}
+
+/**
+ * Before anything changes: the pull login works from the manager and every
+ * image of the release is there to pull (its manifest read, nothing pulled:
+ * the nodes pull). A bad token or a missing image stops the deploy here.
+ */
+export async function checkImages(s: SshSession, login: RegistryLogin | undefined, images: readonly string[]): Promise<number> {
+  const host = login?.host ?? "";
+  const r = await s.exec(checkPullAccess(host, images), { stdin: dockerAuthConfig(login) });
+  if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host || "the registry", r.stderr);
+  if (r.code !== 0) throw new PipelineError("PULL_FAILED", `cannot check the images from the manager: ${tail(r.stderr, 2)}`, "the deploy user's home must be writable");
+  const failed = r.stdout.split("\n").filter((x) => x.startsWith("fail "));
+  if (failed.length > 0) {
+    const [, ref, ...why] = failed[0]!.split(" ");
+    throw registryError("pull", host || "the registry", why.join(" "), ref ?? "the images");
+  }
+  return images.length;
 }
 
 /** `docker stack deploy` of a release's file; a refused login and other failures explained. */
