@@ -61,7 +61,7 @@ describe("deploy to a swarm", () => {
     const before = sh("ls /home/deploy/production/swa/.releases");
     const p = await plan(req("swa", 18301, "v2"));
     expect(p.preflight.compose).toMatch(/not needed/);
-    expect(p.services.filter((x) => x.change === "changed").map((x) => x.service).sort()).toEqual(["api", "web"]);
+    expect(p.services.filter((x) => x.change === "changed").map((x) => x.service).sort()).toEqual(["api", "migrate", "web"]);
     expect(sh("ls /home/deploy/production/swa/.releases")).toBe(before);
   });
 
