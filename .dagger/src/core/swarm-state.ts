@@ -156,7 +156,7 @@ export interface Convergence {
 }
 
 function lastError(tasks: SwarmTask[]): string {
-  const t = [...tasks].filter((x) => x.error || ["failed", "rejected"].includes(x.state)).sort((a, b) => a.at.localeCompare(b.at)).at(-1);
+  const t = [...tasks].filter((x) => x.error || ["failed", "rejected"].includes(x.state)).sort((a, b) => (Date.parse(a.at) || 0) - (Date.parse(b.at) || 0)).at(-1);
   return t ? `; last task on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}` : "";
 }
 

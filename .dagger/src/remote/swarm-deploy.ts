@@ -94,7 +94,7 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
           });
           const err = new PipelineError(
             "DEPLOY_ROLLED_BACK",
-            `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which runs on every task again" : `, which does NOT converge either: ${back.ok ? "" : back.reasons.join("; ")}`}`,
+            `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which runs on every task again" : `, which does NOT converge either: ${back.reasons.join("; ")}`}`,
             back.ok
               ? "the previous version is running; `docker service ps --no-trunc <project>_<service>` on the manager shows why the new tasks failed; fix it and deploy again"
               : "nothing healthy runs now: `docker stack ps <project>` on the manager, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
