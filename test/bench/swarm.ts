@@ -1,10 +1,11 @@
 /**
  * `npm run bench` (second part): the same stack on one VPS and on the test bed's
  * three-node swarm, side by side in one run: upgrade deploy time, failed requests
- * during the upgrade on the VPS (web behind the edge, 50 requests/s), and on the
- * swarm the fewest api replicas running during the upgrade (this kernel has no
- * IPVS, so requests cannot go through swarm's routing mesh here). Appends its
- * table to bench/<date>.md.
+ * during the upgrade (on the VPS: to web through the edge, 50 requests/s from
+ * outside; on the swarm: to api through swarm's DNS round robin, ~40/s from a
+ * client on the overlay — this kernel has no IPVS, so no routing mesh), and the
+ * fewest api replicas running during a swarm upgrade. Appends its table to
+ * bench/<date>.md.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync } from "node:fs";
@@ -16,12 +17,14 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 execFileSync("bash", [`${root}test/testbed/up.sh`], { stdio: ["ignore", "ignore", "inherit"] });
 process.env.NODE_EXTRA_CA_CERTS ??= `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { bed, deployRequest, freshProject, freshStack, onSwarm, releaseCompose, swarmRequest } = await import("../testbed/bed.js");
+const { bed, deployRequest, freshProject, freshStack, onSwarm, overlayProbe, releaseCompose, swarmRequest } = await import("../testbed/bed.js");
 
 /** The example with api at three replicas: the same file for both targets. */
 const replicated = (t: string) => t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
 const vps = (v: "v1" | "v2") => deployRequest("bench-one", 18111, { compose: releaseCompose(v, v, replicated), by: "bench" });
-const swarm = (v: "v1" | "v2") => swarmRequest("bench-swarm", 18112, v, { by: "bench" }, replicated);
+/** On the swarm api is reached by DNS round robin on an overlay the bench's client may join. */
+const dnsrr = (t: string) => replicated(t).replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }") + "\nnetworks:\n  default:\n    attachable: true\n";
+const swarm = (v: "v1" | "v2") => swarmRequest("bench-swarm", 18112, v, { by: "bench" }, dnsrr);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -69,13 +72,18 @@ freshProject("bench-one");
 await freshStack("bench-swarm");
 await deploy(vps("v1"));
 await deploy(swarm("v1"));
+const probe = overlayProbe("bench-swarm_default", "http://api:8000/health");
 const one: { seconds: number; sent: number; failed: number }[] = [];
-const many: { seconds: number; min: number }[] = [];
+const many: { seconds: number; min: number; sent: number; failed: number }[] = [];
 for (let i = 0; i < RUNS; i++) {
   const v = i % 2 === 0 ? "v2" : "v1";
   one.push(await failedDuring(50, () => timed(() => deploy(vps(v)))));
-  many.push(await capacityDuring(() => timed(() => deploy(swarm(v)))));
+  const a = probe.counts();
+  const m = await capacityDuring(() => timed(() => deploy(swarm(v))));
+  const b = probe.counts();
+  many.push({ ...m, sent: b.ok + b.failed - a.ok - a.failed, failed: b.failed - a.failed });
 }
+probe.stop();
 freshProject("bench-one");
 await freshStack("bench-swarm");
 
@@ -87,7 +95,7 @@ const rows = [
   "| | one VPS (compose, edge) | three-node swarm (stack deploy) |",
   "|---|---|---|",
   `| upgrade deploy time, median | ${f2(median(one.map((x) => x.seconds)))} s | ${f2(median(many.map((x) => x.seconds)))} s (${f2(median(ratio))}× the VPS) |`,
-  `| failed requests during the upgrades (50/s, new connection each) | ${one.reduce((a, x) => a + x.failed, 0)} of ${one.reduce((a, x) => a + x.sent, 0)} | not measurable here: no IPVS in this kernel, so no routing mesh |`,
+  `| failed requests during the upgrades (a new connection each) | ${one.reduce((a, x) => a + x.failed, 0)} of ${one.reduce((a, x) => a + x.sent, 0)} (50/s to web through the edge) | ${many.reduce((a, x) => a + x.failed, 0)} of ${many.reduce((a, x) => a + x.sent, 0)} (~40/s to api by swarm's DNS round robin, from a client on the overlay; no IPVS here, so not through the routing mesh) |`,
   `| fewest api replicas running during an upgrade (of 3) | — | ${Math.min(...many.map((x) => x.min))} |`,
   "",
   "The swarm's time is swarm's own rolling update: one task at a time, start-first, each waiting for its healthcheck, then the `monitor` window.",

@@ -12,7 +12,7 @@ import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { doctor } from "../../.dagger/src/registry/doctor.js";
 import { vpsAccessFindings } from "../../.dagger/src/remote/doctor.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, freshStack, history, onSwarm, registryPassword, sh, sshOptions, swarmRequest, tokenPasswords } from "../testbed/bed.js";
+import { bed, captureLog, freshStack, history, onSwarm, overlayProbe, registryPassword, sh, sshOptions, swarmRequest, tokenPasswords } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -65,9 +65,14 @@ describe("deploy to a swarm", () => {
     expect(sh("ls /home/deploy/production/swa/.releases")).toBe(before);
   });
 
-  it("upgrades start-first: the running replicas never drop below three while the new ones come up", async () => {
+  it("upgrades start-first under load: no failed request through swarm's service discovery, never fewer than three replicas running", async () => {
     await freshStack("swb");
-    await deploy(req("swb", 18302, "v1"));
+    // DNS round robin (no IPVS here) on an overlay a client container may join
+    const dnsrr = (t: string) => replicated(t).replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }") + "\nnetworks:\n  default:\n    attachable: true\n";
+    await deploy(swarmRequest("swb", 18302, "v1", { env: env(18302) }, dnsrr));
+    const probe = overlayProbe("swb_default", "http://api:8000/health");
+    for (let i = 0; i < 50 && probe.counts().ok < 20; i++) await new Promise((r) => setTimeout(r, 200));
+    const before = probe.counts();
     let min = Infinity;
     let samples = 0;
     let done = false;
@@ -78,9 +83,13 @@ describe("deploy to a swarm", () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    await deploy(req("swb", 18302, "v2"));
+    await deploy(swarmRequest("swb", 18302, "v2", { env: env(18302) }, dnsrr));
     done = true;
     await watch;
+    const after = probe.stop();
+    expect(before.ok).toBeGreaterThanOrEqual(20);
+    expect(after.ok - before.ok).toBeGreaterThan(100); // requests went on during the whole upgrade
+    expect(after.failed).toBe(0);
     expect(samples).toBeGreaterThan(5);
     expect(min).toBeGreaterThanOrEqual(3);
     const api = running("swb_api");

@@ -3,7 +3,7 @@
  * fixture builders with defaults so each scenario states only what differs.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { EDGE_CONTAINER, caddyConfig, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
@@ -224,4 +224,33 @@ export async function freshStack(project: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
   }
   sh(`rm -rf ${HOME}/production/${project}`);
+}
+
+/**
+ * A client on a stack's overlay network (a container on the manager node, from
+ * the test bed's busybox), GETting `url` about 40 times a second, a new
+ * connection and a new DNS lookup each time: requests go through swarm's own
+ * service discovery to tasks on every node. This kernel has no IPVS, so this is
+ * what can carry requests on the test bed (the routing mesh cannot).
+ */
+export function overlayProbe(network: string, url: string): { counts: () => { ok: number; failed: number }; stop: () => { ok: number; failed: number } } {
+  const name = `probe-${network}`;
+  const cfg = `${stateDir}/probe-docker-config`;
+  mkdirSync(cfg, { recursive: true, mode: 0o700 });
+  // written, not `docker login`: with a credential helper installed the CLI would hand the password to it
+  writeFileSync(`${cfg}/config.json`, JSON.stringify({ auths: { [bed.registry.host]: { auth: Buffer.from(`${bed.registry.user}:${registryPassword}`).toString("base64") } } }), { mode: 0o600 });
+  sh(`DOCKER_HOST=${SWARM} docker rm -f ${name} >/dev/null 2>&1 || true`);
+  sh(`DOCKER_HOST=${SWARM} DOCKER_CONFIG=${cfg} docker run -d --name ${name} --network ${network} ${bed.registry.host}/base/busybox:1 sh -c 'ok=0; bad=0; while :; do if timeout 2 wget -q -O /dev/null "$0"; then ok=$((ok+1)); else bad=$((bad+1)); fi; echo "$ok $bad" > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.02; done' ${url} >/dev/null`);
+  const counts = () => {
+    const [ok, failed] = sh(`DOCKER_HOST=${SWARM} docker exec ${name} cat /tmp/c 2>/dev/null || echo 0 0`).trim().split(" ").map(Number);
+    return { ok: ok ?? 0, failed: failed ?? 0 };
+  };
+  return {
+    counts,
+    stop: () => {
+      const c = counts();
+      sh(`DOCKER_HOST=${SWARM} docker rm -f ${name} >/dev/null 2>&1 || true`);
+      return c;
+    },
+  };
 }
