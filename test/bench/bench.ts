@@ -17,15 +17,11 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { shellJoin } from "../../.dagger/src/core/shell.js";
+import { here, median, root, startTestbed } from "./common.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const here = fileURLToPath(new URL(".", import.meta.url));
-const root = fileURLToPath(new URL("../..", import.meta.url));
-
-execFileSync("bash", [`${root}test/testbed/up.sh`], { stdio: ["ignore", "ignore", "inherit"] });
-process.env.NODE_EXTRA_CA_CERTS ??= `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
+startTestbed();
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
 const { bed, deployRequest, freshProject, registryPassword, releaseCompose: edgeCompose, sh } = await import("../testbed/bed.js");
 /** The example stack in place: web publishes its own port and is replaced stop-first. */
@@ -33,11 +29,6 @@ const releaseCompose = (v: "v1" | "v2" | "v3") => edgeCompose(v, v, (t) => t.rep
 
 const HOME = "/home/deploy";
 const versions = ["v1", "v2"] as const;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 const accepted = () => (readFileSync(bed.vps.sshdLog, "utf8").match(/Accepted publickey/g) ?? []).length;
 const asDeploy = (script: string) => sh(shellJoin(["ip", "netns", "exec", bed.vps.namespace, "su", "-", "deploy", "-c", script]));

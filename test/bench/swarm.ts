@@ -7,29 +7,18 @@
  * fewest api replicas running during a swarm upgrade. Appends its table to
  * bench/<date>.md.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { appendFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { here, median, root, startTestbed } from "./common.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const root = fileURLToPath(new URL("../..", import.meta.url));
-const here = fileURLToPath(new URL(".", import.meta.url));
-execFileSync("bash", [`${root}test/testbed/up.sh`], { stdio: ["ignore", "ignore", "inherit"] });
-process.env.NODE_EXTRA_CA_CERTS ??= `${process.env.TESTBED_DIR ?? "/tmp/vps-testbed"}/ca.crt`;
+startTestbed();
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { bed, deployRequest, freshProject, freshStack, onSwarm, overlayProbe, releaseCompose, swarmRequest } = await import("../testbed/bed.js");
+const { apiReplicated, bed, deployRequest, freshProject, freshStack, onSwarm, overlayProbe, releaseCompose, swarmRequest, viaDnsrr } = await import("../testbed/bed.js");
 
-/** The example with api at three replicas: the same file for both targets. */
-const replicated = (t: string) => t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
-const vps = (v: "v1" | "v2") => deployRequest("bench-one", 18111, { compose: releaseCompose(v, v, replicated), by: "bench" });
-/** On the swarm api is reached by DNS round robin on an overlay the bench's client may join. */
-const dnsrr = (t: string) => replicated(t).replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }") + "\nnetworks:\n  default:\n    attachable: true\n";
-const swarm = (v: "v1" | "v2") => swarmRequest("bench-swarm", 18112, v, { by: "bench" }, dnsrr);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+/** The example with api at three replicas: the same file for both targets (on the swarm, api by DNS round robin). */
+const vps = (v: "v1" | "v2") => deployRequest("bench-one", 18111, { compose: releaseCompose(v, v, apiReplicated), by: "bench" });
+const swarm = (v: "v1" | "v2") => swarmRequest("bench-swarm", 18112, v, { by: "bench" }, (t) => viaDnsrr(apiReplicated(t)));
 
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();

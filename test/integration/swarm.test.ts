@@ -12,13 +12,13 @@ import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { doctor } from "../../.dagger/src/registry/doctor.js";
 import { vpsAccessFindings } from "../../.dagger/src/remote/doctor.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, freshStack, history, onSwarm, overlayProbe, registryPassword, sh, sshOptions, swarmRequest, tokenPasswords } from "../testbed/bed.js";
+import { apiReplicated, bed, captureLog, freshStack, history, onSwarm, overlayProbe, registryPassword, sh, sshOptions, swarmRequest, tokenPasswords, viaDnsrr } from "../testbed/bed.js";
 
 auditSecrets();
 
 const KEY = 'two words and "quotes"';
 /** api with three replicas and a variable from the .env; the rest of the example as it is. */
-const replicated = (t: string) => t.replace("    init: true            #", '    deploy: { replicas: 3 }\n    environment: { GOLD_API_KEY: "${GOLD_API_KEY}" }\n    init: true            #');
+const replicated = (t: string) => apiReplicated(t).replace("    init: true            #", '    environment: { GOLD_API_KEY: "${GOLD_API_KEY}" }\n    init: true            #');
 const env = (port: number) => `WEB_PORT=${port}\nGOLD_API_KEY="${KEY.replace(/"/g, '\\"')}"\n`;
 const req = (project: string, port: number, version: "v1" | "v2" | "v3", over = {}) => swarmRequest(project, port, version, { env: env(port), ...over }, replicated);
 
@@ -68,7 +68,7 @@ describe("deploy to a swarm", () => {
   it("upgrades start-first under load: no failed request through swarm's service discovery, never fewer than three replicas running", async () => {
     await freshStack("swb");
     // DNS round robin (no IPVS here) on an overlay a client container may join
-    const dnsrr = (t: string) => replicated(t).replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }") + "\nnetworks:\n  default:\n    attachable: true\n";
+    const dnsrr = (t: string) => viaDnsrr(replicated(t));
     await deploy(swarmRequest("swb", 18302, "v1", { env: env(18302) }, dnsrr));
     const probe = overlayProbe("swb_default", "http://api:8000/health");
     for (let i = 0; i < 50 && probe.counts().ok < 20; i++) await new Promise((r) => setTimeout(r, 200));

@@ -199,6 +199,13 @@ export function history(project: string) {
   return parseHistory(sh(`cat ${HOME}/production/${project}/.releases/history.jsonl`));
 }
 
+/** A compose edit: the example's api at three replicas. */
+export const apiReplicated = (t: string): string => t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
+
+/** A compose edit after apiReplicated: api reached by swarm's DNS round robin, on an overlay a client container may join (no IPVS here). */
+export const viaDnsrr = (t: string): string =>
+  `${t.replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }")}\nnetworks:\n  default:\n    attachable: true\n`;
+
 /** The swarm's manager engine, for the docker CLI on this machine. */
 export const SWARM = bed.swarm.nodes["swarm-1"]!;
 

@@ -64,6 +64,10 @@ export function readOptionalFile(path: string): Argv {
   return ["sh", "-c", 'if [ -f "$1" ]; then cat "$1"; fi', "sh", path];
 }
 
+/** Probe lines shared with the swarm's preflight: the engine's version (or its error), and free space under "$1". */
+export const PROBE_DOCKER = 'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi';
+export const PROBE_FREE_SPACE = 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"';
+
 /**
  * Everything preflight needs in one command (one round trip): the docker
  * server's version or its error, compose v2's version, a v1 `docker-compose`
@@ -72,10 +76,10 @@ export function readOptionalFile(path: string): Argv {
  */
 export function preflightProbe(l: Layout): Argv {
   const script = [
-    'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi',
+    PROBE_DOCKER,
     // v1 (a Python program, about a second to start) is only asked when v2 is missing: to name it in the error
     'if v=$(docker compose version --short 2>/dev/null); then echo "compose $v"; elif command -v docker-compose > /dev/null && v=$(docker-compose version --short 2>/dev/null); then echo "compose_v1 $v"; fi',
-    'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"',
+    PROBE_FREE_SPACE,
   ].join("\n");
   return ["sh", "-c", script, "sh", l.releases];
 }

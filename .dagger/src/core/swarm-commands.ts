@@ -4,41 +4,27 @@
  * positional parameters). Releases live on the manager in the same layout as on
  * one VPS; the stack itself lives in the swarm.
  */
-import { AUTH_SETUP_FAILED_EXIT, THROWAWAY_CONFIG, releaseDir, type Argv, type Layout } from "./remote-commands.js";
+import { AUTH_SETUP_FAILED_EXIT, PROBE_DOCKER, PROBE_FREE_SPACE, THROWAWAY_CONFIG, parsePreflight, releaseDir, type Argv, type Layout, type PreflightFacts } from "./remote-commands.js";
 
 /** One `key value` line each: the engine's version (or its error), the swarm state, whether this node manages, free space. */
 export function swarmProbe(l: Layout): Argv {
-  const script = [
-    'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi',
-    'echo "swarm $(docker info --format "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}" 2>/dev/null)"',
-    'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"',
-  ].join("\n");
+  const script = [PROBE_DOCKER, 'echo "swarm $(docker info --format "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}" 2>/dev/null)"', PROBE_FREE_SPACE].join("\n");
   return ["sh", "-c", script, "sh", l.releases];
 }
 
-export interface SwarmFacts {
-  docker?: string;
-  dockerError?: string;
+export interface SwarmFacts extends Pick<PreflightFacts, "docker" | "dockerError" | "freeKb"> {
   /** `inactive`, `pending`, `active`, `error`, `locked` */
   swarm?: string;
   manager: boolean;
-  freeKb?: number;
 }
 
 export function parseSwarmProbe(stdout: string): SwarmFacts {
-  const facts: SwarmFacts = { manager: false };
-  for (const line of stdout.split("\n")) {
-    const [key, ...rest] = line.split(" ");
-    const value = rest.join(" ").trim();
-    if (key === "docker") facts.docker = value;
-    else if (key === "docker_error") facts.dockerError = value;
-    else if (key === "swarm" && value) {
-      const [state, control] = value.split(" ");
-      facts.swarm = state;
-      facts.manager = control === "true";
-    } else if (key === "df_kb" && /^\d+$/.test(value)) facts.freeKb = Number(value);
-  }
-  return facts;
+  const { docker, dockerError, freeKb } = parsePreflight(stdout);
+  const [state, control] = (/^swarm (.*)$/m.exec(stdout)?.[1] ?? "").trim().split(" ");
+  return {
+    ...(docker !== undefined ? { docker } : {}), ...(dockerError !== undefined ? { dockerError } : {}), ...(freeKb !== undefined ? { freeKb } : {}),
+    ...(state ? { swarm: state } : {}), manager: control === "true",
+  };
 }
 
 /**
@@ -57,6 +43,7 @@ export function stackDeploy(loginHost: string, l: Layout, id: string, file: stri
     `cd "$2" || exit ${AUTH_SETUP_FAILED_EXIT}`,
     "if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
     'export DOCKER_CONFIG="$1"',
+    // $5 is `--prune` or empty, unquoted on purpose so that empty adds no argument
     'docker stack deploy --compose-file "$3" --with-registry-auth --resolve-image changed $5 "$4"',
   ].join("\n");
   return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : ""];

@@ -6,14 +6,14 @@
  */
 import { releaseShape } from "../core/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { layout, listReleases, releaseDir, removeReleases, snapshotEnv, type Layout } from "../core/remote-commands.js";
-import { releaseId, releasesToPrune, type HistoryRecord } from "../core/release.js";
+import { layout, releaseDir, snapshotEnv } from "../core/remote-commands.js";
+import { releaseId, type HistoryRecord } from "../core/release.js";
 import { Progress, type Log } from "./progress.js";
 import { withLock, withSession } from "./session.js";
-import type { SshSession } from "./ssh.js";
 import { checkEdge, switchWithEdge } from "./edge.js";
 import { DEFAULT_EDGE, pull, readCurrentWithCompose, record, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
+import { prune, rollBackFailedDeploy } from "./releases.js";
 import { swarmDeploy } from "./swarm-deploy.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
@@ -40,15 +40,6 @@ export interface DeployResult {
   /** service → image of the release now running. */
   images: Record<string, string>;
   durations: Record<string, number>;
-}
-
-/** Remove old releases; best effort: a folder it cannot remove (a file a container made as root) never fails a good deploy. */
-async function prune(s: SshSession, l: Layout, keep: number, protect: (string | undefined)[]): Promise<{ removed: string[]; error?: string }> {
-  const ids = (await s.run(listReleases(l), "listing releases")).split("\n").map((x) => x.trim());
-  const doomed = releasesToPrune(ids, keep, protect);
-  if (doomed.length === 0) return { removed: [] };
-  const r = await s.exec(removeReleases(l, doomed));
-  return r.code === 0 ? { removed: doomed } : { removed: doomed, error: r.stderr.trim().split("\n")[0] ?? `exit code ${r.code}` };
 }
 
 export async function deploy(req: DeployRequest): Promise<DeployResult> {
@@ -149,25 +140,15 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
             return await fail(why, new PipelineError("DEPLOY_FAILED", `release ${id} is not healthy and there is no previous release to return to: ${why}`, "fix the release and deploy again; `docker compose logs` on the VPS shows why it failed"));
           }
           begin("rollback");
-          const back = await p.step("rollback", async (sp) => {
+          return await rollBackFailedDeploy(s, l, p, base, previous, why, async () => {
             if (previousShape?.jobs.some((j) => j.onRollback)) await runJobs(s, l, req.project, previous, previousShape.jobs.filter((j) => j.onRollback));
-            const h = await switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds, edge);
-            if (!h.ok) sp.fail(h.reasons.join("; "));
-            return h;
-          }, (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"), { "release.id": previous }).catch((e: unknown) => {
-            const err = asPipelineError(e, "rolling back");
-            if (err.code === "SSH_CONNECTION_LOST") throw err;
-            return { ok: false as const, reasons: [err.message.split("\n")[0] ?? err.code] };
+            return switchAndWait(s, l, req.project, previous, req.healthTimeoutSeconds, edge);
+          }, {
+            healthy: ", which is healthy and serving",
+            unhealthy: ", which is NOT healthy either",
+            hintHealthy: "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
+            hintUnhealthy: "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
           });
-          const err = new PipelineError(
-            "DEPLOY_ROLLED_BACK",
-            `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which is healthy and serving" : `, which is NOT healthy either: ${back.reasons.join("; ")}`}`,
-            back.ok
-              ? "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again"
-              : "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
-          );
-          await record(s, l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous, rollbackHealthy: back.ok, durations: p.durations });
-          throw err;
         }
 
         begin("record");

@@ -5,12 +5,12 @@
  */
 import { releaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError } from "../core/errors.js";
-import { layout, listReleases, readOptionalFile } from "../core/remote-commands.js";
-import { RELEASE_ID, parseHistory, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { layout } from "../core/remote-commands.js";
 import type { DeployResult } from "./deploy.js";
 import { Progress, type Log } from "./progress.js";
 import { withLock, withSession } from "./session.js";
-import { pull, readCurrent, record, releaseCompose, runJobs, runPreflight, switchAndWait } from "./steps.js";
+import { chooseRollbackTarget, requireDeployed, rollbackRecord } from "./releases.js";
+import { pull, record, releaseCompose, runJobs, runPreflight, switchAndWait } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
 import { swarmRollback } from "./swarm-deploy.js";
 import { defaultTracing, inSpan } from "./trace.js";
@@ -32,21 +32,9 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
     const p = new Progress(req.log, "rollback", t);
     return withSession(req.ssh, p, async (s) => {
       await p.step("preflight", () => runPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker}, compose ${r.compose}`);
-      if ((await s.exec(["test", "-d", l.releases])).code !== 0) {
-        throw new PipelineError("RELEASE_NOT_FOUND", `nothing was ever deployed to ${l.dir} on the VPS`, "check --project and --dir; deploy first");
-      }
+      await requireDeployed(s, l, "VPS");
       return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`, async () => {
-        const current = await readCurrent(s, l);
-        const kept = (await s.run(listReleases(l), "listing releases")).split("\n").filter((x) => RELEASE_ID.test(x)).sort();
-        const history = parseHistory(await s.run(readOptionalFile(l.history), "reading the history"));
-        const target = req.to ?? rollbackTarget(history, kept, current);
-        if (!target || !kept.includes(target)) {
-          throw new PipelineError(
-            "RELEASE_NOT_FOUND",
-            target ? `release ${target} is not kept on the server` : `no good release older than the current one (${current ?? "none"}) is kept on the server`,
-            `releases kept: ${kept.join(", ") || "none"}; pass one of them with --to`,
-          );
-        }
+        const { current, target, history } = await chooseRollbackTarget(s, l, req.to, "server");
         span.setAttribute("release.id", target);
         const shape = releaseShape(await releaseCompose(s, l, target));
         await p.step("pull", () => pull(s, req.registry, [], Object.values(shape.images).filter(Boolean)).catch((e: unknown) => {
@@ -60,14 +48,9 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
           if (!h.ok) sp.fail(h.reasons.join("; "));
           return h;
         }, (h) => (h.ok ? `${target} is healthy` : h.reasons.join("; ")), { "release.id": target });
-        const deployed = history.find((h) => h.release === target && h.action === "deploy");
-        const rec: HistoryRecord = {
-          release: target, action: "rollback", at: new Date().toISOString(), by: req.by, sha: deployed?.sha ?? target.split("-").pop() ?? "",
-          images: shape.images, result: health.ok ? "ok" : "failed", durations: p.durations,
-          ...(current ? { previous: current } : {}), ...(health.ok ? {} : { reason: health.reasons.join("; ") }),
-        };
-        const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} is not healthy: ${rec.reason}`, "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present");
-        await p.step("record", () => record(s, l, err ? { ...rec, code: err.code, hint: err.hint } : rec));
+        const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} is not healthy: ${health.reasons.join("; ")}`, "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present");
+        const rec = rollbackRecord({ target, current, history, by: req.by, images: shape.images, health, durations: p.durations, failure: err });
+        await p.step("record", () => record(s, l, rec));
         if (err) throw err;
         return { release: target, ...(current ? { previous: current } : {}), images: shape.images, durations: p.durations };
       });

@@ -6,14 +6,15 @@
  */
 import { releaseShape } from "../core/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { layout, listReleases, readOptionalFile, releaseDir, removeReleases, snapshotEnv } from "../core/remote-commands.js";
-import { RELEASE_ID, parseHistory, releaseId, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { layout, releaseDir, snapshotEnv } from "../core/remote-commands.js";
+import { releaseId, type HistoryRecord } from "../core/release.js";
 import { renderSwarmRelease } from "../core/swarm.js";
 import type { DeployRequest, DeployResult } from "./deploy.js";
 import { Progress } from "./progress.js";
 import type { RollbackRequest } from "./rollback.js";
 import { withLock, withSession } from "./session.js";
-import { readCurrent, readCurrentWithCompose, record, type HealthOutcome } from "./steps.js";
+import { chooseRollbackTarget, prune, requireDeployed, rollBackFailedDeploy, rollbackRecord } from "./releases.js";
+import { readCurrentWithCompose, record, type HealthOutcome } from "./steps.js";
 import { checkImages, prepareStack, restoreRelease, runSwarmJobs, swarmPreflight, switchStack } from "./swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
@@ -83,34 +84,17 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
             return await fail(why, new PipelineError("DEPLOY_FAILED", `release ${id} did not converge and there is no previous release to return to: ${why}`, "fix the release and deploy again; `docker service ps --no-trunc <project>_<service>` on the manager shows why its tasks failed"));
           }
           begin("rollback");
-          const back = await p.step("rollback", async (sp) => {
-            const r = await restoreRelease(s, req.registry, l, previous, req.project, req.healthTimeoutSeconds, note);
-            if (!r.health.ok) sp.fail(r.health.reasons.join("; "));
-            return r.health;
-          }, (h) => (h.ok ? `${previous} serving again` : "previous release did not converge either"), { "release.id": previous }).catch((e: unknown): HealthOutcome => {
-            const err = asPipelineError(e, "rolling back");
-            if (err.code === "SSH_CONNECTION_LOST") throw err;
-            return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
+          return await rollBackFailedDeploy(s, l, p, base, previous, why, async () => (await restoreRelease(s, req.registry, l, previous, req.project, req.healthTimeoutSeconds, note)).health, {
+            healthy: ", which runs on every task again",
+            unhealthy: ", which does NOT converge either",
+            hintHealthy: "the previous version is running; `docker service ps --no-trunc <project>_<service>` on the manager shows why the new tasks failed; fix it and deploy again",
+            hintUnhealthy: "nothing healthy runs now: `docker stack ps <project>` on the manager, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
           });
-          const err = new PipelineError(
-            "DEPLOY_ROLLED_BACK",
-            `release ${id} failed (${why}); rolled back to ${previous}${back.ok ? ", which runs on every task again" : `, which does NOT converge either: ${back.reasons.join("; ")}`}`,
-            back.ok
-              ? "the previous version is running; `docker service ps --no-trunc <project>_<service>` on the manager shows why the new tasks failed; fix it and deploy again"
-              : "nothing healthy runs now: `docker stack ps <project>` on the manager, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
-          );
-          await record(s, l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous, rollbackHealthy: back.ok, durations: p.durations });
-          throw err;
         }
 
         begin("record");
         await p.step("record", () => record(s, l, { ...base, result: "ok", durations: p.durations }));
-        await p.step("prune", async () => {
-          const ids = (await s.run(listReleases(l), "listing releases")).split("\n").map((x) => x.trim());
-          const doomed = releasesToPrune(ids, req.keepReleases, [id, previous]);
-          if (doomed.length > 0) await s.exec(removeReleases(l, doomed));
-          return doomed;
-        }, (d) => `${d.length} old release(s) removed`);
+        await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: id, ...(previous ? { previous } : {}), images: shape.images, durations: p.durations };
       });
     });
@@ -123,35 +107,18 @@ export async function swarmRollback(req: RollbackRequest): Promise<DeployResult>
     const p = new Progress(req.log, "rollback", t);
     return withSession(req.ssh, p, async (s) => {
       await p.step("preflight", () => swarmPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker} (swarm manager)`);
-      if ((await s.exec(["test", "-d", l.releases])).code !== 0) {
-        throw new PipelineError("RELEASE_NOT_FOUND", `nothing was ever deployed to ${l.dir} on the manager`, "check --project and --dir; deploy first");
-      }
+      await requireDeployed(s, l, "manager");
       return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`, async () => {
-        const current = await readCurrent(s, l);
-        const kept = (await s.run(listReleases(l), "listing releases")).split("\n").filter((x) => RELEASE_ID.test(x)).sort();
-        const history = parseHistory(await s.run(readOptionalFile(l.history), "reading the history"));
-        const target = req.to ?? rollbackTarget(history, kept, current);
-        if (!target || !kept.includes(target)) {
-          throw new PipelineError(
-            "RELEASE_NOT_FOUND",
-            target ? `release ${target} is not kept on the manager` : `no good release older than the current one (${current ?? "none"}) is kept on the manager`,
-            `releases kept: ${kept.join(", ") || "none"}; pass one of them with --to`,
-          );
-        }
+        const { current, target, history } = await chooseRollbackTarget(s, l, req.to, "manager");
         span.setAttribute("release.id", target);
         const r = await p.step("switch", async (sp) => {
           const x = await restoreRelease(s, req.registry, l, target, req.project, req.healthTimeoutSeconds, (n) => req.log(`rollback note    ${n}`));
           if (!x.health.ok) sp.fail(x.health.reasons.join("; "));
           return x;
         }, (x) => (x.health.ok ? `${target} runs on every task` : x.health.reasons.join("; ")), { "release.id": target });
-        const deployed = history.find((h) => h.release === target && h.action === "deploy");
-        const reason = r.health.ok ? undefined : r.health.reasons.join("; ");
-        const rec: HistoryRecord = {
-          release: target, action: "rollback", at: new Date().toISOString(), by: req.by, sha: deployed?.sha ?? target.split("-").pop() ?? "",
-          images: r.shape.images, result: r.health.ok ? "ok" : "failed", durations: p.durations, ...(current ? { previous: current } : {}), ...(reason ? { reason } : {}),
-        };
-        const err = reason ? new PipelineError("ROLLBACK_FAILED", `release ${target} does not converge: ${reason}`, "`docker stack ps <project>` on the manager shows the failing tasks; `status` lists the kept releases") : undefined;
-        await p.step("record", () => record(s, l, err ? { ...rec, code: err.code, hint: err.hint } : rec));
+        const err = r.health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} does not converge: ${r.health.reasons.join("; ")}`, "`docker stack ps <project>` on the manager shows the failing tasks; `status` lists the kept releases");
+        const rec = rollbackRecord({ target, current, history, by: req.by, images: r.shape.images, health: r.health, durations: p.durations, failure: err });
+        await p.step("record", () => record(s, l, rec));
         if (err) throw err;
         return { release: target, ...(current ? { previous: current } : {}), images: r.shape.images, durations: p.durations };
       });
