@@ -17,7 +17,7 @@ import { failed, formatFindings } from "./core/findings.js";
 import { renderRelease } from "./core/compose.js";
 import { buildStack, builtContainers, publishStack, stackOf } from "./build/stack.js";
 import { explained, workflowProblems } from "./module.js";
-import { checkRegistry, gitInfo, registryLogin } from "./inputs/inputs.js";
+import { gitInfo, registryLogin, stackRegistry } from "./inputs/inputs.js";
 import { doctor as runDoctor } from "./registry/doctor.js";
 import { Vps } from "./vps.js";
 
@@ -35,7 +35,7 @@ export class VpsPipeline {
   @func() composeFile: string;
   /** Image name prefix (registry/owner/repo) for built services without an image name of their own. */
   @func() imagePrefix: string;
-  /** Registry host, with a port when it has one. */
+  /** Registry host the tokens are for ("" for the host of the built images). */
   @func() registry: string;
   /** Registry account that pushes. */
   @func() registryUser: string;
@@ -46,7 +46,7 @@ export class VpsPipeline {
    * @param source Repository checkout holding the compose file and the build contexts (default: the module's context directory).
    * @param composeFile Path of the production compose file inside the source.
    * @param imagePrefix Image name prefix such as ghcr.io/acme/gold-tracker, for built services without an image name; lowercased.
-   * @param registry Registry host (ghcr.io, or a host:port of your own); pushes, pulls and tag lookups all go here, and only here get the tokens.
+   * @param registry Registry host the tokens are for (ghcr.io, or a host:port of your own); default: the host of the built images (the image prefix's), ghcr.io when nothing names one. Only this registry ever gets a token.
    * @param registryUser Registry account that pushes (for GHCR the GitHub user, or x-access-token with GITHUB_TOKEN).
    * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. Only publish, ship and doctor need it.
    */
@@ -54,7 +54,7 @@ export class VpsPipeline {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
     composeFile: string = DEFAULTS.composeFile,
     imagePrefix = "",
-    registry: string = DEFAULTS.registry,
+    registry = "",
     registryUser = "",
     registryToken?: Secret,
   ) {
@@ -111,8 +111,8 @@ export class VpsPipeline {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest", pullUser = "", pullToken?: Secret): Promise<string> {
     return explained(async () => {
-      const registry = checkRegistry(this.registry);
       const stack = await stackOf(this);
+      const registry = stackRegistry(stack, this.registry);
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
       const pull = await registryLogin(registry, pullUser || this.registryUser, pullToken, "pullUser");
       const findings = await runDoctor({ registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, ...(push ? { push } : {}), ...(pull ? { pull } : {}) });

@@ -2,9 +2,13 @@
  * What the module layer needs beyond wiring: errors shown with their code and
  * hint, and reading the module's own API from the engine for `dagger check`.
  */
-import type { Client, Directory } from "@dagger.io/dagger";
+import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
 import { asPipelineError } from "./core/errors.js";
-import { checkCall, daggerCalls, type ApiFunction, type ApiShape } from "./core/workflow.js";
+import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/workflow.js";
+
+/** The module's main object, and its other objects as the introspector names them. */
+const MAIN_OBJECT = "VpsPipeline";
+const OTHER_OBJECTS = ["Vps"];
 
 /** Errors reach the Dagger TUI and CI logs with their code and hint; anything unexpected gets a code too. */
 export async function explained<T>(f: () => Promise<T>): Promise<T> {
@@ -18,33 +22,32 @@ export async function explained<T>(f: () => Promise<T>): Promise<T> {
 
 /** The module's API as the engine serves it, in the shape core/workflow.ts checks calls against. */
 async function apiShape(dag: Client): Promise<ApiShape> {
-  const objects: ApiShape["objects"] = {};
-  let constructor: ApiFunction = { args: [], required: [] };
+  const defs: ApiObjectDef[] = [];
+  const given = (v: unknown) => v !== null && v !== undefined && v !== "";
+  const described = async (args: FunctionArg[]): Promise<ApiFunction> => {
+    const out: ApiFunction = { args: [], required: [] };
+    for (const a of args) {
+      const argName = await a.name();
+      out.args.push(argName);
+      const optional = (await a.typeDef().optional()) || given(await a.defaultValue()) || given(await a.defaultPath());
+      if (!optional) out.required.push(argName);
+    }
+    return out;
+  };
   for (const def of await dag.currentTypeDefs()) {
     const o = def.asObject();
     const name = await o.name().catch(() => "");
-    if (name !== "VpsPipeline" && name !== "Vps") continue;
-    const fns: Record<string, ApiFunction> = {};
+    // Only this module's objects: the main one and those the engine names with its prefix.
+    if (!name.startsWith(MAIN_OBJECT) && !OTHER_OBJECTS.includes(name)) continue;
+    const functions: ApiObjectDef["functions"] = [];
     for (const f of await o.functions()) {
-      const args = await f.args();
-      const described: ApiFunction = { args: [], required: [] };
-      for (const a of args) {
-        const argName = await a.name();
-        described.args.push(argName);
-        const given = (v: unknown) => v !== null && v !== undefined && v !== "";
-        const optional = (await a.typeDef().optional()) || given(await a.defaultValue()) || given(await a.defaultPath());
-        if (!optional) described.required.push(argName);
-      }
       const returns = await f.returnType().asObject().name().catch(() => "");
-      fns[await f.name()] = { ...described, ...(returns === "Vps" || returns === "VpsPipeline" ? { returns } : {}) };
+      functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
     }
-    objects[name] = fns;
-    if (name === "VpsPipeline") {
-      const c = await o.constructor_();
-      constructor = { args: await Promise.all((await c.args()).map((a) => a.name())), required: [] };
-    }
+    const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;
+    defs.push({ name, functions, ...(constructor ? { constructor: { args: constructor.args, required: [] } } : {}) });
   }
-  return { main: "VpsPipeline", constructor, objects };
+  return shapeApi(defs, MAIN_OBJECT);
 }
 
 /** Problems of the `dagger call` lines in .github/workflows, read from the source. */

@@ -12,7 +12,8 @@ import { formatPlan, markdownPlan } from "./core/plan.js";
 import { formatReport, markdownReport } from "./core/report.js";
 import { formatStatus, markdownRelease, markdownStatus } from "./core/summary.js";
 import { publishStack, stackOf, type StackSettings } from "./build/stack.js";
-import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, vpsInputs, type Format, type VpsArgs } from "./inputs/inputs.js";
+import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, stackRegistry, vpsInputs, type Format, type VpsArgs } from "./inputs/inputs.js";
+import { builtImagesRegistry } from "./core/images.js";
 import { explained } from "./module.js";
 import { doctor as runDoctor } from "./registry/doctor.js";
 import { resolveReleaseDigests } from "./registry/resolve.js";
@@ -109,10 +110,9 @@ export class Vps {
     return explained(async () => {
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
-      const compose = await this.release(images, tag);
+      const { compose, pull } = await this.release(images, tag);
       const log = liveLog();
       const v = await vpsInputs(this);
-      const pull = await this.pullLogin();
       const env = await envText(this.envFile);
       const r = await remoteDeploy({ ...v, sha: git.sha, compose, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
       const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
@@ -133,7 +133,7 @@ export class Vps {
   async plan(images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
       const out = outputFormat(format);
-      const compose = await this.release(images, tag);
+      const { compose } = await this.release(images, tag);
       const v = await vpsInputs(this);
       const env = await envText(this.envFile);
       const p = await remotePlan({ ...v, compose, ...(env !== undefined ? { env } : {}) });
@@ -175,7 +175,8 @@ export class Vps {
       const out = outputFormat(format);
       const target = releaseToGo(to);
       const v = await vpsInputs(this);
-      const pull = await this.pullLogin();
+      // No stack is read for a rollback: without --registry the token goes to the registry of the release's own pinned images.
+      const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
       const log = liveLog();
       const r = await remoteRollback({ ...v, log: log.log, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
       const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
@@ -210,11 +211,11 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest"): Promise<string> {
     return explained(async () => {
-      const registry = checkRegistry(this.registry);
       const stack = await stackOf(this);
+      const registry = stackRegistry(stack, this.registry);
       const v = await vpsInputs(this);
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
-      const pull = await this.pullLogin();
+      const pull = await this.pullLogin(registry);
       const findings = await runDoctor({
         registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, vps: v.ssh, ...(v.edge ? { edgeImage: v.edge.image } : {}), swarm: v.orchestrator === "swarm",
         ...(push ? { push } : {}), ...(pull ? { pull } : {}),
@@ -251,15 +252,25 @@ export class Vps {
     return out === "markdown" ? `${deployed}\n\n${verified}` : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
   }
 
-  /** The pull credentials the VPS uses, when a pull (or push) token was given. */
-  private async pullLogin() {
-    return registryLogin(checkRegistry(this.registry), this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
+  /**
+   * The pull credentials the VPS uses for `host` (empty: the registry of the release's images), when a
+   * pull token was given. Without one a compose deploy falls back to the push token; a swarm never
+   * does, since the swarm keeps the token in its service specs.
+   */
+  private async pullLogin(host: string) {
+    if (!this.pullToken && this.registryToken && this.orchestrator === "swarm") {
+      throw new PipelineError("INVALID_INPUT", "pullToken: a swarm needs its own pull token: the swarm stores it in every service spec, and the push token must not end up there", "pass vps --pull-user=… --pull-token=env:GHCR_PULL_TOKEN (a classic PAT with only read:packages)");
+    }
+    return registryLogin(host, this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
   }
 
-  /** The rendered release for these images or this tag: tags resolved to digests, only the registry's own tokens sent. */
-  private async release(images: string[], tag: string): Promise<string> {
+  /** The rendered release for these images or this tag, and the login for its registry: tags resolved to digests, only that registry gets a token. */
+  private async release(images: string[], tag: string): Promise<{ compose: string; pull: Awaited<ReturnType<Vps["pullLogin"]>> }> {
     const stack = await stackOf(this);
-    const digests = await resolveReleaseDigests(stack, images, tag || undefined, await this.pullLogin());
-    return renderRelease(stack, digests);
+    const explicit = this.registry ? checkRegistry(this.registry) : undefined;
+    const host = builtImagesRegistry(stack.builds, explicit) ?? explicit;
+    const pull = host ? await this.pullLogin(host) : undefined;
+    const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
+    return { compose: renderRelease(stack, digests), pull };
   }
 }

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ApiFunction, ApiShape } from "../../.dagger/src/core/workflow.js";
+import { shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "../../.dagger/src/core/workflow.js";
 
 export const sdkDir = join(process.cwd(), "node_modules/@dagger.io/dagger/dist/src");
 
@@ -30,19 +30,26 @@ export function introspect(client = clientFile()): Registered {
   return JSON.parse(out) as Registered;
 }
 
-function described(m: Method): ApiFunction {
+function described(m: Method): ApiFunction & { name: string } {
   const args = Object.values(m.arguments);
-  const returns = m.returnType?.kind === "OBJECT_KIND" && (m.returnType.name === "Vps" || m.returnType.name === "VpsPipeline") ? m.returnType.name : undefined;
   return {
+    name: m.name,
     args: args.map((a) => a.name),
     required: args.filter((a) => !a.isOptional && a.defaultValue === undefined && !a.defaultPath).map((a) => a.name),
-    ...(returns ? { returns } : {}),
+    ...(m.returnType?.kind === "OBJECT_KIND" && m.returnType.name ? { returns: m.returnType.name } : {}),
   };
 }
 
-/** The registered API in the shape core/workflow.ts checks `dagger call` lines against (the module's own check reads the same from the engine). */
-export function apiShape(api: Registered): ApiShape {
-  const objects = Object.fromEntries(Object.entries(api.objects).map(([name, o]) => [name, Object.fromEntries(Object.values(o.methods).map((m) => [m.name, described(m)]))]));
-  const main = api.objects.VpsPipeline!;
-  return { main: "VpsPipeline", constructor: Object.hasOwn(main, "constructor") ? described(main.constructor!) : { args: [], required: [] }, objects };
+/** The registered API as the module's own check reads it from the engine, through the same shaping (core/workflow.ts). */
+export function apiObjects(api: Registered): ApiObjectDef[] {
+  return Object.entries(api.objects).map(([name, o]) => ({
+    name,
+    functions: Object.values(o.methods).map(described),
+    ...(Object.hasOwn(o, "constructor") && o.constructor ? { constructor: described(o.constructor) } : {}),
+  }));
+}
+
+/** The registered API in the shape core/workflow.ts checks `dagger call` lines against. */
+export function apiShape(api: Registered, rename: (name: string) => string = (n) => n): ApiShape {
+  return shapeApi(apiObjects(api).map((d) => ({ ...d, name: rename(d.name), functions: d.functions.map((f) => ({ ...f, ...(f.returns ? { returns: rename(f.returns) } : {}) })) })), "VpsPipeline");
 }

@@ -28,6 +28,14 @@ describe("the workflows' dagger calls", () => {
     for (const call of calls()) expect(checkCall(call, api), call.line).toEqual([]);
   });
 
+  it("fit the module however the engine names its objects (the engine says VpsPipelineVps where the introspector says Vps)", () => {
+    const engine = apiShape(introspect(), (n) => (n === "VpsPipeline" ? n : `VpsPipeline${n}`));
+    expect(Object.keys(engine.objects).sort()).toEqual(Object.keys(api.objects).sort());
+    expect(engine.objects.VpsPipeline?.vps?.returns).toBe("Vps");
+    for (const call of calls()) expect(checkCall(call, engine), call.line).toEqual([]);
+    expect(checkCall({ file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p shipit" }, engine).join("")).toMatch(/Vps has no function `shipit`/);
+  });
+
   it("the checker itself finds a missing function, an unknown flag and a missing required argument", () => {
     const bad = (line: string) => checkCall({ file: "x.yml", line }, api).join("\n");
     expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p shipit")).toMatch(/Vps has no function `shipit`/);

@@ -7,9 +7,9 @@ import type { Container, Secret } from "@dagger.io/dagger";
 import { describe, expect, it } from "vitest";
 import { publishImages, type BuiltImage, type TagStore } from "../../.dagger/src/build/images.js";
 import { parseComposeStack } from "../../.dagger/src/core/compose.js";
-import { ociLabels, tagsFor } from "../../.dagger/src/core/images.js";
+import { ociLabels, pinnedImagesRegistry, tagsFor } from "../../.dagger/src/core/images.js";
 import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
-import { checkImagesOnRegistry } from "../../.dagger/src/inputs/inputs.js";
+import { stackRegistry } from "../../.dagger/src/inputs/inputs.js";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const stack = parseComposeStack("services:\n  api: { build: ./api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n", "compose/prod.yml", "registry.example.com:5000/acme");
@@ -73,9 +73,27 @@ describe("publish", () => {
   });
 
   it("refuses an image prefix on another host than the registry, before anything is pushed", () => {
-    expect(() => checkImagesOnRegistry(stack, "registry.example.com:5000")).not.toThrow();
+    expect(stackRegistry(stack, "registry.example.com:5000")).toBe("registry.example.com:5000");
     const other = parseComposeStack("services:\n  api: { build: ./api }\n", "compose/prod.yml", "ghcr.io/acme");
-    expect(() => checkImagesOnRegistry(other, "registry.example.com:5000")).toThrow(/the registry is registry\.example\.com:5000, but services\.api would be pushed to ghcr\.io\/acme\/api/);
+    expect(() => stackRegistry(other, "registry.example.com:5000")).toThrow(/the registry is registry\.example\.com:5000, but services\.api is ghcr\.io\/acme\/api/);
+  });
+
+  it("sends tokens only to the registry of the built images: taken from them when --registry is not given", () => {
+    expect(stackRegistry(stack, "")).toBe("registry.example.com:5000");
+    const ghcr = parseComposeStack("services:\n  api: { build: ./api }\n  db: { image: postgres:16 }\n", "compose/prod.yml", "ghcr.io/acme");
+    expect(stackRegistry(ghcr, "")).toBe("ghcr.io");
+    const nothingBuilt = parseComposeStack("services:\n  db: { image: postgres:16 }\n", "compose/prod.yml");
+    expect(stackRegistry(nothingBuilt, "")).toBe("ghcr.io");
+    expect(stackRegistry(nothingBuilt, "10.0.0.5:5000")).toBe("10.0.0.5:5000");
+    const two = parseComposeStack("services:\n  api: { build: ./api, image: ghcr.io/acme/api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n", "compose/prod.yml");
+    expect(() => stackRegistry(two, "")).toThrow(/built images are on 2 registries \(services\.api → ghcr\.io, services\.web → registry\.example\.com:5000\)/);
+  });
+
+  it("a rollback learns the registry from the release's pinned images, never from a guess", () => {
+    const d = "@sha256:" + "1".repeat(64);
+    expect(pinnedImagesRegistry([`10.0.0.5:5000/acme/api${d}`, "postgres:16"])).toBe("10.0.0.5:5000");
+    expect(pinnedImagesRegistry(["postgres:16"])).toBeUndefined();
+    expect(pinnedImagesRegistry([`ghcr.io/acme/api${d}`, `docker.io/library/postgres${d}`])).toBeUndefined();
   });
 });
 

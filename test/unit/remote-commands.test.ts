@@ -27,7 +27,7 @@ describe("remote command builders", () => {
     const argv = pullImages("ghcr.io", ["ghcr.io/a/b@sha256:" + "1".repeat(64)], ["postgres:16"]);
     expect(shellJoin(argv)).toContain('cat > "$cfg/config.json"');
     // the login is checked with the stored credentials: nothing secret follows `docker login`
-    expect(shellJoin(argv)).toContain('docker login "$1" < /dev/null');
+    expect(shellJoin(argv)).toContain('docker login "$login_host" < /dev/null');
     expect(shellJoin(argv)).not.toMatch(/password/);
     expect(argv.slice(-4)).toEqual(["ghcr.io", "ghcr.io/a/b@sha256:" + "1".repeat(64), "--", "postgres:16"]);
   });

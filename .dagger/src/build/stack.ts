@@ -7,7 +7,7 @@ import type { ComposeStack } from "../core/compose.js";
 import type { GitInfo } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
 import { ociLabels, tagsFor } from "../core/images.js";
-import { checkImagePrefix, checkImagesOnRegistry, checkRegistry, keyValues, loadStack, registryLogin } from "../inputs/inputs.js";
+import { checkImagePrefix, keyValues, loadStack, registryLogin, stackRegistry } from "../inputs/inputs.js";
 import { RegistryClient } from "../registry/client.js";
 import { buildImages, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
 
@@ -43,12 +43,11 @@ export function builtContainers(built: BuiltImage[]): Container[] {
 }
 
 export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "version">): Promise<PublishedImage[]> {
-  const registry = checkRegistry(s.registry);
   if (!s.registryToken) throw new PipelineError("INVALID_INPUT", "publish needs --registry-token (and --registry-user) on the module", "pass them before the function: `dagger call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`");
-  const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
   const { tags } = tagsFor(o.git);
   const version = tags.find((t) => /^v\d/.test(t));
   const { stack, built } = await buildStack(s, { ...o, version });
-  checkImagesOnRegistry(stack, registry);
+  const registry = stackRegistry(stack, s.registry);
+  const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
   return publishImages(built, tags, { host: registry, user: login.user, token: s.registryToken }, new RegistryClient({ host: registry, user: login.user, token: login.token }));
 }

@@ -114,9 +114,55 @@ export interface LabelInput {
 /** OCI labels of a built image; `created` only when the commit's time is known (a label of "now" would change every digest). */
 export function ociLabels(l: LabelInput): Record<string, string> {
   return {
-    "org.opencontainers.image.source": l.source,
+    ...(l.source ? { "org.opencontainers.image.source": l.source } : {}),
     "org.opencontainers.image.revision": l.revision,
     ...(l.created ? { "org.opencontainers.image.created": l.created.toISOString() } : {}),
     "org.opencontainers.image.version": l.version ?? l.revision.slice(0, 7),
   };
+}
+
+/**
+ * The registry the built images live on, and so the only one that gets a
+ * token: `explicit` (--registry) when given, and then every built image must
+ * be there; otherwise the one host they share. Undefined when nothing is built.
+ */
+export function builtImagesRegistry(builds: readonly { service: string; repository: string }[], explicit?: string): string | undefined {
+  const hostOf = (b: { repository: string }) => parseImageReference(b.repository).registry;
+  if (explicit !== undefined) {
+    const elsewhere = builds.filter((b) => hostOf(b) !== explicit);
+    if (elsewhere.length > 0) {
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `the registry is ${explicit}, but ${elsewhere.map((b) => `services.${b.service} is ${b.repository}`).join("; ")}: the credentials would not go there`,
+        `pass --registry=${hostOf(elsewhere[0]!)} (and its credentials), or change the image prefix / \`image:\` to ${explicit}/…`,
+      );
+    }
+    return explicit;
+  }
+  const hosts = [...new Set(builds.map(hostOf))];
+  if (hosts.length > 1) {
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `the built images are on ${hosts.length} registries (${builds.map((b) => `services.${b.service} → ${hostOf(b)}`).join(", ")}): one token cannot be for all of them`,
+      "put every built image on one registry (an image prefix, or the same host in each `image:`), or pass --registry to name the one the tokens are for",
+    );
+  }
+  return hosts[0];
+}
+
+/** The one registry of the digest-pinned images among `images` (what a release built), when there is exactly one. */
+export function pinnedImagesRegistry(images: readonly string[]): string | undefined {
+  const hosts = new Set(images.filter((i) => i.includes("@sha256:")).map((i) => parseImageReference(i).registry));
+  return hosts.size === 1 ? [...hosts][0] : undefined;
+}
+
+/**
+ * A login whose registry was left to the release (`host` empty: --registry not
+ * given to a rollback) gets the registry of the release's pinned images; with
+ * none, or several, there is no login and the token goes nowhere.
+ */
+export function loginForRelease<T extends { host: string }>(login: T | undefined, images: readonly string[]): T | undefined {
+  if (!login || login.host) return login;
+  const host = pinnedImagesRegistry(images);
+  return host ? { ...login, host } : undefined;
 }

@@ -156,7 +156,7 @@ export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
  * `kill -9`) are swept by the next script. The user's own compose plugin
  * (~/.docker/cli-plugins) stays reachable.
  */
-export const THROWAWAY_CONFIG = [
+export const THROWAWAY_SETUP = [
   `for d in "$HOME"/${THROWAWAY_PREFIX}*; do [ -d "$d" ] || continue; p=\${d##*/${THROWAWAY_PREFIX}}; p=\${p%%.*}; kill -0 "$p" 2>/dev/null || rm -rf "$d"; done`,
   `cfg=$(mktemp -d "$HOME/${THROWAWAY_PREFIX}$$.XXXXXX") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   "trap 'rm -rf \"$cfg\"' EXIT",
@@ -164,9 +164,12 @@ export const THROWAWAY_CONFIG = [
   `(umask 077; cat > "$cfg/config.json") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
   'export DOCKER_CONFIG="$cfg"',
-  `if [ -n "$1" ]; then docker login "$1" < /dev/null > /dev/null 2> "$cfg/login.err" || { cat "$cfg/login.err" >&2; exit ${LOGIN_FAILED_EXIT}; }; fi`,
-  "shift",
+  'login_host=$1; shift',
+  `registry_login() { if [ -n "$login_host" ]; then docker login "$login_host" < /dev/null > /dev/null 2> "$cfg/login.err" || { cat "$cfg/login.err" >&2; exit ${LOGIN_FAILED_EXIT}; }; fi; }`,
 ];
+
+/** The throwaway config with the login checked at once (doctor, swarm). */
+export const THROWAWAY_CONFIG = [...THROWAWAY_SETUP, "registry_login"];
 
 /**
  * Pull what a release needs, in parallel, with the throwaway config: every
@@ -177,14 +180,20 @@ export const THROWAWAY_CONFIG = [
  */
 export function pullImages(loginHost: string, images: readonly string[], ensure: readonly string[]): Argv {
   const script = [
-    ...THROWAWAY_CONFIG,
-    "only_missing=; n=0",
+    ...THROWAWAY_SETUP,
+    "only_missing=; todo=",
     'for img in "$@"; do',
     '  if [ "$img" = -- ]; then only_missing=1; continue; fi',
     '  if [ -n "$only_missing" ] && docker image inspect "$img" > /dev/null 2>&1; then continue; fi',
-    '  n=$((n+1))',
-    '  { if docker pull -q "$img" > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "$img" >> "$cfg/failed"; fi; } &',
+    '  todo=1; echo "$img" >> "$cfg/todo"',
     "done",
+    // nothing to pull (a rollback whose images are all here): no login, the token goes nowhere
+    '[ -n "$todo" ] || exit 0',
+    "registry_login; n=0",
+    'while IFS= read -r img; do',
+    '  n=$((n+1))',
+    '  { if docker pull -q "$img" < /dev/null > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "$img" >> "$cfg/failed"; fi; } &',
+    'done < "$cfg/todo"',
     "wait",
     `if [ -s "$cfg/failed" ]; then cat "$cfg"/err.* >&2; exit ${PULL_FAILED_EXIT}; fi`,
   ].join("\n");

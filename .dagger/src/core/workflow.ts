@@ -26,6 +26,37 @@ export interface ApiShape {
   objects: Record<string, Record<string, ApiFunction>>;
 }
 
+/** One object of the module as an API reader sees it: the engine's names or the introspector's. */
+export interface ApiObjectDef {
+  name: string;
+  functions: (ApiFunction & { name: string })[];
+  constructor?: ApiFunction | undefined;
+}
+
+/**
+ * The engine names a module's other objects with the module's prefix
+ * (`VpsPipelineVps`), the offline introspector without (`Vps`): both mean `Vps`.
+ */
+export function localObjectName(name: string, main: string): string {
+  return name !== main && name.startsWith(main) ? name.slice(main.length) : name;
+}
+
+/** The API shape from the module's objects, whichever reader named them; objects of other modules are left out. */
+export function shapeApi(defs: readonly ApiObjectDef[], main: string): ApiShape {
+  const local = new Set(defs.map((d) => localObjectName(d.name, main)));
+  const objects: ApiShape["objects"] = {};
+  let constructor: ApiFunction = { args: [], required: [] };
+  for (const d of defs) {
+    const name = localObjectName(d.name, main);
+    objects[name] = Object.fromEntries(d.functions.map(({ name: fn, returns, ...f }) => {
+      const r = returns === undefined ? undefined : localObjectName(returns, main);
+      return [fn, { ...f, ...(r !== undefined && local.has(r) ? { returns: r } : {}) }];
+    }));
+    if (name === main && d.constructor) constructor = d.constructor;
+  }
+  return { main, constructor, objects };
+}
+
 export interface WorkflowCall {
   file: string;
   line: string;

@@ -7,7 +7,9 @@ import type { Directory, Secret } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
 import { parseComposeStack, type ComposeStack } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";
-import { parseImageReference } from "../core/images.js";
+import { builtImagesRegistry } from "../core/images.js";
+import { DEFAULTS } from "../core/defaults.js";
+import { envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/report.js";
 import { publicKeyFingerprint } from "../remote/ssh.js";
 import type { RegistryLogin, RemoteTarget } from "../remote/target.js";
@@ -45,7 +47,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     edgeImage: a.edgeImage, edgeTls: a.edgeTls, orchestrator: a.orchestrator,
   }, "vps");
   const privateKey = await a.sshKey.plaintext();
-  const passphrase = a.sshKeyPassphrase ? await a.sshKeyPassphrase.plaintext() : undefined;
+  const passphrase = a.sshKeyPassphrase ? passphraseValue(await a.sshKeyPassphrase.plaintext()) : undefined;
   // Dagger functions do not see who called them: without --by, name the key that deployed, never the function's container.
   const key = publicKeyFingerprint(privateKey, passphrase);
   return {
@@ -61,12 +63,12 @@ export function checkRegistry(host: string): string {
   return parseInput(registryHost, host, "registry");
 }
 
-/** Credentials for `registry`, when a token was given. The user is required with a token. */
+/** Credentials for `registry` (empty: the release's, decided on the server), when a token was given. The user is required with a token. */
 export async function registryLogin(registry: string, user: string, token: Secret | undefined, what: string): Promise<RegistryLogin | undefined> {
   if (!token) return undefined;
-  const host = checkRegistry(registry);
+  const host = registry ? checkRegistry(registry) : "";
   const u = parseInput(registryUser, user, what);
-  return { host, user: u, token: await token.plaintext() };
+  return { host, user: u, token: tokenValue(await token.plaintext(), what === "pullUser" ? "pullToken" : "registryToken") };
 }
 
 export function checkImagePrefix(imagePrefix: string): string | undefined {
@@ -75,18 +77,12 @@ export function checkImagePrefix(imagePrefix: string): string | undefined {
 }
 
 /**
- * Every built image must live on the registry the credentials are for: a push
- * to another host would go out without them and come back as a misleading denial.
+ * The registry the tokens are for: --registry when given (every built image
+ * must be there), else the one registry the built images are on, else ghcr.io.
  */
-export function checkImagesOnRegistry(stack: ComposeStack, registry: string): void {
-  const elsewhere = stack.builds.filter((b) => parseImageReference(b.repository).registry !== registry);
-  if (elsewhere.length > 0) {
-    throw new PipelineError(
-      "INVALID_INPUT",
-      `the registry is ${registry}, but ${elsewhere.map((b) => `services.${b.service} would be pushed to ${b.repository}`).join("; ")}: the credentials would not go there`,
-      `pass --registry=${parseImageReference(elsewhere[0]!.repository).registry} (and its credentials), or change the image prefix / \`image:\` to ${registry}/…`,
-    );
-  }
+export function stackRegistry(stack: ComposeStack, registry: string): string {
+  const explicit = registry ? checkRegistry(registry) : undefined;
+  return builtImagesRegistry(stack.builds, explicit) ?? explicit ?? DEFAULTS.registry;
 }
 
 export function gitInfo(sha: string, more: { ref?: string | undefined; defaultBranch?: string; commitTime?: string | undefined } = {}): GitInfo {
@@ -128,7 +124,7 @@ export async function loadStack(source: Directory, composeFile: string, imagePre
 
 /** The production `.env`, when one was given. */
 export async function envText(envFile: Secret | undefined): Promise<string | undefined> {
-  return envFile ? envFile.plaintext() : undefined;
+  return envFile ? envFileValue(await envFile.plaintext()) : undefined;
 }
 
 /** `NAME=value` pairs into a map; an entry without `=` is an input error naming it. */

@@ -5,6 +5,7 @@
  */
 import { releaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError } from "../core/errors.js";
+import { loginForRelease } from "../core/images.js";
 import { layout } from "../core/remote-commands.js";
 import type { DeployResult } from "./deploy.js";
 import { Progress, type Log } from "./progress.js";
@@ -18,7 +19,7 @@ import { defaultTracing, inSpan } from "./trace.js";
 export interface RollbackRequest extends RemoteTarget {
   /** Release id to return to; default: the newest good release older than the current one. */
   to?: string;
-  /** Credentials to pull the release's images back with, should the server have lost them. */
+  /** Credentials to pull the release's images back with, should the server have lost them; an empty host means the registry of the release's pinned images. */
   registry?: RegistryLogin;
   healthTimeoutSeconds: number;
   by: string;
@@ -37,8 +38,10 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         const { current, target, history } = await chooseRollbackTarget(s, l, req.to, "server");
         span.setAttribute("release.id", target);
         const shape = releaseShape(await releaseCompose(s, l, target));
-        await p.step("pull", () => pull(s, req.registry, [], Object.values(shape.images).filter(Boolean)).catch((e: unknown) => {
-          if (req.registry || !isPipelineError(e)) throw e;
+        const images = Object.values(shape.images).filter(Boolean);
+        const login = loginForRelease(req.registry, images);
+        await p.step("pull", () => pull(s, login, [], images).catch((e: unknown) => {
+          if (login || !isPipelineError(e)) throw e;
           throw new PipelineError(e.code, `the server lost images of release ${target} and pulling them back without credentials failed: ${e.message}`, `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`, { cause: e });
         }), (pulled) => (pulled.length ? `${pulled.length} image(s) pulled back` : "all images present"), { "release.id": target });
         const rerun = shape.jobs.filter((j) => j.onRollback);

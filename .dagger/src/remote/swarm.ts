@@ -8,6 +8,7 @@
 import { releaseShape, type ReleaseShape } from "../core/compose.js";
 import { envExports } from "../core/env-file.js";
 import { PipelineError, asPipelineError, tail } from "../core/errors.js";
+import { loginForRelease } from "../core/images.js";
 import { registryError } from "../core/registry-errors.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
@@ -174,6 +175,7 @@ export async function switchStack(s: SshSession, login: RegistryLogin | undefine
 export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number, note?: (line: string) => void): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
   const compose = await releaseCompose(s, l, id);
   const shape = releaseShape(compose);
+  login = loginForRelease(login, Object.values(shape.images));
   const sw = withJobs(renderSwarmRelease(compose), shape.jobs.filter((j) => j.onRollback).map((j) => j.service));
   await prepareStack(s, l, id, sw);
   if (sw.jobs.length > 0) await runSwarmJobs(s, login, l, id, project, sw);
