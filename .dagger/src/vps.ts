@@ -12,13 +12,14 @@ import { formatPlan, markdownPlan } from "./core/plan.js";
 import { formatReport, markdownReport } from "./core/report.js";
 import { formatStatus, markdownRelease, markdownStatus } from "./core/summary.js";
 import { publishStack, stackOf, type StackSettings } from "./build/stack.js";
-import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, stackRegistry, vpsInputs, type Format, type VpsArgs } from "./inputs/inputs.js";
+import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, stackRegistry, vpsInputs, type Format, type VpsArgs, type VpsInputs } from "./inputs/inputs.js";
 import { builtImagesRegistry } from "./core/images.js";
 import { explained } from "./module.js";
 import { doctor as runDoctor } from "./registry/doctor.js";
 import { resolveReleaseDigests } from "./registry/resolve.js";
 import { deploy as remoteDeploy } from "./remote/deploy.js";
 import { plan as remotePlan } from "./remote/plan.js";
+import { recordFailureBeforeDeploy } from "./remote/releases.js";
 import { rollback as remoteRollback } from "./remote/rollback.js";
 import { status as remoteStatus, verify as remoteVerify } from "./remote/verify.js";
 
@@ -110,10 +111,10 @@ export class Vps {
     return explained(async () => {
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
-      const { compose, pull } = await this.release(images, tag);
-      const log = liveLog();
       const v = await vpsInputs(this);
-      const env = await envText(this.envFile);
+      // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
+      const { compose, pull, env } = await this.recordingFailure(v, git.sha, async () => ({ ...(await this.release(images, tag)), env: await envText(this.envFile) }));
+      const log = liveLog();
       const r = await remoteDeploy({ ...v, sha: git.sha, compose, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
       const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, markdownRelease);
@@ -244,12 +245,26 @@ export class Vps {
   async ship(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
     // Bad arguments fail before anything is pushed.
     const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
-    const published = await explained(() => publishStack(this, { git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }), sourceUrl, buildArgs }));
+    const published = await explained(async () => {
+      const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
+      const v = await vpsInputs(this);
+      return this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
+    });
     const deployed = await this.deploy(gitSha, published.map((p) => p.pinned), "", out);
     const verified = await this.verify(probes, out);
     const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
     if (out === "json") return JSON.stringify({ published, deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);
     return out === "markdown" ? `${deployed}\n\n${verified}` : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
+  }
+
+  /** Run what comes before a deploy reaches the server; a failure is recorded in the server's history (best effort) and rethrown. */
+  private async recordingFailure<T>(v: VpsInputs, sha: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      await recordFailureBeforeDeploy(v.ssh, v.dir, { sha, by: v.by }, e);
+      throw e;
+    }
   }
 
   /**

@@ -81,7 +81,7 @@ describe("the module as Dagger registers it", () => {
   it("takes its defaults from the one DEFAULTS table the schemas read", () => {
     const ctor = api.objects.VpsPipeline!.constructor!.arguments;
     expect(ctor.composeFile!.defaultValue).toBe(DEFAULTS.composeFile);
-    expect(ctor.registry!.defaultValue).toBe(DEFAULTS.registry);
+    expect(ctor.registry!.defaultValue).toBe(""); // the built images' registry; DEFAULTS.registry only when nothing names one
     expect(ctor.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
     const vps = api.objects.VpsPipeline!.methods.vps!.arguments;
     for (const [arg, value] of [["user", DEFAULTS.user], ["port", DEFAULTS.port], ["keepReleases", DEFAULTS.keepReleases], ["healthTimeout", DEFAULTS.healthTimeout], ["lockTimeout", DEFAULTS.lockTimeout]] as const) {

@@ -6,6 +6,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { chainOf, checkCall, daggerCalls, words, type ApiShape, type WorkflowCall } from "../../.dagger/src/core/workflow.js";
 import { apiShape, introspect } from "./introspection.js";
 
@@ -43,6 +44,14 @@ describe("the workflows' dagger calls", () => {
     expect(bad("vps --host=h --ssh-key=env:K --project=p status")).toMatch(/vps needs --host-key/);
     expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(/deploy needs --git-sha/);
     expect(bad("--progress=plain vps --host=h --host-key=k --ssh-key=env:K --project=p status --json")).toBe("");
+  });
+
+  it("ship to production only from the default branch: a manual run from another branch is refused before anything is built", () => {
+    const wf = parse(readFileSync(".github/workflows/deploy.yml", "utf8")) as { jobs: Record<string, { steps: { name?: string; if?: string; run?: string; id?: string }[] }> };
+    const steps = wf.jobs.deploy!.steps;
+    const guard = steps.findIndex((s) => /workflow_dispatch/.test(s.if ?? "") && /default_branch/.test(s.if ?? "") && /exit 1/.test(s.run ?? ""));
+    expect(guard).toBeGreaterThanOrEqual(0);
+    expect(guard).toBeLessThan(steps.findIndex((s) => s.id === "ship"));
   });
 
   it("pass secrets by reference (env:NAME), never by value, and no expression is pasted into the line", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
+import { readFileSync } from "node:fs";
+import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderForCheck, renderRelease } from "../../.dagger/src/core/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -219,5 +220,18 @@ describe("jobEnvOverride", () => {
 `;
     expect(JSON.parse(jobEnvOverride(release, ".releases/r1/.env")!)).toEqual({ services: { migrate: { env_file: [".releases/r1/.env"] }, seed: { env_file: [".releases/r1/.env"] } } });
     expect(jobEnvOverride("services:\n  web: { image: a, env_file: .env }\n", "x")).toBeUndefined();
+  });
+});
+
+describe("the compose check (`dagger check`, no settings given)", () => {
+  it("renders the project's own production file without an image prefix, with a stand-in one", () => {
+    const file = "compose/docker-compose.prod.yml";
+    const out = parse(renderForCheck(readFileSync(file, "utf8"), file)) as { services: Record<string, { image?: string; build?: unknown }> };
+    expect(out.services.api!.image).toMatch(/^registry\.invalid\/check\/stack\/api@sha256:0{64}$/);
+    expect(out.services.api!.build).toBeUndefined();
+  });
+
+  it("still refuses what cannot render, naming the field", () => {
+    expect(() => renderForCheck("services:\n  api: { build: ./api, image: ghcr.io/acme/api, container_name: x, x-vps-pipeline: { jobb: true } }\n", "c.yml")).toThrow(/services\.api\.x-vps-pipeline/);
   });
 });

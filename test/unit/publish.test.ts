@@ -30,10 +30,19 @@ function fakeContainer(o: { fails?: string; digest?: string } = {}) {
   return { container: c as unknown as Container, pushed };
 }
 
-function fakeStore(existing: Record<string, string> = {}): TagStore & { tagged: string[] } {
+const SHA = "abc1234def5678abc1234def5678abc1234def56";
+
+/** A registry holding `existing` tags (path:tag → digest), each image labelled with `revisions[digest]` (default: the commit published here). */
+function fakeStore(existing: Record<string, string> = {}, revisions: Record<string, string | undefined> = {}): TagStore & { tagged: string[] } {
   const tagged: string[] = [];
-  return { tagged, digestOf: async (path, tag) => existing[`${path}:${tag}`], tag: async (path, digest, tag) => void tagged.push(`${path}:${tag}=${digest}`) };
+  return {
+    tagged,
+    digestOf: async (path, tag) => existing[`${path}:${tag}`],
+    revisionOf: async (_path, digest) => (digest in revisions ? revisions[digest] : SHA),
+    tag: async (path, digest, tag) => void tagged.push(`${path}:${tag}=${digest}`),
+  };
 }
+const rel = (...tags: string[]) => ({ tags, revision: SHA });
 
 const auth = { host: "registry.example.com:5000", user: "ci", token: {} as Secret };
 
@@ -42,15 +51,17 @@ describe("publish", () => {
     const api = fakeContainer({ digest: D("a") });
     const web = fakeContainer({ digest: D("b") });
     const built: BuiltImage[] = [{ target: stack.builds[0]!, container: api.container }, { target: stack.builds[1]!, container: web.container }];
-    const out = await publishImages(built, ["sha-abc1234", "latest"], auth, fakeStore());
-    expect(api.pushed).toEqual(["registry.example.com:5000/acme/api:sha-abc1234", "registry.example.com:5000/acme/api:latest"]);
+    const store = fakeStore();
+    const out = await publishImages(built, rel("sha-abc1234", "latest"), auth, store);
+    expect(api.pushed).toEqual(["registry.example.com:5000/acme/api:sha-abc1234"]);
+    expect(store.tagged).toEqual([`acme/api:latest=${D("a")}`, `acme/web:latest=${D("b")}`]);
     expect(out.map((p) => [p.pinned, p.reused])).toEqual([[`registry.example.com:5000/acme/api@${D("a")}`, false], [`registry.example.com:5000/acme/web@${D("b")}`, false]]);
   });
 
   it("never moves sha-<7>: a commit already published is reused, its other tags pointed at the same digest, nothing rebuilt", async () => {
     const api = fakeContainer({ fails: "must not be built" });
     const store = fakeStore({ "acme/api:sha-abc1234": D("e") });
-    const out = await publishImages([{ target: stack.builds[0]!, container: api.container }], ["sha-abc1234", "latest", "v1.2.3"], auth, store);
+    const out = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234", "latest", "v1.2.3"), auth, store);
     expect(out[0]).toMatchObject({ digest: D("e"), reused: true });
     expect(api.pushed).toEqual([]);
     expect(store.tagged).toEqual([`acme/api:latest=${D("e")}`, `acme/api:v1.2.3=${D("e")}`]);
@@ -58,9 +69,32 @@ describe("publish", () => {
 
   it("reports a failing Dockerfile step as BUILD_FAILED naming the service and the step's output, before any push", async () => {
     const api = fakeContainer({ fails: 'process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\nnpm ERR! missing: left-pad@1.3.0' });
-    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], ["sha-abc1234"], auth, fakeStore()).catch((e: unknown) => e);
+    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234"), auth, fakeStore()).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringMatching(/services\.api \(compose\/api\/Dockerfile\) failed:[\s\S]*npm ERR! missing: left-pad/), hint: expect.stringMatching(/Nothing was pushed/) });
     expect(api.pushed).toEqual([]);
+  });
+
+  it("is all or nothing: when the second service fails to build, the first is not pushed and latest does not move", async () => {
+    const api = fakeContainer({ digest: D("a") });
+    const web = fakeContainer({ fails: "exit code: 1" });
+    const store = fakeStore();
+    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }, { target: stack.builds[1]!, container: web.container }], rel("sha-abc1234", "latest"), auth, store).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringMatching(/services\.web/) });
+    expect(api.pushed).toEqual([]);
+    expect(store.tagged).toEqual([]);
+  });
+
+  it("never reuses another commit's sha-<7>: two commits sharing 7 hex digits stop before any push", async () => {
+    const api = fakeContainer({ digest: D("a") });
+    const other = "abc1234999999999999999999999999999999999";
+    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234", "latest"), auth, fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: other })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "TAG_TAKEN", message: expect.stringContaining(`already holds commit ${other}, not ${SHA}; nothing was pushed`) });
+    expect(api.pushed).toEqual([]);
+    const unlabelled = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234"), auth, fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: undefined })).catch((e: unknown) => e);
+    expect(unlabelled).toMatchObject({ code: "TAG_TAKEN", message: expect.stringContaining("an image without a revision label") });
+    // the same commit given short (7 hex) is the same commit
+    const short = await publishImages([{ target: stack.builds[0]!, container: api.container }], { tags: ["sha-abc1234"], revision: "abc1234" }, auth, fakeStore({ "acme/api:sha-abc1234": D("e") }));
+    expect(short[0]).toMatchObject({ reused: true, digest: D("e") });
   });
 
   it("labels the image with the commit's time, so the same commit gives the same image; without one, no created label", () => {

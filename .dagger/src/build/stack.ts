@@ -2,14 +2,14 @@
  * The build and publish of a whole stack from the settings the module was
  * constructed with: shared by `build`, `publish` and `ship`.
  */
-import type { Container, Directory, Secret } from "@dagger.io/dagger";
+import { dag, type Container, type Directory, type Secret } from "@dagger.io/dagger";
 import type { ComposeStack } from "../core/compose.js";
 import type { GitInfo } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
 import { ociLabels, tagsFor } from "../core/images.js";
 import { checkImagePrefix, keyValues, loadStack, registryLogin, stackRegistry } from "../inputs/inputs.js";
 import { RegistryClient } from "../registry/client.js";
-import { buildImages, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
+import { buildImages, forceBuild, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
 
 /** The module's constructor arguments, as both objects hold them. */
 export interface StackSettings {
@@ -35,10 +35,14 @@ export interface BuildOptions {
 export async function buildStack(s: StackSettings, o: BuildOptions): Promise<{ stack: ComposeStack; built: BuiltImage[] }> {
   const stack = await stackOf(s);
   const labels = ociLabels({ source: o.sourceUrl, revision: o.git.sha, ...(o.git.commitTime ? { created: o.git.commitTime } : {}), ...(o.version ? { version: o.version } : {}) });
-  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs")) };
+  // The context's files carry the commit's time (or the epoch): a checkout made at another moment builds the same COPY layers.
+  const timestamp = o.git.commitTime ? Math.floor(o.git.commitTime.getTime() / 1000) : 0;
+  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs"), timestamp) };
 }
 
-export function builtContainers(built: BuiltImage[]): Container[] {
+/** The built containers, every build run first: a failing one is a BUILD_FAILED naming its service. */
+export async function builtContainers(built: BuiltImage[]): Promise<Container[]> {
+  for (const b of built) await forceBuild(b);
   return built.map((b) => b.container);
 }
 
@@ -49,5 +53,7 @@ export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "vers
   const { stack, built } = await buildStack(s, { ...o, version });
   const registry = stackRegistry(stack, s.registry);
   const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
-  return publishImages(built, tags, { host: registry, user: login.user, token: s.registryToken }, new RegistryClient({ host: registry, user: login.user, token: login.token }));
+  // The pushed-with secret is the trimmed token: a `file:` or `cmd:` value ends with a newline the registry refuses.
+  const token = dag.setSecret(`vps-pipeline-push-${registry}-${login.user}`, login.token);
+  return publishImages(built, { tags, revision: o.git.sha }, { host: registry, user: login.user, token }, new RegistryClient({ host: registry, user: login.user, token: login.token }));
 }

@@ -248,6 +248,15 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
   return doc.toString({ lineWidth: 0 });
 }
 
+/** The image prefix `dagger check` renders with when none was given (never pushed to). */
+export const CHECK_IMAGE_PREFIX = "registry.invalid/check/stack";
+
+/** What the compose check does: parse and render with stand-in digests (and a stand-in prefix when none is given). */
+export function renderForCheck(text: string, file: string, imagePrefix?: string): string {
+  const stack = parseComposeStack(text, file, imagePrefix ?? CHECK_IMAGE_PREFIX);
+  return renderRelease(stack, Object.fromEntries(stack.builds.map((b) => [b.service, `sha256:${"0".repeat(64)}`])));
+}
+
 /** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */
 function setLabel(doc: Document, service: string, key: string, value: string): void {
   const labels = doc.getIn(["services", service, "labels"]);

@@ -36,6 +36,18 @@ export interface HistoryRecord {
   durations: Record<string, number>;
 }
 
+/**
+ * The history line of a deploy that failed before it held the lock or before
+ * it reached the server (preflight, a busy lock, a tag that does not resolve, a
+ * failed publish): no release folder was made, nothing running changed.
+ */
+export function earlyFailureRecord(o: { now: Date; sha: string; by: string; images?: Record<string, string>; code: string; message: string; hint: string; durations?: Record<string, number> }): HistoryRecord {
+  return {
+    release: releaseId(o.now, o.sha), action: "deploy", result: "failed", at: o.now.toISOString(), by: o.by, sha: o.sha, images: o.images ?? {},
+    reason: `${o.code}: ${o.message.split("\n")[0]} (stopped before the switch; nothing running was changed)`, code: o.code, hint: o.hint, durations: o.durations ?? {},
+  };
+}
+
 export function historyLine(r: HistoryRecord): string {
   return `${JSON.stringify(r)}\n`;
 }

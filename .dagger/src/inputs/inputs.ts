@@ -112,14 +112,16 @@ export function outputFormat(format: string): Format {
   throw new PipelineError("INVALID_INPUT", `format: \`${format}\` is not one of text, json, markdown`, "pass --format=text, --format=json or --format=markdown");
 }
 
-export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
-  let text: string;
+export async function composeText(source: Directory, composeFile: string): Promise<string> {
   try {
-    text = await source.file(composeFile).contents();
+    return await source.file(composeFile).contents();
   } catch (e) {
     throw new PipelineError("COMPOSE_NOT_FOUND", `cannot read ${composeFile} in the source directory`, "pass --compose-file with the production compose file's path inside --source", { cause: e });
   }
-  return parseComposeStack(text, composeFile, imagePrefix);
+}
+
+export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
+  return parseComposeStack(await composeText(source, composeFile), composeFile, imagePrefix);
 }
 
 /** The production `.env`, when one was given. */

@@ -121,6 +121,17 @@ export class RegistryClient {
     }
   }
 
+  /** The revision label of the image at `digest` (an index: its first image), or undefined when it has none. */
+  async revisionOf(repository: string, digest: string): Promise<string | undefined> {
+    const json = async <T>(path: string, accept: string) => parseJson<T>(await (await this.request("GET", repository, path, ["pull"], { Accept: accept })).text(), `${this.o.host}/${repository} ${path}`);
+    type Manifest = { manifests?: { digest: string }[]; config?: { digest: string } };
+    let manifest = await json<Manifest>(`manifests/${digest}`, MANIFEST_ACCEPT);
+    if (manifest.manifests?.[0]) manifest = await json<Manifest>(`manifests/${manifest.manifests[0].digest}`, MANIFEST_ACCEPT);
+    if (!manifest.config) return undefined;
+    const config = await json<{ config?: { Labels?: Record<string, string> } }>(`blobs/${manifest.config.digest}`, "application/json");
+    return config.config?.Labels?.["org.opencontainers.image.revision"];
+  }
+
   /** Point `tag` at the manifest `digest`: the manifest is read and put back under the new name, no layer moves. */
   async tag(repository: string, digest: string, tag: string): Promise<void> {
     const got = await this.request("GET", repository, `manifests/${digest}`, ["push", "pull"], { Accept: MANIFEST_ACCEPT });

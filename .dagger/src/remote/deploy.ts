@@ -13,7 +13,7 @@ import { withLock, withSession } from "./session.js";
 import { checkEdge, switchWithEdge } from "./edge.js";
 import { DEFAULT_EDGE, pull, readCurrentWithCompose, record, runJobs, runPreflight, switchAndUp, switchAndWait, waitHealthy, type HealthOutcome } from "./steps.js";
 import type { RegistryLogin, RemoteTarget } from "./target.js";
-import { prune, rollBackFailedDeploy } from "./releases.js";
+import { prune, recordingEarlyFailures, rollBackFailedDeploy } from "./releases.js";
 import { swarmDeploy } from "./swarm-deploy.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
@@ -49,13 +49,14 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
   const begin = (step: string) => req.onStep?.(step);
   return inSpan(req.tracing ?? defaultTracing(), "deploy", { "vps.project": req.project, "git.sha": req.sha }, (t, span) => {
     const p = new Progress(req.log, "deploy", t);
-    return withSession(req.ssh, p, async (s) => {
+    return withSession(req.ssh, p, (s) => recordingEarlyFailures(s, l, p, { sha: req.sha, by: req.by, images: shape.images }, async (locked) => {
       // Preflight first: a server that cannot run the release is left exactly as it was.
       begin("preflight");
       await p.step("preflight", () => runPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker}, compose ${r.compose}, ${r.freeMiB} MiB free`);
       begin("lock");
       const holder = `${req.by} (sha ${req.sha.slice(0, 7)}, since ${new Date().toISOString()})`;
       return withLock(s, l, p, req.lockTimeoutSeconds, holder, async () => {
+        locked();
         const current = await readCurrentWithCompose(s, l);
         const previous = current.id;
         const previousShape = previous ? releaseShape(current.compose) : undefined;
@@ -156,6 +157,6 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: id, ...(previous ? { previous } : {}), images: shape.images, durations: p.durations };
       });
-    });
+    }));
   });
 }

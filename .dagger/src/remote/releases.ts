@@ -4,11 +4,40 @@
  * to the previous release is recorded, and pruning.
  */
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { listReleases, readOptionalFile, removeReleases, type Layout } from "../core/remote-commands.js";
-import { RELEASE_ID, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
-import type { Progress } from "./progress.js";
-import type { SshSession } from "./ssh.js";
+import { layout, listReleases, readOptionalFile, removeReleases, type Layout } from "../core/remote-commands.js";
+import { RELEASE_ID, earlyFailureRecord, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { Progress } from "./progress.js";
+import { withSession } from "./session.js";
+import type { SshOptions, SshSession } from "./ssh.js";
+import { defaultTracing } from "./trace.js";
 import { readCurrent, record, type HealthOutcome } from "./steps.js";
+
+/**
+ * Run a deploy whose failures before it holds the lock (preflight, a busy or
+ * broken lock) are recorded in the history all the same; under the lock the
+ * deploy records its own outcome (`locked` marks the moment). A lost
+ * connection is not recorded: there is no one to record it to.
+ */
+export async function recordingEarlyFailures<T>(s: SshSession, l: Layout, p: Progress, who: { sha: string; by: string; images: Record<string, string> }, body: (locked: () => void) => Promise<T>): Promise<T> {
+  let held = false;
+  try {
+    return await body(() => (held = true));
+  } catch (e) {
+    const err = asPipelineError(e, "starting the deploy");
+    if (!held && err.code !== "SSH_CONNECTION_LOST") {
+      await record(s, l, earlyFailureRecord({ now: new Date(), ...who, code: err.code, message: err.message, hint: err.hint, durations: p.durations })).catch(() => undefined);
+    }
+    throw e;
+  }
+}
+
+/** Record a deploy that failed before it reached the server (a tag, the publish): best effort, over its own connection. */
+export async function recordFailureBeforeDeploy(ssh: SshOptions, dir: string, who: { sha: string; by: string }, e: unknown): Promise<void> {
+  const err = asPipelineError(e, "preparing the deploy");
+  const p = new Progress(() => undefined, "deploy", defaultTracing());
+  await withSession(ssh, p, (s) => record(s, layout(dir), earlyFailureRecord({ now: new Date(), ...who, code: err.code, message: err.message, hint: err.hint })))
+    .catch(() => undefined);
+}
 
 /** Remove old releases; best effort: a folder it cannot remove (a file a container made as root) never fails a good deploy. */
 export async function prune(s: SshSession, l: Layout, keep: number, protect: (string | undefined)[]): Promise<{ removed: string[]; error?: string }> {

@@ -13,7 +13,7 @@ import type { DeployRequest, DeployResult } from "./deploy.js";
 import { Progress } from "./progress.js";
 import type { RollbackRequest } from "./rollback.js";
 import { withLock, withSession } from "./session.js";
-import { chooseRollbackTarget, prune, requireDeployed, rollBackFailedDeploy, rollbackRecord } from "./releases.js";
+import { chooseRollbackTarget, prune, recordingEarlyFailures, requireDeployed, rollBackFailedDeploy, rollbackRecord } from "./releases.js";
 import { readCurrentWithCompose, record, type HealthOutcome } from "./steps.js";
 import { checkImages, prepareStack, restoreRelease, runSwarmJobs, swarmPreflight, switchStack } from "./swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
@@ -28,11 +28,12 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
     const p = new Progress(req.log, "deploy", t);
     const note = (n: string) => req.log(`deploy note      ${n}`);
     sw.notes.forEach(note);
-    return withSession(req.ssh, p, async (s) => {
+    return withSession(req.ssh, p, (s) => recordingEarlyFailures(s, l, p, { sha: req.sha, by: req.by, images: shape.images }, async (locked) => {
       begin("preflight");
       await p.step("preflight", () => swarmPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker} (swarm manager), ${r.freeMiB} MiB free`);
       begin("lock");
       return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (sha ${req.sha.slice(0, 7)}, since ${new Date().toISOString()})`, async () => {
+        locked();
         const previous = (await readCurrentWithCompose(s, l)).id;
         const id = releaseId(new Date(), req.sha);
         span.setAttribute("release.id", id);
@@ -97,7 +98,7 @@ export async function swarmDeploy(req: DeployRequest): Promise<DeployResult> {
         await p.step("prune", () => prune(s, l, req.keepReleases, [id, previous]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: id, ...(previous ? { previous } : {}), images: shape.images, durations: p.durations };
       });
-    });
+    }));
   });
 }
 
