@@ -13,13 +13,12 @@
 import { Container, Directory, Secret, argument, check, dag, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
-import { failed, formatFindings } from "./core/findings.js";
-import { renderForCheck } from "./core/compose.js";
-import { buildStack, builtContainers, publishStack, stackOf } from "./build/stack.js";
-import { explained, workflowProblems } from "./module.js";
-import { checkImagePrefix, composeText, gitInfo, registryLogin, stackRegistry } from "./inputs/inputs.js";
-import { doctor as runDoctor } from "./registry/doctor.js";
+import { explained } from "./module.js";
 import { Vps } from "./vps.js";
+
+// The rest is imported by the function that needs it: the runtime loads this file before every call (see vps.ts).
+const inputs = () => import("./inputs/inputs.js");
+const stacks = () => import("./build/stack.js");
 
 /** What Dagger never uploads from the source directory. */
 const SOURCE_IGNORE = ["**/node_modules", ".dagger/sdk", ".git"];
@@ -79,7 +78,10 @@ export class VpsPipeline {
    */
   @func()
   async build(gitSha: string, commitTime = "", sourceUrl = "", version = "", buildArgs: string[] = []): Promise<Container[]> {
-    return explained(async () => await builtContainers((await buildStack(this, { git: gitInfo(gitSha, { commitTime }), sourceUrl, version: version || undefined, buildArgs })).built));
+    return explained(async () => {
+      const [{ gitInfo }, { buildStack, builtContainers }] = await Promise.all([inputs(), stacks()]);
+      return builtContainers((await buildStack(this, { git: gitInfo(gitSha, { commitTime }), sourceUrl, version: version || undefined, buildArgs })).built);
+    });
   }
 
   /**
@@ -96,7 +98,10 @@ export class VpsPipeline {
    */
   @func({ cache: "never" }) // pushes to a registry: a cached answer would skip the push
   async publish(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = []): Promise<string[]> {
-    return explained(async () => (await publishStack(this, { git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }), sourceUrl, buildArgs })).map((p) => p.pinned));
+    return explained(async () => {
+      const [{ gitInfo }, { publishStack }] = await Promise.all([inputs(), stacks()]);
+      return (await publishStack(this, { git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }), sourceUrl, buildArgs })).map((p) => p.pinned);
+    });
   }
 
   /**
@@ -111,6 +116,7 @@ export class VpsPipeline {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest", pullUser = "", pullToken?: Secret): Promise<string> {
     return explained(async () => {
+      const [{ registryLogin, stackRegistry }, { stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([inputs(), stacks(), import("./registry/doctor.js"), import("./core/findings.js")]);
       const stack = await stackOf(this);
       const registry = stackRegistry(stack, this.registry);
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
@@ -177,6 +183,7 @@ export class VpsPipeline {
   @check()
   async composeFileRenders(): Promise<void> {
     await explained(async () => {
+      const [{ checkImagePrefix, composeText }, { renderForCheck }] = await Promise.all([inputs(), import("./core/compose.js")]);
       // `dagger check` passes no settings: without an image prefix, a stand-in one lets the rest of the file be judged.
       renderForCheck(await composeText(this.source, this.composeFile), this.composeFile, checkImagePrefix(this.imagePrefix));
     });
@@ -189,6 +196,7 @@ export class VpsPipeline {
   @check()
   async workflowCallsExist(): Promise<void> {
     await explained(async () => {
+      const { workflowProblems } = await import("./module-api.js");
       const problems = await workflowProblems(this.source, dag);
       if (problems.length) throw new PipelineError("CHECK_FAILED", `the workflows do not fit the module:\n  ${problems.join("\n  ")}`, "rename the functions or flags in .github/workflows to what `dagger call --help` shows");
     });

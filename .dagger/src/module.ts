@@ -1,14 +1,8 @@
 /**
- * What the module layer needs beyond wiring: errors shown with their code and
- * hint, and reading the module's own API from the engine for `dagger check`.
+ * What every function of the module layer needs: errors shown with their code
+ * and hint. (Reading the module's own API for `dagger check` is module-api.ts.)
  */
-import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
 import { asPipelineError } from "./core/errors.js";
-import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/workflow.js";
-
-/** The module's main object, and its other objects as the introspector names them. */
-const MAIN_OBJECT = "VpsPipeline";
-const OTHER_OBJECTS = ["Vps"];
 
 /** Errors reach the Dagger TUI and CI logs with their code and hint; anything unexpected gets a code too. */
 export async function explained<T>(f: () => Promise<T>): Promise<T> {
@@ -18,46 +12,4 @@ export async function explained<T>(f: () => Promise<T>): Promise<T> {
     const err = asPipelineError(e, "running the function");
     throw new Error(err.describe(), { cause: err });
   }
-}
-
-/** The module's API as the engine serves it, in the shape core/workflow.ts checks calls against. */
-async function apiShape(dag: Client): Promise<ApiShape> {
-  const defs: ApiObjectDef[] = [];
-  const given = (v: unknown) => v !== null && v !== undefined && v !== "";
-  const described = async (args: FunctionArg[]): Promise<ApiFunction> => {
-    const out: ApiFunction = { args: [], required: [] };
-    for (const a of args) {
-      const argName = await a.name();
-      out.args.push(argName);
-      const optional = (await a.typeDef().optional()) || given(await a.defaultValue()) || given(await a.defaultPath());
-      if (!optional) out.required.push(argName);
-    }
-    return out;
-  };
-  for (const def of await dag.currentTypeDefs()) {
-    const o = def.asObject();
-    const name = await o.name().catch(() => "");
-    // Only this module's objects: the main one and those the engine names with its prefix.
-    if (!name.startsWith(MAIN_OBJECT) && !OTHER_OBJECTS.includes(name)) continue;
-    const functions: ApiObjectDef["functions"] = [];
-    for (const f of await o.functions()) {
-      const returns = await f.returnType().asObject().name().catch(() => "");
-      functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
-    }
-    const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;
-    defs.push({ name, functions, ...(constructor ? { constructor: { args: constructor.args, required: [] } } : {}) });
-  }
-  return shapeApi(defs, MAIN_OBJECT);
-}
-
-/** Problems of the `dagger call` lines in .github/workflows, read from the source. */
-export async function workflowProblems(source: Directory, dag: Client): Promise<string[]> {
-  const dir = source.directory(".github/workflows");
-  const api = await apiShape(dag);
-  const problems: string[] = [];
-  for (const file of await dir.entries()) {
-    if (!/\.ya?ml$/.test(file)) continue;
-    for (const call of daggerCalls(file, await dir.file(file).contents())) problems.push(...checkCall(call, api));
-  }
-  return problems;
 }

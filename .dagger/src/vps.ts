@@ -4,24 +4,15 @@
  * Wiring and documentation only.
  */
 import { Directory, Secret, func, object } from "@dagger.io/dagger";
-import { renderRelease } from "./core/compose.js";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
-import { failed, formatFindings } from "./core/findings.js";
-import { formatPlan, markdownPlan } from "./core/plan.js";
-import { formatReport, markdownReport } from "./core/report.js";
-import { formatStatus, markdownRelease, markdownStatus } from "./core/summary.js";
-import { publishStack, stackOf, type StackSettings } from "./build/stack.js";
-import { checkRegistry, envText, gitInfo, outputFormat, probes as parseProbes, registryLogin, releaseToGo, stackRegistry, vpsInputs, type Format, type VpsArgs, type VpsInputs } from "./inputs/inputs.js";
-import { builtImagesRegistry } from "./core/images.js";
+import type { StackSettings } from "./build/stack.js";
+import type { Format, VpsArgs, VpsInputs } from "./inputs/inputs.js";
 import { explained } from "./module.js";
-import { doctor as runDoctor } from "./registry/doctor.js";
-import { resolveReleaseDigests } from "./registry/resolve.js";
-import { deploy as remoteDeploy } from "./remote/deploy.js";
-import { plan as remotePlan } from "./remote/plan.js";
-import { recordFailureBeforeDeploy } from "./remote/releases.js";
-import { rollback as remoteRollback } from "./remote/rollback.js";
-import { status as remoteStatus, verify as remoteVerify } from "./remote/verify.js";
+
+// Everything else is imported inside the function that needs it: every call pays for what is imported here
+// (the runtime loads this file before any function runs), so SSH, YAML and the registry client wait until used.
+const inputs = () => import("./inputs/inputs.js");
 
 /** Print each step as it ends (the Dagger TUI shows it live) and keep the lines for the function's result. */
 function liveLog(): { lines: string[]; log: (l: string) => void } {
@@ -109,6 +100,8 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
+      const { envText, gitInfo, outputFormat, vpsInputs } = await inputs();
+      const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([import("./remote/deploy.js"), import("./core/summary.js")]);
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
@@ -133,6 +126,8 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async plan(images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
+      const { envText, outputFormat, vpsInputs } = await inputs();
+      const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/plan.js")]);
       const out = outputFormat(format);
       const { compose } = await this.release(images, tag);
       const v = await vpsInputs(this);
@@ -153,6 +148,8 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async verify(probes: string[] = [], format = "text"): Promise<string> {
     return explained(async () => {
+      const { outputFormat, probes: parseProbes, vpsInputs } = await inputs();
+      const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([import("./remote/verify.js"), import("./core/report.js")]);
       const out = outputFormat(format);
       const specs = parseProbes(probes);
       const report = await remoteVerify(await vpsInputs(this), specs);
@@ -173,6 +170,8 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async rollback(to = "", format = "text"): Promise<string> {
     return explained(async () => {
+      const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
+      const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([import("./remote/rollback.js"), import("./core/summary.js")]);
       const out = outputFormat(format);
       const target = releaseToGo(to);
       const v = await vpsInputs(this);
@@ -196,6 +195,8 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
     return explained(async () => {
+      const { outputFormat, vpsInputs } = await inputs();
+      const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([import("./remote/verify.js"), import("./core/summary.js")]);
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
@@ -212,6 +213,8 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest"): Promise<string> {
     return explained(async () => {
+      const { registryLogin, stackRegistry, vpsInputs } = await inputs();
+      const [{ stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([import("./build/stack.js"), import("./registry/doctor.js"), import("./core/findings.js")]);
       const stack = await stackOf(this);
       const registry = stackRegistry(stack, this.registry);
       const v = await vpsInputs(this);
@@ -244,8 +247,10 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async ship(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
     // Bad arguments fail before anything is pushed.
+    const { gitInfo, outputFormat, probes: parseProbes, vpsInputs } = await inputs();
     const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
     const published = await explained(async () => {
+      const { publishStack } = await import("./build/stack.js");
       const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       const v = await vpsInputs(this);
       return this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
@@ -262,6 +267,7 @@ export class Vps {
     try {
       return await f();
     } catch (e) {
+      const { recordFailureBeforeDeploy } = await import("./remote/releases.js");
       await recordFailureBeforeDeploy(v.ssh, v.dir, { sha, by: v.by }, e);
       throw e;
     }
@@ -276,11 +282,15 @@ export class Vps {
     if (!this.pullToken && this.registryToken && this.orchestrator === "swarm") {
       throw new PipelineError("INVALID_INPUT", "pullToken: a swarm needs its own pull token: the swarm stores it in every service spec, and the push token must not end up there", "pass vps --pull-user=… --pull-token=env:GHCR_PULL_TOKEN (a classic PAT with only read:packages)");
     }
+    const { registryLogin } = await inputs();
     return registryLogin(host, this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
   }
 
   /** The rendered release for these images or this tag, and the login for its registry: tags resolved to digests, only that registry gets a token. */
   private async release(images: string[], tag: string): Promise<{ compose: string; pull: Awaited<ReturnType<Vps["pullLogin"]>> }> {
+    const [{ checkRegistry }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }] = await Promise.all([
+      inputs(), import("./build/stack.js"), import("./core/images.js"), import("./registry/resolve.js"), import("./core/compose.js"),
+    ]);
     const stack = await stackOf(this);
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
     const host = builtImagesRegistry(stack.builds, explicit) ?? explicit;

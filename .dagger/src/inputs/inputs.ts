@@ -5,13 +5,12 @@
  */
 import type { Directory, Secret } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
-import { parseComposeStack, type ComposeStack } from "../core/compose.js";
+import type { ComposeStack } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";
 import { builtImagesRegistry } from "../core/images.js";
 import { DEFAULTS } from "../core/defaults.js";
 import { envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/report.js";
-import { publicKeyFingerprint } from "../remote/ssh.js";
 import type { RegistryLogin, RemoteTarget } from "../remote/target.js";
 
 /** What `vps(...)` was given, as the Vps object holds it. */
@@ -49,6 +48,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
   const privateKey = await a.sshKey.plaintext();
   const passphrase = a.sshKeyPassphrase ? passphraseValue(await a.sshKeyPassphrase.plaintext()) : undefined;
   // Dagger functions do not see who called them: without --by, name the key that deployed, never the function's container.
+  const { publicKeyFingerprint } = await import("../remote/ssh.js"); // ssh2: loaded by the functions that connect, only
   const key = publicKeyFingerprint(privateKey, passphrase);
   return {
     ssh: { host: v.host, port: v.port, user: v.user, hostKey: v.hostKey, privateKey, ...(passphrase !== undefined ? { passphrase } : {}) },
@@ -121,6 +121,7 @@ export async function composeText(source: Directory, composeFile: string): Promi
 }
 
 export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
+  const { parseComposeStack } = await import("../core/compose.js"); // yaml: loaded by the functions that read the stack, only
   return parseComposeStack(await composeText(source, composeFile), composeFile, imagePrefix);
 }
 

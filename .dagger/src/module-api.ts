@@ -1,0 +1,52 @@
+/**
+ * Reading the module's own API from the engine, for the `dagger check` of the
+ * workflows: the objects whatever the engine calls them, in core/workflow.ts's shape.
+ */
+import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
+import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/workflow.js";
+
+/** The module's main object, and its other objects as the introspector names them. */
+const MAIN_OBJECT = "VpsPipeline";
+const OTHER_OBJECTS = ["Vps"];
+
+/** The module's API as the engine serves it, in the shape core/workflow.ts checks calls against. */
+async function apiShape(dag: Client): Promise<ApiShape> {
+  const defs: ApiObjectDef[] = [];
+  const given = (v: unknown) => v !== null && v !== undefined && v !== "";
+  const described = async (args: FunctionArg[]): Promise<ApiFunction> => {
+    const out: ApiFunction = { args: [], required: [] };
+    for (const a of args) {
+      const argName = await a.name();
+      out.args.push(argName);
+      const optional = (await a.typeDef().optional()) || given(await a.defaultValue()) || given(await a.defaultPath());
+      if (!optional) out.required.push(argName);
+    }
+    return out;
+  };
+  for (const def of await dag.currentTypeDefs()) {
+    const o = def.asObject();
+    const name = await o.name().catch(() => "");
+    // Only this module's objects: the main one and those the engine names with its prefix.
+    if (!name.startsWith(MAIN_OBJECT) && !OTHER_OBJECTS.includes(name)) continue;
+    const functions: ApiObjectDef["functions"] = [];
+    for (const f of await o.functions()) {
+      const returns = await f.returnType().asObject().name().catch(() => "");
+      functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
+    }
+    const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;
+    defs.push({ name, functions, ...(constructor ? { constructor: { args: constructor.args, required: [] } } : {}) });
+  }
+  return shapeApi(defs, MAIN_OBJECT);
+}
+
+/** Problems of the `dagger call` lines in .github/workflows, read from the source. */
+export async function workflowProblems(source: Directory, dag: Client): Promise<string[]> {
+  const dir = source.directory(".github/workflows");
+  const api = await apiShape(dag);
+  const problems: string[] = [];
+  for (const file of await dir.entries()) {
+    if (!/\.ya?ml$/.test(file)) continue;
+    for (const call of daggerCalls(file, await dir.file(file).contents())) problems.push(...checkCall(call, api));
+  }
+  return problems;
+}
