@@ -133,6 +133,26 @@ describe("registries with a port, and certificates", () => {
     expect(sh(`tail -n 1 ${HOME}/production/withport/.releases/history.jsonl`)).toContain("unnamed deployer with key SHA256:");
   });
 
+  it("tokens read with file: or cmd: (a newline at the end, or CR LF) deploy; a rollback whose images are all here logs in nowhere", async () => {
+    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "newline", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "newline test", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose" });
+    const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
+    freshProject("newline");
+    for (const [version, ending] of [["v1", "\n"], ["v2", "\r\n"]] as const) {
+      const login = await registryLogin(bed.registry.host, bed.registry.user, secret(`${registryPassword}${ending}`), "pullUser");
+      expect(login!.token).toBe(registryPassword);
+      const digests = await resolveReleaseDigests(stack, [], version, login);
+      await deploy({ ...v, sha: (version === "v1" ? "1" : "2").repeat(40), compose: renderRelease(stack, digests), env: "WEB_PORT=18213\n", registry: login!, log: () => {} });
+      expect((await webStatus(18213)).body).toContain(`Version ${version}.`);
+    }
+    // --registry not given to a rollback: the login would go to the release's own registry, but every image is here, so there is none (a wrong token cannot fail it)
+    const r = await rollback({ ...v, registry: { host: "", user: bed.registry.user, token: "not-the-token" }, log: () => {} });
+    expect(r.release).toMatch(/-1111111$/);
+    expect((await webStatus(18213)).body).toContain("Version v1.");
+    const err = await registryLogin(bed.registry.host, bed.registry.user, secret(" \n"), "pullUser").catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "INVALID_INPUT", message: expect.stringMatching(/^pullToken: the secret is empty/) });
+    sh("docker compose -p newline down --remove-orphans >/dev/null 2>&1 || true");
+  });
+
   it("an untrusted certificate is named as such, from here and from the VPS", async () => {
     const dir = mkdtempSync(join(tmpdir(), "selfsigned-"));
     sh(`openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=${bed.vps.hostIp} -addext subjectAltName=IP:${bed.vps.hostIp} -keyout ${dir}/k -out ${dir}/c 2>/dev/null`);

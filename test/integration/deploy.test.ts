@@ -138,7 +138,10 @@ describe("deploy", () => {
     const c = await third;
     expect(c).toMatchObject({ code: "LOCK_BUSY" });
     expect(String((c as Error).message)).toMatch(/deployer-[AB]/);
-    const h = history("together");
+    // the one that could not wait is in the history too, as a failure that changed nothing
+    const all = history("together");
+    expect(all.filter((x) => x.by === "deployer-C")).toEqual([expect.objectContaining({ result: "failed", code: "LOCK_BUSY", reason: expect.stringContaining("nothing running was changed") })]);
+    const h = all.filter((x) => x.by !== "deployer-C");
     expect(h.map((x) => x.result)).toEqual(["ok", "ok"]);
     // the second one saw the first as its previous release: they did not interleave
     expect([ra.previous, rb.previous]).toContain(h[0]!.release);

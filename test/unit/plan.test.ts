@@ -8,6 +8,17 @@ const B = "ghcr.io/a/api@sha256:" + "b".repeat(64);
 const preflight = { docker: "28.2", compose: "2.26.1", freeMiB: 9000 };
 
 describe("plan", () => {
+  it("lists the edge routes the release will have, on an empty server too (ports as written, hostnames)", () => {
+    const p = planRelease({
+      current: null, preflight, currentCompose: "",
+      newCompose: `services:\n  web:\n    image: "${A}"\n    labels: { vps-pipeline.edge.published: "\${WEB_PORT:-8080}:8000" }\n    x-vps-pipeline: { http: { port: 8000, health: /health, host: gold.example.com } }\n  api: { image: "${B}" }\n`,
+    });
+    expect(p.routes).toEqual(["web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health"]);
+    expect(formatPlan(p)).toContain("edge routes: web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health");
+    expect(markdownPlan(p)).toContain("- edge routes: `web:");
+    expect(planRelease({ current: null, preflight, currentCompose: "", newCompose: `services:\n  api: { image: "${B}" }\n` }).routes).toEqual([]);
+  });
+
   it("names services added, removed and changed with old → new digests, and .env keys without values", () => {
     const p = planRelease({
       current: "r1", preflight,

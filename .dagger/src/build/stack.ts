@@ -55,5 +55,5 @@ export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "vers
   const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
   // The pushed-with secret is the trimmed token: a `file:` or `cmd:` value ends with a newline the registry refuses.
   const token = dag.setSecret(`vps-pipeline-push-${registry}-${login.user}`, login.token);
-  return publishImages(built, { tags, revision: o.git.sha }, { host: registry, user: login.user, token }, new RegistryClient({ host: registry, user: login.user, token: login.token }));
+  return publishImages(built, { tags, revision: o.git.sha }, { host: registry, user: login.user, token }, new RegistryClient({ host: registry, user: login.user, token: login.token, pushing: true }));
 }

@@ -3,7 +3,9 @@
  * Markdown). Built from the current release record and the new one; nothing in
  * it ever holds a value of the `.env`.
  */
+import { parse } from "yaml";
 import { releaseShape } from "./compose.js";
+import { PUBLISHED_LABEL } from "./edge.js";
 import { diffEnv, type EnvDiff } from "./env-file.js";
 
 export interface ServiceChange {
@@ -22,7 +24,7 @@ export interface Plan {
   env: EnvDiff | null;
   /** Release-phase jobs that would run before the switch. */
   jobs: string[];
-  /** Edge routes that would switch (zero-downtime services; none until a service opts in). */
+  /** The edge routes of the release (services with `x-vps-pipeline.http`): what the edge will serve after the deploy. */
   routes: string[];
   /** True when nothing would change but a new release record. */
   noop: boolean;
@@ -42,7 +44,21 @@ export function planRelease(a: { current: string | null; currentCompose: string;
   const env = a.newEnv === undefined ? null : diffEnv(a.currentEnv ?? "", a.newEnv);
   const jobs = after.jobs.map((j) => j.service);
   const envSame = !env || env.added.length + env.removed.length + env.changed.length === 0;
-  return { current: a.current, preflight: a.preflight, services, env, jobs, routes: [], noop: services.every((s) => s.change === "unchanged") && envSame && jobs.length === 0 };
+  return { current: a.current, preflight: a.preflight, services, env, jobs, routes: edgeRoutes(a.newCompose), noop: services.every((s) => s.change === "unchanged") && envSame && jobs.length === 0 };
+}
+
+/** `web: ${WEB_PORT:-8080}, https://gold.example.com → :8000/health`, one per service behind the edge, ports as written (compose interpolates them on the server). */
+function edgeRoutes(compose: string): string[] {
+  const services = ((parse(compose) ?? {}) as { services?: Record<string, { labels?: unknown }> }).services ?? {};
+  const label = (labels: unknown): string | undefined => {
+    if (Array.isArray(labels)) return labels.map(String).find((l) => l.startsWith(`${PUBLISHED_LABEL}=`))?.slice(PUBLISHED_LABEL.length + 1);
+    const v = (labels as Record<string, unknown> | undefined)?.[PUBLISHED_LABEL];
+    return v === undefined ? undefined : String(v);
+  };
+  return releaseShape(compose).http.map((h) => {
+    const from = [label(services[h.service]?.labels), h.host ? `https://${h.host}` : ""].filter(Boolean).join(", ");
+    return `${h.service}: ${from} → :${h.port}${h.health}`;
+  });
 }
 
 const short = (image: string | undefined) => (image ?? "").replace(/@sha256:([0-9a-f]{12})[0-9a-f]+$/, "@sha256:$1…");
@@ -66,5 +82,6 @@ export function markdownPlan(p: Plan): string {
   for (const s of p.services) lines.push(`| ${s.service} | ${s.change} | \`${short(s.from) || "-"}\` | \`${short(s.to) || "-"}\` |`);
   lines.push("", p.env === null ? "- `.env`: none given, the server's is kept" : `- \`.env\` keys: added ${p.env.added.join(", ") || "none"}; removed ${p.env.removed.join(", ") || "none"}; changed ${p.env.changed.join(", ") || "none"}`);
   lines.push(`- jobs before the switch: ${p.jobs.join(", ") || "none"}`);
+  lines.push(`- edge routes: ${p.routes.map((r) => `\`${r}\``).join(", ") || "none"}`);
   return lines.join("\n");
 }

@@ -27,6 +27,8 @@ export interface RegistryClientOptions {
   user?: string;
   token?: string;
   timeoutMs?: number;
+  /** These are push credentials: a refusal is explained with what a push token needs, even on a read. */
+  pushing?: boolean;
 }
 
 export class RegistryClient {
@@ -80,7 +82,7 @@ export class RegistryClient {
     const url = `https://${this.o.host}/v2/${repository}/${path}`;
     const scope = repositoryScope(repository, actions);
     const what = `${repository} (${path.split("/")[0]})`;
-    const action: RegistryAction = actions.includes("push") ? "push" : "pull";
+    const action: RegistryAction = actions.includes("push") || this.o.pushing ? "push" : "pull";
     const cached = this.bearer.get(scope);
     let r = await this.send(url, { method, headers: { ...headers, ...(cached ? { Authorization: `Bearer ${cached}` } : {}) }, ...(body ? { body } : {}) }, what);
     if (r.status === 401 && !cached) {
