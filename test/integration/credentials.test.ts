@@ -141,16 +141,16 @@ describe("registries with a port, and certificates", () => {
       const login = await registryLogin(bed.registry.host, bed.registry.user, secret(`${registryPassword}${ending}`), "pullUser");
       expect(login!.token).toBe(registryPassword);
       const digests = await resolveReleaseDigests(stack, [], version, login);
-      await deploy({ ...v, sha: (version === "v1" ? "1" : "2").repeat(40), compose: renderRelease(stack, digests), env: "WEB_PORT=18213\n", registry: login!, log: () => {} });
-      expect((await webStatus(18213)).body).toContain(`Version ${version}.`);
+      await deploy({ ...v, sha: (version === "v1" ? "1" : "2").repeat(40), compose: renderRelease(stack, digests), env: "WEB_PORT=18214\n", registry: login!, log: () => {} });
+      expect((await webStatus(18214)).body).toContain(`Version ${version}.`);
     }
     // --registry not given to a rollback: the login would go to the release's own registry, but every image is here, so there is none (a wrong token cannot fail it)
     const r = await rollback({ ...v, registry: { host: "", user: bed.registry.user, token: "not-the-token" }, log: () => {} });
     expect(r.release).toMatch(/-1111111$/);
-    expect((await webStatus(18213)).body).toContain("Version v1.");
+    expect((await webStatus(18214)).body).toContain("Version v1.");
     const err = await registryLogin(bed.registry.host, bed.registry.user, secret(" \n"), "pullUser").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "INVALID_INPUT", message: expect.stringMatching(/^pullToken: the secret is empty/) });
-    sh("docker compose -p newline down --remove-orphans >/dev/null 2>&1 || true");
+    freshProject("newline"); // its containers and its edge route go: the port is free for the next test
   });
 
   it("an untrusted certificate is named as such, from here and from the VPS", async () => {
