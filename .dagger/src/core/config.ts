@@ -3,7 +3,7 @@
  * typed value. One call reports every problem at once as `path: message`.
  */
 import { z } from "zod";
-import { invalidImageReference } from "./images.js";
+import { invalidImageReference, invalidRepositoryPath } from "./images.js";
 import { DEFAULTS, defaultDir } from "./defaults.js";
 import { PipelineError } from "./errors.js";
 import { RELEASE_ID } from "./release.js";
@@ -99,16 +99,6 @@ export const vpsTargetSchema = z
   })
   .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));
 export type VpsTarget = z.output<typeof vpsTargetSchema>;
-
-/** The OCI grammar for a repository path component, and the whole name under a registry host. */
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-
-export function invalidRepositoryPath(path: string): string | undefined {
-  if (path !== path.toLowerCase()) return "must be lowercase (GHCR and the OCI spec refuse upper case)";
-  const bad = path.split("/").find((c) => !PATH_COMPONENT.test(c));
-  if (bad !== undefined) return `component \`${bad}\` is not valid: use lowercase letters, digits and single separators (. _ __ -)`;
-  return undefined;
-}
 
 /** A registry account as docker's config and HTTP basic auth can carry it. */
 export const registryUser = z

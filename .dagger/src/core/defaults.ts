@@ -24,6 +24,9 @@ export const DEFAULTS = {
   orchestrator: "compose",
 } as const;
 
+/** Below this much free space under the deploy folder, a pull can fill the disk halfway through. */
+export const MIN_FREE_MIB = 512;
+
 /** Where a project lives on the VPS when `--dir` is not given. */
 export function defaultDir(project: string): string {
   return `~/production/${project}`;

@@ -63,6 +63,42 @@ export function serviceContainers(project: string): Argv {
     "--format", '{{.Names}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Ports}}\t{{.Label "com.docker.compose.service"}}'];
 }
 
+/** One container of a project, as `serviceContainers` lists it. */
+export interface ServiceContainer {
+  name: string;
+  state: string;
+  /** compose's config hash of the definition it was made from */
+  hash: string;
+  /** Publishes host ports itself (a release from before the service was behind the edge). */
+  publishes: boolean;
+  service: string;
+}
+
+export function parseServiceContainers(out: string): ServiceContainer[] {
+  return out.split("\n").filter((x) => x.trim()).map((line) => {
+    const [name = "", state = "", hash = "", ports = "", service = ""] = line.split("\t");
+    return { name, state, hash, publishes: ports.includes("->"), service };
+  });
+}
+
+/**
+ * What a rollover of one service does with its containers, decided from what
+ * runs (`old`) and the config hash of the release's definition: nothing when
+ * every container already runs that definition (the same release again, or a
+ * rollback to one that never left); otherwise new containers start beside the
+ * old, those publishing the port themselves give it up to the edge first
+ * (`migrating`), and the rest are drained once the route has moved (`leaving`).
+ */
+export type RolloverPlan =
+  | { kind: "in-place"; current: string[] }
+  | { kind: "beside"; migrating: string[]; leaving: string[]; scaleTo: number };
+
+export function planRollover(old: readonly ServiceContainer[], hash: string, replicas: number): RolloverPlan {
+  const current = old.filter((c) => c.hash === hash && c.state === "running" && !c.publishes);
+  if (old.length > 0 && current.length === old.length) return { kind: "in-place", current: current.map((c) => c.name) };
+  return { kind: "beside", migrating: old.filter((c) => c.publishes).map((c) => c.name), leaving: old.filter((c) => !c.publishes).map((c) => c.name), scaleTo: old.length + replicas };
+}
+
 /** `name state health` per container (health empty without a healthcheck). */
 export function containerHealth(names: readonly string[]): Argv {
   return ["docker", "inspect", "--type", "container", "--format", "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", ...names];

@@ -3,8 +3,10 @@
  * is up: every long-running service running, healthy where it has a healthcheck;
  * run-once services exited 0; services under a profile judged only when present.
  */
-import type { ReleaseShape } from "./compose.js";
 import { parseJson } from "./errors.js";
+
+/** The outcome of waiting for a release: it runs, or why it does not. */
+export type HealthOutcome = { ok: true } | { ok: false; reasons: string[] };
 
 export interface ContainerState {
   service: string;
@@ -46,7 +48,14 @@ export type HealthVerdict =
  * (unhealthy, exited, dead); a restart loop or a starting healthcheck is `waiting`,
  * and the caller's timeout turns a long wait into a failure.
  */
-export function assessHealth(shape: Pick<ReleaseShape, "long" | "once" | "optional">, containers: readonly ContainerState[]): HealthVerdict {
+/** What a release expects, as its shape says (core/compose.ts `ReleaseShape`). */
+export interface ExpectedServices {
+  long: readonly string[];
+  once: readonly string[];
+  optional: readonly string[];
+}
+
+export function assessHealth(shape: ExpectedServices, containers: readonly ContainerState[]): HealthVerdict {
   const pending: string[] = [];
   const reasons: string[] = [];
   for (const service of shape.once) {

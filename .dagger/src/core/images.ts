@@ -3,7 +3,23 @@
  * in the registry. Pure functions over strings.
  */
 import { PipelineError } from "./errors.js";
-import { invalidRepositoryPath, type GitInfo } from "./config.js";
+
+/** The OCI grammar for a repository path component, and the whole name under a registry host. */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+
+export function invalidRepositoryPath(path: string): string | undefined {
+  if (path !== path.toLowerCase()) return "must be lowercase (GHCR and the OCI spec refuse upper case)";
+  const bad = path.split("/").find((c) => !PATH_COMPONENT.test(c));
+  if (bad !== undefined) return `component \`${bad}\` is not valid: use lowercase letters, digits and single separators (. _ __ -)`;
+  return undefined;
+}
+
+/** The commit being published, as tagsFor needs it (config.ts's GitInfo has this shape). */
+export interface GitRef {
+  sha: string;
+  ref?: string | undefined;
+  defaultBranch: string;
+}
 
 export interface ImageReference {
   /** Registry host, e.g. `ghcr.io` (`docker.io` when the name has none). */
@@ -86,7 +102,7 @@ const SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))
  * Tags for one commit: `sha-<7>` always; `latest` on the default branch;
  * `vX.Y.Z` and `X.Y` on a semver release tag (`X.Y` only for a final release).
  */
-export function tagsFor(git: GitInfo): TagSet {
+export function tagsFor(git: GitRef): TagSet {
   const shaTag = `sha-${git.sha.slice(0, 7)}`;
   const tags = [shaTag];
   const ref = git.ref ?? "";

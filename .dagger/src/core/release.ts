@@ -2,6 +2,7 @@
  * Releases on the server: their ids, the history line each deploy appends, and
  * which old releases pruning removes.
  */
+import type { HealthOutcome } from "./health.js";
 
 /** `20261125T212233.123Z-abc1234`: sorts by time (to the millisecond), names the commit. */
 export function releaseId(now: Date, sha: string): string {
@@ -45,6 +46,17 @@ export function earlyFailureRecord(o: { now: Date; sha: string; by: string; imag
   return {
     release: releaseId(o.now, o.sha), action: "deploy", result: "failed", at: o.now.toISOString(), by: o.by, sha: o.sha, images: o.images ?? {},
     reason: `${o.code}: ${o.message.split("\n")[0]} (stopped before the switch; nothing running was changed)`, code: o.code, hint: o.hint, durations: o.durations ?? {},
+  };
+}
+
+/** What `rollback` records: the target's commit from its deploy record, the outcome, and a failure's code and hint. */
+export function rollbackRecord(a: { target: string; current?: string | undefined; history: HistoryRecord[]; by: string; images: Record<string, string>; health: HealthOutcome; durations: Record<string, number>; failure?: { code: string; hint: string } | undefined }): HistoryRecord {
+  const deployed = a.history.find((h) => h.release === a.target && h.action === "deploy");
+  return {
+    release: a.target, action: "rollback", at: new Date().toISOString(), by: a.by, sha: deployed?.sha ?? a.target.split("-").pop() ?? "",
+    images: a.images, result: a.health.ok ? "ok" : "failed", durations: a.durations,
+    ...(a.current ? { previous: a.current } : {}), ...(a.health.ok ? {} : { reason: a.health.reasons.join("; ") }),
+    ...(a.failure ? { code: a.failure.code, hint: a.failure.hint } : {}),
   };
 }
 

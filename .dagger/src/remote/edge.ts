@@ -9,7 +9,8 @@ import type { ReleaseShape } from "../core/compose.js";
 import { PipelineError, parseJson, tail } from "../core/errors.js";
 import {
   EDGE_IMAGE_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, ensureEdge, holdEdgeLock, httpFromEdge,
-  loadEdgeConfig, probePorts, releaseConfig, removeContainers, scaleBeside, serviceContainers, upServices,
+  loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside, serviceContainers, upServices,
+  type ServiceContainer,
 } from "../core/edge-commands.js";
 import {
   EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, hostPort, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy,
@@ -19,14 +20,8 @@ import type { HttpSpec } from "../core/extension.js";
 import { LOCK_BUSY_EXIT, switchTo, type Layout } from "../core/remote-commands.js";
 import { holdWhileOpen } from "./session.js";
 import type { SshSession } from "./ssh.js";
-import type { HealthOutcome } from "./steps.js";
-
-export interface EdgeOptions {
-  /** The edge's image (`caddy:2`, pinnable by digest). */
-  image: string;
-  /** Who signs certificates for hostname routes. */
-  tls: "acme" | "internal";
-}
+import type { HealthOutcome } from "../core/health.js";
+import type { EdgeOptions } from "./target.js";
 
 /** How the VPS resolves a release: the services that `up` would start, and where each service behind the edge listens. */
 export interface ResolvedRelease {
@@ -115,22 +110,8 @@ export async function checkEdge(s: SshSession, l: Layout, project: string, id: s
   return { newPorts };
 }
 
-export interface Container {
-  name: string;
-  state: string;
-  /** compose's config hash of the definition it was made from */
-  hash: string;
-  /** Publishes host ports itself (a release from before the service was behind the edge). */
-  publishes: boolean;
-  service: string;
-}
-
-export async function containersOf(s: SshSession, project: string): Promise<Container[]> {
-  const out = await s.run(serviceContainers(project), "listing the project's containers");
-  return out.split("\n").filter((x) => x.trim()).map((line) => {
-    const [name = "", state = "", hash = "", ports = "", service = ""] = line.split("\t");
-    return { name, state, hash, publishes: ports.includes("->"), service };
-  });
+export async function containersOf(s: SshSession, project: string): Promise<ServiceContainer[]> {
+  return parseServiceContainers(await s.run(serviceContainers(project), "listing the project's containers"));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,30 +142,45 @@ async function waitAnswering(s: SshSession, names: readonly string[], h: HttpSpe
  * then the old drained and removed. A new container that is not ready is
  * removed without ever having had traffic.
  */
-async function rollover(s: SshSession, l: Layout, project: string, id: string, h: HttpSpec, listen: Listen[], hash: string, replicas: number, opts: EdgeOptions, deadline: number): Promise<HealthOutcome> {
+/** One service behind the edge, rolled onto a release. */
+interface Rollover {
+  s: SshSession;
+  l: Layout;
+  project: string;
+  id: string;
+  h: HttpSpec;
+  listen: Listen[];
+  /** compose's config hash of the release's definition of the service */
+  hash: string;
+  replicas: number;
+  opts: EdgeOptions;
+  deadline: number;
+}
+
+async function rollover(o: Rollover): Promise<HealthOutcome> {
+  const { s, l, project, id, h, listen, opts } = o;
   const old = (await containersOf(s, project)).filter((c) => c.service === h.service);
   const route = (upstreams: string[]): EdgeRoute => ({ project, service: h.service, listen, ...(h.host ? { host: h.host } : {}), upstreams: upstreams.map((n) => `${n}:${h.port}`) });
-  const current = old.filter((c) => c.hash === hash && c.state === "running" && !c.publishes);
-  if (old.length > 0 && current.length === old.length) {
-    // Already this definition (the same release again, or a rollback to one that never left): only make sure the route says so.
+  const plan = planRollover(old, o.hash, o.replicas);
+  if (plan.kind === "in-place") {
+    // Only make sure the route says so.
     await withEdgeLock(s, async () => {
       const edge = await readEdge(s);
       const mine = edge.routes.find((r) => r.project === project && r.service === h.service);
-      const want = route(current.map((c) => c.name));
+      const want = route(plan.current);
       if (!mine || mine.upstreams.join() !== want.upstreams.join() || JSON.stringify(mine.listen) !== JSON.stringify(want.listen) || mine.host !== want.host) {
         await loadRoutes(s, replaceRoutes(edge.routes, project, edge.routes.filter((r) => r.project === project).map((r) => r.service), [want]), opts);
       }
     });
     return { ok: true };
   }
-  const migrating = old.filter((c) => c.publishes);
   // The edge must be there before a new container can join its network (first deploy, or removed by hand).
   await withEdgeLock(s, async () => {
     const edge = await readEdge(s);
     // Created with this service's ports unless its old container still holds them; restarted as it was when stopped.
-    if (edge.state !== "running") await startEdge(s, opts, false, migrating.length ? [] : edgePublish([route([])]));
+    if (edge.state !== "running") await startEdge(s, opts, false, plan.migrating.length ? [] : edgePublish([route([])]));
   });
-  const up = await s.exec(scaleBeside(l, project, id, h.service, old.length + replicas));
+  const up = await s.exec(scaleBeside(l, project, id, h.service, plan.scaleTo));
   const fresh = (await containersOf(s, project)).filter((c) => c.service === h.service && !old.some((o) => o.name === c.name)).map((c) => c.name);
   const discard = async (reasons: string[]): Promise<HealthOutcome> => {
     if (fresh.length) await s.exec(removeContainers(fresh, 0));
@@ -194,12 +190,12 @@ async function rollover(s: SshSession, l: Layout, project: string, id: string, h
   if (fresh.length === 0) return discard([`${h.service}: compose started no new container beside the old`]);
   const c = await s.exec(connectToEdge(fresh));
   if (c.code !== 0) return discard([`${h.service}: cannot attach the new container to the edge's network: ${tail(c.stderr, 1)}`]);
-  const ready = await waitAnswering(s, fresh, h, deadline);
+  const ready = await waitAnswering(s, fresh, h, o.deadline);
   if (!ready.ok) return discard(ready.reasons);
 
   await withEdgeLock(s, async () => {
     // A service moving behind the edge: its old container holds the port the edge takes over (a short gap, once).
-    if (migrating.length) await s.exec(removeContainers(migrating.map((m) => m.name), Math.min(h.drainSeconds, 10)));
+    if (plan.migrating.length) await s.exec(removeContainers(plan.migrating, Math.min(h.drainSeconds, 10)));
     const edge = await readEdge(s);
     const routes = replaceRoutes(edge.routes, project, edge.routes.filter((r) => r.project === project).map((r) => r.service), [route(fresh)]);
     const need = edgePublish(routes);
@@ -208,8 +204,7 @@ async function rollover(s: SshSession, l: Layout, project: string, id: string, h
   });
   // Drain: the reload returns once Caddy has finished the requests its old config sent (its grace period waits for
   // them); what is still inside an old container is the app's to finish on SIGTERM, within `drain` seconds.
-  const leaving = old.filter((o) => !o.publishes).map((o) => o.name);
-  if (leaving.length) await s.exec(removeContainers(leaving, h.drainSeconds));
+  if (plan.leaving.length) await s.exec(removeContainers(plan.leaving, h.drainSeconds));
   return { ok: true };
 }
 
@@ -221,10 +216,12 @@ async function rollover(s: SshSession, l: Layout, project: string, id: string, h
  * edge rolled over. Returns the first failure; what it changed stays for the
  * caller's rollback (which goes through here too).
  */
-export async function switchWithEdge(
-  s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape, opts: EdgeOptions, timeoutSeconds: number,
-  waitOthers: (shape: ReleaseShape) => Promise<HealthOutcome>,
-): Promise<HealthOutcome> {
+export async function switchWithEdge(o: {
+  s: SshSession; l: Layout; project: string; id: string; shape: ReleaseShape; opts: EdgeOptions; timeoutSeconds: number;
+  /** Waits for the services not behind the edge (the shape given has only those as long-running). */
+  waitOthers: (shape: ReleaseShape) => Promise<HealthOutcome>;
+}): Promise<HealthOutcome> {
+  const { s, l, project, id, shape, opts, timeoutSeconds, waitOthers } = o;
   const deadline = Date.now() + timeoutSeconds * 1000;
   const sw = await s.exec(switchTo(l, id));
   if (sw.code !== 0) return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
@@ -252,7 +249,7 @@ export async function switchWithEdge(
   const first = await waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) });
   if (!first.ok) return first;
   for (const h of shape.http) {
-    const r = await rollover(s, l, project, id, h, resolved.listen[h.service] ?? [], resolved.hashes[h.service] ?? "", shape.replicas[h.service] ?? 1, opts, Math.max(deadline, Date.now() + 5000));
+    const r = await rollover({ s, l, project, id, h, listen: resolved.listen[h.service] ?? [], hash: resolved.hashes[h.service] ?? "", replicas: shape.replicas[h.service] ?? 1, opts, deadline: Math.max(deadline, Date.now() + 5000) });
     if (!r.ok) return r;
   }
   return { ok: true };

@@ -6,10 +6,11 @@ import { layout, readOptionalFile } from "../core/remote-commands.js";
 import { planRelease, type Plan } from "../core/plan.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
-import { readCurrent, releaseCompose, runPreflight } from "./steps.js";
+import { readCurrent, releaseCompose } from "./releases.js";
+import { runPreflight } from "./targets/compose.js";
 import type { RemoteTarget } from "./target.js";
 import { renderSwarmRelease } from "../core/swarm.js";
-import { swarmPreflight } from "./swarm.js";
+import { swarmPreflight } from "./targets/swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing" | "orchestrator"> {

@@ -1,16 +1,37 @@
 /**
- * The kept releases and the history, the same on one VPS and on a swarm: which
- * release a rollback returns to, what it records, how a failed deploy's return
- * to the previous release is recorded, and pruning.
+ * The kept releases and the history, the same on one VPS and on a swarm:
+ * reading them, appending to the history (failures before the lock too),
+ * which release a rollback returns to, and pruning.
  */
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { layout, listReleases, readOptionalFile, removeReleases, type Layout } from "../core/remote-commands.js";
-import { RELEASE_ID, earlyFailureRecord, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { appendHistory, layout, listReleases, readCurrentRelease, readOptionalFile, releaseDir, removeReleases, type Layout } from "../core/remote-commands.js";
+import { RELEASE_ID, earlyFailureRecord, historyLine, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshOptions, SshSession } from "./ssh.js";
 import { defaultTracing } from "./trace.js";
-import { readCurrent, record, type HealthOutcome } from "./steps.js";
+
+export async function readCurrent(s: SshSession, l: Layout): Promise<string | undefined> {
+  const id = (await s.run(readOptionalFile(l.current), "reading the current release")).trim();
+  return id === "" ? undefined : id;
+}
+
+/** The current release and its compose file (its shape decides what a rollback needs), in one round trip. */
+export async function readCurrentWithCompose(s: SshSession, l: Layout): Promise<{ id?: string; compose: string }> {
+  const out = await s.run(readCurrentRelease(l), "reading the current release");
+  const nl = out.indexOf("\n");
+  const id = (nl < 0 ? out : out.slice(0, nl)).trim();
+  return id ? { id, compose: nl < 0 ? "" : out.slice(nl + 1) } : { compose: "" };
+}
+
+/** A kept release's compose file ("" when it is not there). */
+export function releaseCompose(s: SshSession, l: Layout, id: string): Promise<string> {
+  return s.run(readOptionalFile(`${releaseDir(l, id)}/docker-compose.yml`), `reading release ${id}`);
+}
+
+export async function record(s: SshSession, l: Layout, r: HistoryRecord): Promise<void> {
+  await s.run(appendHistory(l), "appending to the release history", { stdin: historyLine(r) });
+}
 
 /**
  * Run a deploy whose failures before it holds the lock (preflight, a busy or
@@ -69,52 +90,4 @@ export async function chooseRollbackTarget(s: SshSession, l: Layout, to: string 
     );
   }
   return { ...(current ? { current } : {}), target, history };
-}
-
-/** What `rollback` records: the target's commit from its deploy record, the outcome, and a failure's code and hint. */
-export function rollbackRecord(a: { target: string; current?: string | undefined; history: HistoryRecord[]; by: string; images: Record<string, string>; health: HealthOutcome; durations: Record<string, number>; failure?: PipelineError | undefined }): HistoryRecord {
-  const deployed = a.history.find((h) => h.release === a.target && h.action === "deploy");
-  return {
-    release: a.target, action: "rollback", at: new Date().toISOString(), by: a.by, sha: deployed?.sha ?? a.target.split("-").pop() ?? "",
-    images: a.images, result: a.health.ok ? "ok" : "failed", durations: a.durations,
-    ...(a.current ? { previous: a.current } : {}), ...(a.health.ok ? {} : { reason: a.health.reasons.join("; ") }),
-    ...(a.failure ? { code: a.failure.code, hint: a.failure.hint } : {}),
-  };
-}
-
-/** How the two targets word the automatic rollback's outcome. */
-export interface RollbackWords {
-  /** After the previous release's id: ", which is healthy and serving". */
-  healthy: string;
-  /** After the previous release's id, before the reasons: ", which is NOT healthy either". */
-  unhealthy: string;
-  hintHealthy: string;
-  hintUnhealthy: string;
-}
-
-/**
- * A deploy failed after the switch: the `rollback` step returns to `previous`
- * (`restore` does it the target's way), the history records `rolled-back`, and
- * the deploy fails with DEPLOY_ROLLED_BACK naming both releases and the reason.
- */
-export async function rollBackFailedDeploy(
-  s: SshSession, l: Layout, p: Progress, base: Omit<HistoryRecord, "result" | "durations">,
-  previous: string, why: string, restore: () => Promise<HealthOutcome>, words: RollbackWords,
-): Promise<never> {
-  const back = await p.step("rollback", async (sp) => {
-    const h = await restore();
-    if (!h.ok) sp.fail(h.reasons.join("; "));
-    return h;
-  }, (h) => (h.ok ? `${previous} serving again` : "previous release unhealthy too"), { "release.id": previous }).catch((e: unknown): HealthOutcome => {
-    const err = asPipelineError(e, "rolling back");
-    if (err.code === "SSH_CONNECTION_LOST") throw err;
-    return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
-  });
-  const err = new PipelineError(
-    "DEPLOY_ROLLED_BACK",
-    `release ${base.release} failed (${why}); rolled back to ${previous}${back.ok ? words.healthy : `${words.unhealthy}: ${back.reasons.join("; ")}`}`,
-    back.ok ? words.hintHealthy : words.hintUnhealthy,
-  );
-  await record(s, l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous, rollbackHealthy: back.ok, durations: p.durations });
-  throw err;
 }

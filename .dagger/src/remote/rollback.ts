@@ -1,20 +1,20 @@
 /**
- * `rollback`: make a kept release current again. Its images are pulled back
- * first when the server lost them (`docker image prune -a`), with the same
- * throwaway login as a deploy; its jobs run again only when declared so.
+ * `rollback`, on either target: make a kept release current again. Images the
+ * server lost are pulled back first (with the same throwaway login as a deploy,
+ * sent to the registry of the release's own images); its jobs run again only
+ * when declared `on-rollback`. `restore` is also how a failed deploy returns.
  */
-import { releaseShape } from "../core/compose.js";
-import { PipelineError, isPipelineError } from "../core/errors.js";
+import type { ReleaseShape } from "../core/compose.js";
+import { PipelineError } from "../core/errors.js";
+import type { HealthOutcome } from "../core/health.js";
 import { loginForRelease } from "../core/images.js";
-import { layout } from "../core/remote-commands.js";
-import type { DeployResult } from "./deploy.js";
-import { Progress, type Log } from "./progress.js";
-import { withLock, withSession } from "./session.js";
-import { chooseRollbackTarget, requireDeployed, rollbackRecord } from "./releases.js";
-import { pull, record, releaseCompose, runJobs, runPreflight, switchAndWait } from "./steps.js";
-import type { RegistryLogin, RemoteTarget } from "./target.js";
-import { swarmRollback } from "./swarm-deploy.js";
-import { defaultTracing, inSpan } from "./trace.js";
+import { rollbackRecord } from "../core/release.js";
+import type { Log } from "./progress.js";
+import { keptRelease, operation, targetFor } from "./flow.js";
+import { chooseRollbackTarget, record, requireDeployed } from "./releases.js";
+import { withLock } from "./session.js";
+import type { Context, Release, Target } from "./targets/target.js";
+import type { DeployResult, RegistryLogin, RemoteTarget } from "./target.js";
 
 export interface RollbackRequest extends RemoteTarget {
   /** Release id to return to; default: the newest good release older than the current one. */
@@ -26,37 +26,46 @@ export interface RollbackRequest extends RemoteTarget {
   log: Log;
 }
 
+const imagesOf = (r: Release) => Object.values(r.shape.images).filter(Boolean);
+
 export async function rollback(req: RollbackRequest): Promise<DeployResult> {
-  if (req.orchestrator === "swarm") return swarmRollback(req);
-  const l = layout(req.dir);
-  return inSpan(req.tracing ?? defaultTracing(), "rollback", { "vps.project": req.project }, (t, span) => {
-    const p = new Progress(req.log, "rollback", t);
-    return withSession(req.ssh, p, async (s) => {
-      await p.step("preflight", () => runPreflight(s, l, req.ssh.user), (r) => `docker ${r.docker}, compose ${r.compose}`);
-      await requireDeployed(s, l, "VPS");
-      return withLock(s, l, p, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`, async () => {
-        const { current, target, history } = await chooseRollbackTarget(s, l, req.to, "server");
-        span.setAttribute("release.id", target);
-        const shape = releaseShape(await releaseCompose(s, l, target));
-        const images = Object.values(shape.images).filter(Boolean);
-        const login = loginForRelease(req.registry, images);
-        await p.step("pull", () => pull(s, login, [], images).catch((e: unknown) => {
-          if (login || !isPipelineError(e)) throw e;
-          throw new PipelineError(e.code, `the server lost images of release ${target} and pulling them back without credentials failed: ${e.message}`, `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`, { cause: e });
-        }), (pulled) => (pulled.length ? `${pulled.length} image(s) pulled back` : "all images present"), { "release.id": target });
-        const rerun = shape.jobs.filter((j) => j.onRollback);
-        if (rerun.length > 0) await p.step("jobs", () => runJobs(s, l, req.project, target, rerun), (done) => `${done.join(", ")} done`);
-        const health = await p.step("switch", async (sp) => {
-          const h = await switchAndWait(s, l, req.project, target, req.healthTimeoutSeconds, req.edge);
-          if (!h.ok) sp.fail(h.reasons.join("; "));
-          return h;
-        }, (h) => (h.ok ? `${target} is healthy` : h.reasons.join("; ")), { "release.id": target });
-        const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} is not healthy: ${health.reasons.join("; ")}`, "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present");
-        const rec = rollbackRecord({ target, current, history, by: req.by, images: shape.images, health, durations: p.durations, failure: err });
-        await p.step("record", () => record(s, l, rec));
-        if (err) throw err;
-        return { release: target, ...(current ? { previous: current } : {}), images: shape.images, durations: p.durations };
-      });
+  const t = targetFor(req.orchestrator);
+  return operation(req, "rollback", req.registry, {}, async (c, attribute) => {
+    await c.step("preflight", () => t.preflight(c), (line) => line);
+    await requireDeployed(c.s, c.l, t.words.where);
+    return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (rollback, since ${new Date().toISOString()})`, async () => {
+      const { current, target, history } = await chooseRollbackTarget(c.s, c.l, req.to, t.words.where);
+      attribute("release.id", target);
+      const r = await keptRelease(c, target);
+      c.login = loginForRelease(req.registry, imagesOf(r));
+      const leaving = current && current !== target ? (await keptRelease(c, current)).shape : undefined;
+      const { pullBack } = t;
+      if (pullBack) await c.step("pull", () => pullBack(c, r), (line) => line, { "release.id": target });
+      const rerun = r.shape.jobs.filter((j) => j.onRollback);
+      await t.prepare(c, r, rerun);
+      if (rerun.length > 0) await c.step("jobs", () => t.jobs(c, r, rerun), (done) => `${done.join(", ")} done`);
+      const health = await c.step("switch", async (span) => {
+        const h = await switchAndWait(c, t, r, leaving);
+        if (!h.ok) span.fail(h.reasons.join("; "));
+        return h;
+      }, (h) => (h.ok ? `${target}: ${t.words.healthy}` : h.reasons.join("; ")), { "release.id": target });
+      const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} ${t.words.notUp}: ${health.reasons.join("; ")}`, t.words.rollbackFailedHint);
+      await c.step("record", () => record(c.s, c.l, rollbackRecord({ target, current, history, by: req.by, images: r.shape.images, health, durations: c.p.durations, failure: err })));
+      if (err) throw err;
+      return { release: target, ...(current ? { previous: current } : {}), images: r.shape.images, durations: c.p.durations };
     });
   });
+}
+
+/** A kept release back in place without steps of its own (inside the caller's): its target files, its on-rollback jobs, the switch, the wait. */
+export async function restore(c: Context, t: Target, r: Release, leaving?: ReleaseShape): Promise<HealthOutcome> {
+  const rerun = r.shape.jobs.filter((j) => j.onRollback);
+  await t.prepare(c, r, rerun);
+  if (rerun.length > 0) await t.jobs(c, r, rerun);
+  return switchAndWait(c, t, r, leaving);
+}
+
+async function switchAndWait(c: Context, t: Target, r: Release, leaving?: ReleaseShape): Promise<HealthOutcome> {
+  const failure = await t.switch(c, r, leaving);
+  return failure ? { ok: false, reasons: [failure] } : t.wait(c, r);
 }

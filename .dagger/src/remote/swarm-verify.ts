@@ -7,8 +7,8 @@ import { layout, readOptionalFile, releaseDir } from "../core/remote-commands.js
 import { buildReport, type ProbeResult, type ProbeSpec, type ServiceCheck, type VerifyReport } from "../core/report.js";
 import { serviceTasks, stackDrift, type ServiceTasks, type SwarmNode } from "../core/swarm-state.js";
 import type { SshSession } from "./ssh.js";
-import { readCurrent, releaseCompose } from "./steps.js";
-import { expectedServices, readStack } from "./swarm.js";
+import { readCurrent, releaseCompose } from "./releases.js";
+import { expectedServices, readStack } from "./targets/swarm.js";
 
 export interface SwarmView {
   services: ServiceTasks[];

@@ -1,7 +1,20 @@
-/** What every remote operation needs to know about the VPS and the project on it. */
-import type { EdgeOptions } from "./edge.js";
+/**
+ * What every remote operation is given, and what deploy and rollback return:
+ * types only, so any file of remote/ can import them without a circle.
+ */
+import { DEFAULTS } from "../core/defaults.js";
 import type { SshOptions } from "./ssh.js";
 import type { Tracing } from "./trace.js";
+
+/** The edge in front of services with `x-vps-pipeline.http`. */
+export interface EdgeOptions {
+  /** The edge's image (`caddy:2`, pinnable by digest). */
+  image: string;
+  /** Who signs certificates for hostname routes. */
+  tls: "acme" | "internal";
+}
+
+export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
 
 export interface RemoteTarget {
   ssh: SshOptions;
@@ -22,4 +35,13 @@ export interface RegistryLogin {
   host: string;
   user: string;
   token: string;
+}
+
+/** What deploy and rollback return. */
+export interface DeployResult {
+  release: string;
+  previous?: string;
+  /** service → image of the release now running. */
+  images: Record<string, string>;
+  durations: Record<string, number>;
 }

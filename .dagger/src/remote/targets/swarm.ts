@@ -5,19 +5,21 @@
  * waits until every task of the release runs, and when the release fails
  * deploys the previous one again, as on one VPS.
  */
-import { releaseShape, type ReleaseShape } from "../core/compose.js";
-import { envExports } from "../core/env-file.js";
-import { PipelineError, asPipelineError, tail } from "../core/errors.js";
-import { loginForRelease } from "../core/images.js";
-import { registryError } from "../core/registry-errors.js";
-import { dockerAuthConfig } from "../core/registry-auth.js";
-import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../core/remote-commands.js";
-import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../core/swarm-commands.js";
-import { assessConvergence, parseStackState, type Expected, type StackState } from "../core/swarm-state.js";
-import { renderSwarmRelease, withJobs, type SwarmRelease } from "../core/swarm.js";
-import { MIN_FREE_MIB, releaseCompose, type HealthOutcome } from "./steps.js";
-import type { SshSession } from "./ssh.js";
-import type { RegistryLogin } from "./target.js";
+import type { ReleaseShape } from "../../core/compose.js";
+import { envExports } from "../../core/env-file.js";
+import { PipelineError, asPipelineError, tail } from "../../core/errors.js";
+import { registryError } from "../../core/registry-errors.js";
+import { dockerAuthConfig } from "../../core/registry-auth.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../../core/remote-commands.js";
+import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm-commands.js";
+import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm-state.js";
+import { renderSwarmRelease, withJobs, type SwarmRelease } from "../../core/swarm.js";
+import type { JobSpec } from "../../core/extension.js";
+import { MIN_FREE_MIB } from "../../core/defaults.js";
+import type { HealthOutcome } from "../../core/health.js";
+import type { SshSession } from "../ssh.js";
+import type { RegistryLogin } from "../target.js";
+import type { Context, Release, Target } from "./target.js";
 
 export const STACK_FILE = "stack.yml";
 export const JOBS_FILE = "stack-jobs.yml";
@@ -153,31 +155,57 @@ export async function runSwarmJobs(s: SshSession, login: RegistryLogin | undefin
   }
 }
 
-/** Make release `id` current on the manager and deploy its stack; then wait for it. */
-export async function switchStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, shape: ReleaseShape, timeoutSeconds: number, note?: (line: string) => void): Promise<HealthOutcome> {
-  const sw = await s.exec(switchTo(l, id));
-  if (sw.code !== 0) return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
-  try {
-    await deployStack(s, login, l, id, STACK_FILE, project, true);
-  } catch (e) {
-    const err = asPipelineError(e, "deploying the stack");
-    if (err.code === "SSH_CONNECTION_LOST") throw err;
-    return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
-  }
-  return waitConverged(s, project, expectedServices(shape), timeoutSeconds, note);
-}
-
 /**
- * A kept release back on the swarm (the automatic rollback, and `rollback`):
- * its stack files made again, its jobs declared `on-rollback` run, its stack
- * deployed and waited for.
+ * The swarm target: the host is a swarm manager and the release is a stack.
+ * One per operation: it keeps each release as rendered for stack deploy, from
+ * `prepare` to the jobs that run it.
  */
-export async function restoreRelease(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, timeoutSeconds: number, note?: (line: string) => void): Promise<{ shape: ReleaseShape; health: HealthOutcome }> {
-  const compose = await releaseCompose(s, l, id);
-  const shape = releaseShape(compose);
-  login = loginForRelease(login, Object.values(shape.images));
-  const sw = withJobs(renderSwarmRelease(compose), shape.jobs.filter((j) => j.onRollback).map((j) => j.service));
-  await prepareStack(s, l, id, sw);
-  if (sw.jobs.length > 0) await runSwarmJobs(s, login, l, id, project, sw);
-  return { shape, health: await switchStack(s, login, l, id, project, shape, timeoutSeconds, note) };
+export function swarmTarget(): Target {
+  const rendered = new Map<string, SwarmRelease>();
+  const stackOf = (r: Release) => rendered.get(r.id) ?? renderSwarmRelease(r.compose);
+  return {
+    words: {
+      where: "manager",
+      switched: () => "stack deployed",
+      healthy: "every task of the release runs",
+      notUp: "did not converge",
+      backUp: ", which runs on every task again",
+      backDown: ", which does NOT converge either",
+      firstFailedHint: "fix the release and deploy again; `docker service ps --no-trunc <project>_<service>` on the manager shows why its tasks failed",
+      rolledBackHint: "the previous version is running; `docker service ps --no-trunc <project>_<service>` on the manager shows why the new tasks failed; fix it and deploy again",
+      nothingUpHint: "nothing healthy runs now: `docker stack ps <project>` on the manager, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
+      rollbackFailedHint: "`docker stack ps <project>` on the manager shows the failing tasks; `status` lists the kept releases",
+    },
+    // refused before any connection: what a swarm cannot run, named field by field
+    admit: (compose) => renderSwarmRelease(compose).notes,
+    preflight: async (c) => {
+      const r = await swarmPreflight(c.s, c.l, c.user);
+      return `docker ${r.docker} (swarm manager), ${r.freeMiB} MiB free`;
+    },
+    prepare: async (c, r, jobs) => {
+      const all = renderSwarmRelease(r.compose);
+      const sw = jobs.length === all.jobs.length ? all : withJobs(all, jobs.map((j: JobSpec) => j.service));
+      rendered.set(r.id, sw);
+      await prepareStack(c.s, c.l, r.id, sw, r.env);
+    },
+    check: async () => {},
+    pull: async (c, r) => {
+      const n = await checkImages(c.s, c.login, [...new Set(Object.values(r.shape.images).filter(Boolean))]);
+      return `${n} image(s) readable with the pull login (each node pulls its own)`;
+    },
+    jobs: (c, r) => runSwarmJobs(c.s, c.login, c.l, r.id, c.project, stackOf(r)),
+    switch: async (c, r) => {
+      const sw = await c.s.exec(switchTo(c.l, r.id));
+      if (sw.code !== 0) return `switching the files to release ${r.id} failed: ${tail(sw.stderr, 2)}`;
+      try {
+        await deployStack(c.s, c.login, c.l, r.id, STACK_FILE, c.project, true);
+        return undefined;
+      } catch (e) {
+        const err = asPipelineError(e, "deploying the stack");
+        if (err.code === "SSH_CONNECTION_LOST") throw err;
+        return err.message.split("\n")[0] ?? err.code;
+      }
+    },
+    wait: (c, r) => waitConverged(c.s, c.project, expectedServices(r.shape), c.healthTimeoutSeconds, c.note),
+  };
 }

@@ -1,33 +1,32 @@
 /**
- * The steps deploy, rollback, plan and status share: preflight, reading
- * releases, pulling with a throwaway login, release-phase jobs, switching
- * releases and waiting for health, the history.
+ * The compose target: one VPS, `docker compose` in the deploy folder. Its
+ * steps (preflight, pull with a throwaway login, jobs with `compose run`, the
+ * switch through `up` or the edge's rollover, the health wait on docker's
+ * events) and the target object the flow drives.
  */
 import { posix } from "node:path";
-import { jobEnvOverride, releaseShape, type ReleaseShape } from "../core/compose.js";
-import { PipelineError, isPipelineError, tail } from "../core/errors.js";
-import { JOB_PROFILE, type JobSpec } from "../core/extension.js";
-import { assessHealth, parseComposePs, type ContainerState } from "../core/health.js";
-import { dockerAuthConfig } from "../core/registry-auth.js";
-import { registryError } from "../core/registry-errors.js";
+import { jobEnvOverride, type ReleaseShape } from "../../core/compose.js";
+import { MIN_FREE_MIB } from "../../core/defaults.js";
+import { PipelineError, isPipelineError, tail } from "../../core/errors.js";
+import { JOB_PROFILE, type JobSpec } from "../../core/extension.js";
+import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/health.js";
+import { dockerAuthConfig } from "../../core/registry-auth.js";
+import { registryError } from "../../core/registry-errors.js";
 import {
-  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, appendHistory, composeMajor, parsePreflight, preflightProbe, ps,
-  pullImages, readCurrentRelease, readOptionalFile, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
-} from "../core/remote-commands.js";
-import { historyLine, type HistoryRecord } from "../core/release.js";
-import { DEFAULTS } from "../core/defaults.js";
-import { switchWithEdge, type EdgeOptions } from "./edge.js";
-import type { SshSession } from "./ssh.js";
-import type { RegistryLogin } from "./target.js";
+  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, composeMajor, parsePreflight, preflightProbe, ps,
+  pullImages, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
+} from "../../core/remote-commands.js";
+import { checkEdge, switchWithEdge } from "../edge.js";
+import { releaseCompose } from "../releases.js";
+import type { SshSession } from "../ssh.js";
+import type { RegistryLogin } from "../target.js";
+import type { Context, Release, Target } from "./target.js";
 
 export interface PreflightReport {
   docker: string;
   compose: string;
   freeMiB: number;
 }
-
-/** Below this, a pull can fill the disk halfway through and leave a broken deploy. */
-export const MIN_FREE_MIB = 512;
 
 export async function runPreflight(s: SshSession, l: Layout, user: string): Promise<PreflightReport> {
   const r = await s.exec(preflightProbe(l));
@@ -59,31 +58,9 @@ export async function runPreflight(s: SshSession, l: Layout, user: string): Prom
   return { docker: facts.docker, compose: facts.compose ?? "", freeMiB };
 }
 
-export async function readCurrent(s: SshSession, l: Layout): Promise<string | undefined> {
-  const id = (await s.run(readOptionalFile(l.current), "reading the current release")).trim();
-  return id === "" ? undefined : id;
-}
-
-/** The current release and its compose file (its shape decides what a rollback needs), in one round trip. */
-export async function readCurrentWithCompose(s: SshSession, l: Layout): Promise<{ id?: string; compose: string }> {
-  const out = await s.run(readCurrentRelease(l), "reading the current release");
-  const nl = out.indexOf("\n");
-  const id = (nl < 0 ? out : out.slice(0, nl)).trim();
-  return id ? { id, compose: nl < 0 ? "" : out.slice(nl + 1) } : { compose: "" };
-}
-
-/** A kept release's compose file ("" when it is not there). */
-export function releaseCompose(s: SshSession, l: Layout, id: string): Promise<string> {
-  return s.run(readOptionalFile(`${releaseDir(l, id)}/docker-compose.yml`), `reading release ${id}`);
-}
-
 export async function composePs(s: SshSession, l: Layout, project: string, file?: string): Promise<ContainerState[]> {
   const out = await s.run(ps(l, project, file), "docker compose ps");
   return parseComposePs(out);
-}
-
-export async function record(s: SshSession, l: Layout, r: HistoryRecord): Promise<void> {
-  await s.run(appendHistory(l), "appending to the release history", { stdin: historyLine(r) });
 }
 
 /**
@@ -120,8 +97,6 @@ export async function runJobs(s: SshSession, l: Layout, project: string, id: str
   }
   return done;
 }
-
-export type HealthOutcome = { ok: true } | { ok: false; reasons: string[] };
 
 /**
  * Look until every expected service runs (and is healthy where it has a check),
@@ -181,26 +156,52 @@ export async function switchAndUp(s: SshSession, l: Layout, project: string, id:
   return r.code === 0 ? undefined : `docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`;
 }
 
-export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
+const images = (shape: ReleaseShape) => Object.values(shape.images).filter(Boolean);
+const viaEdge = (shape: ReleaseShape, leaving?: ReleaseShape) => shape.http.length > 0 || (leaving?.http.length ?? 0) > 0;
 
-/**
- * Switch to release `id` and wait until it is healthy. With services behind the
- * edge in `id` or in `leaving` (the release it replaces), through the edge's
- * rollover; otherwise compose's own `up`.
- */
-export async function switchRelease(s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape, leaving: ReleaseShape | undefined, edge: EdgeOptions | undefined, timeoutSeconds: number): Promise<HealthOutcome> {
-  const wait = (sh: ReleaseShape) => waitHealthy(s, l, project, sh, timeoutSeconds);
-  if (shape.http.length > 0 || (leaving?.http.length ?? 0) > 0) {
-    const h = await switchWithEdge(s, l, project, id, shape, edge ?? DEFAULT_EDGE, timeoutSeconds, wait);
-    return h.ok ? wait(shape) : h;
-  }
-  const upFailure = await switchAndUp(s, l, project, id);
-  return upFailure ? { ok: false, reasons: [upFailure] } : wait(shape);
-}
-
-/** Make a kept release current and wait for it: the rollback of a failed deploy and `rollback` itself. */
-export async function switchAndWait(s: SshSession, l: Layout, project: string, id: string, timeoutSeconds: number, edge?: EdgeOptions): Promise<HealthOutcome> {
-  const [target, current] = await Promise.all([releaseCompose(s, l, id), readCurrentWithCompose(s, l)]);
-  const leaving = current.id && current.id !== id ? releaseShape(current.compose) : undefined;
-  return switchRelease(s, l, project, id, releaseShape(target), leaving, edge, timeoutSeconds);
-}
+export const composeTarget: Target = {
+  words: {
+    where: "VPS",
+    switched: (r) => (r.shape.http.length ? `${r.shape.http.map((h) => h.service).join(", ")} rolled over behind the edge` : ""),
+    healthy: "all services up",
+    notUp: "is not healthy",
+    backUp: ", which is healthy and serving",
+    backDown: ", which is NOT healthy either",
+    firstFailedHint: "fix the release and deploy again; `docker compose logs` on the VPS shows why it failed",
+    rolledBackHint: "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
+    nothingUpHint: "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
+    rollbackFailedHint: "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present",
+  },
+  admit: () => [],
+  preflight: async (c) => {
+    const r = await runPreflight(c.s, c.l, c.user);
+    return `docker ${r.docker}, compose ${r.compose}, ${r.freeMiB} MiB free`;
+  },
+  prepare: async () => {},
+  check: async (c, r) => {
+    if (r.shape.http.length === 0) return;
+    await c.step("edge", () => checkEdge(c.s, c.l, c.project, r.id, r.shape, c.edge), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
+  },
+  pull: async (c, r, previous) => {
+    // The previous release's images are made present too: the automatic rollback must never lack them.
+    const restore = previous ? images(previous.shape) : [];
+    const pulled = await pull(c.s, c.login, images(r.shape), restore);
+    return `${pulled.length} image(s) pulled${previous ? `; ${previous.id}'s images present for a rollback` : ""}`;
+  },
+  pullBack: async (c, r) => {
+    const login = c.login; // the registry of the release's own images, or none (rollback.ts)
+    const pulled = await pull(c.s, login, [], images(r.shape)).catch((e: unknown) => {
+      if (login || !isPipelineError(e)) throw e;
+      throw new PipelineError(e.code, `the server lost images of release ${r.id} and pulling them back without credentials failed: ${e.message}`, `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`, { cause: e });
+    });
+    return pulled.length ? `${pulled.length} image(s) pulled back` : "all images present";
+  },
+  jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs),
+  switch: async (c, r, leaving) => {
+    if (!viaEdge(r.shape, leaving)) return switchAndUp(c.s, c.l, c.project, r.id);
+    // the other services stop-first, then each service behind the edge rolled over
+    const h = await switchWithEdge({ s: c.s, l: c.l, project: c.project, id: r.id, shape: r.shape, opts: c.edge, timeoutSeconds: c.healthTimeoutSeconds, waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds) });
+    return h.ok ? undefined : h.reasons.join("; ");
+  },
+  wait: (c, r) => waitHealthy(c.s, c.l, c.project, r.shape, c.healthTimeoutSeconds),
+};
