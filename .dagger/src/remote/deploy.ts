@@ -10,17 +10,16 @@ import type { HealthOutcome } from "../core/health.js";
 import { PipelineError } from "../core/errors.js";
 import { releaseId, type HistoryRecord } from "../core/release.js";
 import { releaseDir, snapshotEnv } from "../core/remote-commands.js";
-import type { Log } from "./progress.js";
-import { keptRelease, operation, outcomeOf, targetFor } from "./flow.js";
+import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
 import { prune, readCurrentWithCompose, record, recordingEarlyFailures } from "./releases.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import type { DeployResult, RegistryLogin, RemoteTarget } from "./target.js";
+import type { DeployResult, RegistryLogin } from "./target.js";
 
 export type { DeployResult } from "./target.js";
 
-export interface DeployRequest extends RemoteTarget {
+export interface DeployRequest extends OperationRequest {
   sha: string;
   /** The rendered release compose file (images pinned by digest). */
   compose: string;
@@ -29,12 +28,8 @@ export interface DeployRequest extends RemoteTarget {
   /** Credentials the VPS pulls with; absent for public images. */
   registry?: RegistryLogin;
   keepReleases: number;
-  healthTimeoutSeconds: number;
   /** Who deploys, for the lock holder and the history (e.g. `octocat (GitHub run 42)`). */
   by: string;
-  log: Log;
-  /** Called as each step starts (tests use it to break things at a chosen moment). */
-  onStep?: (step: string) => void;
 }
 
 /** The history line of this deploy, but for its outcome. */

@@ -11,6 +11,7 @@ import type { StepName } from "../core/release.js";
 import { Progress, type Log } from "./progress.js";
 import { releaseCompose } from "./releases.js";
 import { withSession } from "./session.js";
+import type { SshOptions, SshSession } from "./ssh.js";
 import { composeTarget } from "./targets/compose.js";
 import { swarmTarget } from "./targets/swarm.js";
 import type { Context, Release, Target } from "./targets/target.js";
@@ -26,6 +27,8 @@ export interface OperationRequest extends RemoteTarget {
   log: Log;
   /** Called as each step starts (tests use it to break things at a chosen moment). */
   onStep?: (step: string) => void;
+  /** How the connection is opened (default: ssh2; the unit tests give a scripted session). */
+  connect?: (o: SshOptions) => Promise<SshSession>;
 }
 
 /**
@@ -42,7 +45,7 @@ export function operation<T>(req: OperationRequest, action: "deploy" | "rollback
         req.onStep?.(name);
         return p.step(name, f, detail, attrs);
       },
-    }, (k, v) => void span.setAttribute(k, v)));
+    }, (k, v) => void span.setAttribute(k, v)), req.connect);
   });
 }
 

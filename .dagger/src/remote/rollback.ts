@@ -9,21 +9,18 @@ import { PipelineError } from "../core/errors.js";
 import type { HealthOutcome } from "../core/health.js";
 import { loginForRelease } from "../core/images.js";
 import { rollbackRecord } from "../core/release.js";
-import type { Log } from "./progress.js";
-import { keptRelease, operation, targetFor } from "./flow.js";
+import { keptRelease, operation, targetFor, type OperationRequest } from "./flow.js";
 import { chooseRollbackTarget, record, requireDeployed } from "./releases.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import type { DeployResult, RegistryLogin, RemoteTarget } from "./target.js";
+import type { DeployResult, RegistryLogin } from "./target.js";
 
-export interface RollbackRequest extends RemoteTarget {
+export interface RollbackRequest extends OperationRequest {
   /** Release id to return to; default: the newest good release older than the current one. */
   to?: string;
   /** Credentials to pull the release's images back with, should the server have lost them; an empty host means the registry of the release's pinned images. */
   registry?: RegistryLogin;
-  healthTimeoutSeconds: number;
   by: string;
-  log: Log;
 }
 
 const imagesOf = (r: Release) => Object.values(r.shape.images).filter(Boolean);

@@ -7,8 +7,9 @@ import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Argv, type Layout } fr
 import type { Progress } from "./progress.js";
 import { connect, type ExecResult, type SshOptions, type SshSession } from "./ssh.js";
 
-export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: SshSession) => Promise<T>): Promise<T> {
-  const s = await p.step("connect", () => connect(ssh), undefined, { "vps.host": ssh.host, "vps.port": ssh.port, "vps.user": ssh.user });
+/** Open one connection (`open`: ssh2's, or a scripted session in the unit tests), run `body`, close it. */
+export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: SshSession) => Promise<T>, open: (o: SshOptions) => Promise<SshSession> = connect): Promise<T> {
+  const s = await p.step("connect", () => open(ssh), undefined, { "vps.host": ssh.host, "vps.port": ssh.port, "vps.user": ssh.user });
   try {
     return await body(s);
   } finally {
