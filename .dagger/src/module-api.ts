@@ -34,7 +34,7 @@ async function apiShape(dag: Client): Promise<ApiShape> {
       functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
     }
     const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;
-    defs.push({ name, functions, ...(constructor ? { constructor: { args: constructor.args, required: [] } } : {}) });
+    defs.push({ name, functions, ...(constructor ? { ctor: { args: constructor.args, required: [] } } : {}) });
   }
   return shapeApi(defs, MAIN_OBJECT);
 }

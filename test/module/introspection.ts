@@ -45,7 +45,7 @@ export function apiObjects(api: Registered): ApiObjectDef[] {
   return Object.entries(api.objects).map(([name, o]) => ({
     name,
     functions: Object.values(o.methods).map(described),
-    ...(Object.hasOwn(o, "constructor") && o.constructor ? { constructor: described(o.constructor) } : {}),
+    ...(Object.hasOwn(o, "constructor") && o.constructor ? { ctor: described(o.constructor) } : {}),
   }));
 }
 

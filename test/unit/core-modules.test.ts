@@ -104,7 +104,7 @@ describe("workflow: the module's objects however they are named", () => {
     expect(localObjectName("VpsPipeline", "VpsPipeline")).toBe("VpsPipeline");
     expect(localObjectName("Vps", "VpsPipeline")).toBe("Vps");
     const api = shapeApi([
-      { name: "VpsPipeline", functions: [{ name: "vps", args: ["host"], required: ["host"], returns: "VpsPipelineVps" }, { name: "build", args: [], required: [], returns: "Container" }], constructor: { args: ["source"], required: [] } },
+      { name: "VpsPipeline", functions: [{ name: "vps", args: ["host"], required: ["host"], returns: "VpsPipelineVps" }, { name: "build", args: [], required: [], returns: "Container" }], ctor: { args: ["source"], required: [] } },
       { name: "VpsPipelineVps", functions: [{ name: "ship", args: [], required: [] }] },
     ], "VpsPipeline");
     expect(api.objects.VpsPipeline?.vps?.returns).toBe("Vps");

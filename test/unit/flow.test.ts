@@ -28,7 +28,7 @@ const server = (over: Script): Script => (argv, stdin) => over(argv, stdin) ?? h
 
 function request(s: FakeSession, over: Partial<DeployRequest> = {}): DeployRequest {
   return {
-    ssh: { host: "203.0.113.7", port: 22, user: "deploy", hostKey: "SHA256:x", privateKey: "" }, dir: L.dir, project: "gold", lockTimeoutSeconds: 5,
+    ssh: { host: "203.0.113.7", port: 22, user: "deploy", hostKey: { kind: "fingerprint", fingerprint: "SHA256:x" }, privateKey: "" }, dir: L.dir, project: "gold", lockTimeoutSeconds: 5,
     sha: "b".repeat(40), compose: release("b"), keepReleases: 5, healthTimeoutSeconds: 5, by: "the test", log: () => {}, connect: async () => s, ...over,
   };
 }

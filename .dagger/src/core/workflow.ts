@@ -30,7 +30,8 @@ export interface ApiShape {
 export interface ApiObjectDef {
   name: string;
   functions: (ApiFunction & { name: string })[];
-  constructor?: ApiFunction | undefined;
+  /** The main object's constructor (named so that no object's own `constructor` is ever taken for it). */
+  ctor?: ApiFunction | undefined;
 }
 
 /**
@@ -52,7 +53,7 @@ export function shapeApi(defs: readonly ApiObjectDef[], main: string): ApiShape 
       const r = returns === undefined ? undefined : localObjectName(returns, main);
       return [fn, { ...f, ...(r !== undefined && local.has(r) ? { returns: r } : {}) }];
     }));
-    if (name === main && d.constructor) constructor = d.constructor;
+    if (name === main && d.ctor) constructor = d.ctor;
   }
   return { main, constructor, objects };
 }
