@@ -212,10 +212,10 @@ describe("doctor on a swarm", () => {
   it("says whether the host manages the swarm and how many nodes are ready", async () => {
     const refs = [`${bed.registry.prefix}/api:v1`];
     const pull = { user: bed.registry.user, token: registryPassword };
-    const manager = await vpsAccessFindings(sshOptions({ host: bed.swarm.host }), bed.registry.host, pull, refs, undefined, true);
+    const manager = await vpsAccessFindings({ ssh: sshOptions({ host: bed.swarm.host }), registry: bed.registry.host, pull, refs, swarm: true });
     expect(manager.find((f) => f.check === "swarm")).toMatchObject({ status: "ok", detail: "this host manages the swarm: 3 node(s), 1 manager(s), all ready" });
     expect(manager.find((f) => f.check.startsWith("pull "))).toMatchObject({ status: "ok" });
-    const plain = await vpsAccessFindings(sshOptions(), bed.registry.host, pull, refs, undefined, true);
+    const plain = await vpsAccessFindings({ ssh: sshOptions(), registry: bed.registry.host, pull, refs, swarm: true });
     expect(plain.find((f) => f.check === "swarm")).toMatchObject({ status: "fail", fix: expect.stringMatching(/docker swarm init/) });
   });
 });

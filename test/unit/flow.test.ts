@@ -56,14 +56,14 @@ for (const orchestrator of ["compose", "swarm"] as const) {
       expect(err).toMatchObject({ code: "REGISTRY_DENIED" });
       expect(s.history()).toEqual([expect.objectContaining({ result: "failed", code: "REGISTRY_DENIED", reason: expect.stringContaining("nothing running was changed"), previous: PREVIOUS })]);
       expect(switches(s)).toEqual([]);
-      expect(s.calls.some((c) => isCompose(c.argv, "up") || same(c.argv, stackDeploy("", L, "x", "x", "gold", true)))).toBe(false);
+      expect(s.calls.some((c) => isCompose(c.argv, "up") || same(c.argv, stackDeploy(L, { loginHost: "", id: "x", file: "x", project: "gold", prune: true })))).toBe(false);
     });
 
     it("a release that fails after the switch brings the previous one back and fails with DEPLOY_ROLLED_BACK", async () => {
       // compose: the new api is unhealthy, the old one healthy again; swarm: stack deploy refuses the new release, then the old one too
       const s = withPrevious(new FakeSession(L, server((argv) => {
         if (isCompose(argv, "ps")) return { stdout: psLine(s.files.get(L.current)?.trim() === PREVIOUS ? "healthy" : "unhealthy") };
-        if (same(argv, stackDeploy("", L, "x", "x", "gold", true))) return { code: 1, stderr: "failed to update service gold_api: bad" };
+        if (same(argv, stackDeploy(L, { loginHost: "", id: "x", file: "x", project: "gold", prune: true }))) return { code: 1, stderr: "failed to update service gold_api: bad" };
         return undefined;
       })));
       const err = await deploy(request(s, { orchestrator })).catch((e: unknown) => e) as Error & { code: string };
@@ -81,7 +81,7 @@ for (const orchestrator of ["compose", "swarm"] as const) {
     });
 
     it("a connection lost during the switch goes up as it is and is not recorded (no one to record it to)", async () => {
-      const s = withPrevious(new FakeSession(L, server((argv) => (isCompose(argv, "up") || same(argv, stackDeploy("", L, "x", "x", "gold", true)) ? "lost" : undefined))));
+      const s = withPrevious(new FakeSession(L, server((argv) => (isCompose(argv, "up") || same(argv, stackDeploy(L, { loginHost: "", id: "x", file: "x", project: "gold", prune: true })) ? "lost" : undefined))));
       const err = await deploy(request(s, { orchestrator })).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "SSH_CONNECTION_LOST" });
       expect(s.history()).toEqual([]);
@@ -90,7 +90,7 @@ for (const orchestrator of ["compose", "swarm"] as const) {
     it("a first release that fails has nothing to return to: DEPLOY_FAILED, recorded", async () => {
       const s = new FakeSession(L, server((argv) => {
         if (isCompose(argv, "ps")) return { stdout: psLine("unhealthy") };
-        if (same(argv, stackDeploy("", L, "x", "x", "gold", true))) return { code: 1, stderr: "bad" };
+        if (same(argv, stackDeploy(L, { loginHost: "", id: "x", file: "x", project: "gold", prune: true }))) return { code: 1, stderr: "bad" };
         return undefined;
       }));
       const err = await deploy(request(s, { orchestrator })).catch((e: unknown) => e);

@@ -16,7 +16,7 @@ describe("remote command builders", () => {
 
   it("never put a value inside shell code: scripts take positional parameters", () => {
     const hostile = "x'; rm -rf ~; echo '";
-    for (const argv of [holdLock(L, 5, hostile), switchTo(layout(hostile), "r1"), writeFileAtomic(hostile, "600"), pullImages(hostile, [hostile], []), checkPullAccess(hostile, [hostile]), runJob(layout(hostile), "r1", "gold", hostile, 60, "p")]) {
+    for (const argv of [holdLock(L, 5, hostile), switchTo(layout(hostile), "r1"), writeFileAtomic(hostile, "600"), pullImages(hostile, [hostile], []), checkPullAccess(hostile, [hostile]), runJob(layout(hostile), { id: "r1", project: "gold", service: hostile, timeoutSeconds: 60, profile: "p" })]) {
       const script = argv[argv.indexOf("-c") + 1]!;
       expect(script).not.toContain(hostile);
       expect(argv.some((a) => a.includes(hostile))).toBe(true); // passed as an argument instead
@@ -42,7 +42,7 @@ describe("remote command builders", () => {
   });
 
   it("run a job in the deploy folder with the release's files, its own profile and a timeout that removes it", () => {
-    const argv = runJob(L, "20261125T212233.123Z-abc1234", "gold", "migrate", 300, "vps-pipeline-jobs");
+    const argv = runJob(L, { id: "20261125T212233.123Z-abc1234", project: "gold", service: "migrate", timeoutSeconds: 300, profile: "vps-pipeline-jobs" });
     expect(argv.slice(-8)).toEqual(["300", "gold", "production/gold", "production/gold/.releases/20261125T212233.123Z-abc1234", "gold-migrate-job-20261125T212233.123Z-abc1234", "migrate", "vps-pipeline-jobs", ""]);
     expect(argv[2]).toMatch(/timeout -k 10 "\$t" docker compose "\$@" --profile "\$prof" run --rm -T --name "\$name" "\$svc"/);
     expect(argv[2]).toMatch(/--env-file "\$rel\/\.env"/);

@@ -211,7 +211,19 @@ export const JOB_TIMEOUT_EXIT = 124;
  * for interpolation and, through `override` when given, for `env_file: .env`.
  * A job that outlives its timeout is stopped and removed.
  */
-export function runJob(l: Layout, id: string, project: string, service: string, timeoutSeconds: number, profile: string, override?: string): Argv {
+export interface JobRun {
+  id: string;
+  project: string;
+  service: string;
+  timeoutSeconds: number;
+  /** The profile jobs live under in the release (so that `up` never starts them). */
+  profile: string;
+  /** An override file for the job's `env_file` (core/compose.ts `jobEnvOverride`). */
+  override?: string | undefined;
+}
+
+export function runJob(l: Layout, j: JobRun): Argv {
+  const { id, project, service, timeoutSeconds, profile, override } = j;
   const script = [
     't=$1; p=$2; dir=$3; rel=$4; name=$5; svc=$6; prof=$7; over=$8',
     'set -- --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml"',

@@ -35,7 +35,19 @@ export function parseSwarmProbe(stdout: string): SwarmFacts {
  * so every node can pull. `--prune` (the main stack) removes services the
  * release no longer has; the jobs' file is deployed without it.
  */
-export function stackDeploy(loginHost: string, l: Layout, id: string, file: string, project: string, prune: boolean): Argv {
+export interface StackDeploy {
+  /** The registry the throwaway config logs in to ("" for none). */
+  loginHost: string;
+  id: string;
+  /** The release's stack file, relative to its folder. */
+  file: string;
+  project: string;
+  /** Remove services the file no longer has (the main stack; never the jobs'). */
+  prune: boolean;
+}
+
+export function stackDeploy(l: Layout, d: StackDeploy): Argv {
+  const { loginHost, id, file, project, prune } = d;
   const script = [
     ...THROWAWAY_CONFIG,
     // the config's folder first: a .env that sets DOCKER_CONFIG must not move the login

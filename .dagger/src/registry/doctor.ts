@@ -87,7 +87,7 @@ export async function doctor(input: DoctorInput): Promise<Finding[]> {
   }
 
   if (input.swarm && input.pull && paths[0] !== undefined) findings.push(await pullTokenPushes(input.registry, input.pull, paths[0]));
-  if (input.vps) findings.push(...(await vpsAccessFindings(input.vps, input.registry, pull, input.repositories.map((r) => `${r}:${input.tag}`), input.edgeImage, input.swarm)));
+  if (input.vps) findings.push(...(await vpsAccessFindings({ ssh: input.vps, registry: input.registry, pull, refs: input.repositories.map((r) => `${r}:${input.tag}`), edgeImage: input.edgeImage, ...(input.swarm !== undefined ? { swarm: input.swarm } : {}) })));
   else findings.push({ check: "VPS", status: "skip", detail: "no VPS given: pull from the VPS and its docker config not checked" });
   return findings;
 }

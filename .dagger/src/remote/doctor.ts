@@ -14,7 +14,19 @@ import { withSession } from "./session.js";
 import type { SshOptions, SshSession } from "./ssh.js";
 import { defaultTracing } from "./trace.js";
 
-export async function vpsAccessFindings(ssh: SshOptions, registry: string, pull: { user: string; token: string } | undefined, refs: string[], edgeImage?: string, swarm = false): Promise<Finding[]> {
+export interface VpsAccess {
+  ssh: SshOptions;
+  registry: string;
+  pull?: { user: string; token: string } | undefined;
+  /** The images the pull check reads (`repo:tag`). */
+  refs: string[];
+  edgeImage?: string | undefined;
+  /** The host is a swarm manager: its state and nodes are checked instead of compose. */
+  swarm?: boolean;
+}
+
+export async function vpsAccessFindings(a: VpsAccess): Promise<Finding[]> {
+  const { ssh, registry, pull, refs, edgeImage, swarm = false } = a;
   const findings: Finding[] = [];
   try {
     await withSession(ssh, new Progress(() => {}, "doctor", defaultTracing()), async (s) => {

@@ -22,6 +22,7 @@ import { holdWhileOpen } from "./session.js";
 import type { SshSession } from "./ssh.js";
 import type { HealthOutcome } from "../core/health.js";
 import type { EdgeOptions } from "./target.js";
+import type { Context, Release } from "./targets/target.js";
 
 /** How the VPS resolves a release: the services that `up` would start, and where each service behind the edge listens. */
 export interface ResolvedRelease {
@@ -91,7 +92,9 @@ const wantedRoutes = (project: string, shape: ReleaseShape, resolved: ResolvedRe
  * hostname of another project, and every host port it must newly publish is
  * free (or held by this project's own containers, which the rollover replaces).
  */
-export async function checkEdge(s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape, opts: EdgeOptions): Promise<{ newPorts: string[] }> {
+export async function checkEdge(c: Pick<Context, "s" | "l" | "project" | "edge">, release: Pick<Release, "id" | "shape">): Promise<{ newPorts: string[] }> {
+  const { s, l, project, edge: opts } = c;
+  const { id, shape } = release;
   const resolved = await resolveRelease(s, l, project, id, shape);
   const edge = await readEdge(s);
   const wanted = wantedRoutes(project, shape, resolved);

@@ -85,7 +85,7 @@ export async function runJobs(s: SshSession, l: Layout, project: string, id: str
   const override = jobEnvOverride(await releaseCompose(s, l, id), posix.join(posix.relative(l.dir, rel), ".env"));
   if (override) await s.upload(`${rel}/jobs.override.yml`, override, "600");
   for (const j of jobs) {
-    const r = await s.exec(runJob(l, id, project, j.service, j.timeoutSeconds, JOB_PROFILE, override ? `${rel}/jobs.override.yml` : undefined));
+    const r = await s.exec(runJob(l, { id, project, service: j.service, timeoutSeconds: j.timeoutSeconds, profile: JOB_PROFILE, override: override ? `${rel}/jobs.override.yml` : undefined }));
     const logs = tail(`${r.stdout}${r.stderr}`, 15);
     if (r.code === JOB_TIMEOUT_EXIT) {
       throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` did not finish within ${j.timeoutSeconds}s and was stopped; nothing that runs was changed\n${logs}`, `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}`);
@@ -180,7 +180,7 @@ export const composeTarget: Target = {
   prepare: async () => {},
   check: async (c, r) => {
     if (r.shape.http.length === 0) return;
-    await c.step("edge", () => checkEdge(c.s, c.l, c.project, r.id, r.shape, c.edge), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
+    await c.step("edge", () => checkEdge(c, r), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
   },
   pull: async (c, r, previous) => {
     // The previous release's images are made present too: the automatic rollback must never lack them.

@@ -86,13 +86,16 @@ export async function checkImages(s: SshSession, login: RegistryLogin | undefine
 }
 
 /** `docker stack deploy` of a release's file; a refused login and other failures explained. */
-export async function deployStack(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, file: string, project: string, prune: boolean): Promise<void> {
+/** `docker stack deploy` of release `id`'s `file` with the context's login. */
+export async function deployStack(c: Pick<Context, "s" | "l" | "login" | "project">, id: string, file: string, prune: boolean): Promise<void> {
+  const { s, l, login, project } = c;
   const host = login?.host ?? "";
-  let r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+  const command = stackDeploy(l, { loginHost: host, id, file, project, prune });
+  let r = await s.exec(command, { stdin: dockerAuthConfig(login) });
   // a stack removed moments ago leaves its network being torn down on the nodes: swarm says "not found" for a few seconds
   for (let i = 0; i < 5 && r.code !== 0 && /network \S+ not found/.test(r.stderr); i++) {
     await new Promise((res) => setTimeout(res, 2000));
-    r = await s.exec(stackDeploy(host, l, id, file, project, prune), { stdin: dockerAuthConfig(login) });
+    r = await s.exec(command, { stdin: dockerAuthConfig(login) });
   }
   if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host || "the registry", r.stderr);
   if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("DEPLOY_FAILED", `cannot prepare release ${id} on the manager: ${tail(r.stderr, 2)}`, "the deploy user's home and the deploy folder must be writable");
@@ -129,12 +132,13 @@ export async function waitConverged(s: SshSession, project: string, expected: re
  * without `--prune` (so they share its networks and touch no running service),
  * each waited for until it completed, failed or ran out of time, then removed.
  */
-export async function runSwarmJobs(s: SshSession, login: RegistryLogin | undefined, l: Layout, id: string, project: string, sw: SwarmRelease): Promise<string[]> {
+export async function runSwarmJobs(c: Pick<Context, "s" | "l" | "login" | "project">, id: string, sw: SwarmRelease): Promise<string[]> {
+  const { s, project } = c;
   const names = sw.jobs.map((j) => `${project}_${j.service}`);
   const done: string[] = [];
   await s.run(removeServices(names), "removing leftover jobs"); // a job service left by a killed deploy would not run again
   try {
-    await deployStack(s, login, l, id, JOBS_FILE, project, false);
+    await deployStack(c, id, JOBS_FILE, false);
     for (const j of sw.jobs) {
       const expected = [{ service: j.service, image: String(j.definition.image ?? "") }];
       const h = await waitConverged(s, project, expected, j.timeoutSeconds);
@@ -193,12 +197,12 @@ export function swarmTarget(): Target {
       const n = await checkImages(c.s, c.login, [...new Set(Object.values(r.shape.images).filter(Boolean))]);
       return `${n} image(s) readable with the pull login (each node pulls its own)`;
     },
-    jobs: (c, r) => runSwarmJobs(c.s, c.login, c.l, r.id, c.project, stackOf(r)),
+    jobs: (c, r) => runSwarmJobs(c, r.id, stackOf(r)),
     switch: async (c, r) => {
       const sw = await c.s.exec(switchTo(c.l, r.id));
       if (sw.code !== 0) return `switching the files to release ${r.id} failed: ${tail(sw.stderr, 2)}`;
       try {
-        await deployStack(c.s, c.login, c.l, r.id, STACK_FILE, c.project, true);
+        await deployStack(c, r.id, STACK_FILE, true);
         return undefined;
       } catch (e) {
         const err = asPipelineError(e, "deploying the stack");
