@@ -6,7 +6,7 @@ import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
 import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
 import { earlyFailureRecord, rollbackRecord, type HistoryRecord } from "../../.dagger/src/core/release.js";
 import { envFileValue, passphraseValue, tokenValue } from "../../.dagger/src/core/secret-values.js";
-import { parseSwarmProbe } from "../../.dagger/src/core/swarm-commands.js";
+import { parseSwarmProbe } from "../../.dagger/src/core/swarm/commands.js";
 import { localObjectName, shapeApi } from "../../.dagger/src/core/workflow.js";
 
 const c = (name: string, o: Partial<ServiceContainer> = {}): ServiceContainer => ({ name, state: "running", hash: "h1", publishes: false, service: "web", ...o });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { PULL_FAILED_EXIT, checkPullAccess, layout, preflightProbe, pullImages, switchTo, type Argv } from "../../.dagger/src/core/remote-commands.js";
-import { stackDeploy, swarmProbe } from "../../.dagger/src/core/swarm-commands.js";
+import { stackDeploy, swarmProbe } from "../../.dagger/src/core/swarm/commands.js";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { FakeSession, same, type Script } from "./fake-session.js";

@@ -9,7 +9,7 @@ import { withSession } from "./session.js";
 import { readCurrent, releaseCompose } from "./releases.js";
 import { runPreflight } from "./targets/compose.js";
 import type { RemoteTarget } from "./target.js";
-import { renderSwarmRelease } from "../core/swarm.js";
+import { renderSwarmRelease } from "../core/swarm/release.js";
 import { swarmPreflight } from "./targets/swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 

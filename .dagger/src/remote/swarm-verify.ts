@@ -5,7 +5,7 @@
 import { releaseShape } from "../core/compose.js";
 import { layout, readOptionalFile, releaseDir } from "../core/remote-commands.js";
 import { buildReport, type ProbeResult, type ProbeSpec, type ServiceCheck, type VerifyReport } from "../core/report.js";
-import { serviceTasks, stackDrift, type ServiceTasks, type SwarmNode } from "../core/swarm-state.js";
+import { serviceTasks, stackDrift, type ServiceTasks, type SwarmNode } from "../core/swarm/state.js";
 import type { SshSession } from "./ssh.js";
 import { readCurrent, releaseCompose } from "./releases.js";
 import { expectedServices, readStack } from "./targets/swarm.js";

@@ -1,7 +1,7 @@
 /**
  * The swarm target: the same SSH path, lock, releases and history as one VPS,
  * on a manager node, with `docker stack deploy` instead of compose. Swarm rolls
- * each service itself (start-first or stop-first, see core/swarm.ts); this
+ * each service itself (start-first or stop-first, see core/swarm/release.ts); this
  * waits until every task of the release runs, and when the release fails
  * deploys the previous one again, as on one VPS.
  */
@@ -11,9 +11,9 @@ import { PipelineError, asPipelineError, tail } from "../../core/errors.js";
 import { registryError } from "../../core/registry-errors.js";
 import { dockerAuthConfig } from "../../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../../core/remote-commands.js";
-import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm-commands.js";
-import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm-state.js";
-import { renderSwarmRelease, withJobs, type SwarmRelease } from "../../core/swarm.js";
+import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm/commands.js";
+import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm/state.js";
+import { renderSwarmRelease, withJobs, type SwarmRelease } from "../../core/swarm/release.js";
 import type { JobSpec } from "../../core/extension.js";
 import { MIN_FREE_MIB } from "../../core/defaults.js";
 import type { HealthOutcome } from "../../core/health.js";

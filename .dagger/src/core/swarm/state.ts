@@ -2,9 +2,9 @@
  * A stack on a swarm as the manager reports it (services, their tasks, the
  * nodes), and the judgements made of it: has a deploy converged, did it fail,
  * does what runs match the release. Pure: the JSON comes from
- * core/swarm-commands.ts `stackState`.
+ * core/swarm/commands.ts `stackState`.
  */
-import { parseJson } from "./errors.js";
+import { parseJson } from "../errors.js";
 
 export interface SwarmService {
   /** The service's name in the compose file (the swarm's is `<project>_<name>`). */

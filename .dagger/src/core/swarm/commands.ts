@@ -4,7 +4,7 @@
  * positional parameters). Releases live on the manager in the same layout as on
  * one VPS; the stack itself lives in the swarm.
  */
-import { AUTH_SETUP_FAILED_EXIT, PROBE_DOCKER, PROBE_FREE_SPACE, THROWAWAY_CONFIG, parsePreflight, releaseDir, type Argv, type Layout, type PreflightFacts } from "./remote-commands.js";
+import { AUTH_SETUP_FAILED_EXIT, PROBE_DOCKER, PROBE_FREE_SPACE, THROWAWAY_CONFIG, parsePreflight, releaseDir, type Argv, type Layout, type PreflightFacts } from "../remote-commands.js";
 
 /** One `key value` line each: the engine's version (or its error), the swarm state, whether this node manages, free space. */
 export function swarmProbe(l: Layout): Argv {
@@ -63,7 +63,7 @@ export function stackDeploy(l: Layout, d: StackDeploy): Argv {
 
 const NODES_JSON = "docker node inspect $(docker node ls -q)";
 
-/** The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see core/swarm-state.ts). */
+/** The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see core/swarm/state.ts). */
 export function stackState(project: string): Argv {
   const script = [
     'ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1")',

@@ -23,9 +23,9 @@
  *
  */
 import { Document, isMap, isScalar, isSeq, parseDocument } from "yaml";
-import { PUBLISHED_LABEL } from "./edge.js";
-import { PipelineError } from "./errors.js";
-import { EXTENSION_KEY, parseServiceExtension } from "./extension.js";
+import { PUBLISHED_LABEL } from "../edge.js";
+import { PipelineError } from "../errors.js";
+import { EXTENSION_KEY, parseServiceExtension } from "../extension.js";
 
 export interface SwarmRelease {
   /** The stack file for `docker stack deploy`. */
