@@ -50,15 +50,19 @@ export function stackDeploy(l: Layout, d: StackDeploy): Argv {
   const { loginHost, id, file, project, prune } = d;
   const script = [
     ...THROWAWAY_CONFIG,
-    // the config's folder first: a .env that sets DOCKER_CONFIG must not move the login
     'set -- "$cfg" "$@"',
     `cd "$2" || exit ${AUTH_SETUP_FAILED_EXIT}`,
-    "if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
-    'export DOCKER_CONFIG="$1"',
-    // $5 is `--prune` or empty, unquoted on purpose so that empty adds no argument
-    'docker stack deploy --compose-file "$3" --with-registry-auth --resolve-image changed $5 "$4"',
+    // The release's variables live only in the subshell that runs stack deploy: they can change neither
+    // this script's own names (the folder its trap removes) nor where docker goes and with which login.
+    "(",
+    "  if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
+    "  unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH",
+    '  export DOCKER_CONFIG="$1"',
+    // $5 (`--prune`) and $6 (`--with-registry-auth`, only with a login: without one the swarm keeps the auth it has) may be empty: unquoted on purpose
+    '  exec docker stack deploy --compose-file "$3" $6 --resolve-image changed $5 "$4"',
+    ")",
   ].join("\n");
-  return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : ""];
+  return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : "", loginHost ? "--with-registry-auth" : ""];
 }
 
 const NODES_JSON = "docker node inspect $(docker node ls -q)";
