@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseServiceContainers, planRollover, type ServiceContainer } from "../../.dagger/src/core/edge-commands.js";
 import { envExports, envValues } from "../../.dagger/src/core/env-file.js";
 import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
-import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
+import { classifyRegistryOutput, pullError, registryError } from "../../.dagger/src/core/registry-errors.js";
 import { earlyFailureRecord, rollbackRecord, type HistoryRecord } from "../../.dagger/src/core/release.js";
 import { envFileValue, passphraseValue, tokenValue } from "../../.dagger/src/core/secret-values.js";
 import { parseSwarmProbe } from "../../.dagger/src/core/swarm/commands.js";
@@ -52,6 +52,23 @@ describe("registry-errors: what docker printed, and for which registry", () => {
     expect(classifyRegistryOutput("toomanyrequests: rate limit")).toBe("other");
     expect(registryError("pull", "ghcr.io", "dial tcp: lookup ghcr.io: no such host")).toMatchObject({ code: "REGISTRY_UNREACHABLE" });
     expect(registryError("push", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringContaining("write:packages") });
+  });
+});
+
+describe("registry-errors: a failed pull is explained by the registry the image is on", () => {
+  it("a typo in a Docker Hub image is a name to check there, not a GHCR token", () => {
+    const e = pullError("postgress:16", "Error response from daemon: pull access denied for postgress, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", "ghcr.io");
+    expect(e).toMatchObject({ code: "REGISTRY_NOT_FOUND", message: expect.stringContaining("docker.io has no image postgress:16"), hint: expect.stringContaining("a typo?") });
+    expect(e.message + e.hint).not.toMatch(/read:packages|ghcr\.io answered/);
+    expect(e.hint).toContain("the pull token is for ghcr.io only");
+  });
+
+  it("Docker Hub's rate limit is named as such", () => {
+    expect(pullError("redis:7", "toomanyrequests: You have reached your unauthenticated pull rate limit.", "ghcr.io")).toMatchObject({ code: "REGISTRY_DENIED", message: expect.stringContaining("docker.io refused to pull redis:7: rate limit") });
+  });
+
+  it("an image on the token's own registry keeps the token's diagnosis", () => {
+    expect(pullError("ghcr.io/acme/api@sha256:" + "1".repeat(64), "denied: denied", "ghcr.io")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringContaining("read:packages") });
   });
 });
 

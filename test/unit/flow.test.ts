@@ -52,7 +52,7 @@ for (const orchestrator of ["compose", "swarm"] as const) {
 
     it("a refused pull records `failed` and never switches", async () => {
       const s = withPrevious(new FakeSession(L, server(refused)));
-      const err = await deploy(request(s, { orchestrator })).catch((e: unknown) => e);
+      const err = await deploy(request(s, { orchestrator, registry: { host: "ghcr.io", user: "u", token: "t" } })).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "REGISTRY_DENIED" });
       expect(s.history()).toEqual([expect.objectContaining({ result: "failed", code: "REGISTRY_DENIED", reason: expect.stringContaining("nothing running was changed"), previous: PREVIOUS })]);
       expect(switches(s)).toEqual([]);

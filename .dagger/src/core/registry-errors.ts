@@ -4,6 +4,7 @@
  * `doctor` explain a GHCR refusal the same way.
  */
 import { PipelineError, tail } from "./errors.js";
+import { parseImageReference } from "./images.js";
 import { registryHttpError, type RegistryAction } from "./registry-auth.js";
 
 export type RegistryFailure = "insufficient-scope" | "unauthorized" | "denied" | "not-found" | "certificate" | "unreachable" | "other";
@@ -48,4 +49,27 @@ export function registryError(step: "login" | "pull" | "push", registry: string,
     return new PipelineError("REGISTRY_UNREACHABLE", `registry ${step} at ${registry} failed: it cannot be reached\n${last}`, "check DNS, outbound HTTPS and the clock of the machine that pulls (TLS fails on a wrong date)");
   }
   return new PipelineError("REGISTRY_FAILED", `registry ${step} at ${registry} failed:\n${last}`, "read the registry's message above");
+}
+
+/**
+ * A pull that failed, explained by the registry the image is on. `loginHost`
+ * is the registry the credentials were for (none went anywhere else): an image
+ * on another registry (Docker Hub's `postgres`, a typo such as `postgress`)
+ * was pulled anonymously, so its failure is a name, a private image or a rate
+ * limit there, never a token of ours.
+ */
+export function pullError(image: string, output: string, loginHost: string | undefined): PipelineError {
+  const registry = parseImageReference(image).registry;
+  if (registry === loginHost) return registryError("pull", registry, output, image);
+  const last = tail(output, 4);
+  const t = output.toLowerCase();
+  const anonymous = loginHost ? `no credentials went to ${registry} (the pull token is for ${loginHost} only)` : "no credentials were given";
+  if (t.includes("toomanyrequests") || t.includes("rate limit")) {
+    return new PipelineError("REGISTRY_DENIED", `${registry} refused to pull ${image}: rate limit (anonymous pulls are limited per address)\n${last}`, `wait and deploy again, or copy the image to your own registry and use that name in the compose file (${anonymous})`);
+  }
+  const kind = classifyRegistryOutput(output);
+  if (kind === "denied" || kind === "not-found" || kind === "unauthorized" || kind === "insufficient-scope") {
+    return new PipelineError("REGISTRY_NOT_FOUND", `${registry} has no image ${image} that can be pulled without credentials\n${last}`, `check the image's name in the compose file (a typo?) and its tag; if it is private, it must be on ${loginHost ?? "the registry you give a pull token for"}: ${anonymous}`);
+  }
+  return registryError("pull", registry, output, image);
 }

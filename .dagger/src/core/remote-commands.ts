@@ -192,10 +192,11 @@ export function pullImages(loginHost: string, images: readonly string[], ensure:
     "registry_login; n=0",
     'while IFS= read -r img; do',
     '  n=$((n+1))',
-    '  { if docker pull -q "$img" < /dev/null > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "$img" >> "$cfg/failed"; fi; } &',
+    '  { if docker pull -q "$img" < /dev/null > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "failed $img $n" >> "$cfg/failed"; fi; } &',
     'done < "$cfg/todo"',
     "wait",
-    `if [ -s "$cfg/failed" ]; then cat "$cfg"/err.* >&2; exit ${PULL_FAILED_EXIT}; fi`,
+    // each failed image with its own error, first line the image: the caller names the registry it is on
+    `if [ -s "$cfg/failed" ]; then while read -r _ img n; do echo "failed $img"; cat "$cfg/err.$n" >&2; done < "$cfg/failed"; exit ${PULL_FAILED_EXIT}; fi`,
   ].join("\n");
   return ["sh", "-c", script, "sh", loginHost, ...images, "--", ...ensure];
 }

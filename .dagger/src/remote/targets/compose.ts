@@ -11,7 +11,7 @@ import { PipelineError, isPipelineError, tail } from "../../core/errors.js";
 import { JOB_PROFILE, type JobSpec } from "../../core/extension.js";
 import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/health.js";
 import { dockerAuthConfig } from "../../core/registry-auth.js";
-import { registryError } from "../../core/registry-errors.js";
+import { pullError, registryError } from "../../core/registry-errors.js";
 import {
   AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, composeMajor, parsePreflight, preflightProbe, ps,
   pullImages, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
@@ -71,7 +71,10 @@ export async function pull(s: SshSession, login: RegistryLogin | undefined, imag
   const host = login?.host ?? "the registry";
   const r = await s.exec(pullImages(login?.host ?? "", images, ensure), { stdin: dockerAuthConfig(login) });
   if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host, r.stderr);
-  if (r.code === PULL_FAILED_EXIT) throw registryError("pull", host, r.stderr);
+  if (r.code === PULL_FAILED_EXIT) {
+    const failed = r.stdout.split("\n").filter((x) => x.startsWith("failed ")).map((x) => x.slice("failed ".length));
+    throw failed[0] ? pullError(failed[0], r.stderr, login?.host) : registryError("pull", host, r.stderr);
+  }
   if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("PULL_FAILED", `cannot make a throwaway docker config in the deploy user's home: ${tail(r.stderr, 2)}`, "the deploy user's home must be writable (and not full)");
   if (r.code !== 0) throw new PipelineError("PULL_FAILED", `pull failed with exit code ${r.code}: ${tail(r.stderr, 4)}`, "read the output above");
   return r.stdout.split("\n").filter((x) => x.startsWith("pulled ")).map((x) => x.slice("pulled ".length));

@@ -8,7 +8,7 @@
 import type { ReleaseShape } from "../../core/compose.js";
 import { envExports } from "../../core/env-file.js";
 import { PipelineError, asPipelineError, tail } from "../../core/errors.js";
-import { registryError } from "../../core/registry-errors.js";
+import { pullError, registryError } from "../../core/registry-errors.js";
 import { dockerAuthConfig } from "../../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../../core/remote-commands.js";
 import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm/commands.js";
@@ -80,7 +80,7 @@ export async function checkImages(s: SshSession, login: RegistryLogin | undefine
   const failed = r.stdout.split("\n").filter((x) => x.startsWith("fail "));
   if (failed.length > 0) {
     const [, ref, ...why] = failed[0]!.split(" ");
-    throw registryError("pull", host || "the registry", why.join(" "), ref ?? "the images");
+    throw ref ? pullError(ref, why.join(" "), login?.host) : registryError("pull", host || "the registry", why.join(" "), "the images");
   }
   return images.length;
 }
