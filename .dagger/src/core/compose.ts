@@ -2,7 +2,7 @@
  * The production compose file: which services we build, and the release file the
  * VPS receives (build sections gone, our images pinned by digest, the rest untouched).
  */
-import { isMap, isScalar, parseDocument, type Document } from "yaml";
+import { Document, isMap, isScalar, parseDocument, visit } from "yaml";
 import { PipelineError } from "./errors.js";
 import { PUBLISHED_LABEL, edgePublished } from "./edge.js";
 import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type HttpSpec, type JobSpec } from "./extension.js";
@@ -72,11 +72,20 @@ function buildArgs(node: unknown, where: string, problems: string[]): Record<str
 }
 
 /**
- * Parse and check the production compose file. `imagePrefix` (`ghcr.io/owner/repo`)
- * names built services that have no `image:`. Every problem is reported at once.
+ * Compose (go-yaml) accepts files with hundreds of aliases; the yaml package's
+ * default (100) calls that an attack. This still stops a real blow-up.
  */
-export function parseComposeStack(text: string, file: string, imagePrefix?: string): ComposeStack {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+const ALIAS_LIMIT = 10_000;
+
+/**
+ * YAML as compose reads it: merge keys (`<<: *anchor`) applied, anchors and
+ * aliases resolved into plain nodes, so that what a service gets from an
+ * anchor (its `image`, `build`, `ports`, `x-vps-pipeline`) is its own, and the
+ * rendered release can be edited key by key. A file without aliases keeps its
+ * comments and layout.
+ */
+export function composeDocument(text: string, file: string): Document {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     throw new PipelineError(
       "COMPOSE_INVALID",
@@ -84,12 +93,37 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       "fix the YAML syntax at the line shown; `docker compose -f <file> config` shows the same",
     );
   }
+  let aliased = false;
+  visit(doc, { Alias: () => { aliased = true; return visit.BREAK; } });
+  if (!aliased) return doc;
+  try {
+    // the same object met twice is written out twice, never turned back into an alias
+    return new Document(doc.toJS({ maxAliasCount: ALIAS_LIMIT }), { aliasDuplicateObjects: false });
+  } catch (e) {
+    throw new PipelineError("COMPOSE_INVALID", `${file}: its anchors expand to more than ${ALIAS_LIMIT} nodes`, "use fewer aliases of large anchors; `docker compose config` prints the file with every alias resolved", { cause: e });
+  }
+}
+
+/** The plain data of a compose text (a rendered release, a stack file), merge keys applied. */
+export function composeData(text: string): unknown {
+  return parseDocument(text, { merge: true }).toJS({ maxAliasCount: ALIAS_LIMIT });
+}
+
+/**
+ * Parse and check the production compose file. `imagePrefix` (`ghcr.io/owner/repo`)
+ * names built services that have no `image:`. Every problem is reported at once.
+ */
+export function parseComposeStack(text: string, file: string, imagePrefix?: string): ComposeStack {
+  const doc = composeDocument(text, file);
   const root: unknown = doc.toJS();
   const services = (root as { services?: unknown } | null)?.services;
   if (!services || typeof services !== "object" || Array.isArray(services) || Object.keys(services).length === 0) {
     throw new PipelineError("COMPOSE_INVALID", `${file} has no \`services:\` map`, "a compose file lists its containers under a top-level `services:` key");
   }
   const problems: string[] = [];
+  if ((root as { include?: unknown }).include !== undefined) {
+    problems.push("include: not supported yet (the included files would not reach the server); put their services into this file, or merge the files with `docker compose -f a.yml -f b.yml config` and deploy the result");
+  }
   const builds: BuildTarget[] = [];
   const jobs: JobSpec[] = [];
   const http: (HttpSpec & { published: string[] })[] = [];
@@ -105,6 +139,10 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       continue;
     }
     const svc = (raw ?? {}) as Record<string, unknown>;
+    if (svc.extends !== undefined) {
+      problems.push(`${where}.extends: not supported yet (compose's merge rules for it would have to be repeated here); write the shared keys once under an \`x-\` key with an anchor and merge them into each service with \`<<: *anchor\``);
+      continue;
+    }
     const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
     problems.push(...ext.problems);
     if (ext.job) {
@@ -291,7 +329,7 @@ function replicas(svc: Record<string, unknown>): number | undefined {
 }
 
 export function releaseShape(releaseText: string): ReleaseShape {
-  const root = (parseDocument(releaseText).toJS() ?? {}) as { services?: Record<string, unknown> };
+  const root = (composeData(releaseText) ?? {}) as { services?: Record<string, unknown> };
   const services = root.services && typeof root.services === "object" ? root.services : {};
   const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {} };
   const onceTargets = new Set<string>();
@@ -378,7 +416,7 @@ function envFiles(svc: Record<string, unknown>): string[] {
  * to the deploy folder), whose values win. Undefined when no job needs it.
  */
 export function jobEnvOverride(releaseText: string, relEnv: string): string | undefined {
-  const root = (parseDocument(releaseText).toJS() ?? {}) as { services?: Record<string, Record<string, unknown>> };
+  const root = (composeData(releaseText) ?? {}) as { services?: Record<string, Record<string, unknown>> };
   const services: Record<string, { env_file: string[] }> = {};
   for (const job of releaseShape(releaseText).jobs) {
     const files = envFiles(root.services?.[job.service] ?? {});

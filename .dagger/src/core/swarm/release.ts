@@ -23,6 +23,7 @@
  *
  */
 import { Document, isMap, isScalar, isSeq, parseDocument } from "yaml";
+import { composeDocument } from "../compose.js";
 import { PUBLISHED_LABEL } from "../edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, parseServiceExtension } from "../extension.js";
@@ -103,7 +104,7 @@ function takeLabel(doc: Document, service: string, key: string): string | undefi
 }
 
 export function renderSwarmRelease(releaseText: string): SwarmRelease {
-  const doc = parseDocument(releaseText);
+  const doc = composeDocument(releaseText, "the release");
   const root = (doc.toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> };
   const services = root.services ?? {};
   const problems: string[] = [];
