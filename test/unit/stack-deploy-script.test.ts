@@ -27,7 +27,8 @@ function run(env: (bait: string) => string, loginHost: string): { out: string; h
   mkdirSync(rel, { recursive: true });
   writeFileSync(join(rel, "stack.env"), envExports(env(bait)));
   const argv = stackDeploy(l, { loginHost, id: "r1", file: "stack.yml", project: "gold", prune: true });
-  const out = execFileSync(argv[0]!, argv.slice(1), { env: { PATH: `${bin}:/usr/bin:/bin`, HOME: home }, input: '{"auths":{}}\n', encoding: "utf8" });
+  // the deploy user's own login environment points docker at its engine: that must stay
+  const out = execFileSync(argv[0]!, argv.slice(1), { env: { PATH: `${bin}:/usr/bin:/bin`, HOME: home, DOCKER_HOST: "unix:///run/the-users-engine.sock" }, input: '{"auths":{}}\n', encoding: "utf8" });
   return { out, home, bait };
 }
 
@@ -42,7 +43,7 @@ describe("the stack deploy script", () => {
 
   it("a .env with cfg=…, DOCKER_HOST=… and DOCKER_CONFIG=… changes nothing about where the stack goes or what is removed", () => {
     const { out, home, bait } = run((baitDir) => `cfg=${baitDir}\nDOCKER_HOST=tcp://203.0.113.9:2375\nDOCKER_CONFIG=/tmp/elsewhere\nPATH=/nowhere\nAPP_VERSION=3\n`, "ghcr.io");
-    expect(out).toContain("host=\n");
+    expect(out).toContain("host=unix:///run/the-users-engine.sock\n");
     expect(out).toMatch(new RegExp(`config=${home}/\\.vps-pipeline-auth\\.`));
     expect(out).toContain("app=3");
     expect(existsSync(join(bait, "keep"))).toBe(true);

@@ -1,6 +1,6 @@
 import { parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
-import { durationSeconds, renderSwarmRelease, withJobs } from "../../.dagger/src/core/swarm/release.js";
+import { durationSeconds, renderSwarmRelease, updateWindowSeconds, withJobs } from "../../.dagger/src/core/swarm/release.js";
 
 const D = `sha256:${"b".repeat(64)}`;
 const services = (r: { stack: string }) => (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;
@@ -132,5 +132,21 @@ volumes:
     expect(durationSeconds("500ms")).toBe(0.5);
     expect(durationSeconds("5")).toBeUndefined();
     expect(durationSeconds(7)).toBe(7);
+  });
+});
+
+describe("the convergence budget on a swarm, with production defaults", () => {
+  const stackOf = (svc: string) => renderSwarmRelease(`services:\n  api:\n    image: ghcr.io/a/api@sha256:${"1".repeat(64)}\n${svc}`).stack;
+
+  it("Docker's default healthcheck (30 s interval, 3 retries) gives swarm a 120 s monitor window, which the wait adds to --health-timeout", () => {
+    const stack = stackOf("    healthcheck: { test: [CMD, true] }\n");
+    expect(stack).toMatch(/monitor: 120s/);
+    expect(updateWindowSeconds(stack)).toBe(240);
+  });
+
+  it("grows with replicas updated one at a time, and stays small with the test bed's 1 s healthchecks", () => {
+    expect(updateWindowSeconds(stackOf("    deploy: { replicas: 3 }\n    healthcheck: { test: [CMD, true], interval: 30s, start_period: 20s }\n"))).toBe(3 * 2 * 140);
+    expect(updateWindowSeconds(stackOf("    healthcheck: { test: [CMD, true], interval: 1s, retries: 3 }\n"))).toBe(20);
+    expect(updateWindowSeconds(stackOf("    deploy: { replicas: 4, update_config: { parallelism: 2, monitor: 5s, delay: 10s } }\n"))).toBe(2 * (10 + 10));
   });
 });

@@ -52,11 +52,12 @@ export function stackDeploy(l: Layout, d: StackDeploy): Argv {
     ...THROWAWAY_CONFIG,
     'set -- "$cfg" "$@"',
     `cd "$2" || exit ${AUTH_SETUP_FAILED_EXIT}`,
-    // The release's variables live only in the subshell that runs stack deploy: they can change neither
-    // this script's own names (the folder its trap removes) nor where docker goes and with which login.
+    // The release's variables live only in the subshell that runs stack deploy, so they cannot change this
+    // script's own names (the folder its trap removes); stack.env never holds docker's own names
+    // (core/env-file.ts), so where docker goes stays the deploy user's (DOCKER_HOST of its login), and the
+    // login stays the throwaway one.
     "(",
     "  if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
-    "  unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH",
     '  export DOCKER_CONFIG="$1"',
     // $5 (`--prune`) and $6 (`--with-registry-auth`, only with a login: without one the swarm keeps the auth it has) may be empty: unquoted on purpose
     '  exec docker stack deploy --compose-file "$3" $6 --resolve-image changed $5 "$4"',

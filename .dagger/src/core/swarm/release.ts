@@ -64,6 +64,30 @@ function hasVolumes(svc: Record<string, unknown>): boolean {
   return v.some((x) => (typeof x === "string" ? x.includes(":") || !x.startsWith("/") : (x as { type?: unknown } | null)?.type !== "tmpfs"));
 }
 
+/**
+ * How long swarm may take, beyond a first healthy task, to finish updating the
+ * stack's slowest service: tasks go one batch at a time (`parallelism`), each
+ * waits for its healthcheck, then `delay`, and swarm keeps the service
+ * `updating` through the `monitor` window after each batch. With Docker's
+ * default healthcheck (30 s interval) that is minutes, not the seconds of a
+ * test bed: the convergence wait adds this to --health-timeout.
+ */
+export function updateWindowSeconds(stackText: string): number {
+  const services = ((composeDocument(stackText, "the stack").toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> }).services ?? {};
+  let worst = 0;
+  for (const svc of Object.values(services)) {
+    const deploy = (svc?.deploy ?? {}) as { replicas?: unknown; update_config?: { parallelism?: unknown; monitor?: unknown; delay?: unknown }; mode?: unknown };
+    const u = deploy.update_config ?? {};
+    const replicas = typeof deploy.replicas === "number" ? deploy.replicas : 1;
+    const parallelism = typeof u.parallelism === "number" && u.parallelism > 0 ? u.parallelism : 1;
+    const monitor = durationSeconds(u.monitor) ?? 5; // swarm's own default
+    const delay = durationSeconds(u.delay) ?? 0;
+    // each batch: its tasks become healthy (about a monitor window, which is sized from the healthcheck), then the delay and the monitor
+    worst = Math.max(worst, Math.ceil(Math.max(1, replicas) / parallelism) * (2 * monitor + delay));
+  }
+  return Math.ceil(worst);
+}
+
 /** How long swarm watches a new task before calling the update good: the healthcheck's time to pass, at least 10 s. */
 function monitorSeconds(svc: Record<string, unknown>): number {
   const hc = (svc.healthcheck ?? {}) as Record<string, unknown>;

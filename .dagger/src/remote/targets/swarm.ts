@@ -13,7 +13,7 @@ import { dockerAuthConfig } from "../../core/registry-auth.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../../core/remote-commands.js";
 import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm/commands.js";
 import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm/state.js";
-import { renderSwarmRelease, withJobs, type SwarmRelease } from "../../core/swarm/release.js";
+import { renderSwarmRelease, updateWindowSeconds, withJobs, type SwarmRelease } from "../../core/swarm/release.js";
 import type { JobSpec } from "../../core/extension.js";
 import { MIN_FREE_MIB } from "../../core/defaults.js";
 import type { HealthOutcome } from "../../core/health.js";
@@ -210,6 +210,7 @@ export function swarmTarget(): Target {
         return err.message.split("\n")[0] ?? err.code;
       }
     },
-    wait: (c, r) => waitConverged(c.s, c.project, expectedServices(r.shape), c.healthTimeoutSeconds, c.note),
+    // swarm keeps a service `updating` through its monitor windows: they are part of the budget, never a reason to give up
+    wait: (c, r) => waitConverged(c.s, c.project, expectedServices(r.shape), c.healthTimeoutSeconds + updateWindowSeconds(stackOf(r).stack), c.note),
   };
 }

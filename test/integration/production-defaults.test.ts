@@ -1,0 +1,47 @@
+/**
+ * The example app with Docker's default healthcheck timing instead of the test
+ * bed's 1 s: no `interval`, so the first check runs 30 s after a start, and the
+ * default --health-timeout (120 s). Slow on purpose (minutes): the sibling of
+ * every fast test that passes only because the test bed's checks are quick.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
+import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, deployRequest, freshProject, freshStack, history, onSwarm, releaseCompose, swarmRequest, webStatus } from "../testbed/bed.js";
+
+auditSecrets();
+
+/** Docker's defaults: the healthchecks keep their test, lose their 1 s interval. */
+const productionTiming = (t: string) => t.replace(/^ {6}interval: 1s\n/gm, "");
+
+afterAll(async () => {
+  freshProject("defaults");
+  await freshStack("swdefaults");
+});
+
+describe("production defaults (slow: Docker's 30 s healthcheck interval)", () => {
+  it("the example's compose file really has no interval left", () => {
+    expect(releaseCompose("v1", "v1", productionTiming)).not.toMatch(/interval/);
+  });
+
+  it("one VPS: a first deploy and an upgrade succeed within the default --health-timeout", async () => {
+    freshProject("defaults");
+    const req = (v: "v1" | "v2") => deployRequest("defaults", 18241, { compose: releaseCompose(v, v, productionTiming), healthTimeoutSeconds: DEFAULTS.healthTimeout });
+    await deploy(req("v1"));
+    await deploy(req("v2"));
+    expect((await webStatus(18241)).body).toContain("Version v2.");
+    expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok"]);
+  }, 600_000);
+
+  it("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {
+    await freshStack("swdefaults");
+    const req = (v: "v1" | "v2") => swarmRequest("swdefaults", 18242, v, { healthTimeoutSeconds: DEFAULTS.healthTimeout, env: "WEB_PORT=18242\n" }, productionTiming);
+    await deploy(req("v1"));
+    const r = await deploy(req("v2"));
+    expect(history("swdefaults").map((h) => h.result)).toEqual(["ok", "ok"]);
+    // the wait outlasted the default --health-timeout: swarm's monitor window was in the budget
+    expect(r.durations.health ?? 0).toBeGreaterThan(DEFAULTS.healthTimeout / 2);
+    expect(onSwarm("service inspect swdefaults_api --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")).toContain(bed.images["api:v2"]!);
+  }, 900_000);
+});
