@@ -106,9 +106,10 @@ export class Vps {
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
       // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
-      const { compose, pull, env } = await this.recordingFailure(v, git.sha, async () => ({ ...(await this.release(images, tag)), env: await envText(this.envFile) }));
+      const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, async () => ({ ...(await this.release(images, tag)), env: await envText(this.envFile) }));
       const log = liveLog();
-      const r = await remoteDeploy({ ...v, sha: git.sha, compose, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+      for (const n of files.notes) log.log(`deploy note      ${n}`);
+      const r = await remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
       const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, markdownRelease);
     });
@@ -129,10 +130,10 @@ export class Vps {
       const { envText, outputFormat, vpsInputs } = await inputs();
       const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/plan.js")]);
       const out = outputFormat(format);
-      const { compose } = await this.release(images, tag);
+      const { compose, files } = await this.release(images, tag);
       const v = await vpsInputs(this);
       const env = await envText(this.envFile);
-      const p = await remotePlan({ ...v, compose, ...(env !== undefined ? { env } : {}) });
+      const p = await remotePlan({ ...v, compose, shipped: files.manifest, notes: files.notes, ...(env !== undefined ? { env } : {}) });
       return render(out, p, formatPlan, markdownPlan);
     });
   }
@@ -286,16 +287,22 @@ export class Vps {
     return registryLogin(host, this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
   }
 
-  /** The rendered release for these images or this tag, and the login for its registry: tags resolved to digests, only that registry gets a token. */
-  private async release(images: string[], tag: string): Promise<{ compose: string; pull: Awaited<ReturnType<Vps["pullLogin"]>> }> {
-    const [{ checkRegistry }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }] = await Promise.all([
+  /**
+   * The rendered release for these images or this tag, the files from the repository it carries, and the
+   * login for its registry: tags resolved to digests, only that registry gets a token.
+   */
+  private async release(images: string[], tag: string) {
+    const [{ checkRegistry }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }, { fileRefs, releaseFiles }, { readSourceFiles }] = await Promise.all([
       inputs(), import("./build/stack.js"), import("./core/images.js"), import("./registry/resolve.js"), import("./core/compose.js"),
+      import("./core/release-files.js"), import("./inputs/source-files.js"),
     ]);
     const stack = await stackOf(this);
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
     const host = builtImagesRegistry(stack.builds, explicit) ?? explicit;
     const pull = host ? await this.pullLogin(host) : undefined;
+    const refs = fileRefs(stack.doc.toJS(), stack.file);
+    const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
-    return { compose: renderRelease(stack, digests), pull };
+    return { compose: renderRelease(stack, digests, files.rewrites), pull, files };
   }
 }

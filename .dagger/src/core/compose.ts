@@ -3,6 +3,7 @@
  * VPS receives (build sections gone, our images pinned by digest, the rest untouched).
  */
 import { Document, isMap, isScalar, parseDocument, visit } from "yaml";
+import { dirname, normalize } from "./paths.js";
 import { PipelineError } from "./errors.js";
 import { PUBLISHED_LABEL, edgePublished } from "./edge.js";
 import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type HttpSpec, type JobSpec } from "./extension.js";
@@ -37,23 +38,6 @@ export interface ComposeStack {
   http: (HttpSpec & { published: string[] })[];
 }
 
-/** Normalize a `/`-separated relative path; undefined when it leaves the root. */
-function normalize(parts: string[]): string | undefined {
-  const out: string[] = [];
-  for (const p of parts) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") {
-      if (out.length === 0) return undefined;
-      out.pop();
-    } else out.push(p);
-  }
-  return out.join("/") || ".";
-}
-
-function dirname(file: string): string {
-  const i = file.lastIndexOf("/");
-  return i < 0 ? "" : file.slice(0, i);
-}
 
 function buildArgs(node: unknown, where: string, problems: string[]): Record<string, string> {
   const args: Record<string, string> = {};
@@ -253,7 +237,7 @@ function dependsOn(raw: unknown): Record<string, string> {
  * `image:` set to `repo@sha256:…`; everything else exactly as the user wrote it.
  * `digests` maps service name to manifest digest and must cover every build.
  */
-export function renderRelease(stack: ComposeStack, digests: Record<string, string>): string {
+export function renderRelease(stack: ComposeStack, digests: Record<string, string>, files: ReadonlyMap<string, string> = new Map()): string {
   const missing = stack.builds.filter((b) => digests[b.service] === undefined).map((b) => b.service);
   if (missing.length > 0) {
     throw new PipelineError(
@@ -276,6 +260,8 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
     doc.deleteIn(["services", b.service, "pull_policy"]);
     doc.setIn(["services", b.service, "image"], pinned(b.repository, digests[b.service] as string));
   }
+  // Paths from the repository point at the release's copies (core/release-files.ts).
+  for (const [field, to] of files) rewritePath(doc, field, to);
   // Jobs run before the switch (`compose run`); their own profile keeps `up` from starting them again.
   for (const j of stack.jobs) doc.setIn(["services", j.service, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
   // Behind the edge: the edge holds the host ports (two copies cannot), the label says which, for compose to interpolate.
@@ -293,6 +279,19 @@ export const CHECK_IMAGE_PREFIX = "registry.invalid/check/stack";
 export function renderForCheck(text: string, file: string, imagePrefix?: string): string {
   const stack = parseComposeStack(text, file, imagePrefix ?? CHECK_IMAGE_PREFIX);
   return renderRelease(stack, Object.fromEntries(stack.builds.map((b) => [b.service, `sha256:${"0".repeat(64)}`])));
+}
+
+/** Point the path at `field` (as core/release-files.ts names it) at `to`, keeping the rest of the entry. */
+function rewritePath(doc: Document, field: string, to: string): void {
+  const m = /^(services\.([^.]+)\.(volumes|env_file)(?:\[(\d+)\])?(\.source)?|(configs|secrets)\.([^.]+)\.file)$/.exec(field);
+  if (!m) throw new PipelineError("INTERNAL", `no such place in a compose file: ${field}`, "this is a bug of vps-pipeline");
+  if (m[6]) return void doc.setIn([m[6], m[7], "file"], to);
+  const path: (string | number)[] = ["services", m[2]!, m[3]!, ...(m[4] !== undefined ? [Number(m[4])] : [])];
+  const node = doc.getIn(path);
+  if (m[5]) doc.setIn([...path, "source"], to);
+  else if (m[3] === "volumes") doc.setIn(path, String(isScalar(node) ? node.value : node).replace(/^[^:]+/, to));
+  else if (isMap(node)) doc.setIn([...path, "path"], to);
+  else doc.setIn(path, to);
 }
 
 /** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */

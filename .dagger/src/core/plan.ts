@@ -6,6 +6,7 @@
 import { parse } from "yaml";
 import { releaseShape } from "./compose.js";
 import { PUBLISHED_LABEL } from "./edge.js";
+import { referencedHashes, type ReleaseFiles } from "./release-files.js";
 import { diffEnv, type EnvDiff } from "./env-file.js";
 
 export interface ServiceChange {
@@ -26,11 +27,15 @@ export interface Plan {
   jobs: string[];
   /** The edge routes of the release (services with `x-vps-pipeline.http`): what the edge will serve after the deploy. */
   routes: string[];
+  /** Files from the repository the release carries: where, the content's hash, and whether the server has that content already. */
+  files: { field: string; written: string; hash: string; change: "new" | "unchanged" }[];
+  /** What the user should know (a secret kept in Git). */
+  notes: string[];
   /** True when nothing would change but a new release record. */
   noop: boolean;
 }
 
-export function planRelease(a: { current: string | null; currentCompose: string; newCompose: string; currentEnv?: string; newEnv?: string; preflight: Plan["preflight"] }): Plan {
+export function planRelease(a: { current: string | null; currentCompose: string; newCompose: string; currentEnv?: string; newEnv?: string; preflight: Plan["preflight"]; files?: ReleaseFiles["manifest"]; notes?: string[] }): Plan {
   const before = a.currentCompose ? releaseShape(a.currentCompose).images : {};
   const after = releaseShape(a.newCompose);
   const names = [...new Set([...Object.keys(before), ...Object.keys(after.images)])].sort();
@@ -44,7 +49,12 @@ export function planRelease(a: { current: string | null; currentCompose: string;
   const env = a.newEnv === undefined ? null : diffEnv(a.currentEnv ?? "", a.newEnv);
   const jobs = after.jobs.map((j) => j.service);
   const envSame = !env || env.added.length + env.removed.length + env.changed.length === 0;
-  return { current: a.current, preflight: a.preflight, services, env, jobs, routes: edgeRoutes(a.newCompose), noop: services.every((s) => s.change === "unchanged") && envSame && jobs.length === 0 };
+  const kept = referencedHashes(a.currentCompose);
+  const files = (a.files ?? []).map((f) => ({ field: f.field, written: f.written, hash: f.hash, change: kept.has(f.hash) ? "unchanged" as const : "new" as const }));
+  return {
+    current: a.current, preflight: a.preflight, services, env, jobs, routes: edgeRoutes(a.newCompose), files, notes: a.notes ?? [],
+    noop: services.every((s) => s.change === "unchanged") && envSame && jobs.length === 0 && files.every((f) => f.change === "unchanged"),
+  };
 }
 
 /** `web: ${WEB_PORT:-8080}, https://gold.example.com → :8000/health`, one per service behind the edge, ports as written (compose interpolates them on the server). */
@@ -74,6 +84,9 @@ export function formatPlan(p: Plan): string {
   else lines.push(`  .env: ${[...p.env.added.map((k) => `+${k}`), ...p.env.removed.map((k) => `-${k}`), ...p.env.changed.map((k) => `~${k}`)].join(" ") || "no key changes"}`);
   lines.push(`  jobs before the switch: ${p.jobs.join(", ") || "none"}`);
   lines.push(`  edge routes: ${p.routes.join(", ") || "none"}`);
+  lines.push(`  files from the repository: ${p.files.length ? "" : "none"}`);
+  for (const f of p.files) lines.push(`    ${f.change === "new" ? "~" : "="} ${f.written} (${f.field}) sha256:${f.hash}…${f.change === "new" ? " new content" : ""}`);
+  for (const n of p.notes) lines.push(`  note: ${n}`);
   return lines.join("\n");
 }
 
@@ -83,5 +96,7 @@ export function markdownPlan(p: Plan): string {
   lines.push("", p.env === null ? "- `.env`: none given, the server's is kept" : `- \`.env\` keys: added ${p.env.added.join(", ") || "none"}; removed ${p.env.removed.join(", ") || "none"}; changed ${p.env.changed.join(", ") || "none"}`);
   lines.push(`- jobs before the switch: ${p.jobs.join(", ") || "none"}`);
   lines.push(`- edge routes: ${p.routes.map((r) => `\`${r}\``).join(", ") || "none"}`);
+  lines.push(`- files from the repository: ${p.files.map((f) => `\`${f.written}\` ${f.change}`).join(", ") || "none"}`);
+  for (const n of p.notes) lines.push(`- note: ${n}`);
   return lines.join("\n");
 }

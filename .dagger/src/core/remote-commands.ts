@@ -4,6 +4,8 @@
  * that need a shell are constant text taking their values as positional
  * parameters ("$1"…), so no value is ever pasted into shell code.
  */
+import { FILES_DIR } from "./release-files.js";
+
 export type Argv = string[];
 
 /** Where things live in the deploy directory on the server. */
@@ -118,11 +120,11 @@ export function composeMajor(stdout: string): number | undefined {
  * Write stdin to `path` atomically: a temp file beside it, mode set before any
  * byte lands, then a rename. A reader sees the old file or the whole new one.
  */
-export function writeFileAtomic(path: string, mode: string): Argv {
+export function writeFileAtomic(path: string, mode: string, umask: "077" | "022" = "077"): Argv {
   return [
     "sh", "-c",
-    'umask 077; d=$(dirname "$1") && mkdir -p "$d" && t=$(mktemp "$1.tmp.XXXXXX") && chmod "$2" "$t" && { cat > "$t" && mv -f "$t" "$1"; } || { rm -f "$t"; exit 1; }',
-    "sh", path, mode,
+    'umask "$3"; d=$(dirname "$1") && mkdir -p "$d" && t=$(mktemp "$1.tmp.XXXXXX") && chmod "$2" "$t" && { cat > "$t" && mv -f "$t" "$1"; } || { rm -f "$t"; exit 1; }',
+    "sh", path, mode, umask,
   ];
 }
 
@@ -353,4 +355,19 @@ export function configuredRegistries(configJson: string): string[] {
   }
   const hosts = [...Object.keys(conf.auths ?? {}), ...Object.keys(conf.credHelpers ?? {})];
   return [...new Set(hosts.map((h) => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "")))];
+}
+
+/** Every file under the shipped files' folder, relative to it (none when it does not exist). */
+export function listShippedFiles(l: Layout): Argv {
+  return ["sh", "-c", 'if [ -d "$1" ]; then cd "$1" && find . -type f | sed "s|^\\./||"; fi', "sh", `${l.dir}/${FILES_DIR}`];
+}
+
+/** The compose files of every kept release, one after the other (which shipped files they still name). */
+export function keptComposeFiles(l: Layout): Argv {
+  return ["sh", "-c", 'cat "$1"/*/docker-compose.yml 2> /dev/null; true', "sh", l.releases];
+}
+
+/** Remove shipped files' folders by hash. */
+export function removeShippedFiles(l: Layout, hashes: readonly string[]): Argv {
+  return ["rm", "-rf", "--", ...hashes.map((h) => `${l.dir}/${FILES_DIR}/${h}`)];
 }

@@ -12,10 +12,12 @@ import { releaseId, type HistoryRecord } from "../core/release.js";
 import { releaseDir, snapshotEnv } from "../core/remote-commands.js";
 import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
 import { prune, readCurrentWithCompose, record, recordingEarlyFailures } from "./releases.js";
+import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
 import type { DeployResult, RegistryLogin } from "./target.js";
+import type { ShippedFile } from "../core/release-files.js";
 
 export type { DeployResult } from "./target.js";
 
@@ -27,6 +29,8 @@ export interface DeployRequest extends OperationRequest {
   env?: string;
   /** Credentials the VPS pulls with; absent for public images. */
   registry?: RegistryLogin;
+  /** Files from the repository the release mounts (core/release-files.ts), uploaded beside it. */
+  files?: ShippedFile[];
   keepReleases: number;
   /** Who deploys, for the lock holder and the history (e.g. `octocat (GitHub run 42)`). */
   by: string;
@@ -49,7 +53,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         const current = await readCurrentWithCompose(c.s, c.l);
         const previous: Release | undefined = current.id ? { id: current.id, compose: current.compose, shape: releaseShape(current.compose) } : undefined;
         // Taken under the lock with millisecond precision: two deploys never share an id.
-        const release: Release = { id: releaseId(new Date(), req.sha), compose: req.compose, shape, env: req.env };
+        const release: Release = { id: releaseId(new Date(), req.sha), compose: req.compose, shape, env: req.env, files: req.files ?? [] };
         attribute("release.id", release.id);
         if (previous) attribute("release.previous", previous.id);
         const base: Base = { release: release.id, action: "deploy", at: new Date().toISOString(), by: req.by, sha: req.sha, images: shape.images, ...(previous ? { previous: previous.id } : {}) };
@@ -63,7 +67,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         const health = await switchAndCheck(c, t, release, previous);
         if (!health.ok) return recoverOrFail(c, t, base, release, previous, health.reasons.join("; "));
         await c.step("record", () => record(c.s, c.l, { ...base, result: "ok", durations: c.p.durations }));
-        await c.step("prune", () => prune(c.s, c.l, req.keepReleases, [release.id, previous?.id]), (r) => `${r.removed.length} old release(s) removed${r.error ? ` (some files stayed: ${r.error})` : ""}`);
+        await c.step("prune", async () => ({ ...(await prune(c.s, c.l, req.keepReleases, [release.id, previous?.id])), files: await pruneShippedFiles(c.s, c.l) }), (r) => `${r.removed.length} old release(s) removed${r.files ? `, ${r.files} shipped file set(s) no release names` : ""}${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: release.id, ...(previous ? { previous: previous.id } : {}), images: shape.images, durations: c.p.durations };
       });
     });
@@ -72,20 +76,22 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 
 /** Phase 1: the release's files, the target's checks, the images, the jobs. Nothing that runs changes. */
 async function prepareRelease(c: Context, t: Target, r: Release, previous: Release | undefined): Promise<void> {
-  await c.step("upload", () => uploadRelease(c, t, r), undefined, { "release.id": r.id });
+  await c.step("upload", () => uploadRelease(c, t, r), (n) => (n.sent + n.present ? `${n.sent} file(s) from the repository sent, ${n.present} already there` : ""), { "release.id": r.id });
   await t.check(c, r);
   await c.step("pull", () => t.pull(c, r, previous), (line) => line, { "registry.host": c.login?.host ?? "" });
   if (r.shape.jobs.length > 0) await c.step("jobs", () => t.jobs(c, r, r.shape.jobs), (done) => `${done.join(", ")} done`, { jobs: r.shape.jobs.map((j) => j.service).join(",") });
 }
 
-/** The compose file and the `.env` (or a copy of the server's) into the release's folder, at once, then the target's own files. */
-async function uploadRelease(c: Context, t: Target, r: Release): Promise<void> {
+/** The compose file and the `.env` (or a copy of the server's) into the release's folder, with the files it mounts, then the target's own files. */
+async function uploadRelease(c: Context, t: Target, r: Release): Promise<{ sent: number; present: number }> {
   const dir = releaseDir(c.l, r.id);
-  await Promise.all([
+  const [, , shipped] = await Promise.all([
     c.s.upload(`${dir}/docker-compose.yml`, r.compose, "600"),
     r.env !== undefined ? c.s.upload(`${dir}/.env`, r.env, "600") : c.s.run(snapshotEnv(c.l, r.id), "keeping the server's .env with the release"),
+    uploadShippedFiles(c.s, c.l, r.files ?? []),
   ]);
   await t.prepare(c, r, r.shape.jobs);
+  return shipped;
 }
 
 /** Phase 2: the switch, then the wait; any failure here is an outcome, for phase 3 to act on. */

@@ -4,6 +4,7 @@
  */
 import { layout, readOptionalFile } from "../core/remote-commands.js";
 import { planRelease, type Plan } from "../core/plan.js";
+import type { ReleaseFiles } from "../core/release-files.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import { readCurrent, releaseCompose } from "./releases.js";
@@ -17,6 +18,9 @@ export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project
   compose: string;
   /** The `.env` the deploy would write; its keys are compared with the server's, its values never shown. */
   env?: string;
+  /** The files from the repository the release carries (path and hash, never contents). */
+  shipped?: ReleaseFiles["manifest"];
+  notes?: string[];
 }
 
 export async function plan(req: PlanRequest): Promise<Plan> {
@@ -31,7 +35,7 @@ export async function plan(req: PlanRequest): Promise<Plan> {
         const current = (await readCurrent(s, l)) ?? null;
         const currentCompose = current ? await releaseCompose(s, l, current) : "";
         const currentEnv = req.env !== undefined ? await s.run(readOptionalFile(l.env), "reading the server's .env") : undefined;
-        return planRelease({ current, currentCompose, newCompose: req.compose, preflight, ...(currentEnv !== undefined ? { currentEnv } : {}), ...(req.env !== undefined ? { newEnv: req.env } : {}) });
+        return planRelease({ current, currentCompose, newCompose: req.compose, preflight, files: req.shipped ?? [], notes: req.notes ?? [], ...(currentEnv !== undefined ? { currentEnv } : {}), ...(req.env !== undefined ? { newEnv: req.env } : {}) });
       });
     });
   });

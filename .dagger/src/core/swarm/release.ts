@@ -24,6 +24,7 @@
  */
 import { Document, isMap, isScalar, isSeq, parseDocument } from "yaml";
 import { composeDocument } from "../compose.js";
+import { FILES_DIR } from "../release-files.js";
 import { PUBLISHED_LABEL } from "../edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, parseServiceExtension } from "../extension.js";
@@ -127,6 +128,36 @@ function takeLabel(doc: Document, service: string, key: string): string | undefi
   return undefined;
 }
 
+/**
+ * Files the release carries, on a swarm: stack deploy reads `configs`,
+ * `secrets` and `env_file` on the manager, relative to the stack file in the
+ * release's folder, so their paths are made relative to it; a bind mount would
+ * need the file on every node, so one from the repository is refused.
+ */
+function shippedFilesOnSwarm(doc: Document, problems: string[]): void {
+  const shipped = `./${FILES_DIR}/`;
+  const fromRelease = (p: string) => `../${p.slice(shipped.length - "files/".length)}`;
+  const root = (doc.toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> };
+  for (const [name, svc] of Object.entries(root.services ?? {})) {
+    (Array.isArray(svc?.volumes) ? svc.volumes : []).forEach((v: unknown, i) => {
+      const src = typeof v === "string" ? v.split(":")[0] : (v as { source?: unknown } | null)?.source;
+      if (typeof src === "string" && src.startsWith(shipped)) {
+        problems.push(`services.${name}.volumes[${i}]: a file from the repository bind-mounted on a swarm would exist on the manager only; give it as a \`configs:\` entry (swarm hands configs to every node)`);
+      }
+    });
+    const envFiles = svc?.env_file === undefined ? undefined : Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
+    envFiles?.forEach((e: unknown, i) => {
+      if (typeof e === "string" && e.startsWith(shipped)) doc.setIn(["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : [])], fromRelease(e));
+      else if (typeof (e as { path?: unknown } | null)?.path === "string" && (e as { path: string }).path.startsWith(shipped)) doc.setIn(["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : []), "path"], fromRelease((e as { path: string }).path));
+    });
+  }
+  for (const top of ["configs", "secrets"] as const) {
+    for (const [key, def] of Object.entries(((root as Record<string, unknown>)[top] ?? {}) as Record<string, { file?: unknown } | null>)) {
+      if (typeof def?.file === "string" && def.file.startsWith(shipped)) doc.setIn([top, key, "file"], fromRelease(def.file));
+    }
+  }
+}
+
 export function renderSwarmRelease(releaseText: string): SwarmRelease {
   const doc = composeDocument(releaseText, "the release");
   const root = (doc.toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> };
@@ -142,6 +173,7 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
   }
 
+  shippedFilesOnSwarm(doc, problems);
   for (const [name, raw] of Object.entries(services)) {
     const svc = raw ?? {};
     const where = `services.${name}`;

@@ -9,6 +9,7 @@ import type { ReleaseShape } from "../../core/compose.js";
 import type { JobSpec } from "../../core/extension.js";
 import type { HealthOutcome } from "../../core/health.js";
 import type { StepName } from "../../core/release.js";
+import type { ShippedFile } from "../../core/release-files.js";
 import type { Layout } from "../../core/remote-commands.js";
 import type { Progress, StepSpan } from "../progress.js";
 import type { SshSession } from "../ssh.js";
@@ -39,6 +40,8 @@ export interface Release {
   shape: ReleaseShape;
   /** The `.env` given with a deploy; absent when the release keeps the server's. */
   env?: string | undefined;
+  /** Files from the repository it mounts, shipped with a deploy (a kept release has its own on the server). */
+  files?: ShippedFile[] | undefined;
 }
 
 /** How a target words what happened (the flow's messages are the same otherwise). */
