@@ -85,6 +85,13 @@ describe("the files a release carries", () => {
     expect(() => releaseFiles(refs, new Map([...found, ["compose/extra.conf", { type: "file", content: "x".repeat(1024 * 1024 + 1) } as Found]]))).toThrow(/services\.proxy\.volumes\[5\]\.source: compose\/extra\.conf is 1048577 bytes/);
   });
 
+  it("an env file kept out of Git (.env.production) is the production .env the pipeline writes", () => {
+    const stack = parseComposeStack("services:\n  api:\n    image: x\n    env_file: .env.production\n", FILE);
+    const rf = releaseFiles(fileRefs(stack.doc.toJS(), FILE), new Map());
+    expect((parse(renderRelease(stack, {}, rf.rewrites)) as { services: { api: { env_file: string } } }).services.api.env_file).toBe(".env");
+    expect(rf.notes.join()).toMatch(/services\.api\.env_file: \.env\.production is not in the repository; the production \.env/);
+  });
+
   it("a path that leaves the source is the server's, as written", () => {
     const r = fileRefs(parseComposeStack("services:\n  a:\n    image: x\n    volumes: ['../../outside:/x']\n", "c.yml").doc.toJS(), "c.yml");
     expect(r[0]!.sourcePath).toBeUndefined();

@@ -4,7 +4,9 @@
  * repository is not. Every path the compose file takes from the repository —
  * bind-mount sources, `configs`/`secrets` files, `env_file`s — is shipped
  * with the release and the rendered file points at the copy; a relative path
- * that is not in the repository is the server's own data and stays as written.
+ * that is not in the repository is the server's own data and stays as written,
+ * and an `env_file` that is not (`.env.production`, kept out of Git) is the
+ * production `.env` the pipeline writes.
  *
  * Copies are stored by content (`.releases/files/<hash>/<name>`): an unchanged
  * file keeps its path, so compose recreates nothing for it; a changed one gets
@@ -132,7 +134,11 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
     }
     if (!f) {
       if (ref.kind === "bind") out.serverData.push(ref);
-      else problems.push(`${ref.field}: \`${ref.written}\` is not in the repository (${ref.sourcePath}); add it, or point at a file on the server with an absolute path`);
+      else if (ref.kind === "env_file") {
+        // `.env.production` and the like are kept out of Git: the production .env (--env-file) is that file
+        out.rewrites.set(ref.field, ".env");
+        out.notes.push(`${ref.field}: ${ref.written} is not in the repository; the production .env (--env-file, or the server's) is read in its place`);
+      } else problems.push(`${ref.field}: \`${ref.written}\` is not in the repository (${ref.sourcePath}); add it, or point at a file on the server with an absolute path`);
       continue;
     }
     const name = ref.sourcePath.split("/").pop() || "root";
