@@ -28,7 +28,9 @@ describe("registry client", () => {
   });
 
   it("tells 401 (wrong password), 401 insufficient_scope (read-only pushing), 403 (refused) and 404 apart", async () => {
-    await expect(new RegistryClient({ host: bed.registry.host, user: "pusher", token: "wrong" }).manifestDigest(API, "v1")).rejects.toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
+    await expect(new RegistryClient({ host: bed.registry.host, user: "pusher", token: "wrong" }).manifestDigest(API, "v1")).rejects.toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/read:packages/) });
+    // publish's first look (does sha-<7> exist?) is a read with the push token: its refusal is explained as a push token's
+    await expect(new RegistryClient({ host: bed.registry.host, user: "pusher", token: "wrong", pushing: true }).digestOf(API, "sha-1234567")).rejects.toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/write:packages/) });
     await expect(token("rw", "wrong").manifestDigest(API, "v1")).rejects.toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
     await expect(token("ro").checkPush(API)).rejects.toMatchObject({ code: "REGISTRY_INSUFFICIENT_SCOPE" });
     await expect(token("blocked").manifestDigest(API, "v1")).rejects.toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages/) });
