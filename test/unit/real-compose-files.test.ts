@@ -88,3 +88,14 @@ describe("YAML as compose reads it", () => {
     expect(() => parseComposeStack("include: [other.yml]\nservices:\n  web: { image: redis:7 }\n", "c.yml")).toThrow(/include: not supported yet/);
   });
 });
+
+describe("interpolated replica counts", () => {
+  it("are read with the release's .env, as compose reads them", async () => {
+    const { interpolate } = await import("../../.dagger/src/core/compose.js");
+    const vars = new Map([["N", "3"], ["EMPTY", ""]]);
+    expect(interpolate("${N}-${N:-9}-${MISSING:-2}-${EMPTY:-4}-${EMPTY-5}-$N", vars)).toBe("3-3-2-4--3");
+    const text = 'services:\n  api:\n    image: x\n    deploy: { replicas: "${API_REPLICAS:-2}" }\n  web:\n    image: y\n    scale: "${WEB_SCALE}"\n';
+    expect(releaseShape(text).replicas).toEqual({ api: 2 });
+    expect(releaseShape(text, "API_REPLICAS=4\nWEB_SCALE=3\n").replicas).toEqual({ api: 4, web: 3 });
+  });
+});

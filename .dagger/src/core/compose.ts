@@ -3,6 +3,7 @@
  * VPS receives (build sections gone, our images pinned by digest, the rest untouched).
  */
 import { Document, isMap, isScalar, parseDocument, visit } from "yaml";
+import { envValues } from "./env-file.js";
 import { dirname, normalize } from "./paths.js";
 import { PipelineError } from "./errors.js";
 import { PUBLISHED_LABEL, edgePublished } from "./edge.js";
@@ -322,12 +323,31 @@ export interface ReleaseShape {
   replicas: Record<string, number>;
 }
 
-function replicas(svc: Record<string, unknown>): number | undefined {
-  const n = (v: unknown) => (typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : undefined);
+/**
+ * `${N}`, `${N:-2}`, `${N-2}`, `$N` as compose interpolates them with the
+ * release's variables (`vars`, from its `.env`); what has no value and no
+ * default becomes "".
+ */
+export function interpolate(text: string, vars: ReadonlyMap<string, string>): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string | undefined, op: string | undefined, dflt: string | undefined, bare: string | undefined) => {
+    const v = vars.get((name ?? bare)!);
+    if (op === ":-") return v === undefined || v === "" ? (dflt ?? "") : v;
+    if (op === "-") return v === undefined ? (dflt ?? "") : v;
+    return v ?? "";
+  });
+}
+
+function replicas(svc: Record<string, unknown>, vars: ReadonlyMap<string, string>): number | undefined {
+  const n = (v: unknown) => {
+    const t = typeof v === "string" ? interpolate(v, vars).trim() : v;
+    return typeof t === "number" ? t : typeof t === "string" && /^\d+$/.test(t) ? Number(t) : undefined;
+  };
   return n(svc.scale) ?? n((svc.deploy as { replicas?: unknown } | undefined)?.replicas);
 }
 
-export function releaseShape(releaseText: string): ReleaseShape {
+/** What a release runs; `env` (its `.env`) resolves interpolated replica counts (`replicas: "${N:-2}"`). */
+export function releaseShape(releaseText: string, env = ""): ReleaseShape {
+  const vars = envValues(env);
   const root = (composeData(releaseText) ?? {}) as { services?: Record<string, unknown> };
   const services = root.services && typeof root.services === "object" ? root.services : {};
   const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {} };
@@ -339,7 +359,7 @@ export function releaseShape(releaseText: string): ReleaseShape {
     const svc = (raw ?? {}) as Record<string, unknown>;
     shape.images[name] = typeof svc.image === "string" ? svc.image : "";
     const { job, http } = parseServiceExtension(name, svc[EXTENSION_KEY]);
-    const n = replicas(svc);
+    const n = replicas(svc, vars);
     if (n !== undefined) shape.replicas[name] = n;
     if (job) shape.jobs.push(job);
     else if (n === 0) continue;

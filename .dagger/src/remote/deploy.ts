@@ -9,7 +9,7 @@ import { releaseShape } from "../core/compose.js";
 import type { HealthOutcome } from "../core/health.js";
 import { PipelineError } from "../core/errors.js";
 import { releaseId, type HistoryRecord } from "../core/release.js";
-import { releaseDir, snapshotEnv } from "../core/remote-commands.js";
+import { readOptionalFile, releaseDir, snapshotEnv } from "../core/remote-commands.js";
 import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
 import { prune, readCurrentWithCompose, record, recordingEarlyFailures } from "./releases.js";
 import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
@@ -53,7 +53,9 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         const current = await readCurrentWithCompose(c.s, c.l);
         const previous: Release | undefined = current.id ? { id: current.id, compose: current.compose, shape: releaseShape(current.compose) } : undefined;
         // Taken under the lock with millisecond precision: two deploys never share an id.
-        const release: Release = { id: releaseId(new Date(), req.sha), compose: req.compose, shape, env: req.env, files: req.files ?? [] };
+        // replica counts may come from the .env (`replicas: "${N:-2}"`): the given one, or the server's the release keeps
+        const env = req.env ?? (await c.s.run(readOptionalFile(c.l.env), "reading the server's .env"));
+        const release: Release = { id: releaseId(new Date(), req.sha), compose: req.compose, shape: releaseShape(req.compose, env), env: req.env, files: req.files ?? [] };
         attribute("release.id", release.id);
         if (previous) attribute("release.previous", previous.id);
         const base: Base = { release: release.id, action: "deploy", at: new Date().toISOString(), by: req.by, sha: req.sha, images: shape.images, ...(previous ? { previous: previous.id } : {}) };
@@ -68,7 +70,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         if (!health.ok) return recoverOrFail(c, t, base, release, previous, health.reasons.join("; "));
         await c.step("record", () => record(c.s, c.l, { ...base, result: "ok", durations: c.p.durations }));
         await c.step("prune", async () => ({ ...(await prune(c.s, c.l, req.keepReleases, [release.id, previous?.id])), files: await pruneShippedFiles(c.s, c.l) }), (r) => `${r.removed.length} old release(s) removed${r.files ? `, ${r.files} shipped file set(s) no release names` : ""}${r.error ? ` (some files stayed: ${r.error})` : ""}`);
-        return { release: release.id, ...(previous ? { previous: previous.id } : {}), images: shape.images, durations: c.p.durations };
+        return { release: release.id, ...(previous ? { previous: previous.id } : {}), images: release.shape.images, durations: c.p.durations };
       });
     });
   });

@@ -6,7 +6,7 @@
 import type { Attributes } from "@opentelemetry/api";
 import { releaseShape } from "../core/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { layout } from "../core/remote-commands.js";
+import { layout, readOptionalFile, releaseDir } from "../core/remote-commands.js";
 import type { StepName } from "../core/release.js";
 import { Progress, type Log } from "./progress.js";
 import { releaseCompose } from "./releases.js";
@@ -62,6 +62,6 @@ export function outcomeOf(e: unknown, doing: string): PipelineError {
 
 /** A kept release as it is on the server. */
 export async function keptRelease(c: Context, id: string): Promise<Release> {
-  const compose = await releaseCompose(c.s, c.l, id);
-  return { id, compose, shape: releaseShape(compose) };
+  const [compose, env] = await Promise.all([releaseCompose(c.s, c.l, id), c.s.run(readOptionalFile(`${releaseDir(c.l, id)}/.env`), `reading release ${id}'s .env`)]);
+  return { id, compose, shape: releaseShape(compose, env) };
 }
