@@ -52,9 +52,10 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         locked();
         const current = await readCurrentWithCompose(c.s, c.l);
         const previous: Release | undefined = current.id ? { id: current.id, compose: current.compose, shape: releaseShape(current.compose) } : undefined;
-        // Taken under the lock with millisecond precision: two deploys never share an id.
-        // replica counts may come from the .env (`replicas: "${N:-2}"`): the given one, or the server's the release keeps
-        const env = req.env ?? (await c.s.run(readOptionalFile(c.l.env), "reading the server's .env"));
+        // Replica counts may come from the .env (`replicas: "${N:-2}"`): the given one, or the server's that the
+        // release keeps (unreadable: the file's defaults, and the switch reports what is really wrong).
+        const env = req.env ?? (await c.s.run(readOptionalFile(c.l.env), "reading the server's .env").catch(() => ""));
+        // The id is taken under the lock with millisecond precision: two deploys never share one.
         const release: Release = { id: releaseId(new Date(), req.sha), compose: req.compose, shape: releaseShape(req.compose, env), env: req.env, files: req.files ?? [] };
         attribute("release.id", release.id);
         if (previous) attribute("release.previous", previous.id);
