@@ -47,7 +47,7 @@ export class VpsPipeline {
    * @param imagePrefix Image name prefix such as ghcr.io/acme/gold-tracker, for built services without an image name; lowercased.
    * @param registry Registry host the tokens are for (ghcr.io, or a host:port of your own); default: the host of the built images (the image prefix's), ghcr.io when nothing names one. Only this registry ever gets a token.
    * @param registryUser Registry account that pushes (for GHCR the GitHub user, or x-access-token with GITHUB_TOKEN).
-   * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. Only publish, ship and doctor need it.
+   * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. publish, ship and doctor use it; on one VPS, deploy, plan and rollback fall back to it when no pull token is given.
    */
   constructor(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
@@ -142,7 +142,7 @@ export class VpsPipeline {
    * @param port SSH port.
    * @param dir Deploy directory on the VPS, absolute or ~/relative (default ~/production/PROJECT).
    * @param pullUser Account the VPS pulls as (default: the registry user).
-   * @param pullToken Token the VPS pulls with, only while a deploy or rollback runs, in a throwaway docker config (default: the push token). Omit for public images.
+   * @param pullToken Token the VPS pulls with, only while a deploy or rollback runs, in a throwaway docker config (default on one VPS: the push token; required on a swarm, which stores it). Omit for public images.
    * @param envFile Production .env for the stack (written with mode 0600); when omitted the one on the server is kept.
    * @param keepReleases Releases kept on the server for rollback.
    * @param healthTimeout Seconds to wait for every service to be running and healthy.
