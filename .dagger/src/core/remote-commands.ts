@@ -120,11 +120,11 @@ export function composeMajor(stdout: string): number | undefined {
  * Write stdin to `path` atomically: a temp file beside it, mode set before any
  * byte lands, then a rename. A reader sees the old file or the whole new one.
  */
-export function writeFileAtomic(path: string, mode: string, umask: "077" | "022" = "077"): Argv {
+export function writeFileAtomic(path: string, mode: string): Argv {
   return [
     "sh", "-c",
-    'umask "$3"; d=$(dirname "$1") && mkdir -p "$d" && t=$(mktemp "$1.tmp.XXXXXX") && chmod "$2" "$t" && { cat > "$t" && mv -f "$t" "$1"; } || { rm -f "$t"; exit 1; }',
-    "sh", path, mode, umask,
+    'umask 077; d=$(dirname "$1") && mkdir -p "$d" && t=$(mktemp "$1.tmp.XXXXXX") && chmod "$2" "$t" && { cat > "$t" && mv -f "$t" "$1"; } || { rm -f "$t"; exit 1; }',
+    "sh", path, mode,
   ];
 }
 
@@ -357,9 +357,25 @@ export function configuredRegistries(configJson: string): string[] {
   return [...new Set(hosts.map((h) => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "")))];
 }
 
-/** Every file under the shipped files' folder, relative to it (none when it does not exist). */
-export function listShippedFiles(l: Layout): Argv {
-  return ["sh", "-c", 'if [ -d "$1" ]; then cd "$1" && find . -type f | sed "s|^\\./||"; fi', "sh", `${l.dir}/${FILES_DIR}`];
+/** The shipped files' sets (one folder per content hash) the server has, one per line. */
+export function listShippedSets(l: Layout): Argv {
+  return ["sh", "-c", 'if [ -d "$1" ]; then ls -1 "$1"; fi', "sh", `${l.dir}/${FILES_DIR}`];
+}
+
+/**
+ * Unpack a tar stream (stdin) of shipped files' sets into the shipped files'
+ * folder: first beside it, then each set moved into place whole, so a set that
+ * is there is complete (a killed upload leaves only its own `.incoming.*`,
+ * removed by the next one, which holds the deploy lock). Readable by containers.
+ */
+export function extractShipped(l: Layout): Argv {
+  const script = [
+    'umask 022; d=$1; mkdir -p "$d" && rm -rf "$d"/.incoming.* && t=$(mktemp -d "$d/.incoming.XXXXXX") || exit 1',
+    'chmod 755 "$t"; tar -x -f - -C "$t" || { rm -rf "$t"; exit 1; }',
+    'for s in "$t"/*; do [ -e "$s" ] || continue; n=${s##*/}; if [ -e "$d/$n" ]; then rm -rf "$s"; else mv "$s" "$d/$n"; fi; done',
+    'rmdir "$t"',
+  ].join("\n");
+  return ["sh", "-c", script, "sh", `${l.dir}/${FILES_DIR}`];
 }
 
 /** The compose files of every kept release, one after the other (which shipped files they still name). */

@@ -1,31 +1,35 @@
 /**
- * The files a release carries (core/release-files.ts) on the server: uploaded
- * once per content (a file already there under its hash is not sent again),
- * several at a time on the one connection; and removed once no kept release
- * names them.
+ * The files a release carries (core/release-files.ts) on the server: the sets
+ * the server lacks (a set per content hash) sent as one tar stream on one
+ * channel and moved into place whole; and removed once no kept release names them.
  */
 import { FILES_DIR, referencedHashes, type ShippedFile } from "../core/release-files.js";
-import { keptComposeFiles, listShippedFiles, removeShippedFiles, type Layout } from "../core/remote-commands.js";
+import { extractShipped, keptComposeFiles, listShippedSets, removeShippedFiles, type Layout } from "../core/remote-commands.js";
+import { tarArchive } from "../core/tar.js";
 import type { SshSession } from "./ssh.js";
 
-/** Channels at once: OpenSSH allows 10 sessions per connection, and the lock and the event watch hold some. */
-const PARALLEL = 6;
+/** The content hash a shipped file's path names (`.releases/files/<hash>/…`). */
+const setOf = (f: ShippedFile) => f.path.slice(FILES_DIR.length + 1).split("/")[0]!;
+
+async function presentSets(s: SshSession, l: Layout): Promise<Set<string>> {
+  return new Set((await s.run(listShippedSets(l), "listing the shipped files")).split("\n").map((x) => x.trim()).filter((x) => x && !x.startsWith(".")));
+}
 
 /** Upload what the server lacks; returns how many files were sent and how many were already there. */
 export async function uploadShippedFiles(s: SshSession, l: Layout, files: readonly ShippedFile[]): Promise<{ sent: number; present: number }> {
   if (files.length === 0) return { sent: 0, present: 0 };
-  const there = new Set((await s.run(listShippedFiles(l), "listing the shipped files")).split("\n").filter(Boolean).map((f) => `${FILES_DIR}/${f}`));
-  const missing = files.filter((f) => !there.has(f.path));
-  for (let i = 0; i < missing.length; i += PARALLEL) {
-    // readable by the containers that mount them (umask 022), a secret's own file 0600
-    await Promise.all(missing.slice(i, i + PARALLEL).map((f) => s.upload(`${l.dir}/${f.path}`, f.content, f.mode, "022")));
+  const there = await presentSets(s, l);
+  const missing = files.filter((f) => !there.has(setOf(f)));
+  if (missing.length > 0) {
+    const archive = tarArchive(missing.map((f) => ({ path: f.path.slice(FILES_DIR.length + 1), content: f.content, mode: f.mode })));
+    await s.run(extractShipped(l), "unpacking the files the release carries", { stdin: archive, hint: "the VPS needs `tar`, and the deploy user must own the deploy folder (and the disk must not be full)" });
   }
   return { sent: missing.length, present: files.length - missing.length };
 }
 
 /** Remove the shipped files no kept release names any more (after the releases themselves were pruned). */
 export async function pruneShippedFiles(s: SshSession, l: Layout): Promise<number> {
-  const present = new Set((await s.run(listShippedFiles(l), "listing the shipped files")).split("\n").filter(Boolean).map((f) => f.split("/")[0]!));
+  const present = await presentSets(s, l);
   if (present.size === 0) return 0;
   const kept = referencedHashes(await s.run(keptComposeFiles(l), "reading the kept releases"));
   const doomed = [...present].filter((h) => !kept.has(h));

@@ -180,8 +180,8 @@ export class SshSession {
   }
 
   /** Write a file atomically with `mode` (e.g. "600"): temp file, mode first, then content, then rename. */
-  async upload(path: string, content: string | Buffer, mode: string, umask: "077" | "022" = "077"): Promise<void> {
-    await this.run(writeFileAtomic(path, mode, umask), `writing ${path}`, { stdin: content, hint: "check that the deploy user owns the deploy directory and the disk is not full" });
+  async upload(path: string, content: string | Buffer, mode: string): Promise<void> {
+    await this.run(writeFileAtomic(path, mode), `writing ${path}`, { stdin: content, hint: "check that the deploy user owns the deploy directory and the disk is not full" });
   }
 
   close(): void {
