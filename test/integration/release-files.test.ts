@@ -1,8 +1,9 @@
 /**
- * A release carries its files: a page mounted from the repository reaches the
- * server with the release, a change to it recreates exactly the service that
+ * Real compose files on the server. A release carries its files: a page mounted
+ * from the repository reaches the server with the release, a change to it recreates exactly the service that
  * mounts it, a rollback brings the old page back; a directory that is not in
- * the repository is the server's data and keeps what it holds throughout.
+ * the repository is the server's data and keeps what it holds throughout. And a
+ * file written with anchors and merge keys deploys as compose reads it.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ import { fileRefs, releaseFiles, type FileRef, type Found } from "../../.dagger/
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, freshProject, history, sh, webStatus } from "../testbed/bed.js";
+import { bed, deployRequest, freshProject, history, releaseCompose, sh, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -45,6 +46,8 @@ function release(page: string) {
   const compose = renderRelease(stack, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! }, files.rewrites);
   return deployRequest("shipped", PORT, { compose, files: files.files, env: `WEB_PORT=${PORT}\n` });
 }
+
+const releaseComposeEdited = (edit: (t: string) => string) => releaseCompose("v1", "v1", edit);
 
 const containerId = (service: string) => sh(`docker ps -q --filter label=com.docker.compose.project=shipped --filter label=com.docker.compose.service=${service}`).trim();
 
@@ -80,4 +83,17 @@ describe("a release carries its files", () => {
     expect(sh(`find ${DIR}/.releases/files -type f | wc -l`).trim()).toBe("2");
     expect(sh(`stat -c %a ${DIR}/.releases/files/*/extra.html | sort -u`).trim()).toBe("644");
   }, 300_000);
+});
+
+describe("YAML as people write it, on the server", () => {
+  it("a stack whose services take their settings from an anchor with merge keys deploys and runs as written", async () => {
+    freshProject("anchored");
+    const anchored = (t: string) => `x-app: &app\n  init: true\n  restart: unless-stopped\n${t.replace(/ {4}init: true( +#[^\n]*)?\n {4}restart: unless-stopped\n/g, "    <<: *app\n")}`;
+    const compose = releaseComposeEdited(anchored);
+    expect(compose).not.toContain("<<");
+    await deploy(deployRequest("anchored", 18244, { compose, env: "WEB_PORT=18244\n" }));
+    expect((await webStatus(18244)).body).toContain("Version v1.");
+    expect(sh("docker inspect --format '{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}}' anchored-api-1").trim()).toBe("true unless-stopped");
+    freshProject("anchored");
+  });
 });

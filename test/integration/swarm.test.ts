@@ -28,7 +28,7 @@ function running(service: string): string[] {
 }
 
 afterAll(async () => {
-  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf", "swg", "swh"]) await freshStack(p);
+  for (const p of ["swa", "swb", "swc", "swd", "swe", "swf", "swg", "swh", "swenv"]) await freshStack(p);
 });
 
 describe("deploy to a swarm", () => {
@@ -217,5 +217,17 @@ describe("doctor on a swarm", () => {
     expect(manager.find((f) => f.check.startsWith("pull "))).toMatchObject({ status: "ok" });
     const plain = await vpsAccessFindings({ ssh: sshOptions(), registry: bed.registry.host, pull, refs, swarm: true });
     expect(plain.find((f) => f.check === "swarm")).toMatchObject({ status: "fail", fix: expect.stringMatching(/docker swarm init/) });
+  });
+});
+
+describe("the release's .env on a swarm", () => {
+  it("a .env with cfg=… and DOCKER_HOST=… changes nothing about where the stack goes or what is removed", async () => {
+    await freshStack("swenv");
+    sh("mkdir -p /home/deploy/bait && echo kept > /home/deploy/bait/keep && chown -R deploy /home/deploy/bait");
+    const r = await deploy(swarmRequest("swenv", 18309, "v1", { env: "WEB_PORT=18309\ncfg=/home/deploy/bait\nDOCKER_HOST=tcp://127.0.0.1:9\nDOCKER_CONFIG=/tmp/elsewhere\n" }));
+    expect(r.release).toBeTruthy();
+    expect(onSwarm("service ls --format '{{.Name}}' --filter label=com.docker.stack.namespace=swenv").trim().split("\n").sort()).toEqual(["swenv_api", "swenv_web"]);
+    expect(sh("cat /home/deploy/bait/keep").trim()).toBe("kept");
+    sh("rm -rf /home/deploy/bait");
   });
 });
