@@ -20,7 +20,7 @@ import { checkEdge, switchWithEdge } from "../edge.js";
 import { releaseCompose } from "../releases.js";
 import type { SshSession } from "../ssh.js";
 import type { RegistryLogin } from "../target.js";
-import type { Context, Release, Target } from "./target.js";
+import type { Target } from "./target.js";
 
 export interface PreflightReport {
   docker: string;
