@@ -148,7 +148,7 @@ export function edgeRoutes(): EdgeRoute[] {
 
 /** Put routes on the edge by hand (a test breaking or cleaning what the pipeline made). */
 export function loadEdge(routes: EdgeRoute[]): void {
-  execFileSync("docker", ["exec", "-i", EDGE_CONTAINER, "sh", "-c", 'cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null'], { input: JSON.stringify(caddyConfig(routes, "internal")) });
+  execFileSync("docker", ["exec", "-i", EDGE_CONTAINER, "sh", "-c", 'cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null'], { input: JSON.stringify(caddyConfig(routes)) });
 }
 
 export interface LoadResult { sent: number; failed: number; retried: number; errors: string[]; bodies: Map<string, number> }

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
-import { PUBLISHED_LABEL, caddyConfig, edgePublish, hostPort, edgePublished, parseListen, publishedByEdge, replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
+import {
+  DEFAULT_MAINTENANCE_PAGE, PUBLISHED_LABEL, caddyConfig, edgePublish, edgePublished, hostPort, invalidEdgeTls, maintenanceOf, parseListen, publishedByEdge, putRoute,
+  replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute,
+} from "../../.dagger/src/core/edge.js";
+import { planRollover, type ServiceContainer } from "../../.dagger/src/core/edge-commands.js";
+import { hostHeader } from "../../.dagger/src/remote/edge.js";
 import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -38,6 +43,17 @@ describe("x-vps-pipeline http", () => {
     expect(problems[1]).toMatch(/has no host port/);
     expect(problems[2]).toMatch(/udp/);
     expect(problems[3]).toMatch(/range/);
+  });
+
+  it("names a host IP that is not an address, and shows a long-syntax entry as written", () => {
+    const { problems } = edgePublished("services.web", ["0.0.0.0 -p 22:8080:8000", "localhost:8080:8000", { target: 8000, published: 8081, host_ip: "my host" }, { target: 9000, published: 9000 }], 8000);
+    expect(problems[0]).toMatch(/the host IP `0\.0\.0\.0 -p 22` is not an IPv4 or IPv6 address/);
+    expect(problems[1]).toMatch(/the host IP `localhost`/);
+    expect(problems[2]).toMatch(/`\{"target":8000,"published":8081,"host_ip":"my host"\}`: the host IP `my host`/);
+    expect(problems[3]).toMatch(/`\{"target":9000,"published":9000\}` publishes container port 9000/);
+    expect(problems.join("\n")).not.toContain("[object Object]");
+    expect(() => parseListen("web", "1.2.3.4 -v /:/x:8080:8000")).toThrow(/host IP .* is not an IPv4 or IPv6 address/);
+    expect(parseListen("web", "[::1]:8080:8000")).toEqual([{ hostIp: "::1", port: 8080 }]);
   });
 
   it("refuses container_name, network_mode, profiles and a service the edge could not reach", () => {
@@ -78,30 +94,97 @@ describe("routes and Caddy's config", () => {
   const b: EdgeRoute = { project: "shop", service: "front", listen: [{ hostIp: "127.0.0.1", port: 9090 }], host: "shop.example.com", upstreams: ["shop-front-1:3000", "shop-front-2:3000"] };
 
   it("reads back exactly the routes it wrote", () => {
-    const back = routesFromCaddy(JSON.stringify(caddyConfig([a, b], "acme")));
+    const back = routesFromCaddy(JSON.stringify(caddyConfig([a, b])));
     expect(back.sort((x, y) => x.project.localeCompare(y.project))).toEqual([a, b]);
   });
 
-  it("keeps the admin API on localhost, asks the internal CA only when told, and publishes 80/443 only for hostnames", () => {
-    expect(caddyConfig([a], "internal")).toMatchObject({ admin: { listen: "localhost:2019" } });
-    expect(JSON.stringify(caddyConfig([a, b], "acme"))).not.toContain("internal");
-    expect(JSON.stringify(caddyConfig([a, b], "internal"))).toContain('"module":"internal"');
+  it("keeps the admin API on localhost, gives each hostname its own issuer, and publishes 80/443 only for hostnames", () => {
+    const staging: EdgeRoute = { project: "shop-staging", service: "front", listen: [], host: "staging.shop.example.com", tls: "internal", upstreams: ["s-1:3000"] };
+    const company: EdgeRoute = { project: "intra", service: "app", listen: [], host: "app.corp.example", tls: "https://ca.corp.example/acme/directory", upstreams: ["i-1:80"] };
+    expect(caddyConfig([a])).toMatchObject({ admin: { listen: "localhost:2019" } });
+    expect(JSON.stringify(caddyConfig([a, b]))).not.toContain('"tls"');
+    const conf = caddyConfig([a, b, staging, company]) as { apps: { tls: { automation: { policies: unknown[] } } } };
+    // production's hostname keeps Caddy's public ACME defaults: no policy names it
+    expect(conf.apps.tls.automation.policies).toEqual([
+      { subjects: ["app.corp.example"], issuers: [{ module: "acme", ca: "https://ca.corp.example/acme/directory" }] },
+      { subjects: ["staging.shop.example.com"], issuers: [{ module: "internal" }] },
+    ]);
+    const back = routesFromCaddy(JSON.stringify(conf));
+    expect(back.find((r) => r.project === "shop")?.tls).toBeUndefined();
+    expect(back.find((r) => r.project === "shop-staging")?.tls).toBe("internal");
+    expect(back.find((r) => r.project === "intra")?.tls).toBe("https://ca.corp.example/acme/directory");
     expect(edgePublish([a])).toEqual(["8080:8080"]);
     expect(edgePublish([a, b])).toEqual(["127.0.0.1:9090:9090", "443:443", "8080:8080", "80:80"]);
     expect(["8080:8080", "127.0.0.1:9090:9090", "[::1]:7070:7070"].map(hostPort)).toEqual(["8080", "9090", "7070"]);
     expect(publishedByEdge('{"8080/tcp":[{"HostIp":"","HostPort":"8080"}],"9090/tcp":[{"HostIp":"127.0.0.1","HostPort":"9090"}]}')).toEqual(["127.0.0.1:9090:9090", "8080:8080"]);
   });
 
-  it("finds a port or hostname another project has, and replaces only one project's routes", () => {
+  it("takes acme, internal or an https ACME directory as the issuer, nothing else", () => {
+    expect(["acme", "internal", "https://acme-staging-v02.api.letsencrypt.org/directory"].map(invalidEdgeTls)).toEqual([undefined, undefined, undefined]);
+    expect(invalidEdgeTls("letsencrypt")).toMatch(/must be acme/);
+    expect(invalidEdgeTls("http://ca.local/dir")).toMatch(/https/);
+    expect(invalidEdgeTls("https://user:pw@ca.local/dir")).toMatch(/without credentials/);
+  });
+
+  it("never writes two routes on one host port or hostname: the second would silently replace the first", () => {
+    expect(() => caddyConfig([a, { ...b, project: "other", listen: [{ port: 8080 }] }])).toThrow(/host port 8080 would be served for both gold\/web and other\/front/);
+    expect(() => caddyConfig([b, { ...a, host: "shop.example.com" }])).toThrow(/hostname shop.example.com/);
+  });
+
+  it("keeps a project's maintenance page with its upstreams, and reads both back", () => {
+    const down = { ...a, maintenance: DEFAULT_MAINTENANCE_PAGE };
+    const conf = caddyConfig([down, b]);
+    expect(JSON.stringify(conf)).toContain('"status_code":503');
+    const back = routesFromCaddy(JSON.stringify(conf));
+    expect(back.find((r) => r.project === "gold")).toEqual(down);
+    expect(maintenanceOf(back, "gold")).toBe(DEFAULT_MAINTENANCE_PAGE);
+    expect(maintenanceOf(back, "shop")).toBeUndefined();
+  });
+
+  it("finds a port or hostname another project has, both ways round for 80/443, and ignores the project's own current routes", () => {
     const mine: EdgeRoute = { project: "new", service: "web", listen: [{ port: 8080 }], host: "shop.example.com", upstreams: [] };
-    expect(routeConflicts([a, b], [mine])).toEqual([
+    expect(routeConflicts([a, b], "new", [mine])).toEqual([
       "web: host port 8080 is already routed by the edge to gold/web",
       "web: hostname shop.example.com is already served by the edge for shop/front",
     ]);
-    expect(routeConflicts([a, b], [{ ...a, upstreams: [] }])).toEqual([]);
-    expect(routeConflicts([b], [{ project: "x", service: "y", listen: [{ port: 443 }], upstreams: [] }])[0]).toMatch(/443 is the edge's own/);
-    expect(routeConflicts([], [{ project: "x", service: "y", listen: [{ hostIp: "127.0.0.1", port: 80 }, { port: 80 }], upstreams: [] }])[0]).toMatch(/one host port twice/);
+    expect(routeConflicts([a, b], "gold", [{ ...a, upstreams: [] }])).toEqual([]);
+    // a renamed service, and a port moved to another service of the same project
+    expect(routeConflicts([a, b], "gold", [{ ...a, service: "site", upstreams: [] }])).toEqual([]);
+    expect(routeConflicts([a, b], "gold", [{ ...a, listen: [{ port: 9191 }] }, { ...a, service: "admin", upstreams: [] }])).toEqual([]);
+    expect(routeConflicts([b], "x", [{ project: "x", service: "y", listen: [{ port: 443 }], upstreams: [] }])[0]).toMatch(/443 is the edge's own for hostname routes .*shop\/front has one/);
+    // the other way: a hostname where another project already routes port 80
+    const onEighty: EdgeRoute = { project: "legacy", service: "site", listen: [{ port: 80 }], upstreams: [] };
+    expect(routeConflicts([onEighty], "shop", [{ ...b, listen: [] }])[0]).toMatch(/needs the edge's ports 80 and 443, but legacy\/site has a port route on 80/);
+    expect(routeConflicts([], "x", [{ project: "x", service: "y", listen: [{ hostIp: "127.0.0.1", port: 80 }, { port: 80 }], upstreams: [] }])[0]).toMatch(/one host port twice/);
+  });
+
+  it("puts a route in place of its project's route on the same port or hostname (a rename in one config change)", () => {
+    const site: EdgeRoute = { ...a, service: "site", upstreams: ["gold-site-1:8000"] };
+    expect(putRoute([a, b], site)).toEqual([b, site]);
+    const other: EdgeRoute = { ...a, project: "other", service: "x", listen: [{ port: 7070 }] };
+    expect(putRoute([a, other], { ...a, listen: [{ port: 9090 }] })).toEqual([other, { ...a, listen: [{ port: 9090 }] }]);
+  });
+
+  it("replaces only one project's routes", () => {
     expect(replaceRoutes([a, b], "gold", [])).toEqual([b]);
     expect(replaceRoutes([a, b], "gold", ["web"], [{ ...a, upstreams: ["gold-web-3:8000"] }])).toEqual([b, { ...a, upstreams: ["gold-web-3:8000"] }]);
+  });
+});
+
+describe("rollover plans and probes", () => {
+  const c = (name: string, hash = "h1", state = "running", publishes = false): ServiceContainer => ({ name, state, hash, publishes, service: "web" });
+
+  it("rolls over a changed replica count even when the definition is the same (compose's hash ignores replicas)", () => {
+    expect(planRollover([c("w-1")], "h1", 1)).toEqual({ kind: "in-place", current: ["w-1"] });
+    expect(planRollover([c("w-1")], "h1", 3)).toEqual({ kind: "beside", migrating: [], leaving: ["w-1"], scaleTo: 4 });
+    expect(planRollover([c("w-1"), c("w-2"), c("w-3")], "h1", 1)).toEqual({ kind: "beside", migrating: [], leaving: ["w-1", "w-2", "w-3"], scaleTo: 4 });
+    expect(planRollover([c("w-1", "h0")], "h1", 1)).toMatchObject({ kind: "beside", leaving: ["w-1"] });
+  });
+
+  it("asks the health path with the Host users send: the hostname, else the published address and port", () => {
+    expect(hostHeader({ host: "gold.example.com" }, [{ port: 8080 }], "203.0.113.7")).toBe("gold.example.com");
+    expect(hostHeader({}, [{ port: 8080 }], "vps.example.com")).toBe("vps.example.com:8080");
+    expect(hostHeader({}, [{ hostIp: "127.0.0.1", port: 9090 }], "vps.example.com")).toBe("127.0.0.1:9090");
+    expect(hostHeader({}, [{ hostIp: "::1", port: 9090 }], "vps.example.com")).toBe("[::1]:9090");
   });
 });

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { invalidImageReference, invalidRepositoryPath } from "./images.js";
 import { DEFAULTS, defaultDir } from "./defaults.js";
+import { invalidEdgeTls } from "./edge.js";
 import { PipelineError } from "./errors.js";
 import { RELEASE_ID } from "./release.js";
 
@@ -94,7 +95,10 @@ export const vpsTargetSchema = z
       .string()
       .refine((s) => invalidImageReference(s) === undefined, { message: "must be an image reference such as caddy:2 or caddy:2@sha256:…" })
       .default(DEFAULTS.edgeImage),
-    edgeTls: z.enum(["acme", "internal"], { message: "must be acme (Let's Encrypt/ZeroSSL, for a real domain) or internal (Caddy's own CA)" }).default(DEFAULTS.edgeTls),
+    edgeTls: z.string().superRefine((v, ctx) => {
+      const why = invalidEdgeTls(v);
+      if (why) ctx.addIssue({ code: "custom", message: why });
+    }).default(DEFAULTS.edgeTls),
     orchestrator: z.enum(["compose", "swarm"], { message: "must be compose (one VPS) or swarm (the host is a swarm manager)" }).default(DEFAULTS.orchestrator),
   })
   .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));

@@ -3,7 +3,7 @@
  * core/edge.ts), built like core/remote-commands.ts: argument arrays, values
  * only as positional parameters.
  */
-import { EDGE_ADMIN, EDGE_CONTAINER, EDGE_NETWORK, EDGE_VOLUME } from "./edge.js";
+import { EDGE_ADMIN, EDGE_CONTAINER, EDGE_NETWORK, EDGE_VOLUME, PROJECT_NETWORK_LABEL, projectNetwork } from "./edge.js";
 import { LOCK_BUSY_EXIT, releaseDir, type Argv, type Layout } from "./remote-commands.js";
 
 /** One lock per VPS for the edge's config: projects of several users share the edge (umask 0 lets each open it). */
@@ -41,10 +41,13 @@ export function releaseConfig(l: Layout, project: string, id: string): Argv {
   return ["sh", "-c", script, "sh", ...releaseCompose(l, project, id)];
 }
 
-/** `up` for some services only, without their dependencies (those behind the edge roll over instead). */
+/**
+ * `up` for some services only, without their dependencies (those behind the edge roll over instead), and
+ * without removing orphans: a renamed service behind the edge serves until its successor has its route.
+ */
 export function upServices(l: Layout, project: string, id: string, services: readonly string[]): Argv {
   return ["sh", "-c", [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"), "sh", ...releaseCompose(l, project, id),
-    "up", "--detach", "--remove-orphans", "--pull", "never", "--no-deps", ...services];
+    "up", "--detach", "--pull", "never", "--no-deps", ...services];
 }
 
 /**
@@ -84,8 +87,8 @@ export function parseServiceContainers(out: string): ServiceContainer[] {
 /**
  * What a rollover of one service does with its containers, decided from what
  * runs (`old`) and the config hash of the release's definition: nothing when
- * every container already runs that definition (the same release again, or a
- * rollback to one that never left); otherwise new containers start beside the
+ * every container already runs that definition, as many as the release asks (the
+ * same release again, or a rollback to one that never left); otherwise new containers start beside the
  * old, those publishing the port themselves give it up to the edge first
  * (`migrating`), and the rest are drained once the route has moved (`leaving`).
  */
@@ -95,7 +98,8 @@ export type RolloverPlan =
 
 export function planRollover(old: readonly ServiceContainer[], hash: string, replicas: number): RolloverPlan {
   const current = old.filter((c) => c.hash === hash && c.state === "running" && !c.publishes);
-  if (old.length > 0 && current.length === old.length) return { kind: "in-place", current: current.map((c) => c.name) };
+  // a changed replica count rolls over too: compose's config hash does not cover `deploy.replicas`
+  if (old.length > 0 && current.length === old.length && old.length === replicas) return { kind: "in-place", current: current.map((c) => c.name) };
   return { kind: "beside", migrating: old.filter((c) => c.publishes).map((c) => c.name), leaving: old.filter((c) => !c.publishes).map((c) => c.name), scaleTo: old.length + replicas };
 }
 
@@ -109,91 +113,172 @@ export function removeContainers(names: readonly string[], drainSeconds: number)
   return ["sh", "-c", 't=$1; shift; docker stop -t "$t" "$@" > /dev/null 2>&1; docker rm -f "$@" > /dev/null 2>&1; true', "sh", String(drainSeconds), ...names];
 }
 
-/** Attach containers to the edge's network (by name only: no service alias leaks to other projects there). */
-export function connectToEdge(names: readonly string[]): Argv {
-  return ["sh", "-c", `for n in "$@"; do docker network connect ${EDGE_NETWORK} "$n" 2> /dev/null || docker inspect --format '{{index .NetworkSettings.Networks "${EDGE_NETWORK}"}}' "$n" | grep -qv '<no value>' || exit 1; done`, "sh", ...names];
+/** Attach containers to their project's edge network (by name only: no service alias there), and off the old shared one. */
+export function connectToEdge(project: string, names: readonly string[]): Argv {
+  return ["sh", "-c", [
+    'net=$1; shift',
+    'for n in "$@"; do',
+    '  docker network connect "$net" "$n" 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" "$n" | grep -qv "<no value>" || exit 1',
+    `  docker network disconnect ${EDGE_NETWORK} "$n" > /dev/null 2>&1 || true`,
+    'done',
+  ].join("\n"), "sh", projectNetwork(project), ...names];
+}
+
+/**
+ * The network between the edge and one project (made once, labelled so that a
+ * replaced edge joins it again), with the edge attached when it exists.
+ */
+export function joinProjectNetwork(project: string): Argv {
+  return ["sh", "-c", [
+    'net=$1; p=$2',
+    `docker network inspect "$net" > /dev/null 2>&1 || docker network create --label ${PROJECT_NETWORK_LABEL}="$p" "$net" > /dev/null || docker network inspect "$net" > /dev/null 2>&1 || exit 1`,
+    `docker inspect --type container ${EDGE_CONTAINER} > /dev/null 2>&1 || exit 0`,
+    `docker network connect "$net" ${EDGE_CONTAINER} 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" ${EDGE_CONTAINER} | grep -qv "<no value>"`,
+  ].join("\n"), "sh", projectNetwork(project), project];
 }
 
 /**
  * HTTP check of the container's health path from inside the edge (its network,
- * its view), by the container's address there; exit 0 for 2xx/3xx.
+ * its view) with the Host header users send (the route's hostname, or the
+ * published `host:port`): an app that checks allowed hosts answers it as it
+ * will answer them. Exit 0 for 2xx/3xx.
  */
-export function httpFromEdge(name: string, port: number, path: string): Argv {
+export function httpFromEdge(project: string, name: string, port: number, path: string, host: string): Argv {
   return ["sh", "-c", [
-    `ip=$(docker inspect --format '{{with index .NetworkSettings.Networks "${EDGE_NETWORK}"}}{{.IPAddress}}{{end}}' "$1") && [ -n "$ip" ] || { echo "not on the edge's network" >&2; exit 1; }`,
-    `exec docker exec ${EDGE_CONTAINER} timeout 3 wget -q -O /dev/null "http://$ip:$2$3"`,
-  ].join("\n"), "sh", name, String(port), path];
+    'net=$1',
+    'ip=$(docker inspect --format "{{with index .NetworkSettings.Networks \\"$net\\"}}{{.IPAddress}}{{end}}" "$2") && [ -n "$ip" ] || { echo "not on the edge\'s network" >&2; exit 1; }',
+    `exec docker exec ${EDGE_CONTAINER} timeout 3 wget -q -O /dev/null --header "Host: $5" "http://$ip:$3$4"`,
+  ].join("\n"), "sh", projectNetwork(project), name, String(port), path, host];
 }
 
 /**
  * The edge's state on the first line (`edge missing` or `edge <status>|<image>|<port bindings json>`),
- * then, when it runs, its config as JSON (waiting a little for Caddy's admin API after a start).
+ * then its config as JSON: from its admin API when it runs (waiting a little after a start), else the
+ * copy Caddy keeps in the edge's volume (read by a throwaway container of the edge's image, or of
+ * `image` when the container is gone and that image is on the server): a stopped edge still owns its routes.
  */
-export function edgeState(): Argv {
+export function edgeState(image: string): Argv {
   const script = [
-    `if ! s=$(docker inspect --type container --format '{{.State.Status}}|{{.Config.Image}}|{{json .HostConfig.PortBindings}}' ${EDGE_CONTAINER} 2> /dev/null); then echo "edge missing"; exit 0; fi`,
-    'echo "edge $s"',
-    'case "$s" in running*) ;; *) exit 0;; esac',
-    `i=0; until docker exec ${EDGE_CONTAINER} wget -q -O - http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 40 ] && exit 3; sleep 0.25; done`,
+    'img=$1',
+    `if s=$(docker inspect --type container --format '{{.State.Status}}|{{.Config.Image}}|{{json .HostConfig.PortBindings}}' ${EDGE_CONTAINER} 2> /dev/null); then`,
+    '  echo "edge $s"',
+    `  case "$s" in running*) i=0; until docker exec ${EDGE_CONTAINER} wget -q -O - http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 40 ] && exit 3; sleep 0.25; done; exit 0;; esac`,
+    '  img=${s#*|}; img=${img%%|*}',
+    'else',
+    '  echo "edge missing"',
+    `  docker volume inspect ${EDGE_VOLUME} > /dev/null 2>&1 && docker image inspect "$img" > /dev/null 2>&1 || exit 0`,
+    'fi',
+    `docker run --rm --network none --volume ${EDGE_VOLUME}:/v:ro --entrypoint cat "$img" /v/config/caddy/autosave.json 2> /dev/null || true`,
   ].join("\n");
-  return ["sh", "-c", script];
+  return ["sh", "-c", script, "sh", image];
 }
 
 /** Exit status when a host port the edge needs is taken. */
 export const EDGE_PORT_TAKEN_EXIT = 45;
 /** Exit status when the edge's image cannot be pulled. */
 export const EDGE_IMAGE_EXIT = 44;
+/** Exit status when a started edge's admin API never answered (the old edge is serving again). */
+export const EDGE_NOT_READY_EXIT = 46;
 
 /**
- * Whether these host ports can be published: `holder <spec> <container> <project>`
- * for each held by a container, then, when none is, a throwaway container from
- * the edge's image tries to publish them all (what recreating the edge would do)
- * and the exit is EDGE_PORT_TAKEN_EXIT with docker's reason when it cannot.
+ * Whether these host ports can be published by the edge: `holder <spec> <container> <project>`
+ * for every port a container holds (all of them, not the first), then, when
+ * none is held by another project, a throwaway container from the edge's image
+ * publishes all the unheld ones at once (what the edge's replacement will do)
+ * and the exit is EDGE_PORT_TAKEN_EXIT with docker's reason when it cannot
+ * (a program outside docker). Ports held by `project`'s own containers are
+ * left to the rollover, which frees them.
  */
-export function probePorts(image: string, specs: readonly string[]): Argv {
+export function probePorts(image: string, project: string, specs: readonly string[]): Argv {
   const script = [
-    'img=$1; shift; held=',
+    'img=$1; proj=$2; shift 2; n=$#; foreign=',
     'for spec in "$@"; do',
     '  port=${spec%:*}; port=${port##*:}',
     '  out=$(docker ps --filter "publish=$port" --format "{{.Names}} {{.Label \\"com.docker.compose.project\\"}}")',
-    '  if [ -n "$out" ]; then printf "%s\\n" "$out" | while read -r n proj; do echo "holder $spec $n $proj"; done; held=1; fi',
+    '  if [ -n "$out" ]; then',
+    '    printf "%s\\n" "$out" | while read -r c p; do echo "holder $spec $c $p"; done',
+    '    printf "%s\\n" "$out" | awk -v p="$proj" \'$2 != p { f = 1 } END { exit !f }\' && foreign=1',
+    '  else set -- "$@" -p "$spec"; fi',
     'done',
-    '[ -n "$held" ] && exit 0',
+    'shift "$n"',
+    '[ -n "$foreign" ] || [ $# -eq 0 ] && exit 0',
     `docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
-    'set -- $(for spec in "$@"; do printf -- "-p %s " "$spec"; done)',
-    `docker run --rm "$@" --entrypoint "" "$img" true > /dev/null 2> /tmp/.vps-pipeline-probe.$$ || { cat /tmp/.vps-pipeline-probe.$$ >&2; rm -f /tmp/.vps-pipeline-probe.$$; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
-    'rm -f /tmp/.vps-pipeline-probe.$$',
+    `err=$(docker run --rm "$@" --entrypoint "" "$img" true 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
   ].join("\n");
-  return ["sh", "-c", script, "sh", image, ...specs];
+  return ["sh", "-c", script, "sh", image, project, ...specs];
 }
 
+const WAIT_ADMIN = (name: string) =>
+  `i=0; until docker exec ${name} wget -q -O /dev/null http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 60 ] && break; sleep 0.25; done; [ "$i" -lt 60 ]`;
+
 /**
- * Make the edge run with exactly `publish` host ports: created when missing,
- * started when stopped, recreated when `recreate` (its config and certificates
- * live in a volume, and `--resume` reloads them). Waits for the admin API.
+ * Make the edge run. `start`: a stopped edge is started as it was, a missing one
+ * made (from its volume: `--resume` reloads its last config and certificates).
+ * `replace`: a new edge with `image` and exactly `publish` is created beside the
+ * running one and joined to every project network, the old one stopped (its
+ * ports freed), the new one started; if it cannot start or never answers, it is
+ * removed and the old one started again: the edge is never left without a
+ * working config. Prints `gap <ms>`: how long nothing listened.
  */
-export function ensureEdge(image: string, recreate: boolean, publish: readonly string[]): Argv {
+export function edgeUp(image: string, mode: "start" | "replace", publish: readonly string[]): Argv {
+  const next = `${EDGE_CONTAINER}-next`;
   const script = [
-    'img=$1; recreate=$2; shift 2',
-    `docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || docker network create ${EDGE_NETWORK} > /dev/null || exit 1`,
+    'img=$1; mode=$2; shift 2; n=$#',
+    `docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || docker network create ${EDGE_NETWORK} > /dev/null || docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || exit 1`,
     `st=$(docker inspect --type container --format '{{.State.Status}}' ${EDGE_CONTAINER} 2> /dev/null) || st=missing`,
-    'if [ "$recreate" = 1 ] || [ "$st" = missing ]; then',
-    `  docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
-    `  docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1`,
-    '  set -- $(for spec in "$@"; do printf -- "-p %s " "$spec"; done)',
+    'if [ "$mode" = start ] && [ "$st" != missing ]; then',
+    `  if [ "$st" != running ]; then err=$(docker start ${EDGE_CONTAINER} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; exit ${EDGE_PORT_TAKEN_EXIT}; }; fi`,
+    `  ${WAIT_ADMIN(EDGE_CONTAINER)} || { docker logs --tail 5 ${EDGE_CONTAINER} >&2; exit ${EDGE_NOT_READY_EXIT}; }`,
+    '  echo "gap 0"; exit 0',
+    'fi',
+    `docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
+    'for spec in "$@"; do set -- "$@" -p "$spec"; done; shift "$n"',
     // Caddy opens a new listening socket (SO_REUSEPORT) on every config change and closes the old one;
     // without this (Linux ≥ 5.14) the connections waiting in the old one's queue are reset.
-    '  if [ -e /proc/sys/net/ipv4/tcp_migrate_req ]; then set -- --sysctl net.ipv4.tcp_migrate_req=1 "$@"; fi',
-    `  docker run --detach --name ${EDGE_CONTAINER} --restart unless-stopped --network ${EDGE_NETWORK} --label vps-pipeline.edge=1 \\`,
-    `    --volume ${EDGE_VOLUME}:/vps-pipeline --env XDG_CONFIG_HOME=/vps-pipeline/config --env XDG_DATA_HOME=/vps-pipeline/data \\`,
-    `    "$@" "$img" caddy run --resume > /dev/null || exit ${EDGE_PORT_TAKEN_EXIT}`,
-    `elif [ "$st" != running ]; then docker start ${EDGE_CONTAINER} > /dev/null || exit 1; fi`,
-    `i=0; until docker exec ${EDGE_CONTAINER} wget -q -O /dev/null http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 40 ] && { docker logs --tail 5 ${EDGE_CONTAINER} >&2; exit 3; }; sleep 0.25; done`,
+    'if [ -e /proc/sys/net/ipv4/tcp_migrate_req ]; then set -- --sysctl net.ipv4.tcp_migrate_req=1 "$@"; fi',
+    `docker rm -f ${next} > /dev/null 2>&1`,
+    `docker create --name ${next} --restart unless-stopped --network ${EDGE_NETWORK} --label vps-pipeline.edge=1 \\`,
+    `  --volume ${EDGE_VOLUME}:/vps-pipeline --env XDG_CONFIG_HOME=/vps-pipeline/config --env XDG_DATA_HOME=/vps-pipeline/data \\`,
+    `  "$@" "$img" caddy run --resume > /dev/null || exit 1`,
+    `for net in $(docker network ls -q --filter label=${PROJECT_NETWORK_LABEL}); do docker network connect "$net" ${next} || { docker rm -f ${next} > /dev/null; exit 1; }; done`,
+    'now() { date +%s%3N; }',
+    // from here on, any failure puts the old edge back
+    `back() { docker rm -f ${next} > /dev/null 2>&1; if [ "$st" != missing ]; then docker start ${EDGE_CONTAINER} > /dev/null 2>&1; ${WAIT_ADMIN(EDGE_CONTAINER)}; fi; }`,
+    `t0=$(now); [ "$st" = missing ] || docker stop -t 10 ${EDGE_CONTAINER} > /dev/null`,
+    `err=$(docker start ${next} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; back; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
+    `${WAIT_ADMIN(next)} || { docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_READY_EXIT}; }`,
+    't1=$(now)',
+    `docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1; docker rename ${next} ${EDGE_CONTAINER} || exit 1`,
+    'echo "gap $((t1 - t0))"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", image, recreate ? "1" : "0", ...publish];
+  return ["sh", "-c", script, "sh", image, mode, ...publish];
 }
 
 /** Load a whole config (stdin) through the admin API; Caddy swaps it in gracefully, or keeps the old one and says why. */
 export function loadEdgeConfig(): Argv {
   return ["docker", "exec", "-i", EDGE_CONTAINER, "sh", "-c", 'f=$(mktemp) && cat > "$f" && caddy reload --config "$f" --force > /dev/null 2> "$f.err"; rc=$?; [ "$rc" -eq 0 ] || grep -v "\\"level\\"" "$f.err" >&2; rm -f "$f" "$f.err"; exit "$rc"'];
+}
+
+/** Where deploys in progress claim the routes they are about to add (one file per project, locked while its deploy lasts). */
+export const EDGE_CLAIMS = "/tmp/vps-pipeline-edge-claims";
+
+/** The claims of deploys still in progress (`claim <json>` per live file; a file whose lock is free is stale and goes). */
+export function liveClaims(): Argv {
+  return ["sh", "-c", [
+    'd=$1; [ -d "$d" ] || exit 0',
+    'for f in "$d"/*.json; do',
+    '  [ -f "$f" ] || continue',
+    '  if flock -n "$f" true; then rm -f "$f"; else printf "claim %s\\n" "$(cat "$f")"; fi',
+    'done',
+  ].join("\n"), "sh", EDGE_CLAIMS];
+}
+
+/** Write a project's claim (stdin's first line) and hold its lock while stdin stays open; prints LOCKED once held. */
+export function holdClaim(project: string): Argv {
+  return ["sh", "-c", [
+    'umask 0; d=$1; f="$1/$2.json"',
+    'mkdir -p "$d" && chmod 1777 "$d" 2> /dev/null',
+    'IFS= read -r line; printf "%s\\n" "$line" > "$f.tmp" && mv -f "$f.tmp" "$f" || exit 1',
+    'exec flock "$f" sh -c "echo LOCKED && exec cat > /dev/null"',
+  ].join("\n"), "sh", EDGE_CLAIMS, project];
 }

@@ -7,10 +7,16 @@
  * several projects share one edge and a restarted edge (`caddy run --resume`)
  * keeps every route.
  */
+import { isIP } from "node:net";
 import { PipelineError } from "./errors.js";
 
 export const EDGE_CONTAINER = "vps-pipeline-edge";
+/** The edge's own network (containers of releases before per-project networks joined it). */
 export const EDGE_NETWORK = "vps-pipeline-edge";
+/** The network the edge shares with one project's containers only: projects cannot reach each other through it. */
+export const projectNetwork = (project: string): string => `vps-pipeline-edge-${project}`;
+/** Label on each project network, so that a replaced edge joins them all again. */
+export const PROJECT_NETWORK_LABEL = "vps-pipeline.edge-network";
 /** Caddy's config (autosave.json) and data (certificates) survive a recreated edge. */
 export const EDGE_VOLUME = "vps-pipeline-edge";
 /** Admin API inside the edge's own network namespace only: never published. */
@@ -24,14 +30,44 @@ export interface Listen {
   port: number;
 }
 
+/**
+ * Who signs a hostname's certificate: `acme` (Caddy's defaults: Let's Encrypt,
+ * then ZeroSSL), `internal` (Caddy's own CA), or the directory URL of another
+ * ACME CA (`https://…/directory`, a staging or company CA).
+ */
+export type EdgeTls = string;
+
 export interface EdgeRoute {
   project: string;
   service: string;
   listen: Listen[];
   host?: string;
+  /** The issuer this route's project asked for its hostname (absent: `acme`). */
+  tls?: EdgeTls;
+  /** Set while the project is in maintenance: the page the edge answers with (503) instead of proxying. */
+  maintenance?: string;
   /** `container:port` the edge proxies to (one per replica). */
   upstreams: string[];
 }
+
+/** Why `tls` is not an issuer the edge knows, or undefined. */
+export function invalidEdgeTls(tls: string): string | undefined {
+  if (tls === "acme" || tls === "internal") return undefined;
+  let u: URL;
+  try {
+    u = new URL(tls);
+  } catch {
+    return "must be acme (Let's Encrypt/ZeroSSL), internal (Caddy's own CA) or the https:// directory URL of an ACME CA";
+  }
+  return u.protocol === "https:" && !u.username && !u.password && !/["\\\s]/.test(tls) ? undefined : "an ACME directory URL must be https:// without credentials in it";
+}
+
+/** A host IP the edge can bind: an IPv4 or IPv6 literal (brackets allowed), nothing else reaches a command line. */
+export function validHostIp(ip: string): boolean {
+  return isIP(ip.replace(/^\[|\]$/g, "")) !== 0;
+}
+
+const shown = (p: unknown) => (typeof p === "object" && p !== null ? JSON.stringify(p) : String(p));
 
 /** Split `a:b:c` on the colons outside `${…}`. */
 function splitColons(s: string): string[] {
@@ -84,15 +120,19 @@ export function edgePublished(where: string, ports: unknown, httpPort: number): 
       hostIp = typeof o.host_ip === "string" ? o.host_ip : undefined;
       proto = typeof o.protocol === "string" ? o.protocol : "tcp";
     } else {
-      problems.push(`${where}.ports: \`${String(p)}\` is not a port mapping`);
+      problems.push(`${where}.ports: \`${shown(p)}\` is not a port mapping`);
       continue;
     }
-    if (proto !== "tcp") problems.push(`${where}.ports: \`${String(p)}\` is ${proto}; the edge proxies HTTP over tcp only`);
+    const q = shown(p);
+    if (proto !== "tcp") problems.push(`${where}.ports: \`${q}\` is ${proto}; the edge proxies HTTP over tcp only`);
     else if (target !== String(httpPort)) {
-      problems.push(`${where}.ports: \`${String(p)}\` publishes container port ${target}, but only the HTTP port ${httpPort} goes through the edge; drop it or move it to a service that is not behind the edge`);
+      problems.push(`${where}.ports: \`${q}\` publishes container port ${target}, but only the HTTP port ${httpPort} goes through the edge; drop it or move it to a service that is not behind the edge`);
     } else if (pub === undefined || pub === "") {
-      problems.push(`${where}.ports: \`${String(p)}\` has no host port; write \`<host port>:${httpPort}\` (the edge listens there)`);
-    } else if (/^\d+-\d+$/.test(pub)) problems.push(`${where}.ports: \`${String(p)}\`: a port range cannot go through the edge; publish one port`);
+      problems.push(`${where}.ports: \`${q}\` has no host port; write \`<host port>:${httpPort}\` (the edge listens there)`);
+    } else if (/^\d+-\d+$/.test(pub)) problems.push(`${where}.ports: \`${q}\`: a port range cannot go through the edge; publish one port`);
+    else if (hostIp !== undefined && !hostIp.includes("${") && !validHostIp(hostIp)) {
+      problems.push(`${where}.ports: \`${q}\`: the host IP \`${hostIp}\` is not an IPv4 or IPv6 address; write one (e.g. 127.0.0.1) or leave it out to listen on every address`);
+    }
     else published.push(`${hostIp ? `${hostIp.includes(":") ? `[${hostIp}]` : hostIp}:` : ""}${pub}:${target}`);
   }
   return { published, problems };
@@ -112,6 +152,9 @@ export function parseListen(service: string, label: string): Listen[] {
     const hostIp = parts.length ? parts.join(":").replace(/^\[|\]$/g, "") : undefined;
     if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65_535) {
       throw new PipelineError("INVALID_INPUT", `services.${service}.ports: the host port \`${port}\` (after the .env was applied) is not a port number`, `set the variable used in ${service}'s ports in the production .env to a port between 1 and 65535`);
+    }
+    if (hostIp !== undefined && hostIp !== "" && !validHostIp(hostIp)) {
+      throw new PipelineError("INVALID_INPUT", `services.${service}.ports: the host IP \`${hostIp}\` (after the .env was applied) is not an IPv4 or IPv6 address`, `set the variable used in ${service}'s ports in the production .env to an address such as 127.0.0.1, or leave the address out`);
     }
     return hostIp && hostIp !== "0.0.0.0" ? { hostIp, port: Number(port) } : { port: Number(port) };
   });
@@ -160,40 +203,102 @@ function proxy(upstreams: readonly string[]): Record<string, unknown> {
   };
 }
 
-/** The whole Caddy config (JSON) for these routes. `tls`: who signs hostname certificates. */
-export function caddyConfig(routes: readonly EdgeRoute[], tls: "acme" | "internal"): Record<string, unknown> {
+/** What the edge answers while a project is in maintenance: the page, 503, never cached, come back in a minute. */
+function maintenancePage(page: string): Record<string, unknown> {
+  return {
+    handler: "static_response",
+    status_code: 503,
+    headers: { "Content-Type": ["text/html; charset=utf-8"], "Retry-After": ["60"], "Cache-Control": ["no-store"] },
+    body: page,
+    close: false,
+  };
+}
+
+/** The handlers of a route: the proxy, behind the maintenance page when there is one (the proxy stays, holding the upstreams). */
+const handlers = (r: EdgeRoute) => (r.maintenance !== undefined ? [maintenancePage(r.maintenance), proxy(r.upstreams)] : [proxy(r.upstreams)]);
+
+/** The page shown in maintenance when the project gives none. */
+export const DEFAULT_MAINTENANCE_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Down for maintenance</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 20vh auto; padding: 0 1rem; color: #222">
+<h1>Down for maintenance</h1><p>We are working on this site and will be back shortly. Please try again in a few minutes.</p>
+</body></html>
+`;
+
+/** The issuer modules of one `EdgeTls`; undefined for `acme` (Caddy's defaults). */
+function issuers(tls: EdgeTls): Record<string, unknown>[] | undefined {
+  if (tls === "acme") return undefined;
+  if (tls === "internal") return [{ module: "internal" }];
+  return [{ module: "acme", ca: tls }];
+}
+
+/**
+ * The whole Caddy config (JSON) for these routes. Each hostname gets the issuer
+ * its own route asked for (a staging project's `internal` never reaches
+ * production's hostname). Two routes on one host port or one hostname cannot
+ * both be written: the second would silently replace the first.
+ */
+export function caddyConfig(routes: readonly EdgeRoute[]): Record<string, unknown> {
   const servers: Record<string, unknown> = {};
+  const owner = new Map<string, string>();
+  const claim = (key: string, r: EdgeRoute) => {
+    const who = `${r.project}/${r.service}`;
+    const had = owner.get(key);
+    if (had !== undefined && had !== who) throw new PipelineError("EDGE_CONFLICT", `${key} would be served for both ${had} and ${who}`, "a project's routes must not take another's host port or hostname; deploy the other project's release without it first");
+    owner.set(key, who);
+  };
   const sorted = [...routes].sort((a, b) => `${a.project}/${a.service}`.localeCompare(`${b.project}/${b.service}`));
   for (const r of sorted) {
     for (const l of r.listen) {
+      claim(`host port ${l.port}`, r);
       servers[`${SERVER_PREFIX}${l.hostIp ?? ""}|${l.port}`] = {
         listen: [`:${l.port}`],
-        routes: [{ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|port|${l.hostIp ?? ""}|${l.port}`, handle: [proxy(r.upstreams)] }],
+        routes: [{ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|port|${l.hostIp ?? ""}|${l.port}`, handle: handlers(r) }],
         automatic_https: { disable: true },
       };
     }
+    if (r.host) claim(`hostname ${r.host}`, r);
   }
   const hosts = sorted.filter((r) => r.host);
   if (hosts.length) {
     servers[HTTPS_SERVER] = {
       listen: [":443"],
-      routes: hosts.map((r) => ({ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|host`, match: [{ host: [r.host] }], handle: [proxy(r.upstreams)], terminal: true })),
+      routes: hosts.map((r) => ({ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|host`, match: [{ host: [r.host] }], handle: handlers(r), terminal: true })),
     };
   }
   const apps: Record<string, unknown> = { http: { servers } };
-  if (hosts.length && tls === "internal") {
-    apps.tls = { automation: { policies: [{ subjects: hosts.map((r) => r.host), issuers: [{ module: "internal" }] }] } };
+  const byIssuer = new Map<string, string[]>();
+  for (const r of hosts) {
+    const tls = r.tls ?? "acme";
+    if (tls !== "acme") byIssuer.set(tls, [...(byIssuer.get(tls) ?? []), r.host!]);
+  }
+  if (byIssuer.size) {
+    apps.tls = { automation: { policies: [...byIssuer].map(([tls, subjects]) => ({ subjects, issuers: issuers(tls) })) } };
   }
   return { admin: { listen: EDGE_ADMIN }, apps };
 }
 
-/** Read the routes back from the edge's running config (`GET /config/`); anything not ours is ignored. */
+interface CaddyHandler { handler?: string; upstreams?: { dial?: string }[]; body?: string }
+interface CaddyConf {
+  apps?: {
+    http?: { servers?: Record<string, { routes?: { "@id"?: string; match?: { host?: string[] }[]; handle?: CaddyHandler[] }[] }> };
+    tls?: { automation?: { policies?: { subjects?: string[]; issuers?: { module?: string; ca?: string }[] }[] } };
+  };
+}
+
+/** Read the routes back from the edge's config (its admin API, or the copy in its volume); anything not ours is ignored. */
 export function routesFromCaddy(configJson: string): EdgeRoute[] {
-  let conf: { apps?: { http?: { servers?: Record<string, { routes?: { "@id"?: string; match?: { host?: string[] }[]; handle?: { upstreams?: { dial?: string }[] }[] }[] }> } } } | null;
+  let conf: CaddyConf | null;
   try {
-    conf = JSON.parse(configJson || "null") as typeof conf;
+    conf = JSON.parse(configJson || "null") as CaddyConf | null;
   } catch {
     throw new PipelineError("REMOTE_OUTPUT_INVALID", "the edge's config (Caddy admin API) is not JSON", "look at the edge: `docker logs vps-pipeline-edge` on the VPS");
+  }
+  const issuerOf = new Map<string, EdgeTls>();
+  for (const p of conf?.apps?.tls?.automation?.policies ?? []) {
+    const i = p.issuers?.[0];
+    const tls = i?.module === "internal" ? "internal" : i?.module === "acme" && i.ca ? i.ca : "acme";
+    for (const subject of p.subjects ?? []) issuerOf.set(subject, tls);
   }
   const byKey = new Map<string, EdgeRoute>();
   for (const server of Object.values(conf?.apps?.http?.servers ?? {})) {
@@ -204,11 +309,18 @@ export function routesFromCaddy(configJson: string): EdgeRoute[] {
       if (!project || !service) continue;
       const key = `${project}/${service}`;
       const r = byKey.get(key) ?? { project, service, listen: [], upstreams: [] };
-      r.upstreams = (route.handle?.[0]?.upstreams ?? []).map((u) => u.dial ?? "").filter(Boolean);
+      const handle = route.handle ?? [];
+      r.upstreams = (handle.find((h) => h.handler === "reverse_proxy")?.upstreams ?? []).map((u) => u.dial ?? "").filter(Boolean);
+      const page = handle.find((h) => h.handler === "static_response");
+      if (page) r.maintenance = page.body ?? "";
       if (kind === "port" && port) r.listen.push(hostIp ? { hostIp, port: Number(port) } : { port: Number(port) });
       if (kind === "host") {
         const h = route.match?.[0]?.host?.[0];
-        if (h) r.host = h;
+        if (h) {
+          r.host = h;
+          const tls = issuerOf.get(h);
+          if (tls && tls !== "acme") r.tls = tls;
+        }
       }
       byKey.set(key, r);
     }
@@ -217,26 +329,31 @@ export function routesFromCaddy(configJson: string): EdgeRoute[] {
 }
 
 /**
- * Why `wanted` (one project's routes) cannot go on an edge that serves `all`:
- * a port or hostname another project or service already has, a port route on
- * 80/443 beside hostname routes. Empty when it fits.
+ * Why `wanted` (all of one project's routes in its new release) cannot go on an
+ * edge that serves `all`: a port or hostname another project has, a port route
+ * on 80/443 beside hostname routes (either way round). The project's current
+ * routes do not count: its release replaces them all (a renamed service, a port
+ * moved to another service). Empty when it fits.
  */
-export function routeConflicts(all: readonly EdgeRoute[], wanted: readonly EdgeRoute[]): string[] {
+export function routeConflicts(all: readonly EdgeRoute[], project: string, wanted: readonly EdgeRoute[]): string[] {
   const problems: string[] = [];
-  const others = all.filter((r) => !wanted.some((w) => w.project === r.project && w.service === r.service));
+  const others = all.filter((r) => r.project !== project);
   const after = [...others, ...wanted];
-  const anyHost = after.some((r) => r.host);
+  const hostRoute = after.find((r) => r.host);
+  const who = (r: EdgeRoute) => (r.project === project ? r.service : `${r.project}/${r.service}`);
   for (const w of wanted) {
     const ports = w.listen.map((l) => l.port);
     if (new Set(ports).size !== ports.length) problems.push(`${w.service}: publishes one host port twice (on two addresses); the edge listens on each host port once`);
     for (const l of w.listen) {
       const holder = after.find((r) => r !== w && r.listen.some((x) => x.port === l.port));
-      if (holder) problems.push(`${w.service}: host port ${l.port} is already routed by the edge to ${holder.project}/${holder.service}`);
-      if (anyHost && (l.port === 80 || l.port === 443)) problems.push(`${w.service}: host port ${l.port} is the edge's own for hostname routes (HTTP→HTTPS and HTTPS); publish another port or give the service a \`host\``);
+      if (holder) problems.push(`${w.service}: host port ${l.port} is already routed by the edge to ${who(holder)}`);
+      if (hostRoute && (l.port === 80 || l.port === 443)) problems.push(`${w.service}: host port ${l.port} is the edge's own for hostname routes (HTTP→HTTPS and HTTPS; ${who(hostRoute)} has one); publish another port or give the service a \`host\``);
     }
     if (w.host) {
       const holder = after.find((r) => r !== w && r.host === w.host);
-      if (holder) problems.push(`${w.service}: hostname ${w.host} is already served by the edge for ${holder.project}/${holder.service}`);
+      if (holder) problems.push(`${w.service}: hostname ${w.host} is already served by the edge for ${who(holder)}`);
+      const onWeb = others.find((r) => r.listen.some((x) => x.port === 80 || x.port === 443));
+      if (onWeb) problems.push(`${w.service}: a hostname needs the edge's ports 80 and 443, but ${who(onWeb)} has a port route on ${onWeb.listen.find((x) => x.port === 80 || x.port === 443)!.port}; serve it on another port first, or serve this one on a port`);
     }
   }
   return [...new Set(problems)];
@@ -246,6 +363,21 @@ export function routeConflicts(all: readonly EdgeRoute[], wanted: readonly EdgeR
 export function replaceRoutes(all: readonly EdgeRoute[], project: string, keep: readonly string[], set: readonly EdgeRoute[] = []): EdgeRoute[] {
   const kept = all.filter((r) => (r.project !== project || keep.includes(r.service)) && !set.some((s) => s.project === r.project && s.service === r.service));
   return [...kept, ...set];
+}
+
+/**
+ * `all` with one route put in: its service's old route goes, and so do its own
+ * project's routes that hold its host port or hostname (a service renamed, or a
+ * port moved to another service: traffic moves in the same config change).
+ */
+export function putRoute(all: readonly EdgeRoute[], route: EdgeRoute): EdgeRoute[] {
+  const clashes = (r: EdgeRoute) => (route.host !== undefined && r.host === route.host) || r.listen.some((l) => route.listen.some((x) => x.port === l.port));
+  return [...all.filter((r) => !(r.project === route.project && (r.service === route.service || clashes(r)))), route];
+}
+
+/** A project's maintenance page on the edge now (from any of its routes), or undefined. */
+export function maintenanceOf(all: readonly EdgeRoute[], project: string): string | undefined {
+  return all.find((r) => r.project === project && r.maintenance !== undefined)?.maintenance;
 }
 
 /** The host port of a publish spec (`[ip:]host:container`). */

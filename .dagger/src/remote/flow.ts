@@ -39,7 +39,7 @@ export function operation<T>(req: OperationRequest, action: "deploy" | "rollback
   return inSpan(req.tracing ?? defaultTracing(), action, { "vps.project": req.project, ...(req.orchestrator === "swarm" ? { orchestrator: "swarm" } : {}), ...attributes }, (t, span) => {
     const p = new Progress(req.log, action, t);
     return withSession(req.ssh, p, (s) => body({
-      s, l: layout(req.dir), p, project: req.project, user: req.ssh.user, login, edge: req.edge ?? DEFAULT_EDGE, healthTimeoutSeconds: req.healthTimeoutSeconds,
+      s, l: layout(req.dir), p, project: req.project, user: req.ssh.user, server: req.ssh.host, login, edge: req.edge ?? DEFAULT_EDGE, healthTimeoutSeconds: req.healthTimeoutSeconds,
       note: (line) => req.log(`${`${action} note`.padEnd(16)} ${line}`),
       step: (name: StepName, f, detail, attrs) => {
         req.onStep?.(name);

@@ -41,12 +41,13 @@ interface HeldLock {
  * its stdin stays open. Resolves with a release function once held, or with the
  * command's result when it ended without the lock (busy, or failed).
  */
-export async function holdWhileOpen(s: SshSession, command: Argv): Promise<{ release: () => Promise<void> } | ExecResult> {
+export async function holdWhileOpen(s: SshSession, command: Argv, firstLine?: string): Promise<{ release: () => Promise<void> } | ExecResult> {
   let seen = "";
   let onLocked: () => void = () => {};
   const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
   const cmd = s.start(command, {
     keepStdinOpen: true,
+    ...(firstLine !== undefined ? { stdin: `${firstLine}\n` } : {}),
     onStdout: (chunk) => {
       seen += chunk;
       if (seen.includes("LOCKED")) onLocked();

@@ -3,6 +3,7 @@
  * types only, so any file of remote/ can import them without a circle.
  */
 import { DEFAULTS } from "../core/defaults.js";
+import type { EdgeTls } from "../core/edge.js";
 import type { SshOptions } from "./ssh.js";
 import type { Tracing } from "./trace.js";
 
@@ -10,8 +11,8 @@ import type { Tracing } from "./trace.js";
 export interface EdgeOptions {
   /** The edge's image (`caddy:2`, pinnable by digest). */
   image: string;
-  /** Who signs certificates for hostname routes. */
-  tls: "acme" | "internal";
+  /** Who signs certificates for this project's hostname routes (each route keeps its own). */
+  tls: EdgeTls;
 }
 
 export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };

@@ -4,7 +4,7 @@
  * and whether their images are still there, history tail). Neither takes the lock.
  */
 import { releaseShape, type ReleaseShape } from "../core/compose.js";
-import { EDGE_CONTAINER } from "../core/edge.js";
+import { EDGE_CONTAINER, maintenanceOf } from "../core/edge.js";
 import { parseJson } from "../core/errors.js";
 import type { ContainerState } from "../core/health.js";
 import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
@@ -98,8 +98,9 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
 async function edgeDrift(s: SshSession, l: Layout, project: string, release: string, shape: ReleaseShape): Promise<string[]> {
   const services = shape.http.map((h) => h.service);
   const [edge, mine, resolved] = await Promise.all([readEdge(s), containersOf(s, project), resolveRelease(s, l, project, release, shape)]);
-  if (edge.state !== "running") return [`the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy recreates it (or \`docker start ${EDGE_CONTAINER}\`)`];
+  if (edge.state !== "running") return [`the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy or rollback of any project on this VPS starts it again (or \`docker start ${EDGE_CONTAINER}\`)`];
   const out: string[] = [];
+  if (maintenanceOf(edge.routes, project) !== undefined) out.push(`${project} is in maintenance: the edge answers its routes with 503 and the maintenance page; \`vps … maintenance --off\` when done`);
   for (const service of services) {
     const route = edge.routes.find((r) => r.project === project && r.service === service);
     if (!route || route.upstreams.length === 0) {
@@ -112,6 +113,8 @@ async function edgeDrift(s: SshSession, l: Layout, project: string, release: str
       const why = !c ? "no such container of this project" : c.state !== "running" ? c.state : c.hash !== resolved.hashes[service] ? "made from another definition" : "";
       if (why) out.push(`the edge routes ${service} to ${name}, not a container of release ${release} (${why}): deploy again, or \`rollback --to ${release}\``);
     }
+    const replicas = resolved.replicas[service] ?? 1;
+    if (route.upstreams.length !== replicas) out.push(`the edge routes ${service} to ${route.upstreams.length} container(s), but release ${release} runs ${replicas}: deploy again, or \`rollback --to ${release}\``);
   }
   return out;
 }

@@ -16,7 +16,7 @@ import {
   AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, composeMajor, parsePreflight, preflightProbe, ps,
   pullImages, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
 } from "../../core/remote-commands.js";
-import { checkEdge, switchWithEdge } from "../edge.js";
+import { checkEdge, reviveEdge, switchWithEdge } from "../edge.js";
 import { releaseCompose } from "../releases.js";
 import type { SshSession } from "../ssh.js";
 import type { RegistryLogin } from "../target.js";
@@ -183,7 +183,8 @@ export const composeTarget: Target = {
   prepare: async () => {},
   check: async (c, r) => {
     if (r.shape.http.length === 0) return;
-    await c.step("edge", () => checkEdge(c, r), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
+    const x = await c.step("edge", () => checkEdge(c, r), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
+    x.notes.forEach((n) => c.note(n));
   },
   pull: async (c, r, previous) => {
     // The previous release's images are made present too: the automatic rollback must never lack them.
@@ -201,9 +202,12 @@ export const composeTarget: Target = {
   },
   jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs),
   switch: async (c, r, leaving) => {
+    // any project's deploy or rollback brings back a stopped edge: the others behind it must not wait for their own deploy
+    const revived = await reviveEdge(c.s, c.edge);
+    if (revived) c.note(revived);
     if (!viaEdge(r.shape, leaving)) return switchAndUp(c.s, c.l, c.project, r.id);
     // the other services stop-first, then each service behind the edge rolled over
-    const h = await switchWithEdge({ s: c.s, l: c.l, project: c.project, id: r.id, shape: r.shape, opts: c.edge, timeoutSeconds: c.healthTimeoutSeconds, waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds) });
+    const h = await switchWithEdge({ s: c.s, l: c.l, project: c.project, id: r.id, shape: r.shape, opts: c.edge, timeoutSeconds: c.healthTimeoutSeconds, server: c.server, waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds) });
     return h.ok ? undefined : h.reasons.join("; ");
   },
   wait: (c, r) => waitHealthy(c.s, c.l, c.project, r.shape, c.healthTimeoutSeconds),

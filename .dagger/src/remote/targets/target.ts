@@ -23,6 +23,8 @@ export interface Context {
   project: string;
   /** The deploy user, named in preflight's errors. */
   user: string;
+  /** The server's address as given (the SSH host): the Host header of a probe of a port route. */
+  server: string;
   /** Credentials for the pull, when there are any. */
   login?: RegistryLogin | undefined;
   edge: EdgeOptions;
