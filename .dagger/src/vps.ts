@@ -1,9 +1,10 @@
 /**
  * The Vps object: one server and one project on it, as `vps(...)` set them.
- * Its functions deploy, plan, verify, roll back, show status, diagnose and ship.
+ * Its functions deploy, plan, verify, roll back, show status, diagnose and ship,
+ * and change the shared edge (its image, a project's maintenance mode).
  * Wiring and documentation only.
  */
-import { Directory, Secret, func, object } from "@dagger.io/dagger";
+import { Directory, File, Secret, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import type { StackSettings } from "./build/stack.js";
@@ -201,6 +202,48 @@ export class Vps {
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
+    });
+  }
+
+  /**
+   * Replace the edge (the Caddy every project on this VPS shares) with another image: same ports, routes and certificates. The new edge starts the moment the old one lets go of its ports, and the old one serves again if the new one cannot start. Reports the gap (how long nothing listened). No deploy changes the edge's image: this is the only way.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker edge --image=caddy:2.8
+   *
+   * @param image The edge's new image (pin it by digest: `caddy:2@sha256:…`).
+   */
+  @func({ cache: "never" }) // changes a server
+  async edge(image: string): Promise<string> {
+    return explained(async () => {
+      const { edgeImageValue, vpsInputs } = await inputs();
+      const { replaceEdgeImage } = await import("./remote/edge-admin.js");
+      const v = await vpsInputs(this);
+      if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "edge: a swarm has no edge (its routing mesh publishes ports)", "use edge on a compose VPS");
+      const r = await replaceEdgeImage(v, edgeImageValue(image));
+      return `edge replaced: ${r.from} → ${r.to}; ${r.routes} route(s) kept on ${r.publish.map((p) => p.replace(/:\d+$/, "")).join(", ") || "no port"}; nothing listened for ${r.gapMs} ms`;
+    });
+  }
+
+  /**
+   * Maintenance mode: the edge answers every route of this project with 503 and a page (Retry-After: 60), without touching the containers; `--off` serves them again. A deploy keeps the mode as it is; status shows it.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker maintenance --on --page=./maintenance.html
+   *
+   * @param on Answer with the page.
+   * @param off Proxy to the containers again.
+   * @param page An HTML page from the repository (default: a short "down for maintenance" page).
+   */
+  @func({ cache: "never" }) // changes a server
+  async maintenance(on = false, off = false, page?: File): Promise<string> {
+    return explained(async () => {
+      const { vpsInputs } = await inputs();
+      if (on === off) throw new PipelineError("INVALID_INPUT", "maintenance: give exactly one of --on and --off", "`maintenance --on` (optionally --page=./maintenance.html) starts it, `maintenance --off` ends it");
+      if (off && page) throw new PipelineError("INVALID_INPUT", "maintenance: --page goes with --on", "drop --page");
+      const { setMaintenance } = await import("./remote/edge-admin.js");
+      const v = await vpsInputs(this);
+      if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "maintenance: a swarm has no edge to answer for the project", "use maintenance on a compose VPS");
+      const r = await setMaintenance(v, on, page ? await page.contents() : undefined);
+      return on ? `${r.project} is in maintenance: the edge answers ${r.services.join(", ")} with 503 and the page` : `${r.project} is served again: ${r.services.join(", ")}`;
     });
   }
 

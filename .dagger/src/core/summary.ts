@@ -38,13 +38,13 @@ export interface StatusView {
     services: { service: string; mode: string; desired: number; running: number; image: string; tasks: { node: string; state: string; image: string; error?: string }[] }[];
     nodes: { hostname: string; state: string; availability: string; manager: boolean }[];
   };
-  edge?: { state: string; image: string; publish: string[]; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
+  edge?: { state: string; image: string; publish: string[]; maintenance?: boolean; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
 }
 
 /** One line for the edge and one per route of this project. */
 function edgeLines(e: NonNullable<StatusView["edge"]>): string[] {
   return [
-    `edge: ${e.state}, ${e.image}, publishes ${e.publish.map((p) => p.replace(/:\d+$/, "")).join(", ") || "nothing"}`,
+    `edge: ${e.state}, ${e.image}, publishes ${e.publish.map((p) => p.replace(/:\d+$/, "")).join(", ") || "nothing"}${e.maintenance ? "; IN MAINTENANCE: its routes answer 503 with the page (`maintenance --off` ends it)" : ""}`,
     ...e.routes.map((r) => `  ${r.service.padEnd(12)} ${[...r.listen.map((l) => `:${l.port}`), ...(r.host ? [`https://${r.host}`] : [])].join(" ")} → ${r.upstreams.join(", ") || "(no container)"}`),
   ];
 }

@@ -7,7 +7,7 @@ import type { Directory, Secret } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
 import type { ComposeStack } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";
-import { builtImagesRegistry } from "../core/images.js";
+import { builtImagesRegistry, invalidImageReference } from "../core/images.js";
 import { DEFAULTS } from "../core/defaults.js";
 import { envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/report.js";
@@ -139,4 +139,11 @@ export function keyValues(pairs: readonly string[], what: string): Record<string
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;
+}
+
+/** The edge's new image (`edge --image`), checked like `--edge-image`. */
+export function edgeImageValue(image: string): string {
+  const why = invalidImageReference(image);
+  if (why !== undefined) throw new PipelineError("INVALID_INPUT", `image: ${why}`, "give an image reference such as caddy:2 or caddy:2@sha256:…");
+  return image;
 }

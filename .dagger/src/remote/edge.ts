@@ -84,7 +84,7 @@ export async function withEdgeLock<T>(s: SshSession, body: () => Promise<T>): Pr
   }
 }
 
-async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): Promise<void> {
+export async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): Promise<void> {
   const r = await s.exec(loadEdgeConfig(), { stdin: JSON.stringify(caddyConfig(routes)) });
   if (r.code !== 0) throw new PipelineError("EDGE_FAILED", `the edge refused its new config (it keeps the old one): ${tail(r.stderr, 3)}`, `\`docker logs ${EDGE_CONTAINER}\` on the VPS says more`);
 }
@@ -95,7 +95,7 @@ async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): Promise<
  * moment the old one has let go of its ports, and the old one comes back when
  * it cannot. Returns how long nothing listened, in ms.
  */
-async function edgeUpOrFail(s: SshSession, image: string, mode: "start" | "replace", publish: readonly string[]): Promise<number> {
+export async function edgeUpOrFail(s: SshSession, image: string, mode: "start" | "replace", publish: readonly string[]): Promise<number> {
   const r = await s.exec(edgeUp(image, mode, publish));
   const kept = mode === "replace" ? "; the old edge is serving again with its config" : "";
   if (r.code === EDGE_IMAGE_EXIT) throw new PipelineError("EDGE_FAILED", `cannot pull the edge's image ${image}: ${tail(r.stderr, 2)}${kept}`, "the VPS must reach the image's registry (Docker Hub for caddy:2), or the edge must be given an image it can pull: `vps … edge --image=…`");

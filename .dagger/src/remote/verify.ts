@@ -131,8 +131,8 @@ export interface StatusReport {
   services: ContainerState[];
   releases: KeptRelease[];
   history: HistoryRecord[];
-  /** The VPS's edge and this project's routes on it (absent when there is no edge). */
-  edge?: EdgeView;
+  /** The VPS's edge and this project's routes on it (absent when there is no edge); `maintenance`: the edge answers them with the maintenance page. */
+  edge?: EdgeView & { maintenance: boolean };
   /** On a swarm: each service's tasks and the nodes. */
   swarm?: SwarmView;
 }
@@ -175,7 +175,8 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
       if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };
       const edge = await readEdge(s);
-      const ours = { ...edge, routes: edge.routes.filter((r) => r.project === target.project) };
+      const mine = edge.routes.filter((r) => r.project === target.project);
+      const ours = { ...edge, maintenance: mine.some((r) => r.maintenance !== undefined), routes: mine.map(({ maintenance: _, ...r }) => r) };
       return { release, services, releases, history, ...(edge.state !== "missing" ? { edge: ours } : {}) };
     });
   });
