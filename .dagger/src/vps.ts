@@ -210,7 +210,7 @@ export class Vps {
    *
    * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker edge --image=caddy:2.8
    *
-   * @param image The edge's new image (pin it by digest: `caddy:2@sha256:…`).
+   * @param image The edge's new image (pin it by digest: caddy:2@sha256:…).
    */
   @func({ cache: "never" }) // changes a server
   async edge(image: string): Promise<string> {

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from "node:events";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
+import { edgeState } from "../../.dagger/src/core/edge-commands.js";
 import { appendHistory, readCurrentRelease, readOptionalFile, switchTo, writeFileAtomic, type Argv, type Layout } from "../../.dagger/src/core/remote-commands.js";
 import { SshSession, type ExecResult, type RunningCommand } from "../../.dagger/src/remote/ssh.js";
 
@@ -43,7 +44,7 @@ export class FakeSession extends SshSession {
     if (scripted === "lost") return { result: Promise.reject(new PipelineError("SSH_CONNECTION_LOST", "the connection to the fake VPS was lost", "run it again")), closeStdin: () => {} };
     if (scripted === undefined && opts.keepStdinOpen) {
       // a lock holder or an event watch: prints its word, then lasts until its stdin closes
-      if (command.includes("flock")) opts.onStdout?.("LOCKED\n");
+      if (command.some((a) => /\bflock\b/.test(a))) opts.onStdout?.("LOCKED\n");
       let end: (r: ExecResult) => void = () => {};
       return { result: new Promise<ExecResult>((r) => (end = r)), closeStdin: () => end({ code: 0, stdout: "", stderr: "" }) };
     }
@@ -59,6 +60,7 @@ export class FakeSession extends SshSession {
     else if (same(argv, appendHistory(this.l))) this.files.set(this.l.history, (this.files.get(this.l.history) ?? "") + stdin);
     else if (same(argv, readOptionalFile("x"))) return { stdout: this.files.get(path) ?? "" };
     else if (same(argv, switchTo(this.l, "x"))) this.files.set(this.l.current, argv[6] ?? "");
+    else if (same(argv, edgeState("x"))) return { stdout: "edge missing\n" }; // a VPS that never had an edge
     else if (same(argv, readCurrentRelease(this.l))) {
       const id = this.files.get(this.l.current)?.trim();
       return { stdout: id ? `${id}\n${this.files.get(`${this.l.releases}/${id}/docker-compose.yml`) ?? ""}` : "" };

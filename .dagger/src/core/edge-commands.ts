@@ -203,7 +203,8 @@ export function probePorts(image: string, project: string, specs: readonly strin
     'shift "$n"',
     '[ -n "$foreign" ] || [ $# -eq 0 ] && exit 0',
     `docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
-    `err=$(docker run --rm "$@" --entrypoint "" "$img" true 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
+    // docker's reason, without the CLI's "Run 'docker run --help'" line after it
+    `err=$(docker run --rm "$@" --entrypoint "" "$img" true 2>&1 > /dev/null) || { printf "%s\\n" "$err" | grep -v -e "^Run 'docker" -e "^$" >&2; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
   ].join("\n");
   return ["sh", "-c", script, "sh", image, project, ...specs];
 }
@@ -224,10 +225,12 @@ export function edgeUp(image: string, mode: "start" | "replace", publish: readon
   const next = `${EDGE_CONTAINER}-next`;
   const script = [
     'img=$1; mode=$2; shift 2; n=$#',
+    // a port someone else holds, or anything else (an image that does not run Caddy…)
+    `why() { case "$err" in *"already allocated"*|*"address already in use"*) return ${EDGE_PORT_TAKEN_EXIT};; *) return 1;; esac; }`,
     `docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || docker network create ${EDGE_NETWORK} > /dev/null || docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || exit 1`,
     `st=$(docker inspect --type container --format '{{.State.Status}}' ${EDGE_CONTAINER} 2> /dev/null) || st=missing`,
     'if [ "$mode" = start ] && [ "$st" != missing ]; then',
-    `  if [ "$st" != running ]; then err=$(docker start ${EDGE_CONTAINER} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; exit ${EDGE_PORT_TAKEN_EXIT}; }; fi`,
+    `  if [ "$st" != running ]; then err=$(docker start ${EDGE_CONTAINER} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; why; exit $?; }; fi`,
     `  ${WAIT_ADMIN(EDGE_CONTAINER)} || { docker logs --tail 5 ${EDGE_CONTAINER} >&2; exit ${EDGE_NOT_READY_EXIT}; }`,
     '  echo "gap 0"; exit 0',
     'fi',
@@ -245,7 +248,7 @@ export function edgeUp(image: string, mode: "start" | "replace", publish: readon
     // from here on, any failure puts the old edge back
     `back() { docker rm -f ${next} > /dev/null 2>&1; if [ "$st" != missing ]; then docker start ${EDGE_CONTAINER} > /dev/null 2>&1; ${WAIT_ADMIN(EDGE_CONTAINER)}; fi; }`,
     `t0=$(now); [ "$st" = missing ] || docker stop -t 10 ${EDGE_CONTAINER} > /dev/null`,
-    `err=$(docker start ${next} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; back; exit ${EDGE_PORT_TAKEN_EXIT}; }`,
+    `err=$(docker start ${next} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; back; why; exit $?; }`,
     `${WAIT_ADMIN(next)} || { docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_READY_EXIT}; }`,
     't1=$(now)',
     `docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1; docker rename ${next} ${EDGE_CONTAINER} || exit 1`,
