@@ -85,11 +85,11 @@ async function swarmFinding(s: SshSession): Promise<Finding> {
 /** The edge: absent until a service opts in; running with its routes; or stopped (its services get no traffic). */
 async function edgeFinding(s: SshSession, image: string | undefined): Promise<Finding> {
   try {
-    const e = await readEdge(s);
-    if (e.state === "missing") return { check: "edge", status: "ok", detail: "no edge on this VPS (the first deploy with `x-vps-pipeline: http` makes it)" };
-    if (e.state !== "running") return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} is ${e.state}: services behind it get no traffic`, fix: `\`docker start ${EDGE_CONTAINER}\` on the VPS, or deploy (it starts it)` };
-    const routes = e.routes.map((r) => `${r.project}/${r.service}`).join(", ") || "no routes";
-    if (image && e.image !== image) return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} runs ${e.image}, not ${image} (${routes})`, fix: "the edge keeps its image until it is recreated (a new host port, or removed by hand: the next deploy makes it again with its routes)" };
+    const e = await readEdge(s, image);
+    const routes = e.routes.map((r) => `${r.project}/${r.service}${r.maintenance !== undefined ? " (maintenance)" : ""}`).join(", ") || "no routes";
+    if (e.state === "missing" && e.routes.length === 0) return { check: "edge", status: "ok", detail: "no edge on this VPS (the first deploy with `x-vps-pipeline: http` makes it)" };
+    if (e.state !== "running") return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} is ${e.state === "missing" ? "removed (its volume keeps its routes)" : e.state}: ${routes} get no traffic`, fix: `the next deploy or rollback of any project on this VPS starts it again, or \`docker start ${EDGE_CONTAINER}\` on the VPS` };
+    if (image && e.image !== image) return { check: "edge", status: "warn", detail: `${EDGE_CONTAINER} runs ${e.image}, not ${image} (${routes})`, fix: `no deploy changes the edge's image (every project shares it): \`vps … edge --image=${image}\` replaces it, keeping its routes` };
     return { check: "edge", status: "ok", detail: `${EDGE_CONTAINER} runs ${e.image}, publishes ${e.publish.join(", ") || "nothing"}; routes: ${routes}` };
   } catch (err) {
     return { check: "edge", status: "fail", detail: isPipelineError(err) ? `${err.code}: ${err.message}` : String(err), fix: `\`docker logs ${EDGE_CONTAINER}\` on the VPS` };
