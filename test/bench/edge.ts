@@ -84,6 +84,7 @@ for (let i = 0; i < RUNS; i++) {
   gapFailed.push({ failed: res.failed, sent: res.sent });
   process.stderr.write(`replace run ${i + 1}/${RUNS}: gap ${r.gapMs} ms, failed ${res.failed}/${res.sent}\n`);
 }
+const networks = Number(sh("docker inspect --format '{{len .NetworkSettings.Networks}}' vps-pipeline-edge").trim());
 if (sh(`docker inspect --format '{{.Config.Image}}' vps-pipeline-edge`).trim() !== testEdge.image) await replaceEdgeImage(target(PROJECTS[0][0]), testEdge.image);
 PROJECTS.forEach(([p]) => freshProject(p));
 
@@ -99,12 +100,14 @@ Machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), the test bed (real
 | one route change with 1 route on the edge | ${(median(routeTimes[1]!) * 1000).toFixed(0)} ms |
 | one route change with 10 routes | ${(median(routeTimes[10]!) * 1000).toFixed(0)} ms |
 | one route change with 100 routes | ${(median(routeTimes[100]!) * 1000).toFixed(0)} ms |
-| \`vps … edge --image\`: nothing listens for (measured on the server) | ${median(gaps).toFixed(0)} ms (min ${Math.min(...gaps)}, max ${Math.max(...gaps)}) |
+| \`vps … edge --image\` (the edge on ${networks} networks: its own and one per project): nothing listens for (measured on the server) | ${median(gaps).toFixed(0)} ms (min ${Math.min(...gaps)}, max ${Math.max(...gaps)}) |
 | requests failed during those replacements, 100 requests/s | ${sum(gapFailed)} |
 
 A route change is what each rollover does once: take the edge lock, read the edge's state and config,
 load the new config (Caddy swaps it in gracefully). The replacement's gap is from the old edge's stop
-to the new one's admin API answering; requests sent meanwhile are refused (connection refused), so
+to the new one's admin API answering: Caddy itself stops at once; the time is Docker tearing down the
+old container's ports and networks and setting up the new one's (it grows with the number of
+networks). Requests sent meanwhile are refused (connection refused), so
 \`edge --image\` belongs in a quiet moment. It happens on a deploy only when the set of published ports
 changes (a new host port, or the first hostname).
 `;

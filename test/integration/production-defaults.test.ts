@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, freshProject, freshStack, history, onSwarm, releaseCompose, swarmRequest, webStatus } from "../testbed/bed.js";
+import { bed, deployRequest, freshProject, freshStack, history, onSwarm, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -31,7 +31,11 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     await deploy(req("v1"));
     await deploy(req("v2"));
     expect((await webStatus(18241)).body).toContain("Version v2.");
-    expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok"]);
+    // only web's replica count changes: rolled over behind the edge, each new container waiting its first 30 s check
+    const twice = releaseCompose("v2", "v2", (t) => productionTiming(t).replace("    init: true\n    restart: unless-stopped\n    depends_on:", "    init: true\n    deploy: { replicas: 2 }\n    restart: unless-stopped\n    depends_on:"));
+    await deploy(deployRequest("defaults", 18241, { compose: twice, healthTimeoutSeconds: DEFAULTS.healthTimeout }));
+    expect(sh("docker ps -q --filter label=com.docker.compose.project=defaults --filter label=com.docker.compose.service=web").trim().split("\n")).toHaveLength(2);
+    expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
   }, 600_000);
 
   it("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {

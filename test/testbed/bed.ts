@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
-import { EDGE_CONTAINER, caddyConfig, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
+import { EDGE_CONTAINER, caddyConfig, projectNetwork, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
 import { parseHistory } from "../../.dagger/src/core/release.js";
 import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
@@ -136,6 +136,8 @@ const HOME = "/home/deploy";
 /** Remove a project's containers and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
 export function freshProject(project: string): void {
   sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; rm -rf ${HOME}/production/${project}`);
+  // the project's network with the edge: networks are a scarce pool on one engine (about 30 by default)
+  sh(`n=${projectNetwork(project)}; if docker network inspect $n >/dev/null 2>&1; then docker network disconnect -f $n ${EDGE_CONTAINER} >/dev/null 2>&1; docker network rm $n >/dev/null 2>&1; fi; true`);
   const routes = edgeRoutes();
   if (routes.some((r) => r.project === project)) loadEdge(replaceRoutes(routes, project, []));
 }

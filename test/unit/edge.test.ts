@@ -1,11 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
 import {
-  DEFAULT_MAINTENANCE_PAGE, PUBLISHED_LABEL, caddyConfig, edgePublish, edgePublished, hostPort, invalidEdgeTls, maintenanceOf, parseListen, publishedByEdge, putRoute,
+  DEFAULT_MAINTENANCE_PAGE, PUBLISHED_LABEL, caddyConfig, edgePublish, edgePublished, hostHeader, hostPort, invalidEdgeTls, maintenanceOf, parseListen, publishedByEdge, putRoute,
   replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute,
 } from "../../.dagger/src/core/edge.js";
 import { planRollover, type ServiceContainer } from "../../.dagger/src/core/edge-commands.js";
-import { hostHeader } from "../../.dagger/src/remote/edge.js";
 import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
 
 const D = `sha256:${"a".repeat(64)}`;

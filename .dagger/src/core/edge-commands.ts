@@ -137,6 +137,11 @@ export function joinProjectNetwork(project: string): Argv {
   ].join("\n"), "sh", projectNetwork(project), project];
 }
 
+/** A project that no longer has anything behind the edge: the edge leaves its network, which goes (networks are a scarce pool). */
+export function leaveProjectNetwork(project: string): Argv {
+  return ["sh", "-c", `docker network inspect "$1" > /dev/null 2>&1 || exit 0; docker network disconnect -f "$1" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$1" > /dev/null 2>&1; true`, "sh", projectNetwork(project)];
+}
+
 /**
  * HTTP check of the container's health path from inside the edge (its network,
  * its view) with the Host header users send (the route's hostname, or the

@@ -380,6 +380,15 @@ export function maintenanceOf(all: readonly EdgeRoute[], project: string): strin
   return all.find((r) => r.project === project && r.maintenance !== undefined)?.maintenance;
 }
 
+/** The Host users send to a route: its hostname, or the published `host:port` (the bound address, else the server's own name). */
+export function hostHeader(h: { host?: string | undefined }, listen: readonly Listen[], server: string): string {
+  if (h.host) return h.host;
+  const l = listen[0];
+  if (!l) return server;
+  const name = l.hostIp ?? server;
+  return `${name.includes(":") ? `[${name}]` : name}:${l.port}`;
+}
+
 /** The host port of a publish spec (`[ip:]host:container`). */
 export function hostPort(spec: string): string {
   return spec.split(":").slice(-2, -1)[0] ?? "";

@@ -9,11 +9,11 @@ import type { ReleaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError, parseJson, tail } from "../core/errors.js";
 import {
   EDGE_IMAGE_EXIT, EDGE_NOT_READY_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, edgeUp, holdClaim, holdEdgeLock, httpFromEdge,
-  joinProjectNetwork, liveClaims, loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside,
+  joinProjectNetwork, leaveProjectNetwork, liveClaims, loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside,
   serviceContainers, upServices, type ServiceContainer,
 } from "../core/edge-commands.js";
 import {
-  EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, hostPort, maintenanceOf, parseListen, publishedByEdge, putRoute, replaceRoutes, routeConflicts,
+  EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, hostHeader, hostPort, maintenanceOf, parseListen, publishedByEdge, putRoute, replaceRoutes, routeConflicts,
   routesFromCaddy, type EdgeRoute, type Listen,
 } from "../core/edge.js";
 import type { HttpSpec } from "../core/extension.js";
@@ -208,15 +208,6 @@ async function waitAnswering(s: SshSession, project: string, names: readonly str
   }
 }
 
-/** The Host users send to a route: its hostname, or the published `host:port` (the bound address, else the server's own name). */
-export function hostHeader(h: Pick<HttpSpec, "host">, listen: readonly Listen[], server: string): string {
-  if (h.host) return h.host;
-  const l = listen[0];
-  if (!l) return server;
-  const name = l.hostIp ?? server;
-  return `${name.includes(":") ? `[${name}]` : name}:${l.port}`;
-}
-
 /** One service behind the edge, rolled onto a release. */
 interface Rollover {
   s: SshSession;
@@ -324,7 +315,7 @@ export async function switchWithEdge(o: {
   const behind = shape.http.map((h) => h.service);
   const wanted = wantedRoutes(project, shape, resolved);
   await withEdgeLock(s, async () => {
-    const j = await s.exec(joinProjectNetwork(project));
+    const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
     if (j.code !== 0) throw new PipelineError("EDGE_FAILED", `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`, "`docker network ls` on the VPS; the deploy user must be able to create networks");
     const edge = await readEdge(s, opts.image);
     // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
@@ -356,5 +347,6 @@ export async function switchWithEdge(o: {
   });
   const orphans = (await containersOf(s, project)).filter((c) => !(c.service in shape.images)).map((c) => c.name);
   if (orphans.length) await s.exec(removeContainers(orphans, 10));
+  if (behind.length === 0) await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
   return { ok: true };
 }
