@@ -151,6 +151,10 @@ export class VpsPipeline {
    * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…).
    * @param edgeTls Certificates for hostname routes: acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS) or internal (Caddy's own CA).
    * @param orchestrator compose (one VPS, the default) or swarm: the host is a Docker Swarm manager and the release is deployed with docker stack deploy.
+   * @param backupPassword Password of the restic repository holding the data snapshots (needed when a release declares x-vps-pipeline data; made with it on the first snapshot; it cannot be recovered).
+   * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).
+   * @param keepSnapshots Snapshots kept per data service.
+   * @param keepSnapshotDays Also drop snapshots older than this many days (0: by count only).
    */
   @func()
   vps(
@@ -172,8 +176,12 @@ export class VpsPipeline {
     edgeImage: string = DEFAULTS.edgeImage,
     edgeTls: string = DEFAULTS.edgeTls,
     orchestrator: string = DEFAULTS.orchestrator,
+    backupPassword?: Secret,
+    resticImage: string = DEFAULTS.resticImage,
+    keepSnapshots: number = DEFAULTS.keepSnapshots,
+    keepSnapshotDays: number = DEFAULTS.keepSnapshotDays,
   ): Vps {
-    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator });
+    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator, backupPassword, resticImage, keepSnapshots, keepSnapshotDays });
   }
 
   /**

@@ -78,9 +78,17 @@ export class Vps {
   @func() edgeTls!: string;
   /** compose (one VPS) or swarm (the host is a swarm manager). */
   @func() orchestrator!: string;
+  /** Password of the restic repository of the data snapshots. */
+  @func() backupPassword?: Secret;
+  /** restic's image. */
+  @func() resticImage!: string;
+  /** Snapshots kept per data service. */
+  @func() keepSnapshots!: number;
+  /** Age in days after which snapshots go (0: by count only). */
+  @func() keepSnapshotDays!: number;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
-  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase"> & { sshKeyPassphrase?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase" | "backupPassword"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
     return Object.assign(new Vps(), {
       source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
@@ -167,10 +175,11 @@ export class Vps {
    * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN rollback
    *
    * @param to Release id to return to, as status shows it (default: the newest good release older than the current).
+   * @param restoreData Also put the data (services with x-vps-pipeline data) back as it was while that release was current, from the snapshot taken before the next release's jobs; every data service is stopped meanwhile.
    * @param format Output: text, json or markdown.
    */
   @func({ cache: "never" }) // changes a server
-  async rollback(to = "", format = "text"): Promise<string> {
+  async rollback(to = "", restoreData = false, format = "text"): Promise<string> {
     return explained(async () => {
       const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
       const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([import("./remote/rollback.js"), import("./core/summary.js")]);
@@ -180,7 +189,7 @@ export class Vps {
       // No stack is read for a rollback: without --registry the token goes to the registry of the release's own pinned images.
       const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
       const log = liveLog();
-      const r = await remoteRollback({ ...v, log: log.log, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
+      const r = await remoteRollback({ ...v, log: log.log, restoreData, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
       const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, markdownRelease);
     });
@@ -202,6 +211,40 @@ export class Vps {
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
+    });
+  }
+
+  /**
+   * Snapshot the data of the current release now (services with x-vps-pipeline data: physical copies of their volumes, or their dump command), into the restic repository on the VPS; retention as set on vps. Deploys take one before every release's jobs by themselves.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD backup
+   */
+  @func({ cache: "never" }) // changes a server
+  async backup(): Promise<string> {
+    return explained(async () => {
+      const { vpsInputs } = await inputs();
+      const { backup: remoteBackup } = await import("./remote/data.js");
+      const log = liveLog();
+      const taken = await remoteBackup({ ...(await vpsInputs(this)), log: log.log });
+      return `${log.lines.join("\n")}\n${taken.map((r) => `snapshot ${r.id.slice(0, 12)} of ${r.service} (${r.capture}, ${(r.bytes / 1048576).toFixed(1)} MiB, ${r.seconds}s${r.stoppedSeconds !== undefined ? `, stopped ${r.stoppedSeconds}s` : ""})`).join("\n")}`;
+    });
+  }
+
+  /**
+   * Put one snapshot's data back under the current release (status lists them): the service is stopped for a physical restore and started again; a logical one is fed to its restore command.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD restore --snapshot=1a2b3c4d
+   *
+   * @param snapshot The snapshot's id as status lists it (at least 8 hex digits).
+   */
+  @func({ cache: "never" }) // changes a server
+  async restore(snapshot: string): Promise<string> {
+    return explained(async () => {
+      const { vpsInputs } = await inputs();
+      const { restoreSnapshot } = await import("./remote/data.js");
+      const log = liveLog();
+      const done = await restoreSnapshot({ ...(await vpsInputs(this)), log: log.log, snapshot });
+      return `${log.lines.join("\n")}\nrestored: ${done.join(", ")}`;
     });
   }
 

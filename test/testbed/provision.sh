@@ -10,7 +10,7 @@ need=()
 for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registry htpasswd:apache2-utils \
             ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client \
             docker-compose:docker-compose shellcheck:shellcheck gpg:gnupg pass:pass \
-            docker-credential-pass:golang-docker-credential-helpers; do
+            docker-credential-pass:golang-docker-credential-helpers debootstrap:debootstrap; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -55,3 +55,27 @@ if [ ! -x "$CACHE/caddy" ]; then
   rm -rf "$d"
 fi
 "$CACHE/caddy" version >/dev/null
+
+# Data snapshots: Debian's restic, unpacked (up.sh makes the test bed's restic image from it).
+if [ ! -x "$CACHE/restic" ]; then
+  echo "provision: fetching Debian's restic"
+  d=$(mktemp -d)
+  (cd "$d" && apt-get download restic >/dev/null 2>&1) || { apt-get update -qq && (cd "$d" && apt-get download restic >/dev/null); }
+  dpkg-deb -x "$d"/restic_*.deb "$d/root"
+  install -m 0755 "$d/root/usr/bin/restic" "$CACHE/restic"
+  rm -rf "$d"
+fi
+"$CACHE/restic" version >/dev/null
+
+# A real PostgreSQL for the data tests: a minimal Debian root with Debian's postgresql, made once per
+# machine with debootstrap from the same mirror apt uses (up.sh imports it as an image).
+if [ ! -s "$CACHE/postgres-root.tar" ]; then
+  echo "provision: making a Debian root with PostgreSQL (debootstrap, about a minute)"
+  mirror=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  r=$(mktemp -d)
+  debootstrap --variant=minbase --include=postgresql-15 bookworm "$r" "$mirror" >/dev/null
+  rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/locale/* "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
+  tar -C "$r" -cf "$CACHE/postgres-root.tar.tmp" . && mv "$CACHE/postgres-root.tar.tmp" "$CACHE/postgres-root.tar"
+  rm -rf "$r"
+fi

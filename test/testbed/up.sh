@@ -213,6 +213,33 @@ if ! docker image inspect vps-testbed/caddy:2 >/dev/null 2>&1; then
   rm -rf "$ctx"
 fi
 
+# --- restic for data snapshots: Debian's, on the busybox base, as the edge's Caddy -----------------------
+if ! docker image inspect vps-testbed/restic:0.14 >/dev/null 2>&1; then
+  log "making restic's image from Debian's restic"
+  ctx=$(mktemp -d)
+  mkdir -p "$ctx/opt/restic" "$ctx/usr/bin"
+  cp "$CACHE/restic" "$ctx/opt/restic/restic"
+  for lib in $(ldd "$CACHE/restic" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do cp -L "$lib" "$ctx/opt/restic/"; done
+  printf '#!/bin/sh\nexec /opt/restic/ld-linux-x86-64.so.2 --library-path /opt/restic /opt/restic/restic "$@"\n' > "$ctx/usr/bin/restic"
+  chmod 0755 "$ctx/usr/bin/restic"
+  printf '%s\n' 'FROM vps-testbed/busybox:1' 'COPY opt /opt' 'COPY usr /usr' 'ENTRYPOINT ["restic"]' > "$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/restic:0.14 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
+  rm -rf "$ctx"
+fi
+
+# --- PostgreSQL for the data tests: the Debian root provision.sh made, a data directory made on first start ---
+if ! docker image inspect vps-testbed/postgres:15 >/dev/null 2>&1; then
+  log "making the PostgreSQL image from Debian's postgresql"
+  docker import - vps-testbed/debian-postgres:15 < "$CACHE/postgres-root.tar" >/dev/null
+  ctx=$(mktemp -d)
+  cp "$HERE/postgres-entrypoint.sh" "$ctx/entrypoint.sh"
+  printf '%s\n' 'FROM vps-testbed/debian-postgres:15' 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data' \
+    'COPY entrypoint.sh /usr/local/bin/entrypoint.sh' 'STOPSIGNAL SIGINT' 'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]' > "$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/postgres:15 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
+  docker rmi vps-testbed/debian-postgres:15 >/dev/null 2>&1 || true
+  rm -rf "$ctx"
+fi
+
 # --- The example app, in three versions, pushed to the registry ----------------
 export DOCKER_CONFIG="$STATE/docker-push-config"   # root's own config stays clean
 mkdir -p "$DOCKER_CONFIG"
@@ -235,9 +262,14 @@ build() { # service version healthy
     echo "\"migrate:$2\": \"$(digest "$PREFIX/migrate:$2")\""
   fi
 }
-log "building and pushing the example app (v1, v2, broken v3)"
+# the data tests' database, pushed like an app image (a deploy pulls it by digest)
+pushed() { # name tag local-image
+  docker tag "$3" "$PREFIX/$1:$2" && docker push -q "$PREFIX/$1:$2" >/dev/null
+  echo "\"$1:$2\": \"$(digest "$PREFIX/$1:$2")\""
+}
+log "building and pushing the example app (v1, v2, broken v3) and PostgreSQL"
 images=$(
-  { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true; } | paste -sd,
+  { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true; pushed postgres 15 vps-testbed/postgres:15; } | paste -sd,
 )
 rm -rf "$DOCKER_CONFIG"
 unset DOCKER_CONFIG

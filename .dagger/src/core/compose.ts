@@ -7,7 +7,8 @@ import { envValues } from "./env-file.js";
 import { dirname, normalize } from "./paths.js";
 import { PipelineError } from "./errors.js";
 import { PUBLISHED_LABEL, edgePublished } from "./edge.js";
-import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type HttpSpec, type JobSpec } from "./extension.js";
+import { dataProblems } from "./data.js";
+import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type DataSpec, type HttpSpec, type JobSpec } from "./extension.js";
 import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "./images.js";
 
 /** What compose itself accepts as a service name. */
@@ -37,6 +38,8 @@ export interface ComposeStack {
   jobs: JobSpec[];
   /** Services behind the edge (`x-vps-pipeline: { http: … }`), with their `ports:` as `[ip:]published:target`. */
   http: (HttpSpec & { published: string[] })[];
+  /** Services that own data (`x-vps-pipeline: { data: … }`). */
+  data: DataSpec[];
 }
 
 
@@ -112,6 +115,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
   const builds: BuildTarget[] = [];
   const jobs: JobSpec[] = [];
   const http: (HttpSpec & { published: string[] })[] = [];
+  const data: DataSpec[] = [];
   const owners = new Map<string, string>();
   const base = dirname(file);
   const prefix = imagePrefix?.toLowerCase().replace(/\/+$/, "");
@@ -148,6 +152,11 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       if (Array.isArray(svc.profiles) && svc.profiles.length > 0) problems.push(`${where}.profiles: a service behind the edge always runs; remove \`profiles\` or \`${EXTENSION_KEY}.http\``);
       if (svc.network_mode !== undefined) problems.push(`${where}.network_mode: a service behind the edge must be reachable on the edge's network; remove \`network_mode\``);
       http.push({ ...ext.http, published: ports.published });
+    }
+    if (ext.data) {
+      problems.push(...dataProblems(where, svc, ext.data, ((root as { volumes?: unknown }).volumes ?? {}) as Record<string, unknown>));
+      if (Array.isArray(svc.profiles) && svc.profiles.length > 0) problems.push(`${where}.profiles: a service that owns data always runs; remove \`profiles\``);
+      data.push(ext.data);
     }
     const image = typeof svc.image === "string" ? svc.image : undefined;
     if (svc.build === undefined) {
@@ -220,7 +229,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       "fix the services named above in the production compose file",
     );
   }
-  return { file, doc, services: Object.keys(services), builds, jobs, http };
+  return { file, doc, services: Object.keys(services), builds, jobs, http, data };
 }
 
 /** A service's `depends_on` as a map of service → condition (the list form means `service_started`). */
@@ -321,6 +330,8 @@ export interface ReleaseShape {
   http: HttpSpec[];
   /** service → replicas, where the file sets them (`scale`, `deploy.replicas`). */
   replicas: Record<string, number>;
+  /** Services that own data: captured before a release's jobs, restored on demand. */
+  data: DataSpec[];
 }
 
 /**
@@ -350,7 +361,7 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
   const vars = envValues(env);
   const root = (composeData(releaseText) ?? {}) as { services?: Record<string, unknown> };
   const services = root.services && typeof root.services === "object" ? root.services : {};
-  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {} };
+  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {}, data: [] };
   const onceTargets = new Set<string>();
   for (const raw of Object.values(services)) {
     for (const [dep, condition] of Object.entries(dependsOn(raw))) if (condition === "service_completed_successfully") onceTargets.add(dep);
@@ -358,7 +369,8 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
   for (const [name, raw] of Object.entries(services)) {
     const svc = (raw ?? {}) as Record<string, unknown>;
     shape.images[name] = typeof svc.image === "string" ? svc.image : "";
-    const { job, http } = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    const { job, http, data } = parseServiceExtension(name, svc[EXTENSION_KEY]);
+    if (data) shape.data.push(data);
     const n = replicas(svc, vars);
     if (n !== undefined) shape.replicas[name] = n;
     if (job) shape.jobs.push(job);

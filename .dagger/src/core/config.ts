@@ -99,6 +99,12 @@ export const vpsTargetSchema = z
       const why = invalidEdgeTls(v);
       if (why) ctx.addIssue({ code: "custom", message: why });
     }).default(DEFAULTS.edgeTls),
+    resticImage: z
+      .string()
+      .refine((s) => invalidImageReference(s) === undefined, { message: "must be an image reference such as restic/restic:0.17.3" })
+      .default(DEFAULTS.resticImage),
+    keepSnapshots: z.number().int().min(1, "must keep at least 1 snapshot, or a rollback has no data to return to").max(1000).default(DEFAULTS.keepSnapshots),
+    keepSnapshotDays: z.number().int().min(0).max(36_500).default(DEFAULTS.keepSnapshotDays),
     orchestrator: z.enum(["compose", "swarm"], { message: "must be compose (one VPS) or swarm (the host is a swarm manager)" }).default(DEFAULTS.orchestrator),
   })
   .transform((v) => ({ ...v, dir: v.dir ?? remoteDir.parse(defaultDir(v.project)) }));

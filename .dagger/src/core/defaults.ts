@@ -20,6 +20,11 @@ export const DEFAULTS = {
   edgeImage: "caddy:2",
   /** Who issues the edge's certificates for hostname routes: Let's Encrypt/ZeroSSL (`acme`) or Caddy's own CA (`internal`). */
   edgeTls: "acme",
+  /** restic, for data snapshots (pin it by digest). */
+  resticImage: "restic/restic:0.17.3",
+  /** Snapshots kept per data service, and the age after which they go (0: by count only). */
+  keepSnapshots: 10,
+  keepSnapshotDays: 0,
   /** One VPS with compose; `swarm` when the host is a Docker Swarm manager. */
   orchestrator: "compose",
 } as const;

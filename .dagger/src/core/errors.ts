@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   "COMPOSE_V2_MISSING", "DISK_LOW", "SWARM_NOT_MANAGER",
   // the edge (zero-downtime proxy)
   "EDGE_PORT_TAKEN", "EDGE_CONFLICT", "EDGE_FAILED",
+  // data: snapshots and their restore
+  "BACKUP_FAILED", "BACKUP_NO_SPACE", "BACKUP_PASSWORD", "RESTORE_FAILED",
   // deploys and their outcome
   "PULL_FAILED", "JOB_FAILED", "DEPLOY_FAILED", "DEPLOY_ROLLED_BACK", "RELEASE_NOT_FOUND", "ROLLBACK_FAILED",
   "VERIFY_FAILED", "DOCTOR_FAILED", "CHECK_FAILED",

@@ -11,7 +11,7 @@ export function releaseId(now: Date, sha: string): string {
 
 export const RELEASE_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{7}$/;
 
-export type StepName = "connect" | "lock" | "preflight" | "upload" | "edge" | "pull" | "jobs" | "switch" | "health" | "rollback" | "record" | "prune" | "read";
+export type StepName = "connect" | "lock" | "preflight" | "upload" | "edge" | "pull" | "snapshot" | "jobs" | "switch" | "health" | "restore-data" | "rollback" | "record" | "prune" | "read";
 
 export interface StepTiming {
   step: StepName;
@@ -31,6 +31,10 @@ export interface HistoryRecord {
   rolledBackTo?: string;
   rollbackHealthy?: boolean;
   reason?: string;
+  /** Data snapshots taken before this release's jobs (`service:id`, id shortened to 12). */
+  snapshots?: string[];
+  /** Data put back with this operation (`service:id`). */
+  restored?: string[];
   /** The error code and hint of a failure, so `status` can explain it later. */
   code?: string;
   hint?: string;

@@ -306,7 +306,12 @@ export function imageRepoDigests(imageId: string): Argv {
 }
 
 export function appendHistory(l: Layout): Argv {
-  return ["sh", "-c", 'cat >> "$1"', "sh", l.history];
+  return appendLine(l.history);
+}
+
+/** Append stdin to a file (a JSON-lines record). */
+export function appendLine(path: string): Argv {
+  return ["sh", "-c", 'cat >> "$1"', "sh", path];
 }
 
 export function tailHistory(l: Layout, lines: number): Argv {

@@ -20,6 +20,18 @@ export function passphraseValue(raw: string): string {
 }
 
 /**
+ * The backup repository's password: one line (it travels as the first line of a
+ * script's stdin), the file's newline dropped, never empty (an empty secret
+ * from CI would make a repository anyone can open with nothing).
+ */
+export function backupPasswordValue(raw: string): string {
+  const v = raw.replace(/^[\r\n]+|[\r\n]+$/g, "");
+  if (v === "") throw new PipelineError("INVALID_INPUT", "backupPassword: the secret is empty", "set the backup password secret (CI passes an empty string for a missing one)");
+  if (/[\r\n\0]/.test(v)) throw new PipelineError("INVALID_INPUT", "backupPassword: must be one line", "use a password without line breaks");
+  return v;
+}
+
+/**
  * The production `.env`, used as given, but never empty: GitHub passes an
  * empty string for a missing or wrongly scoped secret, and uploading that
  * would replace the live configuration with nothing.

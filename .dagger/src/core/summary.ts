@@ -38,6 +38,8 @@ export interface StatusView {
     services: { service: string; mode: string; desired: number; running: number; image: string; tasks: { node: string; state: string; image: string; error?: string }[] }[];
     nodes: { hostname: string; state: string; availability: string; manager: boolean }[];
   };
+  /** Data snapshots kept (newest last). */
+  snapshots?: { id: string; service: string; capture: string; release: string; before: string; at: string; bytes: number; seconds: number; stoppedSeconds?: number }[];
   edge?: { state: string; image: string; publish: string[]; maintenance?: boolean; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
 }
 
@@ -60,6 +62,10 @@ function swarmLines(w: NonNullable<StatusView["swarm"]>): string[] {
   ];
 }
 
+function snapshotLines(x: NonNullable<StatusView["snapshots"]>): string[] {
+  return ["snapshots (restore --snapshot=<id>):", ...x.map((r) => `  ${r.id.slice(0, 12)}  ${r.service.padEnd(10)} ${r.capture.padEnd(8)} ${r.at}  ${(r.bytes / 1048576).toFixed(1)} MiB  while ${r.release} was current, before ${r.before}`)];
+}
+
 function historyLine(h: HistoryRecord): string {
   return `${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${h.reason ? `  — ${h.reason}` : ""}`;
 }
@@ -72,6 +78,7 @@ export function formatStatus(s: StatusView): string {
     "kept releases:",
     ...s.releases.map((r) => `  ${r.current ? "*" : " "} ${r.id}  ${r.missing.length ? `images missing (a rollback pulls them back): ${r.missing.join(", ")}` : "images present"}`),
     ...(s.edge ? edgeLines(s.edge) : []),
+    ...(s.snapshots?.length ? snapshotLines(s.snapshots) : []),
     "history:",
     ...s.history.map((h) => `  ${historyLine(h)}${h.hint ? `\n      hint: ${h.hint}` : ""}`),
   ].join("\n");
@@ -90,5 +97,6 @@ export function markdownStatus(s: StatusView): string {
   lines.push("", "| kept release | images |", "|---|---|", ...s.releases.map((r) => `| \`${r.id}\`${r.current ? " (current)" : ""} | ${r.missing.length ? `${r.missing.length} missing` : "present"} |`));
   if (s.swarm) lines.push("", "```", ...swarmLines(s.swarm), "```");
   if (s.edge) lines.push("", "```", ...edgeLines(s.edge), "```");
+  if (s.snapshots?.length) lines.push("", "```", ...snapshotLines(s.snapshots), "```");
   return lines.join("\n");
 }

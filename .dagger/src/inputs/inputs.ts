@@ -9,7 +9,7 @@ import type { ComposeStack } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";
 import { builtImagesRegistry, invalidImageReference } from "../core/images.js";
 import { DEFAULTS } from "../core/defaults.js";
-import { envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
+import { backupPasswordValue, envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/report.js";
 import type { RegistryLogin, RemoteTarget } from "../remote/target.js";
 
@@ -30,6 +30,10 @@ export interface VpsArgs {
   edgeImage: string;
   edgeTls: string;
   orchestrator: string;
+  backupPassword?: Secret | undefined;
+  resticImage: string;
+  keepSnapshots: number;
+  keepSnapshotDays: number;
 }
 
 export interface VpsInputs extends RemoteTarget {
@@ -44,6 +48,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     host: a.host, hostKey: a.hostKey, user: a.user, port: a.port, project: a.project, ...(a.dir ? { dir: a.dir } : {}),
     lockTimeoutSeconds: a.lockTimeout, healthTimeoutSeconds: a.healthTimeout, keepReleases: a.keepReleases, by: a.by,
     edgeImage: a.edgeImage, edgeTls: a.edgeTls, orchestrator: a.orchestrator,
+    resticImage: a.resticImage, keepSnapshots: a.keepSnapshots, keepSnapshotDays: a.keepSnapshotDays,
   }, "vps");
   const privateKey = await a.sshKey.plaintext();
   const passphrase = a.sshKeyPassphrase ? passphraseValue(await a.sshKeyPassphrase.plaintext()) : undefined;
@@ -55,6 +60,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     dir: v.dir, project: v.project, lockTimeoutSeconds: v.lockTimeoutSeconds, healthTimeoutSeconds: v.healthTimeoutSeconds,
     keepReleases: v.keepReleases, by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
     edge: { image: v.edgeImage, tls: v.edgeTls }, orchestrator: v.orchestrator,
+    ...(a.backupPassword ? { backup: { password: backupPasswordValue(await a.backupPassword.plaintext()), image: v.resticImage, keep: v.keepSnapshots, keepDays: v.keepSnapshotDays } } : {}),
   };
 }
 

@@ -6,6 +6,7 @@
  * failure means are decided here, once.
  */
 import { releaseShape } from "../core/compose.js";
+import { mustCapture, specsToCapture, type SnapshotRecord } from "../core/data.js";
 import type { HealthOutcome } from "../core/health.js";
 import { PipelineError } from "../core/errors.js";
 import { releaseId, type HistoryRecord } from "../core/release.js";
@@ -16,6 +17,7 @@ import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
+import { capture, restoreSnapshots } from "./data.js";
 import type { DeployResult, RegistryLogin } from "./target.js";
 import type { ShippedFile } from "../core/release-files.js";
 
@@ -43,6 +45,9 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
   const t = targetFor(req.orchestrator);
   const notes = t.admit(req.compose); // what the target cannot run is refused before any connection
   const shape = releaseShape(req.compose);
+  if (shape.data.length && !req.backup) {
+    throw new PipelineError("INVALID_INPUT", `backupPassword: the release declares data (${shape.data.map((d) => d.service).join(", ")}) and no backup password was given`, "pass vps --backup-password=env:BACKUP_PASSWORD (a new repository is made with it on the first snapshot; keep it: it cannot be recovered)");
+  }
   return operation(req, "deploy", req.registry, { "git.sha": req.sha }, (c, attribute) => {
     notes.forEach((n) => c.note(n));
     return recordingEarlyFailures(c.s, c.l, c.p, { sha: req.sha, by: req.by, images: shape.images }, async (locked) => {
@@ -61,15 +66,17 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         if (previous) attribute("release.previous", previous.id);
         const base: Base = { release: release.id, action: "deploy", at: new Date().toISOString(), by: req.by, sha: req.sha, images: shape.images, ...(previous ? { previous: previous.id } : {}) };
 
+        let taken: SnapshotRecord[];
         try {
-          await prepareRelease(c, t, release, previous);
+          taken = await prepareRelease(c, t, release, previous);
         } catch (e) {
           const err = outcomeOf(e, "preparing the release");
           return failed(c, base, `${err.code}: ${err.message.split("\n")[0]} (nothing running was changed)`, err);
         }
+        const done: Base = taken.length ? { ...base, snapshots: taken.map(describeSnapshot) } : base;
         const health = await switchAndCheck(c, t, release, previous);
-        if (!health.ok) return recoverOrFail(c, t, base, release, previous, health.reasons.join("; "));
-        await c.step("record", () => record(c.s, c.l, { ...base, result: "ok", durations: c.p.durations }));
+        if (!health.ok) return recoverOrFail(c, t, done, release, previous, health.reasons.join("; "), taken);
+        await c.step("record", () => record(c.s, c.l, { ...done, result: "ok", durations: c.p.durations }));
         await c.step("prune", async () => ({ ...(await prune(c.s, c.l, req.keepReleases, [release.id, previous?.id])), files: await pruneShippedFiles(c.s, c.l) }), (r) => `${r.removed.length} old release(s) removed${r.files ? `, ${r.files} shipped file set(s) no release names` : ""}${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: release.id, ...(previous ? { previous: previous.id } : {}), images: release.shape.images, durations: c.p.durations };
       });
@@ -78,11 +85,18 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 }
 
 /** Phase 1: the release's files, the target's checks, the images, the jobs. Nothing that runs changes. */
-async function prepareRelease(c: Context, t: Target, r: Release, previous: Release | undefined): Promise<void> {
+async function prepareRelease(c: Context, t: Target, r: Release, previous: Release | undefined): Promise<SnapshotRecord[]> {
   await c.step("upload", () => uploadRelease(c, t, r), (n) => (n.sent + n.present ? `${n.sent} file(s) from the repository sent, ${n.present} already there` : ""), { "release.id": r.id });
   await t.check(c, r);
   await c.step("pull", () => t.pull(c, r, previous), (line) => line, { "registry.host": c.login?.host ?? "" });
+  // The data as the running release left it, before jobs (or a new definition of a data service) can change it.
+  const specs = specsToCapture(previous?.shape, r.shape);
+  const { backup } = c;
+  const taken = previous && backup && mustCapture(previous.shape, r.shape, specs)
+    ? await c.step("snapshot", () => capture(c.s, c.l, c.project, backup, specs, previous.id, r.id), (x) => x.map(describeSnapshot).join(", "))
+    : [];
   if (r.shape.jobs.length > 0) await c.step("jobs", () => t.jobs(c, r, r.shape.jobs), (done) => `${done.join(", ")} done`, { jobs: r.shape.jobs.map((j) => j.service).join(",") });
+  return taken;
 }
 
 /** The compose file and the `.env` (or a copy of the server's) into the release's folder, with the files it mounts, then the target's own files. */
@@ -118,8 +132,21 @@ async function switchAndCheck(c: Context, t: Target, r: Release, previous: Relea
 }
 
 /** Phase 3: back to the previous release (its jobs declared on-rollback run again), recorded; or, on a first release, the failure. */
-async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, previous: Release | undefined, why: string): Promise<never> {
+async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, previous: Release | undefined, why: string, taken: readonly SnapshotRecord[] = []): Promise<never> {
   if (!previous) return failed(c, base, why, new PipelineError("DEPLOY_FAILED", `release ${r.id} ${t.words.notUp} and there is no previous release to return to: ${why}`, t.words.firstFailedHint));
+  // Data the failed release's jobs may have changed: put back where its declaration asks, said plainly where not.
+  const specs = specsToCapture(previous.shape, r.shape);
+  const putBack = taken.filter((x) => specs.find((d) => d.service === x.service)?.restoreOnFailedDeploy);
+  const kept = taken.filter((x) => !putBack.includes(x)).map((x) => x.service);
+  if (kept.length && r.shape.jobs.length) c.note(`the data of ${kept.join(", ")} keeps what ${r.id}'s jobs (${r.shape.jobs.map((j) => j.service).join(", ")}) did to it; \`rollback --restore-data\` (or \`on-failed-deploy: restore\`) returns it too`);
+  const { backup } = c;
+  const restored = putBack.length && backup
+    ? await c.step("restore-data", () => restoreSnapshots(c.s, c.l, c.project, backup, specs, putBack, r.id, false), (x) => `${x.join(", ")} restored`).catch((e: unknown) => {
+      c.note(`putting the data back failed: ${outcomeOf(e, "restoring data").message}`);
+      return [] as string[];
+    })
+    : [];
+  if (restored.length) base = { ...base, restored };
   const back = await c.step("rollback", async (span) => {
     const h = await restore(c, t, await keptRelease(c, previous.id), r.shape);
     if (!h.ok) span.fail(h.reasons.join("; "));
@@ -141,4 +168,9 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
 async function failed(c: Context, base: Base, reason: string, err: PipelineError): Promise<never> {
   await record(c.s, c.l, { ...base, result: "failed", reason, code: err.code, hint: err.hint, durations: c.p.durations }).catch(() => undefined);
   throw err;
+}
+
+/** `db:1a2b3c4d5e6f` for the output and the history. */
+function describeSnapshot(x: SnapshotRecord): string {
+  return `${x.service}:${x.id.slice(0, 12)}`;
 }

@@ -32,14 +32,14 @@ export interface OperationRequest extends RemoteTarget {
 }
 
 /**
- * One deploy or rollback: a span named `action`, one SSH connection, and the
+ * One deploy, rollback, backup or restore: a span named `action`, one SSH connection, and the
  * context its steps share. The body's span gets ids as they are known.
  */
-export function operation<T>(req: OperationRequest, action: "deploy" | "rollback", login: RegistryLogin | undefined, attributes: Attributes, body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>): Promise<T> {
+export function operation<T>(req: OperationRequest, action: "deploy" | "rollback" | "backup" | "restore", login: RegistryLogin | undefined, attributes: Attributes, body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>): Promise<T> {
   return inSpan(req.tracing ?? defaultTracing(), action, { "vps.project": req.project, ...(req.orchestrator === "swarm" ? { orchestrator: "swarm" } : {}), ...attributes }, (t, span) => {
     const p = new Progress(req.log, action, t);
     return withSession(req.ssh, p, (s) => body({
-      s, l: layout(req.dir), p, project: req.project, user: req.ssh.user, server: req.ssh.host, login, edge: req.edge ?? DEFAULT_EDGE, healthTimeoutSeconds: req.healthTimeoutSeconds,
+      s, l: layout(req.dir), p, project: req.project, user: req.ssh.user, server: req.ssh.host, login, edge: req.edge ?? DEFAULT_EDGE, backup: req.backup, healthTimeoutSeconds: req.healthTimeoutSeconds,
       note: (line) => req.log(`${`${action} note`.padEnd(16)} ${line}`),
       step: (name: StepName, f, detail, attrs) => {
         req.onStep?.(name);

@@ -8,8 +8,10 @@ import type { ReleaseShape } from "../core/compose.js";
 import { PipelineError } from "../core/errors.js";
 import type { HealthOutcome } from "../core/health.js";
 import { loginForRelease } from "../core/images.js";
+import { snapshotsFor } from "../core/data.js";
 import { rollbackRecord } from "../core/release.js";
 import { keptRelease, operation, targetFor, type OperationRequest } from "./flow.js";
+import { readSnapshots, restoreSnapshots } from "./data.js";
 import { chooseRollbackTarget, record, requireDeployed } from "./releases.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
@@ -20,6 +22,8 @@ export interface RollbackRequest extends OperationRequest {
   to?: string;
   /** Credentials to pull the release's images back with, should the server have lost them; an empty host means the registry of the release's pinned images. */
   registry?: RegistryLogin;
+  /** Also put the data back as it was while the target release was current. */
+  restoreData?: boolean;
   by: string;
 }
 
@@ -38,6 +42,7 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
       const leaving = current && current !== target ? (await keptRelease(c, current)).shape : undefined;
       const { pullBack } = t;
       if (pullBack) await c.step("pull", () => pullBack(c, r), (line) => line, { "release.id": target });
+      const restored = current ? await dataOfRelease(c, r, current, req.restoreData === true) : [];
       const rerun = r.shape.jobs.filter((j) => j.onRollback);
       await t.prepare(c, r, rerun);
       if (rerun.length > 0) await c.step("jobs", () => t.jobs(c, r, rerun), (done) => `${done.join(", ")} done`);
@@ -47,11 +52,35 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
         return h;
       }, (h) => (h.ok ? `${target}: ${t.words.healthy}` : h.reasons.join("; ")), { "release.id": target });
       const err = health.ok ? undefined : new PipelineError("ROLLBACK_FAILED", `release ${target} ${t.words.notUp}: ${health.reasons.join("; ")}`, t.words.rollbackFailedHint);
-      await c.step("record", () => record(c.s, c.l, rollbackRecord({ target, current, history, by: req.by, images: r.shape.images, health, durations: c.p.durations, failure: err })));
+      const line = rollbackRecord({ target, current, history, by: req.by, images: r.shape.images, health, durations: c.p.durations, failure: err });
+      await c.step("record", () => record(c.s, c.l, restored.length ? { ...line, restored } : line));
       if (err) throw err;
       return { release: target, ...(current ? { previous: current } : {}), images: r.shape.images, durations: c.p.durations };
     });
   });
+}
+
+/**
+ * The data of the release a rollback returns to: put back (`restore`) from the
+ * snapshots taken while it was current, every data service stopped meanwhile;
+ * or, without the flag, a plain note when the data has moved on since.
+ */
+async function dataOfRelease(c: Context, r: Release, current: string, restoreData: boolean): Promise<string[]> {
+  const services = r.shape.data.map((d) => d.service);
+  if (services.length === 0) {
+    if (restoreData) throw new PipelineError("INVALID_INPUT", `restoreData: release ${r.id} declares no data (\`x-vps-pipeline.data\`)`, "roll back without --restore-data");
+    return [];
+  }
+  const snaps = snapshotsFor(await readSnapshots(c.s, c.l), r.id, services);
+  if (!restoreData) {
+    if (snaps.length) c.note(`the data has moved on since ${r.id}: it was captured (${snaps.map((x) => `${x.service} ${x.id.slice(0, 12)}`).join(", ")}) before later releases' jobs ran; this rollback returns the code only (\`rollback --restore-data\` returns the data too)`);
+    return [];
+  }
+  const { backup } = c;
+  if (!backup) throw new PipelineError("INVALID_INPUT", "backupPassword: --restore-data needs the backup repository's password", "pass vps --backup-password=env:BACKUP_PASSWORD");
+  const missing = services.filter((x) => !snaps.some((y) => y.service === x));
+  if (missing.length) throw new PipelineError("RESTORE_FAILED", `no snapshot of ${missing.join(", ")} was taken while ${r.id} was current; nothing was changed`, "snapshots are taken before each release's jobs and by `backup`; status lists them (`restore --snapshot=<id>` puts back any of them)");
+  return c.step("restore-data", () => restoreSnapshots(c.s, c.l, c.project, backup, r.shape.data, snaps, current, false), (x) => `${x.join(", ")} restored (as while ${r.id} was current)`);
 }
 
 /** A kept release back in place without steps of its own (inside the caller's): its target files, its on-rollback jobs, the switch, the wait. */

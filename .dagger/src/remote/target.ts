@@ -15,6 +15,18 @@ export interface EdgeOptions {
   tls: EdgeTls;
 }
 
+/** Data snapshots (services with `x-vps-pipeline.data`): restic in a container on the server. */
+export interface BackupOptions {
+  /** The restic repository's password (a secret: it never reaches a command line or a file). */
+  password: string;
+  /** restic's image. */
+  image: string;
+  /** Snapshots kept per data service. */
+  keep: number;
+  /** Also drop snapshots older than this many days (0: by count only). */
+  keepDays: number;
+}
+
 export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
 
 export interface RemoteTarget {
@@ -27,6 +39,8 @@ export interface RemoteTarget {
   orchestrator?: "compose" | "swarm";
   /** The edge in front of services with `x-vps-pipeline.http` (default: caddy:2, certificates from ACME). */
   edge?: EdgeOptions;
+  /** Data snapshots; required when a release declares data. */
+  backup?: BackupOptions;
   /** Where the spans of this operation go (default: the global OpenTelemetry tracer, under the caller's span). */
   tracing?: Tracing;
 }

@@ -15,6 +15,8 @@ import { buildReport, checkService, type ProbeResult, type ProbeSpec, type Verif
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
+import type { SnapshotRecord } from "../core/data.js";
+import { readSnapshots } from "./data.js";
 import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge.js";
 import { readCurrent, releaseCompose } from "./releases.js";
 import { composePs } from "./targets/compose.js";
@@ -135,6 +137,8 @@ export interface StatusReport {
   edge?: EdgeView & { maintenance: boolean };
   /** On a swarm: each service's tasks and the nodes. */
   swarm?: SwarmView;
+  /** Data snapshots kept on the server (newest last, at most `historyLines`). */
+  snapshots?: SnapshotRecord[];
 }
 
 /** `=== <id>` blocks as readReleaseFiles prints them → id → compose text. */
@@ -174,10 +178,11 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
       if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };
+      const snapshots = (await readSnapshots(s, l)).slice(-historyLines);
       const edge = await readEdge(s);
       const mine = edge.routes.filter((r) => r.project === target.project);
       const ours = { ...edge, maintenance: mine.some((r) => r.maintenance !== undefined), routes: mine.map(({ maintenance: _, ...r }) => r) };
-      return { release, services, releases, history, ...(edge.state !== "missing" ? { edge: ours } : {}) };
+      return { release, services, releases, history, ...(snapshots.length ? { snapshots } : {}), ...(edge.state !== "missing" ? { edge: ours } : {}) };
     });
   });
 }

@@ -179,6 +179,7 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     const where = `services.${name}`;
     const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
     problems.push(...ext.problems);
+    if (ext.data) problems.push(`${where}.${EXTENSION_KEY}.data: data snapshots are not supported on a swarm yet (a task may move to another node, and its volume does not follow); keep the data service on a VPS deployed with compose, or remove \`data\``);
     for (const key of ["container_name", "network_mode", "profiles", "links"] as const) {
       if (svc[key] !== undefined && !(key === "profiles" && ext.job)) {
         const why = {

@@ -13,7 +13,7 @@ import type { ShippedFile } from "../../core/release-files.js";
 import type { Layout } from "../../core/remote-commands.js";
 import type { Progress, StepSpan } from "../progress.js";
 import type { SshSession } from "../ssh.js";
-import type { EdgeOptions, RegistryLogin } from "../target.js";
+import type { BackupOptions, EdgeOptions, RegistryLogin } from "../target.js";
 
 /** One operation on one server: what every step needs, given once. */
 export interface Context {
@@ -28,6 +28,8 @@ export interface Context {
   /** Credentials for the pull, when there are any. */
   login?: RegistryLogin | undefined;
   edge: EdgeOptions;
+  /** Data snapshots, when given (a release that declares data needs them). */
+  backup?: BackupOptions | undefined;
   healthTimeoutSeconds: number;
   /** A line of its own in the output (`deploy note …`): what the user should know. */
   note(line: string): void;

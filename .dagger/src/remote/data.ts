@@ -1,0 +1,150 @@
+/**
+ * Data snapshots on the server (core/data.ts, core/data-commands.ts): captured
+ * before a release's jobs, restored with a rollback or on demand, kept in
+ * order. Each capture is recorded in `.releases/snapshots.jsonl` (no secret).
+ */
+import { snapshotRecords, capturePhysical, captureLogical, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
+import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../core/data.js";
+import { PipelineError, parseJson, tail } from "../core/errors.js";
+import type { DataSpec } from "../core/extension.js";
+import { appendLine, readOptionalFile, type Layout } from "../core/remote-commands.js";
+import { releaseConfig } from "../core/edge-commands.js";
+import { keptRelease, operation, type OperationRequest } from "./flow.js";
+import { readCurrent } from "./releases.js";
+import { withLock } from "./session.js";
+import type { ExecResult, SshSession } from "./ssh.js";
+import type { BackupOptions } from "./target.js";
+import type { Context } from "./targets/target.js";
+
+/** The compose volume names of a release as docker knows them (`gold_dbdata`, or the name it sets). */
+async function volumeNames(s: SshSession, l: Layout, project: string, release: string): Promise<Record<string, string>> {
+  const out = await s.run(releaseConfig(l, project, release), `resolving release ${release}'s volumes`, { code: "COMPOSE_INVALID", hint: "the release's compose file or .env is not valid for the compose on the VPS" });
+  const config = out.split(/^=== config$/m)[1] ?? "{}";
+  const conf = parseJson<{ volumes?: Record<string, { name?: string }> }>(config, "docker compose config --format json");
+  return Object.fromEntries(Object.entries(conf.volumes ?? {}).map(([k, v]) => [k, v.name ?? `${project}_${k}`]));
+}
+
+/** A failed data script as a coded error, naming the service. */
+function dataError(r: ExecResult, service: string, doing: "capture" | "restore"): PipelineError {
+  const why = tail(r.stderr, 3) || `exit code ${r.code}`;
+  if (r.code === DATA_EXIT.wrongPassword) return new PipelineError("BACKUP_PASSWORD", `the backup repository refuses the password (${why}); nothing was changed`, "give the --backup-password this server's repository was made with (it cannot be recovered)");
+  if (r.code === DATA_EXIT.noSpace) return new PipelineError("BACKUP_NO_SPACE", `no room to capture ${service}'s data: ${why}; nothing was changed`, "free disk space on the VPS, or keep fewer snapshots (--keep-snapshots)");
+  if (doing === "restore") return new PipelineError("RESTORE_FAILED", `restoring ${service}'s data failed: ${why}`, `the service may hold partial data: \`restore --snapshot=<id>\` again, or look at \`docker compose logs ${service}\` on the VPS`);
+  return new PipelineError("BACKUP_FAILED", `capturing ${service}'s data failed: ${why}; nothing was changed`, `check the data declaration of ${service} (dump command, volumes) and \`docker compose logs ${service}\` on the VPS`);
+}
+
+interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_added?: number }
+
+/**
+ * Capture every service in `specs` as it is now (`current` is the release
+ * running), each recorded with why (`before`: the release whose jobs come next,
+ * or `manual`). Then the retention: what restic no longer keeps leaves the records.
+ */
+export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string): Promise<SnapshotRecord[]> {
+  const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
+  const taken: SnapshotRecord[] = [];
+  for (const d of specs) {
+    const tags = ["vps-pipeline", `project=${project}`, `service=${d.service}`, `release=${current}`, `before=${before}`];
+    const t0 = performance.now();
+    const cmd = d.capture === "physical"
+      ? capturePhysical(l, b.image, project, current, d.service, tags, d.volumes.map((v) => names[v] ?? `${project}_${v}`))
+      : captureLogical(l, b.image, project, current, d.service, tags, d.dump ?? []);
+    const r = await s.exec(cmd, { stdin: `${b.password}\n` });
+    if (r.code !== 0) throw dataError(r, d.service, "capture");
+    const stopped = /^stopped_ms (\d+)$/m.exec(r.stdout)?.[1];
+    const summary = parseJson<Summary>(r.stdout.split("\n").find((x) => x.includes('"message_type":"summary"')) ?? "{}", "restic backup --json");
+    if (!summary.snapshot_id) throw new PipelineError("BACKUP_FAILED", `restic made no snapshot of ${d.service}: ${tail(r.stdout, 2)}`, "run `vps … backup` to see it fail on its own");
+    const rec: SnapshotRecord = {
+      id: summary.snapshot_id, service: d.service, capture: d.capture, release: current, before, at: new Date().toISOString(),
+      bytes: summary.total_bytes_processed ?? 0, seconds: Math.round(performance.now() - t0) / 1000,
+      ...(stopped !== undefined ? { stoppedSeconds: Number(stopped) / 1000 } : {}),
+    };
+    await s.run(appendLine(snapshotRecords(l)), "recording the snapshot", { stdin: `${JSON.stringify(rec)}\n` });
+    taken.push(rec);
+  }
+  await keepInOrder(s, l, project, b);
+  return taken;
+}
+
+/** restic forgets what the retention no longer keeps; the records follow. */
+async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupOptions): Promise<void> {
+  const r = await s.exec(retain(l, b.image, project, b.keep, b.keepDays), { stdin: `${b.password}\n` });
+  if (r.code !== 0) return; // the snapshots are made; an unpruned repository is only bigger
+  const kept = new Set(r.stdout.split("\n").map((x) => x.trim()).filter(Boolean));
+  const records = await readSnapshots(s, l);
+  const left = records.filter((x) => kept.has(x.id));
+  if (left.length !== records.length) await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
+}
+
+export async function readSnapshots(s: SshSession, l: Layout): Promise<SnapshotRecord[]> {
+  return parseSnapshots(await s.run(readOptionalFile(snapshotRecords(l)), "reading the snapshot records"));
+}
+
+/**
+ * Put the data of `snapshots` back, service by service, with the service
+ * stopped for a physical restore (`release`: the one whose compose file runs
+ * the service now). `start`: start it again afterwards (a rollback's switch
+ * starts it with the release it returns to).
+ */
+export async function restoreSnapshots(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], snapshots: readonly SnapshotRecord[], release: string, start: boolean): Promise<string[]> {
+  const names = snapshots.some((x) => x.capture === "physical") ? await volumeNames(s, l, project, release) : {};
+  const done: string[] = [];
+  for (const snap of snapshots) {
+    const d = specs.find((x) => x.service === snap.service);
+    if (!d) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data`, "restore it with a release that declares it");
+    const cmd = snap.capture === "physical"
+      ? restorePhysical(l, b.image, project, release, d.service, snap.id, d.volumes.map((v) => names[v] ?? `${project}_${v}`), start)
+      : restoreLogical(l, b.image, project, release, d.service, snap.id, d.restore ?? []);
+    if (snap.capture === "logical" && !d.restore) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it`, "declare `restore:` in the service's data");
+    const r = await s.exec(cmd, { stdin: `${b.password}\n` });
+    if (r.code !== 0) throw dataError(r, d.service, "restore");
+    done.push(`${snap.service}:${snap.id.slice(0, 12)}`);
+  }
+  return done;
+}
+
+/** The current release's data services, or a clear error when it declares none. */
+async function currentData(c: Context): Promise<{ id: string; specs: DataSpec[] }> {
+  const current = await readCurrent(c.s, c.l);
+  if (!current) throw new PipelineError("RELEASE_NOT_FOUND", `nothing is deployed in ${c.l.dir}`, "deploy first");
+  const specs = (await keptRelease(c, current)).shape.data;
+  if (specs.length === 0) throw new PipelineError("INVALID_INPUT", `release ${current} declares no data (\`x-vps-pipeline.data\` on the service that owns it)`, "declare the data in the production compose file and deploy");
+  return { id: current, specs };
+}
+
+function needBackup(c: Context): BackupOptions {
+  if (!c.backup) throw new PipelineError("INVALID_INPUT", "backupPassword: snapshots need the backup repository's password", "pass vps --backup-password=env:BACKUP_PASSWORD");
+  return c.backup;
+}
+
+export interface BackupRequest extends OperationRequest {
+  by: string;
+}
+
+/** `vps … backup`: capture the current release's data now, under the deploy lock (`before: manual`). */
+export async function backup(req: BackupRequest): Promise<SnapshotRecord[]> {
+  return operation(req, "backup", undefined, {}, async (c) => {
+    const b = needBackup(c);
+    return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (backup, since ${new Date().toISOString()})`, async () => {
+      const { id, specs } = await currentData(c);
+      return c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual"), (x) => x.map((r) => `${r.service}:${r.id.slice(0, 12)} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
+    });
+  });
+}
+
+export interface RestoreRequest extends BackupRequest {
+  /** The snapshot to put back (a prefix of its id, as status lists it). */
+  snapshot: string;
+}
+
+/** `vps … restore --snapshot=<id>`: put one snapshot's data back under the current release (its service stopped meanwhile, then started). */
+export async function restoreSnapshot(req: RestoreRequest): Promise<string[]> {
+  return operation(req, "restore", undefined, {}, async (c) => {
+    const b = needBackup(c);
+    return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (restore, since ${new Date().toISOString()})`, async () => {
+      const found = findSnapshot(await readSnapshots(c.s, c.l), req.snapshot);
+      const { id, specs } = await currentData(c);
+      return c.step("restore-data", () => restoreSnapshots(c.s, c.l, c.project, b, specs, found, id, true), (x) => `${x.join(", ")} restored`);
+    });
+  });
+}

@@ -1,0 +1,140 @@
+/**
+ * Data you can roll back, on the test bed's real PostgreSQL (Debian's package)
+ * and restic (Debian's): a snapshot before every release's jobs, the automatic
+ * rollback of a failed deploy with and without putting the data back, a manual
+ * `rollback --restore-data` across two releases, logical dumps, `backup` and
+ * `restore`, a capture that fails, a wrong repository password.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
+import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
+import { rollback } from "../../.dagger/src/remote/rollback.js";
+import { status } from "../../.dagger/src/remote/verify.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, captureLog, deployRequest, freshProject, history, registryPassword, sh, sshOptions, testEdge } from "../testbed/bed.js";
+
+/** Made here, at test time: no real credential anywhere. */
+const BACKUP_PASSWORD = `restic-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+const backupOptions = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.14", keep: 10, keepDays: 0 };
+auditSecrets(() => [registryPassword, BACKUP_PASSWORD]);
+
+const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail"];
+afterAll(() => PROJECTS.forEach(freshProject));
+
+const PG = `${bed.registry.prefix}/postgres@${bed.images["postgres:15"]}`;
+const api = (v: "v1" | "v3") => `${bed.registry.prefix}/api@${bed.images[`api:${v}`]}`;
+const SQL = {
+  v1: "create table if not exists prices (day date primary key, usd numeric not null); insert into prices values ('2026-01-01', 2000) on conflict do nothing;",
+  v2: "alter table prices add column eur numeric; insert into prices values ('2026-01-02', 2100, 1900);",
+  v3: "insert into prices values ('2026-01-03', 2200, 2000);",
+} as const;
+
+/** A rendered release: PostgreSQL owning `dbdata`, a migration job (psql), and the api (v3 never gets healthy). */
+function dataStack(sql: keyof typeof SQL, data: string, apiVersion: "v1" | "v3" = "v1"): string {
+  return `services:
+  db:
+    image: ${PG}
+    volumes: ["dbdata:/var/lib/postgresql/data"]
+    healthcheck: { test: ["CMD", "pg_isready", "-U", "postgres", "-d", "gold"], interval: 1s, timeout: 2s, retries: 30 }
+    x-vps-pipeline:
+      data: ${data}
+  migrate:
+    image: ${PG}
+    entrypoint: ["psql", "-h", "db", "-U", "postgres", "-d", "gold", "-q", "-v", "ON_ERROR_STOP=1", "-c", ${JSON.stringify(SQL[sql])}]
+    depends_on: { db: { condition: service_healthy } }
+    profiles: [vps-pipeline-jobs]
+    x-vps-pipeline: { job: true }
+  api:
+    image: ${api(apiVersion)}
+    init: true
+    healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"], interval: 1s, timeout: 2s, retries: 3 }
+volumes:
+  dbdata: {}
+`;
+}
+const PHYSICAL_RESTORE = "{ volumes: [dbdata], on-failed-deploy: restore }";
+const PHYSICAL = "{ volumes: [dbdata] }";
+const LOGICAL = '{ capture: logical, dump: "pg_dump --clean --if-exists -U postgres gold", restore: "psql -q -U postgres -d gold", volumes: [dbdata] }';
+
+const request = (project: string, compose: string, over: Partial<DeployRequest> = {}): DeployRequest =>
+  deployRequest(project, 0, { compose, env: "GOLD_API_KEY=not-a-real-key\n", healthTimeoutSeconds: 20, backup: backupOptions, ...over });
+const target = (project: string) => ({ ssh: sshOptions(), dir: `production/${project}`, project, lockTimeoutSeconds: 30, healthTimeoutSeconds: 30, edge: testEdge, backup: backupOptions, by: "vitest", log: () => {} });
+/** `rows|has eur` of the prices table. */
+const prices = (project: string) =>
+  sh(`docker exec ${project}-db-1 psql -U postgres -d gold -tAc "select (select count(*) from prices) || '|' || (select count(*) from information_schema.columns where table_name = 'prices' and column_name = 'eur')"`).trim();
+
+describe("a snapshot before every release's jobs", () => {
+  it("a failed deploy whose migration changed the schema rolls back with the data when the declaration asks for it", async () => {
+    freshProject("data-phys");
+    await deploy(request("data-phys", dataStack("v1", PHYSICAL_RESTORE)));
+    expect(prices("data-phys")).toBe("1|0");
+    const log = captureLog();
+    const err = await deploy(request("data-phys", dataStack("v2", PHYSICAL_RESTORE, "v3"), { log: log.log })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
+    expect(prices("data-phys")).toBe("1|0");
+    const last = history("data-phys").at(-1)!;
+    expect(last).toMatchObject({ result: "rolled-back", rollbackHealthy: true, snapshots: [expect.stringMatching(/^db:[0-9a-f]{12}$/)], restored: [expect.stringMatching(/^db:[0-9a-f]{12}$/)] });
+    expect(last.restored).toEqual(last.snapshots);
+    expect(log.lines.join("\n")).toMatch(/snapshot .*db:[0-9a-f]{12}/);
+    const st = await status(target("data-phys"));
+    expect(st.snapshots).toEqual([expect.objectContaining({ service: "db", capture: "physical", before: last.release, bytes: expect.any(Number), stoppedSeconds: expect.any(Number) })]);
+  });
+
+  it("without it, the rollback says plainly that the data moved on", async () => {
+    freshProject("data-keep");
+    await deploy(request("data-keep", dataStack("v1", PHYSICAL)));
+    const log = captureLog();
+    const err = await deploy(request("data-keep", dataStack("v2", PHYSICAL, "v3"), { log: log.log })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
+    expect(prices("data-keep")).toBe("2|1");
+    expect(log.lines.join("\n")).toMatch(/the data of db keeps what \S+'s jobs \(migrate\) did to it; `rollback --restore-data`/);
+    expect(history("data-keep").at(-1)!.restored).toBeUndefined();
+  });
+
+  it("rollback --restore-data across two releases puts the code and the data back as they were; without the flag only the code", async () => {
+    freshProject("data-two");
+    const r1 = await deploy(request("data-two", dataStack("v1", PHYSICAL)));
+    await deploy(request("data-two", dataStack("v2", PHYSICAL)));
+    await deploy(request("data-two", dataStack("v3", PHYSICAL)));
+    expect(prices("data-two")).toBe("3|1");
+    const log = captureLog();
+    const back = await rollback({ ...target("data-two"), to: r1.release, restoreData: true, log: log.log });
+    expect(back.release).toBe(r1.release);
+    expect(prices("data-two")).toBe("1|0");
+    expect(log.lines.join("\n")).toMatch(/db:[0-9a-f]{12} restored \(as while \S+ was current\)/);
+    expect(history("data-two").at(-1)).toMatchObject({ action: "rollback", release: r1.release, restored: [expect.stringMatching(/^db:/)] });
+  });
+});
+
+describe("logical dumps, backup and restore", () => {
+  it("a dump taken with backup is put back with restore, the service running throughout", async () => {
+    freshProject("data-dump");
+    await deploy(request("data-dump", dataStack("v1", LOGICAL)));
+    const [snap] = await backup({ ...target("data-dump") });
+    expect(snap).toMatchObject({ service: "db", capture: "logical", before: "manual" });
+    expect(snap!.stoppedSeconds).toBeUndefined();
+    sh(`docker exec data-dump-db-1 psql -U postgres -d gold -qc "delete from prices; alter table prices add column junk int"`);
+    expect(prices("data-dump")).toBe("0|0");
+    const done = await restoreSnapshot({ ...target("data-dump"), snapshot: snap!.id.slice(0, 8) });
+    expect(done).toEqual([`db:${snap!.id.slice(0, 12)}`]);
+    expect(prices("data-dump")).toBe("1|0");
+    expect(sh(`docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`).trim()).toBe("0");
+  });
+
+  it("a capture that fails stops the deploy before its jobs run; a wrong repository password changes nothing either", async () => {
+    freshProject("data-fail");
+    const first = await deploy(request("data-fail", dataStack("v1", LOGICAL)));
+    const broken = '{ capture: logical, dump: "echo partial; exit 1", restore: "psql -q -U postgres -d gold" }';
+    const err = await deploy(request("data-fail", dataStack("v2", broken))).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BACKUP_FAILED" });
+    expect(String((err as Error).message)).toMatch(/the dump command exited with 1/);
+    expect(prices("data-fail")).toBe("1|0");
+    expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
+
+    const wrong = await deploy(request("data-fail", dataStack("v2", LOGICAL), { backup: { ...backupOptions, password: "not-the-password" } })).catch((e: unknown) => e);
+    expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
+    expect(prices("data-fail")).toBe("1|0");
+    expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
+    expect(history("data-fail").slice(-2).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD"]);
+  });
+});

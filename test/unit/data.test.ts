@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { parseComposeStack, releaseShape } from "../../.dagger/src/core/compose.js";
+import { findSnapshot, mustCapture, parseSnapshots, snapshotsFor, specsToCapture, type SnapshotRecord } from "../../.dagger/src/core/data.js";
+import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
+import { backupPasswordValue } from "../../.dagger/src/core/secret-values.js";
+import { renderSwarmRelease } from "../../.dagger/src/core/swarm/release.js";
+
+const D = `sha256:${"a".repeat(64)}`;
+const stack = (data: string, extra = "") => `services:
+  db:
+    image: postgres@${D}
+    volumes: ["dbdata:/var/lib/postgresql/data", "./init:/docker-entrypoint-initdb.d:ro"]
+    x-vps-pipeline:
+      data: ${data}
+  api:
+    image: api@${D}${extra}
+volumes:
+  dbdata: {}
+  other: {}
+`;
+
+describe("x-vps-pipeline data", () => {
+  it("takes volumes and the capture mode, with defaults; a string command runs in the service's shell", () => {
+    expect(parseServiceExtension("db", { data: { volumes: ["dbdata"] } }).data).toEqual({ service: "db", volumes: ["dbdata"], capture: "physical", restoreOnFailedDeploy: false });
+    expect(parseServiceExtension("db", { data: { capture: "logical", dump: "pg_dump -U app app", restore: ["psql", "-U", "app"], "on-failed-deploy": "restore" } }).data).toEqual({
+      service: "db", volumes: [], capture: "logical", dump: ["sh", "-c", "pg_dump -U app app"], restore: ["psql", "-U", "app"], restoreOnFailedDeploy: true,
+    });
+  });
+
+  it("names the field of every misspelt or contradictory setting", () => {
+    const problems = (data: unknown) => parseServiceExtension("db", { data }).problems;
+    expect(problems({ volume: ["x"] })[0]).toMatch(/^services\.db\.x-vps-pipeline\.data: .*volume.*known keys: job, http, data/);
+    expect(problems({})[0]).toMatch(/^services\.db\.x-vps-pipeline\.data\.volumes: name at least one volume/);
+    expect(problems({ capture: "logical", dump: "pg_dump" })[0]).toMatch(/^services\.db\.x-vps-pipeline\.data\.restore: is required with capture: logical/);
+    expect(problems({ volumes: ["v"], dump: "pg_dump" })[0]).toMatch(/data\.dump: goes with capture: logical/);
+    expect(problems({ volumes: ["v"], capture: "snapshot" })[0]).toMatch(/data\.capture: must be physical .* or logical/);
+    expect(problems({ volumes: ["v"], "on-failed-deploy": "yes" })[0]).toMatch(/on-failed-deploy: must be restore or keep/);
+    expect(problems({ volumes: ["v", "v"] })[0]).toMatch(/names a volume twice/);
+    expect(parseServiceExtension("web", { data: { volumes: ["v"] }, http: { port: 80 } }).problems[0]).toMatch(/neither a job nor behind the edge/);
+  });
+
+  it("refuses a volume the file does not declare, or the service does not mount", () => {
+    expect(() => parseComposeStack(stack("{ volumes: [nothere] }"), "c.yml")).toThrow(/services\.db\.x-vps-pipeline\.data\.volumes\.0: `nothere` is not a named volume of the file/);
+    expect(() => parseComposeStack(stack("{ volumes: [other] }"), "c.yml")).toThrow(/`other` is not mounted by this service/);
+    expect(parseComposeStack(stack("{ volumes: [dbdata] }"), "c.yml").data).toEqual([expect.objectContaining({ service: "db", volumes: ["dbdata"] })]);
+  });
+
+  it("is refused on a swarm, by field", () => {
+    expect(() => renderSwarmRelease(stack("{ volumes: [dbdata] }"))).toThrow(/services\.db\.x-vps-pipeline\.data: data snapshots are not supported on a swarm yet/);
+  });
+});
+
+describe("when to capture, and what a rollback restores", () => {
+  const v1 = releaseShape(stack("{ volumes: [dbdata] }"));
+  const withJob = releaseShape(`${stack("{ volumes: [dbdata] }")}`.replace("  api:\n", "  migrate:\n    image: api@" + D + "\n    profiles: [vps-pipeline-jobs]\n    x-vps-pipeline: { job: true }\n  api:\n"));
+  const newDb = releaseShape(stack("{ volumes: [dbdata] }").replace(`postgres@${D}`, `postgres@sha256:${"b".repeat(64)}`));
+  const plain = releaseShape(`services:\n  api:\n    image: api@${D}\n`);
+
+  it("captures before jobs, or when a data service's image changes; never without data or on a first deploy", () => {
+    const specs = specsToCapture(v1, withJob);
+    expect(specs.map((d) => d.service)).toEqual(["db"]);
+    expect(mustCapture(v1, withJob, specs)).toBe(true);
+    expect(mustCapture(v1, newDb, specsToCapture(v1, newDb))).toBe(true);
+    expect(mustCapture(v1, v1, specsToCapture(v1, v1))).toBe(false);
+    expect(mustCapture(undefined, withJob, specsToCapture(undefined, withJob))).toBe(false);
+    expect(specsToCapture(plain, plain)).toEqual([]);
+    // a declaration added by the next release covers a service that already runs
+    expect(specsToCapture(releaseShape(stack("{ volumes: [dbdata] }").replace(/\n    x-vps-pipeline:\n      data: .*\n/, "\n")), v1).map((d) => d.service)).toEqual(["db"]);
+  });
+
+  const rec = (id: string, release: string, at: string, service = "db"): SnapshotRecord => ({ id: id.repeat(64 / id.length), service, capture: "physical", release, before: "x", at, bytes: 1, seconds: 1 });
+  const records = [rec("a", "R1", "2026-01-01T00:00:00Z"), rec("b", "R1", "2026-01-02T00:00:00Z"), rec("c", "R2", "2026-01-03T00:00:00Z"), rec("d", "R1", "2026-01-01T00:00:00Z", "cache")];
+
+  it("returns to the newest snapshot of each data service taken while the release was current", () => {
+    expect(snapshotsFor(records, "R1", ["db", "cache"]).map((r) => r.id[0])).toEqual(["b", "d"]);
+    expect(snapshotsFor(records, "R3", ["db"])).toEqual([]);
+  });
+
+  it("finds a snapshot by a prefix of at least 8 digits; reads records, skipping what is not one", () => {
+    expect(findSnapshot(records, "cccccccc").map((r) => r.release)).toEqual(["R2"]);
+    expect(() => findSnapshot(records, "abc")).toThrow(/snapshot: `abc` is not a snapshot id/);
+    expect(() => findSnapshot(records, "eeeeeeee")).toThrow(/no snapshot eeeeeeee/);
+    expect(parseSnapshots(`${JSON.stringify(records[0])}\nnot json\n{"id":"zz"}\n`)).toEqual([records[0]]);
+  });
+
+  it("takes the backup password as one line, never empty", () => {
+    expect(backupPasswordValue("s3cret pass\n")).toBe("s3cret pass");
+    expect(() => backupPasswordValue("\n")).toThrow(/backupPassword: the secret is empty/);
+    expect(() => backupPasswordValue("a\nb")).toThrow(/backupPassword: must be one line/);
+  });
+});
