@@ -87,6 +87,7 @@ for (let i = 0; i < RUNS; i++) {
 const networks = Number(sh("docker inspect --format '{{len .NetworkSettings.Networks}}' vps-pipeline-edge").trim());
 if (sh(`docker inspect --format '{{.Config.Image}}' vps-pipeline-edge`).trim() !== testEdge.image) await replaceEdgeImage(target(PROJECTS[0][0]), testEdge.image);
 PROJECTS.forEach(([p]) => freshProject(p));
+sh("docker rmi vps-testbed/caddy:2-bench >/dev/null 2>&1 || true");
 
 const sum = (xs: { failed: number; sent: number }[]) => `${xs.reduce((a, x) => a + x.failed, 0)} of ${xs.reduce((a, x) => a + x.sent, 0)}`;
 const text = `# Bench ${new Date().toISOString().slice(0, 10)}: one edge, many projects

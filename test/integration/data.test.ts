@@ -5,7 +5,7 @@
  * `rollback --restore-data` across two releases, logical dumps, `backup` and
  * `restore`, a capture that fails, a wrong repository password.
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
@@ -19,6 +19,8 @@ const backupOptions = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.
 auditSecrets(() => [registryPassword, BACKUP_PASSWORD]);
 
 const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail"];
+// restic's image exists only on this machine: an earlier file's `docker image prune -a` may have taken it
+beforeAll(() => sh(`docker image inspect ${backupOptions.image} >/dev/null 2>&1 || docker load -q -i ${bed.stateDir}/restic-image.tar >/dev/null`));
 afterAll(() => PROJECTS.forEach(freshProject));
 
 const PG = `${bed.registry.prefix}/postgres@${bed.images["postgres:15"]}`;
@@ -70,8 +72,8 @@ describe("a snapshot before every release's jobs", () => {
     expect(prices("data-phys")).toBe("1|0");
     const log = captureLog();
     const err = await deploy(request("data-phys", dataStack("v2", PHYSICAL_RESTORE, "v3"), { log: log.log })).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
-    expect(prices("data-phys")).toBe("1|0");
+    expect(err, log.lines.join("\n")).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
+    expect(prices("data-phys"), log.lines.join("\n")).toBe("1|0");
     const last = history("data-phys").at(-1)!;
     expect(last).toMatchObject({ result: "rolled-back", rollbackHealthy: true, snapshots: [expect.stringMatching(/^db:[0-9a-f]{12}$/)], restored: [expect.stringMatching(/^db:[0-9a-f]{12}$/)] });
     expect(last.restored).toEqual(last.snapshots);
@@ -94,9 +96,14 @@ describe("a snapshot before every release's jobs", () => {
   it("rollback --restore-data across two releases puts the code and the data back as they were; without the flag only the code", async () => {
     freshProject("data-two");
     const r1 = await deploy(request("data-two", dataStack("v1", PHYSICAL)));
-    await deploy(request("data-two", dataStack("v2", PHYSICAL)));
+    const r2 = await deploy(request("data-two", dataStack("v2", PHYSICAL)));
     await deploy(request("data-two", dataStack("v3", PHYSICAL)));
     expect(prices("data-two")).toBe("3|1");
+    // without the flag: the code of r2, the data as it is, said plainly
+    const codeOnly = captureLog();
+    await rollback({ ...target("data-two"), to: r2.release, log: codeOnly.log });
+    expect(prices("data-two")).toBe("3|1");
+    expect(codeOnly.lines.join("\n")).toMatch(new RegExp(`the data has moved on since ${r2.release}: .*this rollback returns the code only`));
     const log = captureLog();
     const back = await rollback({ ...target("data-two"), to: r1.release, restoreData: true, log: log.log });
     expect(back.release).toBe(r1.release);
@@ -116,6 +123,7 @@ describe("logical dumps, backup and restore", () => {
     sh(`docker exec data-dump-db-1 psql -U postgres -d gold -qc "delete from prices; alter table prices add column junk int"`);
     expect(prices("data-dump")).toBe("0|0");
     const done = await restoreSnapshot({ ...target("data-dump"), snapshot: snap!.id.slice(0, 8) });
+    expect(snap!.id).toMatch(/^[0-9a-f]{64}$/);
     expect(done).toEqual([`db:${snap!.id.slice(0, 12)}`]);
     expect(prices("data-dump")).toBe("1|0");
     expect(sh(`docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`).trim()).toBe("0");
@@ -123,10 +131,11 @@ describe("logical dumps, backup and restore", () => {
 
   it("a capture that fails stops the deploy before its jobs run; a wrong repository password changes nothing either", async () => {
     freshProject("data-fail");
-    const first = await deploy(request("data-fail", dataStack("v1", LOGICAL)));
+    // the running release's declaration is the one a capture follows: its containers hold the data
     const broken = '{ capture: logical, dump: "echo partial; exit 1", restore: "psql -q -U postgres -d gold" }';
-    const err = await deploy(request("data-fail", dataStack("v2", broken))).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "BACKUP_FAILED" });
+    const first = await deploy(request("data-fail", dataStack("v1", broken)));
+    const err = await deploy(request("data-fail", dataStack("v2", LOGICAL))).catch((e: unknown) => e);
+    expect(err, String(err)).toMatchObject({ code: "BACKUP_FAILED" });
     expect(String((err as Error).message)).toMatch(/the dump command exited with 1/);
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);

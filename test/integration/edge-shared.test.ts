@@ -37,7 +37,11 @@ beforeAll(() => {
   sh(`docker rm -f ${EDGE_CONTAINER} ${EDGE_CONTAINER}-next >/dev/null 2>&1; docker volume rm vps-pipeline-edge >/dev/null 2>&1; true`);
   PROJECTS.forEach(freshProject);
 });
-afterAll(() => PROJECTS.forEach(freshProject));
+afterAll(() => {
+  PROJECTS.forEach(freshProject);
+  // a second tag on the edge's image: `docker image prune -a` (a later file) would keep it and drop vps-testbed/caddy:2
+  sh("docker rmi vps-testbed/caddy:2-next >/dev/null 2>&1 || true");
+});
 
 describe("nothing one project does takes the edge down for another", () => {
   it("a program holding :80 while a project adds a hostname: refused before anything changes, the other project keeps serving", async () => {

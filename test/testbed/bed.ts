@@ -133,9 +133,9 @@ export function filesContaining(dir: string, needle: string): string[] {
 
 const HOME = "/home/deploy";
 
-/** Remove a project's containers and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
+/** Remove a project's containers, networks, volumes and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
 export function freshProject(project: string): void {
-  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; rm -rf ${HOME}/production/${project}`);
+  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; vols=$(docker volume ls -q --filter label=com.docker.compose.project=${project}); [ -z "$vols" ] || docker volume rm $vols >/dev/null; rm -rf ${HOME}/production/${project}`);
   // the project's network with the edge: networks are a scarce pool on one engine (about 30 by default)
   sh(`n=${projectNetwork(project)}; if docker network inspect $n >/dev/null 2>&1; then docker network disconnect -f $n ${EDGE_CONTAINER} >/dev/null 2>&1; docker network rm $n >/dev/null 2>&1; fi; true`);
   const routes = edgeRoutes();

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test bed's PostgreSQL: a data directory made on the first start (database `gold`, trust auth on
-# the stack's own network), then the server in the foreground as `postgres` (SIGINT: a fast shutdown).
+# the stack's own network), then the server in the foreground as `postgres`, as PID 1 (setpriv execs,
+# runuser would stay as a parent that does not pass SIGINT on: every stop would wait for the kill).
 set -e
 mkdir -p "$PGDATA" /run/postgresql
 chown postgres:postgres "$PGDATA" /run/postgresql
@@ -13,4 +14,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   runuser -u postgres -- psql -q -c "create database gold"
   runuser -u postgres -- pg_ctl -D "$PGDATA" -w stop > /dev/null
 fi
-exec runuser -u postgres -- postgres -D "$PGDATA"
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"

@@ -226,6 +226,8 @@ if ! docker image inspect vps-testbed/restic:0.14 >/dev/null 2>&1; then
   DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/restic:0.14 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
   rm -rf "$ctx"
 fi
+# A test's `docker image prune -a` takes it (no container keeps it): the data tests load it back from here.
+[ -s "$STATE/restic-image.tar" ] || docker save -o "$STATE/restic-image.tar" vps-testbed/restic:0.14
 
 # --- PostgreSQL for the data tests: the Debian root provision.sh made, a data directory made on first start ---
 if ! docker image inspect vps-testbed/postgres:15 >/dev/null 2>&1; then

@@ -21,8 +21,9 @@ const PREAMBLE = [
   'mkdir -p "$repo" && repo=$(cd "$repo" && pwd) || exit 1',
   'err=$(mktemp); out=$(mktemp); st=$(mktemp -d); trap \'rm -rf "$err" "$out" "$st"\' EXIT',
   'dc() { if [ -f "$rel/.env" ]; then docker compose --env-file "$rel/.env" --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml" "$@"; else docker compose --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml" "$@"; fi; }',
-  // rr <docker run options> -- <restic arguments>: restic in its container, the password on its stdin, then what `feed` lets through
-  'rr() { o=""; while [ "$1" != -- ]; do o="$o $1"; shift; done; shift; { printf "%s\\n" "$pw"; [ -n "$feed" ] && cat; } | docker run --rm -i --network none -v "$repo:/repo" $o "$img" sh -c \'IFS= read -r RESTIC_PASSWORD && export RESTIC_PASSWORD && exec restic --repo /repo --no-cache "$@"\' restic "$@"; }',
+  // rr <docker run options> -- <restic arguments>: restic in its container (its image's entrypoint is restic itself:
+  // sh reads the password first), the password on its stdin, then what `feed` lets through
+  'rr() { o=""; while [ "$1" != -- ]; do o="$o $1"; shift; done; shift; { printf "%s\\n" "$pw"; [ -n "$feed" ] && cat; } | docker run --rm -i --network none -v "$repo:/repo" $o --entrypoint sh "$img" -c \'IFS= read -r RESTIC_PASSWORD && export RESTIC_PASSWORD && exec restic --repo /repo --no-cache "$@"\' restic "$@"; }',
   'feed=',
   `wrong() { grep -qi -e "wrong password" -e "no key found" "$err" && exit ${DATA_EXIT.wrongPassword}; }`,
   // the repository is made by the first capture
@@ -89,7 +90,8 @@ export function restorePhysical(l: Layout, image: string, project: string, relea
     'id=$1; start=$2; shift 2',
     'm=""; for v in "$@"; do m="$m -v $v:/data/$v"; done',
     'dc stop -t 30 "$svc" > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }',
-    'for v in "$@"; do docker run --rm --network none -v "$v:/data/$v" --entrypoint find "$img" "/data/$v" -mindepth 1 -delete || exit 1; done',
+    // emptied first: a restore must not leave files the snapshot does not have (a shell glob: busybox's find may lack -delete)
+    'for v in "$@"; do docker run --rm --network none -v "$v:/data/$v" --entrypoint sh "$img" -c \'rm -rf "$1"/* "$1"/.[!.]* "$1"/..?*\' sh "/data/$v" || exit 1; done',
     `rr $m -- restore "$id" --target / > /dev/null 2> "$err" || { wrong; cat "$err" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
     '[ "$start" = 1 ] && { dc start "$svc" > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }; }',
     'true',

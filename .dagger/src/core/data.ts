@@ -44,7 +44,7 @@ export function dataProblems(where: string, svc: Record<string, unknown>, spec: 
 
 /** One snapshot, as recorded in `.releases/snapshots.jsonl` after restic made it. */
 export interface SnapshotRecord {
-  /** restic's snapshot id (64 hex: the hash of its content, the checksum). */
+  /** restic's snapshot id: the hash of its content, its checksum (64 hex; the short form backup printed until the retention pass that follows). */
   id: string;
   service: string;
   capture: "physical" | "logical";

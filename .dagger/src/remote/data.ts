@@ -62,18 +62,23 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
     await s.run(appendLine(snapshotRecords(l)), "recording the snapshot", { stdin: `${JSON.stringify(rec)}\n` });
     taken.push(rec);
   }
-  await keepInOrder(s, l, project, b);
-  return taken;
+  const whole = await keepInOrder(s, l, project, b);
+  return taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
 }
 
-/** restic forgets what the retention no longer keeps; the records follow. */
-async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupOptions): Promise<void> {
+/** restic forgets what the retention no longer keeps; the records follow. Returns the (whole) ids kept. */
+async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupOptions): Promise<string[]> {
   const r = await s.exec(retain(l, b.image, project, b.keep, b.keepDays), { stdin: `${b.password}\n` });
-  if (r.code !== 0) return; // the snapshots are made; an unpruned repository is only bigger
-  const kept = new Set(r.stdout.split("\n").map((x) => x.trim()).filter(Boolean));
+  if (r.code !== 0) return []; // the snapshots are made; an unpruned repository is only bigger
+  const kept = r.stdout.split("\n").map((x) => x.trim()).filter((x) => /^[0-9a-f]{64}$/.test(x));
   const records = await readSnapshots(s, l);
-  const left = records.filter((x) => kept.has(x.id));
-  if (left.length !== records.length) await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
+  // restic's backup prints a short id (0.14) or the whole one: the records keep the whole one from here on
+  const left = records.flatMap((x) => {
+    const id = kept.find((k) => k.startsWith(x.id));
+    return id ? [{ ...x, id }] : [];
+  });
+  if (JSON.stringify(left) !== JSON.stringify(records)) await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
+  return kept;
 }
 
 export async function readSnapshots(s: SshSession, l: Layout): Promise<SnapshotRecord[]> {
