@@ -10,7 +10,7 @@ import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/workflow.js";
 import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Method, type Registered } from "./introspection.js";
 
-const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile"];
+const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile", "backupPassword"];
 const CHECKS = ["composeFileRenders", "workflowCallsExist"];
 
 let api: Registered;
@@ -42,7 +42,7 @@ describe("the module as Dagger registers it", () => {
     expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
     expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken"]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
-    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["deploy", "doctor", "edge", "maintenance", "plan", "rollback", "ship", "status", "verify"]);
+    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "deploy", "doctor", "edge", "maintenance", "plan", "restore", "rollback", "ship", "status", "verify"]);
   });
 
   it("documents every function (with a `dagger call` example) and every argument and field", () => {
