@@ -89,7 +89,7 @@ describe("a snapshot before every release's jobs", () => {
     const err = await deploy(request("data-keep", dataStack("v2", PHYSICAL, "v3"), { log: log.log })).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     expect(prices("data-keep")).toBe("2|1");
-    expect(log.lines.join("\n")).toMatch(/the data of db keeps what \S+'s jobs \(migrate\) did to it; `rollback --restore-data`/);
+    expect(log.lines.join("\n")).toMatch(/the data of db keeps what \S+'s jobs \(migrate\) did to it; `restore --snapshot=[0-9a-f]{8,12}` puts back/);
     expect(history("data-keep").at(-1)!.restored).toBeUndefined();
   });
 

@@ -138,7 +138,10 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
   const specs = specsToCapture(previous.shape, r.shape);
   const putBack = taken.filter((x) => specs.find((d) => d.service === x.service)?.restoreOnFailedDeploy);
   const kept = taken.filter((x) => !putBack.includes(x)).map((x) => x.service);
-  if (kept.length && r.shape.jobs.length) c.note(`the data of ${kept.join(", ")} keeps what ${r.id}'s jobs (${r.shape.jobs.map((j) => j.service).join(", ")}) did to it; \`rollback --restore-data\` (or \`on-failed-deploy: restore\`) returns it too`);
+  if (kept.length && r.shape.jobs.length) {
+    const ids = taken.filter((x) => kept.includes(x.service)).map((x) => x.id.slice(0, 12));
+    c.note(`the data of ${kept.join(", ")} keeps what ${r.id}'s jobs (${r.shape.jobs.map((j) => j.service).join(", ")}) did to it; \`restore --snapshot=${ids.join(" / ")}\` puts back the data as it was before them (\`on-failed-deploy: restore\` does it by itself)`);
+  }
   const { backup } = c;
   const restored = putBack.length && backup
     ? await c.step("restore-data", () => restoreSnapshots(c.s, c.l, c.project, backup, specs, putBack, r.id, false), (x) => `${x.join(", ")} restored`).catch((e: unknown) => {
