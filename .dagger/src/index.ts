@@ -155,6 +155,9 @@ export class VpsPipeline {
    * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).
    * @param keepSnapshots Snapshots kept per data service.
    * @param keepSnapshotDays Also drop snapshots older than this many days (0: by count only).
+   * @param backupOffsite A second restic repository off the VPS, over SFTP (sftp:user@host:/path): every snapshot is copied there.
+   * @param backupOffsiteKey SSH private key for the off-site host (a key of its own: it can reach only the backups).
+   * @param backupOffsiteHostKey The off-site host's public key, pinned (a known_hosts line, or ssh-ed25519 AAAA…).
    */
   @func()
   vps(
@@ -180,8 +183,14 @@ export class VpsPipeline {
     resticImage: string = DEFAULTS.resticImage,
     keepSnapshots: number = DEFAULTS.keepSnapshots,
     keepSnapshotDays: number = DEFAULTS.keepSnapshotDays,
+    backupOffsite = "",
+    backupOffsiteKey?: Secret,
+    backupOffsiteHostKey = "",
   ): Vps {
-    return Vps.of(this, { host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator, backupPassword, resticImage, keepSnapshots, keepSnapshotDays });
+    return Vps.of(this, {
+      host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator,
+      backupPassword, resticImage, keepSnapshots, keepSnapshotDays, backupOffsite, backupOffsiteKey, backupOffsiteHostKey,
+    });
   }
 
   /**

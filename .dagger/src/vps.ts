@@ -86,9 +86,15 @@ export class Vps {
   @func() keepSnapshots!: number;
   /** Age in days after which snapshots go (0: by count only). */
   @func() keepSnapshotDays!: number;
+  /** The off-site restic repository (sftp:user@host:/path), or "". */
+  @func() backupOffsite!: string;
+  /** SSH private key for the off-site host. */
+  @func() backupOffsiteKey?: Secret;
+  /** The off-site host's pinned public key. */
+  @func() backupOffsiteHostKey!: string;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
-  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase" | "backupPassword"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
     return Object.assign(new Vps(), {
       source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),

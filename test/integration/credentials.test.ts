@@ -123,7 +123,7 @@ describe("registries with a port, and certificates", () => {
   it("a registry on host:port works end to end through the module's inputs", async () => {
     expect(checkRegistry(bed.registry.host)).toBe(bed.registry.host); // 10.200.0.1:5443
     const login = await registryLogin(bed.registry.host, bed.registry.user, secret(registryPassword), "pullUser");
-    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "withport", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose", resticImage: "vps-testbed/restic:0.14", keepSnapshots: 10, keepSnapshotDays: 0 });
+    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "withport", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose", resticImage: "vps-testbed/restic:0.14", keepSnapshots: 10, keepSnapshotDays: 0, backupOffsite: "", backupOffsiteHostKey: "" });
     expect(v.by).toMatch(/^unnamed deployer with key SHA256:[A-Za-z0-9+/]{43} \(pass --by\)$/);
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     const digests = await resolveReleaseDigests(stack, [], "v2", login);
@@ -134,7 +134,7 @@ describe("registries with a port, and certificates", () => {
   });
 
   it("tokens read with file: or cmd: (a newline at the end, or CR LF) deploy; a rollback whose images are all here logs in nowhere", async () => {
-    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "newline", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "newline test", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose", resticImage: "vps-testbed/restic:0.14", keepSnapshots: 10, keepSnapshotDays: 0 });
+    const v = await vpsInputs({ host: bed.vps.host, hostKey: hostKeyLine, sshKey: secret(privateKey), user: "deploy", port: 22, project: "newline", dir: "", lockTimeout: 30, healthTimeout: 40, keepReleases: 3, by: "newline test", edgeImage: testEdge.image, edgeTls: testEdge.tls, orchestrator: "compose", resticImage: "vps-testbed/restic:0.14", keepSnapshots: 10, keepSnapshotDays: 0, backupOffsite: "", backupOffsiteHostKey: "" });
     const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
     freshProject("newline");
     for (const [version, ending] of [["v1", "\n"], ["v2", "\r\n"]] as const) {

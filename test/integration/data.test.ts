@@ -5,6 +5,7 @@
  * `rollback --restore-data` across two releases, logical dumps, `backup` and
  * `restore`, a capture that fails, a wrong repository password.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
@@ -16,11 +17,14 @@ import { bed, captureLog, deployRequest, freshProject, history, registryPassword
 /** Made here, at test time: no real credential anywhere. */
 const BACKUP_PASSWORD = `restic-${Math.random().toString(36).slice(2)}-${Date.now()}`;
 const backupOptions = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.14", keep: 10, keepDays: 0 };
-auditSecrets(() => [registryPassword, BACKUP_PASSWORD]);
+const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
+/** A line from the middle of the off-site SSH key: in no file, process or output either. */
+const offsiteKeyBody = offsiteKey.split("\n")[2]!;
+auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody]);
 
-const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail"];
-// restic's image exists only on this machine: an earlier file's `docker image prune -a` may have taken it
-beforeAll(() => sh(`docker image inspect ${backupOptions.image} >/dev/null 2>&1 || docker load -q -i ${bed.stateDir}/restic-image.tar >/dev/null`));
+const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off"];
+// restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
+beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
 
 const PG = `${bed.registry.prefix}/postgres@${bed.images["postgres:15"]}`;
@@ -145,5 +149,38 @@ describe("logical dumps, backup and restore", () => {
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
     expect(history("data-fail").slice(-2).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD"]);
+  });
+});
+
+describe("off the VPS", () => {
+  const offsite = (over: Partial<{ hostKey: string }> = {}) => ({
+    repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/data-off`,
+    sshKey: offsiteKey, knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,
+  });
+  const snapshotsOffsite = () => sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
+
+  it("every snapshot is copied to the off-site host over SFTP; a host whose key is not the pinned one gets nothing", async () => {
+    freshProject("data-off");
+    sh(`rm -rf /home/${bed.offsite.user}/restic`);
+    const withOffsite = { ...backupOptions, offsite: offsite() };
+    await deploy(request("data-off", dataStack("v1", LOGICAL), { backup: withOffsite }));
+    const log = captureLog();
+    await deploy(request("data-off", dataStack("v2", LOGICAL), { backup: withOffsite, log: log.log }));
+    expect(snapshotsOffsite()).toBe("1");
+    const [manual] = await backup({ ...target("data-off"), backup: withOffsite });
+    expect(manual).toMatchObject({ offsite: true });
+    expect(snapshotsOffsite()).toBe("2");
+    expect((await status(target("data-off"))).snapshots?.every((x) => x.offsite)).toBe(true);
+
+    // another host answering at that address: refused before any data leaves
+    const stranger = readFileSync(bed.vps.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+    const err = await backup({ ...target("data-off"), backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BACKUP_FAILED", message: expect.stringMatching(/^the snapshot is on the VPS, but copying it off-site failed: /) });
+    expect(snapshotsOffsite()).toBe("2");
+    // in a deploy, the same failure is a note: the snapshot is on the VPS, the deploy goes on
+    const noted = captureLog();
+    await deploy(request("data-off", dataStack("v3", LOGICAL), { backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) }, log: noted.log }));
+    expect(noted.lines.join("\n")).toMatch(/the snapshot is on the VPS only: copying it off-site failed/);
+    expect(prices("data-off")).toBe("3|1");
   });
 });

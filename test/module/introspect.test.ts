@@ -10,7 +10,7 @@ import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/workflow.js";
 import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Method, type Registered } from "./introspection.js";
 
-const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile", "backupPassword"];
+const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile", "backupPassword", "backupOffsiteKey"];
 const CHECKS = ["composeFileRenders", "workflowCallsExist"];
 
 let api: Registered;

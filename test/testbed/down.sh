@@ -12,15 +12,21 @@ if docker info >/dev/null 2>&1; then
   docker rm -f vps-pipeline-edge >/dev/null 2>&1
   docker volume rm vps-pipeline-edge >/dev/null 2>&1
   docker network rm vps-pipeline-edge >/dev/null 2>&1
+  docker rm -f vps-pipeline-edge-next vps-testbed-keep-restic >/dev/null 2>&1
+  nets=$(docker network ls -q --filter label=vps-pipeline.edge-network 2>/dev/null)
+  [ -n "$nets" ] && docker network rm $nets >/dev/null 2>&1
 fi
 bash "$(dirname "$0")/swarm.sh" down
-for p in sshd registry registry-token token-server; do
+for p in sshd offsite-sshd registry registry-token token-server; do
   [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null
 done
 ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null
 ip link del vb0 2>/dev/null
 ip netns del "$NS" 2>/dev/null
-for u in deploy nocompose; do id "$u" >/dev/null 2>&1 && { pkill -u "$u" 2>/dev/null; sleep 0.2; userdel -r "$u" 2>/dev/null; }; done
+ip netns pids offbed 2>/dev/null | xargs -r kill 2>/dev/null
+ip link del ob0 2>/dev/null
+ip netns del offbed 2>/dev/null
+for u in deploy nocompose backup; do id "$u" >/dev/null 2>&1 && { pkill -u "$u" 2>/dev/null; sleep 0.2; userdel -r "$u" 2>/dev/null; }; done
 if [ -f "$STATE/dockerd.pid" ]; then
   kill "$(cat "$STATE/dockerd.pid")" 2>/dev/null
   for _ in $(seq 1 40); do kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || break; sleep 0.25; done

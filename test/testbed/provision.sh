@@ -67,15 +67,15 @@ if [ ! -x "$CACHE/restic" ]; then
 fi
 "$CACHE/restic" version >/dev/null
 
-# A real PostgreSQL for the data tests: a minimal Debian root with Debian's postgresql, made once per
-# machine with debootstrap from the same mirror apt uses (up.sh imports it as an image).
-if [ ! -s "$CACHE/postgres-root.tar" ]; then
-  echo "provision: making a Debian root with PostgreSQL (debootstrap, about a minute)"
+# A Debian root for the data tests' images (PostgreSQL, and restic with an SSH client for its SFTP
+# backend): made once per machine with debootstrap from the same mirror apt uses (up.sh imports it).
+if [ ! -s "$CACHE/debian-root.tar" ]; then
+  echo "provision: making a Debian root with PostgreSQL and an SSH client (debootstrap, about a minute)"
   mirror=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
   [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
   r=$(mktemp -d)
-  debootstrap --variant=minbase --include=postgresql-15 bookworm "$r" "$mirror" >/dev/null
+  debootstrap --variant=minbase --include=postgresql-15,openssh-client bookworm "$r" "$mirror" >/dev/null
   rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/locale/* "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
-  tar -C "$r" -cf "$CACHE/postgres-root.tar.tmp" . && mv "$CACHE/postgres-root.tar.tmp" "$CACHE/postgres-root.tar"
-  rm -rf "$r"
+  tar -C "$r" -cf "$CACHE/debian-root.tar.tmp" . && mv "$CACHE/debian-root.tar.tmp" "$CACHE/debian-root.tar"
+  rm -rf "$r" "$CACHE/postgres-root.tar"
 fi

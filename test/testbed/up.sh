@@ -180,6 +180,48 @@ CFG
   for _ in $(seq 1 40); do [ -f "$STATE/sshd.pid" ] && break; sleep 0.1; done
 fi
 
+# --- An off-site host for the backups: SFTP over OpenSSH, in a namespace of its own ----------------------
+OFF_NS=offbed
+OFF_HOST_IP=10.203.0.1
+OFF_IP=10.203.0.2
+if ! ip netns list | grep -qw "$OFF_NS"; then
+  log "creating network namespace $OFF_NS (the off-site backup host)"
+  ip netns add "$OFF_NS"
+  ip link add ob0 type veth peer name ob1
+  ip link set ob1 netns "$OFF_NS"
+  ip addr add "$OFF_HOST_IP/24" dev ob0
+  ip link set ob0 up
+  ip -n "$OFF_NS" addr add "$OFF_IP/24" dev ob1
+  ip -n "$OFF_NS" link set ob1 up
+  ip -n "$OFF_NS" link set lo up
+fi
+[ -f "$STATE/offsite_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "vps-testbed off-site" -f "$STATE/offsite_ed25519"
+[ -f "$STATE/offsite_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -C "" -f "$STATE/offsite_host_ed25519_key"
+if ! id backup >/dev/null 2>&1; then
+  useradd -m -s /bin/sh backup
+  usermod -p '*' backup
+fi
+install -d -m 700 -o backup -g backup /home/backup/.ssh
+install -m 600 -o backup -g backup "$STATE/offsite_ed25519.pub" /home/backup/.ssh/authorized_keys
+if ! { [ -f "$STATE/offsite-sshd.pid" ] && kill -0 "$(cat "$STATE/offsite-sshd.pid")" 2>/dev/null; }; then
+  log "starting the off-site host's sshd on $OFF_IP:22"
+  cat > "$STATE/offsite-sshd_config" <<CFG
+ListenAddress $OFF_IP
+Port 22
+HostKey $STATE/offsite_host_ed25519_key
+PidFile $STATE/offsite-sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers backup
+Subsystem sftp internal-sftp
+CFG
+  ip netns exec "$OFF_NS" /usr/sbin/sshd -f "$STATE/offsite-sshd_config" -E "$STATE/offsite-sshd.log"
+  for _ in $(seq 1 40); do [ -f "$STATE/offsite-sshd.pid" ] && break; sleep 0.1; done
+fi
+
 # --- The swarm: three engines in their own namespaces, the manager reachable over SSH ---
 bash "$HERE/swarm.sh"
 
@@ -213,32 +255,31 @@ if ! docker image inspect vps-testbed/caddy:2 >/dev/null 2>&1; then
   rm -rf "$ctx"
 fi
 
-# --- restic for data snapshots: Debian's, on the busybox base, as the edge's Caddy -----------------------
+# --- The data tests' images, on the Debian root provision.sh made -------------------------------------
+if ! docker image inspect vps-testbed/debian:12 >/dev/null 2>&1; then
+  log "importing the Debian root (PostgreSQL, an SSH client)"
+  docker import - vps-testbed/debian:12 < "$CACHE/debian-root.tar" >/dev/null
+fi
+# restic: Debian's, with OpenSSH's client for the SFTP backend (as the official image has)
 if ! docker image inspect vps-testbed/restic:0.14 >/dev/null 2>&1; then
   log "making restic's image from Debian's restic"
   ctx=$(mktemp -d)
-  mkdir -p "$ctx/opt/restic" "$ctx/usr/bin"
-  cp "$CACHE/restic" "$ctx/opt/restic/restic"
-  for lib in $(ldd "$CACHE/restic" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do cp -L "$lib" "$ctx/opt/restic/"; done
-  printf '#!/bin/sh\nexec /opt/restic/ld-linux-x86-64.so.2 --library-path /opt/restic /opt/restic/restic "$@"\n' > "$ctx/usr/bin/restic"
-  chmod 0755 "$ctx/usr/bin/restic"
-  printf '%s\n' 'FROM vps-testbed/busybox:1' 'COPY opt /opt' 'COPY usr /usr' 'ENTRYPOINT ["restic"]' > "$ctx/Dockerfile"
+  cp "$CACHE/restic" "$ctx/restic"
+  printf '%s\n' 'FROM vps-testbed/debian:12' 'COPY restic /usr/bin/restic' 'ENTRYPOINT ["restic"]' > "$ctx/Dockerfile"
   DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/restic:0.14 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
   rm -rf "$ctx"
 fi
-# A test's `docker image prune -a` takes it (no container keeps it): the data tests load it back from here.
-[ -s "$STATE/restic-image.tar" ] || docker save -o "$STATE/restic-image.tar" vps-testbed/restic:0.14
-
-# --- PostgreSQL for the data tests: the Debian root provision.sh made, a data directory made on first start ---
+# A test's `docker image prune -a` takes images no container uses: this one keeps restic's (the VPS's
+# docker would otherwise look for it on Docker Hub).
+docker inspect vps-testbed-keep-restic >/dev/null 2>&1 || docker create --name vps-testbed-keep-restic --label vps-testbed.keep=1 vps-testbed/restic:0.14 version >/dev/null
+# PostgreSQL: a data directory made on first start (postgres-entrypoint.sh)
 if ! docker image inspect vps-testbed/postgres:15 >/dev/null 2>&1; then
   log "making the PostgreSQL image from Debian's postgresql"
-  docker import - vps-testbed/debian-postgres:15 < "$CACHE/postgres-root.tar" >/dev/null
   ctx=$(mktemp -d)
   cp "$HERE/postgres-entrypoint.sh" "$ctx/entrypoint.sh"
-  printf '%s\n' 'FROM vps-testbed/debian-postgres:15' 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data' \
+  printf '%s\n' 'FROM vps-testbed/debian:12' 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data' \
     'COPY entrypoint.sh /usr/local/bin/entrypoint.sh' 'STOPSIGNAL SIGINT' 'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]' > "$ctx/Dockerfile"
   DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/postgres:15 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
-  docker rmi vps-testbed/debian-postgres:15 >/dev/null 2>&1 || true
   rm -rf "$ctx"
 fi
 
@@ -288,6 +329,7 @@ cat > "$STATE/testbed.json" <<JSON
                     "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
   "swarm": { "host": "10.201.0.11", "nodes": { "swarm-1": "unix:///run/vps-swarm/n1.sock", "swarm-2": "unix:///run/vps-swarm/n2.sock", "swarm-3": "unix:///run/vps-swarm/n3.sock" },
              "nodePids": { "swarm-1": "$STATE/swarm/n1/dockerd.pid", "swarm-2": "$STATE/swarm/n2/dockerd.pid", "swarm-3": "$STATE/swarm/n3/dockerd.pid" } },
+  "offsite": { "namespace": "$OFF_NS", "host": "$OFF_IP", "user": "backup", "keyFile": "$STATE/offsite_ed25519", "hostKeyFile": "$STATE/offsite_host_ed25519_key.pub" },
   "images": { $images }
 }
 JSON

@@ -89,3 +89,18 @@ describe("when to capture, and what a rollback restores", () => {
     expect(() => backupPasswordValue("a\nb")).toThrow(/backupPassword: must be one line/);
   });
 });
+
+describe("the off-site repository", () => {
+  it("names the host restic's ssh goes to, and pins it by the key given whole or alone", async () => {
+    const { offsiteHost, offsiteKnownHosts } = await import("../../.dagger/src/core/offsite.js");
+    expect(offsiteHost("sftp:backup@203.0.113.9:/srv/restic/gold")).toBe("203.0.113.9");
+    expect(offsiteHost("sftp://backup@backups.example.com:2222//srv/restic")).toBe("[backups.example.com]:2222");
+    expect(offsiteHost("sftp://backup@backups.example.com//srv/restic")).toBe("backups.example.com");
+    expect(() => offsiteHost("s3:https://s3.example.com/bucket")).toThrow(/backupOffsite: `s3:https:\/\/s3.example.com\/bucket` is not an SFTP repository/);
+    const key = "AAAAC3NzaC1lZDI1NTE5AAAAIGq0vI2d8v1vZ0x8b0Q1c3d4e5f6g7h8i9j0k1l2m3n4";
+    expect(offsiteKnownHosts("sftp:backup@203.0.113.9:/srv", `ssh-ed25519 ${key}`)).toBe(`203.0.113.9 ssh-ed25519 ${key}`);
+    expect(offsiteKnownHosts("sftp:backup@203.0.113.9:/srv", `backup-host ssh-ed25519 ${key} comment\n`)).toBe(`backup-host ssh-ed25519 ${key}`);
+    expect(() => offsiteKnownHosts("sftp:backup@203.0.113.9:/srv", "SHA256:abc")).toThrow(/backupOffsiteHostKey: must be the off-site host's public key/);
+    expect(() => offsiteKnownHosts("sftp:backup@203.0.113.9:/srv", `ssh-ed25519 ${key}\nother ssh-ed25519 ${key}`)).toThrow(/backupOffsiteHostKey/);
+  });
+});

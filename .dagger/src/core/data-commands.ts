@@ -122,3 +122,26 @@ export function retain(l: Layout, image: string, project: string, keep: number, 
     'tr "{" "\\n" < "$out" | sed -n \'s/.*"id":"\\([0-9a-f]\\{64\\}\\)".*/\\1/p\'',
   ]), "sh", ...positional(l, image, project, "none", "none", []), String(keep), String(days)];
 }
+
+/**
+ * Copy the project's snapshots to the off-site repository `dest` (restic's `sftp:user@host:/path`): those
+ * already there are skipped, so a copy that failed once is caught up by the next. Made there on first
+ * use with the local one's chunker parameters (so that copies deduplicate), same password.
+ * The SSH key is the second line of stdin (base64): it goes into an ssh-agent inside the container,
+ * never into a file; the off-site host's key is pinned (`knownHosts`, a known_hosts line: not secret).
+ */
+export function copyOffsite(l: Layout, image: string, project: string, dest: string, knownHosts: string): Argv {
+  return ["sh", "-c", script([
+    `IFS= read -r key || exit ${DATA_EXIT.noPassword}`,
+    'dest=$1; kh=$2',
+    // the network this time (the off-site host), the local repository read-only
+    '{ printf "%s\\n%s\\n" "$pw" "$key"; } | docker run --rm -i -v "$repo:/repo:ro" --entrypoint sh "$img" -c \'' + [
+      'IFS= read -r RESTIC_PASSWORD && IFS= read -r k || exit 1',
+      'export RESTIC_PASSWORD RESTIC_FROM_PASSWORD="$RESTIC_PASSWORD"',
+      'dest=$1; mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts; shift 2',
+      'eval "$(ssh-agent -s)" > /dev/null && printf "%s" "$k" | base64 -d | ssh-add -q - 2> /dev/null || { echo "the off-site SSH key is not a private key ssh-add takes" >&2; exit 1; }',
+      'restic --repo "$dest" --no-cache cat config > /dev/null 2>&1 || restic --repo "$dest" --no-cache init --copy-chunker-params --from-repo /repo > /dev/null || exit 1',
+      'restic --repo "$dest" --no-cache copy --from-repo /repo --tag "project=$1" > /dev/null; rc=$?; ssh-agent -k > /dev/null 2>&1; exit $rc',
+    ].join("; ") + '\' sh "$dest" "$kh" "$p" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
+  ]), "sh", ...positional(l, image, project, "none", "none", []), dest, knownHosts];
+}

@@ -57,6 +57,8 @@ export interface SnapshotRecord {
   seconds: number;
   /** physical: how long the service was stopped. */
   stoppedSeconds?: number;
+  /** Copied to the off-site repository. */
+  offsite?: boolean;
 }
 
 export function parseSnapshots(text: string): SnapshotRecord[] {

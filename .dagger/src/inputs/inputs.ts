@@ -11,7 +11,8 @@ import { builtImagesRegistry, invalidImageReference } from "../core/images.js";
 import { DEFAULTS } from "../core/defaults.js";
 import { backupPasswordValue, envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/report.js";
-import type { RegistryLogin, RemoteTarget } from "../remote/target.js";
+import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/target.js";
+import { offsiteKnownHosts } from "../core/offsite.js";
 
 /** What `vps(...)` was given, as the Vps object holds it. */
 export interface VpsArgs {
@@ -34,12 +35,28 @@ export interface VpsArgs {
   resticImage: string;
   keepSnapshots: number;
   keepSnapshotDays: number;
+  backupOffsite: string;
+  backupOffsiteKey?: Secret | undefined;
+  backupOffsiteHostKey: string;
 }
 
 export interface VpsInputs extends RemoteTarget {
   healthTimeoutSeconds: number;
   keepReleases: number;
   by: string;
+}
+
+/** The off-site repository, when one is set: all three settings, checked; the key read last. */
+async function offsite(a: VpsArgs): Promise<{ offsite?: OffsiteRepository }> {
+  if (!a.backupOffsite) {
+    if (a.backupOffsiteKey || a.backupOffsiteHostKey) throw new PipelineError("INVALID_INPUT", "backupOffsite: --backup-offsite-key and --backup-offsite-host-key go with --backup-offsite", "give the off-site repository (sftp:user@host:/path), or drop them");
+    return {};
+  }
+  const knownHosts = offsiteKnownHosts(a.backupOffsite, a.backupOffsiteHostKey);
+  if (!a.backupOffsiteKey) throw new PipelineError("INVALID_INPUT", "backupOffsiteKey: the off-site repository needs an SSH private key", "pass --backup-offsite-key=env:BACKUP_SSH_KEY (a key that can reach only the backups)");
+  const sshKey = await a.backupOffsiteKey.plaintext();
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(sshKey)) throw new PipelineError("INVALID_INPUT", "backupOffsiteKey: is not a private key (no -----BEGIN … PRIVATE KEY----- line)", "give the private key file's content (OpenSSH or PEM), not its .pub");
+  return { offsite: { repository: a.backupOffsite, sshKey, knownHosts } };
 }
 
 /** Check the VPS settings (all at once), then read the SSH key. */
@@ -60,7 +77,7 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     dir: v.dir, project: v.project, lockTimeoutSeconds: v.lockTimeoutSeconds, healthTimeoutSeconds: v.healthTimeoutSeconds,
     keepReleases: v.keepReleases, by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
     edge: { image: v.edgeImage, tls: v.edgeTls }, orchestrator: v.orchestrator,
-    ...(a.backupPassword ? { backup: { password: backupPasswordValue(await a.backupPassword.plaintext()), image: v.resticImage, keep: v.keepSnapshots, keepDays: v.keepSnapshotDays } } : {}),
+    ...(a.backupPassword ? { backup: { password: backupPasswordValue(await a.backupPassword.plaintext()), image: v.resticImage, keep: v.keepSnapshots, keepDays: v.keepSnapshotDays, ...(await offsite(a)) } } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * before a release's jobs, restored with a rollback or on demand, kept in
  * order. Each capture is recorded in `.releases/snapshots.jsonl` (no secret).
  */
-import { snapshotRecords, capturePhysical, captureLogical, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
+import { snapshotRecords, capturePhysical, captureLogical, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../core/data.js";
 import { PipelineError, parseJson, tail } from "../core/errors.js";
 import type { DataSpec } from "../core/extension.js";
@@ -13,7 +13,7 @@ import { keptRelease, operation, type OperationRequest } from "./flow.js";
 import { readCurrent } from "./releases.js";
 import { withLock } from "./session.js";
 import type { ExecResult, SshSession } from "./ssh.js";
-import type { BackupOptions } from "./target.js";
+import type { BackupOptions, OffsiteRepository } from "./target.js";
 import type { Context } from "./targets/target.js";
 
 /** The compose volume names of a release as docker knows them (`gold_dbdata`, or the name it sets). */
@@ -38,9 +38,11 @@ interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_a
 /**
  * Capture every service in `specs` as it is now (`current` is the release
  * running), each recorded with why (`before`: the release whose jobs come next,
- * or `manual`). Then the retention: what restic no longer keeps leaves the records.
+ * or `manual`). Then the retention: what restic no longer keeps leaves the records;
+ * then, when there is one, the copy off the VPS (`offsiteFailed` decides what a
+ * failed copy means: a note for a deploy, an error for `backup`).
  */
-export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string): Promise<SnapshotRecord[]> {
+export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string, offsiteFailed: (why: string) => void): Promise<SnapshotRecord[]> {
   const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
   const taken: SnapshotRecord[] = [];
   for (const d of specs) {
@@ -63,7 +65,28 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
     taken.push(rec);
   }
   const whole = await keepInOrder(s, l, project, b);
-  return taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
+  const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
+  if (!b.offsite) return made;
+  const why = await copyOff(s, l, project, b, b.offsite);
+  if (why) {
+    offsiteFailed(why);
+    return made;
+  }
+  await markOffsite(s, l);
+  return made.map((x) => ({ ...x, offsite: true }));
+}
+
+/** Copy the project's snapshots off the VPS (those already there are skipped); the reason when it failed. */
+async function copyOff(s: SshSession, l: Layout, project: string, b: BackupOptions, o: OffsiteRepository): Promise<string | undefined> {
+  const r = await s.exec(copyOffsite(l, b.image, project, o.repository, o.knownHosts), { stdin: `${b.password}\n${Buffer.from(o.sshKey).toString("base64")}\n` });
+  return r.code === 0 ? undefined : tail(r.stderr, 3) || `exit code ${r.code}`;
+}
+
+/** Every snapshot the records hold is off-site now (the copy took all of the project's). */
+async function markOffsite(s: SshSession, l: Layout): Promise<void> {
+  const records = await readSnapshots(s, l);
+  if (records.every((x) => x.offsite)) return;
+  await s.upload(snapshotRecords(l), records.map((x) => `${JSON.stringify({ ...x, offsite: true })}\n`).join(""), "600");
 }
 
 /** restic forgets what the retention no longer keeps; the records follow. Returns the (whole) ids kept. */
@@ -132,7 +155,10 @@ export async function backup(req: BackupRequest): Promise<SnapshotRecord[]> {
     const b = needBackup(c);
     return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (backup, since ${new Date().toISOString()})`, async () => {
       const { id, specs } = await currentData(c);
-      return c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual"), (x) => x.map((r) => `${r.service}:${r.id.slice(0, 12)} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
+      const offsiteFailed = (why: string) => {
+        throw new PipelineError("BACKUP_FAILED", `the snapshot is on the VPS, but copying it off-site failed: ${why}`, "check the off-site host, its key (--backup-offsite-host-key) and the SSH key (--backup-offsite-key); `backup` again copies what is missing");
+      };
+      return c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual", offsiteFailed), (x) => x.map((r) => `${r.service}:${r.id.slice(0, 12)} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
     });
   });
 }

@@ -93,7 +93,7 @@ async function prepareRelease(c: Context, t: Target, r: Release, previous: Relea
   const specs = specsToCapture(previous?.shape, r.shape);
   const { backup } = c;
   const taken = previous && backup && mustCapture(previous.shape, r.shape, specs)
-    ? await c.step("snapshot", () => capture(c.s, c.l, c.project, backup, specs, previous.id, r.id), (x) => x.map(describeSnapshot).join(", "))
+    ? await c.step("snapshot", () => capture(c.s, c.l, c.project, backup, specs, previous.id, r.id, (why) => c.note(`the snapshot is on the VPS only: copying it off-site failed (${why}); the deploy goes on`)), (x) => x.map(describeSnapshot).join(", "))
     : [];
   if (r.shape.jobs.length > 0) await c.step("jobs", () => t.jobs(c, r, r.shape.jobs), (done) => `${done.join(", ")} done`, { jobs: r.shape.jobs.map((j) => j.service).join(",") });
   return taken;

@@ -25,6 +25,16 @@ export interface BackupOptions {
   keep: number;
   /** Also drop snapshots older than this many days (0: by count only). */
   keepDays: number;
+  /** A second repository off the VPS every snapshot is copied to. */
+  offsite?: OffsiteRepository;
+}
+
+/** An off-site restic repository over SFTP: `sftp:user@host:/path`, the SSH key it takes (a secret), the host's key pinned. */
+export interface OffsiteRepository {
+  repository: string;
+  sshKey: string;
+  /** A known_hosts line for the off-site host. */
+  knownHosts: string;
 }
 
 export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
