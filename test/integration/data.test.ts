@@ -133,7 +133,7 @@ describe("logical dumps, backup and restore", () => {
     expect(sh(`docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`).trim()).toBe("0");
   });
 
-  it("a capture that fails stops the deploy before its jobs run; a wrong repository password changes nothing either", async () => {
+  it("a capture that fails stops the deploy before its jobs run; so do a wrong repository password and a full disk", async () => {
     freshProject("data-fail");
     // the running release's declaration is the one a capture follows: its containers hold the data
     const broken = '{ capture: logical, dump: "echo partial; exit 1", restore: "psql -q -U postgres -d gold" }';
@@ -148,7 +148,18 @@ describe("logical dumps, backup and restore", () => {
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
-    expect(history("data-fail").slice(-2).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD"]);
+
+    // a disk with no room: a 1 MiB file system over the repository's folder
+    const backups = "/home/deploy/production/data-fail/.backups";
+    sh(`mkdir -p ${backups} && mount -t tmpfs -o size=1m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`);
+    try {
+      const full = await deploy(request("data-fail", dataStack("v2", LOGICAL))).catch((e: unknown) => e);
+      expect(full).toMatchObject({ code: "BACKUP_NO_SPACE", message: expect.stringMatching(/has \d+ MiB free; nothing was changed/) });
+    } finally {
+      sh(`umount ${backups}`);
+    }
+    expect(prices("data-fail")).toBe("1|0");
+    expect(history("data-fail").slice(-3).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD", "BACKUP_NO_SPACE"]);
   });
 });
 
