@@ -13,6 +13,7 @@ import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { bed, captureLog, deployRequest, freshProject, history, registryPassword, sh, sshOptions, testEdge } from "../testbed/bed.js";
+import { dataStack } from "../testbed/data-stack.js";
 
 /** Made here, at test time: no real credential anywhere. */
 const BACKUP_PASSWORD = `restic-${Math.random().toString(36).slice(2)}-${Date.now()}`;
@@ -27,37 +28,6 @@ const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail"
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
 
-const PG = `${bed.registry.prefix}/postgres@${bed.images["postgres:15"]}`;
-const api = (v: "v1" | "v3") => `${bed.registry.prefix}/api@${bed.images[`api:${v}`]}`;
-const SQL = {
-  v1: "create table if not exists prices (day date primary key, usd numeric not null); insert into prices values ('2026-01-01', 2000) on conflict do nothing;",
-  v2: "alter table prices add column eur numeric; insert into prices values ('2026-01-02', 2100, 1900);",
-  v3: "insert into prices values ('2026-01-03', 2200, 2000);",
-} as const;
-
-/** A rendered release: PostgreSQL owning `dbdata`, a migration job (psql), and the api (v3 never gets healthy). */
-function dataStack(sql: keyof typeof SQL, data: string, apiVersion: "v1" | "v3" = "v1"): string {
-  return `services:
-  db:
-    image: ${PG}
-    volumes: ["dbdata:/var/lib/postgresql/data"]
-    healthcheck: { test: ["CMD", "pg_isready", "-U", "postgres", "-d", "gold"], interval: 1s, timeout: 2s, retries: 30 }
-    x-vps-pipeline:
-      data: ${data}
-  migrate:
-    image: ${PG}
-    entrypoint: ["psql", "-h", "db", "-U", "postgres", "-d", "gold", "-q", "-v", "ON_ERROR_STOP=1", "-c", ${JSON.stringify(SQL[sql])}]
-    depends_on: { db: { condition: service_healthy } }
-    profiles: [vps-pipeline-jobs]
-    x-vps-pipeline: { job: true }
-  api:
-    image: ${api(apiVersion)}
-    init: true
-    healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"], interval: 1s, timeout: 2s, retries: 3 }
-volumes:
-  dbdata: {}
-`;
-}
 const PHYSICAL_RESTORE = "{ volumes: [dbdata], on-failed-deploy: restore }";
 const PHYSICAL = "{ volumes: [dbdata] }";
 const LOGICAL = '{ capture: logical, dump: "pg_dump --clean --if-exists -U postgres gold", restore: "psql -q -U postgres -d gold", volumes: [dbdata] }';

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { auditSecrets } from "../testbed/audit.js";
+import { dataStack } from "../testbed/data-stack.js";
 import { bed, deployRequest, freshProject, freshStack, history, onSwarm, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
 
 auditSecrets();
@@ -17,6 +18,7 @@ const productionTiming = (t: string) => t.replace(/^ {6}interval: 1s\n/gm, "");
 
 afterAll(async () => {
   freshProject("defaults");
+  freshProject("defaults-data");
   await freshStack("swdefaults");
 });
 
@@ -36,6 +38,19 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     await deploy(deployRequest("defaults", 18241, { compose: twice, healthTimeoutSeconds: DEFAULTS.healthTimeout }));
     expect(sh("docker ps -q --filter label=com.docker.compose.project=defaults --filter label=com.docker.compose.service=web").trim().split("\n")).toHaveLength(2);
     expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
+  }, 600_000);
+
+  it("one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again (30 s checks)", async () => {
+    freshProject("defaults-data");
+    expect(dataStack("v1", "{ volumes: [dbdata] }", "v1", "")).not.toMatch(/interval/);
+    const backup = { password: `defaults-${Date.now()}`, image: "vps-testbed/restic:0.14", keep: 3, keepDays: 0 };
+    const req = (v: "v1" | "v2") => deployRequest("defaults-data", 0, { compose: dataStack(v, "{ volumes: [dbdata] }", "v1", ""), env: "X=1\n", backup, healthTimeoutSeconds: DEFAULTS.healthTimeout });
+    await deploy(req("v1"));
+    const r = await deploy(req("v2"));
+    expect(r.durations.snapshot).toBeGreaterThan(0);
+    expect(history("defaults-data").map((h) => h.result)).toEqual(["ok", "ok"]);
+    expect(history("defaults-data").at(-1)?.snapshots).toEqual([expect.stringMatching(/^db:/)]);
+    expect(sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim()).toBe("2");
   }, 600_000);
 
   it("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {
