@@ -44,27 +44,23 @@ if [ ! -x "$CACHE/docker-compose" ]; then
 fi
 "$CACHE/docker-compose" version --short >/dev/null
 
-# The edge's proxy: Debian's Caddy, unpacked, never installed (the package would start a system Caddy
-# on port 80). up.sh makes the test bed's `caddy:2` stand-in image from it.
-if [ ! -x "$CACHE/caddy" ]; then
-  echo "provision: fetching Debian's caddy"
+# A program from a Debian package, unpacked into the cache, never installed: fetch_binary <package> <path in it>
+fetch_binary() {
+  [ -x "$CACHE/$1" ] && return 0
+  echo "provision: fetching Debian's $1"
+  local d
   d=$(mktemp -d)
-  (cd "$d" && apt-get download caddy >/dev/null 2>&1) || { apt-get update -qq && (cd "$d" && apt-get download caddy >/dev/null); }
-  dpkg-deb -x "$d"/caddy_*.deb "$d/root"
-  install -m 0755 "$d/root/usr/bin/caddy" "$CACHE/caddy"
+  (cd "$d" && apt-get download "$1" >/dev/null 2>&1) || { apt-get update -qq && (cd "$d" && apt-get download "$1" >/dev/null); }
+  dpkg-deb -x "$d"/"$1"_*.deb "$d/root"
+  install -m 0755 "$d/root/$2" "$CACHE/$1"
   rm -rf "$d"
-fi
+}
+# The edge's proxy: Debian's Caddy (never installed: the package would start a system Caddy on port 80).
+# up.sh makes the test bed's `caddy:2` stand-in image from it.
+fetch_binary caddy usr/bin/caddy
 "$CACHE/caddy" version >/dev/null
-
-# Data snapshots: Debian's restic, unpacked (up.sh makes the test bed's restic image from it).
-if [ ! -x "$CACHE/restic" ]; then
-  echo "provision: fetching Debian's restic"
-  d=$(mktemp -d)
-  (cd "$d" && apt-get download restic >/dev/null 2>&1) || { apt-get update -qq && (cd "$d" && apt-get download restic >/dev/null); }
-  dpkg-deb -x "$d"/restic_*.deb "$d/root"
-  install -m 0755 "$d/root/usr/bin/restic" "$CACHE/restic"
-  rm -rf "$d"
-fi
+# Data snapshots: Debian's restic (up.sh makes the test bed's restic image from it).
+fetch_binary restic usr/bin/restic
 "$CACHE/restic" version >/dev/null
 
 # A Debian root for the data tests' images (PostgreSQL, and restic with an SSH client for its SFTP

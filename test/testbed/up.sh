@@ -30,18 +30,21 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { tail -20 "$STATE/dockerd.log" >&2; exit 1; }
 fi
 
-# --- Network: host 10.200.0.1 <-> VPS namespace 10.200.0.2 -------------------
-if ! ip netns list | grep -qw "$NS"; then
-  log "creating network namespace $NS"
-  ip netns add "$NS"
-  ip link add vb0 type veth peer name vb1
-  ip link set vb1 netns "$NS"
-  ip addr add "$HOST_IP/24" dev vb0
-  ip link set vb0 up
-  ip -n "$NS" addr add "$VPS_IP/24" dev vb1
-  ip -n "$NS" link set vb1 up
-  ip -n "$NS" link set lo up
-fi
+# --- Network: a namespace joined to the host by a veth pair: make_ns <ns> <host if> <ns if> <host ip> <ns ip>
+make_ns() {
+  ip netns list | grep -qw "$1" && return 0
+  log "creating network namespace $1"
+  ip netns add "$1"
+  ip link add "$2" type veth peer name "$3"
+  ip link set "$3" netns "$1"
+  ip addr add "$4/24" dev "$2"
+  ip link set "$2" up
+  ip -n "$1" addr add "$5/24" dev "$3"
+  ip -n "$1" link set "$3" up
+  ip -n "$1" link set lo up
+}
+# host 10.200.0.1 <-> VPS namespace 10.200.0.2
+make_ns "$NS" vb0 vb1 "$HOST_IP" "$VPS_IP"
 
 # --- Secrets made now: CA, registry certificate and password, SSH keys ----------
 if [ ! -f "$STATE/ca.crt" ]; then
@@ -184,17 +187,7 @@ fi
 OFF_NS=offbed
 OFF_HOST_IP=10.203.0.1
 OFF_IP=10.203.0.2
-if ! ip netns list | grep -qw "$OFF_NS"; then
-  log "creating network namespace $OFF_NS (the off-site backup host)"
-  ip netns add "$OFF_NS"
-  ip link add ob0 type veth peer name ob1
-  ip link set ob1 netns "$OFF_NS"
-  ip addr add "$OFF_HOST_IP/24" dev ob0
-  ip link set ob0 up
-  ip -n "$OFF_NS" addr add "$OFF_IP/24" dev ob1
-  ip -n "$OFF_NS" link set ob1 up
-  ip -n "$OFF_NS" link set lo up
-fi
+make_ns "$OFF_NS" ob0 ob1 "$OFF_HOST_IP" "$OFF_IP"
 [ -f "$STATE/offsite_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "vps-testbed off-site" -f "$STATE/offsite_ed25519"
 [ -f "$STATE/offsite_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -C "" -f "$STATE/offsite_host_ed25519_key"
 if ! id backup >/dev/null 2>&1; then
