@@ -119,14 +119,16 @@ describe("logical dumps, backup and restore", () => {
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
 
-    // a disk with no room: a 1 MiB file system over the repository's folder
+    // a disk with no room: an 8 MiB file system over the repository's folder
     const backups = "/home/deploy/production/data-fail/.backups";
-    sh(`mkdir -p ${backups} && mount -t tmpfs -o size=1m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`);
+    // mounted where the VPS's sshd sees it: `ip netns exec` gave it a mount namespace of its own
+    const inVps = `nsenter --target $(cat ${bed.stateDir}/sshd.pid) --mount --`;
+    sh(`mkdir -p ${backups} && ${inVps} mount -t tmpfs -o size=8m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`);
     try {
       const full = await deploy(request("data-fail", dataStack("v2", LOGICAL))).catch((e: unknown) => e);
-      expect(full).toMatchObject({ code: "BACKUP_NO_SPACE", message: expect.stringMatching(/has \d+ MiB free; nothing was changed/) });
+      expect(full, String((full as Error).message)).toMatchObject({ code: "BACKUP_NO_SPACE", message: expect.stringMatching(/has \d+ MiB free; nothing was changed/) });
     } finally {
-      sh(`umount ${backups}`);
+      sh(`${inVps} umount ${backups}`);
     }
     expect(prices("data-fail")).toBe("1|0");
     expect(history("data-fail").slice(-3).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD", "BACKUP_NO_SPACE"]);
@@ -147,7 +149,7 @@ describe("off the VPS", () => {
     await deploy(request("data-off", dataStack("v1", LOGICAL), { backup: withOffsite }));
     const log = captureLog();
     await deploy(request("data-off", dataStack("v2", LOGICAL), { backup: withOffsite, log: log.log }));
-    expect(snapshotsOffsite()).toBe("1");
+    expect(snapshotsOffsite(), log.lines.join("\n")).toBe("1");
     const [manual] = await backup({ ...target("data-off"), backup: withOffsite });
     expect(manual).toMatchObject({ offsite: true });
     expect(snapshotsOffsite()).toBe("2");

@@ -173,8 +173,12 @@ describe("routes as users reach them", () => {
     expect(v.problems.join("\n")).toMatch(/the edge routes web to 2 container\(s\), but release \S+ runs 1/);
   });
 
-  it("projects do not share a network: a container of one cannot reach another's by name or address", async () => {
+  it("projects do not share a network: a container of one cannot reach another's by name or address; a removed project's network goes", async () => {
+    // a project removed by hand (`docker compose down`): its network with the edge stays behind, with the edge alone on it
+    sh(`docker network create --label vps-pipeline.edge-network=sh-gone ${projectNetwork("sh-gone")} >/dev/null && docker network connect ${projectNetwork("sh-gone")} ${EDGE_CONTAINER}`);
     await deploy(deployRequest("sh-iso", 18269));
+    expect(sh(`docker network ls -q --filter name=^${projectNetwork("sh-gone")}$`).trim()).toBe("");
+    expect(sh(`docker network ls -q --filter name=^${projectNetwork("sh-a")}$`).trim()).not.toBe("");
     const [a] = names("sh-a");
     const [b] = names("sh-iso");
     const aIp = sh(`docker inspect --format '{{(index .NetworkSettings.Networks "${projectNetwork("sh-a")}").IPAddress}}' ${a}`).trim();

@@ -21,7 +21,7 @@ interface TestbedFile {
     keys: Record<"ed25519" | "rsaPem" | "ecdsa" | "stranger", string>;
   };
   tokenRegistry: { host: string; tokenServer: string; service: string; passwordFiles: Record<"rw" | "ro" | "blocked", string> };
-  /** The off-site backup host: SFTP for user `backup`, its own key and host key. */
+  /** The off-site backup host: SFTP for user `offsite`, its own key and host key. */
   offsite: { namespace: string; host: string; user: string; keyFile: string; hostKeyFile: string };
   images: Record<string, string>;
 }

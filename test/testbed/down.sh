@@ -26,7 +26,7 @@ ip netns del "$NS" 2>/dev/null
 ip netns pids offbed 2>/dev/null | xargs -r kill 2>/dev/null
 ip link del ob0 2>/dev/null
 ip netns del offbed 2>/dev/null
-for u in deploy nocompose backup; do id "$u" >/dev/null 2>&1 && { pkill -u "$u" 2>/dev/null; sleep 0.2; userdel -r "$u" 2>/dev/null; }; done
+for u in deploy nocompose offsite; do id "$u" >/dev/null 2>&1 && { pkill -u "$u" 2>/dev/null; sleep 0.2; userdel -r "$u" 2>/dev/null; }; done
 if [ -f "$STATE/dockerd.pid" ]; then
   kill "$(cat "$STATE/dockerd.pid")" 2>/dev/null
   for _ in $(seq 1 40); do kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || break; sleep 0.25; done

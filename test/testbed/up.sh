@@ -190,12 +190,13 @@ OFF_IP=10.203.0.2
 make_ns "$OFF_NS" ob0 ob1 "$OFF_HOST_IP" "$OFF_IP"
 [ -f "$STATE/offsite_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "vps-testbed off-site" -f "$STATE/offsite_ed25519"
 [ -f "$STATE/offsite_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -C "" -f "$STATE/offsite_host_ed25519_key"
-if ! id backup >/dev/null 2>&1; then
-  useradd -m -s /bin/sh backup
-  usermod -p '*' backup
+# (not `backup`: Debian has that system user, without a home of its own)
+if ! id offsite >/dev/null 2>&1; then
+  useradd -m -s /bin/sh offsite
+  usermod -p '*' offsite
 fi
-install -d -m 700 -o backup -g backup /home/backup/.ssh
-install -m 600 -o backup -g backup "$STATE/offsite_ed25519.pub" /home/backup/.ssh/authorized_keys
+install -d -m 700 -o offsite -g offsite /home/offsite/.ssh
+install -m 600 -o offsite -g offsite "$STATE/offsite_ed25519.pub" /home/offsite/.ssh/authorized_keys
 if ! { [ -f "$STATE/offsite-sshd.pid" ] && kill -0 "$(cat "$STATE/offsite-sshd.pid")" 2>/dev/null; }; then
   log "starting the off-site host's sshd on $OFF_IP:22"
   cat > "$STATE/offsite-sshd_config" <<CFG
@@ -208,7 +209,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-AllowUsers backup
+AllowUsers offsite
 Subsystem sftp internal-sftp
 CFG
   ip netns exec "$OFF_NS" /usr/sbin/sshd -f "$STATE/offsite-sshd_config" -E "$STATE/offsite-sshd.log"
@@ -322,7 +323,7 @@ cat > "$STATE/testbed.json" <<JSON
                     "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
   "swarm": { "host": "10.201.0.11", "nodes": { "swarm-1": "unix:///run/vps-swarm/n1.sock", "swarm-2": "unix:///run/vps-swarm/n2.sock", "swarm-3": "unix:///run/vps-swarm/n3.sock" },
              "nodePids": { "swarm-1": "$STATE/swarm/n1/dockerd.pid", "swarm-2": "$STATE/swarm/n2/dockerd.pid", "swarm-3": "$STATE/swarm/n3/dockerd.pid" } },
-  "offsite": { "namespace": "$OFF_NS", "host": "$OFF_IP", "user": "backup", "keyFile": "$STATE/offsite_ed25519", "hostKeyFile": "$STATE/offsite_host_ed25519_key.pub" },
+  "offsite": { "namespace": "$OFF_NS", "host": "$OFF_IP", "user": "offsite", "keyFile": "$STATE/offsite_ed25519", "hostKeyFile": "$STATE/offsite_host_ed25519_key.pub" },
   "images": { $images }
 }
 JSON

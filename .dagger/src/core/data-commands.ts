@@ -134,8 +134,8 @@ export function copyOffsite(l: Layout, image: string, project: string, dest: str
   return ["sh", "-c", script([
     `IFS= read -r key || exit ${DATA_EXIT.noPassword}`,
     'dest=$1; kh=$2',
-    // the network this time (the off-site host), the local repository read-only
-    '{ printf "%s\\n%s\\n" "$pw" "$key"; } | docker run --rm -i -v "$repo:/repo:ro" --entrypoint sh "$img" -c \'' + [
+    // the network this time (the off-site host); the local repository writable: restic locks it while it reads
+    '{ printf "%s\\n%s\\n" "$pw" "$key"; } | docker run --rm -i -v "$repo:/repo" --entrypoint sh "$img" -c \'' + [
       'IFS= read -r RESTIC_PASSWORD && IFS= read -r k || exit 1',
       'export RESTIC_PASSWORD RESTIC_FROM_PASSWORD="$RESTIC_PASSWORD"',
       'dest=$1; mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts; shift 2',

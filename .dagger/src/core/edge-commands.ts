@@ -137,6 +137,24 @@ export function joinProjectNetwork(project: string): Argv {
   ].join("\n"), "sh", projectNetwork(project), project];
 }
 
+/**
+ * The project networks nothing uses any more (a project removed by hand: no container but the edge's
+ * on it, stopped ones included, and the project is not in `keep`: no route left, no deploy in
+ * progress): the edge leaves them and they go. Every network the edge is on costs each start of the
+ * edge, and so each replacement's gap.
+ */
+export function pruneProjectNetworks(keep: readonly string[]): Argv {
+  return ["sh", "-c", [
+    'keep=" $* "',
+    `for n in $(docker network ls -q --filter label=${PROJECT_NETWORK_LABEL}); do`,
+    `  p=$(docker network inspect --format '{{index .Labels "${PROJECT_NETWORK_LABEL}"}}' "$n") || continue`,
+    '  case "$keep" in *" $p "*) continue;; esac',
+    `  [ -z "$(docker ps -a --filter network="$n" --format '{{.Names}}' | grep -v '^${EDGE_CONTAINER}')" ] || continue`,
+    `  docker network disconnect -f "$n" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$n" > /dev/null 2>&1`,
+    'done; true',
+  ].join("\n"), "sh", ...keep];
+}
+
 /** A project that no longer has anything behind the edge: the edge leaves its network, which goes (networks are a scarce pool). */
 export function leaveProjectNetwork(project: string): Argv {
   return ["sh", "-c", `docker network inspect "$1" > /dev/null 2>&1 || exit 0; docker network disconnect -f "$1" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$1" > /dev/null 2>&1; true`, "sh", projectNetwork(project)];

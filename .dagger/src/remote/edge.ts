@@ -9,7 +9,7 @@ import type { ReleaseShape } from "../core/compose.js";
 import { PipelineError, isPipelineError, parseJson, tail } from "../core/errors.js";
 import {
   EDGE_IMAGE_EXIT, EDGE_NOT_READY_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, edgeUp, holdClaim, holdEdgeLock, httpFromEdge,
-  joinProjectNetwork, leaveProjectNetwork, liveClaims, loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside,
+  joinProjectNetwork, leaveProjectNetwork, liveClaims, pruneProjectNetworks, loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside,
   serviceContainers, upServices, type ServiceContainer,
 } from "../core/edge-commands.js";
 import {
@@ -318,6 +318,8 @@ export async function switchWithEdge(o: {
     const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
     if (j.code !== 0) throw new PipelineError("EDGE_FAILED", `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`, "`docker network ls` on the VPS; the deploy user must be able to create networks");
     const edge = await readEdge(s, opts.image);
+    const busy = [project, ...edge.routes.map((r) => r.project), ...(await claimsOfOthers(s, project)).map((r) => r.project)];
+    await s.exec(pruneProjectNetworks([...new Set(busy)]));
     // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
     // publishing that port itself again can have it (the edge lets go of it).
     const successor = (r: EdgeRoute) => wanted.some((w) => (w.host !== undefined && w.host === r.host) || w.listen.some((x) => r.listen.some((y) => y.port === x.port)));
