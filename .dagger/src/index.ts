@@ -129,7 +129,7 @@ export class VpsPipeline {
   }
 
   /**
-   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship) uses these settings.
+   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, edge, maintenance) uses these settings.
    *
    * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
    *
@@ -149,7 +149,7 @@ export class VpsPipeline {
    * @param lockTimeout Seconds to wait for another deploy to finish.
    * @param by Who deploys, for the lock and the history, e.g. "$GITHUB_ACTOR run $GITHUB_RUN_ID" (default: the SSH key's fingerprint).
    * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…).
-   * @param edgeTls Certificates for hostname routes: acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS) or internal (Caddy's own CA).
+   * @param edgeTls Certificates for this project's hostname routes (each hostname keeps its own): acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS), internal (Caddy's own CA), or the https directory URL of another ACME CA.
    * @param orchestrator compose (one VPS, the default) or swarm: the host is a Docker Swarm manager and the release is deployed with docker stack deploy.
    * @param backupPassword Password of the restic repository holding the data snapshots (needed when a release declares x-vps-pipeline data; made with it on the first snapshot; it cannot be recovered).
    * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).

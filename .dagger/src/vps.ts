@@ -1,7 +1,8 @@
 /**
  * The Vps object: one server and one project on it, as `vps(...)` set them.
  * Its functions deploy, plan, verify, roll back, show status, diagnose and ship,
- * and change the shared edge (its image, a project's maintenance mode).
+ * back up and restore data, and change the shared edge (its image, a project's
+ * maintenance mode).
  * Wiring and documentation only.
  */
 import { Directory, File, Secret, func, object } from "@dagger.io/dagger";
@@ -74,7 +75,7 @@ export class Vps {
   @func() by!: string;
   /** The edge proxy's image. */
   @func() edgeImage!: string;
-  /** Certificates for hostname routes: acme or internal. */
+  /** Certificates for this project's hostname routes: acme, internal, or an ACME directory URL. */
   @func() edgeTls!: string;
   /** compose (one VPS) or swarm (the host is a swarm manager). */
   @func() orchestrator!: string;

@@ -2,10 +2,12 @@
  * The edge: one Caddy container per VPS, owned by the pipeline, in front of every
  * service that opts in with `x-vps-pipeline: { http: … }`. It holds the host ports
  * those services published (and 80/443 for hostname routes) and proxies to one
- * release's containers by name on the `vps-pipeline-edge` network. Its config is
- * the routing table: built here from routes and read back from Caddy, so that
- * several projects share one edge and a restarted edge (`caddy run --resume`)
- * keeps every route.
+ * release's containers by name, over one network per project (projects cannot
+ * reach each other). Its config is the routing table: built here from routes and
+ * read back from Caddy, so that several projects share one edge and a restarted
+ * edge (`caddy run --resume`) keeps every route. Each route carries what its own
+ * project asked for (a hostname's issuer, a maintenance page): no project's
+ * choice applies to another's routes.
  */
 import { isIP } from "node:net";
 import { PipelineError } from "./errors.js";
