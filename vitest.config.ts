@@ -10,6 +10,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/testbed/global-setup.ts"],
+          setupFiles: ["test/testbed/after-file.ts"],
           // One VPS, one Docker engine: scenarios run one file at a time.
           fileParallelism: false,
           testTimeout: 180_000,

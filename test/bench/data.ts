@@ -32,7 +32,7 @@ function stack(kind: "store" | "pg", data: string | undefined, job = false): str
   const decl = data ? `\n    x-vps-pipeline:\n      data: ${data}` : "";
   const svc = kind === "store"
     ? `  store:\n    image: ${API}\n    init: true\n    entrypoint: ["sleep", "1000000"]\n    volumes: ["blob:/blob"]${decl}\n`
-    : `  db:\n    image: ${PG}\n    volumes: ["blob:/var/lib/postgresql/data"]\n    healthcheck: { test: ["CMD", "pg_isready", "-U", "postgres"], interval: 1s, retries: 60 }${decl}\n`;
+    : `  db:\n    image: ${PG}\n    volumes: ["blob:/var/lib/postgresql/data"]\n    healthcheck: { test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"], interval: 1s, retries: 60 }${decl}\n`;
   const migrate = job ? `  migrate:\n    image: ${API}\n    entrypoint: ["true"]\n    profiles: [vps-pipeline-jobs]\n    x-vps-pipeline: { job: true }\n` : "";
   return `services:\n${svc}${migrate}volumes:\n  blob: {}\n`;
 }

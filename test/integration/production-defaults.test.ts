@@ -9,9 +9,11 @@ import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { dataStack } from "../testbed/data-stack.js";
-import { bed, deployRequest, freshProject, freshStack, history, onSwarm, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
+import { bed, deployRequest, freshProject, freshStack, history, onSwarm, registryPassword, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
 
-auditSecrets();
+// The three scenarios run at once (different projects; each mostly waits on 30 s checks): the audit spans the file.
+const BACKUP_PASSWORD = `defaults-${Date.now()}`;
+auditSecrets(() => [registryPassword, BACKUP_PASSWORD], "file");
 
 /** Docker's defaults: the healthchecks keep their test, lose their 1 s interval. */
 const productionTiming = (t: string) => t.replace(/^ {6}interval: 1s\n/gm, "");
@@ -27,7 +29,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(releaseCompose("v1", "v1", productionTiming)).not.toMatch(/interval/);
   });
 
-  it("one VPS: a first deploy and an upgrade succeed within the default --health-timeout", async () => {
+  it.concurrent("one VPS: a first deploy and an upgrade succeed within the default --health-timeout", async () => {
     freshProject("defaults");
     const req = (v: "v1" | "v2") => deployRequest("defaults", 18241, { compose: releaseCompose(v, v, productionTiming), healthTimeoutSeconds: DEFAULTS.healthTimeout });
     await deploy(req("v1"));
@@ -40,10 +42,10 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
   }, 600_000);
 
-  it("one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again (30 s checks)", async () => {
+  it.concurrent("one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again (30 s checks)", async () => {
     freshProject("defaults-data");
     expect(dataStack("v1", "{ volumes: [dbdata] }", "v1", "")).not.toMatch(/interval/);
-    const backup = { password: `defaults-${Date.now()}`, image: "vps-testbed/restic:0.14", keep: 3, keepDays: 0 };
+    const backup = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.14", keep: 3, keepDays: 0 };
     const req = (v: "v1" | "v2") => deployRequest("defaults-data", 0, { compose: dataStack(v, "{ volumes: [dbdata] }", "v1", ""), env: "X=1\n", backup, healthTimeoutSeconds: DEFAULTS.healthTimeout });
     await deploy(req("v1"));
     const r = await deploy(req("v2"));
@@ -53,7 +55,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim()).toBe("2");
   }, 600_000);
 
-  it("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {
+  it.concurrent("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {
     await freshStack("swdefaults");
     const req = (v: "v1" | "v2") => swarmRequest("swdefaults", 18242, v, { healthTimeoutSeconds: DEFAULTS.healthTimeout, env: "WEB_PORT=18242\n" }, productionTiming);
     await deploy(req("v1"));

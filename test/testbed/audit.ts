@@ -2,7 +2,7 @@
  * The secret audit every integration scenario ends with. Kept apart from bed.ts,
  * which the bench and the demo load too, so that they do not load vitest.
  */
-import { afterEach, beforeEach, expect } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
 import { filesContaining, printed, privateKey, registryPassword, sampleProcesses, sh } from "./bed.js";
 
 const HOME = "/home/deploy";
@@ -12,14 +12,16 @@ const HOME = "/home/deploy";
  * password was on no process command line while it ran (the VPS shares this
  * machine's process table), the password and the SSH private key are in no file
  * under the deploy user's home, nothing we printed holds them, and no throwaway
- * docker config is left behind.
+ * docker config is left behind. `scope: "file"` audits once around the whole
+ * file, for files whose scenarios run concurrently (one would see another's
+ * throwaway config mid-deploy).
  */
-export function auditSecrets(secrets: () => string[] = () => [registryPassword]): void {
+export function auditSecrets(secrets: () => string[] = () => [registryPassword], scope: "each" | "file" = "each"): void {
   let samplers: ReturnType<typeof sampleProcesses>[] = [];
-  beforeEach(() => {
+  (scope === "each" ? beforeEach : beforeAll)(() => {
     samplers = secrets().map((s) => sampleProcesses(s));
   });
-  afterEach(async () => {
+  (scope === "each" ? afterEach : afterAll)(async () => {
     for (const sampler of samplers) {
       const ps = await sampler.stop();
       expect(ps.samples).toBeGreaterThan(0);

@@ -3,7 +3,7 @@
  * fixture builders with defaults so each scenario states only what differs.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { EDGE_CONTAINER, caddyConfig, projectNetwork, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
@@ -56,11 +56,16 @@ export const printed: string[] = [];
 export interface Captured { lines: string[]; log: (l: string) => void }
 export function captureLog(): Captured {
   const lines: string[] = [];
-  return { lines, log: (l) => { lines.push(l); printed.push(l); } };
+  return { lines, log: (l) => { lines.push(l); printed.push(l); trace(l); } };
 }
 
 /** The edge on the test bed: the Caddy image made from Debian's package, certificates from Caddy's own CA. */
 export const testEdge = { image: "vps-testbed/caddy:2", tls: "internal" as const };
+
+/** With TESTBED_TRACE=<file>, every line a deploy prints goes there too, timed: where a slow run spent its time. */
+function trace(line: string): void {
+  if (process.env.TESTBED_TRACE) appendFileSync(process.env.TESTBED_TRACE, `${new Date().toISOString()} ${line}\n`);
+}
 
 /** A deploy request for `project` with working defaults: port, .env, credentials, short timeouts. */
 export function deployRequest(project: string, webPort: number, over: Partial<DeployRequest> = {}): DeployRequest {
@@ -77,7 +82,7 @@ export function deployRequest(project: string, webPort: number, over: Partial<De
     healthTimeoutSeconds: 30,
     edge: testEdge,
     by: "vitest",
-    log: (l) => printed.push(l),
+    log: (l) => { printed.push(l); trace(l); },
     ...over,
   };
 }
@@ -264,4 +269,16 @@ export function overlayProbe(network: string, url: string): { counts: () => { ok
       return c;
     },
   };
+}
+
+/**
+ * Every compose project and swarm stack a test file left behind: each one still
+ * running costs a health check a second per container, and a whole suite's worth
+ * made the last files twice as slow. The next file starts from an empty VPS.
+ */
+export async function removeLeftovers(): Promise<void> {
+  const label = (kind: string) => sh(`docker ${kind} ls ${kind === "container" ? "-a " : ""}--format '{{.Label "com.docker.compose.project"}}'`).split("\n");
+  const projects = new Set([...label("container"), ...label("network"), ...label("volume")].filter(Boolean));
+  for (const p of projects) freshProject(p);
+  for (const s of onSwarm("stack ls --format '{{.Name}}'").split("\n").filter(Boolean)) await freshStack(s);
 }

@@ -19,7 +19,8 @@ export function dataStack(sql: keyof typeof SQL, data: string, apiVersion: "v1" 
   db:
     image: ${PG}
     volumes: ["dbdata:/var/lib/postgresql/data"]
-    healthcheck: { test: ["CMD", "pg_isready", "-U", "postgres", "-d", "gold"]${interval ? `, interval: ${interval}` : ""}, timeout: 2s, retries: 30 }
+    # over TCP: the first start's setup server answers on the Unix socket only, before the stack can reach it
+    healthcheck: { test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "gold"]${interval ? `, interval: ${interval}` : ""}, timeout: 2s, retries: 30 }
     x-vps-pipeline:
       data: ${data}
   migrate:
