@@ -238,20 +238,47 @@ export class Vps {
   }
 
   /**
-   * Put one snapshot's data back under the current release (status lists them): the service is stopped for a physical restore and started again; a logical one is fed to its restore command.
+   * Put one snapshot's data back under the current release (status lists them): the service is stopped for a physical restore and started again; a logical one is fed to its restore command. With --rebuild, bring the project back on a server that does not run it (a new VPS): its snapshots copied from the off-site repository (--backup-offsite…), the release the snapshot's data belongs to rebuilt from the record kept with it (compose file, .env, files), its images pulled with the pull token, its data put back, then started and health-checked.
    *
    * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD restore --snapshot=1a2b3c4d
    *
-   * @param snapshot The snapshot's id as status lists it (at least 8 hex digits).
+   * @param snapshot The snapshot's id as status lists it (at least 8 hex digits); with --rebuild, default the newest.
+   * @param rebuild Rebuild the project on this server from its backup (the server must not run it).
    */
   @func({ cache: "never" }) // changes a server
-  async restore(snapshot: string): Promise<string> {
+  async restore(snapshot = "", rebuild = false): Promise<string> {
+    return explained(async () => {
+      const { checkRegistry, vpsInputs } = await inputs();
+      const v = await vpsInputs(this);
+      const log = liveLog();
+      if (rebuild) {
+        const { rebuild: remoteRebuild } = await import("./remote/rebuild.js");
+        const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
+        const r = await remoteRebuild({ ...v, log: log.log, ...(snapshot ? { snapshot } : {}), ...(pull ? { registry: pull } : {}) });
+        return `${log.lines.join("\n")}\nrelease ${r.release} rebuilt and healthy; restored: ${r.restored.join(", ") || "no data"}`;
+      }
+      if (!snapshot) throw new PipelineError("INVALID_INPUT", "snapshot: give the snapshot to put back (status lists them), or --rebuild on a new server", "restore --snapshot=1a2b3c4d");
+      const { restoreSnapshot } = await import("./remote/data.js");
+      const done = await restoreSnapshot({ ...v, log: log.log, snapshot });
+      return `${log.lines.join("\n")}\nrestored: ${done.join(", ")}`;
+    });
+  }
+
+  /**
+   * Check that the backups restore: restic's check of the repository, then the newest snapshot of each data service (or the one named) restored into a scratch copy of the service beside the real one (fresh volumes, its own network, no port), started, and put to the data's check command (x-vps-pipeline data `check`). The real service is not touched; the copy is removed. status marks the snapshot verified.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD check-backup
+   *
+   * @param snapshot A snapshot's id as status lists it (default: the newest of each data service).
+   */
+  @func({ cache: "never" }) // reads live state, starts a scratch copy
+  async checkBackup(snapshot = ""): Promise<string> {
     return explained(async () => {
       const { vpsInputs } = await inputs();
-      const { restoreSnapshot } = await import("./remote/data.js");
+      const { checkBackup: remoteCheck } = await import("./remote/backup-check.js");
       const log = liveLog();
-      const done = await restoreSnapshot({ ...(await vpsInputs(this)), log: log.log, snapshot });
-      return `${log.lines.join("\n")}\nrestored: ${done.join(", ")}`;
+      const done = await remoteCheck({ ...(await vpsInputs(this)), log: log.log, ...(snapshot ? { snapshot } : {}) });
+      return `${log.lines.join("\n")}\n${done.map((x) => `snapshot ${x.id.slice(0, 12)} of ${x.service} restores (${x.seconds}s): ${x.result}`).join("\n")}`;
     });
   }
 

@@ -5,10 +5,12 @@
  * `rollback --restore-data` across two releases, logical dumps, `backup` and
  * `restore`, a capture that fails, a wrong repository password.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
+import { rebuild } from "../../.dagger/src/remote/rebuild.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
@@ -23,7 +25,7 @@ const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
 auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody]);
 
-const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off"];
+const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off", "data-new"];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
@@ -136,8 +138,8 @@ describe("logical dumps, backup and restore", () => {
 });
 
 describe("off the VPS", () => {
-  const offsite = (over: Partial<{ hostKey: string }> = {}) => ({
-    repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/data-off`,
+  const offsite = (over: Partial<{ hostKey: string; project: string }> = {}) => ({
+    repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/${over.project ?? "data-off"}`,
     sshKey: offsiteKey, knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,
   });
   const snapshotsOffsite = () => sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
@@ -165,5 +167,45 @@ describe("off the VPS", () => {
     await deploy(request("data-off", dataStack("v3", LOGICAL), { backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) }, log: noted.log }));
     expect(noted.lines.join("\n")).toMatch(/the snapshot is on the VPS only: copying it off-site failed/);
     expect(prices("data-off")).toBe("3|1");
+  });
+
+  it("a new server: the project rebuilt from the off-site backup serves the rows of the last backup; a wrong password changes nothing", async () => {
+    freshProject("data-new");
+    sh(`rm -rf /home/${bed.offsite.user}/restic/data-new`);
+    const withOffsite = { ...backupOptions, offsite: offsite({ project: "data-new" }) };
+    await deploy(request("data-new", dataStack("v1", PHYSICAL), { backup: withOffsite }));
+    const v2 = await deploy(request("data-new", dataStack("v2", PHYSICAL), { backup: withOffsite }));
+    sh(`docker exec data-new-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 2500, 2300)"`);
+    await backup({ ...target("data-new"), backup: withOffsite });
+    expect(prices("data-new")).toBe("3|1");
+    const before = sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`);
+
+    // the VPS is gone: its containers, volumes and the project's folder with the local repository
+    freshProject("data-new");
+    const nothing = () => sh("docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls /home/deploy/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true").trim();
+    const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
+    const wrong = await rebuild({ ...target("data-new"), backup: { ...withOffsite, password: "not-the-password" }, registry }).catch((e: unknown) => e);
+    expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
+    expect(nothing()).toBe("");
+    expect(sh("ls -A /home/deploy/production/data-new/.backups/restic 2>/dev/null || true").trim()).toBe("");
+
+    const log = captureLog();
+    const r = await rebuild({ ...target("data-new"), registry, log: log.log });
+    expect(r.release, log.lines.join("\n")).toBe(v2.release);
+    expect(r.restored).toEqual([expect.stringMatching(/^db:[0-9a-f]{12}$/)]);
+    expect(sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(before);
+    expect(sh("docker inspect --format '{{.State.Health.Status}}' data-new-api-1").trim()).toBe("healthy");
+    const st = await status(target("data-new"));
+    expect(st.release).toBe(v2.release);
+    // the history came with the record: the two deploys, then the rebuild
+    expect(history("data-new").map((h) => `${h.action} ${h.result}`)).toEqual(["deploy ok", "deploy ok", "restore ok"]);
+    expect(st.snapshots?.length).toBe(2);
+    // the repository now on the server is whole, and the next backup goes on from it
+    const check = execFileSync("docker", ["run", "--rm", "-i", "-v", "/home/deploy/production/data-new/.backups/restic:/repo", "--entrypoint", "sh", backupOptions.image, "-c", "IFS= read -r RESTIC_PASSWORD; export RESTIC_PASSWORD; restic --repo /repo --no-cache check > /dev/null && echo checked"], { input: `${BACKUP_PASSWORD}\n`, encoding: "utf8" });
+    expect(check.trim()).toBe("checked");
+    await backup({ ...target("data-new"), backup: withOffsite });
+
+    const again = await rebuild({ ...target("data-new"), registry }).catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: "INVALID_INPUT", message: expect.stringContaining(`runs release ${v2.release}`) });
   });
 });

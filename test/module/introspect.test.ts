@@ -37,18 +37,21 @@ beforeAll(() => {
   api = introspect(clientFile);
 });
 
+/** How the CLI names a function: checkBackup → check-backup. */
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 describe("the module as Dagger registers it", () => {
   it("takes shared settings once: the module's constructor, and vps(...) returning the Vps object with the server's functions", () => {
     expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
     expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken"]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
-    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "deploy", "doctor", "edge", "maintenance", "plan", "restore", "rollback", "ship", "status", "verify"]);
+    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "checkBackup", "deploy", "doctor", "edge", "maintenance", "plan", "restore", "rollback", "ship", "status", "verify"]);
   });
 
   it("documents every function (with a `dagger call` example) and every argument and field", () => {
     for (const [where, m] of everyFunction()) {
       if (!where.endsWith(".constructor")) expect(m.description, where).toMatch(/\S/);
-      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger call .*\\b${m.name}\\b`));
+      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger call .*\\b${kebab(m.name)}\\b`));
       for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).toMatch(/\S/);
     }
     for (const [o, def] of Object.entries(api.objects)) for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
@@ -59,7 +62,6 @@ describe("the module as Dagger registers it", () => {
   });
 
   it("names no argument like a flag of `dagger call` itself (the engine refuses the call: `flag already exists`)", () => {
-    const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     for (const [where, m] of everyFunction()) for (const a of Object.values(m.arguments)) expect(DAGGER_CALL_FLAGS, `${where}(${a.name})`).not.toContain(kebab(a.name));
   });
 

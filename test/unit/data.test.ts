@@ -104,3 +104,37 @@ describe("the off-site repository", () => {
     expect(() => offsiteKnownHosts("sftp:backup@203.0.113.9:/srv", `ssh-ed25519 ${key}\nother ssh-ed25519 ${key}`)).toThrow(/backupOffsiteHostKey/);
   });
 });
+
+describe("a new server, from what the backup holds", () => {
+  const id = (c: string) => c.repeat(64);
+  const R1 = "20261201T010000.000Z-aaaaaaa";
+  const R2 = "20261201T020000.000Z-bbbbbbb";
+  const restic = JSON.stringify([
+    { id: id("1"), time: "2026-12-01T01:30:00.1+00:00", paths: ["/data"], tags: ["vps-pipeline", "project=gold", "service=db", "capture=physical", `release=${R1}`, `before=${R2}`] },
+    { id: id("2"), time: "2026-12-01T01:30:01Z", paths: ["/vps-pipeline"], tags: ["vps-pipeline", "project=gold", "record", `release=${R1}`] },
+    { id: id("3"), time: "2026-12-01T02:30:00Z", paths: ["/db.dump"], tags: ["vps-pipeline", "project=gold", "service=db", `release=${R2}`, "before=manual"] },
+    { id: id("4"), time: "2026-12-01T02:30:01Z", paths: ["/vps-pipeline"], tags: ["vps-pipeline", "project=gold", "record", `release=${R2}`] },
+    { id: "short", time: "2026-12-01T03:00:00Z", tags: ["service=db", `release=${R2}`] },
+    { id: id("5"), time: "2026-12-01T03:00:00Z", tags: ["a snapshot someone made by hand"] },
+  ]);
+
+  it("reads restic's list: data snapshots by their tags (a dump without the capture tag by its path), release records apart", async () => {
+    const { parseCatalog } = await import("../../.dagger/src/core/backup-catalog.js");
+    const c = parseCatalog(restic, true);
+    expect(c.data.map((x) => [x.id[0], x.capture, x.release, x.before, x.offsite])).toEqual([["1", "physical", R1, R2, true], ["3", "logical", R2, "manual", true]]);
+    expect(c.records.map((x) => [x.id[0], x.release])).toEqual([["2", R1], ["4", R2]]);
+    expect(parseCatalog("", false)).toEqual({ data: [], records: [] });
+    expect(() => parseCatalog("Fatal: unable to open", false)).toThrow(/not JSON/);
+  });
+
+  it("rebuilds the release of the newest snapshot (or the one named), with that release's record", async () => {
+    const { chooseRebuild, parseCatalog } = await import("../../.dagger/src/core/backup-catalog.js");
+    const c = parseCatalog(restic, false);
+    expect(chooseRebuild(c)).toMatchObject({ release: R2, record: { id: id("4") }, chosen: { id: id("3") } });
+    expect(chooseRebuild(c, "11111111")).toMatchObject({ release: R1, record: { id: id("2") } });
+    expect(() => chooseRebuild(c, "99999999")).toThrow(/snapshot: no snapshot 99999999 in the backup/);
+    expect(() => chooseRebuild(c, "xyz")).toThrow(/snapshot: `xyz` is not a snapshot id/);
+    expect(() => chooseRebuild({ data: c.data, records: [] })).toThrow(/no record of release .* nothing was changed/);
+    expect(() => chooseRebuild({ data: [], records: [] })).toThrow(/holds no data snapshot of this project/);
+  });
+});

@@ -59,6 +59,8 @@ export interface SnapshotRecord {
   stoppedSeconds?: number;
   /** Copied to the off-site repository. */
   offsite?: boolean;
+  /** When check-backup last restored it into a scratch copy and its check passed. */
+  verified?: string;
 }
 
 export function parseSnapshots(text: string): SnapshotRecord[] {

@@ -39,7 +39,7 @@ export interface StatusView {
     nodes: { hostname: string; state: string; availability: string; manager: boolean }[];
   };
   /** Data snapshots kept (newest last). */
-  snapshots?: { id: string; service: string; capture: string; release: string; before: string; at: string; bytes: number; seconds: number; stoppedSeconds?: number; offsite?: boolean }[];
+  snapshots?: { id: string; service: string; capture: string; release: string; before: string; at: string; bytes: number; seconds: number; stoppedSeconds?: number; offsite?: boolean; verified?: string }[];
   edge?: { state: string; image: string; publish: string[]; maintenance?: boolean; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
 }
 
@@ -63,7 +63,7 @@ function swarmLines(w: NonNullable<StatusView["swarm"]>): string[] {
 }
 
 function snapshotLines(x: NonNullable<StatusView["snapshots"]>): string[] {
-  return ["snapshots (restore --snapshot=<id>):", ...x.map((r) => `  ${r.id.slice(0, 12)}  ${r.service.padEnd(10)} ${r.capture.padEnd(8)} ${r.at}  ${(r.bytes / 1048576).toFixed(1)} MiB  while ${r.release} was current, before ${r.before}${r.offsite ? ", off-site too" : ""}`)];
+  return ["snapshots (restore --snapshot=<id>):", ...x.map((r) => `  ${r.id.slice(0, 12)}  ${r.service.padEnd(10)} ${r.capture.padEnd(8)} ${r.at}  ${(r.bytes / 1048576).toFixed(1)} MiB  while ${r.release} was current, before ${r.before}${r.offsite ? ", off-site too" : ""}${r.verified ? `, verified ${r.verified}` : ""}`)];
 }
 
 function historyLine(h: HistoryRecord): string {

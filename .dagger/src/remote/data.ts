@@ -3,7 +3,7 @@
  * before a release's jobs, restored with a rollback or on demand, kept in
  * order. Each capture is recorded in `.releases/snapshots.jsonl` (no secret).
  */
-import { snapshotRecords, capturePhysical, captureLogical, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
+import { snapshotRecords, capturePhysical, captureLogical, captureRecord, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../core/data.js";
 import { PipelineError, parseJson, tail } from "../core/errors.js";
 import type { DataSpec } from "../core/extension.js";
@@ -17,7 +17,7 @@ import type { BackupOptions, OffsiteRepository } from "./target.js";
 import type { Context } from "./targets/target.js";
 
 /** The compose volume names of a release as docker knows them (`gold_dbdata`, or the name it sets). */
-async function volumeNames(s: SshSession, l: Layout, project: string, release: string): Promise<Record<string, string>> {
+export async function volumeNames(s: SshSession, l: Layout, project: string, release: string): Promise<Record<string, string>> {
   const out = await s.run(releaseConfig(l, project, release), `resolving release ${release}'s volumes`, { code: "COMPOSE_INVALID", hint: "the release's compose file or .env is not valid for the compose on the VPS" });
   const config = out.split(/^=== config$/m)[1] ?? "{}";
   const conf = parseJson<{ volumes?: Record<string, { name?: string }> }>(config, "docker compose config --format json");
@@ -25,9 +25,10 @@ async function volumeNames(s: SshSession, l: Layout, project: string, release: s
 }
 
 /** A failed data script as a coded error, naming the service. */
-function dataError(r: ExecResult, service: string, doing: "capture" | "restore"): PipelineError {
+export function dataError(r: ExecResult, service: string, doing: "capture" | "restore"): PipelineError {
   const why = tail(r.stderr, 3) || `exit code ${r.code}`;
   if (r.code === DATA_EXIT.wrongPassword) return new PipelineError("BACKUP_PASSWORD", `the backup repository refuses the password (${why}); nothing was changed`, "give the --backup-password this server's repository was made with (it cannot be recovered)");
+  if (r.code === DATA_EXIT.noRepository) return new PipelineError("RESTORE_FAILED", `${why}; nothing was changed`, "on a new server, give the off-site repository (--backup-offsite, --backup-offsite-key, --backup-offsite-host-key): restore copies the project's snapshots from there");
   if (r.code === DATA_EXIT.noSpace) return new PipelineError("BACKUP_NO_SPACE", `no room to capture ${service}'s data: ${why}; nothing was changed`, "free disk space on the VPS, or keep fewer snapshots (--keep-snapshots)");
   if (doing === "restore") return new PipelineError("RESTORE_FAILED", `restoring ${service}'s data failed: ${why}`, `the service may hold partial data: \`restore --snapshot=<id>\` again, or look at \`docker compose logs ${service}\` on the VPS`);
   return new PipelineError("BACKUP_FAILED", `capturing ${service}'s data failed: ${why}; nothing was changed`, `check the data declaration of ${service} (dump command, volumes) and \`docker compose logs ${service}\` on the VPS`);
@@ -46,7 +47,7 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
   const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
   const taken: SnapshotRecord[] = [];
   for (const d of specs) {
-    const tags = ["vps-pipeline", `project=${project}`, `service=${d.service}`, `release=${current}`, `before=${before}`];
+    const tags = ["vps-pipeline", `project=${project}`, `service=${d.service}`, `capture=${d.capture}`, `release=${current}`, `before=${before}`];
     const t0 = performance.now();
     const cmd = d.capture === "physical"
       ? capturePhysical(l, b.image, project, current, d.service, tags, d.volumes.map((v) => names[v] ?? `${project}_${v}`))
@@ -64,6 +65,9 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
     await s.run(appendLine(snapshotRecords(l)), "recording the snapshot", { stdin: `${JSON.stringify(rec)}\n` });
     taken.push(rec);
   }
+  // what a new server needs besides the data: the release it belongs to (restore --rebuild)
+  const r = await s.exec(captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]), { stdin: `${b.password}\n` });
+  if (r.code !== 0) throw dataError(r, `release ${current}'s record`, "capture");
   const whole = await keepInOrder(s, l, project, b);
   const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
   if (!b.offsite) return made;
@@ -121,7 +125,7 @@ export async function restoreSnapshots(s: SshSession, l: Layout, project: string
     const d = specs.find((x) => x.service === snap.service);
     if (!d) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data`, "restore it with a release that declares it");
     const cmd = snap.capture === "physical"
-      ? restorePhysical(l, b.image, project, release, d.service, snap.id, d.volumes.map((v) => names[v] ?? `${project}_${v}`), start)
+      ? restorePhysical(l, b.image, project, release, d.service, snap.id, d.volumes.map((v) => `${names[v] ?? `${project}_${v}`}=${names[v] ?? `${project}_${v}`}`), start)
       : restoreLogical(l, b.image, project, release, d.service, snap.id, d.restore ?? []);
     if (snap.capture === "logical" && !d.restore) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it`, "declare `restore:` in the service's data");
     const r = await s.exec(cmd, { stdin: `${b.password}\n` });
@@ -132,7 +136,7 @@ export async function restoreSnapshots(s: SshSession, l: Layout, project: string
 }
 
 /** The current release's data services, or a clear error when it declares none. */
-async function currentData(c: Context): Promise<{ id: string; specs: DataSpec[] }> {
+export async function currentData(c: Context): Promise<{ id: string; specs: DataSpec[] }> {
   const current = await readCurrent(c.s, c.l);
   if (!current) throw new PipelineError("RELEASE_NOT_FOUND", `nothing is deployed in ${c.l.dir}`, "deploy first");
   const specs = (await keptRelease(c, current)).shape.data;
@@ -140,7 +144,7 @@ async function currentData(c: Context): Promise<{ id: string; specs: DataSpec[] 
   return { id: current, specs };
 }
 
-function needBackup(c: Context): BackupOptions {
+export function needBackup(c: Context): BackupOptions {
   if (!c.backup) throw new PipelineError("INVALID_INPUT", "backupPassword: snapshots need the backup repository's password", "pass vps --backup-password=env:BACKUP_PASSWORD");
   return c.backup;
 }

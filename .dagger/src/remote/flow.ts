@@ -35,7 +35,7 @@ export interface OperationRequest extends RemoteTarget {
  * One deploy, rollback, backup or restore: a span named `action`, one SSH connection, and the
  * context its steps share. The body's span gets ids as they are known.
  */
-export function operation<T>(req: OperationRequest, action: "deploy" | "rollback" | "backup" | "restore", login: RegistryLogin | undefined, attributes: Attributes, body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>): Promise<T> {
+export function operation<T>(req: OperationRequest, action: "deploy" | "rollback" | "backup" | "restore" | "check-backup", login: RegistryLogin | undefined, attributes: Attributes, body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>): Promise<T> {
   return inSpan(req.tracing ?? defaultTracing(), action, { "vps.project": req.project, ...(req.orchestrator === "swarm" ? { orchestrator: "swarm" } : {}), ...attributes }, (t, span) => {
     const p = new Progress(req.log, action, t);
     return withSession(req.ssh, p, (s) => body({
