@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
 import { rebuild } from "../../.dagger/src/remote/rebuild.js";
+import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
@@ -25,7 +26,7 @@ const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
 auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody]);
 
-const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off", "data-new"];
+const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off", "data-new", "data-check"];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
@@ -102,7 +103,32 @@ describe("logical dumps, backup and restore", () => {
     expect(snap!.id).toMatch(/^[0-9a-f]{64}$/);
     expect(done).toEqual([`db:${snap!.id.slice(0, 12)}`]);
     expect(prices("data-dump")).toBe("1|0");
+    // a dump is checked by feeding it to a scratch copy's restore command (no check declared: a restore that works is the check)
+    expect(await checkBackup({ ...target("data-dump") })).toEqual([expect.objectContaining({ id: snap!.id, result: expect.stringMatching(/no check command declared/) })]);
     expect(sh(`docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`).trim()).toBe("0");
+  });
+
+  it("check-backup restores the newest snapshot into a scratch copy beside the service and runs the data's check there; the service is not touched", async () => {
+    freshProject("data-check");
+    const count = `check: "psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
+    await deploy(request("data-check", dataStack("v1", `{ volumes: [dbdata], ${count} }`)));
+    await deploy(request("data-check", dataStack("v2", `{ volumes: [dbdata], ${count} }`)));
+    const db = sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1");
+    const left = () => sh("docker ps -aq --filter label=com.docker.compose.project=data-check-backup-check; docker volume ls -q --filter label=com.docker.compose.project=data-check-backup-check; ls /home/deploy/production/data-check/.backups/check 2>/dev/null || true").trim();
+    // the snapshot taken before v2's migration: v1's one row
+    const [checked] = await checkBackup({ ...target("data-check") });
+    expect(checked).toMatchObject({ service: "db", result: "1" });
+    expect(left()).toBe("");
+    expect(sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1")).toBe(db);
+    expect(prices("data-check")).toBe("2|1");
+    expect((await status(target("data-check"))).snapshots?.find((x) => x.id === checked!.id)?.verified).toMatch(/^2\d{3}-/);
+
+    // a check that fails names the snapshot and what the check said; the scratch copy is gone all the same
+    await deploy(request("data-check", dataStack("v3", `{ volumes: [dbdata], check: "psql -U postgres -d gold -tAc 'select * from prices_archive'" }`)));
+    const err = await checkBackup({ ...target("data-check") }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BACKUP_CHECK_FAILED", message: expect.stringMatching(/the check command failed: .*prices_archive/s) });
+    expect(left()).toBe("");
+    expect(prices("data-check")).toBe("3|1");
   });
 
   it("a capture that fails stops the deploy before its jobs run; so do a wrong repository password and a full disk", async () => {
