@@ -6,7 +6,10 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
+import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
+import { backup as takeBackup } from "../../.dagger/src/remote/data.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { rebuild } from "../../.dagger/src/remote/rebuild.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { dataStack } from "../testbed/data-stack.js";
 import { bed, deployRequest, freshProject, freshStack, history, onSwarm, registryPassword, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
@@ -42,7 +45,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
   }, 600_000);
 
-  it.concurrent("one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again (30 s checks)", async () => {
+  it.concurrent("one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again; a rebuild and a backup check wait for it too (30 s checks)", async () => {
     freshProject("defaults-data");
     expect(dataStack("v1", "{ volumes: [dbdata] }", "v1", "")).not.toMatch(/interval/);
     const backup = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.14", keep: 3, keepDays: 0 };
@@ -53,6 +56,14 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(history("defaults-data").map((h) => h.result)).toEqual(["ok", "ok"]);
     expect(history("defaults-data").at(-1)?.snapshots).toEqual([expect.stringMatching(/^db:/)]);
     expect(sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim()).toBe("2");
+    // Docker was reinstalled: containers, volumes and releases gone, the repository kept; rebuilt from it, each wait a 30 s check
+    const [snap] = await takeBackup(req("v2"));
+    sh("ids=$(docker ps -aq --filter label=com.docker.compose.project=defaults-data); docker rm -f $ids > /dev/null; docker volume rm $(docker volume ls -q --filter label=com.docker.compose.project=defaults-data) > /dev/null; rm -rf /home/deploy/production/defaults-data/.releases");
+    const back = await rebuild(req("v2"));
+    expect(back.restored).toEqual([`db:${snap!.id.slice(0, 12)}`]);
+    expect(sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim()).toBe("2");
+    const [checked] = await checkBackup(req("v2"));
+    expect(checked).toMatchObject({ id: snap!.id, result: expect.stringMatching(/no check command declared/) });
   }, 600_000);
 
   it.concurrent("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {

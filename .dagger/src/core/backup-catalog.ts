@@ -31,7 +31,7 @@ export function parseCatalog(json: string, offsite: boolean): Catalog {
     const release = tag(tags, "release");
     if (!x.id || !/^[0-9a-f]{64}$/.test(x.id) || !release || !x.time) continue;
     if (tags.includes("record")) {
-      out.records.push({ id: x.id, release, at: x.time });
+      out.records.push({ id: x.id, release, at: new Date(x.time).toISOString() });
       continue;
     }
     const service = tag(tags, "service");
