@@ -168,6 +168,7 @@ describe("off the VPS", () => {
     repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/${over.project ?? "data-off"}`,
     sshKey: offsiteKey, knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,
   });
+  /** Snapshots in the off-site repository: two per capture (the data, and the record of its release). */
   const snapshotsOffsite = () => sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
 
   it("every snapshot is copied to the off-site host over SFTP; a host whose key is not the pinned one gets nothing", async () => {
@@ -177,17 +178,17 @@ describe("off the VPS", () => {
     await deploy(request("data-off", dataStack("v1", LOGICAL), { backup: withOffsite }));
     const log = captureLog();
     await deploy(request("data-off", dataStack("v2", LOGICAL), { backup: withOffsite, log: log.log }));
-    expect(snapshotsOffsite(), log.lines.join("\n")).toBe("1");
+    expect(snapshotsOffsite(), log.lines.join("\n")).toBe("2");
     const [manual] = await backup({ ...target("data-off"), backup: withOffsite });
     expect(manual).toMatchObject({ offsite: true });
-    expect(snapshotsOffsite()).toBe("2");
+    expect(snapshotsOffsite()).toBe("4");
     expect((await status(target("data-off"))).snapshots?.every((x) => x.offsite)).toBe(true);
 
     // another host answering at that address: refused before any data leaves
     const stranger = readFileSync(bed.vps.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
     const err = await backup({ ...target("data-off"), backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) } }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "BACKUP_FAILED", message: expect.stringMatching(/^the snapshot is on the VPS, but copying it off-site failed: /) });
-    expect(snapshotsOffsite()).toBe("2");
+    expect(snapshotsOffsite()).toBe("4");
     // in a deploy, the same failure is a note: the snapshot is on the VPS, the deploy goes on
     const noted = captureLog();
     await deploy(request("data-off", dataStack("v3", LOGICAL), { backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) }, log: noted.log }));
@@ -216,7 +217,7 @@ describe("off the VPS", () => {
     expect(sh("ls -A /home/deploy/production/data-new/.backups/restic 2>/dev/null || true").trim()).toBe("");
 
     const log = captureLog();
-    const r = await rebuild({ ...target("data-new"), registry, log: log.log });
+    const r = await rebuild({ ...target("data-new"), backup: withOffsite, registry, log: log.log });
     expect(r.release, log.lines.join("\n")).toBe(v2.release);
     expect(r.restored).toEqual([expect.stringMatching(/^db:[0-9a-f]{12}$/)]);
     expect(sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(before);
@@ -231,7 +232,7 @@ describe("off the VPS", () => {
     expect(check.trim()).toBe("checked");
     await backup({ ...target("data-new"), backup: withOffsite });
 
-    const again = await rebuild({ ...target("data-new"), registry }).catch((e: unknown) => e);
+    const again = await rebuild({ ...target("data-new"), backup: withOffsite, registry }).catch((e: unknown) => e);
     expect(again).toMatchObject({ code: "INVALID_INPUT", message: expect.stringContaining(`runs release ${v2.release}`) });
   });
 });

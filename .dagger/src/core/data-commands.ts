@@ -96,7 +96,8 @@ export function captureLogical(l: Layout, image: string, project: string, releas
  */
 export function captureRecord(l: Layout, image: string, project: string, release: string, tags: readonly string[]): Argv {
   return ["sh", "-c", script([
-    'files=$(dirname "$rel")/files; hist=$(dirname "$rel")/history.jsonl',
+    // absolute: docker takes a relative source for a volume's name
+    'rel=$(cd "$rel" && pwd) || exit 1; files=$(dirname "$rel")/files; hist=$(dirname "$rel")/history.jsonl',
     // mounted one by one: a missing source would be made by docker as a root-owned folder
     'mkdir -p "$files" && touch "$hist" || exit 1',
     'rr -v "$rel:/vps-pipeline/release:ro" -v "$files:/vps-pipeline/files:ro" -v "$hist:/vps-pipeline/history.jsonl:ro" -- backup --json --tag "$tags" /vps-pipeline > "$out" 2> "$err"',

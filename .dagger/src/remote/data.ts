@@ -67,7 +67,10 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
   }
   // what a new server needs besides the data: the release it belongs to (restore --rebuild)
   const r = await s.exec(captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]), { stdin: `${b.password}\n` });
-  if (r.code !== 0) throw dataError(r, `release ${current}'s record`, "capture");
+  if (r.code !== 0) {
+    const err = dataError(r, "the release record", "capture");
+    throw err.code === "BACKUP_FAILED" ? new PipelineError("BACKUP_FAILED", `keeping release ${current}'s record with the snapshot (what a rebuild needs) failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}; nothing was changed`, "check that the deploy user owns the deploy folder and its .releases; `vps … backup` shows it alone") : err;
+  }
   const whole = await keepInOrder(s, l, project, b);
   const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
   if (!b.offsite) return made;
