@@ -3,7 +3,7 @@
  * before a release's jobs, restored with a rollback or on demand, kept in
  * order. Each capture is recorded in `.releases/snapshots.jsonl` (no secret).
  */
-import { snapshotRecords, capturePhysical, captureLogical, captureRecord, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
+import { backupRepo, snapshotRecords, capturePhysical, captureLogical, captureRecord, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../core/data-commands.js";
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../core/data.js";
 import { PipelineError, parseJson, tail } from "../core/errors.js";
 import type { DataSpec } from "../core/extension.js";
@@ -45,6 +45,11 @@ interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_a
  */
 export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string, offsiteFailed: (why: string) => void): Promise<SnapshotRecord[]> {
   const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
+  // what a new server needs besides the data: the release it belongs to (restore --rebuild). restic takes
+  // two backups at once; a repository the data's first capture has yet to make is left to it first.
+  const record = () => keepRecord(s, l, project, b, current);
+  const recorded = (await s.exec(["test", "-f", `${backupRepo(l)}/config`])).code === 0 ? record() : undefined;
+  recorded?.catch(() => undefined); // awaited below; a data capture that fails first must not leave it unhandled
   const taken: SnapshotRecord[] = [];
   for (const d of specs) {
     const tags = ["vps-pipeline", `project=${project}`, `service=${d.service}`, `capture=${d.capture}`, `release=${current}`, `before=${before}`];
@@ -65,12 +70,7 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
     await s.run(appendLine(snapshotRecords(l)), "recording the snapshot", { stdin: `${JSON.stringify(rec)}\n` });
     taken.push(rec);
   }
-  // what a new server needs besides the data: the release it belongs to (restore --rebuild)
-  const r = await s.exec(captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]), { stdin: `${b.password}\n` });
-  if (r.code !== 0) {
-    const err = dataError(r, "the release record", "capture");
-    throw err.code === "BACKUP_FAILED" ? new PipelineError("BACKUP_FAILED", `keeping release ${current}'s record with the snapshot (what a rebuild needs) failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}; nothing was changed`, "check that the deploy user owns the deploy folder and its .releases; `vps … backup` shows it alone") : err;
-  }
+  await (recorded ?? record());
   const whole = await keepInOrder(s, l, project, b);
   const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
   if (!b.offsite) return made;
@@ -81,6 +81,14 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
   }
   await markOffsite(s, l);
   return made.map((x) => ({ ...x, offsite: true }));
+}
+
+/** The record of release `current` (its folder, the shipped files, the history) into the repository, beside its data. */
+async function keepRecord(s: SshSession, l: Layout, project: string, b: BackupOptions, current: string): Promise<void> {
+  const r = await s.exec(captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]), { stdin: `${b.password}\n` });
+  if (r.code === 0) return;
+  const err = dataError(r, "the release record", "capture");
+  throw err.code === "BACKUP_FAILED" ? new PipelineError("BACKUP_FAILED", `keeping release ${current}'s record with the snapshot (what a rebuild needs) failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}; nothing was changed`, "check that the deploy user owns the deploy folder and its .releases; `vps … backup` shows it alone") : err;
 }
 
 /** Copy the project's snapshots off the VPS (those already there are skipped); the reason when it failed. */
