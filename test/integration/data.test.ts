@@ -54,7 +54,7 @@ describe("a snapshot before every release's jobs", () => {
     const last = history("data-phys").at(-1)!;
     expect(last).toMatchObject({ result: "rolled-back", rollbackHealthy: true, snapshots: [expect.stringMatching(/^db:[0-9a-f]{12}$/)], restored: [expect.stringMatching(/^db:[0-9a-f]{12}$/)] });
     expect(last.restored).toEqual(last.snapshots);
-    expect(log.lines.join("\n")).toMatch(/snapshot .*db:[0-9a-f]{12}/);
+    expect(log.lines.join("\n")).toMatch(/keep-snapshots .*db:[0-9a-f]{12}/);
     const st = await status(target("data-phys"));
     expect(st.snapshots).toEqual([expect.objectContaining({ service: "db", capture: "physical", before: last.release, bytes: expect.any(Number), stoppedSeconds: expect.any(Number) })]);
   });

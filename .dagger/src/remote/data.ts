@@ -39,11 +39,10 @@ interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_a
 /**
  * Capture every service in `specs` as it is now (`current` is the release
  * running), each recorded with why (`before`: the release whose jobs come next,
- * or `manual`). Then the retention: what restic no longer keeps leaves the records;
- * then, when there is one, the copy off the VPS (`offsiteFailed` decides what a
- * failed copy means: a note for a deploy, an error for `backup`).
+ * or `manual`), and the release's record beside them. The ids may be restic's
+ * short ones until keepSnapshots.
  */
-export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string, offsiteFailed: (why: string) => void): Promise<SnapshotRecord[]> {
+export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string): Promise<SnapshotRecord[]> {
   const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
   // what a new server needs besides the data: the release it belongs to (restore --rebuild). restic takes
   // two backups at once; a repository the data's first capture has yet to make is left to it first.
@@ -71,6 +70,16 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
     taken.push(rec);
   }
   await (recorded ?? record());
+  return taken;
+}
+
+/**
+ * What follows a capture, off the path to the jobs (a deploy runs it once its release is healthy, or
+ * rolled back): the retention — what restic no longer keeps leaves the records, and the snapshots
+ * just `taken` get their whole ids — then, when there is one, the copy off the VPS (`offsiteFailed`
+ * decides what a failed copy means: a note for a deploy, an error for `backup`).
+ */
+export async function keepSnapshots(s: SshSession, l: Layout, project: string, b: BackupOptions, taken: readonly SnapshotRecord[], offsiteFailed: (why: string) => void): Promise<SnapshotRecord[]> {
   const whole = await keepInOrder(s, l, project, b);
   const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
   if (!b.offsite) return made;
@@ -81,6 +90,11 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
   }
   await markOffsite(s, l);
   return made.map((x) => ({ ...x, offsite: true }));
+}
+
+/** The step line of keepSnapshots: the ids kept, and where. */
+export function keptLine(x: readonly SnapshotRecord[]): string {
+  return x.map((r) => `${r.service}:${r.id.slice(0, 12)}`).join(", ") + (x.some((r) => r.offsite) ? " kept here and off-site" : " kept");
 }
 
 /** The record of release `current` (its folder, the shipped files, the history) into the repository, beside its data. */
@@ -173,7 +187,8 @@ export async function backup(req: BackupRequest): Promise<SnapshotRecord[]> {
       const offsiteFailed = (why: string) => {
         throw new PipelineError("BACKUP_FAILED", `the snapshot is on the VPS, but copying it off-site failed: ${why}`, "check the off-site host, its key (--backup-offsite-host-key) and the SSH key (--backup-offsite-key); `backup` again copies what is missing");
       };
-      return c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual", offsiteFailed), (x) => x.map((r) => `${r.service}:${r.id.slice(0, 12)} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
+      const taken = await c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual"), (x) => x.map((r) => `${r.service} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
+      return c.step("keep-snapshots", () => keepSnapshots(c.s, c.l, c.project, b, taken, offsiteFailed), keptLine);
     });
   });
 }

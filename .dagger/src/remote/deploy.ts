@@ -17,7 +17,7 @@ import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import { capture, restoreSnapshots } from "./data.js";
+import { capture, keepSnapshots, keptLine, restoreSnapshots } from "./data.js";
 import type { DeployResult, RegistryLogin } from "./target.js";
 import type { ShippedFile } from "../core/release-files.js";
 
@@ -73,9 +73,10 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
           const err = outcomeOf(e, "preparing the release");
           return failed(c, base, `${err.code}: ${err.message.split("\n")[0]} (nothing running was changed)`, err);
         }
-        const done: Base = taken.length ? { ...base, snapshots: taken.map(describeSnapshot) } : base;
         const health = await switchAndCheck(c, t, release, previous);
-        if (!health.ok) return recoverOrFail(c, t, done, release, previous, health.reasons.join("; "), taken);
+        if (!health.ok) return recoverOrFail(c, t, base, release, previous, health.reasons.join("; "), taken);
+        const kept = await keepAfter(c, taken);
+        const done: Base = kept.length ? { ...base, snapshots: kept.map(describeSnapshot) } : base;
         await c.step("record", () => record(c.s, c.l, { ...done, result: "ok", durations: c.p.durations }));
         await c.step("prune", async () => ({ ...(await prune(c.s, c.l, req.keepReleases, [release.id, previous?.id])), files: await pruneShippedFiles(c.s, c.l) }), (r) => `${r.removed.length} old release(s) removed${r.files ? `, ${r.files} shipped file set(s) no release names` : ""}${r.error ? ` (some files stayed: ${r.error})` : ""}`);
         return { release: release.id, ...(previous ? { previous: previous.id } : {}), images: release.shape.images, durations: c.p.durations };
@@ -93,7 +94,7 @@ async function prepareRelease(c: Context, t: Target, r: Release, previous: Relea
   const specs = specsToCapture(previous?.shape, r.shape);
   const { backup } = c;
   const taken = previous && backup && mustCapture(previous.shape, r.shape, specs)
-    ? await c.step("snapshot", () => capture(c.s, c.l, c.project, backup, specs, previous.id, r.id, (why) => c.note(`the snapshot is on the VPS only: copying it off-site failed (${why}); the deploy goes on`)), (x) => x.map(describeSnapshot).join(", "))
+    ? await c.step("snapshot", () => capture(c.s, c.l, c.project, backup, specs, previous.id, r.id), (x) => x.map((r) => `${r.service} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s${r.stoppedSeconds !== undefined ? ` (stopped ${r.stoppedSeconds}s)` : ""}`).join(", "))
     : [];
   if (r.shape.jobs.length > 0) await c.step("jobs", () => t.jobs(c, r, r.shape.jobs), (done) => `${done.join(", ")} done`, { jobs: r.shape.jobs.map((j) => j.service).join(",") });
   return taken;
@@ -137,10 +138,10 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
   // Data the failed release's jobs may have changed: put back where its declaration asks, said plainly where not.
   const specs = specsToCapture(previous.shape, r.shape);
   const putBack = taken.filter((x) => specs.find((d) => d.service === x.service)?.restoreOnFailedDeploy);
-  const kept = taken.filter((x) => !putBack.includes(x)).map((x) => x.service);
-  if (kept.length && r.shape.jobs.length) {
-    const ids = taken.filter((x) => kept.includes(x.service)).map((x) => x.id.slice(0, 12));
-    c.note(`the data of ${kept.join(", ")} keeps what ${r.id}'s jobs (${r.shape.jobs.map((j) => j.service).join(", ")}) did to it; \`restore --snapshot=${ids.join(" / ")}\` puts back the data as it was before them (\`on-failed-deploy: restore\` does it by itself)`);
+  const moved = taken.filter((x) => !putBack.includes(x)).map((x) => x.service);
+  if (moved.length && r.shape.jobs.length) {
+    const ids = taken.filter((x) => moved.includes(x.service)).map((x) => x.id.slice(0, 12));
+    c.note(`the data of ${moved.join(", ")} keeps what ${r.id}'s jobs (${r.shape.jobs.map((j) => j.service).join(", ")}) did to it; \`restore --snapshot=${ids.join(" / ")}\` puts back the data as it was before them (\`on-failed-deploy: restore\` does it by itself)`);
   }
   const { backup } = c;
   const restored = putBack.length && backup
@@ -149,7 +150,6 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
       return [] as string[];
     })
     : [];
-  if (restored.length) base = { ...base, restored };
   const back = await c.step("rollback", async (span) => {
     const h = await restore(c, t, await keptRelease(c, previous.id), r.shape);
     if (!h.ok) span.fail(h.reasons.join("; "));
@@ -158,6 +158,10 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
     const err = outcomeOf(e, "rolling back");
     return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
   });
+  const kept = await keepAfter(c, taken);
+  if (kept.length) base = { ...base, snapshots: kept.map(describeSnapshot) };
+  // as the history names them: the ids the retention made whole
+  if (restored.length) base = { ...base, restored: kept.filter((x) => putBack.some((y) => y.service === x.service)).map(describeSnapshot) };
   const err = new PipelineError(
     "DEPLOY_ROLLED_BACK",
     `release ${r.id} failed (${why}); rolled back to ${previous.id}${back.ok ? t.words.backUp : `${t.words.backDown}: ${back.reasons.join("; ")}`}`,
@@ -165,6 +169,21 @@ async function recoverOrFail(c: Context, t: Target, base: Base, r: Release, prev
   );
   await record(c.s, c.l, { ...base, result: "rolled-back", reason: why, code: err.code, hint: err.hint, rolledBackTo: previous.id, rollbackHealthy: back.ok, durations: c.p.durations });
   throw err;
+}
+
+/**
+ * The retention and the off-site copy of what the snapshot step took, once the release is healthy (or
+ * rolled back): they need not hold up the jobs. Never fails a deploy: a failure is a note, and the
+ * next capture catches up.
+ */
+async function keepAfter(c: Context, taken: readonly SnapshotRecord[]): Promise<SnapshotRecord[]> {
+  const { backup } = c;
+  if (!taken.length || !backup) return [...taken];
+  const note = (why: string) => c.note(`the snapshot is on the VPS only: copying it off-site failed (${why}); the deploy goes on`);
+  return c.step("keep-snapshots", () => keepSnapshots(c.s, c.l, c.project, backup, taken, note), keptLine).catch((e: unknown) => {
+    c.note(`keeping the snapshots in order failed (${outcomeOf(e, "keeping snapshots").message.split("\n")[0]}); the next snapshot tries again`);
+    return [...taken];
+  });
 }
 
 /** A deploy that stops with `err`: recorded as failed with its reason, then thrown. */
