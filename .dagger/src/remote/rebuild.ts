@@ -49,7 +49,10 @@ export async function rebuild(req: RebuildRequest): Promise<RebuildResult> {
       attribute("release.id", choice.release);
       await c.step("read", async () => {
         const r = await c.s.exec(restoreRecord(c.l, b.image, c.project, choice.release, choice.record.id), { stdin: `${b.password}\n` });
-        if (r.code !== 0) throw dataError(r, `release ${choice.release}'s record`, "restore");
+        if (r.code !== 0) {
+          const err = dataError(r, "the record", "restore");
+          throw err.code === "RESTORE_FAILED" ? new PipelineError("RESTORE_FAILED", `putting release ${choice.release}'s record (compose file, .env, files) in place failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}`, "check that the deploy user owns the deploy folder; restore --rebuild again") : err;
+        }
         // the server's records of the snapshots: status lists them, rollback and restore find them
         await c.s.upload(snapshotRecords(c.l), catalog.data.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
       }, () => `release ${choice.release} from its record of ${choice.record.at}`);
