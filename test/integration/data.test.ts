@@ -8,6 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
 import { rebuild } from "../../.dagger/src/remote/rebuild.js";
@@ -15,7 +16,7 @@ import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, deployRequest, freshProject, history, registryPassword, sh, sshOptions, testEdge } from "../testbed/bed.js";
+import { bed, captureLog, deployRequest, freshProject, history, registryPassword, sh, sshOptions, testEdge, webStatus } from "../testbed/bed.js";
 import { dataStack } from "../testbed/data-stack.js";
 
 /** Made here, at test time: no real credential anywhere. */
@@ -200,8 +201,11 @@ describe("off the VPS", () => {
     freshProject("data-new");
     sh(`rm -rf /home/${bed.offsite.user}/restic/data-new`);
     const withOffsite = { ...backupOptions, offsite: offsite({ project: "data-new" }) };
-    await deploy(request("data-new", dataStack("v1", PHYSICAL), { backup: withOffsite }));
-    const v2 = await deploy(request("data-new", dataStack("v2", PHYSICAL), { backup: withOffsite }));
+    // the api behind the shared edge: the rebuild must bring its route back too
+    const edged = (t: string) => renderRelease(parseComposeStack(t.replace("  api:\n", '  api:\n    ports: ["18245:8000"]\n    x-vps-pipeline: { http: { port: 8000, health: /health } }\n'), "compose.yml"), {});
+    await deploy(request("data-new", edged(dataStack("v1", PHYSICAL)), { backup: withOffsite }));
+    const v2 = await deploy(request("data-new", edged(dataStack("v2", PHYSICAL)), { backup: withOffsite }));
+    expect((await webStatus(18245, "/health")).status).toBe(200);
     sh(`docker exec data-new-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 2500, 2300)"`);
     await backup({ ...target("data-new"), backup: withOffsite });
     expect(prices("data-new")).toBe("3|1");
@@ -211,6 +215,7 @@ describe("off the VPS", () => {
     freshProject("data-new");
     const nothing = () => sh("docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls /home/deploy/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true").trim();
     const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
+    expect((await webStatus(18245, "/health")).status).toBe(0);
     const wrong = await rebuild({ ...target("data-new"), backup: { ...withOffsite, password: "not-the-password" }, registry }).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(nothing()).toBe("");
@@ -221,7 +226,7 @@ describe("off the VPS", () => {
     expect(r.release, log.lines.join("\n")).toBe(v2.release);
     expect(r.restored).toEqual([expect.stringMatching(/^db:[0-9a-f]{12}$/)]);
     expect(sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(before);
-    expect(sh("docker inspect --format '{{.State.Health.Status}}' data-new-api-1").trim()).toBe("healthy");
+    expect((await webStatus(18245, "/health")).status).toBe(200);
     const st = await status(target("data-new"));
     expect(st.release).toBe(v2.release);
     // the history came with the record: the two deploys, then the rebuild

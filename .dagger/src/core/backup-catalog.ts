@@ -6,7 +6,7 @@
  * their tags (remote/data.ts writes them).
  */
 import { PipelineError } from "./errors.js";
-import type { SnapshotRecord } from "./data.js";
+import { findSnapshot, type SnapshotRecord } from "./data.js";
 
 interface ResticSnapshot { id?: string; time?: string; paths?: string[]; tags?: string[] }
 
@@ -53,13 +53,7 @@ export function parseCatalog(json: string, offsite: boolean): Catalog {
  */
 export function chooseRebuild(c: Catalog, snapshot?: string): { release: string; record: ReleaseRecord; chosen: SnapshotRecord } {
   if (c.data.length === 0) throw new PipelineError("RESTORE_FAILED", "the backup holds no data snapshot of this project; nothing was changed", "check --project and the repository (--backup-offsite); snapshots are taken by `backup` and before each release's jobs");
-  let chosen = c.data[c.data.length - 1]!;
-  if (snapshot) {
-    if (!/^[0-9a-f]{8,64}$/.test(snapshot)) throw new PipelineError("INVALID_INPUT", `snapshot: \`${snapshot}\` is not a snapshot id`, "give at least 8 hex digits of an id");
-    const found = c.data.filter((x) => x.id.startsWith(snapshot));
-    if (found.length !== 1) throw new PipelineError("INVALID_INPUT", `snapshot: ${found.length ? `${snapshot} matches ${found.length} snapshots` : `no snapshot ${snapshot} in the backup`}`, `snapshots in the backup: ${c.data.map((x) => `${x.id.slice(0, 12)} (${x.service}, ${x.at})`).join(", ")}`);
-    chosen = found[0]!;
-  }
+  const chosen = snapshot ? findSnapshot(c.data, snapshot, "in the backup")[0]! : c.data[c.data.length - 1]!;
   const records = c.records.filter((r) => r.release === chosen.release).sort((a, b) => a.at.localeCompare(b.at));
   const record = records[records.length - 1];
   if (!record) throw new PipelineError("RESTORE_FAILED", `the backup has no record of release ${chosen.release} (its compose file, .env and files) to rebuild with; nothing was changed`, "snapshots taken by a version of the pipeline before records were kept cannot rebuild a server alone: deploy the release, then `restore --snapshot`");

@@ -94,20 +94,21 @@ export function mustCapture(current: Shape | undefined, next: Shape, specs: read
 
 /**
  * The snapshots that put a service's data back as it was while `release` was
- * current: the newest of each data service taken while it was current.
+ * current: the newest of each data service taken while it was current (any
+ * release: the newest of each).
  */
-export function snapshotsFor(records: readonly SnapshotRecord[], release: string, services: readonly string[]): SnapshotRecord[] {
+export function snapshotsFor(records: readonly SnapshotRecord[], release: string | undefined, services: readonly string[]): SnapshotRecord[] {
   return services.flatMap((service) => {
-    const mine = records.filter((r) => r.service === service && r.release === release);
+    const mine = records.filter((r) => r.service === service && (release === undefined || r.release === release));
     return mine.length ? [mine.reduce((a, b) => (a.at >= b.at ? a : b))] : [];
   });
 }
 
-/** The snapshot named by the user: a prefix of at least 8 hex digits, of exactly one record. */
-export function findSnapshot(records: readonly SnapshotRecord[], id: string): SnapshotRecord[] {
+/** The snapshot named by the user: a prefix of at least 8 hex digits, of exactly one record (`where` the records are, for the error). */
+export function findSnapshot(records: readonly SnapshotRecord[], id: string, where = "on this server"): SnapshotRecord[] {
   if (!/^[0-9a-f]{8,64}$/.test(id)) throw new PipelineError("INVALID_INPUT", `snapshot: \`${id}\` is not a snapshot id`, "give the id status lists (at least 8 hex digits)");
   const found = records.filter((r) => r.id.startsWith(id));
-  if (found.length === 0) throw new PipelineError("INVALID_INPUT", `snapshot: no snapshot ${id} on this server`, "status lists the snapshots kept");
+  if (found.length === 0) throw new PipelineError("INVALID_INPUT", `snapshot: no snapshot ${id} ${where}`, `snapshots ${where}: ${records.map((x) => `${x.id.slice(0, 12)} (${x.service}, ${x.at})`).join(", ") || "none"}`);
   const ids = new Set(found.map((r) => r.id));
   if (ids.size > 1) throw new PipelineError("INVALID_INPUT", `snapshot: ${id} matches ${ids.size} snapshots`, "give more of its digits");
   return found;

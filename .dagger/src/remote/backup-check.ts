@@ -7,7 +7,7 @@
  */
 import { scratchCompose, scratchDir, scratchProject } from "../core/backup-check.js";
 import { checkRepository, prepareDataServices, removeScratch, restoreLogical, restorePhysical, runCheck, snapshotRecords } from "../core/data-commands.js";
-import { findSnapshot, type SnapshotRecord } from "../core/data.js";
+import { findSnapshot, snapshotsFor, type SnapshotRecord } from "../core/data.js";
 import { PipelineError, tail } from "../core/errors.js";
 import type { DataSpec } from "../core/extension.js";
 import { releaseDir } from "../core/remote-commands.js";
@@ -38,7 +38,7 @@ export async function checkBackup(req: CheckBackupRequest): Promise<SnapshotChec
     return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (check-backup, since ${new Date().toISOString()})`, async () => {
       const { id, specs } = await currentData(c);
       const records = await readSnapshots(c.s, c.l);
-      const chosen = req.snapshot ? findSnapshot(records, req.snapshot) : newestOfEach(records, specs);
+      const chosen = req.snapshot ? findSnapshot(records, req.snapshot) : snapshotsFor(records, undefined, specs.map((d) => d.service));
       if (chosen.length === 0) throw new PipelineError("INVALID_INPUT", `no snapshot of ${specs.map((d) => d.service).join(", ")} to check`, "`backup` takes one now");
       await c.step("check", async () => {
         const r = await c.s.exec(checkRepository(c.l, b.image, c.project), { stdin: `${b.password}\n` });
@@ -59,11 +59,6 @@ export async function checkBackup(req: CheckBackupRequest): Promise<SnapshotChec
       return done;
     });
   });
-}
-
-/** The newest snapshot of each data service. */
-function newestOfEach(records: readonly SnapshotRecord[], specs: readonly DataSpec[]): SnapshotRecord[] {
-  return specs.flatMap((d) => records.filter((r) => r.service === d.service).slice(-1));
 }
 
 /** One snapshot into a scratch copy of its service (release `release`'s definition), started, checked, removed. */
