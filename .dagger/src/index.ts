@@ -129,7 +129,7 @@ export class VpsPipeline {
   }
 
   /**
-   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance) uses these settings.
+   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance, preview, preview-down) uses these settings.
    *
    * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
    *
@@ -158,6 +158,13 @@ export class VpsPipeline {
    * @param backupOffsite A second restic repository off the VPS, over SFTP (sftp:user@host:/path): every snapshot is copied there.
    * @param backupOffsiteKey SSH private key for the off-site host (a key of its own: it can reach only the backups).
    * @param backupOffsiteHostKey The off-site host's public key, pinned (a known_hosts line, or ssh-ed25519 AAAA…).
+   * @param previewDomain Pull request previews are served at https://pr-N.<this domain> (a wildcard DNS record *.<domain> points at the VPS).
+   * @param previewEnv The .env of every preview (never production's): ${VPS_PREVIEW_PR}, ${VPS_PREVIEW_URL} and ${VPS_PREVIEW_HOST} in it are replaced by the preview's.
+   * @param previewLimit Live previews of this project at most.
+   * @param previewWhenFull With previewLimit previews live, a new one removes the one pushed longest ago (evict) or is refused (refuse).
+   * @param previewTtl Hours after its last push when a preview goes (removed by the next preview, or preview-down --expired); 0: never.
+   * @param previewMemory Memory cap of each preview service that sets none (compose deploy.resources.limits), e.g. 512m.
+   * @param previewCpus CPU cap of each preview service that sets none, e.g. 1 or 0.5.
    */
   @func()
   vps(
@@ -186,10 +193,18 @@ export class VpsPipeline {
     backupOffsite = "",
     backupOffsiteKey?: Secret,
     backupOffsiteHostKey = "",
+    previewDomain = "",
+    previewEnv?: Secret,
+    previewLimit: number = DEFAULTS.previewLimit,
+    previewWhenFull: string = DEFAULTS.previewWhenFull,
+    previewTtl: number = DEFAULTS.previewTtl,
+    previewMemory: string = DEFAULTS.previewMemory,
+    previewCpus: string = DEFAULTS.previewCpus,
   ): Vps {
     return Vps.of(this, {
       host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator,
       backupPassword, resticImage, keepSnapshots, keepSnapshotDays, backupOffsite, backupOffsiteKey, backupOffsiteHostKey,
+      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus,
     });
   }
 

@@ -9,7 +9,8 @@ import { Directory, File, Secret, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import type { StackSettings } from "./build/stack.js";
-import type { Format, VpsArgs, VpsInputs } from "./inputs/inputs.js";
+import type { Format, PreviewArgs, VpsArgs, VpsInputs } from "./inputs/inputs.js";
+import type { PreviewSettings } from "./core/preview.js";
 import { explained } from "./module.js";
 
 // Everything else is imported inside the function that needs it: every call pays for what is imported here
@@ -93,9 +94,23 @@ export class Vps {
   @func() backupOffsiteKey?: Secret;
   /** The off-site host's pinned public key. */
   @func() backupOffsiteHostKey!: string;
+  /** Previews are served at https://pr-N.<previewDomain>. */
+  @func() previewDomain!: string;
+  /** The .env of every preview. */
+  @func() previewEnv?: Secret;
+  /** Live previews of this project at most. */
+  @func() previewLimit!: number;
+  /** evict or refuse, when previewLimit previews live. */
+  @func() previewWhenFull!: string;
+  /** Hours after its last push when a preview goes (0: never). */
+  @func() previewTtl!: number;
+  /** Memory cap of each preview service that sets none. */
+  @func() previewMemory!: string;
+  /** CPU cap of each preview service that sets none. */
+  @func() previewCpus!: string;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
-  static of(stack: StackSettings, a: Omit<VpsArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+  static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
     return Object.assign(new Vps(), {
       source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
@@ -116,13 +131,13 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
-      const { envText, gitInfo, outputFormat, vpsInputs } = await inputs();
+      const { gitInfo, outputFormat, vpsInputs } = await inputs();
       const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([import("./remote/deploy.js"), import("./core/summary.js")]);
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
       // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
-      const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, async () => ({ ...(await this.release(images, tag)), env: await envText(this.envFile) }));
+      const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () => this.releaseFor(images, tag));
       const log = liveLog();
       for (const n of files.notes) log.log(`deploy note      ${n}`);
       const r = await remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
@@ -139,17 +154,17 @@ export class Vps {
    * @param images One repo@sha256:… per built service, or repo:tag; prefix with service= to name the service.
    * @param tag Plan every built service not named in images at this tag.
    * @param format Output: text, json or markdown.
+   * @param pr Plan pull request N's preview (vps --preview-domain…) instead of production.
    */
   @func({ cache: "never" }) // reads live state
-  async plan(images: string[] = [], tag = "", format = "text"): Promise<string> {
+  async plan(images: string[] = [], tag = "", format = "text", pr = 0): Promise<string> {
     return explained(async () => {
-      const { envText, outputFormat, vpsInputs } = await inputs();
+      const { outputFormat } = await inputs();
       const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/plan.js")]);
       const out = outputFormat(format);
-      const { compose, files } = await this.release(images, tag);
-      const v = await vpsInputs(this);
-      const env = await envText(this.envFile);
-      const p = await remotePlan({ ...v, compose, shipped: files.manifest, notes: files.notes, ...(env !== undefined ? { env } : {}) });
+      const t = await this.target(pr);
+      const { compose, files, env } = await this.releaseFor(images, tag, t.preview);
+      const p = await remotePlan({ ...t.v, compose, shipped: files.manifest, notes: files.notes, ...(env !== undefined ? { env } : {}) });
       return render(out, p, formatPlan, markdownPlan);
     });
   }
@@ -161,15 +176,17 @@ export class Vps {
    *
    * @param probes HTTP checks made from the VPS, as URL[=STATUS][*RETRIES], e.g. http://127.0.0.1:8080/health=200*5.
    * @param format Output: text, json or markdown.
+   * @param pr Verify pull request N's preview instead of production.
    */
   @func({ cache: "never" }) // reads live state
-  async verify(probes: string[] = [], format = "text"): Promise<string> {
+  async verify(probes: string[] = [], format = "text", pr = 0): Promise<string> {
     return explained(async () => {
-      const { outputFormat, probes: parseProbes, vpsInputs } = await inputs();
+      const { outputFormat, prNumber, previewTarget, probes: parseProbes, vpsInputs } = await inputs();
       const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([import("./remote/verify.js"), import("./core/report.js")]);
       const out = outputFormat(format);
       const specs = parseProbes(probes);
-      const report = await remoteVerify(await vpsInputs(this), specs);
+      const v = await vpsInputs(this);
+      const report = await remoteVerify(pr ? previewTarget(v, prNumber(pr)) : v, specs);
       const text = render(out, report, formatReport, markdownReport);
       if (!report.ok) throw new PipelineError("VERIFY_FAILED", `${text}\n${report.problems.join("\n")}`, "see the failed checks above; status shows the history, rollback returns to the previous release");
       return text;
@@ -383,6 +400,66 @@ export class Vps {
     return out === "markdown" ? `${deployed}\n\n${verified}` : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
   }
 
+  /**
+   * Deploy pull request N's preview beside production: the PR's commit built and published (or the images/tag given), then deployed as its own project (PROJECT-pr-N, folder DIR-pr-N) with the preview .env, its own volumes and networks, no host port, every service behind the edge at https://pr-N.<preview domain>, jobs as in production; then verified. Previews idle longer than --preview-ttl go first; with --preview-limit live, the one pushed longest ago goes (or this one is refused).
+   *
+   * Example: dagger call --image-prefix=ghcr.io/acme/gold-tracker --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --preview-domain=preview.example.com --preview-env=env:PREVIEW_ENV preview --pr=42 --git-sha=$PR_HEAD_SHA
+   *
+   * @param pr The pull request's number.
+   * @param gitSha The pull request's head commit.
+   * @param images Deploy these images instead of building (publish's output); see deploy.
+   * @param tag Deploy every built service not named in images at this tag instead of building.
+   * @param commitTime The commit's time, RFC 3339: the created label (keeps digests reproducible).
+   * @param sourceUrl Repository URL for the source label.
+   * @param buildArgs Extra build arguments as NAME=value.
+   * @param probes HTTP checks for verify, URL[=STATUS][*RETRIES].
+   * @param format Output: text, json or markdown (for a GitHub job summary).
+   */
+  @func({ cache: "never" }) // changes a server
+  async preview(pr: number, gitSha: string, images: string[] = [], tag = "", commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
+    const { gitInfo, outputFormat, probes: parseProbes } = await inputs();
+    // Bad arguments fail before anything is pushed.
+    const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
+    const t = await explained(() => this.target(pr, true));
+    const git = await explained(async () => gitInfo(gitSha, { commitTime }));
+    const deployed = await explained(async () => {
+      const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([import("./build/stack.js"), import("./remote/preview.js"), import("./core/summary.js")]);
+      const published = images.length || tag ? [] : await this.recordingFailure(t.v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
+      const r = await this.recordingFailure(t.v, git.sha, () => this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview));
+      const log = liveLog();
+      for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
+      const d = await deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, ...(r.pull ? { registry: r.pull } : {}) });
+      const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(r.url ? { url: r.url } : {}) };
+      const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
+      return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${r.url ? ` at ${r.url}` : ""}`, (x) => `${markdownRelease(x)}${r.url ? `\n\npreview: ${r.url}` : ""}`);
+    });
+    const verified = await this.verify(probes, out, pr);
+    if (out === "json") return JSON.stringify({ deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);
+    return `${deployed}\n${out === "markdown" ? "\n" : ""}${verified}`;
+  }
+
+  /**
+   * Remove pull request N's preview and everything it had: its edge routes, containers, volumes, networks, release folders, and the images of its releases that no other release of the project (production, other previews) uses. Production is not touched. With --expired, every preview not pushed to for --preview-ttl hours.
+   *
+   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker preview-down --pr=42
+   *
+   * @param pr The pull request's number.
+   * @param expired Instead: remove every preview idle longer than --preview-ttl.
+   */
+  @func({ cache: "never" }) // changes a server
+  async previewDown(pr = 0, expired = false): Promise<string> {
+    return explained(async () => {
+      const { prNumber, vpsInputs } = await inputs();
+      const { previewDown: remoteDown } = await import("./remote/preview.js");
+      if (expired === (pr !== 0)) throw new PipelineError("INVALID_INPUT", "pr: give either --pr=N (one preview) or --expired (every preview idle longer than --preview-ttl)", "preview-down --pr=42, or preview-down --expired");
+      const which = expired ? { prs: [], ttlHours: this.previewTtl } : { prs: [prNumber(pr)] };
+      if (expired && this.previewTtl <= 0) throw new PipelineError("INVALID_INPUT", "previewTtl: --expired needs a time-to-live (it is 0: previews never expire)", "pass vps --preview-ttl=<hours>");
+      const log = liveLog();
+      const removed = await remoteDown({ ...(await vpsInputs(this)), log: log.log }, which);
+      return removed.length ? log.lines.join("\n") : "no preview to remove";
+    });
+  }
+
   /** Run what comes before a deploy reaches the server; a failure is recorded in the server's history (best effort) and rethrown. */
   private async recordingFailure<T>(v: VpsInputs, sha: string, f: () => Promise<T>): Promise<T> {
     try {
@@ -407,12 +484,21 @@ export class Vps {
     return registryLogin(host, this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
   }
 
+  /** Production's target, or (pr > 0) preview pr's with its settings, checked before anything connects. */
+  private async target(pr: number, preview = pr !== 0) {
+    const { previewSettings, previewTarget, vpsInputs } = await inputs();
+    const settings = preview ? previewSettings(this, pr) : undefined;
+    const production = await vpsInputs(this);
+    return { production, v: settings ? previewTarget(production, settings.pr) : production, ...(settings ? { preview: settings } : {}) };
+  }
+
   /**
-   * The rendered release for these images or this tag, the files from the repository it carries, and the
-   * login for its registry: tags resolved to digests, only that registry gets a token.
+   * The rendered release for these images or this tag, the files from the repository it carries, the
+   * login for its registry (tags resolved to digests, only that registry gets a token) and its .env;
+   * for a preview, made safe to run beside production (core/preview-release.ts) with the preview .env.
    */
-  private async release(images: string[], tag: string) {
-    const [{ checkRegistry }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }, { fileRefs, releaseFiles }, { readSourceFiles }] = await Promise.all([
+  private async releaseFor(images: string[], tag: string, preview?: PreviewSettings & { pr: number }) {
+    const [{ checkRegistry, envText }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }, { fileRefs, releaseFiles }, { readSourceFiles }] = await Promise.all([
       inputs(), import("./build/stack.js"), import("./core/images.js"), import("./registry/resolve.js"), import("./core/compose.js"),
       import("./core/release-files.js"), import("./inputs/source-files.js"),
     ]);
@@ -423,6 +509,13 @@ export class Vps {
     const refs = fileRefs(stack.doc.toJS(), stack.file);
     const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
-    return { compose: renderRelease(stack, digests, files.rewrites), pull, files };
+    const compose = renderRelease(stack, digests, files.rewrites);
+    if (!preview) return { compose, pull, files, env: await envText(this.envFile), notes: [] as string[], url: undefined };
+    const [{ previewRelease }, { previewEnv }] = await Promise.all([import("./core/preview-release.js"), import("./core/preview.js")]);
+    const p = previewRelease(compose, preview.pr, preview);
+    const host0 = p.url ? new URL(p.url).host : "";
+    const env = previewEnv(await envText(this.previewEnv), { VPS_PREVIEW_PR: String(preview.pr), VPS_PREVIEW_URL: p.url ?? "", VPS_PREVIEW_HOST: host0 });
+    const notes = [...p.notes, ...(this.envFile ? ["the production --env-file is not used by a preview (--preview-env is)"] : [])];
+    return { compose: p.compose, pull, files, env, notes, url: p.url };
   }
 }

@@ -305,7 +305,7 @@ function rewritePath(doc: Document, field: string, to: string): void {
 }
 
 /** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */
-function setLabel(doc: Document, service: string, key: string, value: string): void {
+export function setLabel(doc: Document, service: string, key: string, value: string): void {
   const labels = doc.getIn(["services", service, "labels"]);
   if (labels && typeof labels === "object" && "items" in labels && !isMap(labels)) {
     const seq = labels as { items: unknown[] };

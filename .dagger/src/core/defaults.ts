@@ -27,6 +27,12 @@ export const DEFAULTS = {
   keepSnapshotDays: 0,
   /** One VPS with compose; `swarm` when the host is a Docker Swarm manager. */
   orchestrator: "compose",
+  /** Pull request previews: how many may live, what a new one does when that many do, when an idle one goes, caps per service. */
+  previewLimit: 5,
+  previewWhenFull: "evict",
+  previewTtl: 168,
+  previewMemory: "512m",
+  previewCpus: "1",
 } as const;
 
 /** Below this much free space under the deploy folder, a pull can fill the disk halfway through. */

@@ -44,7 +44,7 @@ const jobSchema = z
   .strict();
 
 /** A hostname the edge serves over HTTPS: letters, digits, dots and dashes, at least one dot. */
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const httpSchema = z
   .object({

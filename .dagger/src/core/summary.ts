@@ -41,6 +41,17 @@ export interface StatusView {
   /** Data snapshots kept (newest last). */
   snapshots?: { id: string; service: string; capture: string; release: string; before: string; at: string; bytes: number; seconds: number; stoppedSeconds?: number; offsite?: boolean; verified?: string }[];
   edge?: { state: string; image: string; publish: string[]; maintenance?: boolean; routes: { service: string; listen: { hostIp?: string; port: number }[]; host?: string; upstreams: string[] }[] };
+  /** Live pull request previews of the project. */
+  previews?: { pr: number; url: string; release: string; lastDeploy: string; bytes: number }[];
+}
+
+/** One line per live preview: its number, URL, release, age since its last push, disk. */
+function previewLines(x: NonNullable<StatusView["previews"]>, now = Date.now()): string[] {
+  const age = (at: string) => {
+    const h = Math.max(0, (now - Date.parse(at)) / 3_600_000);
+    return h < 1 ? `${Math.round(h * 60)} min` : h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} d`;
+  };
+  return ["previews (preview-down --pr=<n> removes one):", ...x.map((p) => `  #${String(p.pr).padEnd(6)} ${p.url || "(no URL)"}  ${p.release || "(no release: its first deploy failed)"}  pushed ${age(p.lastDeploy)} ago  ${(p.bytes / 1048576).toFixed(1)} MiB`)];
 }
 
 /** One line for the edge and one per route of this project. */
@@ -79,6 +90,7 @@ export function formatStatus(s: StatusView): string {
     ...s.releases.map((r) => `  ${r.current ? "*" : " "} ${r.id}  ${r.missing.length ? `images missing (a rollback pulls them back): ${r.missing.join(", ")}` : "images present"}`),
     ...(s.edge ? edgeLines(s.edge) : []),
     ...(s.snapshots?.length ? snapshotLines(s.snapshots) : []),
+    ...(s.previews?.length ? previewLines(s.previews) : []),
     "history:",
     ...s.history.map((h) => `  ${historyLine(h)}${h.hint ? `\n      hint: ${h.hint}` : ""}`),
   ].join("\n");
@@ -98,5 +110,6 @@ export function markdownStatus(s: StatusView): string {
   if (s.swarm) lines.push("", "```", ...swarmLines(s.swarm), "```");
   if (s.edge) lines.push("", "```", ...edgeLines(s.edge), "```");
   if (s.snapshots?.length) lines.push("", "```", ...snapshotLines(s.snapshots), "```");
+  if (s.previews?.length) lines.push("", "| preview | URL | release | last push | disk |", "|---|---|---|---|---|", ...s.previews.map((p) => `| #${p.pr} | ${p.url} | \`${p.release}\` | ${p.lastDeploy} | ${(p.bytes / 1048576).toFixed(1)} MiB |`));
   return lines.join("\n");
 }

@@ -13,6 +13,9 @@ import { backupPasswordValue, envFileValue, passphraseValue, tokenValue } from "
 import { parseProbe, type ProbeSpec } from "../core/report.js";
 import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/target.js";
 import { offsiteKnownHosts } from "../core/offsite.js";
+import { previewDir, previewProject, type PreviewSettings } from "../core/preview.js";
+import { HOSTNAME } from "../core/extension.js";
+import { z } from "zod";
 
 /** What `vps(...)` was given, as the Vps object holds it. */
 export interface VpsArgs {
@@ -38,6 +41,17 @@ export interface VpsArgs {
   backupOffsite: string;
   backupOffsiteKey?: Secret | undefined;
   backupOffsiteHostKey: string;
+}
+
+/** The preview settings `vps(...)` was given. */
+export interface PreviewArgs {
+  previewDomain: string;
+  previewEnv?: Secret | undefined;
+  previewLimit: number;
+  previewWhenFull: string;
+  previewTtl: number;
+  previewMemory: string;
+  previewCpus: string;
 }
 
 export interface VpsInputs extends RemoteTarget {
@@ -79,6 +93,34 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
     edge: { image: v.edgeImage, tls: v.edgeTls }, orchestrator: v.orchestrator,
     ...(a.backupPassword ? { backup: { password: backupPasswordValue(await a.backupPassword.plaintext()), image: v.resticImage, keep: v.keepSnapshots, keepDays: v.keepSnapshotDays, ...(await offsite(a)) } } : {}),
   };
+}
+
+const previewSchema = z.object({
+  pr: z.number().int("must be a whole number").min(1, "must be a pull request's number (1 or more)").max(999_999_999),
+  domain: z.string().min(1, "is required for a preview: the domain whose wildcard record (*.<domain>) points at the VPS, e.g. preview.example.com").toLowerCase().regex(HOSTNAME, "must be a domain such as preview.example.com"),
+  limit: z.number().int().min(1, "must allow at least one preview").max(100),
+  whenFull: z.enum(["evict", "refuse"], { message: "must be evict (remove the preview pushed longest ago) or refuse" }),
+  ttlHours: z.number().int().min(0).max(8760, "must be at most a year (8760 h); 0 keeps previews until their pull request closes"),
+  memory: z.string().regex(/^\d+(\.\d+)?[bkmg]$/i, "must be a size such as 512m or 1g"),
+  cpus: z.string().regex(/^(\d+(\.\d+)?)$/, "must be a number of CPUs such as 0.5 or 1").refine((c) => Number(c) > 0, { message: "must be more than 0" }),
+});
+
+/** The preview settings of `vps(...)` for pull request `pr`, checked (every problem at once). */
+export function previewSettings(a: PreviewArgs, pr: number): PreviewSettings & { pr: number } {
+  const whenFull = a.previewWhenFull as PreviewSettings["whenFull"];
+  return parseInput(previewSchema, { pr, domain: a.previewDomain, limit: a.previewLimit, whenFull, ttlHours: a.previewTtl, memory: a.previewMemory, cpus: a.previewCpus }, "vps.preview");
+}
+
+/** The checked pull request number alone (preview-down, verify: no domain needed). */
+export function prNumber(pr: number): number {
+  return parseInput(previewSchema.pick({ pr: true }), { pr }, "preview").pr;
+}
+
+/** The target of preview `pr`: production's settings, its own project and folder. A swarm has no edge to serve previews. */
+export function previewTarget(v: VpsInputs, pr: number): VpsInputs {
+  if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "pr: previews run on one VPS with compose, behind its edge; a swarm has no edge", "deploy previews to a compose VPS (another vps(...) with its own --host)");
+  const { backup: _, ...production } = v; // a preview takes no snapshot (core/preview-release.ts drops data declarations)
+  return { ...production, project: previewProject(v.project, pr), dir: previewDir(v.dir, pr) };
 }
 
 /** The registry everything is pushed to and pulled from: `host` or `host:port`. */

@@ -8,6 +8,8 @@ import { EDGE_CONTAINER, maintenanceOf } from "../core/edge.js";
 import { parseJson } from "../core/errors.js";
 import type { ContainerState } from "../core/health.js";
 import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
+import { listPreviews, previewsFrom } from "../core/preview-commands.js";
+import type { PreviewInfo } from "../core/preview.js";
 import {
   httpStatus, imageRepoDigests, type Layout, imagesPresent, inspectContainers, layout, projectContainers, readOptionalFile, readReleaseFiles, releaseDir, tailHistory,
 } from "../core/remote-commands.js";
@@ -139,6 +141,8 @@ export interface StatusReport {
   swarm?: SwarmView;
   /** Data snapshots kept on the server (newest last, at most `historyLines`). */
   snapshots?: SnapshotRecord[];
+  /** The project's live pull request previews (core/preview.ts). */
+  previews?: PreviewInfo[];
 }
 
 /** `=== <id>` blocks as readReleaseFiles prints them → id → compose text. */
@@ -178,11 +182,12 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
       if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };
-      const snapshots = (await readSnapshots(s, l)).slice(-historyLines);
-      const edge = await readEdge(s);
+      const [snapshots, edge, previews] = await Promise.all([
+        readSnapshots(s, l).then((x) => x.slice(-historyLines)), readEdge(s), s.run(listPreviews(target.dir), "listing the previews").then((out) => previewsFrom(out, target.project)),
+      ]);
       const mine = edge.routes.filter((r) => r.project === target.project);
       const ours = { ...edge, maintenance: mine.some((r) => r.maintenance !== undefined), routes: mine.map(({ maintenance: _, ...r }) => r) };
-      return { release, services, releases, history, ...(snapshots.length ? { snapshots } : {}), ...(edge.state !== "missing" ? { edge: ours } : {}) };
+      return { release, services, releases, history, ...(snapshots.length ? { snapshots } : {}), ...(edge.state !== "missing" ? { edge: ours } : {}), ...(previews.length ? { previews } : {}) };
     });
   });
 }
