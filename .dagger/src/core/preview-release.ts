@@ -80,7 +80,8 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
     const volumes = Array.isArray(svc.volumes) ? svc.volumes : [];
     volumes.forEach((v, i) => {
       const b = hostPath(v);
-      if (b && !b.readOnly) problems.push(`${where}.volumes[${i}]: the host path ${b.path} would be written by the preview as by production; mount it read-only (\`:ro\`) or use a named volume (a preview gets its own)`);
+      if (b && /docker\.sock$/.test(b.path)) problems.push(`${where}.volumes[${i}]: the Docker socket ${b.path} would give the preview (any pull request's code) control of every container on the VPS, production's too; keep previews off this stack`);
+      else if (b && !b.readOnly) problems.push(`${where}.volumes[${i}]: the host path ${b.path} would be written by the preview as by production; mount it read-only (\`:ro\`) or use a named volume (a preview gets its own)`);
     });
     const limits = (svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown } } } | undefined)?.resources?.limits;
     if (limits?.memory === undefined && svc.mem_limit === undefined) doc.setIn(["services", name, "deploy", "resources", "limits", "memory"], s.memory);

@@ -53,13 +53,13 @@ export interface PreviewInfo {
   bytes: number;
 }
 
-/** What `listPreviews` printed (`preview <n> <release|-> <epoch> <bytes> <url|->` per line). */
+/** What `listPreviews` printed (`preview <n> <release|-> <epoch> <url|->` per line); sizes are added by previewsFrom. */
 export function parsePreviews(out: string, project: string): PreviewInfo[] {
   return out.split("\n").flatMap((line) => {
-    const m = /^preview (\d+) (\S+) (\d+) (\d+) (\S+)$/.exec(line.trim());
+    const m = /^preview (\d+) (\S+) (\d+) (\S+)$/.exec(line.trim());
     if (!m) return [];
     const pr = Number(m[1]);
-    return [{ pr, project: previewProject(project, pr), release: m[2] === "-" ? "" : m[2]!, lastDeploy: new Date(Number(m[3]) * 1000).toISOString(), bytes: Number(m[4]), url: m[5] === "-" ? "" : m[5]! }];
+    return [{ pr, project: previewProject(project, pr), release: m[2] === "-" ? "" : m[2]!, lastDeploy: new Date(Number(m[3]) * 1000).toISOString(), bytes: 0, url: m[4] === "-" ? "" : m[4]! }];
   }).sort((a, b) => a.pr - b.pr);
 }
 

@@ -39,14 +39,16 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
   const dir = previewDir(prod.dir, pr);
   const l = layout(dir);
   return withLock(s, l, p, prod.lockTimeoutSeconds, `${by} (removing preview ${pr}, since ${new Date().toISOString()})`, async () => {
+    // the edge keeps its ports (80/443 stay published: no gap for the others), only the routes go
     const routes = await withEdgeLock(s, async () => {
       const edge = await readEdge(s, prod.edge?.image);
       const mine = edge.routes.filter((r) => r.project === project);
       if (mine.length && edge.state === "running") await loadRoutes(s, edge.routes.filter((r) => r.project !== project));
-      await s.exec(leaveProjectNetwork(project));
       return mine.length;
     });
     const r = await s.exec(removePreview(project, dir, prod.dir));
+    // the edge's network of the project, once no container of it is on it
+    await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
     const lines = r.stdout.split("\n");
     const count = (kind: string) => lines.filter((x) => x.startsWith(`removed ${kind} `)).length;
     if (r.code !== 0) throw new PipelineError("REMOTE_COMMAND_FAILED", `removing preview ${pr} stopped halfway: ${tail(r.stderr, 3)}`, "run preview-down again: it removes what is left");
