@@ -165,6 +165,7 @@ export class VpsPipeline {
    * @param previewTtl Hours after its last push when a preview goes (removed by the next preview, or preview-down --expired); 0: never.
    * @param previewMemory Memory cap of each preview service that sets none (compose deploy.resources.limits), e.g. 512m.
    * @param previewCpus CPU cap of each preview service that sets none, e.g. 1 or 0.5.
+   * @param previewSeed A service of the compose file (give it a profile: production never starts it) run in each preview as its last release-phase job, on every push: a seed for the preview's empty database (make it idempotent).
    */
   @func()
   vps(
@@ -200,11 +201,12 @@ export class VpsPipeline {
     previewTtl: number = DEFAULTS.previewTtl,
     previewMemory: string = DEFAULTS.previewMemory,
     previewCpus: string = DEFAULTS.previewCpus,
+    previewSeed = "",
   ): Vps {
     return Vps.of(this, {
       host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator,
       backupPassword, resticImage, keepSnapshots, keepSnapshotDays, backupOffsite, backupOffsiteKey, backupOffsiteHostKey,
-      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus,
+      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus, previewSeed,
     });
   }
 

@@ -108,6 +108,8 @@ export class Vps {
   @func() previewMemory!: string;
   /** CPU cap of each preview service that sets none. */
   @func() previewCpus!: string;
+  /** A service run in each preview as its last release-phase job. */
+  @func() previewSeed!: string;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
   static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {

@@ -23,13 +23,13 @@ const PROD = "pv";
 const PORT = 18311;
 const DOMAIN = "preview.vps-testbed.internal";
 const HOME = "/home/deploy";
-const settings: PreviewSettings = { domain: DOMAIN, limit: 2, whenFull: "evict", ttlHours: 48, memory: "256m", cpus: "0.5" };
+const settings: PreviewSettings = { domain: DOMAIN, limit: 2, whenFull: "evict", ttlHours: 48, memory: "256m", cpus: "0.5", seed: "" };
 const production = { ssh: sshOptions(), dir: `production/${PROD}`, project: PROD, lockTimeoutSeconds: 30, edge: testEdge };
 const CA = "/tmp/vps-testbed/edge-root.crt";
 
 /** The request deploying `version` as preview `pr`: production's compose made a preview's, with the preview .env. */
-function previewRequest(pr: number, version: "v1" | "v2", compose = releaseCompose(version)) {
-  const p = previewRelease(compose, pr, settings);
+function previewRequest(pr: number, version: "v1" | "v2", compose = releaseCompose(version), seed = "") {
+  const p = previewRelease(compose, pr, { ...settings, seed });
   const env = previewEnv("GOLD_API_KEY=not-a-real-key\nPUBLIC_URL=${VPS_PREVIEW_URL}\n", { VPS_PREVIEW_PR: String(pr), VPS_PREVIEW_URL: p.url!, VPS_PREVIEW_HOST: new URL(p.url!).host });
   return deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env });
 }
@@ -191,9 +191,20 @@ describe("previews beside production", () => {
     const named = releaseCompose("v1", "v1", (t) => `${t}\nvolumes:\n  data: { name: ${PROD}_data }\n`);
     expect(() => previewRequest(5, "v1", named)).toThrow(/volumes\.data\.name: a fixed name is production's volume too/);
     // the release publishes production's port: the preview does not, production keeps it
-    const samePort = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8").replace("${WEB_PORT:-8080}", String(PORT)), "compose/docker-compose.prod.yml", bed.registry.prefix);
+    // …and it names a seed: a service production never starts (its profile), the preview's last job
+    const seeded = `${readFileSync("compose/docker-compose.prod.yml", "utf8").replace("${WEB_PORT:-8080}", String(PORT))}
+  seed:
+    image: ${bed.registry.prefix}/api
+    command: ["sh", "-c", "echo seeding preview $$PR"]
+    environment: { PR: "\${VPS_PREVIEW_PR:-none}" }
+    profiles: [seed]
+`;
+    const samePort = parseComposeStack(seeded, "compose/docker-compose.prod.yml", bed.registry.prefix);
     const compose = renderRelease(samePort, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! });
-    await deployPreview(production, 5, settings, { ...previewRequest(5, "v1", compose) });
+    expect(releaseShape(compose).jobs.map((j) => j.service)).toEqual(["migrate"]);
+    const log: string[] = [];
+    await deployPreview(production, 5, settings, { ...previewRequest(5, "v1", compose, "seed"), log: (l) => log.push(l) });
+    expect(log.join("\n")).toMatch(/jobs .*migrate, seed done/);
     expect(edgeRoutes().filter((r) => r.listen.some((l) => l.port === PORT)).map((r) => r.project)).toEqual([PROD]);
     expect(await servedAt(host(5), "v1")).toContain("Version v1.");
     expect(printed.join("\n")).not.toContain("not-a-real-key");

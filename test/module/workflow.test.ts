@@ -21,8 +21,27 @@ beforeAll(() => {
 });
 
 describe("the workflows' dagger calls", () => {
-  it("are there: ship on push, rollback on dispatch, status after a failure, all through vps(...)", () => {
-    expect(calls().map((c) => `${c.file}:${chainOf(c.line).join(" ")}`).sort()).toEqual(["deploy.yml:vps rollback", "deploy.yml:vps ship", "deploy.yml:vps status"]);
+  it("are there: ship on push, rollback on dispatch, status after a failure, previews up and down, all through vps(...)", () => {
+    expect(calls().map((c) => `${c.file}:${chainOf(c.line).join(" ")}`).sort()).toEqual([
+      "deploy.yml:vps rollback", "deploy.yml:vps ship", "deploy.yml:vps status", "preview.yml:vps preview", "preview.yml:vps preview-down", "preview.yml:vps preview-down",
+    ]);
+  });
+
+  it("previews: never for a fork's pull request (it has no secrets), one run per pull request never cut off, least privilege, the URL shown", () => {
+    const wf = parse(readFileSync(".github/workflows/preview.yml", "utf8")) as {
+      on: { pull_request: { types: string[] } }; permissions: Record<string, string>; concurrency: { group: string; "cancel-in-progress": boolean };
+      jobs: Record<string, { if: string; environment: string | { name: string; url: string }; steps: { with?: { args?: string; ref?: string } }[] }>;
+    };
+    expect(wf.on.pull_request.types.sort()).toEqual(["closed", "opened", "reopened", "synchronize"]);
+    expect(wf.permissions).toEqual({ contents: "read", packages: "write", deployments: "write" });
+    expect(wf.concurrency).toEqual({ group: "preview-${{ github.event.pull_request.number || 'expire' }}", "cancel-in-progress": false });
+    for (const job of ["preview", "preview-down"]) expect(wf.jobs[job]!.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
+    expect(wf.jobs.preview!.environment).toEqual({ name: "preview", url: "${{ steps.url.outputs.url }}" });
+    // the preview never gets production's .env
+    const args = wf.jobs.preview!.steps.map((s) => s.with?.args ?? "").join(" ");
+    expect(args).toContain("--preview-env=env:PREVIEW_ENV");
+    expect(args).not.toContain("--env-file");
+    expect(wf.jobs["preview-down"]!.steps[0]!.with?.ref).toBe("${{ github.event.pull_request.base.ref }}");
   });
 
   it("name only functions and arguments the module has, and every argument a function requires", () => {
@@ -59,7 +78,7 @@ describe("the workflows' dagger calls", () => {
       expect(call.line, call.file).not.toContain("${{");
       for (const w of words(call.line)) {
         const [flag, value = ""] = w.split(/=(.*)/s);
-        if (/token|ssh-key|env-file|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
+        if (/token|ssh-key|env-file|preview-env|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
         expect(value, `${call.file}: ${flag}`).not.toMatch(/secrets\./);
       }
     }

@@ -124,6 +124,16 @@ describe("a release as a preview", () => {
     expect(made).toBeGreaterThanOrEqual(30);
   });
 
+  it("the seed the user names runs as the preview's last job; production never starts it; a wrong name is refused", () => {
+    const release = example().replace("services:\n", "services:\n  seed:\n    image: ghcr.io/acme/gold/api@" + digest + "\n    command: [./seed]\n    profiles: [seed]\n");
+    expect(releaseShape(release).jobs.map((j) => j.service)).toEqual(["migrate"]);
+    expect(releaseShape(release).optional).toContain("seed");
+    const p = previewRelease(release, 3, { ...settings, seed: "seed" });
+    expect(releaseShape(p.compose).jobs.map((j) => j.service)).toEqual(["migrate", "seed"]);
+    expect(() => previewRelease(release, 3, { ...settings, seed: "sede" })).toThrow(/previewSeed: `sede` is no service of the release/);
+    expect(() => previewRelease(release, 3, { ...settings, seed: "web" })).toThrow(/services\.web: the preview seed runs once per deploy/);
+  });
+
   it("hostnames stay one level under the wildcard and valid for any service name", () => {
     expect(previewHosts([{ service: "api" }, { service: "Web_UI.v2" }], 12, "p.example.com")).toEqual({ api: "pr-12.p.example.com", "Web_UI.v2": "pr-12-web-ui-v2.p.example.com" });
   });

@@ -8,7 +8,7 @@ import type { Document } from "yaml";
 import { composeDocument, setLabel } from "./compose.js";
 import { PUBLISHED_LABEL } from "./edge.js";
 import { PipelineError } from "./errors.js";
-import { EXTENSION_KEY } from "./extension.js";
+import { EXTENSION_KEY, JOB_PROFILE } from "./extension.js";
 import type { PreviewSettings } from "./preview.js";
 
 /** The hostname of each service behind the edge: the main one (the first with a `host`, else the first) at `pr-<n>.<domain>`, the others at `pr-<n>-<service>.<domain>` (one level under the wildcard). */
@@ -51,7 +51,7 @@ function hostPath(entry: unknown): { path: string; readOnly: boolean } | undefin
  * preview's own (the old name stays an alias on its networks), data declarations dropped (a preview takes no
  * snapshot), caps where a service sets none. What would share something with production is refused, all at once.
  */
-export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewSettings, "domain" | "memory" | "cpus">): PreviewRelease {
+export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string }): PreviewRelease {
   const doc = composeDocument(releaseText, "the release");
   const root = (doc.toJS() ?? {}) as { services?: Record<string, Svc>; volumes?: Record<string, Svc | null>; networks?: Record<string, Svc | null> };
   const problems: string[] = [];
@@ -93,10 +93,28 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
       else if (def?.name !== undefined) problems.push(`${kind}.${name}.name: a fixed name is production's ${kind.slice(0, -1)} too; drop \`name:\` so that compose names it after the project (<project>-pr-<n>_${name})`);
     }
   }
+  if (s.seed) seedJob(doc, services, s.seed, problems);
   if (problems.length) throw new PipelineError("INVALID_INPUT", `this release cannot run as a preview beside production:\n  ${problems.join("\n  ")}`, "change the production compose file as said (previews share the VPS with production); nothing was changed");
   if (dropped.length) notes.push(`ports of ${dropped.join(", ")} not published (a preview publishes no host port${http.length ? "; the edge serves it by hostname" : ""})`);
   const main = http.find((h) => h.host) ?? http[0];
   return { compose: doc.toString({ lineWidth: 0 }), hosts, ...(main ? { url: `https://${hosts[main.service]}` } : {}), notes };
+}
+
+/**
+ * The seed the user names (`--preview-seed`): a service of the file (production never starts it: give it a
+ * profile) that runs in each preview as its last release-phase job, after the migrations, on every push: it
+ * must be idempotent. Moved to the end of the file: jobs run in file order.
+ */
+function seedJob(doc: Document, services: Record<string, Svc>, seed: string, problems: string[]): void {
+  const svc = services[seed];
+  const ext = (svc?.[EXTENSION_KEY] ?? {}) as { http?: unknown; data?: unknown; job?: unknown };
+  if (!svc) return void problems.push(`previewSeed: \`${seed}\` is no service of the release (services: ${Object.keys(services).join(", ")})`);
+  if (ext.http !== undefined || ext.data !== undefined) return void problems.push(`services.${seed}: the preview seed runs once per deploy and exits; it cannot be behind the edge or own data`);
+  const node = doc.getIn(["services", seed], true);
+  doc.deleteIn(["services", seed]);
+  doc.setIn(["services", seed], node);
+  if (ext.job === undefined) doc.setIn(["services", seed, EXTENSION_KEY, "job"], true);
+  doc.setIn(["services", seed, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
 }
 
 /** `container_name: x` becomes the preview's own name; `x` stays an alias on each of the service's networks, so that the stack finds it as before. */

@@ -18,6 +18,8 @@ export interface PreviewSettings {
   /** Caps for every service that sets none (compose `deploy.resources.limits`). */
   memory: string;
   cpus: string;
+  /** A service of the file run in each preview as its last release-phase job (a seed for its empty database); "" for none. */
+  seed: string;
 }
 
 export const previewProject = (project: string, pr: number): string => `${project}-pr-${pr}`;

@@ -79,7 +79,7 @@ export function words(line: string): string[] {
   return [...line.matchAll(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g)].map((m) => m[0]);
 }
 
-/** `--registry-token` → `registryToken`: how the CLI names an argument. */
+/** `--registry-token` → `registryToken`: how the CLI names an argument (and `preview-down`, a function). */
 export function flagToArg(flag: string): string {
   return flag.replace(/^--/, "").replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
@@ -109,7 +109,8 @@ export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
       continue;
     }
     close();
-    const def = api.objects[object]?.[w];
+    // the CLI names functions in kebab case as it does arguments: preview-down → previewDown
+    const def = api.objects[object]?.[flagToArg(w)];
     if (!def) {
       problems.push(`${where}: ${object} has no function \`${w}\``);
       return problems;

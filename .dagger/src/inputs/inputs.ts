@@ -52,6 +52,7 @@ export interface PreviewArgs {
   previewTtl: number;
   previewMemory: string;
   previewCpus: string;
+  previewSeed: string;
 }
 
 export interface VpsInputs extends RemoteTarget {
@@ -102,13 +103,14 @@ const previewSchema = z.object({
   whenFull: z.enum(["evict", "refuse"], { message: "must be evict (remove the preview pushed longest ago) or refuse" }),
   ttlHours: z.number().int().min(0).max(8760, "must be at most a year (8760 h); 0 keeps previews until their pull request closes"),
   memory: z.string().regex(/^\d+(\.\d+)?[bkmg]$/i, "must be a size such as 512m or 1g"),
+  seed: z.string().regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a service name of the compose file"),
   cpus: z.string().regex(/^(\d+(\.\d+)?)$/, "must be a number of CPUs such as 0.5 or 1").refine((c) => Number(c) > 0, { message: "must be more than 0" }),
 });
 
 /** The preview settings of `vps(...)` for pull request `pr`, checked (every problem at once). */
 export function previewSettings(a: PreviewArgs, pr: number): PreviewSettings & { pr: number } {
   const whenFull = a.previewWhenFull as PreviewSettings["whenFull"];
-  return parseInput(previewSchema, { pr, domain: a.previewDomain, limit: a.previewLimit, whenFull, ttlHours: a.previewTtl, memory: a.previewMemory, cpus: a.previewCpus }, "vps.preview");
+  return parseInput(previewSchema, { pr, domain: a.previewDomain, limit: a.previewLimit, whenFull, ttlHours: a.previewTtl, memory: a.previewMemory, cpus: a.previewCpus, seed: a.previewSeed }, "vps.preview");
 }
 
 /** The checked pull request number alone (preview-down, verify: no domain needed). */
