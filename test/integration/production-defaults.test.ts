@@ -10,11 +10,14 @@ import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
 import { backup as takeBackup } from "../../.dagger/src/remote/data.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rebuild } from "../../.dagger/src/remote/rebuild.js";
+import { previewRelease } from "../../.dagger/src/core/preview-release.js";
+import { previewDir, previewEnv } from "../../.dagger/src/core/preview.js";
+import { deployPreview, previewDown } from "../../.dagger/src/remote/preview.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { dataStack } from "../testbed/data-stack.js";
-import { bed, deployRequest, freshProject, freshStack, history, onSwarm, registryPassword, releaseCompose, sh, swarmRequest, webStatus } from "../testbed/bed.js";
+import { bed, deployRequest, freshProject, freshStack, history, onSwarm, registryPassword, releaseCompose, sh, sshOptions, swarmRequest, testEdge, webStatus } from "../testbed/bed.js";
 
-// The three scenarios run at once (different projects; each mostly waits on 30 s checks): the audit spans the file.
+// The scenarios run at once (different projects; each mostly waits on 30 s checks): the audit spans the file.
 const BACKUP_PASSWORD = `defaults-${Date.now()}`;
 auditSecrets(() => [registryPassword, BACKUP_PASSWORD], "file");
 
@@ -24,6 +27,7 @@ const productionTiming = (t: string) => t.replace(/^ {6}interval: 1s\n/gm, "");
 afterAll(async () => {
   freshProject("defaults");
   freshProject("defaults-data");
+  freshProject("defaults-pv-pr-9");
   await freshStack("swdefaults");
 });
 
@@ -64,6 +68,32 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     expect(sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim()).toBe("2");
     const [checked] = await checkBackup(req("v2"));
     expect(checked).toMatchObject({ id: snap!.id, result: expect.stringMatching(/no check command declared/) });
+  }, 600_000);
+
+  it.concurrent("a preview: its first deploy and a push wait for 30 s checks, it answers at its hostname, preview-down leaves nothing", async () => {
+    freshProject("defaults-pv-pr-9");
+    const prod = { ssh: sshOptions(), dir: "production/defaults-pv", project: "defaults-pv", lockTimeoutSeconds: 120, edge: testEdge };
+    const settings = { domain: "defaults.vps-testbed.internal", limit: 5, whenFull: "evict" as const, ttlHours: 0, memory: "512m", cpus: "1", seed: "" };
+    const name = "pr-9.defaults.vps-testbed.internal";
+    const req = (v: "v1" | "v2") => {
+      const p = previewRelease(releaseCompose(v, v, productionTiming), 9, settings);
+      const env = previewEnv("GOLD_API_KEY=not-a-real-key\n", { VPS_PREVIEW_PR: "9", VPS_PREVIEW_URL: p.url!, VPS_PREVIEW_HOST: name });
+      return deployRequest("defaults-pv-pr-9", 0, { dir: previewDir(prod.dir, 9), compose: p.compose, env, healthTimeoutSeconds: DEFAULTS.healthTimeout });
+    };
+    await deployPreview(prod, 9, settings, req("v1"));
+    const r = await deployPreview(prod, 9, settings, req("v2"));
+    expect(r.durations.switch ?? 0).toBeGreaterThan(25); // the new web waited for its first check, 30 s after its start
+    expect(history("defaults-pv-pr-9").map((h) => h.result)).toEqual(["ok", "ok"]);
+    const ca = "/tmp/vps-testbed/defaults-edge-root.crt";
+    sh(`docker exec vps-pipeline-edge cat /vps-pipeline/data/caddy/pki/authorities/local/root.crt > ${ca}`);
+    let body = "";
+    for (let i = 0; i < 40 && !body.includes("Version v2."); i++) {
+      body = sh(`curl -s -m 3 --cacert ${ca} --resolve ${name}:443:${bed.vps.hostIp} https://${name}/ || true`);
+      if (!body.includes("Version v2.")) await new Promise((x) => setTimeout(x, 250));
+    }
+    expect(body).toContain("Version v2.");
+    await previewDown({ ...prod, log: () => {}, by: "vitest" }, { prs: [9] });
+    expect(sh("docker ps -aq --filter label=com.docker.compose.project=defaults-pv-pr-9; docker volume ls -q --filter label=com.docker.compose.project=defaults-pv-pr-9").trim()).toBe("");
   }, 600_000);
 
   it.concurrent("a swarm: an upgrade that swarm monitors for 120 s after the task is healthy converges instead of being rolled back", async () => {
