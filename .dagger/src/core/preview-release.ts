@@ -96,6 +96,7 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
   if (s.seed) seedJob(doc, services, s.seed, problems);
   if (problems.length) throw new PipelineError("INVALID_INPUT", `this release cannot run as a preview beside production:\n  ${problems.join("\n  ")}`, "change the production compose file as said (previews share the VPS with production); nothing was changed");
   if (dropped.length) notes.push(`ports of ${dropped.join(", ")} not published (a preview publishes no host port${http.length ? "; the edge serves it by hostname" : ""})`);
+  if (!http.length) notes.push(`no service is behind the edge (\`${EXTENSION_KEY}: { http: … }\`): the preview runs, but nothing serves it at a hostname`);
   const main = http.find((h) => h.host) ?? http[0];
   return { compose: doc.toString({ lineWidth: 0 }), hosts, ...(main ? { url: `https://${hosts[main.service]}` } : {}), notes };
 }
