@@ -6,7 +6,7 @@
  * Settings shared by many functions are given once: the source, the compose file
  * and the registry to the module itself, the server to `vps(...)`, whose object
  * carries deploy, plan, verify, rollback, status, doctor and ship. This file only
- * wires and documents (its JSDoc is `dagger call --help`); the logic lives in
+ * wires and documents (its JSDoc is `dagger -m . call --help`); the logic lives in
  * core/ (pure), build/ (Dagger builds), inputs/ (arguments, secrets), remote/ (SSH)
  * and registry/ (the registry API). See docs/architecture.md.
  */
@@ -68,7 +68,7 @@ export class VpsPipeline {
   /**
    * Build every service of the production compose file that has a build section, with OCI labels.
    *
-   * Example: dagger call --image-prefix=ghcr.io/acme/gold-tracker build --git-sha=$(git rev-parse HEAD) --commit-time=$(git log -1 --format=%cI)
+   * Example: dagger -m . call --image-prefix=ghcr.io/acme/gold-tracker build --git-sha=$(git rev-parse HEAD) --commit-time=$(git log -1 --format=%cI)
    *
    * @param gitSha Commit being built: the revision label.
    * @param commitTime The commit's time, RFC 3339 (git log -1 --format=%cI): the created label, so the same commit builds the same image; without it the label is left out.
@@ -87,7 +87,7 @@ export class VpsPipeline {
   /**
    * Build and push every built service, tagged sha-<7> (plus latest on the default branch, vX.Y.Z and X.Y on a release tag). A commit is published once: when its sha tag exists, that image is reused and the tag never moves. Prints one repo@sha256:… per service: what deploy takes.
    *
-   * Example: dagger call --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker publish --git-sha=$GITHUB_SHA --git-ref=$GITHUB_REF --commit-time=$COMMIT_TIME
+   * Example: dagger -m . call --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker publish --git-sha=$GITHUB_SHA --git-ref=$GITHUB_REF --commit-time=$COMMIT_TIME
    *
    * @param gitSha Commit being published (40, or at least 7, hex characters).
    * @param gitRef Full ref being built (refs/heads/main, refs/tags/v1.2.3): decides the latest and semver tags.
@@ -107,7 +107,7 @@ export class VpsPipeline {
   /**
    * Diagnose registry access before anything changes: the push token can push every image, the pull token can pull them, the tokens are of a kind GHCR accepts with the right scopes, image names are lowercase. For the VPS side too, call doctor on vps(...). Fails when a check fails.
    *
-   * Example: dagger call --registry-user=octocat --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker doctor --pull-user=octocat --pull-token=env:GHCR_PULL_TOKEN
+   * Example: dagger -m . call --registry-user=octocat --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker doctor --pull-user=octocat --pull-token=env:GHCR_PULL_TOKEN
    *
    * @param tag Tag whose manifest the pull checks read.
    * @param pullUser Account the VPS pulls as (default: the registry user).
@@ -131,7 +131,7 @@ export class VpsPipeline {
   /**
    * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance, preview, preview-down) uses these settings.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
    *
    * @param host VPS address.
    * @param hostKey The VPS's pinned host key: a known_hosts line, or its SHA256 fingerprint. Unknown or changed keys stop everything before login.
@@ -232,7 +232,7 @@ export class VpsPipeline {
     await explained(async () => {
       const { workflowProblems } = await import("./module-api.js");
       const problems = await workflowProblems(this.source, dag);
-      if (problems.length) throw new PipelineError("CHECK_FAILED", `the workflows do not fit the module:\n  ${problems.join("\n  ")}`, "rename the functions or flags in .github/workflows to what `dagger call --help` shows");
+      if (problems.length) throw new PipelineError("CHECK_FAILED", `the workflows do not fit the module:\n  ${problems.join("\n  ")}`, "rename the functions or flags in .github/workflows to what `dagger -m . call --help` shows, and give each dagger step `module: .`");
     });
   }
 }

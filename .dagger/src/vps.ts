@@ -123,7 +123,7 @@ export class Vps {
   /**
    * Deploy a published release: preflight, lock, upload, pull (and keep what a rollback needs), release-phase jobs, switch, health wait, automatic rollback on failure, history, pruning. Tags are resolved to digests before anything changes.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker deploy --git-sha=$GITHUB_SHA --tag=sha-1a2b3c4
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker deploy --git-sha=$GITHUB_SHA --tag=sha-1a2b3c4
    *
    * @param gitSha Commit being deployed, recorded in the release id and the history.
    * @param images One repo@sha256:… per built service as publish prints them, or repo:tag; prefix with service= to name the service.
@@ -151,7 +151,7 @@ export class Vps {
   /**
    * Show what deploy would change, changing nothing (no lock, no file, no container): services added, removed or changed with old and new digests, .env keys added, removed or changed (never a value), jobs that would run, and preflight.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker plan --tag=sha-1a2b3c4
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker plan --tag=sha-1a2b3c4
    *
    * @param images One repo@sha256:… per built service, or repo:tag; prefix with service= to name the service.
    * @param tag Plan every built service not named in images at this tag.
@@ -174,7 +174,7 @@ export class Vps {
   /**
    * Check the running stack against the release record: every service running (run-once ones exited 0), healthy where it has a healthcheck, on the release's digests; no hand edit of the live compose file, no container the release does not have; optional HTTP probes from the VPS. Fails when anything is off.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker verify --probes=http://127.0.0.1:8080/health=200
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker verify --probes=http://127.0.0.1:8080/health=200
    *
    * @param probes HTTP checks made from the VPS, as URL[=STATUS][*RETRIES], e.g. http://127.0.0.1:8080/health=200*5.
    * @param format Output: text, json or markdown.
@@ -198,7 +198,7 @@ export class Vps {
   /**
    * Return to an earlier kept release: by default the newest good one older than the current (so two rollbacks go two releases back). Images the server lost are pulled back first with the pull token; jobs run again only when declared with on-rollback.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN rollback
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN rollback
    *
    * @param to Release id to return to, as status shows it (default: the newest good release older than the current).
    * @param restoreData Also put the data (services with x-vps-pipeline data) back as it was while that release was current, from the snapshot taken before the next release's jobs; every data service is stopped meanwhile.
@@ -224,7 +224,7 @@ export class Vps {
   /**
    * Show the current release, its containers, the kept releases (and whether their images are still on the server), and the tail of the history with the reason and hint of any failure.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status --format=markdown
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status --format=markdown
    *
    * @param history History lines to show.
    * @param format Output: text, json or markdown.
@@ -243,7 +243,7 @@ export class Vps {
   /**
    * Snapshot the data of the current release now (services with x-vps-pipeline data: physical copies of their volumes, or their dump command), into the restic repository on the VPS; retention as set on vps. Deploys take one before every release's jobs by themselves.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD backup
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD backup
    */
   @func({ cache: "never" }) // changes a server
   async backup(): Promise<string> {
@@ -259,7 +259,7 @@ export class Vps {
   /**
    * Put one snapshot's data back under the current release (status lists them): the service is stopped for a physical restore and started again; a logical one is fed to its restore command. With --rebuild, bring the project back on a server that does not run it (a new VPS): its snapshots copied from the off-site repository (--backup-offsite…), the release the snapshot's data belongs to rebuilt from the record kept with it (compose file, .env, files), its images pulled with the pull token, its data put back, then started and health-checked.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD restore --snapshot=1a2b3c4d
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD restore --snapshot=1a2b3c4d
    *
    * @param snapshot The snapshot's id as status lists it (at least 8 hex digits); with --rebuild, default the newest.
    * @param rebuild Rebuild the project on this server from its backup (the server must not run it).
@@ -286,7 +286,7 @@ export class Vps {
   /**
    * Check that the backups restore: restic's check of the repository, then the newest snapshot of each data service (or the one named) restored into a scratch copy of the service beside the real one (fresh volumes, its own network, no port), started, and put to the data's check command (x-vps-pipeline data `check`). The real service is not touched; the copy is removed. status marks the snapshot verified.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD check-backup
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --backup-password=env:BACKUP_PASSWORD check-backup
    *
    * @param snapshot A snapshot's id as status lists it (default: the newest of each data service).
    */
@@ -304,7 +304,7 @@ export class Vps {
   /**
    * Replace the edge (the Caddy every project on this VPS shares) with another image: same ports, routes and certificates. The new edge starts the moment the old one lets go of its ports, and the old one serves again if the new one cannot start. Reports the gap (how long nothing listened). No deploy changes the edge's image: this is the only way.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker edge --image=caddy:2.8
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker edge --image=caddy:2.8
    *
    * @param image The edge's new image (pin it by digest: caddy:2@sha256:…).
    */
@@ -323,7 +323,7 @@ export class Vps {
   /**
    * Maintenance mode: the edge answers every route of this project with 503 and a page (Retry-After: 60), without touching the containers; `--off` serves them again. A deploy keeps the mode as it is; status shows it.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker maintenance --on --page=./maintenance.html
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker maintenance --on --page=./maintenance.html
    *
    * @param on Answer with the page.
    * @param off Proxy to the containers again.
@@ -346,7 +346,7 @@ export class Vps {
   /**
    * Diagnose everything before a first deploy, changing nothing: the registry checks of the module's doctor, plus SSH access with the pinned host key, a pull check from the VPS through a throwaway config, and stale registry logins on the VPS. Fails when a check fails.
    *
-   * Example: dagger call --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN doctor
+   * Example: dagger -m . call --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --pull-token=env:GHCR_PULL_TOKEN doctor
    *
    * @param tag Tag whose manifest the pull checks read.
    */
@@ -373,7 +373,7 @@ export class Vps {
   /**
    * Build, publish, deploy and verify in one call: what CI runs.
    *
-   * Example: dagger call --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker vps --host=$VPS_HOST --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --env-file=env:PRODUCTION_ENV ship --git-sha=$GITHUB_SHA --git-ref=$GITHUB_REF --commit-time=$COMMIT_TIME
+   * Example: dagger -m . call --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN --image-prefix=ghcr.io/acme/gold-tracker vps --host=$VPS_HOST --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --env-file=env:PRODUCTION_ENV ship --git-sha=$GITHUB_SHA --git-ref=$GITHUB_REF --commit-time=$COMMIT_TIME
    *
    * @param gitSha Commit being shipped.
    * @param gitRef Full ref being built: decides the latest and semver tags.
@@ -405,7 +405,7 @@ export class Vps {
   /**
    * Deploy pull request N's preview beside production: the PR's commit built and published (or the images/tag given), then deployed as its own project (PROJECT-pr-N, folder DIR-pr-N) with the preview .env, its own volumes and networks, no host port, every service behind the edge at https://pr-N.<preview domain>, jobs as in production; then verified. Previews idle longer than --preview-ttl go first; with --preview-limit live, the one pushed longest ago goes (or this one is refused).
    *
-   * Example: dagger call --image-prefix=ghcr.io/acme/gold-tracker --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --preview-domain=preview.example.com --preview-env=env:PREVIEW_ENV preview --pr=42 --git-sha=$PR_HEAD_SHA
+   * Example: dagger -m . call --image-prefix=ghcr.io/acme/gold-tracker --registry-user=octocat --registry-token=env:GHCR_TOKEN vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker --preview-domain=preview.example.com --preview-env=env:PREVIEW_ENV preview --pr=42 --git-sha=$PR_HEAD_SHA
    *
    * @param pr The pull request's number.
    * @param gitSha The pull request's head commit.
@@ -443,7 +443,7 @@ export class Vps {
   /**
    * Remove pull request N's preview and everything it had: its edge routes, containers, volumes, networks, release folders, and the images of its releases that no other release of the project (production, other previews) uses. Production is not touched. With --expired, every preview not pushed to for --preview-ttl hours.
    *
-   * Example: dagger call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker preview-down --pr=42
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker preview-down --pr=42
    *
    * @param pr The pull request's number.
    * @param expired Instead: remove every preview idle longer than --preview-ttl.

@@ -51,7 +51,7 @@ describe("the module as Dagger registers it", () => {
   it("documents every function (with a `dagger call` example) and every argument and field", () => {
     for (const [where, m] of everyFunction()) {
       if (!where.endsWith(".constructor")) expect(m.description, where).toMatch(/\S/);
-      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger call .*\\b${kebab(m.name)}\\b`));
+      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger -m \\. call .*\\b${kebab(m.name)}\\b`));
       for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).toMatch(/\S/);
     }
     for (const [o, def] of Object.entries(api.objects)) for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);

@@ -140,8 +140,8 @@ function readVars(known: Vars): Vars {
 function readmeCalls(): { section: string; words: string[] }[] {
   const vars = exampleVars();
   return snippets()
-    .filter((s) => s.command.startsWith("dagger call ") && !s.command.includes("settings]"))
-    .map((s) => ({ section: s.section, words: shellWords(s.command.replace(/\s+#.*$/, ""), vars).slice(2) }));
+    .filter((s) => s.command.startsWith("dagger -m . call ") && !s.command.includes("settings]"))
+    .map((s) => ({ section: s.section, words: shellWords(s.command.replace(/\s+#.*$/, ""), vars).slice(4) }));
 }
 
 /** The words again as one line that core/workflow.ts's splitter reads back as the same words. */
@@ -154,8 +154,9 @@ beforeAll(() => {
 });
 
 describe("the README's dagger calls", () => {
-  it("are there (the checks below have something to check)", () => {
+  it("are there (the checks below have something to check), each loading the module explicitly as Dagger 1.0 needs", () => {
     expect(readmeCalls().length).toBeGreaterThanOrEqual(10);
+    expect(snippets().filter((s) => /^dagger (call|check|functions)\b/.test(s.command)).map((s) => s.command)).toEqual([]);
   });
 
   it("fit the module after shell expansion with the README's own values", () => {

@@ -63,6 +63,9 @@ describe("the workflows' dagger calls", () => {
     expect(bad("vps --host=h --ssh-key=env:K --project=p status")).toMatch(/vps needs --host-key/);
     expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(/deploy needs --git-sha/);
     expect(bad("--progress=plain vps --host=h --host-key=k --ssh-key=env:K --project=p status --json")).toBe("");
+    // a step that loads the module implicitly: Dagger 1.0 refuses it
+    expect(checkCall({ file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p status", module: "" }, api).join("")).toMatch(/no `module: \.`; Dagger 1\.0 loads no module implicitly/);
+    expect(calls().every((c) => c.module === ".")).toBe(true);
   });
 
   it("ship to production only from the default branch: a manual run from another branch is refused before anything is built", () => {

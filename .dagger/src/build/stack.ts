@@ -47,7 +47,7 @@ export async function builtContainers(built: BuiltImage[]): Promise<Container[]>
 }
 
 export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "version">): Promise<PublishedImage[]> {
-  if (!s.registryToken) throw new PipelineError("INVALID_INPUT", "publish needs --registry-token (and --registry-user) on the module", "pass them before the function: `dagger call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`");
+  if (!s.registryToken) throw new PipelineError("INVALID_INPUT", "publish needs --registry-token (and --registry-user) on the module", "pass them before the function: `dagger -m . call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`");
   const { tags } = tagsFor(o.git);
   const version = tags.find((t) => /^v\d/.test(t));
   const { stack, built } = await buildStack(s, { ...o, version });

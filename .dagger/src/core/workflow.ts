@@ -61,6 +61,8 @@ export function shapeApi(defs: readonly ApiObjectDef[], main: string): ApiShape 
 export interface WorkflowCall {
   file: string;
   line: string;
+  /** The step's `module` input (the action runs `dagger call -m <module> …`); tests and the README give none. */
+  module?: string;
 }
 
 interface Step { uses?: string; with?: Record<string, unknown> }
@@ -70,7 +72,7 @@ interface Workflow { jobs?: Record<string, { steps?: Step[] }> }
 export function daggerCalls(file: string, yamlText: string): WorkflowCall[] {
   const wf = parse(yamlText) as Workflow;
   return Object.values(wf.jobs ?? {}).flatMap((j) =>
-    (j.steps ?? []).filter((s) => s.uses?.startsWith("dagger/dagger-for-github@")).map((s) => ({ file, line: String(s.with?.args ?? s.with?.call ?? "") })),
+    (j.steps ?? []).filter((s) => s.uses?.startsWith("dagger/dagger-for-github@")).map((s) => ({ file, line: String(s.with?.args ?? s.with?.call ?? ""), module: String(s.with?.module ?? "") })),
   );
 }
 
@@ -93,6 +95,8 @@ export function chainOf(line: string): string[] {
 export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
   const problems: string[] = [];
   const where = `${call.file}: \`dagger call ${call.line.slice(0, 60)}…\``;
+  // Dagger 1.0 loads no module by itself: a workflow step must name it (the action adds `-m <module>`)
+  if (call.module === "") problems.push(`${where}: the step has no \`module: .\`; Dagger 1.0 loads no module implicitly`);
   let object = api.main;
   let fn: { name: string; def: ApiFunction } = { name: "(constructor)", def: api.constructor };
   let given: string[] = [];
