@@ -129,7 +129,7 @@ export class VpsPipeline {
   }
 
   /**
-   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance, preview, preview-down) uses these settings.
+   * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance, preview, preview-down, logs, run) uses these settings.
    *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
    *

@@ -462,6 +462,54 @@ export class Vps {
     });
   }
 
+  /**
+   * The current release's logs (every service, or those named), merged in time order, each line naming its container (on a swarm, its task and node); the last --tail lines, within --max-bytes (the output says when older lines were cut). The app's own log lines pass through as they are.
+   *
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker logs --service=api --since=30m --tail=500
+   *
+   * @param service Only these services (repeatable; default all).
+   * @param since Only lines since this long ago (10m, 2h) or this time (2026-12-01T08:00:00Z).
+   * @param tail The last lines shown, all services together.
+   * @param maxBytes At most this many bytes of log (the newest are kept).
+   * @param pr A pull request preview's logs instead of production's.
+   */
+  @func({ cache: "never" }) // reads live state
+  async logs(service: string[] = [], since = "", tail = 200, maxBytes = 1_048_576, pr = 0): Promise<string> {
+    return explained(async () => {
+      const { logOptions, prNumber, previewTarget, vpsInputs } = await inputs();
+      const { logs: remoteLogs } = await import("./remote/logs.js");
+      const o = logOptions({ services: service, since, tail, maxBytes });
+      const v = await vpsInputs(this);
+      return (await remoteLogs(pr ? previewTarget(v, prNumber(pr)) : v, o)).text;
+    });
+  }
+
+  /**
+   * Run a one-off command in a new container of a service of the current release, as a release-phase job sees it (its image digest, the live .env, the project's networks and volumes; no other container started or recreated), and remove it whatever happens. Prints its output; fails with its exit code (RUN_FAILED) when it is not 0, or when it outlives --timeout (killed). Refused while a deploy holds the lock; deploys wait while it runs. Recorded in the history (who, the command; never the .env).
+   *
+   * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker run --service=api --cmd="./manage.py clearsessions"
+   *
+   * @param service The service whose image, environment, networks and volumes the command gets.
+   * @param cmd The command: one string runs in the container's sh -c; several (--cmd=a,b) are the argv as is.
+   * @param timeout Seconds before the command is killed and its container removed.
+   * @param pr Run it in a pull request preview instead of production.
+   */
+  @func({ cache: "never" }) // changes a server
+  async run(service: string, cmd: string[], timeout: number = DEFAULTS.jobTimeout, pr = 0): Promise<string> {
+    return explained(async () => {
+      const { oneOffOptions, prNumber, previewTarget, vpsInputs } = await inputs();
+      const { runOnce } = await import("./remote/one-off.js");
+      const o = oneOffOptions({ service, cmd, timeoutSeconds: timeout });
+      const v = await vpsInputs(this);
+      const log = liveLog();
+      const r = await runOnce(pr ? previewTarget(v, prNumber(pr)) : v, { service: o.service, command: o.cmd, timeoutSeconds: o.timeoutSeconds, by: v.by, log: log.log });
+      const { tail } = await import("./core/errors.js");
+      if (r.timedOut) throw new PipelineError("RUN_FAILED", `${o.service}: the command ran out of its ${o.timeoutSeconds}s timeout and was killed; its container is removed. Its last output:\n${tail(r.output, 20)}`, "raise --timeout, or run it in the background of a service");
+      if (r.exitCode !== 0) throw new PipelineError("RUN_FAILED", `${o.service}: the command exited with ${r.exitCode} (release ${r.release}). Its last output:\n${tail(r.output, 40)}`, "the output above is the command's own; the history records the run");
+      return `${r.output}${r.output.endsWith("\n") || !r.output ? "" : "\n"}exit code 0 (${o.service} of release ${r.release}, ${r.seconds}s)`;
+    });
+  }
+
   /** Run what comes before a deploy reaches the server; a failure is recorded in the server's history (best effort) and rethrown. */
   private async recordingFailure<T>(v: VpsInputs, sha: string, f: () => Promise<T>): Promise<T> {
     try {

@@ -45,7 +45,7 @@ describe("the module as Dagger registers it", () => {
     expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
     expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken"]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
-    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "checkBackup", "deploy", "doctor", "edge", "maintenance", "plan", "preview", "previewDown", "restore", "rollback", "ship", "status", "verify"]);
+    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "checkBackup", "deploy", "doctor", "edge", "logs", "maintenance", "plan", "preview", "previewDown", "restore", "rollback", "run", "ship", "status", "verify"]);
   });
 
   it("documents every function (with a `dagger call` example) and every argument and field", () => {

@@ -20,8 +20,8 @@ export interface StepTiming {
 
 export interface HistoryRecord {
   release: string;
-  /** `restore`: a project rebuilt on a new server from its backup (restore --rebuild). */
-  action: "deploy" | "rollback" | "restore";
+  /** `restore`: a project rebuilt on a new server from its backup (restore --rebuild); `run`: a one-off command (`vps … run`). */
+  action: "deploy" | "rollback" | "restore" | "run";
   result: "ok" | "failed" | "rolled-back";
   at: string;
   by: string;
@@ -36,6 +36,10 @@ export interface HistoryRecord {
   snapshots?: string[];
   /** Data put back with this operation (`service:id`). */
   restored?: string[];
+  /** A one-off's service, command (as given: never the `.env`) and exit code. */
+  service?: string;
+  command?: string[];
+  exitCode?: number;
   /** The error code and hint of a failure, so `status` can explain it later. */
   code?: string;
   hint?: string;
@@ -90,7 +94,8 @@ export function parseHistory(text: string): HistoryRecord[] {
  * A → B → C, rollback, rollback lands on A, not back on C.
  */
 export function rollbackTarget(history: readonly HistoryRecord[], kept: readonly string[], current: string | undefined): string | undefined {
-  const good = new Set(history.filter((h) => h.result === "ok").map((h) => h.release));
+  // a one-off that succeeded says nothing about its release's health
+  const good = new Set(history.filter((h) => h.result === "ok" && h.action !== "run").map((h) => h.release));
   const older = kept.filter((id) => RELEASE_ID.test(id) && good.has(id) && (current === undefined || id < current)).sort();
   return older.pop();
 }

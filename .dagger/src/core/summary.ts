@@ -78,7 +78,8 @@ function snapshotLines(x: NonNullable<StatusView["snapshots"]>): string[] {
 }
 
 function historyLine(h: HistoryRecord): string {
-  return `${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${h.reason ? `  — ${h.reason}` : ""}`;
+  const what = h.action === "run" ? `  ${h.service ?? ""}: ${(h.command ?? []).join(" ")} → exit ${h.exitCode ?? "?"}` : "";
+  return `${h.at}  ${h.action.padEnd(8)} ${h.result.padEnd(11)} ${h.release}  by ${h.by}${what}${h.reason ? `  — ${h.reason}` : ""}`;
 }
 
 export function formatStatus(s: StatusView): string {

@@ -15,6 +15,7 @@ import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/t
 import { offsiteKnownHosts } from "../core/offsite.js";
 import { previewDir, previewProject, type PreviewSettings } from "../core/preview.js";
 import { HOSTNAME } from "../core/extension.js";
+import type { LogOptions } from "../core/logs.js";
 import { z } from "zod";
 
 /** What `vps(...)` was given, as the Vps object holds it. */
@@ -123,6 +124,31 @@ export function previewTarget(v: VpsInputs, pr: number): VpsInputs {
   if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "pr: previews run on one VPS with compose, behind its edge; a swarm has no edge", "deploy previews to a compose VPS (another vps(...) with its own --host)");
   const { backup: _, ...production } = v; // a preview takes no snapshot (core/preview-release.ts drops data declarations)
   return { ...production, project: previewProject(v.project, pr), dir: previewDir(v.dir, pr) };
+}
+
+const serviceName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a service name of the compose file");
+const logSchema = z.object({
+  services: z.array(serviceName),
+  since: z.string().regex(/^(\d+(\.\d+)?[smh]|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/, "must be a duration such as 10m or 2h, or a time such as 2026-12-01T08:00:00Z").optional(),
+  tail: z.number().int().min(1, "must be at least 1").max(100_000),
+  maxBytes: z.number().int().min(1024, "must be at least 1024").max(64 * 1024 * 1024, "must be at most 64 MiB"),
+});
+
+/** `logs`' arguments, checked. */
+export function logOptions(o: { services: string[]; since: string; tail: number; maxBytes: number }): LogOptions {
+  const v = parseInput(logSchema, { ...o, ...(o.since ? {} : { since: undefined }) }, "logs");
+  return { services: v.services, tail: v.tail, maxBytes: v.maxBytes, ...(v.since ? { since: v.since } : {}) };
+}
+
+const runSchema = z.object({
+  service: serviceName,
+  cmd: z.array(z.string()).min(1, "give the command to run, e.g. --cmd=\"./manage.py migrate\" (one string runs in sh -c) or --cmd=./manage.py,migrate").refine((c) => c.some((x) => x.trim() !== ""), { message: "must not be empty" }),
+  timeoutSeconds: z.number().int().min(1).max(86_400),
+});
+
+/** `run`'s arguments, checked. */
+export function oneOffOptions(o: { service: string; cmd: string[]; timeoutSeconds: number }): { service: string; cmd: string[]; timeoutSeconds: number } {
+  return parseInput(runSchema, o, "run");
 }
 
 /** The registry everything is pushed to and pulled from: `host` or `host:port`. */

@@ -1,0 +1,38 @@
+/**
+ * Day two, the pure part: log lines of both targets read and merged in time
+ * order with the cap, and a one-off's command as the container gets it.
+ */
+import { describe, expect, it } from "vitest";
+import { composeLogs, formatLogs, mergeLogs, parseLogLine } from "../../.dagger/src/core/logs.js";
+import { oneOffArgv, oneOffName } from "../../.dagger/src/core/one-off.js";
+
+describe("logs", () => {
+  it("reads a container's line and a swarm task's (its time before or after the bar)", () => {
+    expect(parseLogLine("gold-api-1 2026-12-01T08:00:00.5Z GET /health 200")).toEqual({ at: "2026-12-01T08:00:00.500000000Z", source: "gold-api-1", text: "GET /health 200" });
+    expect(parseLogLine("2026-12-01T08:00:01.000000000Z gold_api.2.x7k2@swarm-2    | started")).toEqual({ at: "2026-12-01T08:00:01.000000000Z", source: "gold_api.2.x7k2@swarm-2", text: "started" });
+    expect(parseLogLine("gold_api.1.abc@swarm-1    | 2026-12-01T08:00:02.1Z a | b")).toEqual({ at: "2026-12-01T08:00:02.100000000Z", source: "gold_api.1.abc@swarm-1", text: "a | b" });
+    expect(parseLogLine("Error response from daemon: no such container")).toBeUndefined();
+  });
+
+  it("merges by time (a shorter fraction is not earlier for it), keeps file order on ties, tails all together, caps keeping the newest", () => {
+    const out = ["b 2026-12-01T08:00:00.2Z two", "a 2026-12-01T08:00:00.15Z one", "a 2026-12-01T08:00:00.3Z three", "b 2026-12-01T08:00:00.3Z four"].join("\n");
+    expect(mergeLogs(out, { tail: 10, maxBytes: 1 << 20 }).lines.map((l) => l.text)).toEqual(["one", "two", "three", "four"]);
+    expect(mergeLogs(out, { tail: 2, maxBytes: 1 << 20 }).lines.map((l) => l.text)).toEqual(["three", "four"]);
+    const capped = mergeLogs(out, { tail: 10, maxBytes: 90 });
+    expect([capped.cut, capped.lines.map((l) => l.text)]).toEqual([2, ["three", "four"]]);
+    expect(formatLogs(capped, 90).split("\n")[0]).toBe("(2 older line(s) not shown: the output is capped at 90 bytes; narrow it with --since, --tail or --service)");
+  });
+
+  it("the project, services and options are arguments of the script, never part of it", () => {
+    const argv = composeLogs("gold", { services: ["api", "web"], since: "10m", tail: 50, maxBytes: 4096 });
+    expect(argv.slice(3)).toEqual(["sh", "gold", "4096", "10m", "50", "api", "web"]);
+  });
+});
+
+describe("run", () => {
+  it("one string runs in sh -c, several words are the argv; the container's name says what it is", () => {
+    expect(oneOffArgv(["./manage.py migrate && echo ok"])).toEqual(["sh", "-c", "./manage.py migrate && echo ok"]);
+    expect(oneOffArgv(["./manage.py", "migrate"])).toEqual(["./manage.py", "migrate"]);
+    expect(oneOffName("gold", "api", new Date("2026-12-01T08:09:10.123Z"))).toBe("gold-run-api-20261201080910123");
+  });
+});
