@@ -165,6 +165,7 @@ export class VpsPipeline {
    * @param previewTtl Hours after its last push when a preview goes (removed by the next preview, or preview-down --expired); 0: never.
    * @param previewMemory Memory cap of each preview service that sets none (compose deploy.resources.limits), e.g. 512m.
    * @param previewCpus CPU cap of each preview service that sets none, e.g. 1 or 0.5.
+   * @param notifyUrl A webhook (Slack or Mattermost incoming webhook, or any HTTP endpoint) that gets one JSON message per deploy, preview, rollback and failure, with a text field chat tools show as is. Delivery is retried within 10 s and never fails the operation.
    * @param previewSeed A service of the compose file (give it a profile: production never starts it) run in each preview as its last release-phase job, on every push: a seed for the preview's empty database (make it idempotent).
    */
   @func()
@@ -202,11 +203,12 @@ export class VpsPipeline {
     previewMemory: string = DEFAULTS.previewMemory,
     previewCpus: string = DEFAULTS.previewCpus,
     previewSeed = "",
+    notifyUrl?: Secret,
   ): Vps {
     return Vps.of(this, {
       host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator,
       backupPassword, resticImage, keepSnapshots, keepSnapshotDays, backupOffsite, backupOffsiteKey, backupOffsiteHostKey,
-      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus, previewSeed,
+      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus, previewSeed, notifyUrl,
     });
   }
 

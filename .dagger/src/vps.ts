@@ -110,9 +110,11 @@ export class Vps {
   @func() previewCpus!: string;
   /** A service run in each preview as its last release-phase job. */
   @func() previewSeed!: string;
+  /** Webhook that gets one JSON message per deploy, rollback and failure. */
+  @func() notifyUrl?: Secret;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
-  static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+  static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; notifyUrl?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
     return Object.assign(new Vps(), {
       source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
@@ -138,13 +140,16 @@ export class Vps {
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
-      // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
-      const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () => this.releaseFor(images, tag));
       const log = liveLog();
-      for (const n of files.notes) log.log(`deploy note      ${n}`);
-      const r = await remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+      const notify = await this.notifier(v, "deploy", log.log);
+      const r = await notify.run(async () => {
+        // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
+        const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () => this.releaseFor(images, tag));
+        for (const n of files.notes) log.log(`deploy note      ${n}`);
+        return remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+      });
       const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
-      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, markdownRelease);
+      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, (x) => notify.markdown(markdownRelease(x)));
     });
   }
 
@@ -215,9 +220,10 @@ export class Vps {
       // No stack is read for a rollback: without --registry the token goes to the registry of the release's own pinned images.
       const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
       const log = liveLog();
-      const r = await remoteRollback({ ...v, log: log.log, restoreData, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) });
+      const notify = await this.notifier(v, "rollback", log.log);
+      const r = await notify.run(() => remoteRollback({ ...v, log: log.log, restoreData, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) }));
       const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
-      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, markdownRelease);
+      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, (x) => notify.markdown(markdownRelease(x)));
     });
   }
 
@@ -393,7 +399,9 @@ export class Vps {
       const { publishStack } = await import("./build/stack.js");
       const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       const v = await vpsInputs(this);
-      return this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
+      // a publish that fails is a failed deploy for the team too (the deploy below notifies the rest)
+      const notify = await this.notifier(v, "deploy", (l) => console.log(l), true);
+      return notify.run(() => this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs })));
     });
     const deployed = await this.deploy(gitSha, published.map((p) => p.pinned), "", out);
     const verified = await this.verify(probes, out);
@@ -430,7 +438,8 @@ export class Vps {
       const r = await this.recordingFailure(t.v, git.sha, () => this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview));
       const log = liveLog();
       for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
-      const d = await deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, ...(r.pull ? { registry: r.pull } : {}) });
+      const notify = await this.notifier(t.v, "preview", log.log);
+      const d = await notify.run(() => deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, ...(r.pull ? { registry: r.pull } : {}) }));
       const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(r.url ? { url: r.url } : {}) };
       const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
       return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${r.url ? ` at ${r.url}` : ""}`, (x) => `${markdownRelease(x)}${r.url ? `\n\npreview: ${r.url}` : ""}`);
@@ -508,6 +517,30 @@ export class Vps {
       if (r.exitCode !== 0) throw new PipelineError("RUN_FAILED", `${o.service}: the command exited with ${r.exitCode} (release ${r.release}). Its last output:\n${tail(r.output, 40)}`, "the output above is the command's own; the history records the run");
       return `${r.output}${r.output.endsWith("\n") || !r.output ? "" : "\n"}exit code 0 (${o.service} of release ${r.release}, ${r.seconds}s)`;
     });
+  }
+
+  /**
+   * Notifications of one operation to --notify-url (notify/webhook.ts): `run` wraps it (its outcome or failure
+   * is sent, within a time budget; a failed delivery is a warning line, never a failure), `markdown` adds the
+   * warning to a job summary. `failuresOnly`: only a failure is sent (a publish before the deploy).
+   */
+  private async notifier(v: VpsInputs, action: "deploy" | "rollback" | "preview", log: (l: string) => void, failuresOnly = false) {
+    const { notifyUrlValue } = await inputs();
+    const url = await notifyUrlValue(this.notifyUrl);
+    const warnings: string[] = [];
+    const warn = (l: string) => (warnings.push(l), log(`notify note      ${l}`));
+    return {
+      run: async <T,>(op: () => Promise<T>): Promise<T> => {
+        if (!url) return op();
+        const { notifying } = await import("./notify/webhook.js");
+        if (!failuresOnly) return notifying(url, { project: v.project, action, by: v.by }, warn, op as () => Promise<T & object>);
+        return op().catch(async (e: unknown): Promise<never> => {
+          await notifying(url, { project: v.project, action, by: v.by }, warn, () => Promise.reject(e)); // rethrows e once sent
+          throw e;
+        });
+      },
+      markdown: (md: string) => `${md}${warnings.map((w) => `\n\n> ⚠️ ${w}`).join("")}`,
+    };
   }
 
   /** Run what comes before a deploy reaches the server; a failure is recorded in the server's history (best effort) and rethrown. */

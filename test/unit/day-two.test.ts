@@ -36,3 +36,16 @@ describe("run", () => {
     expect(oneOffName("gold", "api", new Date("2026-12-01T08:09:10.123Z"))).toBe("gold-run-api-20261201080910123");
   });
 });
+
+describe("notifications", () => {
+  it("a success, an automatic rollback and a failure, as a chat shows them; never more than the facts", async () => {
+    const { notification, retryable } = await import("../../.dagger/src/core/notification.js");
+    const now = new Date("2026-12-01T08:00:00Z");
+    const ok = notification({ project: "gold", action: "deploy", by: "octocat", now, outcome: { release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } } });
+    expect(ok).toEqual({ text: "✅ gold: deploy of r2 ok (previous r1) in 3.5s, by octocat", project: "gold", action: "deploy", result: "ok", by: "octocat", at: "2026-12-01T08:00:00.000Z", release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } });
+    const back = notification({ project: "gold", action: "deploy", by: "octocat", now, error: { code: "DEPLOY_ROLLED_BACK", message: "release r3 failed (api unhealthy); rolled back to r2\nmore", hint: "docker compose logs" } });
+    expect(back).toMatchObject({ result: "rolled-back", code: "DEPLOY_ROLLED_BACK", error: "release r3 failed (api unhealthy); rolled back to r2", text: "↩️ gold: deploy rolled back, DEPLOY_ROLLED_BACK: release r3 failed (api unhealthy); rolled back to r2 (hint: docker compose logs), by octocat" });
+    expect(notification({ project: "gold", action: "rollback", by: "me", now, error: { code: "LOCK_BUSY", message: "busy", hint: "wait" } }).result).toBe("failed");
+    expect([retryable(undefined), retryable(500), retryable(429), retryable(404), retryable(400)]).toEqual([true, true, true, false, false]);
+  });
+});

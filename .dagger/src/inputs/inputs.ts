@@ -134,6 +134,20 @@ const logSchema = z.object({
   maxBytes: z.number().int().min(1024, "must be at least 1024").max(64 * 1024 * 1024, "must be at most 64 MiB"),
 });
 
+/** The notification webhook's URL (a secret: it carries a token), trimmed of the newline a file gives it; never echoed. */
+export async function notifyUrlValue(secret: Secret | undefined): Promise<string | undefined> {
+  if (!secret) return undefined;
+  const url = (await secret.plaintext()).trim();
+  let ok = false;
+  try {
+    ok = /^https?:$/.test(new URL(url).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new PipelineError("INVALID_INPUT", "notifyUrl: is not an http(s) URL (its value is not shown: it is a secret)", "pass the incoming webhook's whole URL, e.g. --notify-url=env:NOTIFY_URL holding https://hooks.slack.com/services/…");
+  return url;
+}
+
 /** `logs`' arguments, checked. */
 export function logOptions(o: { services: string[]; since: string; tail: number; maxBytes: number }): LogOptions {
   const v = parseInput(logSchema, { ...o, ...(o.since ? {} : { since: undefined }) }, "logs");
