@@ -81,7 +81,7 @@ describe("the workflows' dagger calls", () => {
       expect(call.line, call.file).not.toContain("${{");
       for (const w of words(call.line)) {
         const [flag, value = ""] = w.split(/=(.*)/s);
-        if (/token|ssh-key|env-file|preview-env|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
+        if (/token|ssh-key|env-file|preview-env|notify-url|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
         expect(value, `${call.file}: ${flag}`).not.toMatch(/secrets\./);
       }
     }
