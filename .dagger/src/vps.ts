@@ -146,7 +146,8 @@ export class Vps {
         // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
         const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () => this.releaseFor(images, tag));
         for (const n of files.notes) log.log(`deploy note      ${n}`);
-        return remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+        const { indexPlatforms } = await import("./registry/platforms.js");
+        return remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, platformsOf: (i) => indexPlatforms(i, pull), ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
       });
       const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
       return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, (x) => notify.markdown(markdownRelease(x)));
@@ -439,7 +440,8 @@ export class Vps {
       const log = liveLog();
       for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
       const notify = await this.notifier(t.v, "preview", log.log);
-      const d = await notify.run(() => deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, ...(r.pull ? { registry: r.pull } : {}) }));
+      const { indexPlatforms } = await import("./registry/platforms.js");
+      const d = await notify.run(() => deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, platformsOf: (i) => indexPlatforms(i, r.pull), ...(r.pull ? { registry: r.pull } : {}) }));
       const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(r.url ? { url: r.url } : {}) };
       const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
       return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${r.url ? ` at ${r.url}` : ""}`, (x) => `${markdownRelease(x)}${r.url ? `\n\npreview: ${r.url}` : ""}`);

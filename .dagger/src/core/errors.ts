@@ -21,7 +21,7 @@ export const ERROR_CODES = [
   // data: snapshots and their restore
   "BACKUP_FAILED", "BACKUP_NO_SPACE", "BACKUP_PASSWORD", "RESTORE_FAILED", "BACKUP_CHECK_FAILED",
   // deploys and their outcome
-  "PULL_FAILED", "JOB_FAILED", "DEPLOY_FAILED", "DEPLOY_ROLLED_BACK", "RELEASE_NOT_FOUND", "ROLLBACK_FAILED",
+  "PLATFORM_MISSING", "PULL_FAILED", "JOB_FAILED", "DEPLOY_FAILED", "DEPLOY_ROLLED_BACK", "RELEASE_NOT_FOUND", "ROLLBACK_FAILED",
   "VERIFY_FAILED", "DOCTOR_FAILED", "CHECK_FAILED", "RUN_FAILED",
   // a bug or a surprise of ours: never expected, always explained
   "INTERNAL",

@@ -11,7 +11,7 @@ export function releaseId(now: Date, sha: string): string {
 
 export const RELEASE_ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{7}$/;
 
-export type StepName = "connect" | "lock" | "preflight" | "upload" | "edge" | "pull" | "snapshot" | "jobs" | "switch" | "health" | "restore-data" | "rollback" | "record" | "prune" | "read" | "fetch" | "check" | "keep-snapshots";
+export type StepName = "connect" | "lock" | "preflight" | "upload" | "edge" | "pull" | "snapshot" | "jobs" | "switch" | "health" | "restore-data" | "rollback" | "record" | "prune" | "read" | "fetch" | "check" | "keep-snapshots" | "platforms";
 
 export interface StepTiming {
   step: StepName;

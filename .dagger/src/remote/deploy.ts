@@ -6,6 +6,7 @@
  * failure means are decided here, once.
  */
 import { releaseShape } from "../core/compose.js";
+import { platformProblems } from "../core/platforms.js";
 import { mustCapture, specsToCapture, type SnapshotRecord } from "../core/data.js";
 import type { HealthOutcome } from "../core/health.js";
 import { PipelineError } from "../core/errors.js";
@@ -36,6 +37,8 @@ export interface DeployRequest extends OperationRequest {
   keepReleases: number;
   /** Who deploys, for the lock holder and the history (e.g. `octocat (GitHub run 42)`). */
   by: string;
+  /** The platforms of the release's multi-platform images (image → `os/arch`…; single manifests absent), read from the registry: checked against the server's before anything changes. */
+  platformsOf?: (images: string[]) => Promise<ReadonlyMap<string, string[]>>;
 }
 
 /** The history line of this deploy, but for its outcome. */
@@ -68,7 +71,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 
         let taken: SnapshotRecord[];
         try {
-          taken = await prepareRelease(c, t, release, previous);
+          taken = await prepareRelease(c, t, release, previous, req.platformsOf);
         } catch (e) {
           const err = outcomeOf(e, "preparing the release");
           return failed(c, base, `${err.code}: ${err.message.split("\n")[0]} (nothing running was changed)`, err);
@@ -86,7 +89,8 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 }
 
 /** Phase 1: the release's files, the target's checks, the images, the jobs. Nothing that runs changes. */
-async function prepareRelease(c: Context, t: Target, r: Release, previous: Release | undefined): Promise<SnapshotRecord[]> {
+async function prepareRelease(c: Context, t: Target, r: Release, previous: Release | undefined, platformsOf?: DeployRequest["platformsOf"]): Promise<SnapshotRecord[]> {
+  if (platformsOf) await checkPlatforms(c, t, r, platformsOf);
   await c.step("upload", () => uploadRelease(c, t, r), (n) => (n.sent + n.present ? `${n.sent} file(s) from the repository sent, ${n.present} already there` : ""), { "release.id": r.id });
   await t.check(c, r);
   await c.step("pull", () => t.pull(c, r, previous), (line) => line, { "registry.host": c.login?.host ?? "" });
@@ -98,6 +102,26 @@ async function prepareRelease(c: Context, t: Target, r: Release, previous: Relea
     : [];
   if (r.shape.jobs.length > 0) await c.step("jobs", () => t.jobs(c, r, r.shape.jobs), (done) => `${done.join(", ")} done`, { jobs: r.shape.jobs.map((j) => j.service).join(",") });
   return taken;
+}
+
+/**
+ * Every multi-platform image of the release has the server's platform (every node's on a swarm), or the deploy
+ * stops here with PLATFORM_MISSING: nothing was sent yet. Images that are not indexes are the pull's to judge; a
+ * registry that cannot be read is a note (the pull says what is missing).
+ */
+async function checkPlatforms(c: Context, t: Target, r: Release, platformsOf: NonNullable<DeployRequest["platformsOf"]>): Promise<void> {
+  const images = [...new Set(Object.values(r.shape.images).filter(Boolean))];
+  const indexes = await platformsOf(images).catch((e: unknown) => {
+    c.note(`the images' platforms could not be read from the registry (${outcomeOf(e, "reading manifests").message.split("\n")[0]}); the pull will say if one lacks the server's`);
+    return new Map<string, string[]>();
+  });
+  if (indexes.size === 0) return;
+  await c.step("platforms", async () => {
+    const servers = await t.platforms(c);
+    const problems = platformProblems(r.shape.images, indexes, servers);
+    if (problems.length) throw new PipelineError("PLATFORM_MISSING", `an image has no variant for the server's platform:\n  ${problems.join("\n  ")}`, "publish for that platform too (--platforms=linux/amd64,linux/arm64), or deploy to a server of a platform the images have; nothing was changed");
+    return servers;
+  }, (servers) => `${[...new Set(servers.map((s) => s.platform))].join(", ")}: every multi-platform image has it`);
 }
 
 /** The compose file and the `.env` (or a copy of the server's) into the release's folder, with the files it mounts, then the target's own files. */

@@ -4,6 +4,7 @@
  * switch through `up` or the edge's rollover, the health wait on docker's
  * events) and the target object the flow drives.
  */
+import { serverPlatformProbe } from "../../core/platforms.js";
 import { posix } from "node:path";
 import { jobEnvOverride, type ReleaseShape } from "../../core/compose.js";
 import { MIN_FREE_MIB } from "../../core/defaults.js";
@@ -180,6 +181,7 @@ export const composeTarget: Target = {
     const r = await runPreflight(c.s, c.l, c.user);
     return `docker ${r.docker}, compose ${r.compose}, ${r.freeMiB} MiB free`;
   },
+  platforms: async (c) => [{ where: "the VPS", platform: (await c.s.run(serverPlatformProbe(), "reading the server's platform")).trim() }],
   prepare: async () => {},
   check: async (c, r) => {
     if (r.shape.http.length === 0) return;

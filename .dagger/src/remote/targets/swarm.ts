@@ -5,6 +5,7 @@
  * waits until every task of the release runs, and when the release fails
  * deploys the previous one again, as on one VPS.
  */
+import { nodePlatformsProbe, parseNodePlatforms } from "../../core/platforms.js";
 import type { ReleaseShape } from "../../core/compose.js";
 import { envExports } from "../../core/env-file.js";
 import { PipelineError, asPipelineError, tail } from "../../core/errors.js";
@@ -186,6 +187,7 @@ export function swarmTarget(): Target {
       const r = await swarmPreflight(c.s, c.l, c.user);
       return `docker ${r.docker} (swarm manager), ${r.freeMiB} MiB free`;
     },
+    platforms: async (c) => parseNodePlatforms(await c.s.run(nodePlatformsProbe(), "reading the nodes' platforms")),
     prepare: async (c, r, jobs) => {
       const all = renderSwarmRelease(r.compose);
       const sw = jobs.length === all.jobs.length ? all : withJobs(all, jobs.map((j: JobSpec) => j.service));

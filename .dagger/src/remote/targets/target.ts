@@ -4,6 +4,7 @@
  * target never decides what happens next, only how its own step is done.
  * Types only, so that every file can import them without a circle.
  */
+import type { ServerPlatform } from "../../core/platforms.js";
 import type { Attributes } from "@opentelemetry/api";
 import type { ReleaseShape } from "../../core/compose.js";
 import type { JobSpec } from "../../core/extension.js";
@@ -78,6 +79,8 @@ export interface Target {
   admit(compose: string): string[];
   /** The host can run a release; nothing changes. Returns the step's line. */
   preflight(c: Context): Promise<string>;
+  /** The platform of the server, or of every node of a swarm (`linux/amd64`…), for the check of multi-platform images. */
+  platforms(c: Context): Promise<ServerPlatform[]>;
   /** The target's own files beside a release's compose file and `.env`, for the `jobs` this run will run. */
   prepare(c: Context, r: Release, jobs: readonly JobSpec[]): Promise<void>;
   /** Checks that need the uploaded release, each a step of its own (compose: the edge's ports and routes). */
