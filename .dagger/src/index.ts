@@ -40,6 +40,8 @@ export class VpsPipeline {
   @func() registryUser: string;
   /** Token that pushes. */
   @func() registryToken?: Secret;
+  /** Platforms every service is built for. */
+  @func() platforms: string[];
 
   /**
    * @param source Repository checkout holding the compose file and the build contexts (default: the module's context directory).
@@ -48,6 +50,7 @@ export class VpsPipeline {
    * @param registry Registry host the tokens are for (ghcr.io, or a host:port of your own); default: the host of the built images (the image prefix's), ghcr.io when nothing names one. Only this registry ever gets a token.
    * @param registryUser Registry account that pushes (for GHCR the GitHub user, or x-access-token with GITHUB_TOKEN).
    * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. publish, ship and doctor use it; on one VPS, deploy, plan and rollback fall back to it when no pull token is given.
+   * @param platforms Platforms every service is built for, e.g. linux/amd64,linux/arm64 (an ARM VPS): several make one index per service, whose digest is the one printed and pinned. Default: the engine's own (linux/amd64 on CI runners).
    */
   constructor(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
@@ -56,6 +59,7 @@ export class VpsPipeline {
     registry = "",
     registryUser = "",
     registryToken?: Secret,
+    platforms: string[] = [],
   ) {
     this.source = source;
     this.composeFile = composeFile;
@@ -63,6 +67,7 @@ export class VpsPipeline {
     this.registry = registry;
     this.registryUser = registryUser;
     this.registryToken = registryToken;
+    this.platforms = platforms;
   }
 
   /**

@@ -34,6 +34,8 @@ function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (
 export class Vps {
   /** Repository checkout holding the production compose file. */
   @func() source!: Directory;
+  /** Platforms every service is built for. */
+  @func() platforms!: string[];
   /** Path of the production compose file inside the source. */
   @func() composeFile!: string;
   /** Image name prefix for built services without an image name. */
@@ -116,7 +118,7 @@ export class Vps {
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
   static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; notifyUrl?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
     return Object.assign(new Vps(), {
-      source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser,
+      source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser, platforms: stack.platforms,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
       ...a,
     });

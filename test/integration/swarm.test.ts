@@ -215,6 +215,8 @@ describe("doctor on a swarm", () => {
     const manager = await vpsAccessFindings({ ssh: sshOptions({ host: bed.swarm.host }), registry: bed.registry.host, pull, refs, swarm: true });
     expect(manager.find((f) => f.check === "swarm")).toMatchObject({ status: "ok", detail: "this host manages the swarm: 3 node(s), 1 manager(s), all ready" });
     expect(manager.find((f) => f.check.startsWith("pull "))).toMatchObject({ status: "ok" });
+    // every node's platform, for multi-platform images
+    expect(manager.find((f) => f.check === "platform")?.detail).toMatch(/^node swarm-\d: linux\/amd64, node swarm-\d: linux\/amd64, node swarm-\d: linux\/amd64: the images must be built for it/);
     const plain = await vpsAccessFindings({ ssh: sshOptions(), registry: bed.registry.host, pull, refs, swarm: true });
     expect(plain.find((f) => f.check === "swarm")).toMatchObject({ status: "fail", fix: expect.stringMatching(/docker swarm init/) });
   });

@@ -43,7 +43,7 @@ const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase(
 describe("the module as Dagger registers it", () => {
   it("takes shared settings once: the module's constructor, and vps(...) returning the Vps object with the server's functions", () => {
     expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
-    expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken"]);
+    expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken", "platforms"]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
     expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "checkBackup", "deploy", "doctor", "edge", "logs", "maintenance", "plan", "preview", "previewDown", "restore", "rollback", "run", "ship", "status", "verify"]);
   });

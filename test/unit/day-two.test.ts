@@ -49,3 +49,16 @@ describe("notifications", () => {
     expect([retryable(undefined), retryable(500), retryable(429), retryable(404), retryable(400)]).toEqual([true, true, true, false, false]);
   });
 });
+
+describe("platforms", () => {
+  it("uname names become OCI's; an index lacking the server's (or a node's) platform is named with both sides", async () => {
+    const { ociArch, parseNodePlatforms, platformProblems } = await import("../../.dagger/src/core/platforms.js");
+    expect(["x86_64", "aarch64", "armv7l", "amd64"].map(ociArch)).toEqual(["amd64", "arm64", "arm/v7", "amd64"]);
+    const nodes = parseNodePlatforms("swarm-1 linux x86_64\nswarm-2 linux aarch64\n");
+    expect(nodes).toEqual([{ where: "node swarm-1", platform: "linux/amd64" }, { where: "node swarm-2", platform: "linux/arm64" }]);
+    const indexes = new Map([["r/web@sha256:1", ["linux/amd64"]], ["r/api@sha256:2", ["linux/amd64", "linux/arm64/v8"]]]);
+    const images = { web: "r/web@sha256:1", api: "r/api@sha256:2", db: "postgres:16" };
+    expect(platformProblems(images, indexes, nodes)).toEqual(["services.web: r/web@sha256:1 has linux/amd64; node swarm-2 is linux/arm64"]);
+    expect(platformProblems(images, indexes, [{ where: "the VPS", platform: "linux/amd64" }])).toEqual([]);
+  });
+});

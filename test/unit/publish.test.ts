@@ -16,18 +16,20 @@ const stack = parseComposeStack("services:\n  api: { build: ./api }\n  web: { bu
 
 function fakeContainer(o: { fails?: string; digest?: string } = {}) {
   const pushed: string[] = [];
+  const variants: unknown[][] = [];
   const c = {
     sync: async () => {
       if (o.fails) throw new Error(o.fails);
       return c;
     },
     withRegistryAuth: () => c,
-    publish: async (ref: string) => {
+    publish: async (ref: string, opts?: { platformVariants?: unknown[] }) => {
       pushed.push(ref);
+      variants.push(opts?.platformVariants ?? []);
       return `${ref.split(":").slice(0, -1).join(":")}@${o.digest ?? D("1")}`;
     },
   };
-  return { container: c as unknown as Container, pushed };
+  return { container: c as unknown as Container, pushed, variants };
 }
 
 const SHA = "abc1234def5678abc1234def5678abc1234def56";
@@ -47,6 +49,30 @@ const rel = (...tags: string[]) => ({ tags, revision: SHA });
 const auth = { host: "registry.example.com:5000", user: "ci", token: {} as Secret };
 
 describe("publish", () => {
+  it("several platforms: every platform's build runs first, then one push of an index whose digest is the one printed and pinned", async () => {
+    const amd = fakeContainer({ digest: D("c") });
+    const arm = fakeContainer();
+    const built: BuiltImage[] = [{ target: stack.builds[0]!, container: amd.container, variants: [arm.container] }];
+    const out = await publishImages(built, rel("sha-abc1234"), auth, fakeStore());
+    expect(amd.pushed).toEqual(["registry.example.com:5000/acme/api:sha-abc1234"]);
+    expect(amd.variants).toEqual([[arm.container]]);
+    expect(arm.pushed).toEqual([]);
+    expect(out.map((p) => p.pinned)).toEqual([`registry.example.com:5000/acme/api@${D("c")}`]);
+    // a platform whose build fails stops everything before any push
+    const broken = fakeContainer({ fails: "exec format error" });
+    const amd2 = fakeContainer();
+    const err = await publishImages([{ target: stack.builds[0]!, container: amd2.container, variants: [broken.container] }], rel("sha-abc1234"), auth, fakeStore()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringContaining("exec format error") });
+    expect(amd2.pushed).toEqual([]);
+  });
+
+  it("--platforms is checked: os/arch[/variant], each once", async () => {
+    const { platformList } = await import("../../.dagger/src/inputs/inputs.js");
+    expect(platformList(["linux/amd64", "linux/arm64", "linux/arm/v7"])).toEqual(["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    expect(() => platformList(["amd64"])).toThrow(/platforms: `amd64` is not os\/arch/);
+    expect(() => platformList(["linux/amd64", "linux/amd64"])).toThrow(/twice/);
+  });
+
   it("pushes every tag of a new commit, sha-<7> first, and prints repo@digest", async () => {
     const api = fakeContainer({ digest: D("a") });
     const web = fakeContainer({ digest: D("b") });

@@ -3,7 +3,7 @@
  * Builders return lazy Containers; publishing forces each build first, so a
  * failing Dockerfile step is reported as such and never as a registry error.
  */
-import type { Container, Directory, Secret } from "@dagger.io/dagger";
+import type { Container, Directory, Platform, Secret } from "@dagger.io/dagger";
 import type { BuildTarget, ComposeStack } from "../core/compose.js";
 import { PipelineError, isPipelineError, tail } from "../core/errors.js";
 import { parseImageReference } from "../core/images.js";
@@ -11,7 +11,10 @@ import { registryError } from "../core/registry-errors.js";
 
 export interface BuiltImage {
   target: BuildTarget;
+  /** The first platform's build. */
   container: Container;
+  /** The other platforms' builds: published with it as one index. */
+  variants?: Container[];
 }
 
 /**
@@ -20,23 +23,28 @@ export interface BuiltImage {
  * (`timestamp`, seconds since the epoch), so the layers a COPY makes do not
  * depend on when the checkout happened.
  */
-export function buildImages(source: Directory, stack: ComposeStack, labels: Record<string, string>, overrides: Record<string, string>, timestamp: number): BuiltImage[] {
+export function buildImages(source: Directory, stack: ComposeStack, labels: Record<string, string>, overrides: Record<string, string>, timestamp: number, platforms: readonly string[] = []): BuiltImage[] {
   return stack.builds.map((target) => {
     const args = { ...target.args, ...overrides };
-    let container = source.directory(target.context).withTimestamps(timestamp).dockerBuild({
-      dockerfile: target.dockerfile,
-      buildArgs: Object.entries(args).map(([name, value]) => ({ name, value })),
-      ...(target.target ? { target: target.target } : {}),
+    // no platform given: the engine's own (how builds were made before --platforms)
+    const [first, ...rest] = (platforms.length ? platforms : [undefined]).map((platform) => {
+      let container = source.directory(target.context).withTimestamps(timestamp).dockerBuild({
+        dockerfile: target.dockerfile,
+        buildArgs: Object.entries(args).map(([name, value]) => ({ name, value })),
+        ...(target.target ? { target: target.target } : {}),
+        ...(platform ? { platform: platform as Platform } : {}),
+      });
+      for (const [k, v] of Object.entries(labels)) container = container.withLabel(k, v);
+      return container;
     });
-    for (const [k, v] of Object.entries(labels)) container = container.withLabel(k, v);
-    return { target, container };
+    return { target, container: first!, ...(rest.length ? { variants: rest } : {}) };
   });
 }
 
 /** Run the build now; a failure (a step, the Dockerfile, the base image) names the service and keeps the end of the build's output. */
 export async function forceBuild(b: BuiltImage): Promise<void> {
   try {
-    await b.container.sync();
+    for (const c of [b.container, ...(b.variants ?? [])]) await c.sync();
   } catch (e) {
     const text = e instanceof Error ? `${e.message}${(e as { stderr?: string }).stderr ? `\n${(e as { stderr?: string }).stderr}` : ""}` : String(e);
     throw new PipelineError(
@@ -119,7 +127,8 @@ export async function publishImages(built: BuiltImage[], release: Publication, a
       out.push({ service: b.target.service, repository, tags: release.tags, digest: existing, pinned: `${repository}@${existing}`, reused: true });
       continue;
     }
-    const ref = await b.container.withRegistryAuth(auth.host, auth.user, auth.token).publish(`${repository}:${shaTag}`).catch(asRegistryError(repository));
+    // several platforms: one index, its digest the one printed and pinned (each node pulls its own entry)
+    const ref = await b.container.withRegistryAuth(auth.host, auth.user, auth.token).publish(`${repository}:${shaTag}`, b.variants?.length ? { platformVariants: b.variants } : undefined).catch(asRegistryError(repository));
     const digest = ref.slice(ref.indexOf("@") + 1);
     out.push({ service: b.target.service, repository, tags: release.tags, digest, pinned: `${repository}@${digest}`, reused: false });
   }

@@ -7,7 +7,7 @@ import type { ComposeStack } from "../core/compose.js";
 import type { GitInfo } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
 import { ociLabels, tagsFor } from "../core/images.js";
-import { checkImagePrefix, keyValues, loadStack, registryLogin, stackRegistry } from "../inputs/inputs.js";
+import { checkImagePrefix, keyValues, loadStack, platformList, registryLogin, stackRegistry } from "../inputs/inputs.js";
 import { RegistryClient } from "../registry/client.js";
 import { buildImages, forceBuild, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
 
@@ -19,6 +19,8 @@ export interface StackSettings {
   registry: string;
   registryUser: string;
   registryToken?: Secret | undefined;
+  /** Platforms every service is built for (`linux/amd64`…); several: one index per service. */
+  platforms: string[];
 }
 
 export async function stackOf(s: StackSettings): Promise<ComposeStack> {
@@ -37,13 +39,13 @@ export async function buildStack(s: StackSettings, o: BuildOptions): Promise<{ s
   const labels = ociLabels({ source: o.sourceUrl, revision: o.git.sha, ...(o.git.commitTime ? { created: o.git.commitTime } : {}), ...(o.version ? { version: o.version } : {}) });
   // The context's files carry the commit's time (or the epoch): a checkout made at another moment builds the same COPY layers.
   const timestamp = o.git.commitTime ? Math.floor(o.git.commitTime.getTime() / 1000) : 0;
-  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs"), timestamp) };
+  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs"), timestamp, platformList(s.platforms)) };
 }
 
 /** The built containers, every build run first: a failing one is a BUILD_FAILED naming its service. */
 export async function builtContainers(built: BuiltImage[]): Promise<Container[]> {
   for (const b of built) await forceBuild(b);
-  return built.map((b) => b.container);
+  return built.flatMap((b) => [b.container, ...(b.variants ?? [])]);
 }
 
 export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "version">): Promise<PublishedImage[]> {

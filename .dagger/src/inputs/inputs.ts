@@ -148,6 +148,14 @@ export async function notifyUrlValue(secret: Secret | undefined): Promise<string
   return url;
 }
 
+/** `--platforms`: `os/arch[/variant]` each, once each; empty stays empty (the engine's own platform). */
+export function platformList(platforms: readonly string[]): string[] {
+  const bad = platforms.filter((p) => !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(p));
+  if (bad.length) throw new PipelineError("INVALID_INPUT", `platforms: ${bad.map((b) => `\`${b}\``).join(", ")} is not os/arch[/variant]`, "write each as linux/amd64, linux/arm64 or linux/arm/v7");
+  if (new Set(platforms).size !== platforms.length) throw new PipelineError("INVALID_INPUT", "platforms: names a platform twice", "list each platform once");
+  return [...platforms];
+}
+
 /** `logs`' arguments, checked. */
 export function logOptions(o: { services: string[]; since: string; tail: number; maxBytes: number }): LogOptions {
   const v = parseInput(logSchema, { ...o, ...(o.since ? {} : { since: undefined }) }, "logs");

@@ -1,6 +1,7 @@
 /** doctor's checks on the VPS: SSH access, a throwaway pull check, stale registry logins. */
 import { isPipelineError } from "../core/errors.js";
 import type { Finding } from "../core/findings.js";
+import { nodePlatformsProbe, parseNodePlatforms, serverPlatformProbe } from "../core/platforms.js";
 import { dockerAuthConfig } from "../core/registry-auth.js";
 import { registryError } from "../core/registry-errors.js";
 import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
@@ -31,6 +32,11 @@ export async function vpsAccessFindings(a: VpsAccess): Promise<Finding[]> {
   try {
     await withSession(ssh, new Progress(() => {}, "doctor", defaultTracing()), async (s) => {
       findings.push({ check: "ssh", status: "ok", detail: `${ssh.user}@${ssh.host}:${ssh.port} answered with the pinned host key and accepted the key` });
+      // what multi-platform images must have an entry for (publish --platforms)
+      const platforms = swarm
+        ? parseNodePlatforms((await s.exec(nodePlatformsProbe())).stdout).map((p) => `${p.where}: ${p.platform}`).join(", ")
+        : (await s.exec(serverPlatformProbe())).stdout.trim();
+      findings.push({ check: "platform", status: "ok", detail: `${platforms || "unknown (docker did not say)"}: the images must be built for it (--platforms)` });
       // Parsed here, never printed: the file may hold credentials.
       const config = (await s.exec(readOptionalFile(USER_DOCKER_CONFIG))).stdout;
       const stale = configuredRegistries(config).filter((h) => h === registry || (registry === "docker.io" && h.includes("docker.io")));
