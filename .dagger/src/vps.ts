@@ -437,16 +437,20 @@ export class Vps {
     const git = await explained(async () => gitInfo(gitSha, { commitTime }));
     const deployed = await explained(async () => {
       const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([import("./build/stack.js"), import("./remote/preview.js"), import("./core/summary.js")]);
-      const published = images.length || tag ? [] : await this.recordingFailure(t.v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
-      const r = await this.recordingFailure(t.v, git.sha, () => this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview));
       const log = liveLog();
-      for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
       const notify = await this.notifier(t.v, "preview", log.log);
-      const { indexPlatforms } = await import("./registry/platforms.js");
-      const d = await notify.run(() => deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, platformsOf: (i) => indexPlatforms(i, r.pull), ...(r.pull ? { registry: r.pull } : {}) }));
-      const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(r.url ? { url: r.url } : {}) };
+      // the publish, the release and the deploy: a failure of any is the preview's, for the team too
+      const { published, url, d } = await notify.run(async () => {
+        const published = images.length || tag ? [] : await this.recordingFailure(t.v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
+        const r = await this.recordingFailure(t.v, git.sha, () => this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview));
+        for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
+        const { indexPlatforms } = await import("./registry/platforms.js");
+        const d = await deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, platformsOf: (i) => indexPlatforms(i, r.pull), ...(r.pull ? { registry: r.pull } : {}) });
+        return { ...d, published, url: r.url, d };
+      });
+      const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(url ? { url } : {}) };
       const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
-      return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${r.url ? ` at ${r.url}` : ""}`, (x) => `${markdownRelease(x)}${r.url ? `\n\npreview: ${r.url}` : ""}`);
+      return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${url ? ` at ${url}` : ""}`, (x) => notify.markdown(`${markdownRelease(x)}${url ? `\n\npreview: ${url}` : ""}`));
     });
     const verified = await this.verify(probes, out, pr);
     if (out === "json") return JSON.stringify({ deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);

@@ -13,6 +13,8 @@ export interface Notification {
   result: "ok" | "failed" | "rolled-back";
   release?: string;
   previous?: string;
+  /** Where a preview answers. */
+  url?: string;
   /** service → image pinned by digest. */
   images?: Record<string, string>;
   /** step → seconds. */
@@ -29,6 +31,7 @@ export interface Outcome {
   previous?: string | undefined;
   images?: Record<string, string> | undefined;
   durations?: Record<string, number> | undefined;
+  url?: string | undefined;
 }
 
 /** The message for an outcome (`error` set when the operation threw). */
@@ -38,11 +41,11 @@ export function notification(o: { project: string; action: Notification["action"
   const seconds = r.durations ? Object.values(r.durations).reduce((a, b) => a + b, 0) : undefined;
   const first = o.error?.message.split("\n")[0] ?? "";
   const text = !o.error
-    ? `✅ ${o.project}: ${o.action} of ${r.release ?? "?"} ok${r.previous ? ` (previous ${r.previous})` : ""}${seconds !== undefined ? ` in ${seconds.toFixed(1)}s` : ""}, by ${o.by}`
+    ? `✅ ${o.project}: ${o.action} of ${r.release ?? "?"} ok${r.url ? ` at ${r.url}` : ""}${r.previous ? ` (previous ${r.previous})` : ""}${seconds !== undefined ? ` in ${seconds.toFixed(1)}s` : ""}, by ${o.by}`
     : `${result === "rolled-back" ? "↩️" : "❌"} ${o.project}: ${o.action} ${result === "rolled-back" ? "rolled back" : "failed"}, ${o.error.code}: ${first} (hint: ${o.error.hint}), by ${o.by}`;
   return {
     text, project: o.project, action: o.action, result, by: o.by, at: o.now.toISOString(),
-    ...(r.release ? { release: r.release } : {}), ...(r.previous ? { previous: r.previous } : {}), ...(r.images ? { images: r.images } : {}), ...(r.durations ? { durations: r.durations } : {}),
+    ...(r.release ? { release: r.release } : {}), ...(r.previous ? { previous: r.previous } : {}), ...(r.url ? { url: r.url } : {}), ...(r.images ? { images: r.images } : {}), ...(r.durations ? { durations: r.durations } : {}),
     ...(o.error ? { code: o.error.code, error: first, hint: o.error.hint } : {}),
   };
 }

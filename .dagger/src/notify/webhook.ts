@@ -48,7 +48,7 @@ export function deliveryWarning(d: Delivery): string {
  * Run `operation` and notify its outcome (or its failure, which is then rethrown as it was). `url`
  * undefined: no notification. `warn` receives the warning when delivery failed.
  */
-export async function notifying<T extends { release?: string | undefined; previous?: string | undefined; images?: Record<string, string>; durations?: Record<string, number> }>(
+export async function notifying<T extends { release?: string | undefined; previous?: string | undefined; images?: Record<string, string>; durations?: Record<string, number>; url?: string | undefined }>(
   url: string | undefined, what: { project: string; action: Notification["action"]; by: string }, warn: (line: string) => void, operation: () => Promise<T>, budgetMs = NOTIFY_BUDGET_MS,
 ): Promise<T> {
   if (!url) return operation();
