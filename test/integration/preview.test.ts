@@ -88,7 +88,8 @@ function leftovers(project: string) {
   };
 }
 const nothing = { containers: "", volumes: "", networks: "", routes: 0, folder: "" };
-const PROJECTS = [PROD, ...[1, 2, 3, 4, 5].map((n) => previewProject(PROD, n))];
+const OTHER = "pvx";
+const PROJECTS = [PROD, OTHER, ...[1, 2, 3, 4, 5].map((n) => previewProject(PROD, n))];
 const removedImages: string[] = [];
 
 beforeAll(() => {
@@ -133,9 +134,14 @@ describe("previews beside production", () => {
     expect(st.previews?.map((p) => p.bytes >= 3_000_000)).toEqual([false, true]);
   });
 
-  it("preview-down removes everything the preview had, and the images no other release uses; production and the other preview serve on", async () => {
+  it("preview-down removes everything the preview had, and the images no other release on the VPS names; production and the other preview serve on", async () => {
     const project = previewProject(PROD, 2);
-    const v2 = Object.values(releaseShape(releaseCompose("v2")).images).filter(Boolean);
+    const v2 = [...new Set(Object.values(releaseShape(releaseCompose("v2")).images).filter(Boolean))];
+    const webV2 = releaseShape(releaseCompose("v2")).images.web!;
+    // another project on the VPS has uploaded a release that runs web v2 and is about to pull it: web v2 is not the preview's to remove
+    await deploy(deployRequest(OTHER, 18316));
+    const next = `${HOME}/production/${OTHER}/.releases/20991231T000000.000Z-abcdef0`;
+    sh(`mkdir -p ${next} && printf 'services:\n  web:\n    image: ${webV2}\n' > ${next}/docker-compose.yml && chown -R deploy ${HOME}/production/${OTHER}`);
     expect(leftovers(project).containers).not.toBe("");
     const load = steadyLoad(`http://${bed.vps.hostIp}:${PORT}/`, 40);
     const log: string[] = [];
@@ -143,14 +149,15 @@ describe("previews beside production", () => {
     const prod = await load.stop();
     expect([prod.failed, prod.errors]).toEqual([0, []]);
     expect(leftovers(project)).toEqual(nothing);
-    expect(r!.images.sort()).toEqual([...new Set(v2)].sort());
+    expect(r!.images.sort()).toEqual(v2.filter((i) => i !== webV2).sort());
     removedImages.push(...r!.images);
-    for (const ref of v2) expect(sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept || echo gone`).trim()).toBe("gone");
-    expect(log.join("\n")).toMatch(/preview #2 removed: \d+ container\(s\), 1 volume\(s\)|preview #2 removed: \d+ container\(s\), \d+ volume\(s\), \d+ network\(s\), 1 edge route\(s\)/);
+    for (const ref of v2) expect(`${ref} ${sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept || echo gone`).trim()}`).toBe(`${ref} ${ref === webV2 ? "kept" : "gone"}`);
+    expect(log.join("\n")).toMatch(/^preview #2 removed: [1-9]\d* container\(s\), 0 volume\(s\), [1-9]\d* network\(s\), 1 edge route\(s\), 2 image\(s\) no other release uses, its folder$/m);
     expect((await httpsGet(host(1))).body).toContain("Version v1.");
     expect((await status(production)).previews?.map((p) => p.pr)).toEqual([1]);
     // production's images are production's: still there
     for (const ref of Object.values(releaseShape(releaseCompose("v1")).images).filter(Boolean)) expect(sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept`).trim()).toBe("kept");
+    freshProject(OTHER);
   });
 
   it("a push to a pull request upgrades only its preview, with 0 failed requests on it and on production", async () => {

@@ -51,7 +51,8 @@ export function previewsFrom(out: string, project: string): PreviewInfo[] {
 /**
  * Remove preview `project` (folder `dir`, beside production's `family` folder): its containers (jobs
  * included), networks and volumes by compose's project label, the images its releases ran that no
- * container and no other release of the family (production, the other previews) names, then its folder.
+ * container and no other release names (the family's: production, the other previews; and every other
+ * compose project's on the VPS, found by its containers' working folder), then its folder.
  * Prints `removed <kind> <name>` per thing removed.
  */
 export function removePreview(project: string, dir: string, family: string): Argv {
@@ -64,7 +65,10 @@ export function removePreview(project: string, dir: string, family: string): Arg
     // the images of its releases, as compose files name them (`image: repo@sha256:…`)
     String.raw`images() { for x in "$@"; do [ -f "$x" ] && sed -n 's/^ *image: *["]*\([^"]*\)["]*$/\1/p' "$x"; done; }`,
     'mine=$(images "$d"/.releases/*/docker-compose.yml | sort -u)',
-    'others=$(for x in "$fam" "$fam"-pr-*; do [ "$x" = "$d" ] || images "$x"/.releases/*/docker-compose.yml; done | sort -u)',
+    // every other release on the VPS: the family's folders, and the folder of every compose project that has a
+    // container (its working_dir label): a project deploying the same digests has uploaded its release before it pulls
+    String.raw`dirs=$(docker ps -a --format '{{.Label "com.docker.compose.project.working_dir"}}' | sort -u)`,
+    'others=$(for x in "$fam" "$fam"-pr-* $dirs; do [ "$x" = "$d" ] || images "$x"/.releases/*/docker-compose.yml; done | sort -u)',
     'used=$(docker ps -a --format "{{.Image}}" | sort -u)',
     'for i in $mine; do',
     '  printf "%s\\n" "$others" "$used" | grep -qxF "$i" && continue',
