@@ -286,28 +286,31 @@ mkdir -p "$DOCKER_CONFIG"
 PREFIX="$REG/acme/gold-tracker"
 docker tag vps-testbed/busybox:1 "$REG/base/busybox:1"
 docker push -q "$REG/base/busybox:1" >/dev/null
-digest() { docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^${1%:*}@" | head -1 | sed 's/.*@//'; }
+# The digest the registry now has for the tag, from the push itself: an image's RepoDigests may hold older
+# ones too (an earlier push, a pull by an index's digest), in no particular order.
+push() { local out; out=$(docker push "$1") && printf '%s\n' "$out" | sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p' | tail -n 1; }
 build() { # service version healthy
   local ref="$PREFIX/$1:$2"
   # Always build (the layer cache makes an unchanged one instant) so fixture edits show up.
   DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=vps-testbed/busybox:1 --build-arg "APP_VERSION=$2" \
     --build-arg "HEALTHY=$3" -t "$ref" "$ROOT/test/fixtures/app/$1" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
-  docker push -q "$ref" >/dev/null
-  echo "\"$1:$2\": \"$(digest "$ref")\""
+  echo "\"$1:$2\": \"$(push "$ref")\""
   if [ "$1" = api ]; then # the release-phase job runs the api's image, published under its own name
-    docker tag "$ref" "$PREFIX/migrate:$2" && docker push -q "$PREFIX/migrate:$2" >/dev/null
-    echo "\"migrate:$2\": \"$(digest "$PREFIX/migrate:$2")\""
+    docker tag "$ref" "$PREFIX/migrate:$2"
+    echo "\"migrate:$2\": \"$(push "$PREFIX/migrate:$2")\""
   fi
 }
 # the data tests' database, pushed like an app image (a deploy pulls it by digest)
 pushed() { # name tag local-image
-  docker tag "$3" "$PREFIX/$1:$2" && docker push -q "$PREFIX/$1:$2" >/dev/null
-  echo "\"$1:$2\": \"$(digest "$PREFIX/$1:$2")\""
+  docker tag "$3" "$PREFIX/$1:$2"
+  echo "\"$1:$2\": \"$(push "$PREFIX/$1:$2")\""
 }
 log "building and pushing the example app (v1, v2, broken v3) and PostgreSQL"
 images=$(
   { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true; pushed postgres 15 vps-testbed/postgres:15; } | paste -sd,
 )
+# a push that failed (or printed no digest) left an empty value: stop here, not in a test
+case "$images" in *'""'*) echo "testbed: a push to $REG failed: $images" >&2; exit 1;; esac
 rm -rf "$DOCKER_CONFIG"
 unset DOCKER_CONFIG
 
