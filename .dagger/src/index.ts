@@ -224,7 +224,7 @@ export class VpsPipeline {
   @check()
   async composeFileRenders(): Promise<void> {
     await explained(async () => {
-      const [{ checkImagePrefix, composeText }, { renderForCheck }] = await Promise.all([inputs(), import("./core/compose.js")]);
+      const [{ checkImagePrefix, composeText }, { renderForCheck }] = await Promise.all([inputs(), import("./core/compose/compose.js")]);
       // `dagger check` passes no settings: without an image prefix, a stand-in one lets the rest of the file be judged.
       renderForCheck(await composeText(this.source, this.composeFile), this.composeFile, checkImagePrefix(this.imagePrefix));
     });

@@ -1,15 +1,15 @@
 /**
  * Reading the module's own API from the engine, for the `dagger check` of the
- * workflows: the objects whatever the engine calls them, in core/workflow.ts's shape.
+ * workflows: the objects whatever the engine calls them, in core/ci/workflow.ts's shape.
  */
 import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
-import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/workflow.js";
+import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/ci/workflow.js";
 
 /** The module's main object, and its other objects as the introspector names them. */
 const MAIN_OBJECT = "VpsPipeline";
 const OTHER_OBJECTS = ["Vps"];
 
-/** The module's API as the engine serves it, in the shape core/workflow.ts checks calls against. */
+/** The module's API as the engine serves it, in the shape core/ci/workflow.ts checks calls against. */
 async function apiShape(dag: Client): Promise<ApiShape> {
   const defs: ApiObjectDef[] = [];
   const given = (v: unknown) => v !== null && v !== undefined && v !== "";

@@ -10,7 +10,7 @@ import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import type { StackSettings } from "./build/stack.js";
 import type { Format, PreviewArgs, VpsArgs, VpsInputs } from "./inputs/inputs.js";
-import type { PreviewSettings } from "./core/preview.js";
+import type { PreviewSettings } from "./core/preview/preview.js";
 import { explained } from "./module.js";
 
 // Everything else is imported inside the function that needs it: every call pays for what is imported here
@@ -138,7 +138,7 @@ export class Vps {
   async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
       const { gitInfo, outputFormat, vpsInputs } = await inputs();
-      const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([import("./remote/deploy.js"), import("./core/summary.js")]);
+      const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([import("./remote/deploy.js"), import("./core/release/summary.js")]);
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
@@ -170,7 +170,7 @@ export class Vps {
   async plan(images: string[] = [], tag = "", format = "text", pr = 0): Promise<string> {
     return explained(async () => {
       const { outputFormat } = await inputs();
-      const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/plan.js")]);
+      const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/release/plan.js")]);
       const out = outputFormat(format);
       const t = await this.target(pr);
       const { compose, files, env } = await this.releaseFor(images, tag, t.preview);
@@ -192,7 +192,7 @@ export class Vps {
   async verify(probes: string[] = [], format = "text", pr = 0): Promise<string> {
     return explained(async () => {
       const { outputFormat, prNumber, previewTarget, probes: parseProbes, vpsInputs } = await inputs();
-      const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([import("./remote/verify.js"), import("./core/report.js")]);
+      const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([import("./remote/verify.js"), import("./core/release/report.js")]);
       const out = outputFormat(format);
       const specs = parseProbes(probes);
       const v = await vpsInputs(this);
@@ -216,7 +216,7 @@ export class Vps {
   async rollback(to = "", restoreData = false, format = "text"): Promise<string> {
     return explained(async () => {
       const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
-      const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([import("./remote/rollback.js"), import("./core/summary.js")]);
+      const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([import("./remote/rollback.js"), import("./core/release/summary.js")]);
       const out = outputFormat(format);
       const target = releaseToGo(to);
       const v = await vpsInputs(this);
@@ -242,7 +242,7 @@ export class Vps {
   async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
     return explained(async () => {
       const { outputFormat, vpsInputs } = await inputs();
-      const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([import("./remote/verify.js"), import("./core/summary.js")]);
+      const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([import("./remote/verify.js"), import("./core/release/summary.js")]);
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
@@ -258,7 +258,7 @@ export class Vps {
   async backup(): Promise<string> {
     return explained(async () => {
       const { vpsInputs } = await inputs();
-      const { backup: remoteBackup } = await import("./remote/data.js");
+      const { backup: remoteBackup } = await import("./remote/data/data.js");
       const log = liveLog();
       const taken = await remoteBackup({ ...(await vpsInputs(this)), log: log.log });
       return `${log.lines.join("\n")}\n${taken.map((r) => `snapshot ${r.id.slice(0, 12)} of ${r.service} (${r.capture}, ${(r.bytes / 1048576).toFixed(1)} MiB, ${r.seconds}s${r.stoppedSeconds !== undefined ? `, stopped ${r.stoppedSeconds}s` : ""})`).join("\n")}`;
@@ -280,13 +280,13 @@ export class Vps {
       const v = await vpsInputs(this);
       const log = liveLog();
       if (rebuild) {
-        const { rebuild: remoteRebuild } = await import("./remote/rebuild.js");
+        const { rebuild: remoteRebuild } = await import("./remote/data/rebuild.js");
         const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
         const r = await remoteRebuild({ ...v, log: log.log, ...(snapshot ? { snapshot } : {}), ...(pull ? { registry: pull } : {}) });
         return `${log.lines.join("\n")}\nrelease ${r.release} rebuilt and healthy; restored: ${r.restored.join(", ") || "no data"}`;
       }
       if (!snapshot) throw new PipelineError("INVALID_INPUT", "snapshot: give the snapshot to put back (status lists them), or --rebuild on a new server", "restore --snapshot=1a2b3c4d");
-      const { restoreSnapshot } = await import("./remote/data.js");
+      const { restoreSnapshot } = await import("./remote/data/data.js");
       const done = await restoreSnapshot({ ...v, log: log.log, snapshot });
       return `${log.lines.join("\n")}\nrestored: ${done.join(", ")}`;
     });
@@ -303,7 +303,7 @@ export class Vps {
   async checkBackup(snapshot = ""): Promise<string> {
     return explained(async () => {
       const { vpsInputs } = await inputs();
-      const { checkBackup: remoteCheck } = await import("./remote/backup-check.js");
+      const { checkBackup: remoteCheck } = await import("./remote/data/backup-check.js");
       const log = liveLog();
       const done = await remoteCheck({ ...(await vpsInputs(this)), log: log.log, ...(snapshot ? { snapshot } : {}) });
       return `${log.lines.join("\n")}\n${done.map((x) => `snapshot ${x.id.slice(0, 12)} of ${x.service} restores (${x.seconds}s): ${x.result}`).join("\n")}`;
@@ -321,7 +321,7 @@ export class Vps {
   async edge(image: string): Promise<string> {
     return explained(async () => {
       const { edgeImageValue, vpsInputs } = await inputs();
-      const { replaceEdgeImage } = await import("./remote/edge-admin.js");
+      const { replaceEdgeImage } = await import("./remote/edge/edge-admin.js");
       const v = await vpsInputs(this);
       if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "edge: a swarm has no edge (its routing mesh publishes ports)", "use edge on a compose VPS");
       const r = await replaceEdgeImage(v, edgeImageValue(image));
@@ -344,7 +344,7 @@ export class Vps {
       const { vpsInputs } = await inputs();
       if (on === off) throw new PipelineError("INVALID_INPUT", "maintenance: give exactly one of --on and --off", "`maintenance --on` (optionally --page=./maintenance.html) starts it, `maintenance --off` ends it");
       if (off && page) throw new PipelineError("INVALID_INPUT", "maintenance: --page goes with --on", "drop --page");
-      const { setMaintenance } = await import("./remote/edge-admin.js");
+      const { setMaintenance } = await import("./remote/edge/edge-admin.js");
       const v = await vpsInputs(this);
       if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "maintenance: a swarm has no edge to answer for the project", "use maintenance on a compose VPS");
       const r = await setMaintenance(v, on, page ? await page.contents() : undefined);
@@ -436,7 +436,7 @@ export class Vps {
     const t = await explained(() => this.target(pr, true));
     const git = await explained(async () => gitInfo(gitSha, { commitTime }));
     const deployed = await explained(async () => {
-      const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([import("./build/stack.js"), import("./remote/preview.js"), import("./core/summary.js")]);
+      const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([import("./build/stack.js"), import("./remote/preview/preview.js"), import("./core/release/summary.js")]);
       const log = liveLog();
       const notify = await this.notifier(t.v, "preview", log.log);
       // the publish, the release and the deploy: a failure of any is the preview's, for the team too
@@ -469,7 +469,7 @@ export class Vps {
   async previewDown(pr = 0, expired = false): Promise<string> {
     return explained(async () => {
       const { prNumber, vpsInputs } = await inputs();
-      const { previewDown: remoteDown } = await import("./remote/preview.js");
+      const { previewDown: remoteDown } = await import("./remote/preview/preview.js");
       if (expired === (pr !== 0)) throw new PipelineError("INVALID_INPUT", "pr: give either --pr=N (one preview) or --expired (every preview idle longer than --preview-ttl)", "preview-down --pr=42, or preview-down --expired");
       const which = expired ? { prs: [], ttlHours: this.previewTtl } : { prs: [prNumber(pr)] };
       if (expired && this.previewTtl <= 0) throw new PipelineError("INVALID_INPUT", "previewTtl: --expired needs a time-to-live (it is 0: previews never expire)", "pass vps --preview-ttl=<hours>");
@@ -494,7 +494,7 @@ export class Vps {
   async logs(service: string[] = [], since = "", tail = 200, maxBytes = 1_048_576, pr = 0): Promise<string> {
     return explained(async () => {
       const { logOptions, prNumber, previewTarget, vpsInputs } = await inputs();
-      const { logs: remoteLogs } = await import("./remote/logs.js");
+      const { logs: remoteLogs } = await import("./remote/day-two/logs.js");
       const o = logOptions({ services: service, since, tail, maxBytes });
       const v = await vpsInputs(this);
       return (await remoteLogs(pr ? previewTarget(v, prNumber(pr)) : v, o)).text;
@@ -515,7 +515,7 @@ export class Vps {
   async run(service: string, cmd: string[], timeout: number = DEFAULTS.jobTimeout, pr = 0): Promise<string> {
     return explained(async () => {
       const { oneOffOptions, prNumber, previewTarget, vpsInputs } = await inputs();
-      const { runOnce } = await import("./remote/one-off.js");
+      const { runOnce } = await import("./remote/day-two/one-off.js");
       const o = oneOffOptions({ service, cmd, timeoutSeconds: timeout });
       const v = await vpsInputs(this);
       const log = liveLog();
@@ -586,12 +586,12 @@ export class Vps {
   /**
    * The rendered release for these images or this tag, the files from the repository it carries, the
    * login for its registry (tags resolved to digests, only that registry gets a token) and its .env;
-   * for a preview, made safe to run beside production (core/preview-release.ts) with the preview .env.
+   * for a preview, made safe to run beside production (core/preview/preview-release.ts) with the preview .env.
    */
   private async releaseFor(images: string[], tag: string, preview?: PreviewSettings & { pr: number }) {
     const [{ checkRegistry, envText }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }, { fileRefs, releaseFiles }, { readSourceFiles }] = await Promise.all([
-      inputs(), import("./build/stack.js"), import("./core/images.js"), import("./registry/resolve.js"), import("./core/compose.js"),
-      import("./core/release-files.js"), import("./inputs/source-files.js"),
+      inputs(), import("./build/stack.js"), import("./core/registry/images.js"), import("./registry/resolve.js"), import("./core/compose/compose.js"),
+      import("./core/release/release-files.js"), import("./inputs/source-files.js"),
     ]);
     const stack = await stackOf(this);
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
@@ -602,7 +602,7 @@ export class Vps {
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
     const compose = renderRelease(stack, digests, files.rewrites);
     if (!preview) return { compose, pull, files, env: await envText(this.envFile), notes: [] as string[], url: undefined };
-    const [{ previewRelease }, { previewEnv }] = await Promise.all([import("./core/preview-release.js"), import("./core/preview.js")]);
+    const [{ previewRelease }, { previewEnv }] = await Promise.all([import("./core/preview/preview-release.js"), import("./core/preview/preview.js")]);
     const p = previewRelease(compose, preview.pr, preview);
     const host0 = p.url ? new URL(p.url).host : "";
     const env = previewEnv(await envText(this.previewEnv), { VPS_PREVIEW_PR: String(preview.pr), VPS_PREVIEW_URL: p.url ?? "", VPS_PREVIEW_HOST: host0 });

@@ -16,7 +16,7 @@ import { median, root, startTestbed } from "./common.js";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 startTestbed();
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { backup, restoreSnapshot } = await import("../../.dagger/src/remote/data.js");
+const { backup, restoreSnapshot } = await import("../../.dagger/src/remote/data/data.js");
 const { bed, deployRequest, freshProject, sh, sshOptions, testEdge } = await import("../testbed/bed.js");
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;

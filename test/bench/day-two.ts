@@ -10,8 +10,8 @@ import { median, root, startTestbed } from "./common.js";
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 startTestbed();
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { logs } = await import("../../.dagger/src/remote/logs.js");
-const { runOnce } = await import("../../.dagger/src/remote/one-off.js");
+const { logs } = await import("../../.dagger/src/remote/day-two/logs.js");
+const { runOnce } = await import("../../.dagger/src/remote/day-two/one-off.js");
 const { bed, deployRequest, freshProject, sh, sshOptions } = await import("../testbed/bed.js");
 
 const P = "bench-d2";

@@ -16,9 +16,9 @@ import { median, root, startTestbed } from "./common.js";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 startTestbed();
 const { deploy } = await import("../../.dagger/src/remote/deploy.js");
-const { deployPreview, previewDown } = await import("../../.dagger/src/remote/preview.js");
-const { previewRelease } = await import("../../.dagger/src/core/preview-release.js");
-const { previewDir, previewEnv, previewProject } = await import("../../.dagger/src/core/preview.js");
+const { deployPreview, previewDown } = await import("../../.dagger/src/remote/preview/preview.js");
+const { previewRelease } = await import("../../.dagger/src/core/preview/preview-release.js");
+const { previewDir, previewEnv, previewProject } = await import("../../.dagger/src/core/preview/preview.js");
 const { bed, deployRequest, freshProject, releaseCompose, sh, sshOptions, testEdge } = await import("../testbed/bed.js");
 
 const PROD = "bench-pv";
@@ -86,7 +86,7 @@ for (let i = 0; i < RUNS; i++) {
 
 projects.forEach(freshProject);
 // the test bed's images by digest, as its tests expect them
-const { releaseShape } = await import("../../.dagger/src/core/compose.js");
+const { releaseShape } = await import("../../.dagger/src/core/compose/compose.js");
 for (const ref of new Set(Object.values(releaseShape(releaseCompose("v2")).images).filter(Boolean))) sh(`docker pull -q ${ref} >/dev/null 2>&1 || true`);
 
 const floor = median(results["deploy of a new project until https://host answers (floor)"]!);

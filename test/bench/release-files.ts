@@ -11,8 +11,8 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { shellJoin } from "../../.dagger/src/core/shell.js";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
-import { fileRefs, releaseFiles, type Found } from "../../.dagger/src/core/release-files.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { fileRefs, releaseFiles, type Found } from "../../.dagger/src/core/release/release-files.js";
 import { median, root, startTestbed } from "./common.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

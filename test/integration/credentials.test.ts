@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Secret } from "@dagger.io/dagger";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { failed } from "../../.dagger/src/core/findings.js";
 import { checkRegistry, registryLogin, vpsInputs } from "../../.dagger/src/inputs/inputs.js";
 import { RegistryClient } from "../../.dagger/src/registry/client.js";

@@ -8,11 +8,11 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
-import { backup, restoreSnapshot } from "../../.dagger/src/remote/data.js";
-import { rebuild } from "../../.dagger/src/remote/rebuild.js";
-import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
+import { backup, restoreSnapshot } from "../../.dagger/src/remote/data/data.js";
+import { rebuild } from "../../.dagger/src/remote/data/rebuild.js";
+import { checkBackup } from "../../.dagger/src/remote/data/backup-check.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";

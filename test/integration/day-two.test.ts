@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
-import { logs } from "../../.dagger/src/remote/logs.js";
-import { runOnce } from "../../.dagger/src/remote/one-off.js";
+import { logs } from "../../.dagger/src/remote/day-two/logs.js";
+import { runOnce } from "../../.dagger/src/remote/day-two/one-off.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { apiReplicated, bed, deployRequest, freshProject, freshStack, history, onSwarm, printed, releaseCompose, sh, sshOptions, swarmRequest } from "../testbed/bed.js";
 

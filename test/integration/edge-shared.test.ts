@@ -8,9 +8,9 @@
  */
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EDGE_CONTAINER, projectNetwork } from "../../.dagger/src/core/edge.js";
+import { EDGE_CONTAINER, projectNetwork } from "../../.dagger/src/core/edge/edge.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
-import { replaceEdgeImage, setMaintenance } from "../../.dagger/src/remote/edge-admin.js";
+import { replaceEdgeImage, setMaintenance } from "../../.dagger/src/remote/edge/edge-admin.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { readFileSync } from "node:fs";

@@ -10,7 +10,7 @@
  */
 import { createServer } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { EDGE_CONTAINER } from "../../.dagger/src/core/edge.js";
+import { EDGE_CONTAINER } from "../../.dagger/src/core/edge/edge.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Notification } from "../../.dagger/src/core/notification.js";
+import type { Notification } from "../../.dagger/src/core/day-two/notification.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { notifying } from "../../.dagger/src/notify/webhook.js";

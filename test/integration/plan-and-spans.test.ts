@@ -5,7 +5,7 @@
 import { ROOT_CONTEXT, SpanStatusCode } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { describe, expect, it } from "vitest";
-import { formatPlan } from "../../.dagger/src/core/plan.js";
+import { formatPlan } from "../../.dagger/src/core/release/plan.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { plan } from "../../.dagger/src/remote/plan.js";
 import type { Tracing } from "../../.dagger/src/remote/trace.js";

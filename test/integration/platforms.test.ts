@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { verify } from "../../.dagger/src/remote/verify.js";
 import { RegistryClient } from "../../.dagger/src/registry/client.js";

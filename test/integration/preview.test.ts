@@ -8,12 +8,12 @@
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
-import { EDGE_CONTAINER, projectNetwork } from "../../.dagger/src/core/edge.js";
-import { previewRelease } from "../../.dagger/src/core/preview-release.js";
-import { previewDir, previewEnv, previewProject, type PreviewSettings } from "../../.dagger/src/core/preview.js";
+import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { EDGE_CONTAINER, projectNetwork } from "../../.dagger/src/core/edge/edge.js";
+import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
+import { previewDir, previewEnv, previewProject, type PreviewSettings } from "../../.dagger/src/core/preview/preview.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
-import { deployPreview, previewDown } from "../../.dagger/src/remote/preview.js";
+import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { bed, deployRequest, edgeRoutes, freshProject, printed, releaseCompose, sh, sshOptions, steadyLoad, testEdge, webStatus } from "../testbed/bed.js";

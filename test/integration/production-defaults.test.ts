@@ -6,13 +6,13 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
-import { checkBackup } from "../../.dagger/src/remote/backup-check.js";
-import { backup as takeBackup } from "../../.dagger/src/remote/data.js";
+import { checkBackup } from "../../.dagger/src/remote/data/backup-check.js";
+import { backup as takeBackup } from "../../.dagger/src/remote/data/data.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
-import { rebuild } from "../../.dagger/src/remote/rebuild.js";
-import { previewRelease } from "../../.dagger/src/core/preview-release.js";
-import { previewDir, previewEnv } from "../../.dagger/src/core/preview.js";
-import { deployPreview, previewDown } from "../../.dagger/src/remote/preview.js";
+import { rebuild } from "../../.dagger/src/remote/data/rebuild.js";
+import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
+import { previewDir, previewEnv } from "../../.dagger/src/core/preview/preview.js";
+import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { dataStack } from "../testbed/data-stack.js";
 import { bed, deployRequest, freshProject, freshStack, history, onSwarm, registryPassword, releaseCompose, sh, sshOptions, swarmRequest, testEdge, webStatus } from "../testbed/bed.js";

@@ -3,7 +3,7 @@
  * jobs, run-once services, profiles, pruned images, repeated rollbacks, hand edits.
  */
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";

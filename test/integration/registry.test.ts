@@ -6,7 +6,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { failed } from "../../.dagger/src/core/findings.js";
 import { RegistryClient } from "../../.dagger/src/registry/client.js";
 import { doctor, type DoctorInput } from "../../.dagger/src/registry/doctor.js";

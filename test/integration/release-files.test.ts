@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
-import { fileRefs, releaseFiles, type FileRef, type Found } from "../../.dagger/src/core/release-files.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { fileRefs, releaseFiles, type FileRef, type Found } from "../../.dagger/src/core/release/release-files.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";

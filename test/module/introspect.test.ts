@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
-import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/workflow.js";
+import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/ci/workflow.js";
 import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Method, type Registered } from "./introspection.js";
 
 const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile", "backupPassword", "backupOffsiteKey"];

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "../../.dagger/src/core/workflow.js";
+import { shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "../../.dagger/src/core/ci/workflow.js";
 
 export const sdkDir = join(process.cwd(), "node_modules/@dagger.io/dagger/dist/src");
 
@@ -40,7 +40,7 @@ function described(m: Method): ApiFunction & { name: string } {
   };
 }
 
-/** The registered API as the module's own check reads it from the engine, through the same shaping (core/workflow.ts). */
+/** The registered API as the module's own check reads it from the engine, through the same shaping (core/ci/workflow.ts). */
 export function apiObjects(api: Registered): ApiObjectDef[] {
   return Object.entries(api.objects).map(([name, o]) => ({
     name,
@@ -49,7 +49,7 @@ export function apiObjects(api: Registered): ApiObjectDef[] {
   }));
 }
 
-/** The registered API in the shape core/workflow.ts checks `dagger call` lines against. */
+/** The registered API in the shape core/ci/workflow.ts checks `dagger call` lines against. */
 export function apiShape(api: Registered, rename: (name: string) => string = (n) => n): ApiShape {
   return shapeApi(apiObjects(api).map((d) => ({ ...d, name: rename(d.name), functions: d.functions.map((f) => ({ ...f, ...(f.returns ? { returns: rename(f.returns) } : {}) })) })), "VpsPipeline");
 }

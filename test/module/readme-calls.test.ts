@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkCall, daggerCalls, type ApiShape } from "../../.dagger/src/core/workflow.js";
+import { checkCall, daggerCalls, type ApiShape } from "../../.dagger/src/core/ci/workflow.js";
 import { apiShape, introspect } from "./introspection.js";
 
 const readme = readFileSync("README.md", "utf8");
@@ -144,7 +144,7 @@ function readmeCalls(): { section: string; words: string[] }[] {
     .map((s) => ({ section: s.section, words: shellWords(s.command.replace(/\s+#.*$/, ""), vars).slice(4) }));
 }
 
-/** The words again as one line that core/workflow.ts's splitter reads back as the same words. */
+/** The words again as one line that core/ci/workflow.ts's splitter reads back as the same words. */
 const asLine = (words: string[]) => words.map((w) => (/\s/.test(w) ? w.replace(/^([^=]*=)?(.*)$/s, '$1"$2"') : w)).join(" ");
 const flagNames = (words: string[]) => words.filter((w) => w.startsWith("--")).map((w) => w.split("=")[0]!);
 

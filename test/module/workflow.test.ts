@@ -1,13 +1,13 @@
 /**
  * The GitHub wrapper cannot drift from the module: every `dagger call` line in
  * the workflows chains functions that exist, passes only arguments they have and
- * every argument they require. The checker is the module's own (core/workflow.ts,
+ * every argument they require. The checker is the module's own (core/ci/workflow.ts,
  * also behind its `dagger check`); here it reads the API from the introspector.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chainOf, checkCall, daggerCalls, words, type ApiShape, type WorkflowCall } from "../../.dagger/src/core/workflow.js";
+import { chainOf, checkCall, daggerCalls, words, type ApiShape, type WorkflowCall } from "../../.dagger/src/core/ci/workflow.js";
 import { apiShape, introspect } from "./introspection.js";
 
 function calls(): WorkflowCall[] {

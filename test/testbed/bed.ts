@@ -5,9 +5,9 @@
 import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
-import { EDGE_CONTAINER, caddyConfig, projectNetwork, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge.js";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
-import { parseHistory } from "../../.dagger/src/core/release.js";
+import { EDGE_CONTAINER, caddyConfig, projectNetwork, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge/edge.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { parseHistory } from "../../.dagger/src/core/release/release.js";
 import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import type { SshOptions } from "../../.dagger/src/remote/ssh.js";
 

@@ -25,9 +25,9 @@ async function main(): Promise<void> {
   execFileSync("bash", [`${here}up.sh`], { stdio: "inherit" });
 
   const { isPipelineError } = await import("../../.dagger/src/core/errors.js");
-  const { formatReport } = await import("../../.dagger/src/core/report.js");
-  const { formatPlan } = await import("../../.dagger/src/core/plan.js");
-  const { formatStatus } = await import("../../.dagger/src/core/summary.js");
+  const { formatReport } = await import("../../.dagger/src/core/release/report.js");
+  const { formatPlan } = await import("../../.dagger/src/core/release/plan.js");
+  const { formatStatus } = await import("../../.dagger/src/core/release/summary.js");
   const { deploy } = await import("../../.dagger/src/remote/deploy.js");
   const { plan } = await import("../../.dagger/src/remote/plan.js");
   const { status, verify } = await import("../../.dagger/src/remote/verify.js");

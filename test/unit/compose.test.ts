@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { readFileSync } from "node:fs";
-import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderForCheck, renderRelease } from "../../.dagger/src/core/compose.js";
+import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderForCheck, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;

@@ -1,13 +1,13 @@
 /** The core modules that had no tests of their own: each decision checked on the cases that matter. */
 import { describe, expect, it } from "vitest";
-import { parseServiceContainers, planRollover, type ServiceContainer } from "../../.dagger/src/core/edge-commands.js";
-import { envExports, envValues } from "../../.dagger/src/core/env-file.js";
-import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
-import { classifyRegistryOutput, pullError, registryError } from "../../.dagger/src/core/registry-errors.js";
-import { earlyFailureRecord, rollbackRecord, type HistoryRecord } from "../../.dagger/src/core/release.js";
+import { parseServiceContainers, planRollover, type ServiceContainer } from "../../.dagger/src/core/edge/edge-commands.js";
+import { envExports, envValues } from "../../.dagger/src/core/compose/env-file.js";
+import { parseServiceExtension } from "../../.dagger/src/core/compose/extension.js";
+import { classifyRegistryOutput, pullError, registryError } from "../../.dagger/src/core/registry/registry-errors.js";
+import { earlyFailureRecord, rollbackRecord, type HistoryRecord } from "../../.dagger/src/core/release/release.js";
 import { envFileValue, passphraseValue, tokenValue } from "../../.dagger/src/core/secret-values.js";
-import { parseSwarmProbe } from "../../.dagger/src/core/swarm/commands.js";
-import { localObjectName, shapeApi } from "../../.dagger/src/core/workflow.js";
+import { parseSwarmProbe } from "../../.dagger/src/core/swarm/swarm-commands.js";
+import { localObjectName, shapeApi } from "../../.dagger/src/core/ci/workflow.js";
 
 const c = (name: string, o: Partial<ServiceContainer> = {}): ServiceContainer => ({ name, state: "running", hash: "h1", publishes: false, service: "web", ...o });
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, releaseShape } from "../../.dagger/src/core/compose.js";
-import { findSnapshot, mustCapture, parseSnapshots, snapshotsFor, specsToCapture, type SnapshotRecord } from "../../.dagger/src/core/data.js";
-import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
+import { parseComposeStack, releaseShape } from "../../.dagger/src/core/compose/compose.js";
+import { findSnapshot, mustCapture, parseSnapshots, snapshotsFor, specsToCapture, type SnapshotRecord } from "../../.dagger/src/core/data/data.js";
+import { parseServiceExtension } from "../../.dagger/src/core/compose/extension.js";
 import { backupPasswordValue } from "../../.dagger/src/core/secret-values.js";
-import { renderSwarmRelease } from "../../.dagger/src/core/swarm/release.js";
+import { renderSwarmRelease } from "../../.dagger/src/core/swarm/swarm-release.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const stack = (data: string, extra = "") => `services:
@@ -92,7 +92,7 @@ describe("when to capture, and what a rollback restores", () => {
 
 describe("the off-site repository", () => {
   it("names the host restic's ssh goes to, and pins it by the key given whole or alone", async () => {
-    const { offsiteHost, offsiteKnownHosts } = await import("../../.dagger/src/core/offsite.js");
+    const { offsiteHost, offsiteKnownHosts } = await import("../../.dagger/src/core/data/offsite.js");
     expect(offsiteHost("sftp:backup@203.0.113.9:/srv/restic/gold")).toBe("203.0.113.9");
     expect(offsiteHost("sftp://backup@backups.example.com:2222//srv/restic")).toBe("[backups.example.com]:2222");
     expect(offsiteHost("sftp://backup@backups.example.com//srv/restic")).toBe("backups.example.com");
@@ -119,7 +119,7 @@ describe("a new server, from what the backup holds", () => {
   ]);
 
   it("reads restic's list: data snapshots by their tags (a dump without the capture tag by its path), release records apart", async () => {
-    const { parseCatalog } = await import("../../.dagger/src/core/backup-catalog.js");
+    const { parseCatalog } = await import("../../.dagger/src/core/data/backup-catalog.js");
     const c = parseCatalog(restic, true);
     expect(c.data.map((x) => [x.id[0], x.capture, x.release, x.before, x.offsite])).toEqual([["1", "physical", R1, R2, true], ["3", "logical", R2, "manual", true]]);
     expect(c.records.map((x) => [x.id[0], x.release])).toEqual([["2", R1], ["4", R2]]);
@@ -128,7 +128,7 @@ describe("a new server, from what the backup holds", () => {
   });
 
   it("rebuilds the release of the newest snapshot (or the one named), with that release's record", async () => {
-    const { chooseRebuild, parseCatalog } = await import("../../.dagger/src/core/backup-catalog.js");
+    const { chooseRebuild, parseCatalog } = await import("../../.dagger/src/core/data/backup-catalog.js");
     const c = parseCatalog(restic, false);
     expect(chooseRebuild(c)).toMatchObject({ release: R2, record: { id: id("4") }, chosen: { id: id("3") } });
     expect(chooseRebuild(c, "11111111")).toMatchObject({ release: R1, record: { id: id("2") } });

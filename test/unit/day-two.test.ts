@@ -3,8 +3,8 @@
  * order with the cap, and a one-off's command as the container gets it.
  */
 import { describe, expect, it } from "vitest";
-import { composeLogs, formatLogs, mergeLogs, parseLogLine } from "../../.dagger/src/core/logs.js";
-import { oneOffArgv, oneOffName } from "../../.dagger/src/core/one-off.js";
+import { composeLogs, formatLogs, mergeLogs, parseLogLine } from "../../.dagger/src/core/day-two/logs.js";
+import { oneOffArgv, oneOffName } from "../../.dagger/src/core/day-two/one-off.js";
 
 describe("logs", () => {
   it("reads a container's line and a swarm task's (its time before or after the bar)", () => {
@@ -39,7 +39,7 @@ describe("run", () => {
 
 describe("notifications", () => {
   it("a success, an automatic rollback and a failure, as a chat shows them; never more than the facts", async () => {
-    const { notification, retryable } = await import("../../.dagger/src/core/notification.js");
+    const { notification, retryable } = await import("../../.dagger/src/core/day-two/notification.js");
     const now = new Date("2026-12-01T08:00:00Z");
     const ok = notification({ project: "gold", action: "deploy", by: "octocat", now, outcome: { release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } } });
     expect(ok).toEqual({ text: "✅ gold: deploy of r2 ok (previous r1) in 3.5s, by octocat", project: "gold", action: "deploy", result: "ok", by: "octocat", at: "2026-12-01T08:00:00.000Z", release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } });
@@ -52,7 +52,7 @@ describe("notifications", () => {
 
 describe("platforms", () => {
   it("uname names become OCI's; an index lacking the server's (or a node's) platform is named with both sides", async () => {
-    const { ociArch, parseNodePlatforms, platformProblems } = await import("../../.dagger/src/core/platforms.js");
+    const { ociArch, parseNodePlatforms, platformProblems } = await import("../../.dagger/src/core/server/platforms.js");
     expect(["x86_64", "aarch64", "armv7l", "amd64"].map(ociArch)).toEqual(["amd64", "arm64", "arm/v7", "amd64"]);
     const nodes = parseNodePlatforms("swarm-1 linux x86_64\nswarm-2 linux aarch64\n");
     expect(nodes).toEqual([{ where: "node swarm-1", platform: "linux/amd64" }, { where: "node swarm-2", platform: "linux/arm64" }]);

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import {
   DEFAULT_MAINTENANCE_PAGE, PUBLISHED_LABEL, caddyConfig, edgePublish, edgePublished, hostHeader, hostPort, invalidEdgeTls, maintenanceOf, parseListen, publishedByEdge, putRoute,
   replaceRoutes, routeConflicts, routesFromCaddy, type EdgeRoute,
-} from "../../.dagger/src/core/edge.js";
-import { planRollover, type ServiceContainer } from "../../.dagger/src/core/edge-commands.js";
-import { parseServiceExtension } from "../../.dagger/src/core/extension.js";
+} from "../../.dagger/src/core/edge/edge.js";
+import { planRollover, type ServiceContainer } from "../../.dagger/src/core/edge/edge-commands.js";
+import { parseServiceExtension } from "../../.dagger/src/core/compose/extension.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 const web = (extra: string, ports = `["\${WEB_PORT:-8080}:8000"]`) => `services:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PipelineError, isPipelineError, tail } from "../../.dagger/src/core/errors.js";
-import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
+import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry/registry-errors.js";
 
 describe("PipelineError", () => {
   it("carries code, hint and cause, and describes itself on one block", () => {

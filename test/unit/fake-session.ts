@@ -7,8 +7,10 @@
  */
 import { EventEmitter } from "node:events";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
-import { edgeState } from "../../.dagger/src/core/edge-commands.js";
-import { appendHistory, readCurrentRelease, readOptionalFile, switchTo, writeFileAtomic, type Argv, type Layout } from "../../.dagger/src/core/remote-commands.js";
+import { edgeState } from "../../.dagger/src/core/edge/edge-commands.js";
+import { appendHistory, switchTo } from "../../.dagger/src/core/release/release-commands.js";
+import { readCurrentRelease, readOptionalFile, writeFileAtomic, type Layout } from "../../.dagger/src/core/server/server-commands.js";
+import { type Argv } from "../../.dagger/src/core/shell.js";
 import { SshSession, type ExecResult, type RunningCommand } from "../../.dagger/src/remote/ssh.js";
 
 export type Answer = Partial<ExecResult> | "lost";

@@ -4,8 +4,11 @@
  * what the history says and which commands ran.
  */
 import { describe, expect, it } from "vitest";
-import { PULL_FAILED_EXIT, checkPullAccess, layout, preflightProbe, pullImages, switchTo, type Argv } from "../../.dagger/src/core/remote-commands.js";
-import { stackDeploy, swarmProbe } from "../../.dagger/src/core/swarm/commands.js";
+import { PULL_FAILED_EXIT, checkPullAccess, pullImages } from "../../.dagger/src/core/registry/registry-commands.js";
+import { layout, preflightProbe } from "../../.dagger/src/core/server/server-commands.js";
+import { switchTo } from "../../.dagger/src/core/release/release-commands.js";
+import { type Argv } from "../../.dagger/src/core/shell.js";
+import { stackDeploy, swarmProbe } from "../../.dagger/src/core/swarm/swarm-commands.js";
 import { deploy, type DeployRequest } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { FakeSession, same, type Script } from "./fake-session.js";

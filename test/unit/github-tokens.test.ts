@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { failed, formatFindings } from "../../.dagger/src/core/findings.js";
-import { parseOAuthScopes, scopeFinding, tokenKind, tokenKindFinding } from "../../.dagger/src/core/github-tokens.js";
+import { parseOAuthScopes, scopeFinding, tokenKind, tokenKindFinding } from "../../.dagger/src/core/registry/github-tokens.js";
 
 describe("GitHub token kinds", () => {
   it("are told by their prefix", () => {

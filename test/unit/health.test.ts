@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assessHealth, parseComposePs, type ContainerState } from "../../.dagger/src/core/health.js";
+import { assessHealth, parseComposePs, type ContainerState } from "../../.dagger/src/core/release/health.js";
 
 /** compose ps --format json as compose 2.26 prints it: one object per line. */
 const RECORDED = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { invalidImageReference, ociLabels, parseImageReference, pinned, repositoryOf, tagsFor } from "../../.dagger/src/core/images.js";
+import { invalidImageReference, ociLabels, parseImageReference, pinned, repositoryOf, tagsFor } from "../../.dagger/src/core/registry/images.js";
 
 const D = `sha256:${"ab".repeat(32)}`;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { diffEnv, envEntries } from "../../.dagger/src/core/env-file.js";
-import { formatPlan, markdownPlan, planRelease } from "../../.dagger/src/core/plan.js";
-import { rollbackTarget, type HistoryRecord } from "../../.dagger/src/core/release.js";
+import { diffEnv, envEntries } from "../../.dagger/src/core/compose/env-file.js";
+import { formatPlan, markdownPlan, planRelease } from "../../.dagger/src/core/release/plan.js";
+import { rollbackTarget, type HistoryRecord } from "../../.dagger/src/core/release/release.js";
 
 const A = "ghcr.io/a/api@sha256:" + "a".repeat(64);
 const B = "ghcr.io/a/api@sha256:" + "b".repeat(64);

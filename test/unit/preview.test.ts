@@ -7,12 +7,12 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, renderForCheck, renderRelease, releaseShape } from "../../.dagger/src/core/compose.js";
-import { PUBLISHED_LABEL } from "../../.dagger/src/core/edge.js";
+import { parseComposeStack, renderForCheck, renderRelease, releaseShape } from "../../.dagger/src/core/compose/compose.js";
+import { PUBLISHED_LABEL } from "../../.dagger/src/core/edge/edge.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
-import { dockerSize, listPreviews, previewsFrom, removePreview } from "../../.dagger/src/core/preview-commands.js";
-import { previewHosts, previewRelease } from "../../.dagger/src/core/preview-release.js";
-import { previewDir, previewEnv, previewProject, previewsToRemove, type PreviewInfo } from "../../.dagger/src/core/preview.js";
+import { dockerSize, listPreviews, previewsFrom, removePreview } from "../../.dagger/src/core/preview/preview-commands.js";
+import { previewHosts, previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
+import { previewDir, previewEnv, previewProject, previewsToRemove, type PreviewInfo } from "../../.dagger/src/core/preview/preview.js";
 
 const settings = { domain: "preview.example.com", memory: "512m", cpus: "1" };
 const digest = `sha256:${"a".repeat(64)}`;

@@ -6,9 +6,9 @@
 import type { Container, Secret } from "@dagger.io/dagger";
 import { describe, expect, it } from "vitest";
 import { publishImages, type BuiltImage, type TagStore } from "../../.dagger/src/build/images.js";
-import { parseComposeStack } from "../../.dagger/src/core/compose.js";
-import { ociLabels, pinnedImagesRegistry, tagsFor } from "../../.dagger/src/core/images.js";
-import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry-errors.js";
+import { parseComposeStack } from "../../.dagger/src/core/compose/compose.js";
+import { ociLabels, pinnedImagesRegistry, tagsFor } from "../../.dagger/src/core/registry/images.js";
+import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry/registry-errors.js";
 import { stackRegistry } from "../../.dagger/src/inputs/inputs.js";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;

@@ -6,9 +6,9 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, releaseShape, renderForCheck } from "../../.dagger/src/core/compose.js";
+import { parseComposeStack, releaseShape, renderForCheck } from "../../.dagger/src/core/compose/compose.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
-import { renderSwarmRelease } from "../../.dagger/src/core/swarm/release.js";
+import { renderSwarmRelease } from "../../.dagger/src/core/swarm/swarm-release.js";
 
 const CORPUS = join(process.cwd(), "../shared/compose-corpus/awesome-compose");
 
@@ -91,7 +91,7 @@ describe("YAML as compose reads it", () => {
 
 describe("interpolated replica counts", () => {
   it("are read with the release's .env, as compose reads them", async () => {
-    const { interpolate } = await import("../../.dagger/src/core/compose.js");
+    const { interpolate } = await import("../../.dagger/src/core/compose/compose.js");
     const vars = new Map([["N", "3"], ["EMPTY", ""]]);
     expect(interpolate("${N}-${N:-9}-${MISSING:-2}-${EMPTY:-4}-${EMPTY-5}-$N", vars)).toBe("3-3-2-4--3");
     const text = 'services:\n  api:\n    image: x\n    deploy: { replicas: "${API_REPLICAS:-2}" }\n  web:\n    image: y\n    scale: "${WEB_SCALE}"\n';

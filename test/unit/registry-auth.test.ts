@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { grantedActions, parseChallenge, registryHttpError, repositoryScope } from "../../.dagger/src/core/registry-auth.js";
-import { configuredRegistries } from "../../.dagger/src/core/remote-commands.js";
+import { grantedActions, parseChallenge, registryHttpError, repositoryScope } from "../../.dagger/src/core/registry/registry-auth.js";
+import { configuredRegistries } from "../../.dagger/src/core/registry/registry-commands.js";
 
 describe("registry challenges", () => {
   it("parse GHCR's and distribution's WWW-Authenticate headers (recorded)", () => {

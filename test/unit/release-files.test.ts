@@ -1,8 +1,8 @@
 /** What a release carries from the repository, and what stays the server's. */
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose.js";
-import { FILES_DIR, fileRefs, releaseFiles, type Found } from "../../.dagger/src/core/release-files.js";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { FILES_DIR, fileRefs, releaseFiles, type Found } from "../../.dagger/src/core/release/release-files.js";
 
 const FILE = "compose/docker-compose.prod.yml";
 const text = [
@@ -101,7 +101,7 @@ describe("the files a release carries", () => {
 
 describe("shipped files on a swarm", () => {
   it("configs, secrets and env files are read by stack deploy in the release's folder; a bind mount of a shipped file is refused", async () => {
-    const { renderSwarmRelease } = await import("../../.dagger/src/core/swarm/release.js");
+    const { renderSwarmRelease } = await import("../../.dagger/src/core/swarm/swarm-release.js");
     const release = `services:\n  api:\n    image: x@sha256:${"1".repeat(64)}\n    env_file: [./${FILES_DIR}/0123456789abcdef/api.env]\n    configs: [prom]\nconfigs:\n  prom: { file: ./${FILES_DIR}/fedcba9876543210/prometheus.yml }\n`;
     const sw = parse(renderSwarmRelease(release).stack) as { services: { api: { env_file: string[] } }; configs: { prom: { file: string } } };
     expect(sw.services.api.env_file).toEqual(["../files/0123456789abcdef/api.env"]);

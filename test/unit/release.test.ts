@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { historyLine, parseHistory, releaseId, releasesToPrune, type HistoryRecord } from "../../.dagger/src/core/release.js";
+import { historyLine, parseHistory, releaseId, releasesToPrune, type HistoryRecord } from "../../.dagger/src/core/release/release.js";
 
 describe("releases", () => {
   it("ids sort by time to the millisecond and name the commit", () => {

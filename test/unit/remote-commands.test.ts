@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { checkPullAccess, composeMajor, holdLock, httpStatus, layout, parsePreflight, pullImages, runJob, switchTo, up, writeFileAtomic } from "../../.dagger/src/core/remote-commands.js";
-import { dockerAuthConfig } from "../../.dagger/src/core/registry-auth.js";
+import { checkPullAccess, pullImages } from "../../.dagger/src/core/registry/registry-commands.js";
+import { composeMajor, holdLock, httpStatus, layout, parsePreflight, writeFileAtomic } from "../../.dagger/src/core/server/server-commands.js";
+import { runJob, switchTo, up } from "../../.dagger/src/core/release/release-commands.js";
+import { dockerAuthConfig } from "../../.dagger/src/core/registry/registry-auth.js";
 import { shellJoin } from "../../.dagger/src/core/shell.js";
 
 const L = layout("production/gold");

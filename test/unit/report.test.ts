@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { buildReport, checkService, formatReport, parseProbe } from "../../.dagger/src/core/report.js";
-import type { ContainerState } from "../../.dagger/src/core/health.js";
+import { buildReport, checkService, formatReport, parseProbe } from "../../.dagger/src/core/release/report.js";
+import type { ContainerState } from "../../.dagger/src/core/release/health.js";
 
 const PIN = `ghcr.io/acme/api@sha256:${"1".repeat(64)}`;
 const OTHER = `ghcr.io/acme/api@sha256:${"2".repeat(64)}`;

@@ -9,9 +9,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { envExports } from "../../.dagger/src/core/env-file.js";
-import { layout, releaseDir } from "../../.dagger/src/core/remote-commands.js";
-import { stackDeploy } from "../../.dagger/src/core/swarm/commands.js";
+import { envExports } from "../../.dagger/src/core/compose/env-file.js";
+import { layout, releaseDir } from "../../.dagger/src/core/server/server-commands.js";
+import { stackDeploy } from "../../.dagger/src/core/swarm/swarm-commands.js";
 
 function run(env: (bait: string) => string, loginHost: string): { out: string; home: string; bait: string } {
   const home = mkdtempSync(join(tmpdir(), "stack-deploy-"));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { formatStatus, markdownRelease, markdownStatus } from "../../.dagger/src/core/summary.js";
-import type { HistoryRecord } from "../../.dagger/src/core/release.js";
+import { formatStatus, markdownRelease, markdownStatus } from "../../.dagger/src/core/release/summary.js";
+import type { HistoryRecord } from "../../.dagger/src/core/release/release.js";
 
 const failed: HistoryRecord = {
   release: "20261127T000039.908Z-3333333", action: "deploy", result: "rolled-back", at: "2026-11-27T00:00:39Z", by: "octocat run 42", sha: "3".repeat(40),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { envExports, envValues } from "../../.dagger/src/core/env-file.js";
-import { parseSwarmProbe } from "../../.dagger/src/core/swarm/commands.js";
-import { assessConvergence, parseStackState, runsImage, serviceTasks, stackDrift, type StackState } from "../../.dagger/src/core/swarm/state.js";
+import { envExports, envValues } from "../../.dagger/src/core/compose/env-file.js";
+import { parseSwarmProbe } from "../../.dagger/src/core/swarm/swarm-commands.js";
+import { assessConvergence, parseStackState, runsImage, serviceTasks, stackDrift, type StackState } from "../../.dagger/src/core/swarm/swarm-state.js";
 
 const A1 = `reg.example/acme/api@sha256:${"1".repeat(64)}`;
 const A2 = `reg.example/acme/api@sha256:${"2".repeat(64)}`;

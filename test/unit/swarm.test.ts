@@ -1,6 +1,6 @@
 import { parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
-import { durationSeconds, renderSwarmRelease, updateWindowSeconds, withJobs } from "../../.dagger/src/core/swarm/release.js";
+import { durationSeconds, renderSwarmRelease, updateWindowSeconds, withJobs } from "../../.dagger/src/core/swarm/swarm-release.js";
 
 const D = `sha256:${"b".repeat(64)}`;
 const services = (r: { stack: string }) => (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;

@@ -4,9 +4,10 @@ import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FILES_DIR } from "../../.dagger/src/core/release-files.js";
-import { extractShipped, layout } from "../../.dagger/src/core/remote-commands.js";
-import { tarArchive } from "../../.dagger/src/core/tar.js";
+import { FILES_DIR } from "../../.dagger/src/core/release/release-files.js";
+import { extractShipped } from "../../.dagger/src/core/release/release-commands.js";
+import { layout } from "../../.dagger/src/core/server/server-commands.js";
+import { tarArchive } from "../../.dagger/src/core/release/tar.js";
 
 const unpack = (dir: string, archive: Buffer) => {
   const argv = extractShipped(layout(dir));

@@ -4,10 +4,10 @@
  * failing Dockerfile step is reported as such and never as a registry error.
  */
 import type { Container, Directory, Platform, Secret } from "@dagger.io/dagger";
-import type { BuildTarget, ComposeStack } from "../core/compose.js";
+import type { BuildTarget, ComposeStack } from "../core/compose/compose.js";
 import { PipelineError, isPipelineError, tail } from "../core/errors.js";
-import { parseImageReference } from "../core/images.js";
-import { registryError } from "../core/registry-errors.js";
+import { parseImageReference } from "../core/registry/images.js";
+import { registryError } from "../core/registry/registry-errors.js";
 
 export interface BuiltImage {
   target: BuildTarget;

@@ -3,10 +3,10 @@
  * constructed with: shared by `build`, `publish` and `ship`.
  */
 import { dag, type Container, type Directory, type Secret } from "@dagger.io/dagger";
-import type { ComposeStack } from "../core/compose.js";
+import type { ComposeStack } from "../core/compose/compose.js";
 import type { GitInfo } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
-import { ociLabels, tagsFor } from "../core/images.js";
+import { ociLabels, tagsFor } from "../core/registry/images.js";
 import { checkImagePrefix, keyValues, loadStack, platformList, registryLogin, stackRegistry } from "../inputs/inputs.js";
 import { RegistryClient } from "../registry/client.js";
 import { buildImages, forceBuild, publishImages, type BuiltImage, type PublishedImage } from "./images.js";

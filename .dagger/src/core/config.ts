@@ -3,11 +3,11 @@
  * typed value. One call reports every problem at once as `path: message`.
  */
 import { z } from "zod";
-import { invalidImageReference, invalidRepositoryPath } from "./images.js";
+import { invalidImageReference, invalidRepositoryPath } from "./registry/images.js";
 import { DEFAULTS, defaultDir } from "./defaults.js";
-import { invalidEdgeTls } from "./edge.js";
+import { invalidEdgeTls } from "./edge/edge.js";
 import { PipelineError } from "./errors.js";
-import { RELEASE_ID } from "./release.js";
+import { RELEASE_ID } from "./release/release.js";
 
 const HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/;
 

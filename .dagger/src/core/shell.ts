@@ -3,6 +3,9 @@
  * argument arrays; this turns them into the single string an SSH exec takes.
  */
 
+/** A command as an argument array, quoted only when it is sent (shellJoin). */
+export type Argv = string[];
+
 /** Quote one argument for a POSIX shell: single quotes, with embedded ones closed and escaped. */
 export function shellQuote(arg: string): string {
   if (arg === "") return "''";

@@ -5,17 +5,17 @@
  */
 import type { Directory, Secret } from "@dagger.io/dagger";
 import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
-import type { ComposeStack } from "../core/compose.js";
+import type { ComposeStack } from "../core/compose/compose.js";
 import { PipelineError } from "../core/errors.js";
-import { builtImagesRegistry, invalidImageReference } from "../core/images.js";
+import { builtImagesRegistry, invalidImageReference } from "../core/registry/images.js";
 import { DEFAULTS } from "../core/defaults.js";
 import { backupPasswordValue, envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
-import { parseProbe, type ProbeSpec } from "../core/report.js";
-import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/target.js";
-import { offsiteKnownHosts } from "../core/offsite.js";
-import { previewDir, previewProject, type PreviewSettings } from "../core/preview.js";
-import { HOSTNAME } from "../core/extension.js";
-import type { LogOptions } from "../core/logs.js";
+import { parseProbe, type ProbeSpec } from "../core/release/report.js";
+import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/remote-target.js";
+import { offsiteKnownHosts } from "../core/data/offsite.js";
+import { previewDir, previewProject, type PreviewSettings } from "../core/preview/preview.js";
+import { HOSTNAME } from "../core/compose/extension.js";
+import type { LogOptions } from "../core/day-two/logs.js";
 import { z } from "zod";
 
 /** What `vps(...)` was given, as the Vps object holds it. */
@@ -122,7 +122,7 @@ export function prNumber(pr: number): number {
 /** The target of preview `pr`: production's settings, its own project and folder. A swarm has no edge to serve previews. */
 export function previewTarget(v: VpsInputs, pr: number): VpsInputs {
   if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "pr: previews run on one VPS with compose, behind its edge; a swarm has no edge", "deploy previews to a compose VPS (another vps(...) with its own --host)");
-  const { backup: _, ...production } = v; // a preview takes no snapshot (core/preview-release.ts drops data declarations)
+  const { backup: _, ...production } = v; // a preview takes no snapshot (core/preview/preview-release.ts drops data declarations)
   return { ...production, project: previewProject(v.project, pr), dir: previewDir(v.dir, pr) };
 }
 
@@ -236,7 +236,7 @@ export async function composeText(source: Directory, composeFile: string): Promi
 }
 
 export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
-  const { parseComposeStack } = await import("../core/compose.js"); // yaml: loaded by the functions that read the stack, only
+  const { parseComposeStack } = await import("../core/compose/compose.js"); // yaml: loaded by the functions that read the stack, only
   return parseComposeStack(await composeText(source, composeFile), composeFile, imagePrefix);
 }
 

@@ -1,11 +1,11 @@
 /**
  * Reading, from the source directory, the files a release carries
- * (core/release-files.ts decides which): a file's text, or a directory's
+ * (core/release/release-files.ts decides which): a file's text, or a directory's
  * regular files. A symlink is refused: it may point outside the source.
  */
 import { ExistsType, type Directory } from "@dagger.io/dagger";
 import { PipelineError } from "../core/errors.js";
-import type { FileRef, Found } from "../core/release-files.js";
+import type { FileRef, Found } from "../core/release/release-files.js";
 
 export async function readSourceFiles(source: Directory, refs: readonly FileRef[]): Promise<Map<string, Found>> {
   const out = new Map<string, Found>();

@@ -1,10 +1,10 @@
 /**
- * Deliver one notification (core/notification.ts) to a webhook: POST JSON,
+ * Deliver one notification (core/day-two/notification.ts) to a webhook: POST JSON,
  * retried with backoff within a time budget. Never throws and never outlasts
  * the budget: what could not be delivered is a warning for the output. The URL
  * carries a token: it appears in no message, span or record.
  */
-import { backoff, retryable, type Notification } from "../core/notification.js";
+import { backoff, retryable, type Notification } from "../core/day-two/notification.js";
 
 export interface Delivery {
   delivered: boolean;
@@ -52,7 +52,7 @@ export async function notifying<T extends { release?: string | undefined; previo
   url: string | undefined, what: { project: string; action: Notification["action"]; by: string }, warn: (line: string) => void, operation: () => Promise<T>, budgetMs = NOTIFY_BUDGET_MS,
 ): Promise<T> {
   if (!url) return operation();
-  const { notification } = await import("../core/notification.js");
+  const { notification } = await import("../core/day-two/notification.js");
   const { asPipelineError } = await import("../core/errors.js");
   let out: T;
   try {

@@ -4,8 +4,8 @@
  */
 import { createHash } from "node:crypto";
 import { PipelineError, parseJson } from "../core/errors.js";
-import { grantedActions, parseChallenge, registryHttpError, repositoryScope, type RegistryAction } from "../core/registry-auth.js";
-import { certificateError } from "../core/registry-errors.js";
+import { grantedActions, parseChallenge, registryHttpError, repositoryScope, type RegistryAction } from "../core/registry/registry-auth.js";
+import { certificateError } from "../core/registry/registry-errors.js";
 
 /** Node's codes for a TLS certificate it does not trust. */
 const CERT_CODES = new Set([

@@ -5,8 +5,8 @@
  */
 import { isPipelineError } from "../core/errors.js";
 import type { Finding } from "../core/findings.js";
-import { scopeFinding, tokenKind, tokenKindFinding, type TokenUse } from "../core/github-tokens.js";
-import { parseImageReference } from "../core/images.js";
+import { scopeFinding, tokenKind, tokenKindFinding, type TokenUse } from "../core/registry/github-tokens.js";
+import { parseImageReference } from "../core/registry/images.js";
 import type { SshOptions } from "../remote/ssh.js";
 import { vpsAccessFindings } from "../remote/doctor.js";
 import { RegistryClient } from "./client.js";

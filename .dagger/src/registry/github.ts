@@ -1,5 +1,5 @@
 /** Reads a GitHub token's granted scopes from the API's X-OAuth-Scopes header. */
-import { parseOAuthScopes } from "../core/github-tokens.js";
+import { parseOAuthScopes } from "../core/registry/github-tokens.js";
 
 export type ScopeLookup =
   | { reachable: false; why: string }

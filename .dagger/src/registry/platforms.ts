@@ -5,7 +5,7 @@
  * single-platform manifests are not listed.
  */
 import { parseJson } from "../core/errors.js";
-import { isDigest, parseImageReference } from "../core/images.js";
+import { isDigest, parseImageReference } from "../core/registry/images.js";
 import { MANIFEST_ACCEPT, RegistryClient } from "./client.js";
 
 export interface PlatformLogin {

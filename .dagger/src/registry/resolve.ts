@@ -2,9 +2,9 @@
  * Deploy on its own: images given by tag are resolved to digests first, so the
  * release is pinned before anything reaches the server.
  */
-import type { ComposeStack } from "../core/compose.js";
-import { planReleaseImages } from "../core/compose.js";
-import { parseImageReference } from "../core/images.js";
+import type { ComposeStack } from "../core/compose/compose.js";
+import { planReleaseImages } from "../core/compose/compose.js";
+import { parseImageReference } from "../core/registry/images.js";
 import { RegistryClient } from "./client.js";
 
 export interface PullCredentials {

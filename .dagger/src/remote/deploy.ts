@@ -5,24 +5,24 @@
  * and prune. The target does each step its own way; the order and what a
  * failure means are decided here, once.
  */
-import { releaseShape } from "../core/compose.js";
-import { platformProblems } from "../core/platforms.js";
-import { mustCapture, specsToCapture, type SnapshotRecord } from "../core/data.js";
-import type { HealthOutcome } from "../core/health.js";
+import { releaseShape } from "../core/compose/compose.js";
+import { platformProblems } from "../core/server/platforms.js";
+import { mustCapture, specsToCapture, type SnapshotRecord } from "../core/data/data.js";
+import type { HealthOutcome } from "../core/release/health.js";
 import { PipelineError } from "../core/errors.js";
-import { releaseId, type HistoryRecord } from "../core/release.js";
-import { readOptionalFile, releaseDir, snapshotEnv } from "../core/remote-commands.js";
+import { releaseId, type HistoryRecord } from "../core/release/release.js";
+import { readOptionalFile, releaseDir, snapshotEnv } from "../core/server/server-commands.js";
 import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
 import { prune, readCurrentWithCompose, record, recordingEarlyFailures } from "./releases.js";
 import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import { capture, keepSnapshots, keptLine, restoreSnapshots } from "./data.js";
-import type { DeployResult, RegistryLogin } from "./target.js";
-import type { ShippedFile } from "../core/release-files.js";
+import { capture, keepSnapshots, keptLine, restoreSnapshots } from "./data/data.js";
+import type { DeployResult, RegistryLogin } from "./remote-target.js";
+import type { ShippedFile } from "../core/release/release-files.js";
 
-export type { DeployResult } from "./target.js";
+export type { DeployResult } from "./remote-target.js";
 
 export interface DeployRequest extends OperationRequest {
   sha: string;
@@ -32,7 +32,7 @@ export interface DeployRequest extends OperationRequest {
   env?: string;
   /** Credentials the VPS pulls with; absent for public images. */
   registry?: RegistryLogin;
-  /** Files from the repository the release mounts (core/release-files.ts), uploaded beside it. */
+  /** Files from the repository the release mounts (core/release/release-files.ts), uploaded beside it. */
   files?: ShippedFile[];
   keepReleases: number;
   /** Who deploys, for the lock holder and the history (e.g. `octocat (GitHub run 42)`). */

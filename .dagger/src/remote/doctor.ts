@@ -1,15 +1,16 @@
 /** doctor's checks on the VPS: SSH access, a throwaway pull check, stale registry logins. */
 import { isPipelineError } from "../core/errors.js";
 import type { Finding } from "../core/findings.js";
-import { nodePlatformsProbe, parseNodePlatforms, serverPlatformProbe } from "../core/platforms.js";
-import { dockerAuthConfig } from "../core/registry-auth.js";
-import { registryError } from "../core/registry-errors.js";
-import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries, readOptionalFile } from "../core/remote-commands.js";
-import { EDGE_CONTAINER } from "../core/edge.js";
-import { layout } from "../core/remote-commands.js";
-import { parseSwarmProbe, swarmNodes, swarmProbe } from "../core/swarm/commands.js";
-import { parseNodes } from "../core/swarm/state.js";
-import { readEdge } from "./edge.js";
+import { nodePlatformsProbe, parseNodePlatforms, serverPlatformProbe } from "../core/server/platforms.js";
+import { dockerAuthConfig } from "../core/registry/registry-auth.js";
+import { registryError } from "../core/registry/registry-errors.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, USER_DOCKER_CONFIG, checkPullAccess, configuredRegistries } from "../core/registry/registry-commands.js";
+import { readOptionalFile } from "../core/server/server-commands.js";
+import { EDGE_CONTAINER } from "../core/edge/edge.js";
+import { layout } from "../core/server/server-commands.js";
+import { parseSwarmProbe, swarmNodes, swarmProbe } from "../core/swarm/swarm-commands.js";
+import { parseNodes } from "../core/swarm/swarm-state.js";
+import { readEdge } from "./edge/edge.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshOptions, SshSession } from "./ssh.js";

@@ -1,11 +1,12 @@
 /**
- * The files a release carries (core/release-files.ts) on the server: the sets
+ * The files a release carries (core/release/release-files.ts) on the server: the sets
  * the server lacks (a set per content hash) sent as one tar stream on one
  * channel and moved into place whole; and removed once no kept release names them.
  */
-import { FILES_DIR, referencedHashes, type ShippedFile } from "../core/release-files.js";
-import { extractShipped, keptComposeFiles, listShippedSets, removeShippedFiles, type Layout } from "../core/remote-commands.js";
-import { tarArchive } from "../core/tar.js";
+import { FILES_DIR, referencedHashes, type ShippedFile } from "../core/release/release-files.js";
+import { extractShipped, keptComposeFiles, listShippedSets, removeShippedFiles } from "../core/release/release-commands.js";
+import { type Layout } from "../core/server/server-commands.js";
+import { tarArchive } from "../core/release/tar.js";
 import type { SshSession } from "./ssh.js";
 
 /** The content hash a shipped file's path names (`.releases/files/<hash>/…`). */

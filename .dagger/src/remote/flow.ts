@@ -4,10 +4,10 @@
  * step helper that fires the caller's hook, and the one rule for errors.
  */
 import type { Attributes } from "@opentelemetry/api";
-import { releaseShape } from "../core/compose.js";
+import { releaseShape } from "../core/compose/compose.js";
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { layout, readOptionalFile, releaseDir } from "../core/remote-commands.js";
-import type { StepName } from "../core/release.js";
+import { layout, readOptionalFile, releaseDir } from "../core/server/server-commands.js";
+import type { StepName } from "../core/release/release.js";
 import { Progress, type Log } from "./progress.js";
 import { releaseCompose } from "./releases.js";
 import { withSession } from "./session.js";
@@ -15,7 +15,7 @@ import type { SshOptions, SshSession } from "./ssh.js";
 import { composeTarget } from "./targets/compose.js";
 import { swarmTarget } from "./targets/swarm.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import { DEFAULT_EDGE, type RegistryLogin, type RemoteTarget } from "./target.js";
+import { DEFAULT_EDGE, type RegistryLogin, type RemoteTarget } from "./remote-target.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 export function targetFor(orchestrator: RemoteTarget["orchestrator"]): Target {

@@ -2,15 +2,15 @@
  * `plan`: what a deploy of this release would change, read from the server
  * without taking the lock and without writing anything.
  */
-import { layout, readOptionalFile } from "../core/remote-commands.js";
-import { planRelease, type Plan } from "../core/plan.js";
-import type { ReleaseFiles } from "../core/release-files.js";
+import { layout, readOptionalFile } from "../core/server/server-commands.js";
+import { planRelease, type Plan } from "../core/release/plan.js";
+import type { ReleaseFiles } from "../core/release/release-files.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import { readCurrent, releaseCompose } from "./releases.js";
 import { runPreflight } from "./targets/compose.js";
-import type { RemoteTarget } from "./target.js";
-import { renderSwarmRelease } from "../core/swarm/release.js";
+import type { RemoteTarget } from "./remote-target.js";
+import { renderSwarmRelease } from "../core/swarm/swarm-release.js";
 import { swarmPreflight } from "./targets/swarm.js";
 import { defaultTracing, inSpan } from "./trace.js";
 

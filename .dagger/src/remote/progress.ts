@@ -3,7 +3,7 @@
  * for the history, and one span per step.
  */
 import type { Attributes, Span } from "@opentelemetry/api";
-import type { StepName } from "../core/release.js";
+import type { StepName } from "../core/release/release.js";
 import { inSpan, markFailed, type Tracing } from "./trace.js";
 
 export type Log = (line: string) => void;

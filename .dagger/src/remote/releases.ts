@@ -4,8 +4,9 @@
  * which release a rollback returns to, and pruning.
  */
 import { PipelineError, asPipelineError } from "../core/errors.js";
-import { appendHistory, layout, listReleases, readCurrentRelease, readOptionalFile, releaseDir, removeReleases, type Layout } from "../core/remote-commands.js";
-import { RELEASE_ID, earlyFailureRecord, historyLine, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release.js";
+import { appendHistory, listReleases, removeReleases } from "../core/release/release-commands.js";
+import { layout, readCurrentRelease, readOptionalFile, releaseDir, type Layout } from "../core/server/server-commands.js";
+import { RELEASE_ID, earlyFailureRecord, historyLine, parseHistory, releasesToPrune, rollbackTarget, type HistoryRecord } from "../core/release/release.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshOptions, SshSession } from "./ssh.js";

@@ -4,18 +4,18 @@
  * sent to the registry of the release's own images); its jobs run again only
  * when declared `on-rollback`. `restore` is also how a failed deploy returns.
  */
-import type { ReleaseShape } from "../core/compose.js";
+import type { ReleaseShape } from "../core/compose/compose.js";
 import { PipelineError } from "../core/errors.js";
-import type { HealthOutcome } from "../core/health.js";
-import { loginForRelease } from "../core/images.js";
-import { snapshotsFor } from "../core/data.js";
-import { rollbackRecord } from "../core/release.js";
+import type { HealthOutcome } from "../core/release/health.js";
+import { loginForRelease } from "../core/registry/images.js";
+import { snapshotsFor } from "../core/data/data.js";
+import { rollbackRecord } from "../core/release/release.js";
 import { keptRelease, operation, targetFor, type OperationRequest } from "./flow.js";
-import { readSnapshots, restoreSnapshots } from "./data.js";
+import { readSnapshots, restoreSnapshots } from "./data/data.js";
 import { chooseRollbackTarget, record, requireDeployed } from "./releases.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import type { DeployResult, RegistryLogin } from "./target.js";
+import type { DeployResult, RegistryLogin } from "./remote-target.js";
 
 export interface RollbackRequest extends OperationRequest {
   /** Release id to return to; default: the newest good release older than the current one. */

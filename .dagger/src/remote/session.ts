@@ -3,7 +3,8 @@
  * closed; and, for those that change the server, the deploy lock, always let go.
  */
 import { PipelineError } from "../core/errors.js";
-import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Argv, type Layout } from "../core/remote-commands.js";
+import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Layout } from "../core/server/server-commands.js";
+import { type Argv } from "../core/shell.js";
 import type { Progress } from "./progress.js";
 import { connect, type ExecResult, type SshOptions, type SshSession } from "./ssh.js";
 

@@ -8,7 +8,8 @@ import type { Client as SshClient, ClientChannel, ConnectConfig } from "ssh2";
 import type { HostKeyPin } from "../core/config.js";
 import { PipelineError, tail, type ErrorCode } from "../core/errors.js";
 import { shellJoin } from "../core/shell.js";
-import { writeFileAtomic, type Argv } from "../core/remote-commands.js";
+import { writeFileAtomic } from "../core/server/server-commands.js";
+import { type Argv } from "../core/shell.js";
 
 export interface SshOptions {
   host: string;

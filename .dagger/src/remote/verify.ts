@@ -3,27 +3,26 @@
  * healthy and answering?) and `status` (current release, services, kept releases
  * and whether their images are still there, history tail). Neither takes the lock.
  */
-import { releaseShape, type ReleaseShape } from "../core/compose.js";
-import { EDGE_CONTAINER, maintenanceOf } from "../core/edge.js";
+import { releaseShape, type ReleaseShape } from "../core/compose/compose.js";
+import { EDGE_CONTAINER, maintenanceOf } from "../core/edge/edge.js";
 import { parseJson } from "../core/errors.js";
-import type { ContainerState } from "../core/health.js";
-import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release.js";
-import { listPreviews, previewsFrom } from "../core/preview-commands.js";
-import type { PreviewInfo } from "../core/preview.js";
-import {
-  httpStatus, imageRepoDigests, type Layout, imagesPresent, inspectContainers, layout, projectContainers, readOptionalFile, readReleaseFiles, releaseDir, tailHistory,
-} from "../core/remote-commands.js";
-import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/report.js";
+import type { ContainerState } from "../core/release/health.js";
+import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release/release.js";
+import { listPreviews, previewsFrom } from "../core/preview/preview-commands.js";
+import type { PreviewInfo } from "../core/preview/preview.js";
+import { httpStatus, imageRepoDigests, type Layout, imagesPresent, inspectContainers, layout, readOptionalFile, releaseDir } from "../core/server/server-commands.js";
+import { projectContainers, readReleaseFiles, tailHistory } from "../core/release/release-commands.js";
+import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/release/report.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
-import type { SnapshotRecord } from "../core/data.js";
-import { readSnapshots } from "./data.js";
-import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge.js";
+import type { SnapshotRecord } from "../core/data/data.js";
+import { readSnapshots } from "./data/data.js";
+import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge/edge.js";
 import { readCurrent, releaseCompose } from "./releases.js";
 import { composePs } from "./targets/compose.js";
-import type { RemoteTarget } from "./target.js";
-import { swarmVerify, swarmView, type SwarmView } from "./swarm-verify.js";
+import type { RemoteTarget } from "./remote-target.js";
+import { swarmVerify, swarmView, type SwarmView } from "./targets/swarm-verify.js";
 import { defaultTracing, inSpan } from "./trace.js";
 
 type Target = Pick<RemoteTarget, "ssh" | "dir" | "project" | "tracing" | "orchestrator">;
@@ -141,7 +140,7 @@ export interface StatusReport {
   swarm?: SwarmView;
   /** Data snapshots kept on the server (newest last, at most `historyLines`). */
   snapshots?: SnapshotRecord[];
-  /** The project's live pull request previews (core/preview.ts). */
+  /** The project's live pull request previews (core/preview/preview.ts). */
   previews?: PreviewInfo[];
 }
 

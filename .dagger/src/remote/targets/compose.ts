@@ -4,23 +4,22 @@
  * switch through `up` or the edge's rollover, the health wait on docker's
  * events) and the target object the flow drives.
  */
-import { serverPlatformProbe } from "../../core/platforms.js";
+import { serverPlatformProbe } from "../../core/server/platforms.js";
 import { posix } from "node:path";
-import { jobEnvOverride, type ReleaseShape } from "../../core/compose.js";
+import { jobEnvOverride, type ReleaseShape } from "../../core/compose/compose.js";
 import { MIN_FREE_MIB } from "../../core/defaults.js";
 import { PipelineError, isPipelineError, tail } from "../../core/errors.js";
-import { JOB_PROFILE, type JobSpec } from "../../core/extension.js";
-import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/health.js";
-import { dockerAuthConfig } from "../../core/registry-auth.js";
-import { pullError, registryError } from "../../core/registry-errors.js";
-import {
-  AUTH_SETUP_FAILED_EXIT, JOB_TIMEOUT_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, composeMajor, parsePreflight, preflightProbe, ps,
-  pullImages, releaseDir, runJob, switchTo, up, watchEvents, type Layout,
-} from "../../core/remote-commands.js";
-import { checkEdge, reviveEdge, switchWithEdge } from "../edge.js";
+import { JOB_PROFILE, type JobSpec } from "../../core/compose/extension.js";
+import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/release/health.js";
+import { dockerAuthConfig } from "../../core/registry/registry-auth.js";
+import { pullError, registryError } from "../../core/registry/registry-errors.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, pullImages } from "../../core/registry/registry-commands.js";
+import { JOB_TIMEOUT_EXIT, ps, runJob, switchTo, up, watchEvents } from "../../core/release/release-commands.js";
+import { composeMajor, parsePreflight, preflightProbe, releaseDir, type Layout } from "../../core/server/server-commands.js";
+import { checkEdge, reviveEdge, switchWithEdge } from "../edge/edge.js";
 import { releaseCompose } from "../releases.js";
 import type { SshSession } from "../ssh.js";
-import type { RegistryLogin } from "../target.js";
+import type { RegistryLogin } from "../remote-target.js";
 import type { Target } from "./target.js";
 
 export interface PreflightReport {

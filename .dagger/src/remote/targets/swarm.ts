@@ -1,25 +1,27 @@
 /**
  * The swarm target: the same SSH path, lock, releases and history as one VPS,
  * on a manager node, with `docker stack deploy` instead of compose. Swarm rolls
- * each service itself (start-first or stop-first, see core/swarm/release.ts); this
+ * each service itself (start-first or stop-first, see core/swarm/swarm-release.ts); this
  * waits until every task of the release runs, and when the release fails
  * deploys the previous one again, as on one VPS.
  */
-import { nodePlatformsProbe, parseNodePlatforms } from "../../core/platforms.js";
-import type { ReleaseShape } from "../../core/compose.js";
-import { envExports } from "../../core/env-file.js";
+import { nodePlatformsProbe, parseNodePlatforms } from "../../core/server/platforms.js";
+import type { ReleaseShape } from "../../core/compose/compose.js";
+import { envExports } from "../../core/compose/env-file.js";
 import { PipelineError, asPipelineError, tail } from "../../core/errors.js";
-import { pullError, registryError } from "../../core/registry-errors.js";
-import { dockerAuthConfig } from "../../core/registry-auth.js";
-import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess, readOptionalFile, releaseDir, switchTo, type Layout } from "../../core/remote-commands.js";
-import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm/commands.js";
-import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm/state.js";
-import { renderSwarmRelease, updateWindowSeconds, withJobs, type SwarmRelease } from "../../core/swarm/release.js";
-import type { JobSpec } from "../../core/extension.js";
+import { pullError, registryError } from "../../core/registry/registry-errors.js";
+import { dockerAuthConfig } from "../../core/registry/registry-auth.js";
+import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, checkPullAccess } from "../../core/registry/registry-commands.js";
+import { readOptionalFile, releaseDir, type Layout } from "../../core/server/server-commands.js";
+import { switchTo } from "../../core/release/release-commands.js";
+import { forceUpdate, parseSwarmProbe, removeServices, serviceLogs, stackDeploy, stackState, swarmProbe } from "../../core/swarm/swarm-commands.js";
+import { assessConvergence, parseStackState, type Expected, type StackState } from "../../core/swarm/swarm-state.js";
+import { renderSwarmRelease, updateWindowSeconds, withJobs, type SwarmRelease } from "../../core/swarm/swarm-release.js";
+import type { JobSpec } from "../../core/compose/extension.js";
 import { MIN_FREE_MIB } from "../../core/defaults.js";
-import type { HealthOutcome } from "../../core/health.js";
+import type { HealthOutcome } from "../../core/release/health.js";
 import type { SshSession } from "../ssh.js";
-import type { RegistryLogin } from "../target.js";
+import type { RegistryLogin } from "../remote-target.js";
 import type { Context, Release, Target } from "./target.js";
 
 export const STACK_FILE = "stack.yml";

@@ -4,17 +4,17 @@
  * target never decides what happens next, only how its own step is done.
  * Types only, so that every file can import them without a circle.
  */
-import type { ServerPlatform } from "../../core/platforms.js";
+import type { ServerPlatform } from "../../core/server/platforms.js";
 import type { Attributes } from "@opentelemetry/api";
-import type { ReleaseShape } from "../../core/compose.js";
-import type { JobSpec } from "../../core/extension.js";
-import type { HealthOutcome } from "../../core/health.js";
-import type { StepName } from "../../core/release.js";
-import type { ShippedFile } from "../../core/release-files.js";
-import type { Layout } from "../../core/remote-commands.js";
+import type { ReleaseShape } from "../../core/compose/compose.js";
+import type { JobSpec } from "../../core/compose/extension.js";
+import type { HealthOutcome } from "../../core/release/health.js";
+import type { StepName } from "../../core/release/release.js";
+import type { ShippedFile } from "../../core/release/release-files.js";
+import type { Layout } from "../../core/server/server-commands.js";
 import type { Progress, StepSpan } from "../progress.js";
 import type { SshSession } from "../ssh.js";
-import type { BackupOptions, EdgeOptions, RegistryLogin } from "../target.js";
+import type { BackupOptions, EdgeOptions, RegistryLogin } from "../remote-target.js";
 
 /** One operation on one server: what every step needs, given once. */
 export interface Context {

@@ -1,0 +1,39 @@
+/**
+ * A backup is only as good as a restore: `vps … check-backup` puts a snapshot
+ * into a scratch copy of its service (a compose project of its own, beside the
+ * real one, sharing nothing with it: fresh volumes, its own network, no port),
+ * waits for it to be healthy, runs the data's `check` command there, and
+ * removes it all. This file makes that copy's compose file.
+ */
+import { composeData } from "../compose/compose.js";
+import type { DataSpec } from "../compose/extension.js";
+
+/** The scratch copy's compose project: never one a user deploys (the suffix is ours). */
+export const scratchProject = (project: string): string => `${project}-backup-check`;
+
+/** Where its compose file and `.env` are written, under the deploy folder. */
+export const scratchDir = (dir: string): string => `${dir}/.backups/check`;
+
+/** Settings of the real service a scratch copy must not have: ports, fixed names, other services, restarts, replicas. */
+const DROPPED = ["ports", "container_name", "networks", "network_mode", "depends_on", "links", "restart", "deploy", "profiles", "x-vps-pipeline", "extends", "external_links", "labels"];
+
+/**
+ * The compose file of a scratch copy of `spec.service` as release `releaseText`
+ * runs it (image, command, environment, its files): every named volume it
+ * mounts is a fresh one of the scratch project (compose names it
+ * `<scratch>_<volume>`), on the project's own default network.
+ */
+export function scratchCompose(releaseText: string, spec: DataSpec): string {
+  const root = (composeData(releaseText) ?? {}) as { services?: Record<string, Record<string, unknown>>; volumes?: Record<string, unknown> };
+  const svc: Record<string, unknown> = { ...(root.services?.[spec.service] ?? {}) };
+  for (const k of DROPPED) delete svc[k];
+  const volumes: Record<string, object> = {};
+  for (const v of Array.isArray(svc.volumes) ? svc.volumes : []) {
+    const source = typeof v === "string" ? v.split(":")[0] ?? "" : String((v as { source?: unknown }).source ?? "");
+    if (source && root.volumes && source in root.volumes) volumes[source] = {};
+  }
+  return `${JSON.stringify({ services: { [spec.service]: svc }, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;
+}
+
+/** The scratch copy's volume that receives what a snapshot took from `volume` (docker's name of the real one). */
+export const scratchVolume = (project: string, volume: string): string => `${scratchProject(project)}_${volume}`;
