@@ -10,7 +10,7 @@
  * core/ (pure), build/ (Dagger builds), inputs/ (arguments, secrets), remote/ (SSH)
  * and registry/ (the registry API). See docs/architecture.md.
  */
-import { Container, Directory, Secret, argument, check, dag, func, object } from "@dagger.io/dagger";
+import { type Container, type Directory, type Secret, argument, check, dag, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import { explained } from "./module.js";

@@ -5,7 +5,7 @@
  * maintenance mode).
  * Wiring and documentation only.
  */
-import { Directory, File, Secret, func, object } from "@dagger.io/dagger";
+import { type Directory, type File, type Secret, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import type { StackSettings } from "./build/stack.js";

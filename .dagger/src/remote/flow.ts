@@ -5,7 +5,7 @@
  */
 import type { Attributes } from "@opentelemetry/api";
 import { releaseShape } from "../core/compose/compose.js";
-import { PipelineError, asPipelineError } from "../core/errors.js";
+import { type PipelineError, asPipelineError } from "../core/errors.js";
 import { layout, readOptionalFile, releaseDir } from "../core/server/server-commands.js";
 import type { StepName } from "../core/release/release.js";
 import { Progress, type Log } from "./progress.js";
