@@ -82,10 +82,25 @@ export class VpsPipeline {
    * @param buildArgs Extra build arguments as NAME=value, overriding the compose file's.
    */
   @func()
-  async build(gitSha: string, commitTime = "", sourceUrl = "", version = "", buildArgs: string[] = []): Promise<Container[]> {
+  async build(
+    gitSha: string,
+    commitTime = "",
+    sourceUrl = "",
+    version = "",
+    buildArgs: string[] = [],
+  ): Promise<Container[]> {
     return explained(async () => {
       const [{ gitInfo }, { buildStack, builtContainers }] = await Promise.all([inputs(), stacks()]);
-      return builtContainers((await buildStack(this, { git: gitInfo(gitSha, { commitTime }), sourceUrl, version: version || undefined, buildArgs })).built);
+      return builtContainers(
+        (
+          await buildStack(this, {
+            git: gitInfo(gitSha, { commitTime }),
+            sourceUrl,
+            version: version || undefined,
+            buildArgs,
+          })
+        ).built,
+      );
     });
   }
 
@@ -102,10 +117,23 @@ export class VpsPipeline {
    * @param buildArgs Extra build arguments as NAME=value.
    */
   @func({ cache: "never" }) // pushes to a registry: a cached answer would skip the push
-  async publish(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = []): Promise<string[]> {
+  async publish(
+    gitSha: string,
+    gitRef = "",
+    defaultBranch: string = DEFAULTS.defaultBranch,
+    commitTime = "",
+    sourceUrl = "",
+    buildArgs: string[] = [],
+  ): Promise<string[]> {
     return explained(async () => {
       const [{ gitInfo }, { publishStack }] = await Promise.all([inputs(), stacks()]);
-      return (await publishStack(this, { git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }), sourceUrl, buildArgs })).map((p) => p.pinned);
+      return (
+        await publishStack(this, {
+          git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }),
+          sourceUrl,
+          buildArgs,
+        })
+      ).map((p) => p.pinned);
     });
   }
 
@@ -121,14 +149,23 @@ export class VpsPipeline {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest", pullUser = "", pullToken?: Secret): Promise<string> {
     return explained(async () => {
-      const [{ registryLogin, stackRegistry }, { stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([inputs(), stacks(), import("./registry/doctor.js"), import("./core/findings.js")]);
+      const [{ registryLogin, stackRegistry }, { stackOf }, { doctor: runDoctor }, { failed, formatFindings }] =
+        await Promise.all([inputs(), stacks(), import("./registry/doctor.js"), import("./core/findings.js")]);
       const stack = await stackOf(this);
       const registry = stackRegistry(stack, this.registry);
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
       const pull = await registryLogin(registry, pullUser || this.registryUser, pullToken, "pullUser");
-      const findings = await runDoctor({ registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, ...(push ? { push } : {}), ...(pull ? { pull } : {}) });
+      const findings = await runDoctor({
+        registry,
+        repositories: stack.builds.map((b) => b.repository),
+        writtenNames: stack.builds.map((b) => b.writtenName),
+        tag,
+        ...(push ? { push } : {}),
+        ...(pull ? { pull } : {}),
+      });
       const text = formatFindings(findings);
-      if (failed(findings)) throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
+      if (failed(findings))
+        throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
       return text;
     });
   }
@@ -211,9 +248,40 @@ export class VpsPipeline {
     notifyUrl?: Secret,
   ): Vps {
     return Vps.of(this, {
-      host, hostKey, sshKey, sshKeyPassphrase, user, port, project, dir, pullUser, pullToken, envFile, keepReleases, healthTimeout, lockTimeout, by, edgeImage, edgeTls, orchestrator,
-      backupPassword, resticImage, keepSnapshots, keepSnapshotDays, backupOffsite, backupOffsiteKey, backupOffsiteHostKey,
-      previewDomain, previewEnv, previewLimit, previewWhenFull, previewTtl, previewMemory, previewCpus, previewSeed, notifyUrl,
+      host,
+      hostKey,
+      sshKey,
+      sshKeyPassphrase,
+      user,
+      port,
+      project,
+      dir,
+      pullUser,
+      pullToken,
+      envFile,
+      keepReleases,
+      healthTimeout,
+      lockTimeout,
+      by,
+      edgeImage,
+      edgeTls,
+      orchestrator,
+      backupPassword,
+      resticImage,
+      keepSnapshots,
+      keepSnapshotDays,
+      backupOffsite,
+      backupOffsiteKey,
+      backupOffsiteHostKey,
+      previewDomain,
+      previewEnv,
+      previewLimit,
+      previewWhenFull,
+      previewTtl,
+      previewMemory,
+      previewCpus,
+      previewSeed,
+      notifyUrl,
     });
   }
 
@@ -224,9 +292,16 @@ export class VpsPipeline {
   @check()
   async composeFileRenders(): Promise<void> {
     await explained(async () => {
-      const [{ checkImagePrefix, composeText }, { renderForCheck }] = await Promise.all([inputs(), import("./core/compose/compose.js")]);
+      const [{ checkImagePrefix, composeText }, { renderForCheck }] = await Promise.all([
+        inputs(),
+        import("./core/compose/compose.js"),
+      ]);
       // `dagger check` passes no settings: without an image prefix, a stand-in one lets the rest of the file be judged.
-      renderForCheck(await composeText(this.source, this.composeFile), this.composeFile, checkImagePrefix(this.imagePrefix));
+      renderForCheck(
+        await composeText(this.source, this.composeFile),
+        this.composeFile,
+        checkImagePrefix(this.imagePrefix),
+      );
     });
   }
 
@@ -239,7 +314,12 @@ export class VpsPipeline {
     await explained(async () => {
       const { workflowProblems } = await import("./module-api.js");
       const problems = await workflowProblems(this.source, dag);
-      if (problems.length) throw new PipelineError("CHECK_FAILED", `the workflows do not fit the module:\n  ${problems.join("\n  ")}`, "rename the functions or flags in .github/workflows to what `dagger -m . call --help` shows, and give each dagger step `module: .`");
+      if (problems.length)
+        throw new PipelineError(
+          "CHECK_FAILED",
+          `the workflows do not fit the module:\n  ${problems.join("\n  ")}`,
+          "rename the functions or flags in .github/workflows to what `dagger -m . call --help` shows, and give each dagger step `module: .`",
+        );
     });
   }
 }

@@ -3,7 +3,14 @@
  * workflows: the objects whatever the engine calls them, in core/ci/workflow.ts's shape.
  */
 import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
-import { checkCall, daggerCalls, shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "./core/ci/workflow.js";
+import {
+  checkCall,
+  daggerCalls,
+  shapeApi,
+  type ApiFunction,
+  type ApiObjectDef,
+  type ApiShape,
+} from "./core/ci/workflow.js";
 
 /** The module's main object, and its other objects as the introspector names them. */
 const MAIN_OBJECT = "VpsPipeline";
@@ -30,7 +37,11 @@ async function apiShape(dag: Client): Promise<ApiShape> {
     if (!name.startsWith(MAIN_OBJECT) && !OTHER_OBJECTS.includes(name)) continue;
     const functions: ApiObjectDef["functions"] = [];
     for (const f of await o.functions()) {
-      const returns = await f.returnType().asObject().name().catch(() => "");
+      const returns = await f
+        .returnType()
+        .asObject()
+        .name()
+        .catch(() => "");
       functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
     }
     const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;

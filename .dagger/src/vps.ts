@@ -20,7 +20,13 @@ const inputs = () => import("./inputs/inputs.js");
 /** Print each step as it ends (the Dagger TUI shows it live) and keep the lines for the function's result. */
 function liveLog(): { lines: string[]; log: (l: string) => void } {
   const lines: string[] = [];
-  return { lines, log: (l) => { lines.push(l); console.log(l); } };
+  return {
+    lines,
+    log: (l) => {
+      lines.push(l);
+      console.log(l);
+    },
+  };
 }
 
 function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (v: T) => string): string {
@@ -116,9 +122,26 @@ export class Vps {
   @func() notifyUrl?: Secret;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
-  static of(stack: StackSettings, a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & { sshKeyPassphrase?: Secret | undefined; backupPassword?: Secret | undefined; backupOffsiteKey?: Secret | undefined; previewEnv?: Secret | undefined; notifyUrl?: Secret | undefined; pullUser: string; pullToken?: Secret | undefined; envFile?: Secret | undefined }): Vps {
+  static of(
+    stack: StackSettings,
+    a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & {
+      sshKeyPassphrase?: Secret | undefined;
+      backupPassword?: Secret | undefined;
+      backupOffsiteKey?: Secret | undefined;
+      previewEnv?: Secret | undefined;
+      notifyUrl?: Secret | undefined;
+      pullUser: string;
+      pullToken?: Secret | undefined;
+      envFile?: Secret | undefined;
+    },
+  ): Vps {
     return Object.assign(new Vps(), {
-      source: stack.source, composeFile: stack.composeFile, imagePrefix: stack.imagePrefix, registry: stack.registry, registryUser: stack.registryUser, platforms: stack.platforms,
+      source: stack.source,
+      composeFile: stack.composeFile,
+      imagePrefix: stack.imagePrefix,
+      registry: stack.registry,
+      registryUser: stack.registryUser,
+      platforms: stack.platforms,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
       ...a,
     });
@@ -138,21 +161,47 @@ export class Vps {
   async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
       const { gitInfo, outputFormat, vpsInputs } = await inputs();
-      const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([import("./remote/deploy.js"), import("./core/release/summary.js")]);
+      const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([
+        import("./remote/deploy.js"),
+        import("./core/release/summary.js"),
+      ]);
       const out = outputFormat(format);
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
       const log = liveLog();
       const notify = await this.notifier(v, "deploy", log.log);
       const r = await notify.run(async () => {
-        // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history too.
-        const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () => this.releaseFor(images, tag));
+        // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history
+        // too.
+        const { compose, pull, env, files } = await this.recordingFailure(v, git.sha, () =>
+          this.releaseFor(images, tag),
+        );
         for (const n of files.notes) log.log(`deploy note      ${n}`);
         const { indexPlatforms } = await import("./registry/platforms.js");
-        return remoteDeploy({ ...v, sha: git.sha, compose, files: files.files, log: log.log, platformsOf: (i) => indexPlatforms(i, pull), ...(env !== undefined ? { env } : {}), ...(pull ? { registry: pull } : {}) });
+        return remoteDeploy({
+          ...v,
+          sha: git.sha,
+          compose,
+          files: files.files,
+          log: log.log,
+          platformsOf: (i) => indexPlatforms(i, pull),
+          ...(env !== undefined ? { env } : {}),
+          ...(pull ? { registry: pull } : {}),
+        });
       });
-      const summary = { action: "deploy" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
-      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`, (x) => notify.markdown(markdownRelease(x)));
+      const summary = {
+        action: "deploy" as const,
+        release: r.release,
+        previous: r.previous,
+        images: r.images,
+        durations: r.durations,
+      };
+      return render(
+        out,
+        summary,
+        () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`,
+        (x) => notify.markdown(markdownRelease(x)),
+      );
     });
   }
 
@@ -170,11 +219,20 @@ export class Vps {
   async plan(images: string[] = [], tag = "", format = "text", pr = 0): Promise<string> {
     return explained(async () => {
       const { outputFormat } = await inputs();
-      const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([import("./remote/plan.js"), import("./core/release/plan.js")]);
+      const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([
+        import("./remote/plan.js"),
+        import("./core/release/plan.js"),
+      ]);
       const out = outputFormat(format);
       const t = await this.target(pr);
       const { compose, files, env } = await this.releaseFor(images, tag, t.preview);
-      const p = await remotePlan({ ...t.v, compose, shipped: files.manifest, notes: files.notes, ...(env !== undefined ? { env } : {}) });
+      const p = await remotePlan({
+        ...t.v,
+        compose,
+        shipped: files.manifest,
+        notes: files.notes,
+        ...(env !== undefined ? { env } : {}),
+      });
       return render(out, p, formatPlan, markdownPlan);
     });
   }
@@ -192,13 +250,21 @@ export class Vps {
   async verify(probes: string[] = [], format = "text", pr = 0): Promise<string> {
     return explained(async () => {
       const { outputFormat, prNumber, previewTarget, probes: parseProbes, vpsInputs } = await inputs();
-      const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([import("./remote/verify.js"), import("./core/release/report.js")]);
+      const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([
+        import("./remote/verify.js"),
+        import("./core/release/report.js"),
+      ]);
       const out = outputFormat(format);
       const specs = parseProbes(probes);
       const v = await vpsInputs(this);
       const report = await remoteVerify(pr ? previewTarget(v, prNumber(pr)) : v, specs);
       const text = render(out, report, formatReport, markdownReport);
-      if (!report.ok) throw new PipelineError("VERIFY_FAILED", `${text}\n${report.problems.join("\n")}`, "see the failed checks above; status shows the history, rollback returns to the previous release");
+      if (!report.ok)
+        throw new PipelineError(
+          "VERIFY_FAILED",
+          `${text}\n${report.problems.join("\n")}`,
+          "see the failed checks above; status shows the history, rollback returns to the previous release",
+        );
       return text;
     });
   }
@@ -216,17 +282,40 @@ export class Vps {
   async rollback(to = "", restoreData = false, format = "text"): Promise<string> {
     return explained(async () => {
       const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
-      const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([import("./remote/rollback.js"), import("./core/release/summary.js")]);
+      const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([
+        import("./remote/rollback.js"),
+        import("./core/release/summary.js"),
+      ]);
       const out = outputFormat(format);
       const target = releaseToGo(to);
       const v = await vpsInputs(this);
-      // No stack is read for a rollback: without --registry the token goes to the registry of the release's own pinned images.
+      // No stack is read for a rollback: without --registry the token goes to the registry of the release's own pinned
+      // images.
       const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
       const log = liveLog();
       const notify = await this.notifier(v, "rollback", log.log);
-      const r = await notify.run(() => remoteRollback({ ...v, log: log.log, restoreData, ...(target ? { to: target } : {}), ...(pull ? { registry: pull } : {}) }));
-      const summary = { action: "rollback" as const, release: r.release, previous: r.previous, images: r.images, durations: r.durations };
-      return render(out, summary, () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`, (x) => notify.markdown(markdownRelease(x)));
+      const r = await notify.run(() =>
+        remoteRollback({
+          ...v,
+          log: log.log,
+          restoreData,
+          ...(target ? { to: target } : {}),
+          ...(pull ? { registry: pull } : {}),
+        }),
+      );
+      const summary = {
+        action: "rollback" as const,
+        release: r.release,
+        previous: r.previous,
+        images: r.images,
+        durations: r.durations,
+      };
+      return render(
+        out,
+        summary,
+        () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`,
+        (x) => notify.markdown(markdownRelease(x)),
+      );
     });
   }
 
@@ -242,7 +331,10 @@ export class Vps {
   async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
     return explained(async () => {
       const { outputFormat, vpsInputs } = await inputs();
-      const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([import("./remote/verify.js"), import("./core/release/summary.js")]);
+      const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([
+        import("./remote/verify.js"),
+        import("./core/release/summary.js"),
+      ]);
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
@@ -282,10 +374,20 @@ export class Vps {
       if (rebuild) {
         const { rebuild: remoteRebuild } = await import("./remote/data/rebuild.js");
         const pull = await this.pullLogin(this.registry ? checkRegistry(this.registry) : "");
-        const r = await remoteRebuild({ ...v, log: log.log, ...(snapshot ? { snapshot } : {}), ...(pull ? { registry: pull } : {}) });
+        const r = await remoteRebuild({
+          ...v,
+          log: log.log,
+          ...(snapshot ? { snapshot } : {}),
+          ...(pull ? { registry: pull } : {}),
+        });
         return `${log.lines.join("\n")}\nrelease ${r.release} rebuilt and healthy; restored: ${r.restored.join(", ") || "no data"}`;
       }
-      if (!snapshot) throw new PipelineError("INVALID_INPUT", "snapshot: give the snapshot to put back (status lists them), or --rebuild on a new server", "restore --snapshot=1a2b3c4d");
+      if (!snapshot)
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "snapshot: give the snapshot to put back (status lists them), or --rebuild on a new server",
+          "restore --snapshot=1a2b3c4d",
+        );
       const { restoreSnapshot } = await import("./remote/data/data.js");
       const done = await restoreSnapshot({ ...v, log: log.log, snapshot });
       return `${log.lines.join("\n")}\nrestored: ${done.join(", ")}`;
@@ -323,7 +425,12 @@ export class Vps {
       const { edgeImageValue, vpsInputs } = await inputs();
       const { replaceEdgeImage } = await import("./remote/edge/edge-admin.js");
       const v = await vpsInputs(this);
-      if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "edge: a swarm has no edge (its routing mesh publishes ports)", "use edge on a compose VPS");
+      if (v.orchestrator === "swarm")
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "edge: a swarm has no edge (its routing mesh publishes ports)",
+          "use edge on a compose VPS",
+        );
       const r = await replaceEdgeImage(v, edgeImageValue(image));
       return `edge replaced: ${r.from} → ${r.to}; ${r.routes} route(s) kept on ${r.publish.map((p) => p.replace(/:\d+$/, "")).join(", ") || "no port"}; nothing listened for ${r.gapMs} ms`;
     });
@@ -342,13 +449,25 @@ export class Vps {
   async maintenance(on = false, off = false, page?: File): Promise<string> {
     return explained(async () => {
       const { vpsInputs } = await inputs();
-      if (on === off) throw new PipelineError("INVALID_INPUT", "maintenance: give exactly one of --on and --off", "`maintenance --on` (optionally --page=./maintenance.html) starts it, `maintenance --off` ends it");
+      if (on === off)
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "maintenance: give exactly one of --on and --off",
+          "`maintenance --on` (optionally --page=./maintenance.html) starts it, `maintenance --off` ends it",
+        );
       if (off && page) throw new PipelineError("INVALID_INPUT", "maintenance: --page goes with --on", "drop --page");
       const { setMaintenance } = await import("./remote/edge/edge-admin.js");
       const v = await vpsInputs(this);
-      if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "maintenance: a swarm has no edge to answer for the project", "use maintenance on a compose VPS");
+      if (v.orchestrator === "swarm")
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "maintenance: a swarm has no edge to answer for the project",
+          "use maintenance on a compose VPS",
+        );
       const r = await setMaintenance(v, on, page ? await page.contents() : undefined);
-      return on ? `${r.project} is in maintenance: the edge answers ${r.services.join(", ")} with 503 and the page` : `${r.project} is served again: ${r.services.join(", ")}`;
+      return on
+        ? `${r.project} is in maintenance: the edge answers ${r.services.join(", ")} with 503 and the page`
+        : `${r.project} is served again: ${r.services.join(", ")}`;
     });
   }
 
@@ -363,18 +482,30 @@ export class Vps {
   async doctor(tag = "latest"): Promise<string> {
     return explained(async () => {
       const { registryLogin, stackRegistry, vpsInputs } = await inputs();
-      const [{ stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([import("./build/stack.js"), import("./registry/doctor.js"), import("./core/findings.js")]);
+      const [{ stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([
+        import("./build/stack.js"),
+        import("./registry/doctor.js"),
+        import("./core/findings.js"),
+      ]);
       const stack = await stackOf(this);
       const registry = stackRegistry(stack, this.registry);
       const v = await vpsInputs(this);
       const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
       const pull = await this.pullLogin(registry);
       const findings = await runDoctor({
-        registry, repositories: stack.builds.map((b) => b.repository), writtenNames: stack.builds.map((b) => b.writtenName), tag, vps: v.ssh, ...(v.edge ? { edgeImage: v.edge.image } : {}), swarm: v.orchestrator === "swarm",
-        ...(push ? { push } : {}), ...(pull ? { pull } : {}),
+        registry,
+        repositories: stack.builds.map((b) => b.repository),
+        writtenNames: stack.builds.map((b) => b.writtenName),
+        tag,
+        vps: v.ssh,
+        ...(v.edge ? { edgeImage: v.edge.image } : {}),
+        swarm: v.orchestrator === "swarm",
+        ...(push ? { push } : {}),
+        ...(pull ? { pull } : {}),
       });
       const text = formatFindings(findings);
-      if (failed(findings)) throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
+      if (failed(findings))
+        throw new PipelineError("DOCTOR_FAILED", text, "apply the fixes listed above, then run doctor again");
       return text;
     });
   }
@@ -394,7 +525,16 @@ export class Vps {
    * @param format Output: text, json or markdown (for a GitHub job summary).
    */
   @func({ cache: "never" }) // changes a server
-  async ship(gitSha: string, gitRef = "", defaultBranch: string = DEFAULTS.defaultBranch, commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
+  async ship(
+    gitSha: string,
+    gitRef = "",
+    defaultBranch: string = DEFAULTS.defaultBranch,
+    commitTime = "",
+    sourceUrl = "",
+    buildArgs: string[] = [],
+    probes: string[] = [],
+    format = "text",
+  ): Promise<string> {
     // Bad arguments fail before anything is pushed.
     const { gitInfo, outputFormat, probes: parseProbes, vpsInputs } = await inputs();
     const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
@@ -404,13 +544,30 @@ export class Vps {
       const v = await vpsInputs(this);
       // a publish that fails is a failed deploy for the team too (the deploy below notifies the rest)
       const notify = await this.notifier(v, "deploy", (l) => console.log(l), true);
-      return notify.run(() => this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs })));
+      return notify.run(() =>
+        this.recordingFailure(v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs })),
+      );
     });
-    const deployed = await this.deploy(gitSha, published.map((p) => p.pinned), "", out);
+    const deployed = await this.deploy(
+      gitSha,
+      published.map((p) => p.pinned),
+      "",
+      out,
+    );
     const verified = await this.verify(probes, out);
-    const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
-    if (out === "json") return JSON.stringify({ published, deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);
-    return out === "markdown" ? `${deployed}\n\n${verified}` : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
+    const listed = published.map(
+      (p) =>
+        `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`,
+    );
+    if (out === "json")
+      return JSON.stringify(
+        { published, deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown },
+        null,
+        2,
+      );
+    return out === "markdown"
+      ? `${deployed}\n\n${verified}`
+      : `published:\n${listed.join("\n")}\n${deployed}\n${verified}`;
   }
 
   /**
@@ -429,31 +586,80 @@ export class Vps {
    * @param format Output: text, json or markdown (for a GitHub job summary).
    */
   @func({ cache: "never" }) // changes a server
-  async preview(pr: number, gitSha: string, images: string[] = [], tag = "", commitTime = "", sourceUrl = "", buildArgs: string[] = [], probes: string[] = [], format = "text"): Promise<string> {
+  async preview(
+    pr: number,
+    gitSha: string,
+    images: string[] = [],
+    tag = "",
+    commitTime = "",
+    sourceUrl = "",
+    buildArgs: string[] = [],
+    probes: string[] = [],
+    format = "text",
+  ): Promise<string> {
     const { gitInfo, outputFormat, probes: parseProbes } = await inputs();
     // Bad arguments fail before anything is pushed.
     const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
     const t = await explained(() => this.target(pr, true));
     const git = await explained(async () => gitInfo(gitSha, { commitTime }));
     const deployed = await explained(async () => {
-      const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([import("./build/stack.js"), import("./remote/preview/preview.js"), import("./core/release/summary.js")]);
+      const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([
+        import("./build/stack.js"),
+        import("./remote/preview/preview.js"),
+        import("./core/release/summary.js"),
+      ]);
       const log = liveLog();
       const notify = await this.notifier(t.v, "preview", log.log);
       // the publish, the release and the deploy: a failure of any is the preview's, for the team too
       const { published, url, d } = await notify.run(async () => {
-        const published = images.length || tag ? [] : await this.recordingFailure(t.v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
-        const r = await this.recordingFailure(t.v, git.sha, () => this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview));
+        const published =
+          images.length || tag
+            ? []
+            : await this.recordingFailure(t.v, git.sha, () => publishStack(this, { git, sourceUrl, buildArgs }));
+        const r = await this.recordingFailure(t.v, git.sha, () =>
+          this.releaseFor(published.length ? published.map((p) => p.pinned) : images, tag, t.preview),
+        );
         for (const n of [...r.files.notes, ...r.notes]) log.log(`preview note     ${n}`);
         const { indexPlatforms } = await import("./registry/platforms.js");
-        const d = await deployPreview(t.production, t.preview!.pr, t.preview!, { ...t.v, sha: git.sha, compose: r.compose, files: r.files.files, env: r.env!, log: log.log, platformsOf: (i) => indexPlatforms(i, r.pull), ...(r.pull ? { registry: r.pull } : {}) });
+        const d = await deployPreview(t.production, t.preview!.pr, t.preview!, {
+          ...t.v,
+          sha: git.sha,
+          compose: r.compose,
+          files: r.files.files,
+          env: r.env!,
+          log: log.log,
+          platformsOf: (i) => indexPlatforms(i, r.pull),
+          ...(r.pull ? { registry: r.pull } : {}),
+        });
         return { ...d, published, url: r.url, d };
       });
-      const summary = { action: "deploy" as const, release: d.release, previous: d.previous, images: d.images, durations: d.durations, ...(url ? { url } : {}) };
-      const listed = published.map((p) => `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`);
-      return render(out, summary, () => `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${url ? ` at ${url}` : ""}`, (x) => notify.markdown(`${markdownRelease(x)}${url ? `\n\npreview: ${url}` : ""}`));
+      const summary = {
+        action: "deploy" as const,
+        release: d.release,
+        previous: d.previous,
+        images: d.images,
+        durations: d.durations,
+        ...(url ? { url } : {}),
+      };
+      const listed = published.map(
+        (p) =>
+          `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`,
+      );
+      return render(
+        out,
+        summary,
+        () =>
+          `${published.length ? `published:\n${listed.join("\n")}\n` : ""}${log.lines.join("\n")}\npreview #${pr} release ${d.release} is live${url ? ` at ${url}` : ""}`,
+        (x) => notify.markdown(`${markdownRelease(x)}${url ? `\n\npreview: ${url}` : ""}`),
+      );
     });
     const verified = await this.verify(probes, out, pr);
-    if (out === "json") return JSON.stringify({ deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown }, null, 2);
+    if (out === "json")
+      return JSON.stringify(
+        { deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown },
+        null,
+        2,
+      );
     return `${deployed}\n${out === "markdown" ? "\n" : ""}${verified}`;
   }
 
@@ -470,9 +676,19 @@ export class Vps {
     return explained(async () => {
       const { prNumber, vpsInputs } = await inputs();
       const { previewDown: remoteDown } = await import("./remote/preview/preview.js");
-      if (expired === (pr !== 0)) throw new PipelineError("INVALID_INPUT", "pr: give either --pr=N (one preview) or --expired (every preview idle longer than --preview-ttl)", "preview-down --pr=42, or preview-down --expired");
+      if (expired === (pr !== 0))
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "pr: give either --pr=N (one preview) or --expired (every preview idle longer than --preview-ttl)",
+          "preview-down --pr=42, or preview-down --expired",
+        );
       const which = expired ? { prs: [], ttlHours: this.previewTtl } : { prs: [prNumber(pr)] };
-      if (expired && this.previewTtl <= 0) throw new PipelineError("INVALID_INPUT", "previewTtl: --expired needs a time-to-live (it is 0: previews never expire)", "pass vps --preview-ttl=<hours>");
+      if (expired && this.previewTtl <= 0)
+        throw new PipelineError(
+          "INVALID_INPUT",
+          "previewTtl: --expired needs a time-to-live (it is 0: previews never expire)",
+          "pass vps --preview-ttl=<hours>",
+        );
       const log = liveLog();
       const removed = await remoteDown({ ...(await vpsInputs(this)), log: log.log }, which);
       return removed.length ? log.lines.join("\n") : "no preview to remove";
@@ -519,10 +735,26 @@ export class Vps {
       const o = oneOffOptions({ service, cmd, timeoutSeconds: timeout });
       const v = await vpsInputs(this);
       const log = liveLog();
-      const r = await runOnce(pr ? previewTarget(v, prNumber(pr)) : v, { service: o.service, command: o.cmd, timeoutSeconds: o.timeoutSeconds, by: v.by, log: log.log });
+      const r = await runOnce(pr ? previewTarget(v, prNumber(pr)) : v, {
+        service: o.service,
+        command: o.cmd,
+        timeoutSeconds: o.timeoutSeconds,
+        by: v.by,
+        log: log.log,
+      });
       const { tail } = await import("./core/errors.js");
-      if (r.timedOut) throw new PipelineError("RUN_FAILED", `${o.service}: the command ran out of its ${o.timeoutSeconds}s timeout and was killed; its container is removed. Its last output:\n${tail(r.output, 20)}`, "raise --timeout, or run it in the background of a service");
-      if (r.exitCode !== 0) throw new PipelineError("RUN_FAILED", `${o.service}: the command exited with ${r.exitCode} (release ${r.release}). Its last output:\n${tail(r.output, 40)}`, "the output above is the command's own; the history records the run");
+      if (r.timedOut)
+        throw new PipelineError(
+          "RUN_FAILED",
+          `${o.service}: the command ran out of its ${o.timeoutSeconds}s timeout and was killed; its container is removed. Its last output:\n${tail(r.output, 20)}`,
+          "raise --timeout, or run it in the background of a service",
+        );
+      if (r.exitCode !== 0)
+        throw new PipelineError(
+          "RUN_FAILED",
+          `${o.service}: the command exited with ${r.exitCode} (release ${r.release}). Its last output:\n${tail(r.output, 40)}`,
+          "the output above is the command's own; the history records the run",
+        );
       return `${r.output}${r.output.endsWith("\n") || !r.output ? "" : "\n"}exit code 0 (${o.service} of release ${r.release}, ${r.seconds}s)`;
     });
   }
@@ -532,18 +764,25 @@ export class Vps {
    * is sent, within a time budget; a failed delivery is a warning line, never a failure), `markdown` adds the
    * warning to a job summary. `failuresOnly`: only a failure is sent (a publish before the deploy).
    */
-  private async notifier(v: VpsInputs, action: "deploy" | "rollback" | "preview", log: (l: string) => void, failuresOnly = false) {
+  private async notifier(
+    v: VpsInputs,
+    action: "deploy" | "rollback" | "preview",
+    log: (l: string) => void,
+    failuresOnly = false,
+  ) {
     const { notifyUrlValue } = await inputs();
     const url = await notifyUrlValue(this.notifyUrl);
     const warnings: string[] = [];
     const warn = (l: string) => (warnings.push(l), log(`notify note      ${l}`));
     return {
-      run: async <T,>(op: () => Promise<T>): Promise<T> => {
+      run: async <T>(op: () => Promise<T>): Promise<T> => {
         if (!url) return op();
         const { notifying } = await import("./notify/webhook.js");
-        if (!failuresOnly) return notifying(url, { project: v.project, action, by: v.by }, warn, op as () => Promise<T & object>);
+        if (!failuresOnly)
+          return notifying(url, { project: v.project, action, by: v.by }, warn, op as () => Promise<T & object>);
         return op().catch(async (e: unknown): Promise<never> => {
-          await notifying(url, { project: v.project, action, by: v.by }, warn, () => Promise.reject(e)); // rethrows e once sent
+          // rethrows e once sent
+          await notifying(url, { project: v.project, action, by: v.by }, warn, () => Promise.reject(e));
           throw e;
         });
       },
@@ -569,10 +808,19 @@ export class Vps {
    */
   private async pullLogin(host: string) {
     if (!this.pullToken && this.registryToken && this.orchestrator === "swarm") {
-      throw new PipelineError("INVALID_INPUT", "pullToken: a swarm needs its own pull token: the swarm stores it in every service spec, and the push token must not end up there", "pass vps --pull-user=… --pull-token=env:GHCR_PULL_TOKEN (a classic PAT with only read:packages)");
+      throw new PipelineError(
+        "INVALID_INPUT",
+        "pullToken: a swarm needs its own pull token: the swarm stores it in every service spec, and the push token must not end up there",
+        "pass vps --pull-user=… --pull-token=env:GHCR_PULL_TOKEN (a classic PAT with only read:packages)",
+      );
     }
     const { registryLogin } = await inputs();
-    return registryLogin(host, this.pullUser || this.registryUser, this.pullToken ?? this.registryToken, this.pullToken ? "pullUser" : "registryUser");
+    return registryLogin(
+      host,
+      this.pullUser || this.registryUser,
+      this.pullToken ?? this.registryToken,
+      this.pullToken ? "pullUser" : "registryUser",
+    );
   }
 
   /** Production's target, or (pr > 0) preview pr's with its settings, checked before anything connects. */
@@ -580,7 +828,11 @@ export class Vps {
     const { previewSettings, previewTarget, vpsInputs } = await inputs();
     const settings = preview ? previewSettings(this, pr) : undefined;
     const production = await vpsInputs(this);
-    return { production, v: settings ? previewTarget(production, settings.pr) : production, ...(settings ? { preview: settings } : {}) };
+    return {
+      production,
+      v: settings ? previewTarget(production, settings.pr) : production,
+      ...(settings ? { preview: settings } : {}),
+    };
   }
 
   /**
@@ -589,9 +841,22 @@ export class Vps {
    * for a preview, made safe to run beside production (core/preview/preview-release.ts) with the preview .env.
    */
   private async releaseFor(images: string[], tag: string, preview?: PreviewSettings & { pr: number }) {
-    const [{ checkRegistry, envText }, { stackOf }, { builtImagesRegistry }, { resolveReleaseDigests }, { renderRelease }, { fileRefs, releaseFiles }, { readSourceFiles }] = await Promise.all([
-      inputs(), import("./build/stack.js"), import("./core/registry/images.js"), import("./registry/resolve.js"), import("./core/compose/compose.js"),
-      import("./core/release/release-files.js"), import("./inputs/source-files.js"),
+    const [
+      { checkRegistry, envText },
+      { stackOf },
+      { builtImagesRegistry },
+      { resolveReleaseDigests },
+      { renderRelease },
+      { fileRefs, releaseFiles },
+      { readSourceFiles },
+    ] = await Promise.all([
+      inputs(),
+      import("./build/stack.js"),
+      import("./core/registry/images.js"),
+      import("./registry/resolve.js"),
+      import("./core/compose/compose.js"),
+      import("./core/release/release-files.js"),
+      import("./inputs/source-files.js"),
     ]);
     const stack = await stackOf(this);
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
@@ -601,12 +866,23 @@ export class Vps {
     const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
     const compose = renderRelease(stack, digests, files.rewrites);
-    if (!preview) return { compose, pull, files, env: await envText(this.envFile), notes: [] as string[], url: undefined };
-    const [{ previewRelease }, { previewEnv }] = await Promise.all([import("./core/preview/preview-release.js"), import("./core/preview/preview.js")]);
+    if (!preview)
+      return { compose, pull, files, env: await envText(this.envFile), notes: [] as string[], url: undefined };
+    const [{ previewRelease }, { previewEnv }] = await Promise.all([
+      import("./core/preview/preview-release.js"),
+      import("./core/preview/preview.js"),
+    ]);
     const p = previewRelease(compose, preview.pr, preview);
     const host0 = p.url ? new URL(p.url).host : "";
-    const env = previewEnv(await envText(this.previewEnv), { VPS_PREVIEW_PR: String(preview.pr), VPS_PREVIEW_URL: p.url ?? "", VPS_PREVIEW_HOST: host0 });
-    const notes = [...p.notes, ...(this.envFile ? ["the production --env-file is not used by a preview (--preview-env is)"] : [])];
+    const env = previewEnv(await envText(this.previewEnv), {
+      VPS_PREVIEW_PR: String(preview.pr),
+      VPS_PREVIEW_URL: p.url ?? "",
+      VPS_PREVIEW_HOST: host0,
+    });
+    const notes = [
+      ...p.notes,
+      ...(this.envFile ? ["the production --env-file is not used by a preview (--preview-env is)"] : []),
+    ];
     return { compose: p.compose, pull, files, env, notes, url: p.url };
   }
 }

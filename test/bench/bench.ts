@@ -69,7 +69,8 @@ function alt(version: "v1" | "v2"): void {
   const file = `${bed.stateDir}/bench-ssh-compose.yml`;
   writeFileSync(file, releaseCompose(version));
   const ssh = (cmd: string, input?: string) => execFileSync("ssh", [...sshArgs, `deploy@${bed.vps.host}`, cmd], { input: input ?? "", stdio: ["pipe", "ignore", "pipe"] });
-  // the login step: a config written over ssh (`docker login` would hand the password to the test bed's credential helper)
+  // the login step: a config written over ssh (`docker login` would hand the password to the test bed's credential
+  // helper)
   ssh("mkdir -p .bench-docker && ln -sfn ~/.docker/cli-plugins .bench-docker/cli-plugins && umask 077 && cat > .bench-docker/config.json", authConfig());
   execFileSync("scp", ["-q", ...sshArgs, file, `deploy@${bed.vps.host}:production/bench-ssh/docker-compose.yml`]);
   ssh("cd production/bench-ssh && DOCKER_CONFIG=~/.bench-docker docker compose -p bench-ssh --profile vps-pipeline-jobs pull -q");
@@ -153,7 +154,8 @@ for (const rate of [50, 200]) {
     (load[`edge, automatic rollback, ${rate}/s`] ??= []).push(await probeDuring(18104, rate, () => deploy(deployRequest("bench-edge", 18104, { compose: edgeCompose("v3"), by: "bench", healthTimeoutSeconds: 30 }))));
   }
 }
-// the same upgrades with clients that keep connections alive (a config change closes Caddy's idle ones; resent once, as browsers do)
+// the same upgrades with clients that keep connections alive (a config change closes Caddy's idle ones; resent once, as
+// browsers do)
 for (let i = 0; i < UPGRADES; i++) (load["edge, upgrade, 200/s, keep-alive"] ??= []).push(await probeDuring(18104, 200, () => viaEdge(other(edgeRunning)), "keepalive"));
 
 // --- 4: rollback: from the failed health wait to the previous release serving ----

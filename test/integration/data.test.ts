@@ -16,7 +16,18 @@ import { checkBackup } from "../../.dagger/src/remote/data/backup-check.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { status } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, deployRequest, freshProject, history, registryPassword, sh, sshOptions, testEdge, webStatus } from "../testbed/bed.js";
+import {
+  bed,
+  captureLog,
+  deployRequest,
+  freshProject,
+  history,
+  registryPassword,
+  sh,
+  sshOptions,
+  testEdge,
+  webStatus,
+} from "../testbed/bed.js";
 import { dataStack } from "../testbed/data-stack.js";
 
 /** Made here, at test time: no real credential anywhere. */
@@ -34,14 +45,33 @@ afterAll(() => PROJECTS.forEach(freshProject));
 
 const PHYSICAL_RESTORE = "{ volumes: [dbdata], on-failed-deploy: restore }";
 const PHYSICAL = "{ volumes: [dbdata] }";
-const LOGICAL = '{ capture: logical, dump: "pg_dump --clean --if-exists -U postgres gold", restore: "psql -q -U postgres -d gold", volumes: [dbdata] }';
+const LOGICAL =
+  '{ capture: logical, dump: "pg_dump --clean --if-exists -U postgres gold", restore: "psql -q -U postgres -d gold", volumes: [dbdata] }';
 
 const request = (project: string, compose: string, over: Partial<DeployRequest> = {}): DeployRequest =>
-  deployRequest(project, 0, { compose, env: "GOLD_API_KEY=not-a-real-key\n", healthTimeoutSeconds: 20, backup: backupOptions, ...over });
-const target = (project: string) => ({ ssh: sshOptions(), dir: `production/${project}`, project, lockTimeoutSeconds: 30, healthTimeoutSeconds: 30, edge: testEdge, backup: backupOptions, by: "vitest", log: () => {} });
+  deployRequest(project, 0, {
+    compose,
+    env: "GOLD_API_KEY=not-a-real-key\n",
+    healthTimeoutSeconds: 20,
+    backup: backupOptions,
+    ...over,
+  });
+const target = (project: string) => ({
+  ssh: sshOptions(),
+  dir: `production/${project}`,
+  project,
+  lockTimeoutSeconds: 30,
+  healthTimeoutSeconds: 30,
+  edge: testEdge,
+  backup: backupOptions,
+  by: "vitest",
+  log: () => {},
+});
 /** `rows|has eur` of the prices table. */
 const prices = (project: string) =>
-  sh(`docker exec ${project}-db-1 psql -U postgres -d gold -tAc "select (select count(*) from prices) || '|' || (select count(*) from information_schema.columns where table_name = 'prices' and column_name = 'eur')"`).trim();
+  sh(
+    `docker exec ${project}-db-1 psql -U postgres -d gold -tAc "select (select count(*) from prices) || '|' || (select count(*) from information_schema.columns where table_name = 'prices' and column_name = 'eur')"`,
+  ).trim();
 
 describe("a snapshot before every release's jobs", () => {
   it("a failed deploy whose migration changed the schema rolls back with the data when the declaration asks for it", async () => {
@@ -49,25 +79,44 @@ describe("a snapshot before every release's jobs", () => {
     await deploy(request("data-phys", dataStack("v1", PHYSICAL_RESTORE)));
     expect(prices("data-phys")).toBe("1|0");
     const log = captureLog();
-    const err = await deploy(request("data-phys", dataStack("v2", PHYSICAL_RESTORE, "v3"), { log: log.log })).catch((e: unknown) => e);
+    const err = await deploy(request("data-phys", dataStack("v2", PHYSICAL_RESTORE, "v3"), { log: log.log })).catch(
+      (e: unknown) => e,
+    );
     expect(err, log.lines.join("\n")).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     expect(prices("data-phys"), log.lines.join("\n")).toBe("1|0");
     const last = history("data-phys").at(-1)!;
-    expect(last).toMatchObject({ result: "rolled-back", rollbackHealthy: true, snapshots: [expect.stringMatching(/^db:[0-9a-f]{12}$/)], restored: [expect.stringMatching(/^db:[0-9a-f]{12}$/)] });
+    expect(last).toMatchObject({
+      result: "rolled-back",
+      rollbackHealthy: true,
+      snapshots: [expect.stringMatching(/^db:[0-9a-f]{12}$/)],
+      restored: [expect.stringMatching(/^db:[0-9a-f]{12}$/)],
+    });
     expect(last.restored).toEqual(last.snapshots);
     expect(log.lines.join("\n")).toMatch(/keep-snapshots .*db:[0-9a-f]{12}/);
     const st = await status(target("data-phys"));
-    expect(st.snapshots).toEqual([expect.objectContaining({ service: "db", capture: "physical", before: last.release, bytes: expect.any(Number), stoppedSeconds: expect.any(Number) })]);
+    expect(st.snapshots).toEqual([
+      expect.objectContaining({
+        service: "db",
+        capture: "physical",
+        before: last.release,
+        bytes: expect.any(Number),
+        stoppedSeconds: expect.any(Number),
+      }),
+    ]);
   });
 
   it("without it, the rollback says plainly that the data moved on", async () => {
     freshProject("data-keep");
     await deploy(request("data-keep", dataStack("v1", PHYSICAL)));
     const log = captureLog();
-    const err = await deploy(request("data-keep", dataStack("v2", PHYSICAL, "v3"), { log: log.log })).catch((e: unknown) => e);
+    const err = await deploy(request("data-keep", dataStack("v2", PHYSICAL, "v3"), { log: log.log })).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     expect(prices("data-keep")).toBe("2|1");
-    expect(log.lines.join("\n")).toMatch(/the data of db keeps what \S+'s jobs \(migrate\) did to it; `restore --snapshot=[0-9a-f]{8,12}` puts back/);
+    expect(log.lines.join("\n")).toMatch(
+      /the data of db keeps what \S+'s jobs \(migrate\) did to it; `restore --snapshot=[0-9a-f]{8,12}` puts back/,
+    );
     expect(history("data-keep").at(-1)!.restored).toBeUndefined();
   });
 
@@ -81,13 +130,19 @@ describe("a snapshot before every release's jobs", () => {
     const codeOnly = captureLog();
     await rollback({ ...target("data-two"), to: r2.release, log: codeOnly.log });
     expect(prices("data-two")).toBe("3|1");
-    expect(codeOnly.lines.join("\n")).toMatch(new RegExp(`the data has moved on since ${r2.release}: .*this rollback returns the code only`));
+    expect(codeOnly.lines.join("\n")).toMatch(
+      new RegExp(`the data has moved on since ${r2.release}: .*this rollback returns the code only`),
+    );
     const log = captureLog();
     const back = await rollback({ ...target("data-two"), to: r1.release, restoreData: true, log: log.log });
     expect(back.release).toBe(r1.release);
     expect(prices("data-two")).toBe("1|0");
     expect(log.lines.join("\n")).toMatch(/db:[0-9a-f]{12} restored \(as while \S+ was current\)/);
-    expect(history("data-two").at(-1)).toMatchObject({ action: "rollback", release: r1.release, restored: [expect.stringMatching(/^db:/)] });
+    expect(history("data-two").at(-1)).toMatchObject({
+      action: "rollback",
+      release: r1.release,
+      restored: [expect.stringMatching(/^db:/)],
+    });
   });
 });
 
@@ -98,15 +153,24 @@ describe("logical dumps, backup and restore", () => {
     const [snap] = await backup({ ...target("data-dump") });
     expect(snap).toMatchObject({ service: "db", capture: "logical", before: "manual" });
     expect(snap!.stoppedSeconds).toBeUndefined();
-    sh(`docker exec data-dump-db-1 psql -U postgres -d gold -qc "delete from prices; alter table prices add column junk int"`);
+    sh(
+      `docker exec data-dump-db-1 psql -U postgres -d gold -qc "delete from prices; alter table prices add column junk int"`,
+    );
     expect(prices("data-dump")).toBe("0|0");
     const done = await restoreSnapshot({ ...target("data-dump"), snapshot: snap!.id.slice(0, 8) });
     expect(snap!.id).toMatch(/^[0-9a-f]{64}$/);
     expect(done).toEqual([`db:${snap!.id.slice(0, 12)}`]);
     expect(prices("data-dump")).toBe("1|0");
-    // a dump is checked by feeding it to a scratch copy's restore command (no check declared: a restore that works is the check)
-    expect(await checkBackup({ ...target("data-dump") })).toEqual([expect.objectContaining({ id: snap!.id, result: expect.stringMatching(/no check command declared/) })]);
-    expect(sh(`docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`).trim()).toBe("0");
+    // a dump is checked by feeding it to a scratch copy's restore command (no check declared: a restore that works is
+    // the check)
+    expect(await checkBackup({ ...target("data-dump") })).toEqual([
+      expect.objectContaining({ id: snap!.id, result: expect.stringMatching(/no check command declared/) }),
+    ]);
+    expect(
+      sh(
+        `docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`,
+      ).trim(),
+    ).toBe("0");
   });
 
   it("check-backup restores the newest snapshot into a scratch copy beside the service and runs the data's check there; the service is not touched", async () => {
@@ -115,19 +179,32 @@ describe("logical dumps, backup and restore", () => {
     await deploy(request("data-check", dataStack("v1", `{ volumes: [dbdata], ${count} }`)));
     await deploy(request("data-check", dataStack("v2", `{ volumes: [dbdata], ${count} }`)));
     const db = sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1");
-    const left = () => sh("docker ps -aq --filter label=com.docker.compose.project=data-check-backup-check; docker volume ls -q --filter label=com.docker.compose.project=data-check-backup-check; ls /home/deploy/production/data-check/.backups/check 2>/dev/null || true").trim();
+    const left = () =>
+      sh(
+        "docker ps -aq --filter label=com.docker.compose.project=data-check-backup-check; docker volume ls -q --filter label=com.docker.compose.project=data-check-backup-check; ls /home/deploy/production/data-check/.backups/check 2>/dev/null || true",
+      ).trim();
     // the snapshot taken before v2's migration: v1's one row
     const [checked] = await checkBackup({ ...target("data-check") });
     expect(checked).toMatchObject({ service: "db", result: "1" });
     expect(left()).toBe("");
     expect(sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1")).toBe(db);
     expect(prices("data-check")).toBe("2|1");
-    expect((await status(target("data-check"))).snapshots?.find((x) => x.id === checked!.id)?.verified).toMatch(/^2\d{3}-/);
+    expect((await status(target("data-check"))).snapshots?.find((x) => x.id === checked!.id)?.verified).toMatch(
+      /^2\d{3}-/,
+    );
 
     // a check that fails names the snapshot and what the check said; the scratch copy is gone all the same
-    await deploy(request("data-check", dataStack("v3", `{ volumes: [dbdata], check: "psql -U postgres -d gold -tAc 'select * from prices_archive'" }`)));
+    await deploy(
+      request(
+        "data-check",
+        dataStack("v3", `{ volumes: [dbdata], check: "psql -U postgres -d gold -tAc 'select * from prices_archive'" }`),
+      ),
+    );
     const err = await checkBackup({ ...target("data-check") }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "BACKUP_CHECK_FAILED", message: expect.stringMatching(/the check command failed: .*prices_archive/s) });
+    expect(err).toMatchObject({
+      code: "BACKUP_CHECK_FAILED",
+      message: expect.stringMatching(/the check command failed: .*prices_archive/s),
+    });
     expect(left()).toBe("");
     expect(prices("data-check")).toBe("3|1");
   });
@@ -143,7 +220,9 @@ describe("logical dumps, backup and restore", () => {
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
 
-    const wrong = await deploy(request("data-fail", dataStack("v2", LOGICAL), { backup: { ...backupOptions, password: "not-the-password" } })).catch((e: unknown) => e);
+    const wrong = await deploy(
+      request("data-fail", dataStack("v2", LOGICAL), { backup: { ...backupOptions, password: "not-the-password" } }),
+    ).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(prices("data-fail")).toBe("1|0");
     expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
@@ -152,25 +231,36 @@ describe("logical dumps, backup and restore", () => {
     const backups = "/home/deploy/production/data-fail/.backups";
     // mounted where the VPS's sshd sees it: `ip netns exec` gave it a mount namespace of its own
     const inVps = `nsenter --target $(cat ${bed.stateDir}/sshd.pid) --mount --`;
-    sh(`mkdir -p ${backups} && ${inVps} mount -t tmpfs -o size=8m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`);
+    sh(
+      `mkdir -p ${backups} && ${inVps} mount -t tmpfs -o size=8m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`,
+    );
     try {
       const full = await deploy(request("data-fail", dataStack("v2", LOGICAL))).catch((e: unknown) => e);
-      expect(full, String((full as Error).message)).toMatchObject({ code: "BACKUP_NO_SPACE", message: expect.stringMatching(/has \d+ MiB free; nothing was changed/) });
+      expect(full, String((full as Error).message)).toMatchObject({
+        code: "BACKUP_NO_SPACE",
+        message: expect.stringMatching(/has \d+ MiB free; nothing was changed/),
+      });
     } finally {
       sh(`${inVps} umount ${backups}`);
     }
     expect(prices("data-fail")).toBe("1|0");
-    expect(history("data-fail").slice(-3).map((h) => h.code)).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD", "BACKUP_NO_SPACE"]);
+    expect(
+      history("data-fail")
+        .slice(-3)
+        .map((h) => h.code),
+    ).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD", "BACKUP_NO_SPACE"]);
   });
 });
 
 describe("off the VPS", () => {
   const offsite = (over: Partial<{ hostKey: string; project: string }> = {}) => ({
     repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/${over.project ?? "data-off"}`,
-    sshKey: offsiteKey, knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,
+    sshKey: offsiteKey,
+    knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,
   });
   /** Snapshots in the off-site repository: two per capture (the data, and the record of its release). */
-  const snapshotsOffsite = () => sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
+  const snapshotsOffsite = () =>
+    sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
 
   it("every snapshot is copied to the off-site host over SFTP; a host whose key is not the pinned one gets nothing", async () => {
     freshProject("data-off");
@@ -187,12 +277,23 @@ describe("off the VPS", () => {
 
     // another host answering at that address: refused before any data leaves
     const stranger = readFileSync(bed.vps.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
-    const err = await backup({ ...target("data-off"), backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) } }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "BACKUP_FAILED", message: expect.stringMatching(/^the snapshot is on the VPS, but copying it off-site failed: /) });
+    const err = await backup({
+      ...target("data-off"),
+      backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "BACKUP_FAILED",
+      message: expect.stringMatching(/^the snapshot is on the VPS, but copying it off-site failed: /),
+    });
     expect(snapshotsOffsite()).toBe("4");
     // in a deploy, the same failure is a note: the snapshot is on the VPS, the deploy goes on
     const noted = captureLog();
-    await deploy(request("data-off", dataStack("v3", LOGICAL), { backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) }, log: noted.log }));
+    await deploy(
+      request("data-off", dataStack("v3", LOGICAL), {
+        backup: { ...backupOptions, offsite: offsite({ hostKey: stranger }) },
+        log: noted.log,
+      }),
+    );
     expect(noted.lines.join("\n")).toMatch(/the snapshot is on the VPS only: copying it off-site failed/);
     expect(prices("data-off")).toBe("3|1");
   });
@@ -202,7 +303,17 @@ describe("off the VPS", () => {
     sh(`rm -rf /home/${bed.offsite.user}/restic/data-new`);
     const withOffsite = { ...backupOptions, offsite: offsite({ project: "data-new" }) };
     // the api behind the shared edge: the rebuild must bring its route back too
-    const edged = (t: string) => renderRelease(parseComposeStack(t.replace("  api:\n", '  api:\n    ports: ["18245:8000"]\n    x-vps-pipeline: { http: { port: 8000, health: /health } }\n'), "compose.yml"), {});
+    const edged = (t: string) =>
+      renderRelease(
+        parseComposeStack(
+          t.replace(
+            "  api:\n",
+            '  api:\n    ports: ["18245:8000"]\n    x-vps-pipeline: { http: { port: 8000, health: /health } }\n',
+          ),
+          "compose.yml",
+        ),
+        {},
+      );
     await deploy(request("data-new", edged(dataStack("v1", PHYSICAL)), { backup: withOffsite }));
     const v2 = await deploy(request("data-new", edged(dataStack("v2", PHYSICAL)), { backup: withOffsite }));
     expect((await webStatus(18245, "/health")).status).toBe(200);
@@ -213,10 +324,17 @@ describe("off the VPS", () => {
 
     // the VPS is gone: its containers, volumes and the project's folder with the local repository
     freshProject("data-new");
-    const nothing = () => sh("docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls /home/deploy/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true").trim();
+    const nothing = () =>
+      sh(
+        "docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls /home/deploy/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true",
+      ).trim();
     const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
     expect((await webStatus(18245, "/health")).status).toBe(0);
-    const wrong = await rebuild({ ...target("data-new"), backup: { ...withOffsite, password: "not-the-password" }, registry }).catch((e: unknown) => e);
+    const wrong = await rebuild({
+      ...target("data-new"),
+      backup: { ...withOffsite, password: "not-the-password" },
+      registry,
+    }).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(nothing()).toBe("");
     expect(sh("ls -A /home/deploy/production/data-new/.backups/restic 2>/dev/null || true").trim()).toBe("");
@@ -225,7 +343,9 @@ describe("off the VPS", () => {
     const r = await rebuild({ ...target("data-new"), backup: withOffsite, registry, log: log.log });
     expect(r.release, log.lines.join("\n")).toBe(v2.release);
     expect(r.restored).toEqual([expect.stringMatching(/^db:[0-9a-f]{12}$/)]);
-    expect(sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(before);
+    expect(sh(`docker exec data-new-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(
+      before,
+    );
     expect((await webStatus(18245, "/health")).status).toBe(200);
     const st = await status(target("data-new"));
     expect(st.release).toBe(v2.release);
@@ -233,11 +353,29 @@ describe("off the VPS", () => {
     expect(history("data-new").map((h) => `${h.action} ${h.result}`)).toEqual(["deploy ok", "deploy ok", "restore ok"]);
     expect(st.snapshots?.length).toBe(2);
     // the repository now on the server is whole, and the next backup goes on from it
-    const check = execFileSync("docker", ["run", "--rm", "-i", "-v", "/home/deploy/production/data-new/.backups/restic:/repo", "--entrypoint", "sh", backupOptions.image, "-c", "IFS= read -r RESTIC_PASSWORD; export RESTIC_PASSWORD; restic --repo /repo --no-cache check > /dev/null && echo checked"], { input: `${BACKUP_PASSWORD}\n`, encoding: "utf8" });
+    const check = execFileSync(
+      "docker",
+      [
+        "run",
+        "--rm",
+        "-i",
+        "-v",
+        "/home/deploy/production/data-new/.backups/restic:/repo",
+        "--entrypoint",
+        "sh",
+        backupOptions.image,
+        "-c",
+        "IFS= read -r RESTIC_PASSWORD; export RESTIC_PASSWORD; restic --repo /repo --no-cache check > /dev/null && echo checked",
+      ],
+      { input: `${BACKUP_PASSWORD}\n`, encoding: "utf8" },
+    );
     expect(check.trim()).toBe("checked");
     await backup({ ...target("data-new"), backup: withOffsite });
 
     const again = await rebuild({ ...target("data-new"), backup: withOffsite, registry }).catch((e: unknown) => e);
-    expect(again).toMatchObject({ code: "INVALID_INPUT", message: expect.stringContaining(`runs release ${v2.release}`) });
+    expect(again).toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining(`runs release ${v2.release}`),
+    });
   });
 });

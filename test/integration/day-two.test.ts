@@ -8,13 +8,32 @@ import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { logs } from "../../.dagger/src/remote/day-two/logs.js";
 import { runOnce } from "../../.dagger/src/remote/day-two/one-off.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { apiReplicated, bed, deployRequest, freshProject, freshStack, history, onSwarm, printed, releaseCompose, sh, sshOptions, swarmRequest } from "../testbed/bed.js";
+import {
+  apiReplicated,
+  bed,
+  deployRequest,
+  freshProject,
+  freshStack,
+  history,
+  onSwarm,
+  printed,
+  releaseCompose,
+  sh,
+  sshOptions,
+  swarmRequest,
+} from "../testbed/bed.js";
 
 auditSecrets();
 const P = "d2";
 const target = { ssh: sshOptions(), dir: `production/${P}`, project: P, lockTimeoutSeconds: 30 };
 const opts = (o: Partial<Parameters<typeof logs>[1]> = {}) => ({ services: [], tail: 200, maxBytes: 1_048_576, ...o });
-const apiContainers = () => sh(`docker ps --filter label=com.docker.compose.project=${P} --filter label=com.docker.compose.service=api --format '{{.Names}}'`).trim().split("\n").sort();
+const apiContainers = () =>
+  sh(
+    `docker ps --filter label=com.docker.compose.project=${P} --filter label=com.docker.compose.service=api --format '{{.Names}}'`,
+  )
+    .trim()
+    .split("\n")
+    .sort();
 /** A line in a container's own log (what the app would print). */
 const say = (container: string, line: string) => sh(`docker exec ${container} sh -c 'echo "${line}" > /proc/1/fd/1'`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,7 +57,11 @@ describe("logs", () => {
     say(a!, "app says token=ghp_0123456789abcdefABCDEF0123456789abcd");
     const r = await logs(target, opts({ services: ["api"] }));
     const mine = r.text.split("\n").filter((l) => /first from a|then from b|app says/.test(l));
-    expect(mine.map((l) => l.replace(/^\S+ /, ""))).toEqual([`${a} | first from a`, `${b} | then from b`, `${a} | app says token=ghp_0123456789abcdefABCDEF0123456789abcd`]);
+    expect(mine.map((l) => l.replace(/^\S+ /, ""))).toEqual([
+      `${a} | first from a`,
+      `${b} | then from b`,
+      `${a} | app says token=ghp_0123456789abcdefABCDEF0123456789abcd`,
+    ]);
     expect(r.text.split("\n").every((l) => /^\d{4}-\d{2}-\d{2}T\S+Z \S+ \| /.test(l))).toBe(true);
     const times = r.text.split("\n").map((l) => l.split(" ")[0]!);
     expect([...times].sort()).toEqual(times);
@@ -76,9 +99,20 @@ describe("logs", () => {
     const node = onSwarm(`inspect ${task} --format '{{.NodeID}}'`).trim();
     const host = onSwarm(`node inspect ${node} --format '{{.Description.Hostname}}'`).trim();
     sh(`DOCKER_HOST=${bed.swarm.nodes[host]} docker exec ${cid} sh -c 'echo "hello from a task" > /proc/1/fd/1'`);
-    const r = await logs({ ...target, ssh: sshOptions({ host: bed.swarm.host }), project: "swlogs", dir: "production/swlogs", orchestrator: "swarm" }, opts({ services: ["api"] }));
+    const r = await logs(
+      {
+        ...target,
+        ssh: sshOptions({ host: bed.swarm.host }),
+        project: "swlogs",
+        dir: "production/swlogs",
+        orchestrator: "swarm",
+      },
+      opts({ services: ["api"] }),
+    );
     const line = r.text.split("\n").find((l) => l.includes("hello from a task"));
-    expect(line).toMatch(new RegExp(`^\\d{4}-\\d{2}-\\d{2}T\\S+Z swlogs_api\\.\\d+\\.\\w+@${host} \\| hello from a task$`));
+    expect(line).toMatch(
+      new RegExp(`^\\d{4}-\\d{2}-\\d{2}T\\S+Z swlogs_api\\.\\d+\\.\\w+@${host} \\| hello from a task$`),
+    );
     const times = r.text.split("\n").map((l) => l.split(" ")[0]!);
     expect([...times].sort()).toEqual(times);
   }, 240_000);
@@ -87,20 +121,49 @@ describe("logs", () => {
 describe("run", () => {
   const by = "vitest";
   it("prints the command's output and returns its exit code; recorded in the history with the command, never the .env", async () => {
-    const r = await runOnce(target, { service: "api", command: ["echo out; echo err >&2; echo key=$GOLD_API_KEY; exit 3"], timeoutSeconds: 60, by, log: () => {} });
+    const r = await runOnce(target, {
+      service: "api",
+      command: ["echo out; echo err >&2; echo key=$GOLD_API_KEY; exit 3"],
+      timeoutSeconds: 60,
+      by,
+      log: () => {},
+    });
     expect(r.exitCode).toBe(3);
     expect(r.output).toContain("out");
     expect(r.output).toContain("err");
     const h = history(P).at(-1)!;
-    expect(h).toMatchObject({ action: "run", result: "failed", service: "api", exitCode: 3, command: ["echo out; echo err >&2; echo key=$GOLD_API_KEY; exit 3"], by });
+    expect(h).toMatchObject({
+      action: "run",
+      result: "failed",
+      service: "api",
+      exitCode: 3,
+      command: ["echo out; echo err >&2; echo key=$GOLD_API_KEY; exit 3"],
+      by,
+    });
     expect(JSON.stringify(history(P))).not.toContain("not-a-real-key");
-    const argv = await runOnce(target, { service: "api", command: ["sh", "-c", "echo as argv"], timeoutSeconds: 60, by, log: () => {} });
+    const argv = await runOnce(target, {
+      service: "api",
+      command: ["sh", "-c", "echo as argv"],
+      timeoutSeconds: 60,
+      by,
+      log: () => {},
+    });
     expect([argv.exitCode, argv.output.trim()]).toEqual([0, "as argv"]);
-    expect(sh(`docker ps -a --filter label=com.docker.compose.project=${P} --filter label=com.docker.compose.oneoff=True -q`).trim()).toBe("");
+    expect(
+      sh(
+        `docker ps -a --filter label=com.docker.compose.project=${P} --filter label=com.docker.compose.oneoff=True -q`,
+      ).trim(),
+    ).toBe("");
   });
 
   it("a command that hangs is killed at its timeout and its container removed", async () => {
-    const r = await runOnce(target, { service: "api", command: ["echo started; sleep 300"], timeoutSeconds: 3, by, log: () => {} });
+    const r = await runOnce(target, {
+      service: "api",
+      command: ["echo started; sleep 300"],
+      timeoutSeconds: 3,
+      by,
+      log: () => {},
+    });
     expect([r.timedOut, r.exitCode]).toEqual([true, 124]);
     expect(r.output).toContain("started");
     expect(sh(`docker ps -a --filter name=${P}-run-api -q`).trim()).toBe("");
@@ -109,12 +172,22 @@ describe("run", () => {
 
   it("refused while a deploy holds the lock, naming the holder; the deploy is not disturbed", async () => {
     let refused: unknown;
-    const r = await deploy(deployRequest(P, 18312, {
-      compose: releaseCompose("v2", "v2", apiReplicated), by: "octocat (run 42)",
-      onStep: (step) => {
-        if (step === "pull") refused = runOnce(target, { service: "api", command: ["true"], timeoutSeconds: 10, by, log: () => {} }).catch((e: unknown) => e);
-      },
-    }));
+    const r = await deploy(
+      deployRequest(P, 18312, {
+        compose: releaseCompose("v2", "v2", apiReplicated),
+        by: "octocat (run 42)",
+        onStep: (step) => {
+          if (step === "pull")
+            refused = runOnce(target, {
+              service: "api",
+              command: ["true"],
+              timeoutSeconds: 10,
+              by,
+              log: () => {},
+            }).catch((e: unknown) => e);
+        },
+      }),
+    );
     expect(await refused).toMatchObject({ code: "LOCK_BUSY", message: expect.stringContaining("octocat (run 42)") });
     expect(history(P).at(-1)).toMatchObject({ release: r.release, action: "deploy", result: "ok" });
   });

@@ -9,7 +9,20 @@ import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
 import { readFileSync } from "node:fs";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, captureLog, containers, deployRequest, filesContaining, history, releaseCompose, sampleProcesses, sh, sshOptions, webStatus, testEdge } from "../testbed/bed.js";
+import {
+  bed,
+  captureLog,
+  containers,
+  deployRequest,
+  filesContaining,
+  history,
+  releaseCompose,
+  sampleProcesses,
+  sh,
+  sshOptions,
+  webStatus,
+  testEdge,
+} from "../testbed/bed.js";
 
 const HOME = "/home/deploy";
 auditSecrets();
@@ -38,7 +51,19 @@ describe("deploy", () => {
     expect(running).toContain(`${bed.registry.prefix}/web@${bed.images["web:v1"]}`);
     expect(sh(`stat -c %a ${HOME}/production/first/.env`).trim()).toBe("600");
     expect(sh(`cat ${HOME}/production/first/.releases/current`).trim()).toBe(r.release);
-    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual(["connect", "preflight", "lock", "upload", "edge", "pull", "jobs", "switch", "health", "record", "prune"]);
+    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual([
+      "connect",
+      "preflight",
+      "lock",
+      "upload",
+      "edge",
+      "pull",
+      "jobs",
+      "switch",
+      "health",
+      "record",
+      "prune",
+    ]);
     const h = history("first");
     expect(h).toHaveLength(1);
     expect(h[0]).toMatchObject({ release: r.release, result: "ok", by: "vitest" });
@@ -59,7 +84,10 @@ describe("deploy", () => {
   });
 
   it("prunes old releases down to keepReleases, keeping the current and the previous one", async () => {
-    const releases = () => sh(`ls ${HOME}/production/upgrade/.releases`).split("\n").filter((x) => /^\d{8}T/.test(x));
+    const releases = () =>
+      sh(`ls ${HOME}/production/upgrade/.releases`)
+        .split("\n")
+        .filter((x) => /^\d{8}T/.test(x));
     expect(releases().length).toBeGreaterThanOrEqual(3);
     const r = await deploy(deployRequest("upgrade", 18082, { compose: releaseCompose("v2"), keepReleases: 2 }));
     expect(releases()).toEqual([r.previous, r.release]);
@@ -80,7 +108,9 @@ describe("deploy", () => {
     sh(`rm -rf ${HOME}/production/rollback`);
     await deploy(deployRequest("rollback", 18083, { compose: releaseCompose("v2") }));
     const out = captureLog();
-    const err = await deploy(deployRequest("rollback", 18083, { compose: releaseCompose("v3"), log: out.log, healthTimeoutSeconds: 40 })).catch((e: unknown) => e);
+    const err = await deploy(
+      deployRequest("rollback", 18083, { compose: releaseCompose("v3"), log: out.log, healthTimeoutSeconds: 40 }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
     expect(String((err as Error).message)).toMatch(/unhealthy.*rolled back to .*healthy and serving/s);
     expect((await webStatus(18083)).body).toContain("Version v2.");
@@ -93,7 +123,12 @@ describe("deploy", () => {
     sh(`rm -rf ${HOME}/production/badauth`);
     const first = await deploy(deployRequest("badauth", 18084));
     const before = containers("badauth");
-    const err = await deploy(deployRequest("badauth", 18084, { compose: releaseCompose("v2"), registry: { host: bed.registry.host, user: bed.registry.user, token: "wrong-password" } })).catch((e: unknown) => e);
+    const err = await deploy(
+      deployRequest("badauth", 18084, {
+        compose: releaseCompose("v2"),
+        registry: { host: bed.registry.host, user: bed.registry.user, token: "wrong-password" },
+      }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
     expect((err as { hint: string }).hint).toMatch(/read:packages/);
     expect(String(err)).not.toContain("wrong-password");
@@ -109,7 +144,9 @@ describe("deploy", () => {
     const n = accepted();
     const offered = sh(`ssh-keygen -lf ${bed.vps.hostKeyFile}`).split(" ")[1]!;
     const wrongPin = parseHostKeyPin(readFileSync(bed.vps.otherHostKeyFile, "utf8"))!;
-    const err = await deploy(deployRequest("hostkey", 18085, { ssh: sshOptions({ hostKey: wrongPin }) })).catch((e: unknown) => e);
+    const err = await deploy(deployRequest("hostkey", 18085, { ssh: sshOptions({ hostKey: wrongPin }) })).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ code: "HOST_KEY_MISMATCH" });
     expect(String((err as Error).message)).toContain(offered);
     // the pin is shown as a fingerprint too (the first characters of every ed25519 key are the same)
@@ -119,21 +156,30 @@ describe("deploy", () => {
   });
 
   it("a server with only compose v1 is refused in preflight, naming `docker compose` v2 and the v1 found, and nothing is created", async () => {
-    const err = await deploy(deployRequest("nocompose", 18086, { ssh: sshOptions({ user: bed.vps.userWithoutCompose }) })).catch((e: unknown) => e);
+    const err = await deploy(
+      deployRequest("nocompose", 18086, { ssh: sshOptions({ user: bed.vps.userWithoutCompose }) }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "COMPOSE_V2_MISSING", hint: expect.stringMatching(/docker-compose-plugin/) });
-    expect(String((err as Error).message)).toMatch(/`docker compose` \(v2\) is not available .*only docker-compose 1\.29\.\d+ \(v1/);
+    expect(String((err as Error).message)).toMatch(
+      /`docker compose` \(v2\) is not available .*only docker-compose 1\.29\.\d+ \(v1/,
+    );
     expect(sh("ls -a /home/nocompose")).not.toContain("production");
   });
 
   it("two deploys at once are serialized; a third that may not wait fails naming the holder", async () => {
     sh(`rm -rf ${HOME}/production/together`);
     let third: Promise<unknown> | undefined;
-    const a = deploy(deployRequest("together", 18087, {
-      by: "deployer-A",
-      onStep: (step) => {
-        if (step === "pull") third = deploy(deployRequest("together", 18087, { by: "deployer-C", lockTimeoutSeconds: 0 })).catch((e: unknown) => e);
-      },
-    }));
+    const a = deploy(
+      deployRequest("together", 18087, {
+        by: "deployer-A",
+        onStep: (step) => {
+          if (step === "pull")
+            third = deploy(deployRequest("together", 18087, { by: "deployer-C", lockTimeoutSeconds: 0 })).catch(
+              (e: unknown) => e,
+            );
+        },
+      }),
+    );
     const b = deploy(deployRequest("together", 18087, { by: "deployer-B", compose: releaseCompose("v2") }));
     const [ra, rb] = await Promise.all([a, b]);
     const c = await third;
@@ -141,7 +187,13 @@ describe("deploy", () => {
     expect(String((c as Error).message)).toMatch(/deployer-[AB]/);
     // the one that could not wait is in the history too, as a failure that changed nothing
     const all = history("together");
-    expect(all.filter((x) => x.by === "deployer-C")).toEqual([expect.objectContaining({ result: "failed", code: "LOCK_BUSY", reason: expect.stringContaining("nothing running was changed") })]);
+    expect(all.filter((x) => x.by === "deployer-C")).toEqual([
+      expect.objectContaining({
+        result: "failed",
+        code: "LOCK_BUSY",
+        reason: expect.stringContaining("nothing running was changed"),
+      }),
+    ]);
     const h = all.filter((x) => x.by !== "deployer-C");
     expect(h.map((x) => x.result)).toEqual(["ok", "ok"]);
     // the second one saw the first as its previous release: they did not interleave
@@ -152,12 +204,14 @@ describe("deploy", () => {
   it("when the server side of the connection dies mid-deploy, a rerun converges to a healthy release", async () => {
     sh(`rm -rf ${HOME}/production/killed`);
     await deploy(deployRequest("killed", 18088));
-    const err = await deploy(deployRequest("killed", 18088, {
-      compose: releaseCompose("v2"),
-      onStep: (step) => {
-        if (step === "switch") setTimeout(() => sh("pkill -KILL -f '^sshd: deploy' || true"), 300);
-      },
-    })).catch((e: unknown) => e);
+    const err = await deploy(
+      deployRequest("killed", 18088, {
+        compose: releaseCompose("v2"),
+        onStep: (step) => {
+          if (step === "switch") setTimeout(() => sh("pkill -KILL -f '^sshd: deploy' || true"), 300);
+        },
+      }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "SSH_CONNECTION_LOST" });
     const r = await deploy(deployRequest("killed", 18088, { compose: releaseCompose("v2") }));
     expect(r.release).toBeTruthy();
@@ -180,17 +234,24 @@ describe("verify, rollback and status", () => {
     await deploy(deployRequest("checked", 18089));
     const r = await verify(target, [{ url: `http://${bed.vps.hostIp}:18089/`, expectStatus: 200, retries: 2 }]);
     expect(r.ok).toBe(true);
-    expect(r.services.map((s) => [s.service, s.ok])).toEqual([["api", true], ["web", true]]);
+    expect(r.services.map((s) => [s.service, s.ok])).toEqual([
+      ["api", true],
+      ["web", true],
+    ]);
     expect(r.services[0]!.repoDigests).toContain(`${bed.registry.prefix}/api@${bed.images["api:v1"]}`);
     expect(r.probes[0]).toMatchObject({ status: 200, ok: true });
   });
 
   it("verify fails when a probe gets the wrong status or a service runs another image than the release", async () => {
-    const probe = await verify(target, [{ url: `http://${bed.vps.hostIp}:18089/missing`, expectStatus: 200, retries: 0 }]);
+    const probe = await verify(target, [
+      { url: `http://${bed.vps.hostIp}:18089/missing`, expectStatus: 200, retries: 0 },
+    ]);
     expect(probe.ok).toBe(false);
     expect(probe.problems.join()).toMatch(/missing: got 404, expected 200/);
     // someone swaps web for v2 by hand on the server
-    sh(`sed 's|web@${bed.images["web:v1"]}|web@${bed.images["web:v2"]}|' ${HOME}/production/checked/docker-compose.yml > /tmp/drift.yml && chmod 644 /tmp/drift.yml && su - deploy -c 'cd production/checked && docker compose -p checked -f /tmp/drift.yml up -d --pull never web' 2>&1`);
+    sh(
+      `sed 's|web@${bed.images["web:v1"]}|web@${bed.images["web:v2"]}|' ${HOME}/production/checked/docker-compose.yml > /tmp/drift.yml && chmod 644 /tmp/drift.yml && su - deploy -c 'cd production/checked && docker compose -p checked -f /tmp/drift.yml up -d --pull never web' 2>&1`,
+    );
     const drift = await verify(target, []);
     expect(drift.ok).toBe(false);
     expect(drift.problems.join()).toMatch(/web: .*runs .*web@sha256.*release pins/);
@@ -199,14 +260,38 @@ describe("verify, rollback and status", () => {
   it("rollback returns to the previous good release and status shows it with the history", async () => {
     await deploy(deployRequest("checked", 18089, { compose: releaseCompose("v2") }));
     const h = history("checked");
-    const back = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, edge: testEdge, by: "vitest", log: () => {} });
+    const back = await rollback({
+      ssh: sshOptions(),
+      dir: "production/checked",
+      project: "checked",
+      lockTimeoutSeconds: 10,
+      healthTimeoutSeconds: 30,
+      edge: testEdge,
+      by: "vitest",
+      log: () => {},
+    });
     expect(back.release).toBe(h[0]!.release);
     expect((await webStatus(18089)).body).toContain("Version v1.");
     const st = await status(target);
     expect(st.release).toBe(h[0]!.release);
     expect(st.history.at(-1)).toMatchObject({ action: "rollback", result: "ok", release: h[0]!.release });
-    expect(st.services.filter((c) => c.state === "running").map((c) => c.service).sort()).toEqual(["api", "web"]);
-    const err = await rollback({ ssh: sshOptions(), dir: "production/checked", project: "checked", lockTimeoutSeconds: 10, healthTimeoutSeconds: 30, edge: testEdge, by: "vitest", log: () => {}, to: "20200101T000000.000Z-deadbee" }).catch((e: unknown) => e);
+    expect(
+      st.services
+        .filter((c) => c.state === "running")
+        .map((c) => c.service)
+        .sort(),
+    ).toEqual(["api", "web"]);
+    const err = await rollback({
+      ssh: sshOptions(),
+      dir: "production/checked",
+      project: "checked",
+      lockTimeoutSeconds: 10,
+      healthTimeoutSeconds: 30,
+      edge: testEdge,
+      by: "vitest",
+      log: () => {},
+      to: "20200101T000000.000Z-deadbee",
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "RELEASE_NOT_FOUND" });
   });
 });

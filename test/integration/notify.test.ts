@@ -35,7 +35,12 @@ async function receiver(answer: (n: number) => number | undefined) {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
-    got, requests: () => requests, close: () => { server.closeAllConnections(); server.close(); },
+    got,
+    requests: () => requests,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
     url: () => `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/${TOKEN}`,
   };
 }
@@ -50,20 +55,43 @@ describe("notifications", () => {
   it("one message per deploy, automatic rollback and manual rollback, with the facts and a text a chat shows", async () => {
     const rx = await receiver(() => 200);
     try {
-      const notify = <T extends { release?: string }>(action: Notification["action"], op: () => Promise<T>) => notifying(rx.url(), what(action), (l) => warnings.push(l), op as () => Promise<T & { images?: Record<string, string> }>);
+      const notify = <T extends { release?: string }>(action: Notification["action"], op: () => Promise<T>) =>
+        notifying(
+          rx.url(),
+          what(action),
+          (l) => warnings.push(l),
+          op as () => Promise<T & { images?: Record<string, string> }>,
+        );
       const ok = await notify("deploy", () => deploy(deployRequest(P, 18314)));
       await notify("deploy", () => deploy(deployRequest(P, 18314, { compose: releaseCompose("v2") })));
-      const failed = await notify("deploy", () => deploy(deployRequest(P, 18314, { compose: releaseCompose("v3"), healthTimeoutSeconds: 20 }))).catch((e: unknown) => e);
+      const failed = await notify("deploy", () =>
+        deploy(deployRequest(P, 18314, { compose: releaseCompose("v3"), healthTimeoutSeconds: 20 })),
+      ).catch((e: unknown) => e);
       expect(failed).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
       const back = await notify("rollback", () => rollback(deployRequest(P, 18314)));
       expect(back.release).toBe(ok.release);
-      expect(rx.got.map((n) => [n.action, n.result])).toEqual([["deploy", "ok"], ["deploy", "ok"], ["deploy", "rolled-back"], ["rollback", "ok"]]);
+      expect(rx.got.map((n) => [n.action, n.result])).toEqual([
+        ["deploy", "ok"],
+        ["deploy", "ok"],
+        ["deploy", "rolled-back"],
+        ["rollback", "ok"],
+      ]);
       const [first, , second, last] = rx.got;
       expect(last).toMatchObject({ release: ok.release, text: expect.stringMatching(/^✅ nt: rollback of /) });
-      expect(first).toMatchObject({ project: P, release: ok.release, by: "octocat (run 7)", images: ok.images, text: expect.stringMatching(new RegExp(`^✅ ${P}: deploy of ${ok.release} ok .*by octocat \\(run 7\\)$`)) });
+      expect(first).toMatchObject({
+        project: P,
+        release: ok.release,
+        by: "octocat (run 7)",
+        images: ok.images,
+        text: expect.stringMatching(new RegExp(`^✅ ${P}: deploy of ${ok.release} ok .*by octocat \\(run 7\\)$`)),
+      });
       expect(Object.values(first!.images!).every((i) => /@sha256:[0-9a-f]{64}$/.test(i))).toBe(true);
       expect(first!.durations?.switch).toBeGreaterThan(0);
-      expect(second).toMatchObject({ code: "DEPLOY_ROLLED_BACK", hint: expect.any(String), text: expect.stringMatching(/^↩️ nt: deploy rolled back, DEPLOY_ROLLED_BACK: release \S+ failed/) });
+      expect(second).toMatchObject({
+        code: "DEPLOY_ROLLED_BACK",
+        hint: expect.any(String),
+        text: expect.stringMatching(/^↩️ nt: deploy rolled back, DEPLOY_ROLLED_BACK: release \S+ failed/),
+      });
       expect(warnings).toEqual([]);
     } finally {
       rx.close();
@@ -73,7 +101,12 @@ describe("notifications", () => {
   it("a receiver that answers 500, then 200: retried, delivered once", async () => {
     const rx = await receiver((n) => (n === 0 ? 500 : 200));
     try {
-      await notifying(rx.url(), what("deploy"), (l) => warnings.push(l), async () => ({ release: "r1", images: {}, durations: {} }));
+      await notifying(
+        rx.url(),
+        what("deploy"),
+        (l) => warnings.push(l),
+        async () => ({ release: "r1", images: {}, durations: {} }),
+      );
       expect([rx.requests(), rx.got.length, warnings]).toEqual([2, 1, []]);
     } finally {
       rx.close();
@@ -85,10 +118,20 @@ describe("notifications", () => {
     const seen: string[] = [];
     try {
       const t0 = performance.now();
-      const r = await notifying(rx.url(), what("deploy"), (l) => seen.push(l), () => deploy(deployRequest(P, 18314, { compose: releaseCompose("v2") })), 3000);
+      const r = await notifying(
+        rx.url(),
+        what("deploy"),
+        (l) => seen.push(l),
+        () => deploy(deployRequest(P, 18314, { compose: releaseCompose("v2") })),
+        3000,
+      );
       const spentAfterDeploy = (performance.now() - t0) / 1000 - Object.values(r.durations).reduce((a, b) => a + b, 0);
       expect(r.release).toBeTruthy();
-      expect(seen).toEqual([expect.stringMatching(/^notification not delivered \(no answer in time, \d+ attempt\(s\) in [0-9.]+s\); the operation itself is not affected$/)]);
+      expect(seen).toEqual([
+        expect.stringMatching(
+          /^notification not delivered \(no answer in time, \d+ attempt\(s\) in [0-9.]+s\); the operation itself is not affected$/,
+        ),
+      ]);
       expect(spentAfterDeploy).toBeLessThan(3 + 2); // the budget, and the deploy's own connection time not in its steps
       expect(seen.join("")).not.toContain(TOKEN);
     } finally {

@@ -21,27 +21,52 @@ const login = { host: bed.registry.host, user: bed.registry.user, token: registr
 const webPath = `${bed.registry.prefix}/web`.slice(bed.registry.host.length + 1);
 const client = new RegistryClient({ host: bed.registry.host, user: login.user, token: login.token });
 
-/** Push an index of web:v1's manifest for these platforms (an entry per platform, all the same image: enough for a pull); its digest. */
+/**
+ * Push an index of web:v1's manifest for these platforms (an entry per platform, all the same image: enough for a
+ * pull); its digest.
+ */
 async function pushIndex(tag: string, platforms: string[]): Promise<string> {
-  const child = await client.request("GET", webPath, `manifests/${bed.images["web:v1"]}`, ["pull"], { Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" });
+  const child = await client.request("GET", webPath, `manifests/${bed.images["web:v1"]}`, ["pull"], {
+    Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+  });
   const type = child.headers.get("content-type")!;
   const bytes = Buffer.from(await child.arrayBuffer());
   const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-  const listType = type.includes("oci") ? "application/vnd.oci.image.index.v1+json" : "application/vnd.docker.distribution.manifest.list.v2+json";
+  const listType = type.includes("oci")
+    ? "application/vnd.oci.image.index.v1+json"
+    : "application/vnd.docker.distribution.manifest.list.v2+json";
   const index = JSON.stringify({
-    schemaVersion: 2, mediaType: listType,
-    manifests: platforms.map((p) => ({ mediaType: type, digest, size: bytes.length, platform: { os: p.split("/")[0], architecture: p.split("/")[1] } })),
+    schemaVersion: 2,
+    mediaType: listType,
+    manifests: platforms.map((p) => ({
+      mediaType: type,
+      digest,
+      size: bytes.length,
+      platform: { os: p.split("/")[0], architecture: p.split("/")[1] },
+    })),
   });
-  const put = await client.request("PUT", webPath, `manifests/${tag}`, ["push", "pull"], { "Content-Type": listType }, new Blob([index]));
+  const put = await client.request(
+    "PUT",
+    webPath,
+    `manifests/${tag}`,
+    ["push", "pull"],
+    { "Content-Type": listType },
+    new Blob([index]),
+  );
   await put.body?.cancel();
   return `sha256:${createHash("sha256").update(index).digest("hex")}`;
 }
 
 const compose = (web: string) => {
-  const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", bed.registry.prefix);
+  const stack = parseComposeStack(
+    readFileSync("compose/docker-compose.prod.yml", "utf8"),
+    "compose/docker-compose.prod.yml",
+    bed.registry.prefix,
+  );
   return renderRelease(stack, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web });
 };
-const request = (web: string, log: (l: string) => void = () => {}) => deployRequest(P, 18315, { compose: compose(web), platformsOf: (i) => indexPlatforms(i, login), log });
+const request = (web: string, log: (l: string) => void = () => {}) =>
+  deployRequest(P, 18315, { compose: compose(web), platformsOf: (i) => indexPlatforms(i, login), log });
 
 beforeAll(() => freshProject(P));
 
@@ -49,12 +74,16 @@ describe("multi-platform images", () => {
   it("an index with amd64 and arm64 deploys with its digest pinned, and verifies: the container runs the index, no drift", async () => {
     const index = await pushIndex("multi-v1", ["linux/amd64", "linux/arm64"]);
     expect(await client.manifestDigest(webPath, "multi-v1")).toBe(index); // the tag resolves to the index, not a child
-    expect([...(await indexPlatforms([`${bed.registry.prefix}/web@${index}`], login)).values()]).toEqual([["linux/amd64", "linux/arm64"]]);
+    expect([...(await indexPlatforms([`${bed.registry.prefix}/web@${index}`], login)).values()]).toEqual([
+      ["linux/amd64", "linux/arm64"],
+    ]);
     const lines: string[] = [];
     const r = await deploy(request(index, (l) => lines.push(l)));
     expect(r.images.web).toBe(`${bed.registry.prefix}/web@${index}`);
     expect(lines.join("\n")).toMatch(/platforms .*linux\/amd64: every multi-platform image has it/);
-    expect(sh(`docker inspect --format '{{.Config.Image}}' ${containers(P).web}`).trim()).toBe(`${bed.registry.prefix}/web@${index}`);
+    expect(sh(`docker inspect --format '{{.Config.Image}}' ${containers(P).web}`).trim()).toBe(
+      `${bed.registry.prefix}/web@${index}`,
+    );
     const v = await verify({ ssh: deployRequest(P, 0).ssh, dir: `production/${P}`, project: P }, []);
     expect(v.problems).toEqual([]);
   });
@@ -64,9 +93,15 @@ describe("multi-platform images", () => {
     const armOnly = await pushIndex("arm-only-v1", ["linux/arm64", "linux/arm/v7"]);
     const err = await deploy(request(armOnly)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "PLATFORM_MISSING" });
-    expect((err as Error).message).toContain(`services.web: ${bed.registry.prefix}/web@${armOnly} has linux/arm64, linux/arm; the VPS is linux/amd64`);
+    expect((err as Error).message).toContain(
+      `services.web: ${bed.registry.prefix}/web@${armOnly} has linux/arm64, linux/arm; the VPS is linux/amd64`,
+    );
     expect(containers(P)).toEqual(before);
     expect(history(P).at(-1)).toMatchObject({ result: "failed", code: "PLATFORM_MISSING" });
-    expect(sh(`docker image inspect ${bed.registry.prefix}/web@${armOnly} >/dev/null 2>&1 && echo pulled || echo not-pulled`).trim()).toBe("not-pulled");
+    expect(
+      sh(
+        `docker image inspect ${bed.registry.prefix}/web@${armOnly} >/dev/null 2>&1 && echo pulled || echo not-pulled`,
+      ).trim(),
+    ).toBe("not-pulled");
   });
 });

@@ -11,41 +11,92 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { EDGE_CONTAINER, projectNetwork } from "../../.dagger/src/core/edge/edge.js";
 import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
-import { previewDir, previewEnv, previewProject, type PreviewSettings } from "../../.dagger/src/core/preview/preview.js";
+import {
+  previewDir,
+  previewEnv,
+  previewProject,
+  type PreviewSettings,
+} from "../../.dagger/src/core/preview/preview.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { status, verify } from "../../.dagger/src/remote/verify.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, edgeRoutes, freshProject, printed, releaseCompose, sh, sshOptions, steadyLoad, testEdge, webStatus } from "../testbed/bed.js";
+import {
+  bed,
+  deployRequest,
+  edgeRoutes,
+  freshProject,
+  printed,
+  releaseCompose,
+  sh,
+  sshOptions,
+  steadyLoad,
+  testEdge,
+  webStatus,
+} from "../testbed/bed.js";
 
 auditSecrets();
 const PROD = "pv";
 const PORT = 18311;
 const DOMAIN = "preview.vps-testbed.internal";
 const HOME = "/home/deploy";
-const settings: PreviewSettings = { domain: DOMAIN, limit: 2, whenFull: "evict", ttlHours: 48, memory: "256m", cpus: "0.5", seed: "" };
-const production = { ssh: sshOptions(), dir: `production/${PROD}`, project: PROD, lockTimeoutSeconds: 30, edge: testEdge };
+const settings: PreviewSettings = {
+  domain: DOMAIN,
+  limit: 2,
+  whenFull: "evict",
+  ttlHours: 48,
+  memory: "256m",
+  cpus: "0.5",
+  seed: "",
+};
+const production = {
+  ssh: sshOptions(),
+  dir: `production/${PROD}`,
+  project: PROD,
+  lockTimeoutSeconds: 30,
+  edge: testEdge,
+};
 const CA = "/tmp/vps-testbed/edge-root.crt";
 
 /** The request deploying `version` as preview `pr`: production's compose made a preview's, with the preview .env. */
 function previewRequest(pr: number, version: "v1" | "v2", compose = releaseCompose(version), seed = "") {
   const p = previewRelease(compose, pr, { ...settings, seed });
-  const env = previewEnv("GOLD_API_KEY=not-a-real-key\nPUBLIC_URL=${VPS_PREVIEW_URL}\n", { VPS_PREVIEW_PR: String(pr), VPS_PREVIEW_URL: p.url!, VPS_PREVIEW_HOST: new URL(p.url!).host });
+  const env = previewEnv("GOLD_API_KEY=not-a-real-key\nPUBLIC_URL=${VPS_PREVIEW_URL}\n", {
+    VPS_PREVIEW_PR: String(pr),
+    VPS_PREVIEW_URL: p.url!,
+    VPS_PREVIEW_HOST: new URL(p.url!).host,
+  });
   return deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env });
 }
-const deployPr = (pr: number, version: "v1" | "v2", s: Partial<PreviewSettings> = {}) => deployPreview(production, pr, { ...settings, ...s }, previewRequest(pr, version));
+const deployPr = (pr: number, version: "v1" | "v2", s: Partial<PreviewSettings> = {}) =>
+  deployPreview(production, pr, { ...settings, ...s }, previewRequest(pr, version));
 const host = (pr: number) => `pr-${pr}.${DOMAIN}`;
 
-/** GET https://pr-<n>.<domain>/ from this machine as a browser would (SNI and Host, the edge's CA), each on a new connection. */
+/**
+ * GET https://pr-<n>.<domain>/ from this machine as a browser would (SNI and Host, the edge's CA), each on a new
+ * connection.
+ */
 let ca: Buffer | undefined;
 function httpsGet(name: string): Promise<{ status: number; body: string }> {
   ca ??= readFileSync(CA);
   return new Promise((resolve) => {
-    const req = request({ host: bed.vps.hostIp, port: 443, path: "/", servername: name, headers: { host: name }, ca, agent: false, timeout: 4000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      {
+        host: bed.vps.hostIp,
+        port: 443,
+        path: "/",
+        servername: name,
+        headers: { host: name },
+        ca,
+        agent: false,
+        timeout: 4000,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("error", () => resolve({ status: 0, body: "" }));
     req.on("timeout", () => req.destroy());
     req.end();
@@ -119,18 +170,30 @@ describe("previews beside production", () => {
     expect((await webStatus(PORT)).body).toContain("Version v1.");
     // its own digests, its own project: nothing of production's
     expect(p2.images.web).toBe(releaseShape(releaseCompose("v2")).images.web);
-    expect(sh(`docker ps --filter label=com.docker.compose.project=${previewProject(PROD, 2)} --format '{{.Ports}}'`).trim().split("\n").every((p) => !p.includes("->"))).toBe(true);
+    expect(
+      sh(`docker ps --filter label=com.docker.compose.project=${previewProject(PROD, 2)} --format '{{.Ports}}'`)
+        .trim()
+        .split("\n")
+        .every((p) => !p.includes("->")),
+    ).toBe(true);
     const routes = edgeRoutes();
-    expect(routes.filter((r) => r.project === previewProject(PROD, 2)).map((r) => [r.host, r.listen])).toEqual([[host(2), []]]);
+    expect(routes.filter((r) => r.project === previewProject(PROD, 2)).map((r) => [r.host, r.listen])).toEqual([
+      [host(2), []],
+    ]);
     expect(routes.filter((r) => r.project === PROD).map((r) => r.listen.map((l) => l.port))).toEqual([[PORT]]);
     // the .env a preview gets: its own variables, the secret's values with them filled in
     expect(sh(`cat ${HOME}/production/${previewProject(PROD, 2)}/.env`)).toContain(`PUBLIC_URL=https://${host(2)}`);
     const v = await verify({ ...production, project: previewProject(PROD, 2), dir: previewDir(production.dir, 2) }, []);
     expect(v.problems).toEqual([]);
     // 3 MB written in preview 2's api: its size says so, preview 1's does not
-    sh(`docker exec $(docker ps -q --filter label=com.docker.compose.project=${previewProject(PROD, 2)} --filter label=com.docker.compose.service=api | head -n 1) dd if=/dev/zero of=/tmp/fill bs=1M count=3 2>/dev/null`);
+    sh(
+      `docker exec $(docker ps -q --filter label=com.docker.compose.project=${previewProject(PROD, 2)} --filter label=com.docker.compose.service=api | head -n 1) dd if=/dev/zero of=/tmp/fill bs=1M count=3 2>/dev/null`,
+    );
     const st = await status(production);
-    expect(st.previews?.map((p) => [p.pr, p.url, p.release.length > 0])).toEqual([[1, `https://${host(1)}`, true], [2, `https://${host(2)}`, true]]);
+    expect(st.previews?.map((p) => [p.pr, p.url, p.release.length > 0])).toEqual([
+      [1, `https://${host(1)}`, true],
+      [2, `https://${host(2)}`, true],
+    ]);
     expect(st.previews?.map((p) => p.bytes >= 3_000_000)).toEqual([false, true]);
   });
 
@@ -138,10 +201,13 @@ describe("previews beside production", () => {
     const project = previewProject(PROD, 2);
     const v2 = [...new Set(Object.values(releaseShape(releaseCompose("v2")).images).filter(Boolean))];
     const webV2 = releaseShape(releaseCompose("v2")).images.web!;
-    // another project on the VPS has uploaded a release that runs web v2 and is about to pull it: web v2 is not the preview's to remove
+    // another project on the VPS has uploaded a release that runs web v2 and is about to pull it: web v2 is not the
+    // preview's to remove
     await deploy(deployRequest(OTHER, 18316));
     const next = `${HOME}/production/${OTHER}/.releases/20991231T000000.000Z-abcdef0`;
-    sh(`mkdir -p ${next} && printf 'services:\n  web:\n    image: ${webV2}\n' > ${next}/docker-compose.yml && chown -R deploy ${HOME}/production/${OTHER}`);
+    sh(
+      `mkdir -p ${next} && printf 'services:\n  web:\n    image: ${webV2}\n' > ${next}/docker-compose.yml && chown -R deploy ${HOME}/production/${OTHER}`,
+    );
     expect(leftovers(project).containers).not.toBe("");
     const load = steadyLoad(`http://${bed.vps.hostIp}:${PORT}/`, 40);
     const log: string[] = [];
@@ -151,12 +217,18 @@ describe("previews beside production", () => {
     expect(leftovers(project)).toEqual(nothing);
     expect(r!.images.sort()).toEqual(v2.filter((i) => i !== webV2).sort());
     removedImages.push(...r!.images);
-    for (const ref of v2) expect(`${ref} ${sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept || echo gone`).trim()}`).toBe(`${ref} ${ref === webV2 ? "kept" : "gone"}`);
-    expect(log.join("\n")).toMatch(/^preview #2 removed: [1-9]\d* container\(s\), 0 volume\(s\), [1-9]\d* network\(s\), 1 edge route\(s\), 2 image\(s\) no other release uses, its folder$/m);
+    for (const ref of v2)
+      expect(`${ref} ${sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept || echo gone`).trim()}`).toBe(
+        `${ref} ${ref === webV2 ? "kept" : "gone"}`,
+      );
+    expect(log.join("\n")).toMatch(
+      /^preview #2 removed: [1-9]\d* container\(s\), 0 volume\(s\), [1-9]\d* network\(s\), 1 edge route\(s\), 2 image\(s\) no other release uses, its folder$/m,
+    );
     expect((await httpsGet(host(1))).body).toContain("Version v1.");
     expect((await status(production)).previews?.map((p) => p.pr)).toEqual([1]);
     // production's images are production's: still there
-    for (const ref of Object.values(releaseShape(releaseCompose("v1")).images).filter(Boolean)) expect(sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept`).trim()).toBe("kept");
+    for (const ref of Object.values(releaseShape(releaseCompose("v1")).images).filter(Boolean))
+      expect(sh(`docker image inspect ${ref} >/dev/null 2>&1 && echo kept`).trim()).toBe("kept");
     freshProject(OTHER);
   });
 
@@ -196,7 +268,9 @@ describe("previews beside production", () => {
 
   it("a preview cannot name production's volume, and production's port in its file is not published: refused or dropped before anything runs", async () => {
     const named = releaseCompose("v1", "v1", (t) => `${t}\nvolumes:\n  data: { name: ${PROD}_data }\n`);
-    expect(() => previewRequest(5, "v1", named)).toThrow(/volumes\.data\.name: a fixed name is production's volume too/);
+    expect(() => previewRequest(5, "v1", named)).toThrow(
+      /volumes\.data\.name: a fixed name is production's volume too/,
+    );
     // the release publishes production's port: the preview does not, production keeps it
     // …and it names a seed: a service production never starts (its profile), the preview's last job
     const seeded = `${readFileSync("compose/docker-compose.prod.yml", "utf8").replace("${WEB_PORT:-8080}", String(PORT))}
@@ -207,12 +281,23 @@ describe("previews beside production", () => {
     profiles: [seed]
 `;
     const samePort = parseComposeStack(seeded, "compose/docker-compose.prod.yml", bed.registry.prefix);
-    const compose = renderRelease(samePort, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! });
+    const compose = renderRelease(samePort, {
+      migrate: bed.images["migrate:v1"]!,
+      api: bed.images["api:v1"]!,
+      web: bed.images["web:v1"]!,
+    });
     expect(releaseShape(compose).jobs.map((j) => j.service)).toEqual(["migrate"]);
     const log: string[] = [];
-    await deployPreview(production, 5, settings, { ...previewRequest(5, "v1", compose, "seed"), log: (l) => log.push(l) });
+    await deployPreview(production, 5, settings, {
+      ...previewRequest(5, "v1", compose, "seed"),
+      log: (l) => log.push(l),
+    });
     expect(log.join("\n")).toMatch(/jobs .*migrate, seed done/);
-    expect(edgeRoutes().filter((r) => r.listen.some((l) => l.port === PORT)).map((r) => r.project)).toEqual([PROD]);
+    expect(
+      edgeRoutes()
+        .filter((r) => r.listen.some((l) => l.port === PORT))
+        .map((r) => r.project),
+    ).toEqual([PROD]);
     expect(await servedAt(host(5), "v1")).toContain("Version v1.");
     expect(printed.join("\n")).not.toContain("not-a-real-key");
   });

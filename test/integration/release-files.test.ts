@@ -30,26 +30,45 @@ function found(refs: readonly FileRef[]): Map<string, Found> {
     const p = r.sourcePath && join(source, r.sourcePath);
     if (!p || !existsSync(p)) continue;
     if (statSync(p).isFile()) out.set(r.sourcePath!, { type: "file", content: readFileSync(p, "utf8") });
-    else out.set(r.sourcePath!, { type: "dir", files: readdirSync(p, { recursive: true }).map(String).filter((f) => statSync(join(p, f)).isFile()).map((f) => ({ path: relative(p, join(p, f)), content: readFileSync(join(p, f), "utf8") })) });
+    else
+      out.set(r.sourcePath!, {
+        type: "dir",
+        files: readdirSync(p, { recursive: true })
+          .map(String)
+          .filter((f) => statSync(join(p, f)).isFile())
+          .map((f) => ({ path: relative(p, join(p, f)), content: readFileSync(join(p, f), "utf8") })),
+      });
   }
   return out;
 }
 
-/** The example's production file with web serving a page from the repository and keeping data in a folder that is not. */
+/**
+ * The example's production file with web serving a page from the repository and keeping data in a folder that is not.
+ */
 function release(page: string) {
   mkdirSync(join(source, "compose/pages"), { recursive: true });
   writeFileSync(join(source, "compose/pages/extra.html"), page);
-  const text = readFileSync(FILE, "utf8").replace("    x-vps-pipeline:\n      http:", "    volumes:\n      - ./pages/extra.html:/www/extra.html:ro\n      - ./webdata:/data\n    x-vps-pipeline:\n      http:");
+  const text = readFileSync(FILE, "utf8").replace(
+    "    x-vps-pipeline:\n      http:",
+    "    volumes:\n      - ./pages/extra.html:/www/extra.html:ro\n      - ./webdata:/data\n    x-vps-pipeline:\n      http:",
+  );
   const stack = parseComposeStack(text, FILE, bed.registry.prefix);
   const refs = fileRefs(stack.doc.toJS(), FILE);
   const files = releaseFiles(refs, found(refs));
-  const compose = renderRelease(stack, { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! }, files.rewrites);
+  const compose = renderRelease(
+    stack,
+    { migrate: bed.images["migrate:v1"]!, api: bed.images["api:v1"]!, web: bed.images["web:v1"]! },
+    files.rewrites,
+  );
   return deployRequest("shipped", PORT, { compose, files: files.files, env: `WEB_PORT=${PORT}\n` });
 }
 
 const releaseComposeEdited = (edit: (t: string) => string) => releaseCompose("v1", "v1", edit);
 
-const containerId = (service: string) => sh(`docker ps -q --filter label=com.docker.compose.project=shipped --filter label=com.docker.compose.service=${service}`).trim();
+const containerId = (service: string) =>
+  sh(
+    `docker ps -q --filter label=com.docker.compose.project=shipped --filter label=com.docker.compose.service=${service}`,
+  ).trim();
 
 afterAll(() => freshProject("shipped"));
 
@@ -57,7 +76,9 @@ describe("a release carries its files", () => {
   it("ships a page, recreates only what mounts it when it changes, brings the old one back on rollback; the data folder stays", async () => {
     freshProject("shipped");
     const first = release("<p>first page</p>\n");
-    expect(first.files?.map((f) => f.path)).toEqual([expect.stringMatching(/^\.releases\/files\/[0-9a-f]{16}\/extra\.html$/)]);
+    expect(first.files?.map((f) => f.path)).toEqual([
+      expect.stringMatching(/^\.releases\/files\/[0-9a-f]{16}\/extra\.html$/),
+    ]);
     await deploy(first);
     expect((await webStatus(PORT, "/extra.html")).body).toContain("first page");
     // the server's own data: not in the repository, never copied, never pruned
@@ -78,7 +99,12 @@ describe("a release carries its files", () => {
     await rollback({ ...first, by: "vitest" });
     expect((await webStatus(PORT, "/extra.html")).body).toContain("first page");
     expect(readFileSync(`${DIR}/webdata/keep.txt`, "utf8")).toBe("kept\n");
-    expect(history("shipped").map((h) => `${h.action} ${h.result}`)).toEqual(["deploy ok", "deploy ok", "deploy ok", "rollback ok"]);
+    expect(history("shipped").map((h) => `${h.action} ${h.result}`)).toEqual([
+      "deploy ok",
+      "deploy ok",
+      "deploy ok",
+      "rollback ok",
+    ]);
     // both pages are on the server, once each, readable by the containers
     expect(sh(`find ${DIR}/.releases/files -type f | wc -l`).trim()).toBe("2");
     expect(sh(`stat -c %a ${DIR}/.releases/files/*/extra.html | sort -u`).trim()).toBe("644");
@@ -88,12 +114,15 @@ describe("a release carries its files", () => {
 describe("YAML as people write it, on the server", () => {
   it("a stack whose services take their settings from an anchor with merge keys deploys and runs as written", async () => {
     freshProject("anchored");
-    const anchored = (t: string) => `x-app: &app\n  init: true\n  restart: unless-stopped\n${t.replace(/ {4}init: true( +#[^\n]*)?\n {4}restart: unless-stopped\n/g, "    <<: *app\n")}`;
+    const anchored = (t: string) =>
+      `x-app: &app\n  init: true\n  restart: unless-stopped\n${t.replace(/ {4}init: true( +#[^\n]*)?\n {4}restart: unless-stopped\n/g, "    <<: *app\n")}`;
     const compose = releaseComposeEdited(anchored);
     expect(compose).not.toContain("<<");
     await deploy(deployRequest("anchored", 18244, { compose, env: "WEB_PORT=18244\n" }));
     expect((await webStatus(18244)).body).toContain("Version v1.");
-    expect(sh("docker inspect --format '{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}}' anchored-api-1").trim()).toBe("true unless-stopped");
+    expect(
+      sh("docker inspect --format '{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}}' anchored-api-1").trim(),
+    ).toBe("true unless-stopped");
     freshProject("anchored");
   });
 });

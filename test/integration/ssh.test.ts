@@ -40,10 +40,18 @@ describe("ssh", () => {
   });
 
   it("explains a wrong passphrase, a public key given as private, an unknown key and an unreachable port", async () => {
-    await expect(whoami({ privateKey: key("rsaPem"), passphrase: "wrong" })).rejects.toMatchObject({ code: "SSH_KEY_INVALID", hint: expect.stringMatching(/passphrase/) });
+    await expect(whoami({ privateKey: key("rsaPem"), passphrase: "wrong" })).rejects.toMatchObject({
+      code: "SSH_KEY_INVALID",
+      hint: expect.stringMatching(/passphrase/),
+    });
     await expect(whoami({ privateKey: key("rsaPem") })).rejects.toMatchObject({ code: "SSH_KEY_INVALID" });
-    await expect(whoami({ privateKey: readFileSync(`${bed.vps.keys.ed25519}.pub`, "utf8") })).rejects.toMatchObject({ code: "SSH_KEY_INVALID" });
-    await expect(whoami({ privateKey: key("stranger") })).rejects.toMatchObject({ code: "SSH_AUTH_FAILED", hint: expect.stringMatching(/authorized_keys/) });
+    await expect(whoami({ privateKey: readFileSync(`${bed.vps.keys.ed25519}.pub`, "utf8") })).rejects.toMatchObject({
+      code: "SSH_KEY_INVALID",
+    });
+    await expect(whoami({ privateKey: key("stranger") })).rejects.toMatchObject({
+      code: "SSH_AUTH_FAILED",
+      hint: expect.stringMatching(/authorized_keys/),
+    });
     const err = await whoami({ port: 2222, retries: 2, retryDelayMs: 50 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "SSH_UNREACHABLE" });
     expect(String((err as Error).message)).toMatch(/after 3 attempt\(s\)/);
@@ -52,10 +60,17 @@ describe("ssh", () => {
   it("runs commands with stdin and returns code, stdout and stderr without judging them", async () => {
     const s = await connect(sshOptions());
     try {
-      expect(await s.exec(["sh", "-c", 'cat; echo oops >&2; exit 3'], { stdin: "hello\n" })).toEqual({ code: 3, stdout: "hello\n", stderr: "oops\n" });
+      expect(await s.exec(["sh", "-c", "cat; echo oops >&2; exit 3"], { stdin: "hello\n" })).toEqual({
+        code: 3,
+        stdout: "hello\n",
+        stderr: "oops\n",
+      });
       const hostile = ["", "it's", "$(id)", "`id`", "a\nb", "ünïcødé", "*", "~"];
       expect((await s.exec(["printf", "%s\\0", ...hostile])).stdout.split("\0").slice(0, -1)).toEqual(hostile);
-      await expect(s.run(["false"], "the false command")).rejects.toMatchObject({ code: "REMOTE_COMMAND_FAILED", message: expect.stringMatching(/the false command failed .* exit code 1/) });
+      await expect(s.run(["false"], "the false command")).rejects.toMatchObject({
+        code: "REMOTE_COMMAND_FAILED",
+        message: expect.stringMatching(/the false command failed .* exit code 1/),
+      });
     } finally {
       s.close();
     }

@@ -8,9 +8,23 @@ import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/ci/workflow.js";
-import { clientFile as makeClientFile, introspect, sdkDir as sdk, type Method, type Registered } from "./introspection.js";
+import {
+  clientFile as makeClientFile,
+  introspect,
+  sdkDir as sdk,
+  type Method,
+  type Registered,
+} from "./introspection.js";
 
-const SECRETS = ["registryToken", "sshKey", "sshKeyPassphrase", "pullToken", "envFile", "backupPassword", "backupOffsiteKey"];
+const SECRETS = [
+  "registryToken",
+  "sshKey",
+  "sshKeyPassphrase",
+  "pullToken",
+  "envFile",
+  "backupPassword",
+  "backupOffsiteKey",
+];
 const CHECKS = ["composeFileRenders", "workflowCallsExist"];
 
 let api: Registered;
@@ -42,27 +56,66 @@ const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase(
 
 describe("the module as Dagger registers it", () => {
   it("takes shared settings once: the module's constructor, and vps(...) returning the Vps object with the server's functions", () => {
-    expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual(["build", "composeFileRenders", "doctor", "publish", "vps", "workflowCallsExist"]);
-    expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual(["source", "composeFile", "imagePrefix", "registry", "registryUser", "registryToken", "platforms"]);
+    expect(Object.keys(api.objects.VpsPipeline!.methods).sort()).toEqual([
+      "build",
+      "composeFileRenders",
+      "doctor",
+      "publish",
+      "vps",
+      "workflowCallsExist",
+    ]);
+    expect(Object.keys(api.objects.VpsPipeline!.constructor!.arguments)).toEqual([
+      "source",
+      "composeFile",
+      "imagePrefix",
+      "registry",
+      "registryUser",
+      "registryToken",
+      "platforms",
+    ]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
-    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual(["backup", "checkBackup", "deploy", "doctor", "edge", "logs", "maintenance", "plan", "preview", "previewDown", "restore", "rollback", "run", "ship", "status", "verify"]);
+    expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual([
+      "backup",
+      "checkBackup",
+      "deploy",
+      "doctor",
+      "edge",
+      "logs",
+      "maintenance",
+      "plan",
+      "preview",
+      "previewDown",
+      "restore",
+      "rollback",
+      "run",
+      "ship",
+      "status",
+      "verify",
+    ]);
   });
 
   it("documents every function (with a `dagger call` example) and every argument and field", () => {
     for (const [where, m] of everyFunction()) {
       if (!where.endsWith(".constructor")) expect(m.description, where).toMatch(/\S/);
-      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name)) expect(m.description, `${where} has an example`).toMatch(new RegExp(`dagger -m \\. call .*\\b${kebab(m.name)}\\b`));
+      if (!where.endsWith(".constructor") && !CHECKS.includes(m.name))
+        expect(m.description, `${where} has an example`).toMatch(
+          new RegExp(`dagger -m \\. call .*\\b${kebab(m.name)}\\b`),
+        );
       for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).toMatch(/\S/);
     }
-    for (const [o, def] of Object.entries(api.objects)) for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
+    for (const [o, def] of Object.entries(api.objects))
+      for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
   });
 
   it("writes argument docs that make good --help placeholders: no backquotes (the CLI takes the first backquoted word as the value's name)", () => {
-    for (const [where, m] of everyFunction()) for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).not.toContain("`");
+    for (const [where, m] of everyFunction())
+      for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).not.toContain("`");
   });
 
   it("names no argument like a flag of `dagger call` itself (the engine refuses the call: `flag already exists`)", () => {
-    for (const [where, m] of everyFunction()) for (const a of Object.values(m.arguments)) expect(DAGGER_CALL_FLAGS, `${where}(${a.name})`).not.toContain(kebab(a.name));
+    for (const [where, m] of everyFunction())
+      for (const a of Object.values(m.arguments))
+        expect(DAGGER_CALL_FLAGS, `${where}(${a.name})`).not.toContain(kebab(a.name));
   });
 
   it("types every secret argument as Secret, and no secret-looking argument as a string", () => {
@@ -86,28 +139,56 @@ describe("the module as Dagger registers it", () => {
     expect(ctor.registry!.defaultValue).toBe(""); // the built images' registry; DEFAULTS.registry only when nothing names one
     expect(ctor.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
     const vps = api.objects.VpsPipeline!.methods.vps!.arguments;
-    for (const [arg, value] of [["user", DEFAULTS.user], ["port", DEFAULTS.port], ["keepReleases", DEFAULTS.keepReleases], ["healthTimeout", DEFAULTS.healthTimeout], ["lockTimeout", DEFAULTS.lockTimeout]] as const) {
+    for (const [arg, value] of [
+      ["user", DEFAULTS.user],
+      ["port", DEFAULTS.port],
+      ["keepReleases", DEFAULTS.keepReleases],
+      ["healthTimeout", DEFAULTS.healthTimeout],
+      ["lockTimeout", DEFAULTS.lockTimeout],
+    ] as const) {
       expect(vps[arg]!.defaultValue, arg).toBe(value);
     }
   });
 
   it("caches build only: every function that pushes, reads live state or touches the server opts out (the scanner has it)", async () => {
     const { scan } = (await import(pathToFileURL(join(sdk, "module/introspector/index.js")).href)) as {
-      scan: (files: string[], name: string, load: boolean) => Promise<{ objects: Record<string, { methods: Record<string, { cache?: string }> }> }>;
+      scan: (
+        files: string[],
+        name: string,
+        load: boolean,
+      ) => Promise<{ objects: Record<string, { methods: Record<string, { cache?: string }> }> }>;
     };
     const mod = await scan([...tsFiles(".dagger/src"), clientFile], "vps-pipeline", false);
     for (const f of ["publish", "doctor"]) expect(mod.objects.VpsPipeline!.methods[f]!.cache, f).toBe("never");
-    for (const f of ["deploy", "plan", "verify", "rollback", "status", "doctor", "ship"]) expect(mod.objects.Vps!.methods[f]!.cache, `Vps.${f}`).toBe("never");
+    for (const f of ["deploy", "plan", "verify", "rollback", "status", "doctor", "ship"])
+      expect(mod.objects.Vps!.methods[f]!.cache, `Vps.${f}`).toBe("never");
     expect(mod.objects.VpsPipeline!.methods.build!.cache).toBeUndefined();
   });
 });
 
 describe("dagger.json", () => {
   it("names the module and requires the oldest engine it is known to run on, no newer than the SDK we build against", () => {
-    const conf = JSON.parse(readFileSync("dagger.json", "utf8")) as { name: string; engineVersion: string; sdk: { source: string }; source: string };
-    const sdkVersion = (JSON.parse(readFileSync("node_modules/@dagger.io/dagger/package.json", "utf8")) as { version: string }).version;
-    expect(conf).toEqual({ name: "vps-pipeline", engineVersion: "v0.21.8", sdk: { source: "typescript" }, source: ".dagger" });
-    const num = (v: string) => v.replace(/^v/, "").split(".").map(Number).reduce((a, n) => a * 1000 + n, 0);
+    const conf = JSON.parse(readFileSync("dagger.json", "utf8")) as {
+      name: string;
+      engineVersion: string;
+      sdk: { source: string };
+      source: string;
+    };
+    const sdkVersion = (
+      JSON.parse(readFileSync("node_modules/@dagger.io/dagger/package.json", "utf8")) as { version: string }
+    ).version;
+    expect(conf).toEqual({
+      name: "vps-pipeline",
+      engineVersion: "v0.21.8",
+      sdk: { source: "typescript" },
+      source: ".dagger",
+    });
+    const num = (v: string) =>
+      v
+        .replace(/^v/, "")
+        .split(".")
+        .map(Number)
+        .reduce((a, n) => a * 1000 + n, 0);
     expect(num(conf.engineVersion)).toBeLessThanOrEqual(num(sdkVersion));
   });
 });

@@ -10,10 +10,29 @@ import { shapeApi, type ApiFunction, type ApiObjectDef, type ApiShape } from "..
 
 export const sdkDir = join(process.cwd(), "node_modules/@dagger.io/dagger/dist/src");
 
-export interface Arg { name: string; description: string; type: { kind: string; name?: string }; defaultPath?: string; defaultValue?: unknown; isOptional: boolean }
-export interface Method { name: string; description: string; arguments: Record<string, Arg>; returnType?: { kind: string; name?: string } }
-export interface ObjectDef { description: string; constructor?: Method; methods: Record<string, Method>; properties: Record<string, { name: string; description: string }> }
-export interface Registered { objects: Record<string, ObjectDef> }
+export interface Arg {
+  name: string;
+  description: string;
+  type: { kind: string; name?: string };
+  defaultPath?: string;
+  defaultValue?: unknown;
+  isOptional: boolean;
+}
+export interface Method {
+  name: string;
+  description: string;
+  arguments: Record<string, Arg>;
+  returnType?: { kind: string; name?: string };
+}
+export interface ObjectDef {
+  description: string;
+  constructor?: Method;
+  methods: Record<string, Method>;
+  properties: Record<string, { name: string; description: string }>;
+}
+export interface Registered {
+  objects: Record<string, ObjectDef>;
+}
 
 /** A copy of the SDK's generated client: the introspector wants a file named `*client.gen.ts`. */
 export function clientFile(): string {
@@ -23,10 +42,14 @@ export function clientFile(): string {
 }
 
 export function introspect(client = clientFile()): Registered {
-  const out = execFileSync("node", [join(sdkDir, "module/entrypoint/introspection_entrypoint.js"), "vps-pipeline", ".dagger/src", client], {
-    env: { ...process.env, DRY_RUN: "1" },
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    "node",
+    [join(sdkDir, "module/entrypoint/introspection_entrypoint.js"), "vps-pipeline", ".dagger/src", client],
+    {
+      env: { ...process.env, DRY_RUN: "1" },
+      encoding: "utf8",
+    },
+  );
   return JSON.parse(out) as Registered;
 }
 
@@ -40,7 +63,10 @@ function described(m: Method): ApiFunction & { name: string } {
   };
 }
 
-/** The registered API as the module's own check reads it from the engine, through the same shaping (core/ci/workflow.ts). */
+/**
+ * The registered API as the module's own check reads it from the engine, through the same shaping
+ * (core/ci/workflow.ts).
+ */
 export function apiObjects(api: Registered): ApiObjectDef[] {
   return Object.entries(api.objects).map(([name, o]) => ({
     name,
@@ -51,5 +77,12 @@ export function apiObjects(api: Registered): ApiObjectDef[] {
 
 /** The registered API in the shape core/ci/workflow.ts checks `dagger call` lines against. */
 export function apiShape(api: Registered, rename: (name: string) => string = (n) => n): ApiShape {
-  return shapeApi(apiObjects(api).map((d) => ({ ...d, name: rename(d.name), functions: d.functions.map((f) => ({ ...f, ...(f.returns ? { returns: rename(f.returns) } : {}) })) })), "VpsPipeline");
+  return shapeApi(
+    apiObjects(api).map((d) => ({
+      ...d,
+      name: rename(d.name),
+      functions: d.functions.map((f) => ({ ...f, ...(f.returns ? { returns: rename(f.returns) } : {}) })),
+    })),
+    "VpsPipeline",
+  );
 }

@@ -145,7 +145,8 @@ function readmeCalls(): { section: string; words: string[] }[] {
 }
 
 /** The words again as one line that core/ci/workflow.ts's splitter reads back as the same words. */
-const asLine = (words: string[]) => words.map((w) => (/\s/.test(w) ? w.replace(/^([^=]*=)?(.*)$/s, '$1"$2"') : w)).join(" ");
+const asLine = (words: string[]) =>
+  words.map((w) => (/\s/.test(w) ? w.replace(/^([^=]*=)?(.*)$/s, '$1"$2"') : w)).join(" ");
 const flagNames = (words: string[]) => words.filter((w) => w.startsWith("--")).map((w) => w.split("=")[0]!);
 
 let api: ApiShape;
@@ -156,11 +157,18 @@ beforeAll(() => {
 describe("the README's dagger calls", () => {
   it("are there (the checks below have something to check), each loading the module explicitly as Dagger 1.0 needs", () => {
     expect(readmeCalls().length).toBeGreaterThanOrEqual(10);
-    expect(snippets().filter((s) => /^dagger (call|check|functions)\b/.test(s.command)).map((s) => s.command)).toEqual([]);
+    expect(
+      snippets()
+        .filter((s) => /^dagger (call|check|functions)\b/.test(s.command))
+        .map((s) => s.command),
+    ).toEqual([]);
   });
 
   it("fit the module after shell expansion with the README's own values", () => {
-    for (const c of readmeCalls()) expect(checkCall({ file: "README.md", line: asLine(c.words) }, api), `${c.section}: ${asLine(c.words)}`).toEqual([]);
+    for (const c of readmeCalls())
+      expect(checkCall({ file: "README.md", line: asLine(c.words) }, api), `${c.section}: ${asLine(c.words)}`).toEqual(
+        [],
+      );
   });
 
   it("pass secrets by reference and give every token its user", () => {
@@ -168,10 +176,13 @@ describe("the README's dagger calls", () => {
       const flags = flagNames(c.words);
       for (const w of c.words) {
         const [flag, value = ""] = w.split(/=(.*)/s);
-        if (/token|ssh-key|env-file|passphrase/.test(flag!)) expect(value, `${c.section}: ${flag}`).toMatch(/^(env|file|cmd):\S/);
+        if (/token|ssh-key|env-file|passphrase/.test(flag!))
+          expect(value, `${c.section}: ${flag}`).toMatch(/^(env|file|cmd):\S/);
       }
-      if (flags.includes("--pull-token")) expect(flags, `${c.section}: --pull-token without --pull-user`).toContain("--pull-user");
-      if (flags.includes("--registry-token")) expect(flags, `${c.section}: --registry-token without --registry-user`).toContain("--registry-user");
+      if (flags.includes("--pull-token"))
+        expect(flags, `${c.section}: --pull-token without --pull-user`).toContain("--pull-user");
+      if (flags.includes("--registry-token"))
+        expect(flags, `${c.section}: --registry-token without --registry-user`).toContain("--registry-user");
     }
   });
 
@@ -180,13 +191,20 @@ describe("the README's dagger calls", () => {
     expect(shellWords(`a --host-key="$K" b`, vars)).toEqual(["a", "--host-key=203.0.113.7 ssh-ed25519 AAAA", "b"]);
     expect(shellWords("a --host-key=$K b", vars)).toEqual(["a", "--host-key=203.0.113.7", "ssh-ed25519", "AAAA", "b"]);
     vars.set("V", ["vps", "--host-key=203.0.113.7 ssh-ed25519 AAAA"]);
-    expect(shellWords(`x "\${V[@]}" status`, vars)).toEqual(["x", "vps", "--host-key=203.0.113.7 ssh-ed25519 AAAA", "status"]);
+    expect(shellWords(`x "\${V[@]}" status`, vars)).toEqual([
+      "x",
+      "vps",
+      "--host-key=203.0.113.7 ssh-ed25519 AAAA",
+      "status",
+    ]);
   });
 
   it("the laptop line is the workflow's ship line: the same functions and the same flags", () => {
     const laptop = readmeCalls().find((c) => /laptop/i.test(c.section) && c.words.includes("ship"));
     expect(laptop).toBeDefined();
-    const workflow = daggerCalls("deploy.yml", readFileSync(".github/workflows/deploy.yml", "utf8")).find((c) => / ship /.test(c.line))!;
+    const workflow = daggerCalls("deploy.yml", readFileSync(".github/workflows/deploy.yml", "utf8")).find((c) =>
+      / ship /.test(c.line),
+    )!;
     const wfWords = shellWords(workflow.line, new Map());
     expect(laptop!.words.filter((w) => !w.startsWith("-"))).toEqual(wfWords.filter((w) => !w.startsWith("-")));
     expect(flagNames(laptop!.words).sort()).toEqual(flagNames(wfWords).sort());

@@ -7,7 +7,14 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chainOf, checkCall, daggerCalls, words, type ApiShape, type WorkflowCall } from "../../.dagger/src/core/ci/workflow.js";
+import {
+  chainOf,
+  checkCall,
+  daggerCalls,
+  words,
+  type ApiShape,
+  type WorkflowCall,
+} from "../../.dagger/src/core/ci/workflow.js";
 import { apiShape, introspect } from "./introspection.js";
 
 function calls(): WorkflowCall[] {
@@ -22,20 +29,42 @@ beforeAll(() => {
 
 describe("the workflows' dagger calls", () => {
   it("are there: ship on push, rollback on dispatch, status after a failure, previews up and down, all through vps(...)", () => {
-    expect(calls().map((c) => `${c.file}:${chainOf(c.line).join(" ")}`).sort()).toEqual([
-      "deploy.yml:vps rollback", "deploy.yml:vps ship", "deploy.yml:vps status", "preview.yml:vps preview", "preview.yml:vps preview-down", "preview.yml:vps preview-down",
+    expect(
+      calls()
+        .map((c) => `${c.file}:${chainOf(c.line).join(" ")}`)
+        .sort(),
+    ).toEqual([
+      "deploy.yml:vps rollback",
+      "deploy.yml:vps ship",
+      "deploy.yml:vps status",
+      "preview.yml:vps preview",
+      "preview.yml:vps preview-down",
+      "preview.yml:vps preview-down",
     ]);
   });
 
   it("previews: never for a fork's pull request (it has no secrets), one run per pull request never cut off, least privilege, the URL shown", () => {
     const wf = parse(readFileSync(".github/workflows/preview.yml", "utf8")) as {
-      on: { pull_request: { types: string[] } }; permissions: Record<string, string>; concurrency: { group: string; "cancel-in-progress": boolean };
-      jobs: Record<string, { if: string; environment: string | { name: string; url: string }; steps: { with?: { args?: string; ref?: string } }[] }>;
+      on: { pull_request: { types: string[] } };
+      permissions: Record<string, string>;
+      concurrency: { group: string; "cancel-in-progress": boolean };
+      jobs: Record<
+        string,
+        {
+          if: string;
+          environment: string | { name: string; url: string };
+          steps: { with?: { args?: string; ref?: string } }[];
+        }
+      >;
     };
     expect(wf.on.pull_request.types.sort()).toEqual(["closed", "opened", "reopened", "synchronize"]);
     expect(wf.permissions).toEqual({ contents: "read", packages: "write", deployments: "write" });
-    expect(wf.concurrency).toEqual({ group: "preview-${{ github.event.pull_request.number || 'expire' }}", "cancel-in-progress": false });
-    for (const job of ["preview", "preview-down"]) expect(wf.jobs[job]!.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
+    expect(wf.concurrency).toEqual({
+      group: "preview-${{ github.event.pull_request.number || 'expire' }}",
+      "cancel-in-progress": false,
+    });
+    for (const job of ["preview", "preview-down"])
+      expect(wf.jobs[job]!.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
     expect(wf.jobs.preview!.environment).toEqual({ name: "preview", url: "${{ steps.url.outputs.url }}" });
     // the preview never gets production's .env
     const args = wf.jobs.preview!.steps.map((s) => s.with?.args ?? "").join(" ");
@@ -53,25 +82,42 @@ describe("the workflows' dagger calls", () => {
     expect(Object.keys(engine.objects).sort()).toEqual(Object.keys(api.objects).sort());
     expect(engine.objects.VpsPipeline?.vps?.returns).toBe("Vps");
     for (const call of calls()) expect(checkCall(call, engine), call.line).toEqual([]);
-    expect(checkCall({ file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p shipit" }, engine).join("")).toMatch(/Vps has no function `shipit`/);
+    expect(
+      checkCall({ file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p shipit" }, engine).join(
+        "",
+      ),
+    ).toMatch(/Vps has no function `shipit`/);
   });
 
   it("the checker itself finds a missing function, an unknown flag and a missing required argument", () => {
     const bad = (line: string) => checkCall({ file: "x.yml", line }, api).join("\n");
     expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p shipit")).toMatch(/Vps has no function `shipit`/);
-    expect(bad("--colour=red vps --host=h --host-key=k --ssh-key=env:K --project=p status")).toMatch(/\(constructor\) has no argument --colour/);
+    expect(bad("--colour=red vps --host=h --host-key=k --ssh-key=env:K --project=p status")).toMatch(
+      /\(constructor\) has no argument --colour/,
+    );
     expect(bad("vps --host=h --ssh-key=env:K --project=p status")).toMatch(/vps needs --host-key/);
-    expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(/deploy needs --git-sha/);
+    expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(
+      /deploy needs --git-sha/,
+    );
     expect(bad("--progress=plain vps --host=h --host-key=k --ssh-key=env:K --project=p status --json")).toBe("");
     // a step that loads the module implicitly: Dagger 1.0 refuses it
-    expect(checkCall({ file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p status", module: "" }, api).join("")).toMatch(/no `module: \.`; Dagger 1\.0 loads no module implicitly/);
+    expect(
+      checkCall(
+        { file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p status", module: "" },
+        api,
+      ).join(""),
+    ).toMatch(/no `module: \.`; Dagger 1\.0 loads no module implicitly/);
     expect(calls().every((c) => c.module === ".")).toBe(true);
   });
 
   it("ship to production only from the default branch: a manual run from another branch is refused before anything is built", () => {
-    const wf = parse(readFileSync(".github/workflows/deploy.yml", "utf8")) as { jobs: Record<string, { steps: { name?: string; if?: string; run?: string; id?: string }[] }> };
+    const wf = parse(readFileSync(".github/workflows/deploy.yml", "utf8")) as {
+      jobs: Record<string, { steps: { name?: string; if?: string; run?: string; id?: string }[] }>;
+    };
     const steps = wf.jobs.deploy!.steps;
-    const guard = steps.findIndex((s) => /workflow_dispatch/.test(s.if ?? "") && /default_branch/.test(s.if ?? "") && /exit 1/.test(s.run ?? ""));
+    const guard = steps.findIndex(
+      (s) => /workflow_dispatch/.test(s.if ?? "") && /default_branch/.test(s.if ?? "") && /exit 1/.test(s.run ?? ""),
+    );
     expect(guard).toBeGreaterThanOrEqual(0);
     expect(guard).toBeLessThan(steps.findIndex((s) => s.id === "ship"));
   });
@@ -81,7 +127,8 @@ describe("the workflows' dagger calls", () => {
       expect(call.line, call.file).not.toContain("${{");
       for (const w of words(call.line)) {
         const [flag, value = ""] = w.split(/=(.*)/s);
-        if (/token|ssh-key|env-file|preview-env|notify-url|passphrase/.test(flag!)) expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
+        if (/token|ssh-key|env-file|preview-env|notify-url|passphrase/.test(flag!))
+          expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
         expect(value, `${call.file}: ${flag}`).not.toMatch(/secrets\./);
       }
     }

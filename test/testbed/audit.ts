@@ -16,7 +16,10 @@ const HOME = "/home/deploy";
  * file, for files whose scenarios run concurrently (one would see another's
  * throwaway config mid-deploy).
  */
-export function auditSecrets(secrets: () => string[] = () => [registryPassword], scope: "each" | "file" = "each"): void {
+export function auditSecrets(
+  secrets: () => string[] = () => [registryPassword],
+  scope: "each" | "file" = "each",
+): void {
   let samplers: ReturnType<typeof sampleProcesses>[] = [];
   (scope === "each" ? beforeEach : beforeAll)(() => {
     samplers = secrets().map((s) => sampleProcesses(s));
@@ -36,4 +39,3 @@ export function auditSecrets(secrets: () => string[] = () => [registryPassword],
     printed.length = 0;
   });
 }
-

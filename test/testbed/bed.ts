@@ -5,7 +5,14 @@
 import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
-import { EDGE_CONTAINER, caddyConfig, projectNetwork, replaceRoutes, routesFromCaddy, type EdgeRoute } from "../../.dagger/src/core/edge/edge.js";
+import {
+  EDGE_CONTAINER,
+  caddyConfig,
+  projectNetwork,
+  replaceRoutes,
+  routesFromCaddy,
+  type EdgeRoute,
+} from "../../.dagger/src/core/edge/edge.js";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { parseHistory } from "../../.dagger/src/core/release/release.js";
 import type { DeployRequest } from "../../.dagger/src/remote/deploy.js";
@@ -16,11 +23,24 @@ interface TestbedFile {
   registry: { host: string; user: string; passwordFile: string; caFile: string; prefix: string };
   swarm: { host: string; nodes: Record<string, string>; nodePids: Record<string, string> };
   vps: {
-    namespace: string; host: string; port: number; user: string; userWithoutCompose: string;
-    hostKeyFile: string; otherHostKeyFile: string; sshdLog: string; hostIp: string; rsaPassphrase: string;
+    namespace: string;
+    host: string;
+    port: number;
+    user: string;
+    userWithoutCompose: string;
+    hostKeyFile: string;
+    otherHostKeyFile: string;
+    sshdLog: string;
+    hostIp: string;
+    rsaPassphrase: string;
     keys: Record<"ed25519" | "rsaPem" | "ecdsa" | "stranger", string>;
   };
-  tokenRegistry: { host: string; tokenServer: string; service: string; passwordFiles: Record<"rw" | "ro" | "blocked", string> };
+  tokenRegistry: {
+    host: string;
+    tokenServer: string;
+    service: string;
+    passwordFiles: Record<"rw" | "ro" | "blocked", string>;
+  };
   /** The off-site backup host: SFTP for user `offsite`, its own key and host key. */
   offsite: { namespace: string; host: string; user: string; keyFile: string; hostKeyFile: string };
   images: Record<string, string>;
@@ -32,31 +52,60 @@ export const registryPassword = readFileSync(bed.registry.passwordFile, "utf8").
 export const privateKey = readFileSync(bed.vps.keys.ed25519, "utf8");
 export const hostKeyLine = readFileSync(bed.vps.hostKeyFile, "utf8").trim();
 /** Passwords of the token server's users: rw (push,pull), ro (pull), blocked (403). */
-export const tokenPasswords = Object.fromEntries(Object.entries(bed.tokenRegistry.passwordFiles).map(([u, f]) => [u, readFileSync(f, "utf8").trim()])) as Record<"rw" | "ro" | "blocked", string>;
+export const tokenPasswords = Object.fromEntries(
+  Object.entries(bed.tokenRegistry.passwordFiles).map(([u, f]) => [u, readFileSync(f, "utf8").trim()]),
+) as Record<"rw" | "ro" | "blocked", string>;
 
 export function sshOptions(over: Partial<SshOptions> = {}): SshOptions {
   return {
-    host: bed.vps.host, port: bed.vps.port, user: bed.vps.user,
-    hostKey: parseHostKeyPin(hostKeyLine)!, privateKey, connectTimeoutMs: 5000, retries: 1, retryDelayMs: 200,
+    host: bed.vps.host,
+    port: bed.vps.port,
+    user: bed.vps.user,
+    hostKey: parseHostKeyPin(hostKeyLine)!,
+    privateKey,
+    connectTimeoutMs: 5000,
+    retries: 1,
+    retryDelayMs: 200,
     ...over,
   };
 }
 
 const composeText = readFileSync(new URL("../../compose/docker-compose.prod.yml", import.meta.url), "utf8");
 
-/** The example app's release file with both services pinned to `version`'s digests (api may differ); `edit` changes the source file first. */
-export function releaseCompose(version: "v1" | "v2" | "v3", apiVersion: string = version, edit: (source: string) => string = (t) => t): string {
+/**
+ * The example app's release file with both services pinned to `version`'s digests (api may differ); `edit` changes the
+ * source file first.
+ */
+export function releaseCompose(
+  version: "v1" | "v2" | "v3",
+  apiVersion: string = version,
+  edit: (source: string) => string = (t) => t,
+): string {
   const stack = parseComposeStack(edit(composeText), "compose/docker-compose.prod.yml", bed.registry.prefix);
-  return renderRelease(stack, { migrate: bed.images[`migrate:${apiVersion}`]!, api: bed.images[`api:${apiVersion}`]!, web: bed.images[`web:${version}`]! });
+  return renderRelease(stack, {
+    migrate: bed.images[`migrate:${apiVersion}`]!,
+    api: bed.images[`api:${apiVersion}`]!,
+    web: bed.images[`web:${version}`]!,
+  });
 }
 
 /** Every line a deploy built with deployRequest printed (tests audit it for secrets). */
 export const printed: string[] = [];
 
-export interface Captured { lines: string[]; log: (l: string) => void }
+export interface Captured {
+  lines: string[];
+  log: (l: string) => void;
+}
 export function captureLog(): Captured {
   const lines: string[] = [];
-  return { lines, log: (l) => { lines.push(l); printed.push(l); trace(l); } };
+  return {
+    lines,
+    log: (l) => {
+      lines.push(l);
+      printed.push(l);
+      trace(l);
+    },
+  };
 }
 
 /** The edge on the test bed: the Caddy image made from Debian's package, certificates from Caddy's own CA. */
@@ -82,7 +131,10 @@ export function deployRequest(project: string, webPort: number, over: Partial<De
     healthTimeoutSeconds: 30,
     edge: testEdge,
     by: "vitest",
-    log: (l) => { printed.push(l); trace(l); },
+    log: (l) => {
+      printed.push(l);
+      trace(l);
+    },
     ...over,
   };
 }
@@ -104,8 +156,16 @@ export async function webStatus(port: number, path = "/"): Promise<{ status: num
 
 /** IDs of the running containers of a compose project, by service. */
 export function containers(project: string): Record<string, string> {
-  const out = sh(`docker ps --filter label=com.docker.compose.project=${project} --format '{{.Label "com.docker.compose.service"}} {{.ID}}'`);
-  return Object.fromEntries(out.trim().split("\n").filter(Boolean).map((l) => l.split(" ") as [string, string]));
+  const out = sh(
+    `docker ps --filter label=com.docker.compose.project=${project} --format '{{.Label "com.docker.compose.service"}} {{.ID}}'`,
+  );
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split(" ") as [string, string]),
+  );
 }
 
 /**
@@ -114,9 +174,17 @@ export function containers(project: string): Record<string, string> {
  */
 export function sampleProcesses(needle: string): { stop: () => Promise<{ samples: number; hits: string[] }> } {
   // ps and grep run one after the other, so grep's own argv is never in a sample.
-  const child = spawn("bash", ["-c", `f=$(mktemp); trap 'rm -f "$f"' EXIT; n=0; while :; do ps -eo args= > "$f"; n=$((n+1)); grep -F -- "$NEEDLE" "$f"; echo "#sample $n"; sleep 0.02; done`], {
-    env: { ...process.env, NEEDLE: needle }, stdio: ["ignore", "pipe", "ignore"],
-  });
+  const child = spawn(
+    "bash",
+    [
+      "-c",
+      `f=$(mktemp); trap 'rm -f "$f"' EXIT; n=0; while :; do ps -eo args= > "$f"; n=$((n+1)); grep -F -- "$NEEDLE" "$f"; echo "#sample $n"; sleep 0.02; done`,
+    ],
+    {
+      env: { ...process.env, NEEDLE: needle },
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   return {
@@ -134,17 +202,27 @@ export function sampleProcesses(needle: string): { stop: () => Promise<{ samples
 
 /** Files under `dir` (recursively, as root) whose content contains `needle`. */
 export function filesContaining(dir: string, needle: string): string[] {
-  const out = execFileSync("bash", ["-c", 'grep -rlF -- "$NEEDLE" "$DIR" 2>/dev/null || true'], { env: { ...process.env, NEEDLE: needle, DIR: dir }, encoding: "utf8" });
+  const out = execFileSync("bash", ["-c", 'grep -rlF -- "$NEEDLE" "$DIR" 2>/dev/null || true'], {
+    env: { ...process.env, NEEDLE: needle, DIR: dir },
+    encoding: "utf8",
+  });
   return out.trim().split("\n").filter(Boolean);
 }
 
 const HOME = "/home/deploy";
 
-/** Remove a project's containers, networks, volumes and files from the VPS, and its routes from the edge: each scenario starts from an empty server. */
+/**
+ * Remove a project's containers, networks, volumes and files from the VPS, and its routes from the edge: each scenario
+ * starts from an empty server.
+ */
 export function freshProject(project: string): void {
-  sh(`ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; vols=$(docker volume ls -q --filter label=com.docker.compose.project=${project}); [ -z "$vols" ] || docker volume rm $vols >/dev/null; rm -rf ${HOME}/production/${project}`);
+  sh(
+    `ids=$(docker ps -aq --filter label=com.docker.compose.project=${project}); [ -z "$ids" ] || docker rm -f $ids >/dev/null; nets=$(docker network ls -q --filter label=com.docker.compose.project=${project}); [ -z "$nets" ] || docker network rm $nets >/dev/null; vols=$(docker volume ls -q --filter label=com.docker.compose.project=${project}); [ -z "$vols" ] || docker volume rm $vols >/dev/null; rm -rf ${HOME}/production/${project}`,
+  );
   // the project's network with the edge: networks are a scarce pool on one engine (about 30 by default)
-  sh(`n=${projectNetwork(project)}; if docker network inspect $n >/dev/null 2>&1; then docker network disconnect -f $n ${EDGE_CONTAINER} >/dev/null 2>&1; docker network rm $n >/dev/null 2>&1; fi; true`);
+  sh(
+    `n=${projectNetwork(project)}; if docker network inspect $n >/dev/null 2>&1; then docker network disconnect -f $n ${EDGE_CONTAINER} >/dev/null 2>&1; docker network rm $n >/dev/null 2>&1; fi; true`,
+  );
   const routes = edgeRoutes();
   if (routes.some((r) => r.project === project)) loadEdge(replaceRoutes(routes, project, []));
 }
@@ -157,10 +235,27 @@ export function edgeRoutes(): EdgeRoute[] {
 
 /** Put routes on the edge by hand (a test breaking or cleaning what the pipeline made). */
 export function loadEdge(routes: EdgeRoute[]): void {
-  execFileSync("docker", ["exec", "-i", EDGE_CONTAINER, "sh", "-c", 'cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null'], { input: JSON.stringify(caddyConfig(routes)) });
+  execFileSync(
+    "docker",
+    [
+      "exec",
+      "-i",
+      EDGE_CONTAINER,
+      "sh",
+      "-c",
+      "cat > /tmp/t.json && caddy reload --config /tmp/t.json --force 2>/dev/null",
+    ],
+    { input: JSON.stringify(caddyConfig(routes)) },
+  );
 }
 
-export interface LoadResult { sent: number; failed: number; retried: number; errors: string[]; bodies: Map<string, number> }
+export interface LoadResult {
+  sent: number;
+  failed: number;
+  retried: number;
+  errors: string[];
+  bodies: Map<string, number>;
+}
 
 /**
  * Steady GET load on `url` at `rate` requests/s until stopped: counts failures
@@ -171,8 +266,10 @@ export interface LoadResult { sent: number; failed: number; retried: number; err
  */
 export function steadyLoad(url: string, rate: number, keepAlive = false): { stop: () => Promise<LoadResult> } {
   const res: LoadResult = { sent: 0, failed: 0, retried: 0, errors: [], bodies: new Map() };
-  const get = () => fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } });
-  const reset = (e: unknown) => /ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(String((e as { cause?: { code?: string } }).cause?.code ?? ""));
+  const get = () =>
+    fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } });
+  const reset = (e: unknown) =>
+    /ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(String((e as { cause?: { code?: string } }).cause?.code ?? ""));
   const inflight = new Set<Promise<void>>();
   const timer = setInterval(() => {
     res.sent++;
@@ -190,7 +287,10 @@ export function steadyLoad(url: string, rate: number, keepAlive = false): { stop
       })
       .catch((e: unknown) => {
         res.failed++;
-        if (res.errors.length < 10) res.errors.push(`${new Date().toISOString()} ${String(e)} ${String((e as { cause?: { code?: string } }).cause?.code ?? "")}`);
+        if (res.errors.length < 10)
+          res.errors.push(
+            `${new Date().toISOString()} ${String(e)} ${String((e as { cause?: { code?: string } }).cause?.code ?? "")}`,
+          );
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);
@@ -209,9 +309,13 @@ export function history(project: string) {
 }
 
 /** A compose edit: the example's api at three replicas. */
-export const apiReplicated = (t: string): string => t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
+export const apiReplicated = (t: string): string =>
+  t.replace("    init: true            #", "    deploy: { replicas: 3 }\n    init: true            #");
 
-/** A compose edit after apiReplicated: api reached by swarm's DNS round robin, on an overlay a client container may join (no IPVS here). */
+/**
+ * A compose edit after apiReplicated: api reached by swarm's DNS round robin, on an overlay a client container may join
+ * (no IPVS here).
+ */
 export const viaDnsrr = (t: string): string =>
   `${t.replace("deploy: { replicas: 3 }", "deploy: { replicas: 3, endpoint_mode: dnsrr }")}\nnetworks:\n  default:\n    attachable: true\n`;
 
@@ -224,18 +328,32 @@ export function onSwarm(args: string): string {
 }
 
 /** A deploy request for `project` on the test bed's swarm (the manager over SSH); `edit` changes the compose source. */
-export function swarmRequest(project: string, webPort: number, version: "v1" | "v2" | "v3", over: Partial<DeployRequest> = {}, edit: (source: string) => string = (t) => t): DeployRequest {
+export function swarmRequest(
+  project: string,
+  webPort: number,
+  version: "v1" | "v2" | "v3",
+  over: Partial<DeployRequest> = {},
+  edit: (source: string) => string = (t) => t,
+): DeployRequest {
   return deployRequest(project, webPort, {
-    ssh: sshOptions({ host: bed.swarm.host }), orchestrator: "swarm", healthTimeoutSeconds: 90,
-    compose: releaseCompose(version, version, edit), ...over,
+    ssh: sshOptions({ host: bed.swarm.host }),
+    orchestrator: "swarm",
+    healthTimeoutSeconds: 90,
+    compose: releaseCompose(version, version, edit),
+    ...over,
   });
 }
 
-/** Remove a project's stack from the swarm (waiting until its services and networks are gone) and its files from the manager. */
+/**
+ * Remove a project's stack from the swarm (waiting until its services and networks are gone) and its files from the
+ * manager.
+ */
 export async function freshStack(project: string): Promise<void> {
   onSwarm(`stack rm ${project} >/dev/null 2>&1 || true`);
   for (let i = 0; i < 60; i++) {
-    const left = onSwarm(`service ls -q --filter label=com.docker.stack.namespace=${project}; docker network ls -q --filter label=com.docker.stack.namespace=${project}`).trim();
+    const left = onSwarm(
+      `service ls -q --filter label=com.docker.stack.namespace=${project}; docker network ls -q --filter label=com.docker.stack.namespace=${project}`,
+    ).trim();
     if (!left) break;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -249,16 +367,32 @@ export async function freshStack(project: string): Promise<void> {
  * service discovery to tasks on every node. This kernel has no IPVS, so this is
  * what can carry requests on the test bed (the routing mesh cannot).
  */
-export function overlayProbe(network: string, url: string): { counts: () => { ok: number; failed: number }; stop: () => { ok: number; failed: number } } {
+export function overlayProbe(
+  network: string,
+  url: string,
+): { counts: () => { ok: number; failed: number }; stop: () => { ok: number; failed: number } } {
   const name = `probe-${network}`;
   const cfg = `${stateDir}/probe-docker-config`;
   mkdirSync(cfg, { recursive: true, mode: 0o700 });
   // written, not `docker login`: with a credential helper installed the CLI would hand the password to it
-  writeFileSync(`${cfg}/config.json`, JSON.stringify({ auths: { [bed.registry.host]: { auth: Buffer.from(`${bed.registry.user}:${registryPassword}`).toString("base64") } } }), { mode: 0o600 });
+  writeFileSync(
+    `${cfg}/config.json`,
+    JSON.stringify({
+      auths: {
+        [bed.registry.host]: { auth: Buffer.from(`${bed.registry.user}:${registryPassword}`).toString("base64") },
+      },
+    }),
+    { mode: 0o600 },
+  );
   sh(`DOCKER_HOST=${SWARM} docker rm -f ${name} >/dev/null 2>&1 || true`);
-  sh(`DOCKER_HOST=${SWARM} DOCKER_CONFIG=${cfg} docker run -d --name ${name} --network ${network} ${bed.registry.host}/base/busybox:1 sh -c 'ok=0; bad=0; while :; do if timeout 2 wget -q -O /dev/null "$0"; then ok=$((ok+1)); else bad=$((bad+1)); fi; echo "$ok $bad" > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.02; done' ${url} >/dev/null`);
+  sh(
+    `DOCKER_HOST=${SWARM} DOCKER_CONFIG=${cfg} docker run -d --name ${name} --network ${network} ${bed.registry.host}/base/busybox:1 sh -c 'ok=0; bad=0; while :; do if timeout 2 wget -q -O /dev/null "$0"; then ok=$((ok+1)); else bad=$((bad+1)); fi; echo "$ok $bad" > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.02; done' ${url} >/dev/null`,
+  );
   const counts = () => {
-    const [ok, failed] = sh(`DOCKER_HOST=${SWARM} docker exec ${name} cat /tmp/c 2>/dev/null || echo 0 0`).trim().split(" ").map(Number);
+    const [ok, failed] = sh(`DOCKER_HOST=${SWARM} docker exec ${name} cat /tmp/c 2>/dev/null || echo 0 0`)
+      .trim()
+      .split(" ")
+      .map(Number);
     return { ok: ok ?? 0, failed: failed ?? 0 };
   };
   return {
@@ -277,7 +411,10 @@ export function overlayProbe(network: string, url: string): { counts: () => { ok
  * made the last files twice as slow. The next file starts from an empty VPS.
  */
 export async function removeLeftovers(): Promise<void> {
-  const label = (kind: string) => sh(`docker ${kind} ls ${kind === "container" ? "-a " : ""}--format '{{.Label "com.docker.compose.project"}}'`).split("\n");
+  const label = (kind: string) =>
+    sh(
+      `docker ${kind} ls ${kind === "container" ? "-a " : ""}--format '{{.Label "com.docker.compose.project"}}'`,
+    ).split("\n");
   const projects = new Set([...label("container"), ...label("network"), ...label("volume")].filter(Boolean));
   for (const p of projects) freshProject(p);
   for (const s of onSwarm("stack ls --format '{{.Name}}'").split("\n").filter(Boolean)) await freshStack(s);

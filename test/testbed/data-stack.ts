@@ -14,7 +14,12 @@ export const SQL = {
 } as const;
 
 /** `interval`: the healthchecks' (the test bed's 1 s; "" for Docker's default, 30 s). */
-export function dataStack(sql: keyof typeof SQL, data: string, apiVersion: "v1" | "v3" = "v1", interval = "1s"): string {
+export function dataStack(
+  sql: keyof typeof SQL,
+  data: string,
+  apiVersion: "v1" | "v3" = "v1",
+  interval = "1s",
+): string {
   return `services:
   db:
     image: ${PG}

@@ -31,7 +31,8 @@ async function main(): Promise<void> {
   const { deploy } = await import("../../.dagger/src/remote/deploy.js");
   const { plan } = await import("../../.dagger/src/remote/plan.js");
   const { status, verify } = await import("../../.dagger/src/remote/verify.js");
-  const { bed, deployRequest, freshProject, releaseCompose, steadyLoad, sshOptions, webStatus } = await import("./bed.js");
+  const { bed, deployRequest, freshProject, releaseCompose, steadyLoad, sshOptions, webStatus } =
+    await import("./bed.js");
 
   // Start from an empty server so every run tells the same story.
   freshProject(PROJECT);
@@ -43,7 +44,9 @@ async function main(): Promise<void> {
     } finally {
       await new Promise((r) => setTimeout(r, 500));
       const r = await load.stop();
-      console.log(`  ${what} under 50 requests/s: ${r.failed} of ${r.sent} requests failed (${r.retried} sent again after a reset); answers: ${[...r.bodies].map(([v, n]) => `${v} ×${n}`).join(", ")}`);
+      console.log(
+        `  ${what} under 50 requests/s: ${r.failed} of ${r.sent} requests failed (${r.retried} sent again after a reset); answers: ${[...r.bodies].map(([v, n]) => `${v} ×${n}`).join(", ")}`,
+      );
     }
   };
 
@@ -53,7 +56,13 @@ async function main(): Promise<void> {
   const target = { ssh: sshOptions(), dir: `production/${PROJECT}`, project: PROJECT };
   const probe = [{ url: `http://${bed.vps.hostIp}:${PORT}/`, expectStatus: 200, retries: 5 }];
   const request = (version: "v1" | "v2" | "v3") =>
-    deployRequest(PROJECT, PORT, { compose: releaseCompose(version), by: "npm run demo", sha: `${version === "v1" ? "1" : version === "v2" ? "2" : "3"}`.repeat(40), log: (l) => console.log(`  ${l}`), healthTimeoutSeconds: 60 });
+    deployRequest(PROJECT, PORT, {
+      compose: releaseCompose(version),
+      by: "npm run demo",
+      sha: `${version === "v1" ? "1" : version === "v2" ? "2" : "3"}`.repeat(40),
+      log: (l) => console.log(`  ${l}`),
+      healthTimeoutSeconds: 60,
+    });
 
   banner("plan v1 on an empty VPS (changes nothing)");
   console.log(formatPlan(await plan({ ...target, compose: releaseCompose("v1"), env: request("v1").env! })));
@@ -88,9 +97,16 @@ async function main(): Promise<void> {
   banner("status: current release, kept releases, history");
   const st = await status(target, 10);
   console.log(formatStatus(st));
-  for (const h of st.history) console.log(`  ${h.release} steps: ${Object.entries(h.durations).map(([k, v]) => `${k} ${v}s`).join(", ")}`);
+  for (const h of st.history)
+    console.log(
+      `  ${h.release} steps: ${Object.entries(h.durations)
+        .map(([k, v]) => `${k} ${v}s`)
+        .join(", ")}`,
+    );
 
-  banner(`done: the example app runs at http://${bed.vps.hostIp}:${PORT}/ ; tear the test bed down with: bash test/testbed/down.sh`);
+  banner(
+    `done: the example app runs at http://${bed.vps.hostIp}:${PORT}/ ; tear the test bed down with: bash test/testbed/down.sh`,
+  );
 }
 
 main().catch((e: unknown) => {

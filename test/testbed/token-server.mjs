@@ -26,21 +26,36 @@ function answer(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
-createServer({ key: readFileSync(`${state}/registry.key`), cert: readFileSync(`${state}/registry.crt`) }, (req, res) => {
-  const url = new URL(req.url ?? "/", "https://token");
-  if (url.pathname !== "/token") return answer(res, 404, { errors: [{ code: "NOT_FOUND" }] });
-  const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "");
-  const [name, password] = basic ? Buffer.from(basic[1], "base64").toString().split(/:(.*)/s) : ["", ""];
-  const user = users[name];
-  if (basic && (!user || user.password !== password)) return answer(res, 401, { errors: [{ code: "UNAUTHORIZED", message: "incorrect username or password" }] });
-  if (user?.actions === "forbidden") return answer(res, 403, { errors: [{ code: "DENIED", message: "denied" }] });
-  const access = url.searchParams.getAll("scope").flatMap((scope) => {
-    const [type, repo, wanted] = scope.split(":");
-    const allowed = user ? user.actions : [];
-    const actions = (wanted ?? "").split(",").filter((a) => allowed.includes(a));
-    return type === "repository" && actions.length ? [{ type, name: repo, actions }] : [];
-  });
-  const now = Math.floor(Date.now() / 1000);
-  const token = jwt({ iss: "vps-testbed-token", sub: name || "anonymous", aud: url.searchParams.get("service"), exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access });
-  answer(res, 200, { token, access_token: token, expires_in: 300, issued_at: new Date(now * 1000).toISOString() });
-}).listen(Number(port), ip, () => console.log(`token server on ${ip}:${port} (${createHash("sha256").update(certDer).digest("hex").slice(0, 8)})`));
+createServer(
+  { key: readFileSync(`${state}/registry.key`), cert: readFileSync(`${state}/registry.crt`) },
+  (req, res) => {
+    const url = new URL(req.url ?? "/", "https://token");
+    if (url.pathname !== "/token") return answer(res, 404, { errors: [{ code: "NOT_FOUND" }] });
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "");
+    const [name, password] = basic ? Buffer.from(basic[1], "base64").toString().split(/:(.*)/s) : ["", ""];
+    const user = users[name];
+    if (basic && (!user || user.password !== password))
+      return answer(res, 401, { errors: [{ code: "UNAUTHORIZED", message: "incorrect username or password" }] });
+    if (user?.actions === "forbidden") return answer(res, 403, { errors: [{ code: "DENIED", message: "denied" }] });
+    const access = url.searchParams.getAll("scope").flatMap((scope) => {
+      const [type, repo, wanted] = scope.split(":");
+      const allowed = user ? user.actions : [];
+      const actions = (wanted ?? "").split(",").filter((a) => allowed.includes(a));
+      return type === "repository" && actions.length ? [{ type, name: repo, actions }] : [];
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const token = jwt({
+      iss: "vps-testbed-token",
+      sub: name || "anonymous",
+      aud: url.searchParams.get("service"),
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    });
+    answer(res, 200, { token, access_token: token, expires_in: 300, issued_at: new Date(now * 1000).toISOString() });
+  },
+).listen(Number(port), ip, () =>
+  console.log(`token server on ${ip}:${port} (${createHash("sha256").update(certDer).digest("hex").slice(0, 8)})`),
+);

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { readFileSync } from "node:fs";
-import { jobEnvOverride, parseComposeStack, planReleaseImages, releaseShape, renderForCheck, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import {
+  jobEnvOverride,
+  parseComposeStack,
+  planReleaseImages,
+  releaseShape,
+  renderForCheck,
+  renderRelease,
+} from "../../.dagger/src/core/compose/compose.js";
 import { PipelineError } from "../../.dagger/src/core/errors.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -44,8 +51,23 @@ describe("parseComposeStack", () => {
     const s = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
     expect(s.services).toEqual(["api", "web", "db"]);
     expect(s.builds).toEqual([
-      { service: "api", context: "apps/api", dockerfile: "Dockerfile.prod", target: "runtime", args: { NODE_ENV: "production", BASE: "node:20" }, repository: `${PREFIX}/api`, writtenName: `${PREFIX}/api` },
-      { service: "web", context: "apps/web", dockerfile: "Dockerfile", args: {}, repository: `${PREFIX}/web`, writtenName: "ghcr.io/Acme/Gold-Tracker/web:latest" },
+      {
+        service: "api",
+        context: "apps/api",
+        dockerfile: "Dockerfile.prod",
+        target: "runtime",
+        args: { NODE_ENV: "production", BASE: "node:20" },
+        repository: `${PREFIX}/api`,
+        writtenName: `${PREFIX}/api`,
+      },
+      {
+        service: "web",
+        context: "apps/web",
+        dockerfile: "Dockerfile",
+        args: {},
+        repository: `${PREFIX}/web`,
+        writtenName: "ghcr.io/Acme/Gold-Tracker/web:latest",
+      },
     ]);
   });
 
@@ -66,17 +88,23 @@ describe("parseComposeStack", () => {
     expect(e.message).toMatch(/services\.outside\.build\.context: `\.\.\/\.\.\/\.\.` leaves the source directory/);
     expect(e.message).toMatch(/services\.inline\.build\.dockerfile_inline: not supported/);
     expect(e.message).toMatch(/services\.nothing: has neither `image:` nor `build:`/);
-    expect(e.message).toMatch(/services\.noprefix: has `build:` but no `image:` and no image prefix.*image: ghcr\.io\/<owner>\/<repo>\/noprefix/);
+    expect(e.message).toMatch(
+      /services\.noprefix: has `build:` but no `image:` and no image prefix.*image: ghcr\.io\/<owner>\/<repo>\/noprefix/,
+    );
   });
 
   it("refuses invalid YAML and files without services", () => {
     expect(errorOf(() => parseComposeStack("services: [", "c.yml")).message).toMatch(/c\.yml is not valid YAML/);
     expect(errorOf(() => parseComposeStack("version: '3'\n", "c.yml")).message).toMatch(/no `services:` map/);
-    expect(errorOf(() => parseComposeStack("services:\n  a: {image: x}\n  a: {image: y}\n", "c.yml")).code).toBe("COMPOSE_INVALID");
+    expect(errorOf(() => parseComposeStack("services:\n  a: {image: x}\n  a: {image: y}\n", "c.yml")).code).toBe(
+      "COMPOSE_INVALID",
+    );
   });
 
   it("refuses an image name the registry would refuse", () => {
-    expect(errorOf(() => parseComposeStack("services:\n  api: { build: ., image: 'ghcr.io/acme/a b' }\n", "c.yml")).message).toMatch(/services\.api\.image/);
+    expect(
+      errorOf(() => parseComposeStack("services:\n  api: { build: ., image: 'ghcr.io/acme/a b' }\n", "c.yml")).message,
+    ).toMatch(/services\.api\.image/);
   });
 });
 
@@ -90,7 +118,11 @@ describe("renderRelease", () => {
     expect(doc.services.web).toEqual({ image: `${PREFIX}/web@${D2}`, ports: ["${WEB_PORT:-8080}:80"] });
     expect(doc.services.db).toEqual({ image: "postgres:16" });
     expect(out).toContain("# keep this comment");
-    expect(releaseShape(out).images).toEqual({ api: `${PREFIX}/api@${D1}`, web: `${PREFIX}/web@${D2}`, db: "postgres:16" });
+    expect(releaseShape(out).images).toEqual({
+      api: `${PREFIX}/api@${D1}`,
+      web: `${PREFIX}/web@${D2}`,
+      db: "postgres:16",
+    });
     // the parsed stack is not changed by rendering
     expect(stack.doc.toString()).toContain("build:");
   });
@@ -104,21 +136,31 @@ describe("renderRelease", () => {
 describe("planReleaseImages", () => {
   const stack = parseComposeStack(stackText(), "compose/docker-compose.prod.yml", PREFIX);
   it("takes publish's pinned output, matched by repository or by service name", () => {
-    expect(planReleaseImages(stack, [`${PREFIX}/web@${D2}`, `api=${PREFIX}/api@${D1}`])).toEqual({ pinned: { api: D1, web: D2 }, toResolve: [] });
+    expect(planReleaseImages(stack, [`${PREFIX}/web@${D2}`, `api=${PREFIX}/api@${D1}`])).toEqual({
+      pinned: { api: D1, web: D2 },
+      toResolve: [],
+    });
   });
   it("leaves tags to resolve: named ones and, for the rest, the tag argument", () => {
     expect(planReleaseImages(stack, [`${PREFIX}/API:v2`], "sha-0123456")).toEqual({
       pinned: {},
-      toResolve: [{ service: "api", repository: `${PREFIX}/api`, reference: "v2" }, { service: "web", repository: `${PREFIX}/web`, reference: "sha-0123456" }],
+      toResolve: [
+        { service: "api", repository: `${PREFIX}/api`, reference: "v2" },
+        { service: "web", repository: `${PREFIX}/web`, reference: "sha-0123456" },
+      ],
     });
   });
   it("names refs that match nothing, are not references, or services left without an image", () => {
-    const e = errorOf(() => planReleaseImages(stack, [`${PREFIX}/api`, `ghcr.io/other/x@${D1}`, `${PREFIX}/web@sha256:123`]));
+    const e = errorOf(() =>
+      planReleaseImages(stack, [`${PREFIX}/api`, `ghcr.io/other/x@${D1}`, `${PREFIX}/web@sha256:123`]),
+    );
     expect(e.code).toBe("INVALID_INPUT");
     expect(e.message).toMatch(/`ghcr\.io\/acme\/gold-tracker\/api` has neither tag nor digest/);
     expect(e.message).toMatch(/`ghcr\.io\/other\/x@sha256:1+` matches no built service/);
     expect(e.message).toMatch(/`sha256:123` is not a sha256 digest/);
-    expect(errorOf(() => planReleaseImages(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(/no image given for built service `web`/);
+    expect(errorOf(() => planReleaseImages(stack, [`${PREFIX}/api@${D1}`])).message).toMatch(
+      /no image given for built service `web`/,
+    );
   });
 });
 
@@ -177,7 +219,9 @@ describe("the x-vps-pipeline extension and the shape of a release", () => {
   });
 
   it("refuses a misspelt extension key and a service that waits for a job, naming the path and the fix", () => {
-    const e = errorOf(() => parseComposeStack(stackText(`
+    const e = errorOf(() =>
+      parseComposeStack(
+        stackText(`
   migrate:
     image: busybox
     x-vps-pipeline: { job: { timout: 5 }, edgy: 1 }
@@ -187,23 +231,33 @@ describe("the x-vps-pipeline extension and the shape of a release", () => {
   app:
     image: busybox
     depends_on: [warm]
-`), "compose/docker-compose.prod.yml", PREFIX));
+`),
+        "compose/docker-compose.prod.yml",
+        PREFIX,
+      ),
+    );
     expect(e.code).toBe("COMPOSE_INVALID");
     expect(e.message).toMatch(/services\.migrate\.x-vps-pipeline\.job: .*timout.*known keys/);
     expect(e.message).toMatch(/services\.migrate\.x-vps-pipeline: .*edgy/);
-    expect(e.message).toMatch(/services\.app\.depends_on: waits for `warm`, a release-phase job.*service_completed_successfully/);
+    expect(e.message).toMatch(
+      /services\.app\.depends_on: waits for `warm`, a release-phase job.*service_completed_successfully/,
+    );
   });
 });
 
 describe("services that run a built service's image", () => {
   it("are pinned to the same digest, whatever tag they name", () => {
-    const s = parseComposeStack(stackText(`
+    const s = parseComposeStack(
+      stackText(`
   worker:
     image: ghcr.io/acme/gold-tracker/api:latest
     command: ["worker"]
   other:
     image: ghcr.io/acme/gold-tracker/api-tools:1
-`), "compose/docker-compose.prod.yml", PREFIX);
+`),
+      "compose/docker-compose.prod.yml",
+      PREFIX,
+    );
     const shape = releaseShape(renderRelease(s, { api: D1, web: D2 }));
     expect(shape.images.worker).toBe(`${PREFIX}/api@${D1}`);
     expect(shape.images.other).toBe("ghcr.io/acme/gold-tracker/api-tools:1");
@@ -218,7 +272,9 @@ describe("jobEnvOverride", () => {
   other: { image: a, env_file: ./app.env, x-vps-pipeline: { job: true } }
   web: { image: a, env_file: .env }
 `;
-    expect(JSON.parse(jobEnvOverride(release, ".releases/r1/.env")!)).toEqual({ services: { migrate: { env_file: [".releases/r1/.env"] }, seed: { env_file: [".releases/r1/.env"] } } });
+    expect(JSON.parse(jobEnvOverride(release, ".releases/r1/.env")!)).toEqual({
+      services: { migrate: { env_file: [".releases/r1/.env"] }, seed: { env_file: [".releases/r1/.env"] } },
+    });
     expect(jobEnvOverride("services:\n  web: { image: a, env_file: .env }\n", "x")).toBeUndefined();
   });
 });
@@ -226,12 +282,19 @@ describe("jobEnvOverride", () => {
 describe("the compose check (`dagger check`, no settings given)", () => {
   it("renders the project's own production file without an image prefix, with a stand-in one", () => {
     const file = "compose/docker-compose.prod.yml";
-    const out = parse(renderForCheck(readFileSync(file, "utf8"), file)) as { services: Record<string, { image?: string; build?: unknown }> };
+    const out = parse(renderForCheck(readFileSync(file, "utf8"), file)) as {
+      services: Record<string, { image?: string; build?: unknown }>;
+    };
     expect(out.services.api!.image).toMatch(/^registry\.invalid\/check\/stack\/api@sha256:0{64}$/);
     expect(out.services.api!.build).toBeUndefined();
   });
 
   it("still refuses what cannot render, naming the field", () => {
-    expect(() => renderForCheck("services:\n  api: { build: ./api, image: ghcr.io/acme/api, container_name: x, x-vps-pipeline: { jobb: true } }\n", "c.yml")).toThrow(/services\.api\.x-vps-pipeline/);
+    expect(() =>
+      renderForCheck(
+        "services:\n  api: { build: ./api, image: ghcr.io/acme/api, container_name: x, x-vps-pipeline: { jobb: true } }\n",
+        "c.yml",
+      ),
+    ).toThrow(/services\.api\.x-vps-pipeline/);
   });
 });

@@ -8,19 +8,43 @@ import { oneOffArgv, oneOffName } from "../../.dagger/src/core/day-two/one-off.j
 
 describe("logs", () => {
   it("reads a container's line and a swarm task's (its time before or after the bar)", () => {
-    expect(parseLogLine("gold-api-1 2026-12-01T08:00:00.5Z GET /health 200")).toEqual({ at: "2026-12-01T08:00:00.500000000Z", source: "gold-api-1", text: "GET /health 200" });
-    expect(parseLogLine("2026-12-01T08:00:01.000000000Z gold_api.2.x7k2@swarm-2    | started")).toEqual({ at: "2026-12-01T08:00:01.000000000Z", source: "gold_api.2.x7k2@swarm-2", text: "started" });
-    expect(parseLogLine("gold_api.1.abc@swarm-1    | 2026-12-01T08:00:02.1Z a | b")).toEqual({ at: "2026-12-01T08:00:02.100000000Z", source: "gold_api.1.abc@swarm-1", text: "a | b" });
+    expect(parseLogLine("gold-api-1 2026-12-01T08:00:00.5Z GET /health 200")).toEqual({
+      at: "2026-12-01T08:00:00.500000000Z",
+      source: "gold-api-1",
+      text: "GET /health 200",
+    });
+    expect(parseLogLine("2026-12-01T08:00:01.000000000Z gold_api.2.x7k2@swarm-2    | started")).toEqual({
+      at: "2026-12-01T08:00:01.000000000Z",
+      source: "gold_api.2.x7k2@swarm-2",
+      text: "started",
+    });
+    expect(parseLogLine("gold_api.1.abc@swarm-1    | 2026-12-01T08:00:02.1Z a | b")).toEqual({
+      at: "2026-12-01T08:00:02.100000000Z",
+      source: "gold_api.1.abc@swarm-1",
+      text: "a | b",
+    });
     expect(parseLogLine("Error response from daemon: no such container")).toBeUndefined();
   });
 
   it("merges by time (a shorter fraction is not earlier for it), keeps file order on ties, tails all together, caps keeping the newest", () => {
-    const out = ["b 2026-12-01T08:00:00.2Z two", "a 2026-12-01T08:00:00.15Z one", "a 2026-12-01T08:00:00.3Z three", "b 2026-12-01T08:00:00.3Z four"].join("\n");
-    expect(mergeLogs(out, { tail: 10, maxBytes: 1 << 20 }).lines.map((l) => l.text)).toEqual(["one", "two", "three", "four"]);
+    const out = [
+      "b 2026-12-01T08:00:00.2Z two",
+      "a 2026-12-01T08:00:00.15Z one",
+      "a 2026-12-01T08:00:00.3Z three",
+      "b 2026-12-01T08:00:00.3Z four",
+    ].join("\n");
+    expect(mergeLogs(out, { tail: 10, maxBytes: 1 << 20 }).lines.map((l) => l.text)).toEqual([
+      "one",
+      "two",
+      "three",
+      "four",
+    ]);
     expect(mergeLogs(out, { tail: 2, maxBytes: 1 << 20 }).lines.map((l) => l.text)).toEqual(["three", "four"]);
     const capped = mergeLogs(out, { tail: 10, maxBytes: 90 });
     expect([capped.cut, capped.lines.map((l) => l.text)]).toEqual([2, ["three", "four"]]);
-    expect(formatLogs(capped, 90).split("\n")[0]).toBe("(2 older line(s) not shown: the output is capped at 90 bytes; narrow it with --since, --tail or --service)");
+    expect(formatLogs(capped, 90).split("\n")[0]).toBe(
+      "(2 older line(s) not shown: the output is capped at 90 bytes; narrow it with --since, --tail or --service)",
+    );
   });
 
   it("the project, services and options are arguments of the script, never part of it", () => {
@@ -41,24 +65,84 @@ describe("notifications", () => {
   it("a success, an automatic rollback and a failure, as a chat shows them; never more than the facts", async () => {
     const { notification, retryable } = await import("../../.dagger/src/core/day-two/notification.js");
     const now = new Date("2026-12-01T08:00:00Z");
-    const ok = notification({ project: "gold", action: "deploy", by: "octocat", now, outcome: { release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } } });
-    expect(ok).toEqual({ text: "✅ gold: deploy of r2 ok (previous r1) in 3.5s, by octocat", project: "gold", action: "deploy", result: "ok", by: "octocat", at: "2026-12-01T08:00:00.000Z", release: "r2", previous: "r1", images: { api: "ghcr.io/a/api@sha256:1" }, durations: { pull: 1.5, switch: 2 } });
-    const back = notification({ project: "gold", action: "deploy", by: "octocat", now, error: { code: "DEPLOY_ROLLED_BACK", message: "release r3 failed (api unhealthy); rolled back to r2\nmore", hint: "docker compose logs" } });
-    expect(back).toMatchObject({ result: "rolled-back", code: "DEPLOY_ROLLED_BACK", error: "release r3 failed (api unhealthy); rolled back to r2", text: "↩️ gold: deploy rolled back, DEPLOY_ROLLED_BACK: release r3 failed (api unhealthy); rolled back to r2 (hint: docker compose logs), by octocat" });
-    expect(notification({ project: "gold", action: "rollback", by: "me", now, error: { code: "LOCK_BUSY", message: "busy", hint: "wait" } }).result).toBe("failed");
-    expect([retryable(undefined), retryable(500), retryable(429), retryable(404), retryable(400)]).toEqual([true, true, true, false, false]);
+    const ok = notification({
+      project: "gold",
+      action: "deploy",
+      by: "octocat",
+      now,
+      outcome: {
+        release: "r2",
+        previous: "r1",
+        images: { api: "ghcr.io/a/api@sha256:1" },
+        durations: { pull: 1.5, switch: 2 },
+      },
+    });
+    expect(ok).toEqual({
+      text: "✅ gold: deploy of r2 ok (previous r1) in 3.5s, by octocat",
+      project: "gold",
+      action: "deploy",
+      result: "ok",
+      by: "octocat",
+      at: "2026-12-01T08:00:00.000Z",
+      release: "r2",
+      previous: "r1",
+      images: { api: "ghcr.io/a/api@sha256:1" },
+      durations: { pull: 1.5, switch: 2 },
+    });
+    const back = notification({
+      project: "gold",
+      action: "deploy",
+      by: "octocat",
+      now,
+      error: {
+        code: "DEPLOY_ROLLED_BACK",
+        message: "release r3 failed (api unhealthy); rolled back to r2\nmore",
+        hint: "docker compose logs",
+      },
+    });
+    expect(back).toMatchObject({
+      result: "rolled-back",
+      code: "DEPLOY_ROLLED_BACK",
+      error: "release r3 failed (api unhealthy); rolled back to r2",
+      text: "↩️ gold: deploy rolled back, DEPLOY_ROLLED_BACK: release r3 failed (api unhealthy); rolled back to r2 (hint: docker compose logs), by octocat",
+    });
+    expect(
+      notification({
+        project: "gold",
+        action: "rollback",
+        by: "me",
+        now,
+        error: { code: "LOCK_BUSY", message: "busy", hint: "wait" },
+      }).result,
+    ).toBe("failed");
+    expect([retryable(undefined), retryable(500), retryable(429), retryable(404), retryable(400)]).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 });
 
 describe("platforms", () => {
   it("uname names become OCI's; an index lacking the server's (or a node's) platform is named with both sides", async () => {
-    const { ociArch, parseNodePlatforms, platformProblems } = await import("../../.dagger/src/core/server/platforms.js");
+    const { ociArch, parseNodePlatforms, platformProblems } =
+      await import("../../.dagger/src/core/server/platforms.js");
     expect(["x86_64", "aarch64", "armv7l", "amd64"].map(ociArch)).toEqual(["amd64", "arm64", "arm/v7", "amd64"]);
     const nodes = parseNodePlatforms("swarm-1 linux x86_64\nswarm-2 linux aarch64\n");
-    expect(nodes).toEqual([{ where: "node swarm-1", platform: "linux/amd64" }, { where: "node swarm-2", platform: "linux/arm64" }]);
-    const indexes = new Map([["r/web@sha256:1", ["linux/amd64"]], ["r/api@sha256:2", ["linux/amd64", "linux/arm64/v8"]]]);
+    expect(nodes).toEqual([
+      { where: "node swarm-1", platform: "linux/amd64" },
+      { where: "node swarm-2", platform: "linux/arm64" },
+    ]);
+    const indexes = new Map([
+      ["r/web@sha256:1", ["linux/amd64"]],
+      ["r/api@sha256:2", ["linux/amd64", "linux/arm64/v8"]],
+    ]);
     const images = { web: "r/web@sha256:1", api: "r/api@sha256:2", db: "postgres:16" };
-    expect(platformProblems(images, indexes, nodes)).toEqual(["services.web: r/web@sha256:1 has linux/amd64; node swarm-2 is linux/arm64"]);
+    expect(platformProblems(images, indexes, nodes)).toEqual([
+      "services.web: r/web@sha256:1 has linux/amd64; node swarm-2 is linux/arm64",
+    ]);
     expect(platformProblems(images, indexes, [{ where: "the VPS", platform: "linux/amd64" }])).toEqual([]);
   });
 });

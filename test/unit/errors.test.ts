@@ -24,19 +24,40 @@ describe("tail", () => {
 
 describe("registry failures", () => {
   it("tell 401 (bad credentials) from 403 (not allowed), from what docker prints", () => {
-    expect(classifyRegistryOutput('Error response from daemon: Get "https://ghcr.io/v2/": denied: denied')).toBe("denied");
-    expect(classifyRegistryOutput("Error response from daemon: pull access denied for ghcr.io/acme/api, repository does not exist or may require 'docker login': denied: requested access to the resource is denied")).toBe("denied");
-    expect(classifyRegistryOutput('Error response from daemon: Get "https://10.200.0.1:5443/v2/": unauthorized: authentication required')).toBe("unauthorized");
+    expect(classifyRegistryOutput('Error response from daemon: Get "https://ghcr.io/v2/": denied: denied')).toBe(
+      "denied",
+    );
+    expect(
+      classifyRegistryOutput(
+        "Error response from daemon: pull access denied for ghcr.io/acme/api, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+      ),
+    ).toBe("denied");
+    expect(
+      classifyRegistryOutput(
+        'Error response from daemon: Get "https://10.200.0.1:5443/v2/": unauthorized: authentication required',
+      ),
+    ).toBe("unauthorized");
     expect(classifyRegistryOutput("manifest unknown")).toBe("not-found");
     expect(classifyRegistryOutput("dial tcp: lookup ghcr.io: no such host")).toBe("unreachable");
     expect(classifyRegistryOutput("something else")).toBe("other");
   });
 
   it("give the same codes and hints as the registry client", () => {
-    expect(registryError("pull", "ghcr.io", "unauthorized: authentication required")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED", hint: expect.stringMatching(/expires when its job ends/) });
-    expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({ code: "REGISTRY_DENIED", hint: expect.stringMatching(/read:packages.*package's settings/) });
-    expect(registryError("push", "ghcr.io", 'unauthorized: insufficient_scope')).toMatchObject({ code: "REGISTRY_INSUFFICIENT_SCOPE", hint: expect.stringMatching(/write:packages.*fine-grained tokens are not supported/) });
-    expect(registryError("pull", "ghcr.io", "dial tcp: lookup ghcr.io: no such host")).toMatchObject({ code: "REGISTRY_UNREACHABLE" });
+    expect(registryError("pull", "ghcr.io", "unauthorized: authentication required")).toMatchObject({
+      code: "REGISTRY_UNAUTHORIZED",
+      hint: expect.stringMatching(/expires when its job ends/),
+    });
+    expect(registryError("pull", "ghcr.io", "denied: denied")).toMatchObject({
+      code: "REGISTRY_DENIED",
+      hint: expect.stringMatching(/read:packages.*package's settings/),
+    });
+    expect(registryError("push", "ghcr.io", "unauthorized: insufficient_scope")).toMatchObject({
+      code: "REGISTRY_INSUFFICIENT_SCOPE",
+      hint: expect.stringMatching(/write:packages.*fine-grained tokens are not supported/),
+    });
+    expect(registryError("pull", "ghcr.io", "dial tcp: lookup ghcr.io: no such host")).toMatchObject({
+      code: "REGISTRY_UNREACHABLE",
+    });
     expect(registryError("push", "ghcr.io", "weird")).toMatchObject({ code: "REGISTRY_FAILED" });
     expect(registryError("pull", "ghcr.io", "denied: denied").message).toContain("denied: denied");
   });

@@ -14,7 +14,10 @@ function c(service: string, over: Partial<ContainerState> = {}): ContainerState 
 describe("parseComposePs", () => {
   it("reads compose's JSON lines and the older JSON array", () => {
     const rows = parseComposePs(RECORDED);
-    expect(rows.map((r) => [r.service, r.state, r.health])).toEqual([["api", "running", "healthy"], ["web", "running", "starting"]]);
+    expect(rows.map((r) => [r.service, r.state, r.health])).toEqual([
+      ["api", "running", "healthy"],
+      ["web", "running", "starting"],
+    ]);
     expect(parseComposePs(`[${RECORDED.split("\n").join(",")}]`)).toEqual(rows);
     expect(parseComposePs("\n")).toEqual([]);
   });
@@ -27,22 +30,43 @@ describe("assessHealth", () => {
     expect(assessHealth(shape(["api", "web"]), [c("api", { health: "healthy" }), c("web")])).toEqual({ status: "ok" });
   });
   it("waits for starting checks, restarts and missing containers", () => {
-    expect(assessHealth(shape(["api", "web", "db"]), [c("api", { health: "starting" }), c("web", { state: "restarting" })])).toEqual({
-      status: "waiting", pending: ["api: health starting", "web: restarting", "db: no container yet"],
+    expect(
+      assessHealth(shape(["api", "web", "db"]), [c("api", { health: "starting" }), c("web", { state: "restarting" })]),
+    ).toEqual({
+      status: "waiting",
+      pending: ["api: health starting", "web: restarting", "db: no container yet"],
     });
   });
   it("fails at once on unhealthy or exited containers, naming them", () => {
-    const v = assessHealth(shape(["api", "web"]), [c("api", { health: "unhealthy" }), c("web", { state: "exited", exitCode: 3 })]);
-    expect(v).toEqual({ status: "failed", reasons: ["api: container p-api-1 is unhealthy (its healthcheck keeps failing)", "web: container p-web-1 exited with code 3"] });
+    const v = assessHealth(shape(["api", "web"]), [
+      c("api", { health: "unhealthy" }),
+      c("web", { state: "exited", exitCode: 3 }),
+    ]);
+    expect(v).toEqual({
+      status: "failed",
+      reasons: [
+        "api: container p-api-1 is unhealthy (its healthcheck keeps failing)",
+        "web: container p-web-1 exited with code 3",
+      ],
+    });
   });
   it("counts a run-once service that exited 0 as done, and a non-zero exit as a failure", () => {
-    expect(assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate", { state: "exited", exitCode: 0 })])).toEqual({ status: "ok" });
-    expect(assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate")])).toEqual({ status: "waiting", pending: ["migrate: running (runs once, must exit 0)"] });
-    expect(assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate", { state: "exited", exitCode: 2 })])).toMatchObject({ status: "failed", reasons: ["migrate: run-once container p-migrate-1 exited with code 2"] });
+    expect(
+      assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate", { state: "exited", exitCode: 0 })]),
+    ).toEqual({ status: "ok" });
+    expect(assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate")])).toEqual({
+      status: "waiting",
+      pending: ["migrate: running (runs once, must exit 0)"],
+    });
+    expect(
+      assessHealth(shape(["web"], ["migrate"]), [c("web"), c("migrate", { state: "exited", exitCode: 2 })]),
+    ).toMatchObject({ status: "failed", reasons: ["migrate: run-once container p-migrate-1 exited with code 2"] });
   });
   it("does not wait for a service under a profile that did not start, but judges one that did", () => {
     expect(assessHealth(shape(["web"], [], ["debug"]), [c("web")])).toEqual({ status: "ok" });
-    expect(assessHealth(shape(["web"], [], ["debug"]), [c("web"), c("debug", { health: "unhealthy" })])).toMatchObject({ status: "failed" });
+    expect(assessHealth(shape(["web"], [], ["debug"]), [c("web"), c("debug", { health: "unhealthy" })])).toMatchObject({
+      status: "failed",
+    });
   });
   it("ignores containers of services the release does not have", () => {
     expect(assessHealth(shape(["api"]), [c("api"), c("old", { state: "exited" })])).toEqual({ status: "ok" });

@@ -1,11 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { invalidImageReference, ociLabels, parseImageReference, pinned, repositoryOf, tagsFor } from "../../.dagger/src/core/registry/images.js";
+import {
+  invalidImageReference,
+  ociLabels,
+  parseImageReference,
+  pinned,
+  repositoryOf,
+  tagsFor,
+} from "../../.dagger/src/core/registry/images.js";
 
 const D = `sha256:${"ab".repeat(32)}`;
 
 describe("image references", () => {
   it("splits host, path, tag and digest the way docker does", () => {
-    expect(parseImageReference(`ghcr.io/acme/gold/api:v1@${D}`)).toEqual({ registry: "ghcr.io", path: "acme/gold/api", tag: "v1", digest: D });
+    expect(parseImageReference(`ghcr.io/acme/gold/api:v1@${D}`)).toEqual({
+      registry: "ghcr.io",
+      path: "acme/gold/api",
+      tag: "v1",
+      digest: D,
+    });
     expect(parseImageReference("10.200.0.1:5443/acme/api")).toEqual({ registry: "10.200.0.1:5443", path: "acme/api" });
     expect(parseImageReference("postgres:16")).toEqual({ registry: "docker.io", path: "postgres", tag: "16" });
     expect(parseImageReference("localhost/app")).toEqual({ registry: "localhost", path: "app" });
@@ -37,16 +49,33 @@ describe("tags", () => {
   });
 
   it("vX.Y.Z and X.Y on a release tag, no X.Y on a pre-release, nothing extra on other tags", () => {
-    expect(tagsFor({ sha, ref: "refs/tags/v1.4.2", defaultBranch: "main" }).tags).toEqual(["sha-0123456", "v1.4.2", "1.4"]);
-    expect(tagsFor({ sha, ref: "refs/tags/2.0.0", defaultBranch: "main" }).tags).toEqual(["sha-0123456", "v2.0.0", "2.0"]);
-    expect(tagsFor({ sha, ref: "refs/tags/v2.0.0-rc.1", defaultBranch: "main" }).tags).toEqual(["sha-0123456", "v2.0.0-rc.1"]);
+    expect(tagsFor({ sha, ref: "refs/tags/v1.4.2", defaultBranch: "main" }).tags).toEqual([
+      "sha-0123456",
+      "v1.4.2",
+      "1.4",
+    ]);
+    expect(tagsFor({ sha, ref: "refs/tags/2.0.0", defaultBranch: "main" }).tags).toEqual([
+      "sha-0123456",
+      "v2.0.0",
+      "2.0",
+    ]);
+    expect(tagsFor({ sha, ref: "refs/tags/v2.0.0-rc.1", defaultBranch: "main" }).tags).toEqual([
+      "sha-0123456",
+      "v2.0.0-rc.1",
+    ]);
     expect(tagsFor({ sha, ref: "refs/tags/nightly", defaultBranch: "main" }).tags).toEqual(["sha-0123456"]);
   });
 });
 
 describe("OCI labels", () => {
   it("names source, revision, created and version", () => {
-    expect(ociLabels({ source: "https://github.com/acme/gold", revision: "0123456789", created: new Date("2026-11-25T10:00:00Z") })).toEqual({
+    expect(
+      ociLabels({
+        source: "https://github.com/acme/gold",
+        revision: "0123456789",
+        created: new Date("2026-11-25T10:00:00Z"),
+      }),
+    ).toEqual({
       "org.opencontainers.image.source": "https://github.com/acme/gold",
       "org.opencontainers.image.revision": "0123456789",
       "org.opencontainers.image.created": "2026-11-25T10:00:00.000Z",

@@ -35,7 +35,13 @@ export function importsOf(text: string): { spec: string; names: string[] }[] {
     const names = braces
       ? braces[1]!
           .split(",")
-          .map((n) => n.trim().replace(/^type\s+/, "").split(/\s+as\s+/)[0]!)
+          .map(
+            (n) =>
+              n
+                .trim()
+                .replace(/^type\s+/, "")
+                .split(/\s+as\s+/)[0]!,
+          )
           .filter(Boolean)
       : [];
     if (clause.replace(/\{[^}]*\}/, "").replace(/[\s,]/g, "")) names.push("*");
@@ -69,12 +75,16 @@ describe("layers: core/ is pure", () => {
   });
 
   it("the check catches what it is for", () => {
-    expect(importsOf('import { readFileSync } from "node:fs";')).toEqual([{ spec: "node:fs", names: ["readFileSync"] }]);
+    expect(importsOf('import { readFileSync } from "node:fs";')).toEqual([
+      { spec: "node:fs", names: ["readFileSync"] },
+    ]);
     expect(importsOf('import * as net from "node:net";\nconst x = await import("ssh2");')).toEqual([
       { spec: "node:net", names: ["*"] },
       { spec: "ssh2", names: ["*"] },
     ]);
-    expect(importsOf('import type { A, type B as C } from "../x.js";')).toEqual([{ spec: "../x.js", names: ["A", "B"] }]);
+    expect(importsOf('import type { A, type B as C } from "../x.js";')).toEqual([
+      { spec: "../x.js", names: ["A", "B"] },
+    ]);
   });
 });
 

@@ -10,18 +10,26 @@ const preflight = { docker: "28.2", compose: "2.26.1", freeMiB: 9000 };
 describe("plan", () => {
   it("lists the edge routes the release will have, on an empty server too (ports as written, hostnames)", () => {
     const p = planRelease({
-      current: null, preflight, currentCompose: "",
+      current: null,
+      preflight,
+      currentCompose: "",
       newCompose: `services:\n  web:\n    image: "${A}"\n    labels: { vps-pipeline.edge.published: "\${WEB_PORT:-8080}:8000" }\n    x-vps-pipeline: { http: { port: 8000, health: /health, host: gold.example.com } }\n  api: { image: "${B}" }\n`,
     });
     expect(p.routes).toEqual(["web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health"]);
-    expect(formatPlan(p)).toContain("edge routes: web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health");
+    expect(formatPlan(p)).toContain(
+      "edge routes: web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health",
+    );
     expect(markdownPlan(p)).toContain("- edge routes: `web:");
-    expect(planRelease({ current: null, preflight, currentCompose: "", newCompose: `services:\n  api: { image: "${B}" }\n` }).routes).toEqual([]);
+    expect(
+      planRelease({ current: null, preflight, currentCompose: "", newCompose: `services:\n  api: { image: "${B}" }\n` })
+        .routes,
+    ).toEqual([]);
   });
 
   it("names services added, removed and changed with old → new digests, and .env keys without values", () => {
     const p = planRelease({
-      current: "r1", preflight,
+      current: "r1",
+      preflight,
       currentCompose: `services:\n  api: { image: "${A}" }\n  old: { image: redis:7 }\n`,
       newCompose: `services:\n  api: { image: "${B}" }\n  db: { image: postgres:16 }\n  migrate: { image: "${B}", x-vps-pipeline: { job: true }, profiles: [vps-pipeline-jobs] }\n`,
       currentEnv: "A=1\nSECRET=old-secret-value\n# c\n",
@@ -40,7 +48,9 @@ describe("plan", () => {
       expect(text).not.toContain("secret-value");
       expect(text).toContain("SECRET");
     }
-    expect(formatPlan(p)).toMatch(/~ api {10}ghcr\.io\/a\/api@sha256:aaaaaaaaaaaa… → ghcr\.io\/a\/api@sha256:bbbbbbbbbbbb…/);
+    expect(formatPlan(p)).toMatch(
+      /~ api {10}ghcr\.io\/a\/api@sha256:aaaaaaaaaaaa… → ghcr\.io\/a\/api@sha256:bbbbbbbbbbbb…/,
+    );
   });
 
   it("says when nothing would change, and that a server without a release gets everything added", () => {
@@ -53,15 +63,27 @@ describe("plan", () => {
   });
 
   it("reads .env files as compose does", () => {
-    expect([...envEntries("# x\nA=1\n export B = 2 \nC=\nnot a line\n").entries()]).toEqual([["A", "1"], ["B", "2"], ["C", ""]]);
+    expect([...envEntries("# x\nA=1\n export B = 2 \nC=\nnot a line\n").entries()]).toEqual([
+      ["A", "1"],
+      ["B", "2"],
+      ["C", ""],
+    ]);
     expect(diffEnv("A=1\nB=2\n", "B=3\nC=4\n")).toEqual({ added: ["C"], removed: ["A"], changed: ["B"] });
   });
 });
 
 describe("rollbackTarget", () => {
-  const h = (release: string, result: HistoryRecord["result"], action: HistoryRecord["action"] = "deploy"): HistoryRecord =>
-    ({ release, result, action, at: "", by: "", sha: "", images: {}, durations: {} });
-  const ids = ["20260101T000000.000Z-aaaaaaa", "20260102T000000.000Z-bbbbbbb", "20260103T000000.000Z-ccccccc", "20260104T000000.000Z-ddddddd"];
+  const h = (
+    release: string,
+    result: HistoryRecord["result"],
+    action: HistoryRecord["action"] = "deploy",
+  ): HistoryRecord => ({ release, result, action, at: "", by: "", sha: "", images: {}, durations: {} });
+  const ids = [
+    "20260101T000000.000Z-aaaaaaa",
+    "20260102T000000.000Z-bbbbbbb",
+    "20260103T000000.000Z-ccccccc",
+    "20260104T000000.000Z-ddddddd",
+  ];
   const [a, b, c, d] = ids as [string, string, string, string];
 
   it("goes to the newest good release older than the current one: A → B → C, rollback, rollback lands on A", () => {

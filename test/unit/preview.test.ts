@@ -7,20 +7,47 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseComposeStack, renderForCheck, renderRelease, releaseShape } from "../../.dagger/src/core/compose/compose.js";
+import {
+  parseComposeStack,
+  renderForCheck,
+  renderRelease,
+  releaseShape,
+} from "../../.dagger/src/core/compose/compose.js";
 import { PUBLISHED_LABEL } from "../../.dagger/src/core/edge/edge.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
-import { dockerSize, listPreviews, previewsFrom, removePreview } from "../../.dagger/src/core/preview/preview-commands.js";
+import {
+  dockerSize,
+  listPreviews,
+  previewsFrom,
+  removePreview,
+} from "../../.dagger/src/core/preview/preview-commands.js";
 import { previewHosts, previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
-import { previewDir, previewEnv, previewProject, previewsToRemove, type PreviewInfo } from "../../.dagger/src/core/preview/preview.js";
+import {
+  previewDir,
+  previewEnv,
+  previewProject,
+  previewsToRemove,
+  type PreviewInfo,
+} from "../../.dagger/src/core/preview/preview.js";
 
 const settings = { domain: "preview.example.com", memory: "512m", cpus: "1" };
 const digest = `sha256:${"a".repeat(64)}`;
-type Service = { ports?: unknown; labels?: Record<string, string> | string[]; container_name?: string; networks?: Record<string, { aliases?: string[] }>; deploy?: { resources?: { limits?: Record<string, unknown> } }; "x-vps-pipeline"?: { http?: { host?: string }; data?: unknown } };
+type Service = {
+  ports?: unknown;
+  labels?: Record<string, string> | string[];
+  container_name?: string;
+  networks?: Record<string, { aliases?: string[] }>;
+  deploy?: { resources?: { limits?: Record<string, unknown> } };
+  "x-vps-pipeline"?: { http?: { host?: string }; data?: unknown };
+};
 const services = (text: string) => (parse(text) as { services: Record<string, Service> }).services;
 
 const example = () => {
-  const stack = parseComposeStack(readFileSync("compose/docker-compose.prod.yml", "utf8"), "compose/docker-compose.prod.yml", "ghcr.io/acme/gold");
+  const stack = parseComposeStack(
+    readFileSync("compose/docker-compose.prod.yml", "utf8"),
+    "compose/docker-compose.prod.yml",
+    "ghcr.io/acme/gold",
+  );
   return renderRelease(stack, { migrate: digest, api: digest, web: digest });
 };
 
@@ -46,7 +73,7 @@ describe("a release as a preview", () => {
       "services:",
       "  web:",
       "    image: ghcr.io/acme/app/web@" + digest,
-      "    labels: [\"team=shop\"]",
+      '    labels: ["team=shop"]',
       "    x-vps-pipeline: { http: { port: 80, host: shop.example.com } }",
       "  admin:",
       "    image: ghcr.io/acme/app/admin@" + digest,
@@ -54,9 +81,9 @@ describe("a release as a preview", () => {
       "  db:",
       "    image: postgres:16",
       "    container_name: shop-db",
-      "    ports: [\"5432:5432\"]",
+      '    ports: ["5432:5432"]',
       "    networks: [back]",
-      "    volumes: [\"dbdata:/var/lib/postgresql/data\", \"/etc/localtime:/etc/localtime:ro\", \"/scratch\"]",
+      '    volumes: ["dbdata:/var/lib/postgresql/data", "/etc/localtime:/etc/localtime:ro", "/scratch"]',
       "    deploy: { resources: { limits: { memory: 2g } } }",
       "    x-vps-pipeline: { data: { volumes: [dbdata] } }",
       "volumes:",
@@ -83,17 +110,31 @@ describe("a release as a preview", () => {
       "  app:",
       "    image: nginx:1",
       "    network_mode: host",
-      "    volumes: [\"/srv/shop/uploads:/uploads\", { type: bind, source: /srv/shop/media, target: /media }]",
+      '    volumes: ["/srv/shop/uploads:/uploads", { type: bind, source: /srv/shop/media, target: /media }]',
       "volumes:",
       "  data: { name: shop_data }",
       "  old: { external: true }",
       "networks:",
       "  proxy: { external: true }",
     ].join("\n");
-    const err = (() => { try { previewRelease(release, 3, settings); } catch (e) { return e; } })();
+    const err = (() => {
+      try {
+        previewRelease(release, 3, settings);
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(err).toMatchObject({ code: "INVALID_INPUT" });
     const msg = (err as Error).message;
-    for (const field of ["services.app.network_mode", "services.app.volumes[0]: the host path /srv/shop/uploads", "services.app.volumes[1]: the host path /srv/shop/media", "volumes.data.name", "volumes.old.external", "networks.proxy.external"]) expect(msg).toContain(field);
+    for (const field of [
+      "services.app.network_mode",
+      "services.app.volumes[0]: the host path /srv/shop/uploads",
+      "services.app.volumes[1]: the host path /srv/shop/media",
+      "volumes.data.name",
+      "volumes.old.external",
+      "networks.proxy.external",
+    ])
+      expect(msg).toContain(field);
     expect((err as { hint: string }).hint).toMatch(/nothing was changed/);
   });
 
@@ -125,17 +166,29 @@ describe("a release as a preview", () => {
   });
 
   it("the seed the user names runs as the preview's last job; production never starts it; a wrong name is refused", () => {
-    const release = example().replace("services:\n", "services:\n  seed:\n    image: ghcr.io/acme/gold/api@" + digest + "\n    command: [./seed]\n    profiles: [seed]\n");
+    const release = example().replace(
+      "services:\n",
+      "services:\n  seed:\n    image: ghcr.io/acme/gold/api@" +
+        digest +
+        "\n    command: [./seed]\n    profiles: [seed]\n",
+    );
     expect(releaseShape(release).jobs.map((j) => j.service)).toEqual(["migrate"]);
     expect(releaseShape(release).optional).toContain("seed");
     const p = previewRelease(release, 3, { ...settings, seed: "seed" });
     expect(releaseShape(p.compose).jobs.map((j) => j.service)).toEqual(["migrate", "seed"]);
-    expect(() => previewRelease(release, 3, { ...settings, seed: "sede" })).toThrow(/previewSeed: `sede` is no service of the release/);
-    expect(() => previewRelease(release, 3, { ...settings, seed: "web" })).toThrow(/services\.web: the preview seed runs once per deploy/);
+    expect(() => previewRelease(release, 3, { ...settings, seed: "sede" })).toThrow(
+      /previewSeed: `sede` is no service of the release/,
+    );
+    expect(() => previewRelease(release, 3, { ...settings, seed: "web" })).toThrow(
+      /services\.web: the preview seed runs once per deploy/,
+    );
   });
 
   it("hostnames stay one level under the wildcard and valid for any service name", () => {
-    expect(previewHosts([{ service: "api" }, { service: "Web_UI.v2" }], 12, "p.example.com")).toEqual({ api: "pr-12.p.example.com", "Web_UI.v2": "pr-12-web-ui-v2.p.example.com" });
+    expect(previewHosts([{ service: "api" }, { service: "Web_UI.v2" }], 12, "p.example.com")).toEqual({
+      api: "pr-12.p.example.com",
+      "Web_UI.v2": "pr-12-web-ui-v2.p.example.com",
+    });
   });
 });
 
@@ -146,19 +199,38 @@ describe("names, .env and the list", () => {
   });
 
   it("the preview .env starts with the preview's variables and has them replaced where the secret names them", () => {
-    const env = previewEnv("APP_URL=${VPS_PREVIEW_URL}\nDB_NAME=app_${VPS_PREVIEW_PR}\nOTHER=${HOME}", { VPS_PREVIEW_PR: "42", VPS_PREVIEW_URL: "https://pr-42.p.example.com", VPS_PREVIEW_HOST: "pr-42.p.example.com" });
-    expect(env).toBe("VPS_PREVIEW_PR=42\nVPS_PREVIEW_URL=https://pr-42.p.example.com\nVPS_PREVIEW_HOST=pr-42.p.example.com\nAPP_URL=https://pr-42.p.example.com\nDB_NAME=app_42\nOTHER=${HOME}\n");
-    expect(previewEnv(undefined, { VPS_PREVIEW_PR: "1", VPS_PREVIEW_URL: "", VPS_PREVIEW_HOST: "" })).toBe("VPS_PREVIEW_PR=1\nVPS_PREVIEW_URL=\nVPS_PREVIEW_HOST=\n");
+    const env = previewEnv("APP_URL=${VPS_PREVIEW_URL}\nDB_NAME=app_${VPS_PREVIEW_PR}\nOTHER=${HOME}", {
+      VPS_PREVIEW_PR: "42",
+      VPS_PREVIEW_URL: "https://pr-42.p.example.com",
+      VPS_PREVIEW_HOST: "pr-42.p.example.com",
+    });
+    expect(env).toBe(
+      "VPS_PREVIEW_PR=42\nVPS_PREVIEW_URL=https://pr-42.p.example.com\nVPS_PREVIEW_HOST=pr-42.p.example.com\nAPP_URL=https://pr-42.p.example.com\nDB_NAME=app_42\nOTHER=${HOME}\n",
+    );
+    expect(previewEnv(undefined, { VPS_PREVIEW_PR: "1", VPS_PREVIEW_URL: "", VPS_PREVIEW_HOST: "" })).toBe(
+      "VPS_PREVIEW_PR=1\nVPS_PREVIEW_URL=\nVPS_PREVIEW_HOST=\n",
+    );
   });
 
   it("the list reads each preview's release, last push, URL and its own containers' and volumes' sizes", () => {
     const df = JSON.stringify({
-      Containers: [{ Labels: "com.docker.compose.project=gold-pr-4,com.docker.compose.service=web", Size: "1.5kB" }, { Labels: "com.docker.compose.project=gold-pr-40", Size: "9MB" }, { Labels: "com.docker.compose.project=gold", Size: "7MB" }],
+      Containers: [
+        { Labels: "com.docker.compose.project=gold-pr-4,com.docker.compose.service=web", Size: "1.5kB" },
+        { Labels: "com.docker.compose.project=gold-pr-40", Size: "9MB" },
+        { Labels: "com.docker.compose.project=gold", Size: "7MB" },
+      ],
       Volumes: [{ Labels: "com.docker.compose.project=gold-pr-4,com.docker.compose.volume=data", Size: "104.9MB" }],
     });
     const out = `preview 40 - 1764547200 -\npreview 4 20261201T070000.000Z-abc1234 1764550800 https://pr-4.p.example.com\n=== df\n${df}\n`;
     expect(previewsFrom(out, "gold")).toEqual([
-      { pr: 4, project: "gold-pr-4", release: "20261201T070000.000Z-abc1234", lastDeploy: "2025-12-01T01:00:00.000Z", url: "https://pr-4.p.example.com", bytes: 104_901_500 },
+      {
+        pr: 4,
+        project: "gold-pr-4",
+        release: "20261201T070000.000Z-abc1234",
+        lastDeploy: "2025-12-01T01:00:00.000Z",
+        url: "https://pr-4.p.example.com",
+        bytes: 104_901_500,
+      },
       { pr: 40, project: "gold-pr-40", release: "", lastDeploy: "2025-12-01T00:00:00.000Z", url: "", bytes: 9_000_000 },
     ]);
     expect(dockerSize("0B")).toBe(0);
@@ -167,13 +239,24 @@ describe("names, .env and the list", () => {
 
   it("the commands take the folder and project as arguments, never spliced into the script", () => {
     expect(listPreviews("production/gold").slice(-1)).toEqual(["production/gold"]);
-    expect(removePreview("gold-pr-4", "production/gold-pr-4", "production/gold").slice(-3)).toEqual(["gold-pr-4", "production/gold-pr-4", "production/gold"]);
+    expect(removePreview("gold-pr-4", "production/gold-pr-4", "production/gold").slice(-3)).toEqual([
+      "gold-pr-4",
+      "production/gold-pr-4",
+      "production/gold",
+    ]);
   });
 });
 
 describe("limits", () => {
   const now = new Date("2026-12-01T12:00:00Z");
-  const live = (pr: number, hoursAgo: number): PreviewInfo => ({ pr, project: `gold-pr-${pr}`, release: "r", url: "", bytes: 0, lastDeploy: new Date(now.getTime() - hoursAgo * 3_600_000).toISOString() });
+  const live = (pr: number, hoursAgo: number): PreviewInfo => ({
+    pr,
+    project: `gold-pr-${pr}`,
+    release: "r",
+    url: "",
+    bytes: 0,
+    lastDeploy: new Date(now.getTime() - hoursAgo * 3_600_000).toISOString(),
+  });
   const s = { limit: 2, whenFull: "evict" as const, ttlHours: 48 };
 
   it("previews idle longer than the TTL go; 0 keeps them", () => {
@@ -184,9 +267,13 @@ describe("limits", () => {
   it("at the limit a new preview evicts the one pushed longest ago, or is refused; a push to a live one never evicts", () => {
     const two = [live(1, 2), live(2, 5)];
     expect(previewsToRemove(two, 3, s, now).evicted.map((p) => p.pr)).toEqual([2]);
-    expect(previewsToRemove(two, 3, { ...s, whenFull: "refuse" }, now).refused).toMatch(/2 previews are live \(#2, #1\), the limit is 2/);
+    expect(previewsToRemove(two, 3, { ...s, whenFull: "refuse" }, now).refused).toMatch(
+      /2 previews are live \(#2, #1\), the limit is 2/,
+    );
     expect(previewsToRemove(two, 1, { ...s, limit: 1 }, now)).toEqual({ expired: [], evicted: [] });
     // a limit lowered below what lives: enough go for the new one to fit
-    expect(previewsToRemove([live(1, 1), live(2, 2), live(3, 3)], 4, { ...s, limit: 1 }, now).evicted.map((p) => p.pr)).toEqual([3, 2, 1]);
+    expect(
+      previewsToRemove([live(1, 1), live(2, 2), live(3, 3)], 4, { ...s, limit: 1 }, now).evicted.map((p) => p.pr),
+    ).toEqual([3, 2, 1]);
   });
 });

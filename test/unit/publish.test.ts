@@ -12,7 +12,11 @@ import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/re
 import { stackRegistry } from "../../.dagger/src/inputs/inputs.js";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
-const stack = parseComposeStack("services:\n  api: { build: ./api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n", "compose/prod.yml", "registry.example.com:5000/acme");
+const stack = parseComposeStack(
+  "services:\n  api: { build: ./api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n",
+  "compose/prod.yml",
+  "registry.example.com:5000/acme",
+);
 
 function fakeContainer(o: { fails?: string; digest?: string } = {}) {
   const pushed: string[] = [];
@@ -34,8 +38,14 @@ function fakeContainer(o: { fails?: string; digest?: string } = {}) {
 
 const SHA = "abc1234def5678abc1234def5678abc1234def56";
 
-/** A registry holding `existing` tags (path:tag → digest), each image labelled with `revisions[digest]` (default: the commit published here). */
-function fakeStore(existing: Record<string, string> = {}, revisions: Record<string, string | undefined> = {}): TagStore & { tagged: string[] } {
+/**
+ * A registry holding `existing` tags (path:tag → digest), each image labelled with `revisions[digest]` (default: the
+ * commit published here).
+ */
+function fakeStore(
+  existing: Record<string, string> = {},
+  revisions: Record<string, string | undefined> = {},
+): TagStore & { tagged: string[] } {
   const tagged: string[] = [];
   return {
     tagged,
@@ -61,14 +71,23 @@ describe("publish", () => {
     // a platform whose build fails stops everything before any push
     const broken = fakeContainer({ fails: "exec format error" });
     const amd2 = fakeContainer();
-    const err = await publishImages([{ target: stack.builds[0]!, container: amd2.container, variants: [broken.container] }], rel("sha-abc1234"), auth, fakeStore()).catch((e: unknown) => e);
+    const err = await publishImages(
+      [{ target: stack.builds[0]!, container: amd2.container, variants: [broken.container] }],
+      rel("sha-abc1234"),
+      auth,
+      fakeStore(),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringContaining("exec format error") });
     expect(amd2.pushed).toEqual([]);
   });
 
   it("--platforms is checked: os/arch[/variant], each once", async () => {
     const { platformList } = await import("../../.dagger/src/inputs/inputs.js");
-    expect(platformList(["linux/amd64", "linux/arm64", "linux/arm/v7"])).toEqual(["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    expect(platformList(["linux/amd64", "linux/arm64", "linux/arm/v7"])).toEqual([
+      "linux/amd64",
+      "linux/arm64",
+      "linux/arm/v7",
+    ]);
     expect(() => platformList(["amd64"])).toThrow(/platforms: `amd64` is not os\/arch/);
     expect(() => platformList(["linux/amd64", "linux/amd64"])).toThrow(/twice/);
   });
@@ -76,27 +95,52 @@ describe("publish", () => {
   it("pushes every tag of a new commit, sha-<7> first, and prints repo@digest", async () => {
     const api = fakeContainer({ digest: D("a") });
     const web = fakeContainer({ digest: D("b") });
-    const built: BuiltImage[] = [{ target: stack.builds[0]!, container: api.container }, { target: stack.builds[1]!, container: web.container }];
+    const built: BuiltImage[] = [
+      { target: stack.builds[0]!, container: api.container },
+      { target: stack.builds[1]!, container: web.container },
+    ];
     const store = fakeStore();
     const out = await publishImages(built, rel("sha-abc1234", "latest"), auth, store);
     expect(api.pushed).toEqual(["registry.example.com:5000/acme/api:sha-abc1234"]);
     expect(store.tagged).toEqual([`acme/api:latest=${D("a")}`, `acme/web:latest=${D("b")}`]);
-    expect(out.map((p) => [p.pinned, p.reused])).toEqual([[`registry.example.com:5000/acme/api@${D("a")}`, false], [`registry.example.com:5000/acme/web@${D("b")}`, false]]);
+    expect(out.map((p) => [p.pinned, p.reused])).toEqual([
+      [`registry.example.com:5000/acme/api@${D("a")}`, false],
+      [`registry.example.com:5000/acme/web@${D("b")}`, false],
+    ]);
   });
 
   it("never moves sha-<7>: a commit already published is reused, its other tags pointed at the same digest, nothing rebuilt", async () => {
     const api = fakeContainer({ fails: "must not be built" });
     const store = fakeStore({ "acme/api:sha-abc1234": D("e") });
-    const out = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234", "latest", "v1.2.3"), auth, store);
+    const out = await publishImages(
+      [{ target: stack.builds[0]!, container: api.container }],
+      rel("sha-abc1234", "latest", "v1.2.3"),
+      auth,
+      store,
+    );
     expect(out[0]).toMatchObject({ digest: D("e"), reused: true });
     expect(api.pushed).toEqual([]);
     expect(store.tagged).toEqual([`acme/api:latest=${D("e")}`, `acme/api:v1.2.3=${D("e")}`]);
   });
 
   it("reports a failing Dockerfile step as BUILD_FAILED naming the service and the step's output, before any push", async () => {
-    const api = fakeContainer({ fails: 'process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\nnpm ERR! missing: left-pad@1.3.0' });
-    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234"), auth, fakeStore()).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringMatching(/services\.api \(compose\/api\/Dockerfile\) failed:[\s\S]*npm ERR! missing: left-pad/), hint: expect.stringMatching(/Nothing was pushed/) });
+    const api = fakeContainer({
+      fails:
+        'process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\nnpm ERR! missing: left-pad@1.3.0',
+    });
+    const err = await publishImages(
+      [{ target: stack.builds[0]!, container: api.container }],
+      rel("sha-abc1234"),
+      auth,
+      fakeStore(),
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "BUILD_FAILED",
+      message: expect.stringMatching(
+        /services\.api \(compose\/api\/Dockerfile\) failed:[\s\S]*npm ERR! missing: left-pad/,
+      ),
+      hint: expect.stringMatching(/Nothing was pushed/),
+    });
     expect(api.pushed).toEqual([]);
   });
 
@@ -104,7 +148,15 @@ describe("publish", () => {
     const api = fakeContainer({ digest: D("a") });
     const web = fakeContainer({ fails: "exit code: 1" });
     const store = fakeStore();
-    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }, { target: stack.builds[1]!, container: web.container }], rel("sha-abc1234", "latest"), auth, store).catch((e: unknown) => e);
+    const err = await publishImages(
+      [
+        { target: stack.builds[0]!, container: api.container },
+        { target: stack.builds[1]!, container: web.container },
+      ],
+      rel("sha-abc1234", "latest"),
+      auth,
+      store,
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "BUILD_FAILED", message: expect.stringMatching(/services\.web/) });
     expect(api.pushed).toEqual([]);
     expect(store.tagged).toEqual([]);
@@ -113,40 +165,78 @@ describe("publish", () => {
   it("never reuses another commit's sha-<7>: two commits sharing 7 hex digits stop before any push", async () => {
     const api = fakeContainer({ digest: D("a") });
     const other = "abc1234999999999999999999999999999999999";
-    const err = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234", "latest"), auth, fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: other })).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "TAG_TAKEN", message: expect.stringContaining(`already holds commit ${other}, not ${SHA}; nothing was pushed`) });
+    const err = await publishImages(
+      [{ target: stack.builds[0]!, container: api.container }],
+      rel("sha-abc1234", "latest"),
+      auth,
+      fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: other }),
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "TAG_TAKEN",
+      message: expect.stringContaining(`already holds commit ${other}, not ${SHA}; nothing was pushed`),
+    });
     expect(api.pushed).toEqual([]);
-    const unlabelled = await publishImages([{ target: stack.builds[0]!, container: api.container }], rel("sha-abc1234"), auth, fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: undefined })).catch((e: unknown) => e);
-    expect(unlabelled).toMatchObject({ code: "TAG_TAKEN", message: expect.stringContaining("an image without a revision label") });
+    const unlabelled = await publishImages(
+      [{ target: stack.builds[0]!, container: api.container }],
+      rel("sha-abc1234"),
+      auth,
+      fakeStore({ "acme/api:sha-abc1234": D("e") }, { [D("e")]: undefined }),
+    ).catch((e: unknown) => e);
+    expect(unlabelled).toMatchObject({
+      code: "TAG_TAKEN",
+      message: expect.stringContaining("an image without a revision label"),
+    });
     // the same commit given short (7 hex) is the same commit
-    const short = await publishImages([{ target: stack.builds[0]!, container: api.container }], { tags: ["sha-abc1234"], revision: "abc1234" }, auth, fakeStore({ "acme/api:sha-abc1234": D("e") }));
+    const short = await publishImages(
+      [{ target: stack.builds[0]!, container: api.container }],
+      { tags: ["sha-abc1234"], revision: "abc1234" },
+      auth,
+      fakeStore({ "acme/api:sha-abc1234": D("e") }),
+    );
     expect(short[0]).toMatchObject({ reused: true, digest: D("e") });
   });
 
   it("labels the image with the commit's time, so the same commit gives the same image; without one, no created label", () => {
     const git = { sha: "abc1234def", defaultBranch: "main" };
     const at = new Date("2026-11-25T12:00:00Z");
-    expect(ociLabels({ source: "s", revision: git.sha, created: at })["org.opencontainers.image.created"]).toBe("2026-11-25T12:00:00.000Z");
-    expect(ociLabels({ source: "s", revision: git.sha, created: at })).toEqual(ociLabels({ source: "s", revision: git.sha, created: new Date(at) }));
-    expect(Object.keys(ociLabels({ source: "s", revision: git.sha }))).not.toContain("org.opencontainers.image.created");
+    expect(ociLabels({ source: "s", revision: git.sha, created: at })["org.opencontainers.image.created"]).toBe(
+      "2026-11-25T12:00:00.000Z",
+    );
+    expect(ociLabels({ source: "s", revision: git.sha, created: at })).toEqual(
+      ociLabels({ source: "s", revision: git.sha, created: new Date(at) }),
+    );
+    expect(Object.keys(ociLabels({ source: "s", revision: git.sha }))).not.toContain(
+      "org.opencontainers.image.created",
+    );
     expect(tagsFor(git).shaTag).toBe("sha-abc1234");
   });
 
   it("refuses an image prefix on another host than the registry, before anything is pushed", () => {
     expect(stackRegistry(stack, "registry.example.com:5000")).toBe("registry.example.com:5000");
     const other = parseComposeStack("services:\n  api: { build: ./api }\n", "compose/prod.yml", "ghcr.io/acme");
-    expect(() => stackRegistry(other, "registry.example.com:5000")).toThrow(/the registry is registry\.example\.com:5000, but services\.api is ghcr\.io\/acme\/api/);
+    expect(() => stackRegistry(other, "registry.example.com:5000")).toThrow(
+      /the registry is registry\.example\.com:5000, but services\.api is ghcr\.io\/acme\/api/,
+    );
   });
 
   it("sends tokens only to the registry of the built images: taken from them when --registry is not given", () => {
     expect(stackRegistry(stack, "")).toBe("registry.example.com:5000");
-    const ghcr = parseComposeStack("services:\n  api: { build: ./api }\n  db: { image: postgres:16 }\n", "compose/prod.yml", "ghcr.io/acme");
+    const ghcr = parseComposeStack(
+      "services:\n  api: { build: ./api }\n  db: { image: postgres:16 }\n",
+      "compose/prod.yml",
+      "ghcr.io/acme",
+    );
     expect(stackRegistry(ghcr, "")).toBe("ghcr.io");
     const nothingBuilt = parseComposeStack("services:\n  db: { image: postgres:16 }\n", "compose/prod.yml");
     expect(stackRegistry(nothingBuilt, "")).toBe("ghcr.io");
     expect(stackRegistry(nothingBuilt, "10.0.0.5:5000")).toBe("10.0.0.5:5000");
-    const two = parseComposeStack("services:\n  api: { build: ./api, image: ghcr.io/acme/api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n", "compose/prod.yml");
-    expect(() => stackRegistry(two, "")).toThrow(/built images are on 2 registries \(services\.api → ghcr\.io, services\.web → registry\.example\.com:5000\)/);
+    const two = parseComposeStack(
+      "services:\n  api: { build: ./api, image: ghcr.io/acme/api }\n  web: { build: ./web, image: registry.example.com:5000/acme/web }\n",
+      "compose/prod.yml",
+    );
+    expect(() => stackRegistry(two, "")).toThrow(
+      /built images are on 2 registries \(services\.api → ghcr\.io, services\.web → registry\.example\.com:5000\)/,
+    );
   });
 
   it("a rollback learns the registry from the release's pinned images, never from a guess", () => {
@@ -159,13 +249,22 @@ describe("publish", () => {
 
 describe("what docker and containerd print, classified", () => {
   it("`no basic auth credentials` is missing credentials (401), not a refusal (403)", () => {
-    expect(classifyRegistryOutput("failed to push ghcr.io/acme/api:sha-1: failed to authorize: no basic auth credentials")).toBe("unauthorized");
-    expect(registryError("push", "ghcr.io", "no basic auth credentials")).toMatchObject({ code: "REGISTRY_UNAUTHORIZED" });
+    expect(
+      classifyRegistryOutput("failed to push ghcr.io/acme/api:sha-1: failed to authorize: no basic auth credentials"),
+    ).toBe("unauthorized");
+    expect(registryError("push", "ghcr.io", "no basic auth credentials")).toMatchObject({
+      code: "REGISTRY_UNAUTHORIZED",
+    });
   });
 
   it("an untrusted certificate is its own failure, naming the registry docker talked to", () => {
-    const out = 'Error response from daemon: Get "https://10.0.0.5:5000/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority';
+    const out =
+      'Error response from daemon: Get "https://10.0.0.5:5000/v2/": tls: failed to verify certificate: x509: certificate signed by unknown authority';
     expect(classifyRegistryOutput(out)).toBe("certificate");
-    expect(registryError("pull", "ghcr.io", out)).toMatchObject({ code: "REGISTRY_CERT_UNTRUSTED", message: expect.stringMatching(/10\.0\.0\.5:5000/), hint: expect.stringMatching(/certs\.d\/10\.0\.0\.5:5000\/ca\.crt/) });
+    expect(registryError("pull", "ghcr.io", out)).toMatchObject({
+      code: "REGISTRY_CERT_UNTRUSTED",
+      message: expect.stringMatching(/10\.0\.0\.5:5000/),
+      hint: expect.stringMatching(/certs\.d\/10\.0\.0\.5:5000\/ca\.crt/),
+    });
   });
 });

@@ -9,11 +9,19 @@ const table = readme.slice(readme.indexOf("## Troubleshooting"), readme.indexOf(
 describe("README troubleshooting", () => {
   it("has a row for every error code", () => {
     const rows = table.split("\n").filter((l) => l.startsWith("| "));
-    for (const code of ERROR_CODES) expect(rows.some((r) => r.split("|")[1]!.includes(`\`${code}\``)), code).toBe(true);
+    for (const code of ERROR_CODES)
+      expect(
+        rows.some((r) => r.split("|")[1]!.includes(`\`${code}\``)),
+        code,
+      ).toBe(true);
   });
 
   it("names no code the pipeline does not have", () => {
-    const firstColumn = table.split("\n").filter((l) => l.startsWith("| ")).map((r) => r.split("|")[1]!).join("\n");
+    const firstColumn = table
+      .split("\n")
+      .filter((l) => l.startsWith("| "))
+      .map((r) => r.split("|")[1]!)
+      .join("\n");
     const named = [...firstColumn.matchAll(/`([A-Z][A-Z0-9_]{3,})`/g)].map((m) => m[1]!);
     expect(named.length).toBeGreaterThanOrEqual(ERROR_CODES.length);
     expect(named.filter((c) => !(ERROR_CODES as readonly string[]).includes(c))).toEqual([]);

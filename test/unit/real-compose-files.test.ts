@@ -22,7 +22,9 @@ describe("the public compose corpus", () => {
   it("every file renders into a release, or is refused naming the field: never a crash or an unclassified error", () => {
     const outcomes = files.map((f) => {
       try {
-        const out = parse(renderForCheck(readFileSync(join(CORPUS, f), "utf8"), `compose/${f}`, "ghcr.io/acme/app")) as { services: Record<string, { build?: unknown; image?: string }> };
+        const out = parse(
+          renderForCheck(readFileSync(join(CORPUS, f), "utf8"), `compose/${f}`, "ghcr.io/acme/app"),
+        ) as { services: Record<string, { build?: unknown; image?: string }> };
         for (const [name, svc] of Object.entries(out.services)) {
           expect(svc.build, `${f}: services.${name}.build left in the release`).toBeUndefined();
           expect(typeof svc.image, `${f}: services.${name} has no image`).toBe("string");
@@ -62,7 +64,10 @@ describe("YAML as compose reads it", () => {
 
   it("merge keys give a service its build, image and x-vps-pipeline from an anchor; hundreds of aliases parse", () => {
     const stack = parseComposeStack(anchored, "compose/prod.yml");
-    expect(stack.builds.map((b) => [b.service, b.context, b.repository])).toEqual([["web", "compose/api", "ghcr.io/acme/app/web"], ["worker", "compose/worker", "ghcr.io/acme/app/worker"]]);
+    expect(stack.builds.map((b) => [b.service, b.context, b.repository])).toEqual([
+      ["web", "compose/api", "ghcr.io/acme/app/web"],
+      ["worker", "compose/worker", "ghcr.io/acme/app/worker"],
+    ]);
     expect(stack.http.map((h) => [h.service, h.port, h.published])).toEqual([["web", 8000, ["8080:8000"]]]);
     expect(stack.jobs.map((j) => j.service)).toEqual(["worker"]);
     expect(stack.services).toHaveLength(202);
@@ -73,28 +78,42 @@ describe("YAML as compose reads it", () => {
     expect(out).not.toMatch(/<<:|\*app|\*env|&app/);
     const shape = releaseShape(out);
     expect(shape.images.web).toMatch(/^ghcr\.io\/acme\/app\/web@sha256:/);
-    expect((parse(out) as { services: Record<string, { environment?: unknown; build?: unknown; restart?: string }> }).services.cache199).toEqual({ image: "redis:7", environment: { TZ: "UTC" } });
-    expect((parse(out) as { services: Record<string, { build?: unknown; restart?: string }> }).services.web).toMatchObject({ restart: "unless-stopped" });
+    expect(
+      (parse(out) as { services: Record<string, { environment?: unknown; build?: unknown; restart?: string }> })
+        .services.cache199,
+    ).toEqual({ image: "redis:7", environment: { TZ: "UTC" } });
+    expect(
+      (parse(out) as { services: Record<string, { build?: unknown; restart?: string }> }).services.web,
+    ).toMatchObject({ restart: "unless-stopped" });
     expect(() => renderSwarmRelease(out)).not.toThrow();
   });
 
   it("a file without aliases keeps its comments", () => {
-    expect(renderForCheck("# the app\nservices:\n  api:\n    image: redis:7 # pinned later\n", "c.yml")).toContain("# pinned later");
+    expect(renderForCheck("# the app\nservices:\n  api:\n    image: redis:7 # pinned later\n", "c.yml")).toContain(
+      "# pinned later",
+    );
   });
 
   it("extends and include are refused with the field named, before anything is sent", () => {
-    const ext = () => parseComposeStack("services:\n  base: { image: redis:7 }\n  web:\n    extends: { service: base }\n", "c.yml");
+    const ext = () =>
+      parseComposeStack("services:\n  base: { image: redis:7 }\n  web:\n    extends: { service: base }\n", "c.yml");
     expect(ext).toThrow(/services\.web\.extends: not supported yet/);
-    expect(() => parseComposeStack("include: [other.yml]\nservices:\n  web: { image: redis:7 }\n", "c.yml")).toThrow(/include: not supported yet/);
+    expect(() => parseComposeStack("include: [other.yml]\nservices:\n  web: { image: redis:7 }\n", "c.yml")).toThrow(
+      /include: not supported yet/,
+    );
   });
 });
 
 describe("interpolated replica counts", () => {
   it("are read with the release's .env, as compose reads them", async () => {
     const { interpolate } = await import("../../.dagger/src/core/compose/compose.js");
-    const vars = new Map([["N", "3"], ["EMPTY", ""]]);
+    const vars = new Map([
+      ["N", "3"],
+      ["EMPTY", ""],
+    ]);
     expect(interpolate("${N}-${N:-9}-${MISSING:-2}-${EMPTY:-4}-${EMPTY-5}-$N", vars)).toBe("3-3-2-4--3");
-    const text = 'services:\n  api:\n    image: x\n    deploy: { replicas: "${API_REPLICAS:-2}" }\n  web:\n    image: y\n    scale: "${WEB_SCALE}"\n';
+    const text =
+      'services:\n  api:\n    image: x\n    deploy: { replicas: "${API_REPLICAS:-2}" }\n  web:\n    image: y\n    scale: "${WEB_SCALE}"\n';
     expect(releaseShape(text).replicas).toEqual({ api: 2 });
     expect(releaseShape(text, "API_REPLICAS=4\nWEB_SCALE=3\n").replicas).toEqual({ api: 4, web: 3 });
   });

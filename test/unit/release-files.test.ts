@@ -31,7 +31,16 @@ const text = [
 
 const found = new Map<string, Found>([
   ["compose/nginx/nginx.conf", { type: "file", content: "server { listen 80; }\n" }],
-  ["compose/site", { type: "dir", files: [{ path: "index.html", content: "<h1>hi</h1>\n" }, { path: "css/app.css", content: "h1{}\n" }] }],
+  [
+    "compose/site",
+    {
+      type: "dir",
+      files: [
+        { path: "index.html", content: "<h1>hi</h1>\n" },
+        { path: "css/app.css", content: "h1{}\n" },
+      ],
+    },
+  ],
   ["compose/extra.conf", { type: "file", content: "x=1\n" }],
   ["compose/proxy.env", { type: "file", content: "A=1\n" }],
   ["compose/db/password.txt", { type: "file", content: "hunter2\n" }],
@@ -57,17 +66,28 @@ describe("the files a release carries", () => {
   it("ships what is in the repository by content, leaves the rest as the server's data, and points the release at the copies", () => {
     const rf = releaseFiles(refs, found);
     expect(rf.serverData.map((r) => r.written)).toEqual(["./pgdata"]);
-    const out = parse(renderRelease(stack, {}, rf.rewrites)) as { services: { proxy: { volumes: unknown[]; env_file: string[] } }; secrets: Record<string, { file: string }>; configs: Record<string, { file: string }> };
+    const out = parse(renderRelease(stack, {}, rf.rewrites)) as {
+      services: { proxy: { volumes: unknown[]; env_file: string[] } };
+      secrets: Record<string, { file: string }>;
+      configs: Record<string, { file: string }>;
+    };
     const v = out.services.proxy.volumes;
-    expect(v[0]).toMatch(new RegExp(`^\\./${FILES_DIR}/[0-9a-f]{16}/nginx\\.conf:/etc/nginx/conf\\.d/default\\.conf:ro$`));
+    expect(v[0]).toMatch(
+      new RegExp(`^\\./${FILES_DIR}/[0-9a-f]{16}/nginx\\.conf:/etc/nginx/conf\\.d/default\\.conf:ro$`),
+    );
     expect(v[1]).toMatch(new RegExp(`^\\./${FILES_DIR}/[0-9a-f]{16}/site:/usr/share/nginx/html$`));
     expect(v.slice(2, 5)).toEqual(["./pgdata:/var/lib/data", "cache:/var/cache", "/srv/shared:/shared"]);
     expect((v[5] as { source: string }).source).toMatch(/extra\.conf$/);
     expect(out.services.proxy.env_file[0]).toBe(".env");
     expect(out.secrets.db_password!.file).toMatch(/password\.txt$/);
     expect(rf.files.map((f) => [f.path.replace(/[0-9a-f]{16}/, "H"), f.mode])).toEqual([
-      [`${FILES_DIR}/H/nginx.conf`, "644"], [`${FILES_DIR}/H/site/index.html`, "644"], [`${FILES_DIR}/H/site/css/app.css`, "644"],
-      [`${FILES_DIR}/H/extra.conf`, "644"], [`${FILES_DIR}/H/proxy.env`, "644"], [`${FILES_DIR}/H/prometheus.yml`, "644"], [`${FILES_DIR}/H/password.txt`, "600"],
+      [`${FILES_DIR}/H/nginx.conf`, "644"],
+      [`${FILES_DIR}/H/site/index.html`, "644"],
+      [`${FILES_DIR}/H/site/css/app.css`, "644"],
+      [`${FILES_DIR}/H/extra.conf`, "644"],
+      [`${FILES_DIR}/H/proxy.env`, "644"],
+      [`${FILES_DIR}/H/prometheus.yml`, "644"],
+      [`${FILES_DIR}/H/password.txt`, "600"],
     ]);
     expect(rf.notes.join()).toMatch(/secrets\.db_password\.file: compose\/db\/password\.txt is a secret kept in Git/);
     expect(JSON.stringify(rf.manifest)).not.toContain("hunter2");
@@ -75,25 +95,46 @@ describe("the files a release carries", () => {
 
   it("an unchanged file keeps its path (nothing recreated); a changed one gets a new path (exactly what mounts it is recreated)", () => {
     const a = releaseFiles(refs, found);
-    const b = releaseFiles(refs, new Map([...found, ["compose/nginx/nginx.conf", { type: "file", content: "server { listen 8080; }\n" } as Found]]));
+    const b = releaseFiles(
+      refs,
+      new Map([
+        ...found,
+        ["compose/nginx/nginx.conf", { type: "file", content: "server { listen 8080; }\n" } as Found],
+      ]),
+    );
     expect(b.rewrites.get("services.proxy.volumes[1]")).toBe(a.rewrites.get("services.proxy.volumes[1]"));
     expect(b.rewrites.get("services.proxy.volumes[0]")).not.toBe(a.rewrites.get("services.proxy.volumes[0]"));
   });
 
   it("refuses, naming the field, a config that is not in the repository and a file over the limit", () => {
-    expect(() => releaseFiles(refs, new Map([...found].filter(([k]) => k !== "monitoring/prometheus.yml")))).toThrow(/configs\.prom\.file: `\.\.\/monitoring\/prometheus\.yml` is not in the repository/);
-    expect(() => releaseFiles(refs, new Map([...found, ["compose/extra.conf", { type: "file", content: "x".repeat(1024 * 1024 + 1) } as Found]]))).toThrow(/services\.proxy\.volumes\[5\]\.source: compose\/extra\.conf is 1048577 bytes/);
+    expect(() => releaseFiles(refs, new Map([...found].filter(([k]) => k !== "monitoring/prometheus.yml")))).toThrow(
+      /configs\.prom\.file: `\.\.\/monitoring\/prometheus\.yml` is not in the repository/,
+    );
+    expect(() =>
+      releaseFiles(
+        refs,
+        new Map([...found, ["compose/extra.conf", { type: "file", content: "x".repeat(1024 * 1024 + 1) } as Found]]),
+      ),
+    ).toThrow(/services\.proxy\.volumes\[5\]\.source: compose\/extra\.conf is 1048577 bytes/);
   });
 
   it("an env file kept out of Git (.env.production) is the production .env the pipeline writes", () => {
     const stack = parseComposeStack("services:\n  api:\n    image: x\n    env_file: .env.production\n", FILE);
     const rf = releaseFiles(fileRefs(stack.doc.toJS(), FILE), new Map());
-    expect((parse(renderRelease(stack, {}, rf.rewrites)) as { services: { api: { env_file: string } } }).services.api.env_file).toBe(".env");
-    expect(rf.notes.join()).toMatch(/services\.api\.env_file: \.env\.production is not in the repository; the production \.env/);
+    expect(
+      (parse(renderRelease(stack, {}, rf.rewrites)) as { services: { api: { env_file: string } } }).services.api
+        .env_file,
+    ).toBe(".env");
+    expect(rf.notes.join()).toMatch(
+      /services\.api\.env_file: \.env\.production is not in the repository; the production \.env/,
+    );
   });
 
   it("a path that leaves the source is the server's, as written", () => {
-    const r = fileRefs(parseComposeStack("services:\n  a:\n    image: x\n    volumes: ['../../outside:/x']\n", "c.yml").doc.toJS(), "c.yml");
+    const r = fileRefs(
+      parseComposeStack("services:\n  a:\n    image: x\n    volumes: ['../../outside:/x']\n", "c.yml").doc.toJS(),
+      "c.yml",
+    );
     expect(r[0]!.sourcePath).toBeUndefined();
     expect(releaseFiles(r, new Map()).serverData).toHaveLength(1);
   });
@@ -103,9 +144,16 @@ describe("shipped files on a swarm", () => {
   it("configs, secrets and env files are read by stack deploy in the release's folder; a bind mount of a shipped file is refused", async () => {
     const { renderSwarmRelease } = await import("../../.dagger/src/core/swarm/swarm-release.js");
     const release = `services:\n  api:\n    image: x@sha256:${"1".repeat(64)}\n    env_file: [./${FILES_DIR}/0123456789abcdef/api.env]\n    configs: [prom]\nconfigs:\n  prom: { file: ./${FILES_DIR}/fedcba9876543210/prometheus.yml }\n`;
-    const sw = parse(renderSwarmRelease(release).stack) as { services: { api: { env_file: string[] } }; configs: { prom: { file: string } } };
+    const sw = parse(renderSwarmRelease(release).stack) as {
+      services: { api: { env_file: string[] } };
+      configs: { prom: { file: string } };
+    };
     expect(sw.services.api.env_file).toEqual(["../files/0123456789abcdef/api.env"]);
     expect(sw.configs.prom.file).toBe("../files/fedcba9876543210/prometheus.yml");
-    expect(() => renderSwarmRelease(`services:\n  api:\n    image: x\n    volumes: ["./${FILES_DIR}/0123456789abcdef/nginx.conf:/etc/nginx.conf"]\n`)).toThrow(/services\.api\.volumes\[0\]: a file from the repository bind-mounted on a swarm/);
+    expect(() =>
+      renderSwarmRelease(
+        `services:\n  api:\n    image: x\n    volumes: ["./${FILES_DIR}/0123456789abcdef/nginx.conf:/etc/nginx.conf"]\n`,
+      ),
+    ).toThrow(/services\.api\.volumes\[0\]: a file from the repository bind-mounted on a swarm/);
   });
 });

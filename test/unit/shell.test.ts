@@ -2,7 +2,29 @@ import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { shellJoin, shellQuote } from "../../.dagger/src/core/shell.js";
 
-const HOSTILE = ["", " ", "it's", "'", "''", '"double"', "$(rm -rf /)", "`id`", "$HOME", "a\nb", "tab\there", "back\\slash", "ünïcødé 金", "-n", "*", "~", "a;b|c&d", "!", "#comment", "=x", "\u0001"];
+const HOSTILE = [
+  "",
+  " ",
+  "it's",
+  "'",
+  "''",
+  '"double"',
+  "$(rm -rf /)",
+  "`id`",
+  "$HOME",
+  "a\nb",
+  "tab\there",
+  "back\\slash",
+  "ünïcødé 金",
+  "-n",
+  "*",
+  "~",
+  "a;b|c&d",
+  "!",
+  "#comment",
+  "=x",
+  "\u0001",
+];
 
 describe("shellQuote", () => {
   it("leaves plain words readable", () => {

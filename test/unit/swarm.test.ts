@@ -1,9 +1,15 @@
 import { parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
-import { durationSeconds, renderSwarmRelease, updateWindowSeconds, withJobs } from "../../.dagger/src/core/swarm/swarm-release.js";
+import {
+  durationSeconds,
+  renderSwarmRelease,
+  updateWindowSeconds,
+  withJobs,
+} from "../../.dagger/src/core/swarm/swarm-release.js";
 
 const D = `sha256:${"b".repeat(64)}`;
-const services = (r: { stack: string }) => (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;
+const services = (r: { stack: string }) =>
+  (parseDocument(r.stack).toJS() as { services: Record<string, Record<string, unknown>> }).services;
 
 describe("the release for docker stack deploy", () => {
   const release = `services:
@@ -36,9 +42,21 @@ volumes:
     const r = renderSwarmRelease(release);
     const s = services(r);
     expect(Object.keys(s)).toEqual(["db", "api", "web"]);
-    expect(s.db).toMatchObject({ deploy: { restart_policy: { condition: "any" }, update_config: { order: "stop-first", failure_action: "rollback" }, rollback_config: { order: "stop-first" } } });
+    expect(s.db).toMatchObject({
+      deploy: {
+        restart_policy: { condition: "any" },
+        update_config: { order: "stop-first", failure_action: "rollback" },
+        rollback_config: { order: "stop-first" },
+      },
+    });
     expect(s.db!.restart).toBeUndefined();
-    expect(s.api).toMatchObject({ deploy: { replicas: 2, restart_policy: { condition: "on-failure" }, update_config: { order: "start-first", failure_action: "rollback", monitor: "25s" } } });
+    expect(s.api).toMatchObject({
+      deploy: {
+        replicas: 2,
+        restart_policy: { condition: "on-failure" },
+        update_config: { order: "start-first", failure_action: "rollback", monitor: "25s" },
+      },
+    });
     expect(s.api!.depends_on).toBeUndefined();
     expect(s.api!.scale).toBeUndefined();
     // what the user wrote wins
@@ -53,12 +71,31 @@ volumes:
 
   it("takes release-phase jobs out of the stack as one-off replicated jobs", () => {
     const { jobs } = renderSwarmRelease(release);
-    expect(jobs).toEqual([{ service: "migrate", timeoutSeconds: 60, definition: { image: `ghcr.io/acme/gold/api@${D}`, command: ["./migrate"], deploy: { mode: "replicated-job", restart_policy: { condition: "none" } } } }]);
+    expect(jobs).toEqual([
+      {
+        service: "migrate",
+        timeoutSeconds: 60,
+        definition: {
+          image: `ghcr.io/acme/gold/api@${D}`,
+          command: ["./migrate"],
+          deploy: { mode: "replicated-job", restart_policy: { condition: "none" } },
+        },
+      },
+    ]);
   });
 
   it("gives the jobs a stack file of their own, with the release's volumes and networks and no profile", () => {
-    const r = renderSwarmRelease(release.replace("    x-vps-pipeline: { job: { timeout: 60 } }", "    profiles: [vps-pipeline-job]\n    x-vps-pipeline: { job: { timeout: 60 } }"));
-    const jobs = parseDocument(r.jobsStack).toJS() as { version: string; services: Record<string, Record<string, unknown>>; volumes: object };
+    const r = renderSwarmRelease(
+      release.replace(
+        "    x-vps-pipeline: { job: { timeout: 60 } }",
+        "    profiles: [vps-pipeline-job]\n    x-vps-pipeline: { job: { timeout: 60 } }",
+      ),
+    );
+    const jobs = parseDocument(r.jobsStack).toJS() as {
+      version: string;
+      services: Record<string, Record<string, unknown>>;
+      volumes: object;
+    };
     expect(Object.keys(jobs.services)).toEqual(["migrate"]);
     expect(jobs.services.migrate!.profiles).toBeUndefined();
     expect(jobs).toMatchObject({ version: "3.9", volumes: { pgdata: {} } });
@@ -66,7 +103,9 @@ volumes:
   });
 
   it("keeps only the named jobs (a rollback runs those declared on-rollback)", () => {
-    const two = renderSwarmRelease(`services:\n  a: { image: x, x-vps-pipeline: { job: true } }\n  b: { image: y, x-vps-pipeline: { job: { on-rollback: true } } }\n  c: { image: z }\n`);
+    const two = renderSwarmRelease(
+      `services:\n  a: { image: x, x-vps-pipeline: { job: true } }\n  b: { image: y, x-vps-pipeline: { job: { on-rollback: true } } }\n  c: { image: z }\n`,
+    );
     const only = withJobs(two, ["b"]);
     expect(only.jobs.map((j) => j.service)).toEqual(["b"]);
     expect(Object.keys((parseDocument(only.jobsStack).toJS() as { services: object }).services)).toEqual(["b"]);
@@ -91,13 +130,20 @@ volumes:
 
   it("updates a service with a host-mode port stop-first, and says why", () => {
     const r = renderSwarmRelease(`services:\n  lb: { image: x, ports: [{ target: 80, published: 80, mode: host }] }\n`);
-    expect(services(r).lb).toMatchObject({ deploy: { update_config: { order: "stop-first" }, rollback_config: { order: "stop-first" } } });
+    expect(services(r).lb).toMatchObject({
+      deploy: { update_config: { order: "stop-first" }, rollback_config: { order: "stop-first" } },
+    });
     expect(r.notes.join("\n")).toMatch(/lb: publishes a port in host mode/);
   });
 
   it("refuses a port bound to one address: the routing mesh publishes on every address of every node", () => {
-    expect(() => renderSwarmRelease(`services:\n  a: { image: x, ports: ["127.0.0.1:9090:8000"] }\n  b: { image: y, ports: [{ target: 80, published: 8081, host_ip: 10.0.0.5 }] }\n`))
-      .toThrow(/services\.a\.ports: `127\.0\.0\.1:9090:8000` binds to 127\.0\.0\.1[\s\S]*services\.b\.ports: .* binds to 10\.0\.0\.5/);
+    expect(() =>
+      renderSwarmRelease(
+        `services:\n  a: { image: x, ports: ["127.0.0.1:9090:8000"] }\n  b: { image: y, ports: [{ target: 80, published: 8081, host_ip: 10.0.0.5 }] }\n`,
+      ),
+    ).toThrow(
+      /services\.a\.ports: `127\.0\.0\.1:9090:8000` binds to 127\.0\.0\.1[\s\S]*services\.b\.ports: .* binds to 10\.0\.0\.5/,
+    );
   });
 
   it("turns a service others wait for to complete into a one-off job", () => {
@@ -109,7 +155,10 @@ volumes:
     image: y
     depends_on: { seed: { condition: service_completed_successfully } }
 `);
-    expect(services(r).seed).toEqual({ image: "x", deploy: { mode: "replicated-job", restart_policy: { condition: "none" } } });
+    expect(services(r).seed).toEqual({
+      image: "x",
+      deploy: { mode: "replicated-job", restart_policy: { condition: "none" } },
+    });
     expect(r.notes.join("\n")).toMatch(/seed: runs once for others/);
   });
 
@@ -124,7 +173,9 @@ volumes:
     network_mode: host
     restart: sometimes
 `;
-    expect(() => renderSwarmRelease(bad)).toThrow(/services\.a\.container_name: not supported on a swarm[\s\S]*services\.a\.profiles[\s\S]*services\.b\.network_mode[\s\S]*services\.b\.restart: `sometimes` is not a restart policy/);
+    expect(() => renderSwarmRelease(bad)).toThrow(
+      /services\.a\.container_name: not supported on a swarm[\s\S]*services\.a\.profiles[\s\S]*services\.b\.network_mode[\s\S]*services\.b\.restart: `sometimes` is not a restart policy/,
+    );
   });
 
   it("reads compose durations", () => {
@@ -136,7 +187,8 @@ volumes:
 });
 
 describe("the convergence budget on a swarm, with production defaults", () => {
-  const stackOf = (svc: string) => renderSwarmRelease(`services:\n  api:\n    image: ghcr.io/a/api@sha256:${"1".repeat(64)}\n${svc}`).stack;
+  const stackOf = (svc: string) =>
+    renderSwarmRelease(`services:\n  api:\n    image: ghcr.io/a/api@sha256:${"1".repeat(64)}\n${svc}`).stack;
 
   it("Docker's default healthcheck (30 s interval, 3 retries) gives swarm a 120 s monitor window, which the wait adds to --health-timeout", () => {
     const stack = stackOf("    healthcheck: { test: [CMD, true] }\n");
@@ -145,8 +197,18 @@ describe("the convergence budget on a swarm, with production defaults", () => {
   });
 
   it("grows with replicas updated one at a time, and stays small with the test bed's 1 s healthchecks", () => {
-    expect(updateWindowSeconds(stackOf("    deploy: { replicas: 3 }\n    healthcheck: { test: [CMD, true], interval: 30s, start_period: 20s }\n"))).toBe(3 * 2 * 140);
+    expect(
+      updateWindowSeconds(
+        stackOf(
+          "    deploy: { replicas: 3 }\n    healthcheck: { test: [CMD, true], interval: 30s, start_period: 20s }\n",
+        ),
+      ),
+    ).toBe(3 * 2 * 140);
     expect(updateWindowSeconds(stackOf("    healthcheck: { test: [CMD, true], interval: 1s, retries: 3 }\n"))).toBe(20);
-    expect(updateWindowSeconds(stackOf("    deploy: { replicas: 4, update_config: { parallelism: 2, monitor: 5s, delay: 10s } }\n"))).toBe(2 * (10 + 10));
+    expect(
+      updateWindowSeconds(
+        stackOf("    deploy: { replicas: 4, update_config: { parallelism: 2, monitor: 5s, delay: 10s } }\n"),
+      ),
+    ).toBe(2 * (10 + 10));
   });
 });

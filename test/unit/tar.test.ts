@@ -1,4 +1,7 @@
-/** The files a release carries, as one tar stream unpacked by the server's own script (run here by a real shell and tar). */
+/**
+ * The files a release carries, as one tar stream unpacked by the server's own script (run here by a real shell and
+ * tar).
+ */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,11 +21,14 @@ describe("shipped files as one tar stream", () => {
   it("unpacks every set with its modes, long paths included, and moves each set into place whole", () => {
     const dir = mkdtempSync(join(tmpdir(), "tar-"));
     const long = `aaaaaaaaaaaaaaaa/site/${"deep/".repeat(30)}page.html`;
-    unpack(dir, tarArchive([
-      { path: "aaaaaaaaaaaaaaaa/nginx.conf", content: "server {}\n", mode: "644" },
-      { path: long, content: "<p>deep</p>\n", mode: "644" },
-      { path: "bbbbbbbbbbbbbbbb/password.txt", content: "s3cret\n", mode: "600" },
-    ]));
+    unpack(
+      dir,
+      tarArchive([
+        { path: "aaaaaaaaaaaaaaaa/nginx.conf", content: "server {}\n", mode: "644" },
+        { path: long, content: "<p>deep</p>\n", mode: "644" },
+        { path: "bbbbbbbbbbbbbbbb/password.txt", content: "s3cret\n", mode: "600" },
+      ]),
+    );
     const root = join(dir, FILES_DIR);
     expect(readdirSync(root).sort()).toEqual(["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
     expect(readFileSync(join(root, "aaaaaaaaaaaaaaaa/nginx.conf"), "utf8")).toBe("server {}\n");
@@ -38,7 +44,13 @@ describe("shipped files as one tar stream", () => {
     unpack(dir, tarArchive([{ path: "cccccccccccccccc/a.txt", content: "first\n", mode: "644" }]));
     execFileSync("mkdir", ["-p", join(root, ".incoming.killed")]);
     writeFileSync(join(root, ".incoming.killed/half"), "x");
-    unpack(dir, tarArchive([{ path: "cccccccccccccccc/a.txt", content: "other\n", mode: "644" }, { path: "dddddddddddddddd/b.txt", content: "b\n", mode: "644" }]));
+    unpack(
+      dir,
+      tarArchive([
+        { path: "cccccccccccccccc/a.txt", content: "other\n", mode: "644" },
+        { path: "dddddddddddddddd/b.txt", content: "b\n", mode: "644" },
+      ]),
+    );
     expect(readFileSync(join(root, "cccccccccccccccc/a.txt"), "utf8")).toBe("first\n");
     expect(readdirSync(root).sort()).toEqual(["cccccccccccccccc", "dddddddddddddddd"]);
   });

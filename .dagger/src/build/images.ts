@@ -23,17 +23,27 @@ export interface BuiltImage {
  * (`timestamp`, seconds since the epoch), so the layers a COPY makes do not
  * depend on when the checkout happened.
  */
-export function buildImages(source: Directory, stack: ComposeStack, labels: Record<string, string>, overrides: Record<string, string>, timestamp: number, platforms: readonly string[] = []): BuiltImage[] {
+export function buildImages(
+  source: Directory,
+  stack: ComposeStack,
+  labels: Record<string, string>,
+  overrides: Record<string, string>,
+  timestamp: number,
+  platforms: readonly string[] = [],
+): BuiltImage[] {
   return stack.builds.map((target) => {
     const args = { ...target.args, ...overrides };
     // no platform given: the engine's own (how builds were made before --platforms)
     const [first, ...rest] = (platforms.length ? platforms : [undefined]).map((platform) => {
-      let container = source.directory(target.context).withTimestamps(timestamp).dockerBuild({
-        dockerfile: target.dockerfile,
-        buildArgs: Object.entries(args).map(([name, value]) => ({ name, value })),
-        ...(target.target ? { target: target.target } : {}),
-        ...(platform ? { platform: platform as Platform } : {}),
-      });
+      let container = source
+        .directory(target.context)
+        .withTimestamps(timestamp)
+        .dockerBuild({
+          dockerfile: target.dockerfile,
+          buildArgs: Object.entries(args).map(([name, value]) => ({ name, value })),
+          ...(target.target ? { target: target.target } : {}),
+          ...(platform ? { platform: platform as Platform } : {}),
+        });
       for (const [k, v] of Object.entries(labels)) container = container.withLabel(k, v);
       return container;
     });
@@ -41,12 +51,18 @@ export function buildImages(source: Directory, stack: ComposeStack, labels: Reco
   });
 }
 
-/** Run the build now; a failure (a step, the Dockerfile, the base image) names the service and keeps the end of the build's output. */
+/**
+ * Run the build now; a failure (a step, the Dockerfile, the base image) names the service and keeps the end of the
+ * build's output.
+ */
 export async function forceBuild(b: BuiltImage): Promise<void> {
   try {
     for (const c of [b.container, ...(b.variants ?? [])]) await c.sync();
   } catch (e) {
-    const text = e instanceof Error ? `${e.message}${(e as { stderr?: string }).stderr ? `\n${(e as { stderr?: string }).stderr}` : ""}` : String(e);
+    const text =
+      e instanceof Error
+        ? `${e.message}${(e as { stderr?: string }).stderr ? `\n${(e as { stderr?: string }).stderr}` : ""}`
+        : String(e);
     throw new PipelineError(
       "BUILD_FAILED",
       `building services.${b.target.service} (${b.target.context}/${b.target.dockerfile}) failed:\n${tail(text, 15)}`,
@@ -98,39 +114,65 @@ function sameCommit(a: string, b: string): boolean {
  * revision is reused and never moves; one that carries another commit (two
  * commits sharing seven hex digits) stops the publish before anything is pushed.
  */
-export async function publishImages(built: BuiltImage[], release: Publication, auth: { host: string; user: string; token: Secret }, store: TagStore): Promise<PublishedImage[]> {
+export async function publishImages(
+  built: BuiltImage[],
+  release: Publication,
+  auth: { host: string; user: string; token: Secret },
+  store: TagStore,
+): Promise<PublishedImage[]> {
   const [shaTag, ...others] = release.tags;
   if (!shaTag) throw new PipelineError("INTERNAL", "no tag to publish under", "this is a bug of vps-pipeline");
-  const asRegistryError = (repository: string) => (e: unknown): never => {
-    if (isPipelineError(e)) throw e;
-    throw registryError("push", auth.host, e instanceof Error ? e.message : String(e), repository);
-  };
-  const plan = await Promise.all(built.map(async (b) => {
-    const path = parseImageReference(b.target.repository).path;
-    const existing = await store.digestOf(path, shaTag).catch(asRegistryError(b.target.repository));
-    if (!existing) return { b, path, existing };
-    const revision = await store.revisionOf(path, existing).catch(asRegistryError(b.target.repository));
-    if (!revision || !sameCommit(revision, release.revision)) {
-      throw new PipelineError(
-        "TAG_TAKEN",
-        `${b.target.repository}:${shaTag} already holds ${revision ? `commit ${revision}` : "an image without a revision label"}, not ${release.revision}; nothing was pushed`,
-        "a sha tag never moves: if another commit shares these 7 hex digits, delete that tag's package version in the registry, or push a new commit",
-      );
-    }
-    return { b, path, existing };
-  }));
+  const asRegistryError =
+    (repository: string) =>
+    (e: unknown): never => {
+      if (isPipelineError(e)) throw e;
+      throw registryError("push", auth.host, e instanceof Error ? e.message : String(e), repository);
+    };
+  const plan = await Promise.all(
+    built.map(async (b) => {
+      const path = parseImageReference(b.target.repository).path;
+      const existing = await store.digestOf(path, shaTag).catch(asRegistryError(b.target.repository));
+      if (!existing) return { b, path, existing };
+      const revision = await store.revisionOf(path, existing).catch(asRegistryError(b.target.repository));
+      if (!revision || !sameCommit(revision, release.revision)) {
+        throw new PipelineError(
+          "TAG_TAKEN",
+          `${b.target.repository}:${shaTag} already holds ${revision ? `commit ${revision}` : "an image without a revision label"}, not ${release.revision}; nothing was pushed`,
+          "a sha tag never moves: if another commit shares these 7 hex digits, delete that tag's package version in the registry, or push a new commit",
+        );
+      }
+      return { b, path, existing };
+    }),
+  );
   for (const { b, existing } of plan) if (!existing) await forceBuild(b);
   const out: PublishedImage[] = [];
   for (const { b, existing } of plan) {
     const { repository } = b.target;
     if (existing) {
-      out.push({ service: b.target.service, repository, tags: release.tags, digest: existing, pinned: `${repository}@${existing}`, reused: true });
+      out.push({
+        service: b.target.service,
+        repository,
+        tags: release.tags,
+        digest: existing,
+        pinned: `${repository}@${existing}`,
+        reused: true,
+      });
       continue;
     }
     // several platforms: one index, its digest the one printed and pinned (each node pulls its own entry)
-    const ref = await b.container.withRegistryAuth(auth.host, auth.user, auth.token).publish(`${repository}:${shaTag}`, b.variants?.length ? { platformVariants: b.variants } : undefined).catch(asRegistryError(repository));
+    const ref = await b.container
+      .withRegistryAuth(auth.host, auth.user, auth.token)
+      .publish(`${repository}:${shaTag}`, b.variants?.length ? { platformVariants: b.variants } : undefined)
+      .catch(asRegistryError(repository));
     const digest = ref.slice(ref.indexOf("@") + 1);
-    out.push({ service: b.target.service, repository, tags: release.tags, digest, pinned: `${repository}@${digest}`, reused: false });
+    out.push({
+      service: b.target.service,
+      repository,
+      tags: release.tags,
+      digest,
+      pinned: `${repository}@${digest}`,
+      reused: false,
+    });
   }
   // Every sha tag exists now: only then do the moving tags follow, pointed at the same manifests.
   for (const p of out) {

@@ -7,7 +7,14 @@ import type { ComposeStack } from "../core/compose/compose.js";
 import type { GitInfo } from "../core/config.js";
 import { PipelineError } from "../core/errors.js";
 import { ociLabels, tagsFor } from "../core/registry/images.js";
-import { checkImagePrefix, keyValues, loadStack, platformList, registryLogin, stackRegistry } from "../inputs/inputs.js";
+import {
+  checkImagePrefix,
+  keyValues,
+  loadStack,
+  platformList,
+  registryLogin,
+  stackRegistry,
+} from "../inputs/inputs.js";
 import { RegistryClient } from "../registry/client.js";
 import { buildImages, forceBuild, publishImages, type BuiltImage, type PublishedImage } from "./images.js";
 
@@ -34,12 +41,31 @@ export interface BuildOptions {
   buildArgs: string[];
 }
 
-export async function buildStack(s: StackSettings, o: BuildOptions): Promise<{ stack: ComposeStack; built: BuiltImage[] }> {
+export async function buildStack(
+  s: StackSettings,
+  o: BuildOptions,
+): Promise<{ stack: ComposeStack; built: BuiltImage[] }> {
   const stack = await stackOf(s);
-  const labels = ociLabels({ source: o.sourceUrl, revision: o.git.sha, ...(o.git.commitTime ? { created: o.git.commitTime } : {}), ...(o.version ? { version: o.version } : {}) });
-  // The context's files carry the commit's time (or the epoch): a checkout made at another moment builds the same COPY layers.
+  const labels = ociLabels({
+    source: o.sourceUrl,
+    revision: o.git.sha,
+    ...(o.git.commitTime ? { created: o.git.commitTime } : {}),
+    ...(o.version ? { version: o.version } : {}),
+  });
+  // The context's files carry the commit's time (or the epoch): a checkout made at another moment builds the same COPY
+  // layers.
   const timestamp = o.git.commitTime ? Math.floor(o.git.commitTime.getTime() / 1000) : 0;
-  return { stack, built: buildImages(s.source, stack, labels, keyValues(o.buildArgs, "buildArgs"), timestamp, platformList(s.platforms)) };
+  return {
+    stack,
+    built: buildImages(
+      s.source,
+      stack,
+      labels,
+      keyValues(o.buildArgs, "buildArgs"),
+      timestamp,
+      platformList(s.platforms),
+    ),
+  };
 }
 
 /** The built containers, every build run first: a failing one is a BUILD_FAILED naming its service. */
@@ -49,7 +75,12 @@ export async function builtContainers(built: BuiltImage[]): Promise<Container[]>
 }
 
 export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "version">): Promise<PublishedImage[]> {
-  if (!s.registryToken) throw new PipelineError("INVALID_INPUT", "publish needs --registry-token (and --registry-user) on the module", "pass them before the function: `dagger -m . call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`");
+  if (!s.registryToken)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "publish needs --registry-token (and --registry-user) on the module",
+      "pass them before the function: `dagger -m . call --registry-user=… --registry-token=env:GHCR_TOKEN publish …`",
+    );
   const { tags } = tagsFor(o.git);
   const version = tags.find((t) => /^v\d/.test(t));
   const { stack, built } = await buildStack(s, { ...o, version });
@@ -57,5 +88,10 @@ export async function publishStack(s: StackSettings, o: Omit<BuildOptions, "vers
   const login = (await registryLogin(registry, s.registryUser, s.registryToken, "registryUser"))!;
   // The pushed-with secret is the trimmed token: a `file:` or `cmd:` value ends with a newline the registry refuses.
   const token = dag.setSecret(`vps-pipeline-push-${registry}-${login.user}`, login.token);
-  return publishImages(built, { tags, revision: o.git.sha }, { host: registry, user: login.user, token }, new RegistryClient({ host: registry, user: login.user, token: login.token, pushing: true }));
+  return publishImages(
+    built,
+    { tags, revision: o.git.sha },
+    { host: registry, user: login.user, token },
+    new RegistryClient({ host: registry, user: login.user, token: login.token, pushing: true }),
+  );
 }

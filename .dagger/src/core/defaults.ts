@@ -18,7 +18,10 @@ export const DEFAULTS = {
   drainSeconds: 10,
   /** The edge proxy's image on a real VPS (pin it by digest with `caddy:2@sha256:…`). */
   edgeImage: "caddy:2",
-  /** Who issues the edge's certificates for hostname routes: Let's Encrypt/ZeroSSL (`acme`) or Caddy's own CA (`internal`). */
+  /**
+   * Who issues the edge's certificates for hostname routes: Let's Encrypt/ZeroSSL (`acme`) or Caddy's own CA
+   * (`internal`).
+   */
   edgeTls: "acme",
   /** restic, for data snapshots (pin it by digest). */
   resticImage: "restic/restic:0.17.3",
@@ -27,7 +30,10 @@ export const DEFAULTS = {
   keepSnapshotDays: 0,
   /** One VPS with compose; `swarm` when the host is a Docker Swarm manager. */
   orchestrator: "compose",
-  /** Pull request previews: how many may live, what a new one does when that many do, when an idle one goes, caps per service. */
+  /**
+   * Pull request previews: how many may live, what a new one does when that many do, when an idle one goes, caps per
+   * service.
+   */
   previewLimit: 5,
   previewWhenFull: "evict",
   previewTtl: 168,

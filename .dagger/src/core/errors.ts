@@ -5,24 +5,62 @@
  */
 export const ERROR_CODES = [
   // inputs and the compose file: nothing was sent anywhere
-  "INVALID_INPUT", "COMPOSE_NOT_FOUND", "COMPOSE_INVALID", "DIGEST_MISSING", "BAD_DIGEST",
+  "INVALID_INPUT",
+  "COMPOSE_NOT_FOUND",
+  "COMPOSE_INVALID",
+  "DIGEST_MISSING",
+  "BAD_DIGEST",
   // building and publishing
-  "BUILD_FAILED", "TAG_TAKEN",
+  "BUILD_FAILED",
+  "TAG_TAKEN",
   // registries
-  "REGISTRY_UNAUTHORIZED", "REGISTRY_DENIED", "REGISTRY_INSUFFICIENT_SCOPE", "REGISTRY_NOT_FOUND",
-  "REGISTRY_UNREACHABLE", "REGISTRY_CERT_UNTRUSTED", "REGISTRY_INSECURE", "REGISTRY_FAILED",
+  "REGISTRY_UNAUTHORIZED",
+  "REGISTRY_DENIED",
+  "REGISTRY_INSUFFICIENT_SCOPE",
+  "REGISTRY_NOT_FOUND",
+  "REGISTRY_UNREACHABLE",
+  "REGISTRY_CERT_UNTRUSTED",
+  "REGISTRY_INSECURE",
+  "REGISTRY_FAILED",
   // SSH
-  "SSH_KEY_INVALID", "SSH_AUTH_FAILED", "SSH_UNREACHABLE", "SSH_FAILED", "HOST_KEY_MISMATCH", "SSH_CONNECTION_LOST",
+  "SSH_KEY_INVALID",
+  "SSH_AUTH_FAILED",
+  "SSH_UNREACHABLE",
+  "SSH_FAILED",
+  "HOST_KEY_MISMATCH",
+  "SSH_CONNECTION_LOST",
   // the VPS
-  "REMOTE_COMMAND_FAILED", "REMOTE_OUTPUT_INVALID", "LOCK_BUSY", "LOCK_FAILED", "DOCKER_UNREACHABLE",
-  "COMPOSE_V2_MISSING", "DISK_LOW", "SWARM_NOT_MANAGER",
+  "REMOTE_COMMAND_FAILED",
+  "REMOTE_OUTPUT_INVALID",
+  "LOCK_BUSY",
+  "LOCK_FAILED",
+  "DOCKER_UNREACHABLE",
+  "COMPOSE_V2_MISSING",
+  "DISK_LOW",
+  "SWARM_NOT_MANAGER",
   // the edge (zero-downtime proxy)
-  "EDGE_PORT_TAKEN", "EDGE_CONFLICT", "EDGE_FAILED", "PREVIEW_LIMIT",
+  "EDGE_PORT_TAKEN",
+  "EDGE_CONFLICT",
+  "EDGE_FAILED",
+  "PREVIEW_LIMIT",
   // data: snapshots and their restore
-  "BACKUP_FAILED", "BACKUP_NO_SPACE", "BACKUP_PASSWORD", "RESTORE_FAILED", "BACKUP_CHECK_FAILED",
+  "BACKUP_FAILED",
+  "BACKUP_NO_SPACE",
+  "BACKUP_PASSWORD",
+  "RESTORE_FAILED",
+  "BACKUP_CHECK_FAILED",
   // deploys and their outcome
-  "PLATFORM_MISSING", "PULL_FAILED", "JOB_FAILED", "DEPLOY_FAILED", "DEPLOY_ROLLED_BACK", "RELEASE_NOT_FOUND", "ROLLBACK_FAILED",
-  "VERIFY_FAILED", "DOCTOR_FAILED", "CHECK_FAILED", "RUN_FAILED",
+  "PLATFORM_MISSING",
+  "PULL_FAILED",
+  "JOB_FAILED",
+  "DEPLOY_FAILED",
+  "DEPLOY_ROLLED_BACK",
+  "RELEASE_NOT_FOUND",
+  "ROLLBACK_FAILED",
+  "VERIFY_FAILED",
+  "DOCTOR_FAILED",
+  "CHECK_FAILED",
+  "RUN_FAILED",
   // a bug or a surprise of ours: never expected, always explained
   "INTERNAL",
 ] as const;
@@ -50,11 +88,18 @@ export function isPipelineError(e: unknown, code?: ErrorCode): e is PipelineErro
   return e instanceof PipelineError && (code === undefined || e.code === code);
 }
 
-/** Any thrown value as a PipelineError: ours pass through, anything else becomes INTERNAL with the original as cause. */
+/**
+ * Any thrown value as a PipelineError: ours pass through, anything else becomes INTERNAL with the original as cause.
+ */
 export function asPipelineError(e: unknown, doing: string): PipelineError {
   if (isPipelineError(e)) return e;
   const why = e instanceof Error ? e.message : String(e);
-  return new PipelineError("INTERNAL", `unexpected failure while ${doing}: ${why}`, "this is a bug of vps-pipeline or a surprise from the server: please report it with the output above", { cause: e });
+  return new PipelineError(
+    "INTERNAL",
+    `unexpected failure while ${doing}: ${why}`,
+    "this is a bug of vps-pipeline or a surprise from the server: please report it with the output above",
+    { cause: e },
+  );
 }
 
 /** JSON from a command's output; text that is not JSON is a coded error naming where it came from. */
@@ -62,7 +107,12 @@ export function parseJson<T>(text: string, from: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new PipelineError("REMOTE_OUTPUT_INVALID", `${from} printed something that is not JSON: ${tail(text, 2).slice(0, 200)}`, "check the versions of docker and compose on the VPS (`docker version`, `docker compose version`)", { cause: e });
+    throw new PipelineError(
+      "REMOTE_OUTPUT_INVALID",
+      `${from} printed something that is not JSON: ${tail(text, 2).slice(0, 200)}`,
+      "check the versions of docker and compose on the VPS (`docker version`, `docker compose version`)",
+      { cause: e },
+    );
   }
 }
 

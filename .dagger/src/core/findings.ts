@@ -14,5 +14,7 @@ export function formatFindings(findings: readonly Finding[]): string {
   const mark = { ok: "ok  ", warn: "WARN", fail: "FAIL", skip: "skip" } as const;
   const lines = findings.map((f) => `${mark[f.status]} ${f.check}: ${f.detail}${f.fix ? `\n     fix: ${f.fix}` : ""}`);
   const n = (s: Finding["status"]) => findings.filter((f) => f.status === s).length;
-  return [...lines, `doctor: ${n("fail")} failed, ${n("warn")} warning(s), ${n("ok")} ok, ${n("skip")} skipped`].join("\n");
+  return [...lines, `doctor: ${n("fail")} failed, ${n("warn")} warning(s), ${n("ok")} ok, ${n("skip")} skipped`].join(
+    "\n",
+  );
 }

@@ -9,8 +9,18 @@ import { PipelineError } from "./errors.js";
 /** A token or registry password: one word, surrounding whitespace removed. */
 export function tokenValue(raw: string, what: string): string {
   const v = raw.trim();
-  if (v === "") throw new PipelineError("INVALID_INPUT", `${what}: the secret is empty`, `check the secret behind ${what} (an unset or misnamed CI secret arrives as an empty string)`);
-  if (/\s/.test(v)) throw new PipelineError("INVALID_INPUT", `${what}: the secret holds more than one word or line`, `${what} must hold the token alone; a file with several lines or a command printing more than the token does not fit`);
+  if (v === "")
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `${what}: the secret is empty`,
+      `check the secret behind ${what} (an unset or misnamed CI secret arrives as an empty string)`,
+    );
+  if (/\s/.test(v))
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `${what}: the secret holds more than one word or line`,
+      `${what} must hold the token alone; a file with several lines or a command printing more than the token does not fit`,
+    );
   return v;
 }
 
@@ -26,8 +36,14 @@ export function passphraseValue(raw: string): string {
  */
 export function backupPasswordValue(raw: string): string {
   const v = raw.replace(/^[\r\n]+|[\r\n]+$/g, "");
-  if (v === "") throw new PipelineError("INVALID_INPUT", "backupPassword: the secret is empty", "set the backup password secret (CI passes an empty string for a missing one)");
-  if (/[\r\n\0]/.test(v)) throw new PipelineError("INVALID_INPUT", "backupPassword: must be one line", "use a password without line breaks");
+  if (v === "")
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "backupPassword: the secret is empty",
+      "set the backup password secret (CI passes an empty string for a missing one)",
+    );
+  if (/[\r\n\0]/.test(v))
+    throw new PipelineError("INVALID_INPUT", "backupPassword: must be one line", "use a password without line breaks");
   return v;
 }
 

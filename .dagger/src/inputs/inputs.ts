@@ -4,7 +4,17 @@
  * every `Secret.plaintext()` of the module read here and nowhere else.
  */
 import type { Directory, Secret } from "@dagger.io/dagger";
-import { gitInfoSchema, parseInput, registryHost, registrySchema, registryUser, releaseIdSchema, vpsTargetSchema, type GitInfo, type VpsTarget } from "../core/config.js";
+import {
+  gitInfoSchema,
+  parseInput,
+  registryHost,
+  registrySchema,
+  registryUser,
+  releaseIdSchema,
+  vpsTargetSchema,
+  type GitInfo,
+  type VpsTarget,
+} from "../core/config.js";
 import type { ComposeStack } from "../core/compose/compose.js";
 import { PipelineError } from "../core/errors.js";
 import { builtImagesRegistry, invalidImageReference } from "../core/registry/images.js";
@@ -65,53 +75,134 @@ export interface VpsInputs extends RemoteTarget {
 /** The off-site repository, when one is set: all three settings, checked; the key read last. */
 async function offsite(a: VpsArgs): Promise<{ offsite?: OffsiteRepository }> {
   if (!a.backupOffsite) {
-    if (a.backupOffsiteKey || a.backupOffsiteHostKey) throw new PipelineError("INVALID_INPUT", "backupOffsite: --backup-offsite-key and --backup-offsite-host-key go with --backup-offsite", "give the off-site repository (sftp:user@host:/path), or drop them");
+    if (a.backupOffsiteKey || a.backupOffsiteHostKey)
+      throw new PipelineError(
+        "INVALID_INPUT",
+        "backupOffsite: --backup-offsite-key and --backup-offsite-host-key go with --backup-offsite",
+        "give the off-site repository (sftp:user@host:/path), or drop them",
+      );
     return {};
   }
   const knownHosts = offsiteKnownHosts(a.backupOffsite, a.backupOffsiteHostKey);
-  if (!a.backupOffsiteKey) throw new PipelineError("INVALID_INPUT", "backupOffsiteKey: the off-site repository needs an SSH private key", "pass --backup-offsite-key=env:BACKUP_SSH_KEY (a key that can reach only the backups)");
+  if (!a.backupOffsiteKey)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "backupOffsiteKey: the off-site repository needs an SSH private key",
+      "pass --backup-offsite-key=env:BACKUP_SSH_KEY (a key that can reach only the backups)",
+    );
   const sshKey = await a.backupOffsiteKey.plaintext();
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(sshKey)) throw new PipelineError("INVALID_INPUT", "backupOffsiteKey: is not a private key (no -----BEGIN … PRIVATE KEY----- line)", "give the private key file's content (OpenSSH or PEM), not its .pub");
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(sshKey))
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "backupOffsiteKey: is not a private key (no -----BEGIN … PRIVATE KEY----- line)",
+      "give the private key file's content (OpenSSH or PEM), not its .pub",
+    );
   return { offsite: { repository: a.backupOffsite, sshKey, knownHosts } };
 }
 
 /** Check the VPS settings (all at once), then read the SSH key. */
 export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
-  const v: VpsTarget = parseInput(vpsTargetSchema, {
-    host: a.host, hostKey: a.hostKey, user: a.user, port: a.port, project: a.project, ...(a.dir ? { dir: a.dir } : {}),
-    lockTimeoutSeconds: a.lockTimeout, healthTimeoutSeconds: a.healthTimeout, keepReleases: a.keepReleases, by: a.by,
-    edgeImage: a.edgeImage, edgeTls: a.edgeTls, orchestrator: a.orchestrator,
-    resticImage: a.resticImage, keepSnapshots: a.keepSnapshots, keepSnapshotDays: a.keepSnapshotDays,
-  }, "vps");
+  const v: VpsTarget = parseInput(
+    vpsTargetSchema,
+    {
+      host: a.host,
+      hostKey: a.hostKey,
+      user: a.user,
+      port: a.port,
+      project: a.project,
+      ...(a.dir ? { dir: a.dir } : {}),
+      lockTimeoutSeconds: a.lockTimeout,
+      healthTimeoutSeconds: a.healthTimeout,
+      keepReleases: a.keepReleases,
+      by: a.by,
+      edgeImage: a.edgeImage,
+      edgeTls: a.edgeTls,
+      orchestrator: a.orchestrator,
+      resticImage: a.resticImage,
+      keepSnapshots: a.keepSnapshots,
+      keepSnapshotDays: a.keepSnapshotDays,
+    },
+    "vps",
+  );
   const privateKey = await a.sshKey.plaintext();
   const passphrase = a.sshKeyPassphrase ? passphraseValue(await a.sshKeyPassphrase.plaintext()) : undefined;
-  // Dagger functions do not see who called them: without --by, name the key that deployed, never the function's container.
+  // Dagger functions do not see who called them: without --by, name the key that deployed, never the function's
+  // container.
   const { publicKeyFingerprint } = await import("../remote/ssh.js"); // ssh2: loaded by the functions that connect, only
   const key = publicKeyFingerprint(privateKey, passphrase);
   return {
-    ssh: { host: v.host, port: v.port, user: v.user, hostKey: v.hostKey, privateKey, ...(passphrase !== undefined ? { passphrase } : {}) },
-    dir: v.dir, project: v.project, lockTimeoutSeconds: v.lockTimeoutSeconds, healthTimeoutSeconds: v.healthTimeoutSeconds,
-    keepReleases: v.keepReleases, by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
-    edge: { image: v.edgeImage, tls: v.edgeTls }, orchestrator: v.orchestrator,
-    ...(a.backupPassword ? { backup: { password: backupPasswordValue(await a.backupPassword.plaintext()), image: v.resticImage, keep: v.keepSnapshots, keepDays: v.keepSnapshotDays, ...(await offsite(a)) } } : {}),
+    ssh: {
+      host: v.host,
+      port: v.port,
+      user: v.user,
+      hostKey: v.hostKey,
+      privateKey,
+      ...(passphrase !== undefined ? { passphrase } : {}),
+    },
+    dir: v.dir,
+    project: v.project,
+    lockTimeoutSeconds: v.lockTimeoutSeconds,
+    healthTimeoutSeconds: v.healthTimeoutSeconds,
+    keepReleases: v.keepReleases,
+    by: v.by || `unnamed deployer with key ${key ?? "(unreadable)"} (pass --by)`,
+    edge: { image: v.edgeImage, tls: v.edgeTls },
+    orchestrator: v.orchestrator,
+    ...(a.backupPassword
+      ? {
+          backup: {
+            password: backupPasswordValue(await a.backupPassword.plaintext()),
+            image: v.resticImage,
+            keep: v.keepSnapshots,
+            keepDays: v.keepSnapshotDays,
+            ...(await offsite(a)),
+          },
+        }
+      : {}),
   };
 }
 
 const previewSchema = z.object({
   pr: z.number().int("must be a whole number").min(1, "must be a pull request's number (1 or more)").max(999_999_999),
-  domain: z.string().min(1, "is required for a preview: the domain whose wildcard record (*.<domain>) points at the VPS, e.g. preview.example.com").toLowerCase().regex(HOSTNAME, "must be a domain such as preview.example.com"),
+  domain: z
+    .string()
+    .min(
+      1,
+      "is required for a preview: the domain whose wildcard record (*.<domain>) points at the VPS, e.g. preview.example.com",
+    )
+    .toLowerCase()
+    .regex(HOSTNAME, "must be a domain such as preview.example.com"),
   limit: z.number().int().min(1, "must allow at least one preview").max(100),
   whenFull: z.enum(["evict", "refuse"], { message: "must be evict (remove the preview pushed longest ago) or refuse" }),
-  ttlHours: z.number().int().min(0).max(8760, "must be at most a year (8760 h); 0 keeps previews until their pull request closes"),
+  ttlHours: z
+    .number()
+    .int()
+    .min(0)
+    .max(8760, "must be at most a year (8760 h); 0 keeps previews until their pull request closes"),
   memory: z.string().regex(/^\d+(\.\d+)?[bkmg]$/i, "must be a size such as 512m or 1g"),
   seed: z.string().regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a service name of the compose file"),
-  cpus: z.string().regex(/^(\d+(\.\d+)?)$/, "must be a number of CPUs such as 0.5 or 1").refine((c) => Number(c) > 0, { message: "must be more than 0" }),
+  cpus: z
+    .string()
+    .regex(/^(\d+(\.\d+)?)$/, "must be a number of CPUs such as 0.5 or 1")
+    .refine((c) => Number(c) > 0, { message: "must be more than 0" }),
 });
 
 /** The preview settings of `vps(...)` for pull request `pr`, checked (every problem at once). */
 export function previewSettings(a: PreviewArgs, pr: number): PreviewSettings & { pr: number } {
   const whenFull = a.previewWhenFull as PreviewSettings["whenFull"];
-  return parseInput(previewSchema, { pr, domain: a.previewDomain, limit: a.previewLimit, whenFull, ttlHours: a.previewTtl, memory: a.previewMemory, cpus: a.previewCpus, seed: a.previewSeed }, "vps.preview");
+  return parseInput(
+    previewSchema,
+    {
+      pr,
+      domain: a.previewDomain,
+      limit: a.previewLimit,
+      whenFull,
+      ttlHours: a.previewTtl,
+      memory: a.previewMemory,
+      cpus: a.previewCpus,
+      seed: a.previewSeed,
+    },
+    "vps.preview",
+  );
 }
 
 /** The checked pull request number alone (preview-down, verify: no domain needed). */
@@ -119,22 +210,42 @@ export function prNumber(pr: number): number {
   return parseInput(previewSchema.pick({ pr: true }), { pr }, "preview").pr;
 }
 
-/** The target of preview `pr`: production's settings, its own project and folder. A swarm has no edge to serve previews. */
+/**
+ * The target of preview `pr`: production's settings, its own project and folder. A swarm has no edge to serve previews.
+ */
 export function previewTarget(v: VpsInputs, pr: number): VpsInputs {
-  if (v.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "pr: previews run on one VPS with compose, behind its edge; a swarm has no edge", "deploy previews to a compose VPS (another vps(...) with its own --host)");
-  const { backup: _, ...production } = v; // a preview takes no snapshot (core/preview/preview-release.ts drops data declarations)
+  if (v.orchestrator === "swarm")
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "pr: previews run on one VPS with compose, behind its edge; a swarm has no edge",
+      "deploy previews to a compose VPS (another vps(...) with its own --host)",
+    );
+  // a preview takes no snapshot (core/preview/preview-release.ts drops data declarations)
+  const { backup: _, ...production } = v;
   return { ...production, project: previewProject(v.project, pr), dir: previewDir(v.dir, pr) };
 }
 
 const serviceName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a service name of the compose file");
 const logSchema = z.object({
   services: z.array(serviceName),
-  since: z.string().regex(/^(\d+(\.\d+)?[smh]|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/, "must be a duration such as 10m or 2h, or a time such as 2026-12-01T08:00:00Z").optional(),
+  since: z
+    .string()
+    .regex(
+      /^(\d+(\.\d+)?[smh]|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/,
+      "must be a duration such as 10m or 2h, or a time such as 2026-12-01T08:00:00Z",
+    )
+    .optional(),
   tail: z.number().int().min(1, "must be at least 1").max(100_000),
-  maxBytes: z.number().int().min(1024, "must be at least 1024").max(64 * 1024 * 1024, "must be at most 64 MiB"),
+  maxBytes: z
+    .number()
+    .int()
+    .min(1024, "must be at least 1024")
+    .max(64 * 1024 * 1024, "must be at most 64 MiB"),
 });
 
-/** The notification webhook's URL (a secret: it carries a token), trimmed of the newline a file gives it; never echoed. */
+/**
+ * The notification webhook's URL (a secret: it carries a token), trimmed of the newline a file gives it; never echoed.
+ */
 export async function notifyUrlValue(secret: Secret | undefined): Promise<string | undefined> {
   if (!secret) return undefined;
   const url = (await secret.plaintext()).trim();
@@ -144,15 +255,26 @@ export async function notifyUrlValue(secret: Secret | undefined): Promise<string
   } catch {
     ok = false;
   }
-  if (!ok) throw new PipelineError("INVALID_INPUT", "notifyUrl: is not an http(s) URL (its value is not shown: it is a secret)", "pass the incoming webhook's whole URL, e.g. --notify-url=env:NOTIFY_URL holding https://hooks.slack.com/services/…");
+  if (!ok)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "notifyUrl: is not an http(s) URL (its value is not shown: it is a secret)",
+      "pass the incoming webhook's whole URL, e.g. --notify-url=env:NOTIFY_URL holding https://hooks.slack.com/services/…",
+    );
   return url;
 }
 
 /** `--platforms`: `os/arch[/variant]` each, once each; empty stays empty (the engine's own platform). */
 export function platformList(platforms: readonly string[]): string[] {
   const bad = platforms.filter((p) => !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(p));
-  if (bad.length) throw new PipelineError("INVALID_INPUT", `platforms: ${bad.map((b) => `\`${b}\``).join(", ")} is not os/arch[/variant]`, "write each as linux/amd64, linux/arm64 or linux/arm/v7");
-  if (new Set(platforms).size !== platforms.length) throw new PipelineError("INVALID_INPUT", "platforms: names a platform twice", "list each platform once");
+  if (bad.length)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `platforms: ${bad.map((b) => `\`${b}\``).join(", ")} is not os/arch[/variant]`,
+      "write each as linux/amd64, linux/arm64 or linux/arm/v7",
+    );
+  if (new Set(platforms).size !== platforms.length)
+    throw new PipelineError("INVALID_INPUT", "platforms: names a platform twice", "list each platform once");
   return [...platforms];
 }
 
@@ -164,12 +286,22 @@ export function logOptions(o: { services: string[]; since: string; tail: number;
 
 const runSchema = z.object({
   service: serviceName,
-  cmd: z.array(z.string()).min(1, "give the command to run, e.g. --cmd=\"./manage.py migrate\" (one string runs in sh -c) or --cmd=./manage.py,migrate").refine((c) => c.some((x) => x.trim() !== ""), { message: "must not be empty" }),
+  cmd: z
+    .array(z.string())
+    .min(
+      1,
+      'give the command to run, e.g. --cmd="./manage.py migrate" (one string runs in sh -c) or --cmd=./manage.py,migrate',
+    )
+    .refine((c) => c.some((x) => x.trim() !== ""), { message: "must not be empty" }),
   timeoutSeconds: z.number().int().min(1).max(86_400),
 });
 
 /** `run`'s arguments, checked. */
-export function oneOffOptions(o: { service: string; cmd: string[]; timeoutSeconds: number }): { service: string; cmd: string[]; timeoutSeconds: number } {
+export function oneOffOptions(o: { service: string; cmd: string[]; timeoutSeconds: number }): {
+  service: string;
+  cmd: string[];
+  timeoutSeconds: number;
+} {
   return parseInput(runSchema, o, "run");
 }
 
@@ -178,12 +310,24 @@ export function checkRegistry(host: string): string {
   return parseInput(registryHost, host, "registry");
 }
 
-/** Credentials for `registry` (empty: the release's, decided on the server), when a token was given. The user is required with a token. */
-export async function registryLogin(registry: string, user: string, token: Secret | undefined, what: string): Promise<RegistryLogin | undefined> {
+/**
+ * Credentials for `registry` (empty: the release's, decided on the server), when a token was given. The user is
+ * required with a token.
+ */
+export async function registryLogin(
+  registry: string,
+  user: string,
+  token: Secret | undefined,
+  what: string,
+): Promise<RegistryLogin | undefined> {
   if (!token) return undefined;
   const host = registry ? checkRegistry(registry) : "";
   const u = parseInput(registryUser, user, what);
-  return { host, user: u, token: tokenValue(await token.plaintext(), what === "pullUser" ? "pullToken" : "registryToken") };
+  return {
+    host,
+    user: u,
+    token: tokenValue(await token.plaintext(), what === "pullUser" ? "pullToken" : "registryToken"),
+  };
 }
 
 export function checkImagePrefix(imagePrefix: string): string | undefined {
@@ -200,10 +344,20 @@ export function stackRegistry(stack: ComposeStack, registry: string): string {
   return builtImagesRegistry(stack.builds, explicit) ?? explicit ?? DEFAULTS.registry;
 }
 
-export function gitInfo(sha: string, more: { ref?: string | undefined; defaultBranch?: string; commitTime?: string | undefined } = {}): GitInfo {
-  return parseInput(gitInfoSchema, {
-    sha, ...(more.ref ? { ref: more.ref } : {}), ...(more.defaultBranch ? { defaultBranch: more.defaultBranch } : {}), ...(more.commitTime ? { commitTime: more.commitTime } : {}),
-  }, "git");
+export function gitInfo(
+  sha: string,
+  more: { ref?: string | undefined; defaultBranch?: string; commitTime?: string | undefined } = {},
+): GitInfo {
+  return parseInput(
+    gitInfoSchema,
+    {
+      sha,
+      ...(more.ref ? { ref: more.ref } : {}),
+      ...(more.defaultBranch ? { defaultBranch: more.defaultBranch } : {}),
+      ...(more.commitTime ? { commitTime: more.commitTime } : {}),
+    },
+    "git",
+  );
 }
 
 export function releaseToGo(to: string): string | undefined {
@@ -215,7 +369,11 @@ export function probes(specs: readonly string[]): ProbeSpec[] {
     try {
       return parseProbe(p);
     } catch (e) {
-      throw new PipelineError("INVALID_INPUT", `probes: ${(e as Error).message}`, "write each probe as URL[=STATUS][*RETRIES]");
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `probes: ${(e as Error).message}`,
+        "write each probe as URL[=STATUS][*RETRIES]",
+      );
     }
   });
 }
@@ -224,19 +382,29 @@ export type Format = "text" | "json" | "markdown";
 
 export function outputFormat(format: string): Format {
   if (format === "text" || format === "json" || format === "markdown") return format;
-  throw new PipelineError("INVALID_INPUT", `format: \`${format}\` is not one of text, json, markdown`, "pass --format=text, --format=json or --format=markdown");
+  throw new PipelineError(
+    "INVALID_INPUT",
+    `format: \`${format}\` is not one of text, json, markdown`,
+    "pass --format=text, --format=json or --format=markdown",
+  );
 }
 
 export async function composeText(source: Directory, composeFile: string): Promise<string> {
   try {
     return await source.file(composeFile).contents();
   } catch (e) {
-    throw new PipelineError("COMPOSE_NOT_FOUND", `cannot read ${composeFile} in the source directory`, "pass --compose-file with the production compose file's path inside --source", { cause: e });
+    throw new PipelineError(
+      "COMPOSE_NOT_FOUND",
+      `cannot read ${composeFile} in the source directory`,
+      "pass --compose-file with the production compose file's path inside --source",
+      { cause: e },
+    );
   }
 }
 
 export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
-  const { parseComposeStack } = await import("../core/compose/compose.js"); // yaml: loaded by the functions that read the stack, only
+  // yaml: loaded by the functions that read the stack, only
+  const { parseComposeStack } = await import("../core/compose/compose.js");
   return parseComposeStack(await composeText(source, composeFile), composeFile, imagePrefix);
 }
 
@@ -250,7 +418,12 @@ export function keyValues(pairs: readonly string[], what: string): Record<string
   const out: Record<string, string> = {};
   for (const p of pairs) {
     const eq = p.indexOf("=");
-    if (eq <= 0) throw new PipelineError("INVALID_INPUT", `${what}: \`${p}\` is not NAME=value`, `write each ${what} as NAME=value`);
+    if (eq <= 0)
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `${what}: \`${p}\` is not NAME=value`,
+        `write each ${what} as NAME=value`,
+      );
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;
@@ -259,6 +432,11 @@ export function keyValues(pairs: readonly string[], what: string): Record<string
 /** The edge's new image (`edge --image`), checked like `--edge-image`. */
 export function edgeImageValue(image: string): string {
   const why = invalidImageReference(image);
-  if (why !== undefined) throw new PipelineError("INVALID_INPUT", `image: ${why}`, "give an image reference such as caddy:2 or caddy:2@sha256:…");
+  if (why !== undefined)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `image: ${why}`,
+      "give an image reference such as caddy:2 or caddy:2@sha256:…",
+    );
   return image;
 }

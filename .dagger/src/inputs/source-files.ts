@@ -13,7 +13,11 @@ export async function readSourceFiles(source: Directory, refs: readonly FileRef[
   for (const path of paths) {
     const field = refs.find((r) => r.sourcePath === path)!.field;
     if (await source.exists(path, { expectedType: ExistsType.SymlinkType, doNotFollowSymlinks: true })) {
-      throw new PipelineError("COMPOSE_INVALID", `${field}: ${path} is a symlink in the repository; a release ships files, never links (one may point outside the source)`, "point the compose file at the file itself");
+      throw new PipelineError(
+        "COMPOSE_INVALID",
+        `${field}: ${path} is a symlink in the repository; a release ships files, never links (one may point outside the source)`,
+        "point the compose file at the file itself",
+      );
     }
     if (await source.exists(path, { expectedType: ExistsType.RegularType })) {
       out.set(path, { type: "file", content: await source.file(path).contents() });
@@ -22,9 +26,14 @@ export async function readSourceFiles(source: Directory, refs: readonly FileRef[
       const files: { path: string; content: string }[] = [];
       for (const entry of (await dir.glob("**/*")).map((e) => e.replace(/\/$/, ""))) {
         if (await dir.exists(entry, { expectedType: ExistsType.SymlinkType, doNotFollowSymlinks: true })) {
-          throw new PipelineError("COMPOSE_INVALID", `${field}: ${path}/${entry} is a symlink in the repository; a release ships files, never links`, "replace the link with the file, or keep the directory on the server");
+          throw new PipelineError(
+            "COMPOSE_INVALID",
+            `${field}: ${path}/${entry} is a symlink in the repository; a release ships files, never links`,
+            "replace the link with the file, or keep the directory on the server",
+          );
         }
-        if (await dir.exists(entry, { expectedType: ExistsType.RegularType })) files.push({ path: entry, content: await dir.file(entry).contents() });
+        if (await dir.exists(entry, { expectedType: ExistsType.RegularType }))
+          files.push({ path: entry, content: await dir.file(entry).contents() });
       }
       out.set(path, { type: "dir", files: files.sort((a, b) => a.path.localeCompare(b.path)) });
     }

@@ -24,32 +24,52 @@ export async function deliver(url: string, n: Notification, budgetMs = NOTIFY_BU
   for (let attempt = 0; ; attempt++) {
     let status: number | undefined;
     try {
-      const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(n), signal: AbortSignal.timeout(Math.max(1, Math.floor(Math.min(5000, left())))) });
+      const r = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(n),
+        signal: AbortSignal.timeout(Math.max(1, Math.floor(Math.min(5000, left())))),
+      });
       await r.arrayBuffer().catch(() => undefined);
       if (r.ok) return { delivered: true, attempts: attempt + 1, seconds: seconds() };
       status = r.status;
       why = `HTTP ${r.status}`;
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code;
-      why = (e as Error).name === "TimeoutError" ? "no answer in time" : cause ?? "the request failed";
+      why = (e as Error).name === "TimeoutError" ? "no answer in time" : (cause ?? "the request failed");
     }
     const pause = backoff(attempt);
-    if (!retryable(status) || left() <= pause + 50) return { delivered: false, attempts: attempt + 1, seconds: seconds(), why };
+    if (!retryable(status) || left() <= pause + 50)
+      return { delivered: false, attempts: attempt + 1, seconds: seconds(), why };
     await new Promise((r) => setTimeout(r, pause));
   }
 }
 
 /** The warning line for the output and the job summary, or "" when delivered. */
 export function deliveryWarning(d: Delivery): string {
-  return d.delivered ? "" : `notification not delivered (${d.why}, ${d.attempts} attempt(s) in ${d.seconds.toFixed(1)}s); the operation itself is not affected`;
+  return d.delivered
+    ? ""
+    : `notification not delivered (${d.why}, ${d.attempts} attempt(s) in ${d.seconds.toFixed(1)}s); the operation itself is not affected`;
 }
 
 /**
  * Run `operation` and notify its outcome (or its failure, which is then rethrown as it was). `url`
  * undefined: no notification. `warn` receives the warning when delivery failed.
  */
-export async function notifying<T extends { release?: string | undefined; previous?: string | undefined; images?: Record<string, string>; durations?: Record<string, number>; url?: string | undefined }>(
-  url: string | undefined, what: { project: string; action: Notification["action"]; by: string }, warn: (line: string) => void, operation: () => Promise<T>, budgetMs = NOTIFY_BUDGET_MS,
+export async function notifying<
+  T extends {
+    release?: string | undefined;
+    previous?: string | undefined;
+    images?: Record<string, string>;
+    durations?: Record<string, number>;
+    url?: string | undefined;
+  },
+>(
+  url: string | undefined,
+  what: { project: string; action: Notification["action"]; by: string },
+  warn: (line: string) => void,
+  operation: () => Promise<T>,
+  budgetMs = NOTIFY_BUDGET_MS,
 ): Promise<T> {
   if (!url) return operation();
   const { notification } = await import("../core/day-two/notification.js");
@@ -59,7 +79,11 @@ export async function notifying<T extends { release?: string | undefined; previo
     out = await operation();
   } catch (e) {
     const err = asPipelineError(e, `${what.action}`);
-    const d = await deliver(url, notification({ ...what, now: new Date(), error: { code: err.code, message: err.message, hint: err.hint } }), budgetMs);
+    const d = await deliver(
+      url,
+      notification({ ...what, now: new Date(), error: { code: err.code, message: err.message, hint: err.hint } }),
+      budgetMs,
+    );
     if (!d.delivered) warn(deliveryWarning(d));
     throw e;
   }

@@ -4,13 +4,26 @@
  */
 import { createHash } from "node:crypto";
 import { PipelineError, parseJson } from "../core/errors.js";
-import { grantedActions, parseChallenge, registryHttpError, repositoryScope, type RegistryAction } from "../core/registry/registry-auth.js";
+import {
+  grantedActions,
+  parseChallenge,
+  registryHttpError,
+  repositoryScope,
+  type RegistryAction,
+} from "../core/registry/registry-auth.js";
 import { certificateError } from "../core/registry/registry-errors.js";
 
 /** Node's codes for a TLS certificate it does not trust. */
 const CERT_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_UNTRUSTED",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_UNTRUSTED",
 ]);
 
 /** Every manifest kind a tag can point at: OCI index and manifest, Docker list and v2 manifest. */
@@ -40,7 +53,9 @@ export class RegistryClient {
   }
 
   private basic(): string | undefined {
-    return this.o.user !== undefined && this.o.token !== undefined ? `Basic ${Buffer.from(`${this.o.user}:${this.o.token}`).toString("base64")}` : undefined;
+    return this.o.user !== undefined && this.o.token !== undefined
+      ? `Basic ${Buffer.from(`${this.o.user}:${this.o.token}`).toString("base64")}`
+      : undefined;
   }
 
   private async send(url: string, init: RequestInit, what: string): Promise<Response> {
@@ -48,43 +63,95 @@ export class RegistryClient {
       return await fetch(url, { ...init, redirect: "follow", signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      if (cause?.code && CERT_CODES.has(cause.code)) throw certificateError(this.o.host, "where this function runs", `${cause.code}${cause.message ? ` (${cause.message})` : ""}`, e);
-      const why = (e as Error).name === "TimeoutError" ? `no answer within ${this.timeoutMs / 1000}s` : cause?.code ?? cause?.message ?? (e as Error).message;
-      throw new PipelineError("REGISTRY_UNREACHABLE", `cannot reach ${this.o.host} for ${what}: ${why}`, "check the registry host, DNS and outbound HTTPS from where this runs", { cause: e });
+      if (cause?.code && CERT_CODES.has(cause.code))
+        throw certificateError(
+          this.o.host,
+          "where this function runs",
+          `${cause.code}${cause.message ? ` (${cause.message})` : ""}`,
+          e,
+        );
+      const why =
+        (e as Error).name === "TimeoutError"
+          ? `no answer within ${this.timeoutMs / 1000}s`
+          : (cause?.code ?? cause?.message ?? (e as Error).message);
+      throw new PipelineError(
+        "REGISTRY_UNREACHABLE",
+        `cannot reach ${this.o.host} for ${what}: ${why}`,
+        "check the registry host, DNS and outbound HTTPS from where this runs",
+        { cause: e },
+      );
     }
   }
 
   /** Get a bearer token for `scope` from the challenge's realm, with basic credentials when we have them. */
-  private async token(realm: string, service: string | undefined, scope: string, action: RegistryAction, what: string): Promise<string> {
+  private async token(
+    realm: string,
+    service: string | undefined,
+    scope: string,
+    action: RegistryAction,
+    what: string,
+  ): Promise<string> {
     let url: URL;
     try {
       url = new URL(realm);
     } catch (e) {
-      throw new PipelineError("REGISTRY_FAILED", `${this.o.host} named a token service that is not a URL: ${realm.slice(0, 100)}`, "the registry's auth configuration is broken; ask its operator", { cause: e });
+      throw new PipelineError(
+        "REGISTRY_FAILED",
+        `${this.o.host} named a token service that is not a URL: ${realm.slice(0, 100)}`,
+        "the registry's auth configuration is broken; ask its operator",
+        { cause: e },
+      );
     }
     // Credentials travel only over https, wherever the registry points us.
     if (url.protocol !== "https:") {
-      throw new PipelineError("REGISTRY_INSECURE", `${this.o.host} sends clients to a token service on ${url.protocol}//${url.host}: the credentials would travel unencrypted, so they were not sent`, "serve the registry's token endpoint over https");
+      throw new PipelineError(
+        "REGISTRY_INSECURE",
+        `${this.o.host} sends clients to a token service on ${url.protocol}//${url.host}: the credentials would travel unencrypted, so they were not sent`,
+        "serve the registry's token endpoint over https",
+      );
     }
     if (service) url.searchParams.set("service", service);
     url.searchParams.set("scope", scope);
     const auth = this.basic();
     const r = await this.send(url.toString(), auth ? { headers: { Authorization: auth } } : {}, `a token for ${what}`);
     if (!r.ok) throw registryHttpError(r.status, this.o.host, what, action);
-    const body = parseJson<{ token?: string; access_token?: string }>(await r.text(), `the token endpoint of ${this.o.host}`);
+    const body = parseJson<{ token?: string; access_token?: string }>(
+      await r.text(),
+      `the token endpoint of ${this.o.host}`,
+    );
     const t = body.token ?? body.access_token;
-    if (!t) throw new PipelineError("REGISTRY_FAILED", `the token endpoint of ${this.o.host} answered without a token`, "the registry's auth service misbehaves; try again later");
+    if (!t)
+      throw new PipelineError(
+        "REGISTRY_FAILED",
+        `the token endpoint of ${this.o.host} answered without a token`,
+        "the registry's auth service misbehaves; try again later",
+      );
     return t;
   }
 
   /** A request under `repository` needing `actions`, answering the registry's challenge once. */
-  async request(method: string, repository: string, path: string, actions: RegistryAction[], headers: Record<string, string> = {}, body?: BodyInit): Promise<Response> {
+  async request(
+    method: string,
+    repository: string,
+    path: string,
+    actions: RegistryAction[],
+    headers: Record<string, string> = {},
+    body?: BodyInit,
+  ): Promise<Response> {
     const url = `https://${this.o.host}/v2/${repository}/${path}`;
     const scope = repositoryScope(repository, actions);
     const what = `${repository} (${path.split("/")[0]})`;
     const action: RegistryAction = actions.includes("push") || this.o.pushing ? "push" : "pull";
     const cached = this.bearer.get(scope);
-    let r = await this.send(url, { method, headers: { ...headers, ...(cached ? { Authorization: `Bearer ${cached}` } : {}) }, ...(body ? { body } : {}) }, what);
+    let r = await this.send(
+      url,
+      {
+        method,
+        headers: { ...headers, ...(cached ? { Authorization: `Bearer ${cached}` } : {}) },
+        ...(body ? { body } : {}),
+      },
+      what,
+    );
     if (r.status === 401 && !cached) {
       const c = parseChallenge(r.headers.get("www-authenticate"));
       let auth: string | undefined;
@@ -93,7 +160,12 @@ export class RegistryClient {
         this.bearer.set(scope, t);
         auth = `Bearer ${t}`;
       } else if (c?.scheme === "basic") auth = this.basic();
-      if (auth) r = await this.send(url, { method, headers: { ...headers, Authorization: auth }, ...(body ? { body } : {}) }, what);
+      if (auth)
+        r = await this.send(
+          url,
+          { method, headers: { ...headers, Authorization: auth }, ...(body ? { body } : {}) },
+          what,
+        );
     }
     if (r.status >= 400) {
       const c = parseChallenge(r.headers.get("www-authenticate"));
@@ -110,7 +182,9 @@ export class RegistryClient {
     const digest = head.headers.get("docker-content-digest");
     if (digest) return digest;
     const get = await this.request("GET", repository, `manifests/${reference}`, ["pull"], headers);
-    return `sha256:${createHash("sha256").update(Buffer.from(await get.arrayBuffer())).digest("hex")}`;
+    return `sha256:${createHash("sha256")
+      .update(Buffer.from(await get.arrayBuffer()))
+      .digest("hex")}`;
   }
 
   /** The digest `reference` points at, or undefined when the registry has no such tag. */
@@ -125,21 +199,38 @@ export class RegistryClient {
 
   /** The revision label of the image at `digest` (an index: its first image), or undefined when it has none. */
   async revisionOf(repository: string, digest: string): Promise<string | undefined> {
-    const json = async <T>(path: string, accept: string) => parseJson<T>(await (await this.request("GET", repository, path, ["pull"], { Accept: accept })).text(), `${this.o.host}/${repository} ${path}`);
+    const json = async <T>(path: string, accept: string) =>
+      parseJson<T>(
+        await (await this.request("GET", repository, path, ["pull"], { Accept: accept })).text(),
+        `${this.o.host}/${repository} ${path}`,
+      );
     type Manifest = { manifests?: { digest: string }[]; config?: { digest: string } };
     let manifest = await json<Manifest>(`manifests/${digest}`, MANIFEST_ACCEPT);
-    if (manifest.manifests?.[0]) manifest = await json<Manifest>(`manifests/${manifest.manifests[0].digest}`, MANIFEST_ACCEPT);
+    if (manifest.manifests?.[0])
+      manifest = await json<Manifest>(`manifests/${manifest.manifests[0].digest}`, MANIFEST_ACCEPT);
     if (!manifest.config) return undefined;
-    const config = await json<{ config?: { Labels?: Record<string, string> } }>(`blobs/${manifest.config.digest}`, "application/json");
+    const config = await json<{ config?: { Labels?: Record<string, string> } }>(
+      `blobs/${manifest.config.digest}`,
+      "application/json",
+    );
     return config.config?.Labels?.["org.opencontainers.image.revision"];
   }
 
   /** Point `tag` at the manifest `digest`: the manifest is read and put back under the new name, no layer moves. */
   async tag(repository: string, digest: string, tag: string): Promise<void> {
-    const got = await this.request("GET", repository, `manifests/${digest}`, ["push", "pull"], { Accept: MANIFEST_ACCEPT });
+    const got = await this.request("GET", repository, `manifests/${digest}`, ["push", "pull"], {
+      Accept: MANIFEST_ACCEPT,
+    });
     const type = got.headers.get("content-type") ?? "application/vnd.oci.image.manifest.v1+json";
     const manifest = new Blob([await got.arrayBuffer()]);
-    const put = await this.request("PUT", repository, `manifests/${tag}`, ["push", "pull"], { "Content-Type": type }, manifest);
+    const put = await this.request(
+      "PUT",
+      repository,
+      `manifests/${tag}`,
+      ["push", "pull"],
+      { "Content-Type": type },
+      manifest,
+    );
     await put.body?.cancel();
   }
 
@@ -171,7 +262,11 @@ export class RegistryClient {
     if (location) {
       const auth = this.bearer.get(scope);
       const header = auth ? `Bearer ${auth}` : this.basic();
-      const d = await this.send(new URL(location, `https://${this.o.host}`).toString(), { method: "DELETE", headers: header ? { Authorization: header } : {} }, "cancelling the test upload");
+      const d = await this.send(
+        new URL(location, `https://${this.o.host}`).toString(),
+        { method: "DELETE", headers: header ? { Authorization: header } : {} },
+        "cancelling the test upload",
+      );
       await d.body?.cancel();
     }
     return "an upload was accepted (and cancelled)";

@@ -37,17 +37,35 @@ export interface DoctorInput {
 }
 
 function fromError(check: string, e: unknown): Finding {
-  if (isPipelineError(e)) return { check, status: "fail", detail: `${e.code}: ${e.message.split("\n")[0]}`, fix: e.hint };
+  if (isPipelineError(e))
+    return { check, status: "fail", detail: `${e.code}: ${e.message.split("\n")[0]}`, fix: e.hint };
   return { check, status: "fail", detail: String(e) };
 }
 
-async function tokenFindings(c: Credentials, use: TokenUse, label: string, registry: string, api: string | undefined): Promise<Finding[]> {
+async function tokenFindings(
+  c: Credentials,
+  use: TokenUse,
+  label: string,
+  registry: string,
+  api: string | undefined,
+): Promise<Finding[]> {
   const kind = tokenKind(c.token);
   const out = [tokenKindFinding(kind, use, label)];
   if (registry !== "ghcr.io" || kind === "other") return out;
   const r = await lookupScopes(c.token, api);
-  if (!r.reachable) out.push({ check: `${label} token scopes`, status: "skip", detail: `the GitHub API is not reachable from here (${r.why}): scopes not read` });
-  else if (r.status === 401) out.push({ check: `${label} token scopes`, status: "fail", detail: "GitHub says this token is invalid, revoked or expired", fix: "create a new classic PAT and update the secret" });
+  if (!r.reachable)
+    out.push({
+      check: `${label} token scopes`,
+      status: "skip",
+      detail: `the GitHub API is not reachable from here (${r.why}): scopes not read`,
+    });
+  else if (r.status === 401)
+    out.push({
+      check: `${label} token scopes`,
+      status: "fail",
+      detail: "GitHub says this token is invalid, revoked or expired",
+      fix: "create a new classic PAT and update the secret",
+    });
   else out.push(scopeFinding(r.scopes, use, label));
   return out;
 }
@@ -55,9 +73,16 @@ async function tokenFindings(c: Credentials, use: TokenUse, label: string, regis
 export async function doctor(input: DoctorInput): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const name of input.writtenNames) {
-    if (name !== name.toLowerCase()) findings.push({ check: "image name", status: "warn", detail: `\`${name}\` has upper case; it is published as \`${name.toLowerCase()}\``, fix: "write it in lowercase so what you read is what GHCR stores" });
+    if (name !== name.toLowerCase())
+      findings.push({
+        check: "image name",
+        status: "warn",
+        detail: `\`${name}\` has upper case; it is published as \`${name.toLowerCase()}\``,
+        fix: "write it in lowercase so what you read is what GHCR stores",
+      });
   }
-  if (!input.writtenNames.some((n) => n !== n.toLowerCase())) findings.push({ check: "image names", status: "ok", detail: "all lowercase" });
+  if (!input.writtenNames.some((n) => n !== n.toLowerCase()))
+    findings.push({ check: "image names", status: "ok", detail: "all lowercase" });
 
   const paths = input.repositories.map((r) => parseImageReference(r).path);
   if (input.push) {
@@ -81,14 +106,36 @@ export async function doctor(input: DoctorInput): Promise<Finding[]> {
       const digest = await client.manifestDigest(path, input.tag);
       findings.push({ check: `pull ${path} (from here)`, status: "ok", detail: `${path}:${input.tag} is ${digest}` });
     } catch (e) {
-      if (isPipelineError(e, "REGISTRY_NOT_FOUND")) findings.push({ check: `pull ${path} (from here)`, status: "warn", detail: `allowed to ask, but there is no \`${input.tag}\` yet`, fix: "publish first, or pass the tag to check" });
+      if (isPipelineError(e, "REGISTRY_NOT_FOUND"))
+        findings.push({
+          check: `pull ${path} (from here)`,
+          status: "warn",
+          detail: `allowed to ask, but there is no \`${input.tag}\` yet`,
+          fix: "publish first, or pass the tag to check",
+        });
       else findings.push(fromError(`pull ${path} (from here)`, e));
     }
   }
 
-  if (input.swarm && input.pull && paths[0] !== undefined) findings.push(await pullTokenPushes(input.registry, input.pull, paths[0]));
-  if (input.vps) findings.push(...(await vpsAccessFindings({ ssh: input.vps, registry: input.registry, pull, refs: input.repositories.map((r) => `${r}:${input.tag}`), edgeImage: input.edgeImage, ...(input.swarm !== undefined ? { swarm: input.swarm } : {}) })));
-  else findings.push({ check: "VPS", status: "skip", detail: "no VPS given: pull from the VPS and its docker config not checked" });
+  if (input.swarm && input.pull && paths[0] !== undefined)
+    findings.push(await pullTokenPushes(input.registry, input.pull, paths[0]));
+  if (input.vps)
+    findings.push(
+      ...(await vpsAccessFindings({
+        ssh: input.vps,
+        registry: input.registry,
+        pull,
+        refs: input.repositories.map((r) => `${r}:${input.tag}`),
+        edgeImage: input.edgeImage,
+        ...(input.swarm !== undefined ? { swarm: input.swarm } : {}),
+      })),
+    );
+  else
+    findings.push({
+      check: "VPS",
+      status: "skip",
+      detail: "no VPS given: pull from the VPS and its docker config not checked",
+    });
   return findings;
 }
 
@@ -103,11 +150,17 @@ async function pullTokenPushes(registry: string, pull: Credentials, path: string
   try {
     await new RegistryClient({ host: registry, ...pull }).checkPush(path);
     return {
-      check, status: "warn", detail: `the pull token of ${pull.user} can push to ${path}; on a swarm it is stored in the services' definitions`,
+      check,
+      status: "warn",
+      detail: `the pull token of ${pull.user} can push to ${path}; on a swarm it is stored in the services' definitions`,
       fix: "give the swarm a read-only token (GHCR: a classic PAT with only read:packages) as --pull-token",
     };
   } catch (e) {
-    if (isPipelineError(e) && ["REGISTRY_DENIED", "REGISTRY_UNAUTHORIZED", "REGISTRY_INSUFFICIENT_SCOPE"].includes(e.code)) return { check, status: "ok", detail: "the pull token cannot push (read-only)" };
+    if (
+      isPipelineError(e) &&
+      ["REGISTRY_DENIED", "REGISTRY_UNAUTHORIZED", "REGISTRY_INSUFFICIENT_SCOPE"].includes(e.code)
+    )
+      return { check, status: "ok", detail: "the pull token cannot push (read-only)" };
     return fromError(check, e);
   }
 }

@@ -2,12 +2,18 @@
 import { parseOAuthScopes } from "../core/registry/github-tokens.js";
 
 export type ScopeLookup =
-  | { reachable: false; why: string }
-  | { reachable: true; status: number; scopes: string[] | undefined };
+  { reachable: false; why: string } | { reachable: true; status: number; scopes: string[] | undefined };
 
-export async function lookupScopes(token: string, api = "https://api.github.com", timeoutMs = 5000): Promise<ScopeLookup> {
+export async function lookupScopes(
+  token: string,
+  api = "https://api.github.com",
+  timeoutMs = 5000,
+): Promise<ScopeLookup> {
   try {
-    const r = await fetch(`${api}/user`, { headers: { Authorization: `token ${token}`, "User-Agent": "vps-pipeline-doctor" }, signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(`${api}/user`, {
+      headers: { Authorization: `token ${token}`, "User-Agent": "vps-pipeline-doctor" },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     await r.body?.cancel();
     return { reachable: true, status: r.status, scopes: parseOAuthScopes(r.headers.get("x-oauth-scopes")) };
   } catch (e) {

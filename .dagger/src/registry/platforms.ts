@@ -14,7 +14,10 @@ export interface PlatformLogin {
   token: string;
 }
 
-export async function indexPlatforms(images: readonly string[], login: PlatformLogin | undefined): Promise<Map<string, string[]>> {
+export async function indexPlatforms(
+  images: readonly string[],
+  login: PlatformLogin | undefined,
+): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   const clients = new Map<string, RegistryClient>();
   for (const image of new Set(images)) {
@@ -22,15 +25,28 @@ export async function indexPlatforms(images: readonly string[], login: PlatformL
     if (!ref.digest || !isDigest(ref.digest)) continue;
     // a token goes to its own registry only; another registry's images are read anonymously
     let client = clients.get(ref.registry);
-    if (!client) clients.set(ref.registry, (client = new RegistryClient({ host: ref.registry, ...(login && login.host === ref.registry ? { user: login.user, token: login.token } : {}) })));
+    if (!client)
+      clients.set(
+        ref.registry,
+        (client = new RegistryClient({
+          host: ref.registry,
+          ...(login && login.host === ref.registry ? { user: login.user, token: login.token } : {}),
+        })),
+      );
     const r = await client.request("GET", ref.path, `manifests/${ref.digest}`, ["pull"], { Accept: MANIFEST_ACCEPT });
-    const m = parseJson<{ manifests?: { platform?: { os?: string; architecture?: string; variant?: string } }[] }>(await r.text(), `${ref.registry}/${ref.path} manifest`);
+    const m = parseJson<{ manifests?: { platform?: { os?: string; architecture?: string; variant?: string } }[] }>(
+      await r.text(),
+      `${ref.registry}/${ref.path} manifest`,
+    );
     if (!m.manifests) continue;
-    out.set(image, m.manifests.flatMap((x) => {
-      const p = x.platform;
-      if (!p?.os || !p.architecture || p.os === "unknown") return [];
-      return [`${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`];
-    }));
+    out.set(
+      image,
+      m.manifests.flatMap((x) => {
+        const p = x.platform;
+        if (!p?.os || !p.architecture || p.os === "unknown") return [];
+        return [`${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`];
+      }),
+    );
   }
   return out;
 }

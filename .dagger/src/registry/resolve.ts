@@ -15,7 +15,12 @@ export interface PullCredentials {
 }
 
 /** service → digest for every built service; tags are looked up in their registries. */
-export async function resolveReleaseDigests(stack: ComposeStack, refs: readonly string[], tag: string | undefined, creds: PullCredentials | undefined): Promise<Record<string, string>> {
+export async function resolveReleaseDigests(
+  stack: ComposeStack,
+  refs: readonly string[],
+  tag: string | undefined,
+  creds: PullCredentials | undefined,
+): Promise<Record<string, string>> {
   const plan = planReleaseImages(stack, refs, tag);
   const digests = { ...plan.pinned };
   const clients = new Map<string, RegistryClient>();
@@ -23,7 +28,10 @@ export async function resolveReleaseDigests(stack: ComposeStack, refs: readonly 
     const { registry, path } = parseImageReference(want.repository);
     let client = clients.get(registry);
     if (!client) {
-      client = new RegistryClient({ host: registry, ...(creds && creds.host === registry ? { user: creds.user, token: creds.token } : {}) });
+      client = new RegistryClient({
+        host: registry,
+        ...(creds && creds.host === registry ? { user: creds.user, token: creds.token } : {}),
+      });
       clients.set(registry, client);
     }
     digests[want.service] = await client.manifestDigest(path, want.reference);

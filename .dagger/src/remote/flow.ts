@@ -35,18 +35,47 @@ export interface OperationRequest extends RemoteTarget {
  * One deploy, rollback, backup or restore: a span named `action`, one SSH connection, and the
  * context its steps share. The body's span gets ids as they are known.
  */
-export function operation<T>(req: OperationRequest, action: "deploy" | "rollback" | "backup" | "restore" | "check-backup", login: RegistryLogin | undefined, attributes: Attributes, body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>): Promise<T> {
-  return inSpan(req.tracing ?? defaultTracing(), action, { "vps.project": req.project, ...(req.orchestrator === "swarm" ? { orchestrator: "swarm" } : {}), ...attributes }, (t, span) => {
-    const p = new Progress(req.log, action, t);
-    return withSession(req.ssh, p, (s) => body({
-      s, l: layout(req.dir), p, project: req.project, user: req.ssh.user, server: req.ssh.host, login, edge: req.edge ?? DEFAULT_EDGE, backup: req.backup, healthTimeoutSeconds: req.healthTimeoutSeconds,
-      note: (line) => req.log(`${`${action} note`.padEnd(16)} ${line}`),
-      step: (name: StepName, f, detail, attrs) => {
-        req.onStep?.(name);
-        return p.step(name, f, detail, attrs);
-      },
-    }, (k, v) => void span.setAttribute(k, v)), req.connect);
-  });
+export function operation<T>(
+  req: OperationRequest,
+  action: "deploy" | "rollback" | "backup" | "restore" | "check-backup",
+  login: RegistryLogin | undefined,
+  attributes: Attributes,
+  body: (c: Context, setAttribute: (k: string, v: string) => void) => Promise<T>,
+): Promise<T> {
+  return inSpan(
+    req.tracing ?? defaultTracing(),
+    action,
+    { "vps.project": req.project, ...(req.orchestrator === "swarm" ? { orchestrator: "swarm" } : {}), ...attributes },
+    (t, span) => {
+      const p = new Progress(req.log, action, t);
+      return withSession(
+        req.ssh,
+        p,
+        (s) =>
+          body(
+            {
+              s,
+              l: layout(req.dir),
+              p,
+              project: req.project,
+              user: req.ssh.user,
+              server: req.ssh.host,
+              login,
+              edge: req.edge ?? DEFAULT_EDGE,
+              backup: req.backup,
+              healthTimeoutSeconds: req.healthTimeoutSeconds,
+              note: (line) => req.log(`${`${action} note`.padEnd(16)} ${line}`),
+              step: (name: StepName, f, detail, attrs) => {
+                req.onStep?.(name);
+                return p.step(name, f, detail, attrs);
+              },
+            },
+            (k, v) => void span.setAttribute(k, v),
+          ),
+        req.connect,
+      );
+    },
+  );
 }
 
 /**
@@ -62,6 +91,9 @@ export function outcomeOf(e: unknown, doing: string): PipelineError {
 
 /** A kept release as it is on the server. */
 export async function keptRelease(c: Context, id: string): Promise<Release> {
-  const [compose, env] = await Promise.all([releaseCompose(c.s, c.l, id), c.s.run(readOptionalFile(`${releaseDir(c.l, id)}/.env`), `reading release ${id}'s .env`)]);
+  const [compose, env] = await Promise.all([
+    releaseCompose(c.s, c.l, id),
+    c.s.run(readOptionalFile(`${releaseDir(c.l, id)}/.env`), `reading release ${id}'s .env`),
+  ]);
   return { id, compose, shape: releaseShape(compose, env) };
 }

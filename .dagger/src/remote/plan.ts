@@ -24,18 +24,33 @@ export interface PlanRequest extends Pick<RemoteTarget, "ssh" | "dir" | "project
 }
 
 export async function plan(req: PlanRequest): Promise<Plan> {
-  // on a swarm the release must render for stack deploy (refused before any connection), and the manager needs no compose
+  // on a swarm the release must render for stack deploy (refused before any connection), and the manager needs no
+  // compose
   if (req.orchestrator === "swarm") renderSwarmRelease(req.compose);
   const l = layout(req.dir);
   return inSpan(req.tracing ?? defaultTracing(), "plan", { "vps.project": req.project }, (t) => {
     const p = new Progress(() => {}, "plan", t);
     return withSession(req.ssh, p, async (s) => {
-      const preflight = await p.step("preflight", () => (req.orchestrator === "swarm" ? swarmPreflight(s, l, req.ssh.user).then((r) => ({ ...r, compose: "not needed (swarm)" })) : runPreflight(s, l, req.ssh.user)));
+      const preflight = await p.step("preflight", () =>
+        req.orchestrator === "swarm"
+          ? swarmPreflight(s, l, req.ssh.user).then((r) => ({ ...r, compose: "not needed (swarm)" }))
+          : runPreflight(s, l, req.ssh.user),
+      );
       return p.step("read", async () => {
         const current = (await readCurrent(s, l)) ?? null;
         const currentCompose = current ? await releaseCompose(s, l, current) : "";
-        const currentEnv = req.env !== undefined ? await s.run(readOptionalFile(l.env), "reading the server's .env") : undefined;
-        return planRelease({ current, currentCompose, newCompose: req.compose, preflight, files: req.shipped ?? [], notes: req.notes ?? [], ...(currentEnv !== undefined ? { currentEnv } : {}), ...(req.env !== undefined ? { newEnv: req.env } : {}) });
+        const currentEnv =
+          req.env !== undefined ? await s.run(readOptionalFile(l.env), "reading the server's .env") : undefined;
+        return planRelease({
+          current,
+          currentCompose,
+          newCompose: req.compose,
+          preflight,
+          files: req.shipped ?? [],
+          notes: req.notes ?? [],
+          ...(currentEnv !== undefined ? { currentEnv } : {}),
+          ...(req.env !== undefined ? { newEnv: req.env } : {}),
+        });
       });
     });
   });

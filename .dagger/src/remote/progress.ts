@@ -17,9 +17,18 @@ export interface StepSpan {
 export class Progress {
   readonly durations: Record<string, number> = {};
 
-  constructor(private readonly log: Log, private readonly label: string, readonly tracing: Tracing) {}
+  constructor(
+    private readonly log: Log,
+    private readonly label: string,
+    readonly tracing: Tracing,
+  ) {}
 
-  async step<T>(name: StepName, f: (span: StepSpan) => Promise<T>, detail?: (v: T) => string, attributes: Attributes = {}): Promise<T> {
+  async step<T>(
+    name: StepName,
+    f: (span: StepSpan) => Promise<T>,
+    detail?: (v: T) => string,
+    attributes: Attributes = {},
+  ): Promise<T> {
     const t0 = performance.now();
     return inSpan(this.tracing, name, attributes, async (_child, span: Span) => {
       let failed = false;
@@ -34,7 +43,9 @@ export class Progress {
         const v = await f(handle);
         const s = this.add(name, t0);
         const note = detail ? detail(v) : "";
-        this.log(`${this.label} ${name.padEnd(9)} ${failed ? "FAILED" : "ok    "} ${s.toFixed(2)}s${note ? `  ${note}` : ""}`);
+        this.log(
+          `${this.label} ${name.padEnd(9)} ${failed ? "FAILED" : "ok    "} ${s.toFixed(2)}s${note ? `  ${note}` : ""}`,
+        );
         return v;
       } catch (e) {
         const s = this.add(name, t0);

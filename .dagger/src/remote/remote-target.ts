@@ -29,7 +29,10 @@ export interface BackupOptions {
   offsite?: OffsiteRepository;
 }
 
-/** An off-site restic repository over SFTP: `sftp:user@host:/path`, the SSH key it takes (a secret), the host's key pinned. */
+/**
+ * An off-site restic repository over SFTP: `sftp:user@host:/path`, the SSH key it takes (a secret), the host's key
+ * pinned.
+ */
 export interface OffsiteRepository {
   repository: string;
   sshKey: string;

@@ -9,8 +9,17 @@ import type { Progress } from "./progress.js";
 import { connect, type ExecResult, type SshOptions, type SshSession } from "./ssh.js";
 
 /** Open one connection (`open`: ssh2's, or a scripted session in the unit tests), run `body`, close it. */
-export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: SshSession) => Promise<T>, open: (o: SshOptions) => Promise<SshSession> = connect): Promise<T> {
-  const s = await p.step("connect", () => open(ssh), undefined, { "vps.host": ssh.host, "vps.port": ssh.port, "vps.user": ssh.user });
+export async function withSession<T>(
+  ssh: SshOptions,
+  p: Progress,
+  body: (s: SshSession) => Promise<T>,
+  open: (o: SshOptions) => Promise<SshSession> = connect,
+): Promise<T> {
+  const s = await p.step("connect", () => open(ssh), undefined, {
+    "vps.host": ssh.host,
+    "vps.port": ssh.port,
+    "vps.user": ssh.user,
+  });
   try {
     return await body(s);
   } finally {
@@ -23,8 +32,19 @@ export async function withSession<T>(ssh: SshOptions, p: Progress, body: (s: Ssh
  * lock is a `flock` held by an SSH channel: a killed deploy cannot leave it
  * behind. When busy past the wait, fail naming the holder.
  */
-export async function withLock<T>(s: SshSession, l: Layout, p: Progress, waitSeconds: number, holder: string, body: () => Promise<T>): Promise<T> {
-  const lock = await p.step("lock", () => acquire(s, l, waitSeconds, holder), (held) => held.waitedFor);
+export async function withLock<T>(
+  s: SshSession,
+  l: Layout,
+  p: Progress,
+  waitSeconds: number,
+  holder: string,
+  body: () => Promise<T>,
+): Promise<T> {
+  const lock = await p.step(
+    "lock",
+    () => acquire(s, l, waitSeconds, holder),
+    (held) => held.waitedFor,
+  );
   try {
     return await body();
   } finally {
@@ -42,7 +62,11 @@ interface HeldLock {
  * its stdin stays open. Resolves with a release function once held, or with the
  * command's result when it ended without the lock (busy, or failed).
  */
-export async function holdWhileOpen(s: SshSession, command: Argv, firstLine?: string): Promise<{ release: () => Promise<void> } | ExecResult> {
+export async function holdWhileOpen(
+  s: SshSession,
+  command: Argv,
+  firstLine?: string,
+): Promise<{ release: () => Promise<void> } | ExecResult> {
   let seen = "";
   let onLocked: () => void = () => {};
   const locked = new Promise<"locked">((r) => (onLocked = () => r("locked")));
@@ -79,5 +103,9 @@ async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: st
       "wait for it to finish, or raise the lock timeout; if that deploy is gone, its lock went with its SSH connection",
     );
   }
-  throw new PipelineError("LOCK_FAILED", `cannot take the deploy lock in ${l.releases}: ${first.stderr.trim()}`, `the deploy user must be able to create ${l.dir}, and the VPS needs \`flock\` (package util-linux)`);
+  throw new PipelineError(
+    "LOCK_FAILED",
+    `cannot take the deploy lock in ${l.releases}: ${first.stderr.trim()}`,
+    `the deploy user must be able to create ${l.dir}, and the VPS needs \`flock\` (package util-linux)`,
+  );
 }

@@ -71,7 +71,11 @@ function checkPrivateKey(key: string, passphrase: string | undefined): void {
     throw new PipelineError("SSH_KEY_INVALID", `the SSH private key cannot be read: ${why}`, hint);
   }
   if (!first.isPrivateKey()) {
-    throw new PipelineError("SSH_KEY_INVALID", "the SSH key given is a public key", "pass the private key; the public one belongs in the server's authorized_keys");
+    throw new PipelineError(
+      "SSH_KEY_INVALID",
+      "the SSH key given is a public key",
+      "pass the private key; the public one belongs in the server's authorized_keys",
+    );
   }
 }
 
@@ -79,7 +83,11 @@ const RETRYABLE = new Set(["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNR
 
 function isRetryable(e: unknown): boolean {
   const err = e as { code?: string; level?: string; message?: string };
-  return (err.code !== undefined && RETRYABLE.has(err.code)) || err.level === "client-timeout" || /timed out/i.test(err.message ?? "");
+  return (
+    (err.code !== undefined && RETRYABLE.has(err.code)) ||
+    err.level === "client-timeout" ||
+    /timed out/i.test(err.message ?? "")
+  );
 }
 
 function explain(e: unknown, o: SshOptions, attempts: number): PipelineError {
@@ -87,7 +95,12 @@ function explain(e: unknown, o: SshOptions, attempts: number): PipelineError {
   const err = e as { code?: string; level?: string; message?: string };
   const where = `${o.user}@${o.host}:${o.port}`;
   if (err.level === "client-authentication") {
-    return new PipelineError("SSH_AUTH_FAILED", `${where} refused the SSH key`, `add the public half of this key to ~${o.user}/.ssh/authorized_keys on the server, and check the user name`, { cause: e });
+    return new PipelineError(
+      "SSH_AUTH_FAILED",
+      `${where} refused the SSH key`,
+      `add the public half of this key to ~${o.user}/.ssh/authorized_keys on the server, and check the user name`,
+      { cause: e },
+    );
   }
   if (isRetryable(e)) {
     return new PipelineError(
@@ -97,14 +110,22 @@ function explain(e: unknown, o: SshOptions, attempts: number): PipelineError {
       { cause: e },
     );
   }
-  return new PipelineError("SSH_FAILED", `SSH to ${where} failed: ${err.message ?? String(e)}`, "run `ssh -v` with the same key to see where it stops", { cause: e });
+  return new PipelineError(
+    "SSH_FAILED",
+    `SSH to ${where} failed: ${err.message ?? String(e)}`,
+    "run `ssh -v` with the same key to see where it stops",
+    { cause: e },
+  );
 }
 
 export class SshSession {
   private lost: Error | undefined;
   private readonly onLost = new Set<(e: Error) => void>();
 
-  constructor(private readonly client: SshClient, readonly where: string) {
+  constructor(
+    private readonly client: SshClient,
+    readonly where: string,
+  ) {
     const lose = (e: Error) => {
       if (this.lost) return;
       this.lost = e;
@@ -115,7 +136,10 @@ export class SshSession {
   }
 
   /** Start a command; the caller reads its output and decides what a non-zero code means. */
-  start(command: Argv, opts: { stdin?: string | Buffer; keepStdinOpen?: boolean; onStdout?: (chunk: string) => void } = {}): RunningCommand {
+  start(
+    command: Argv,
+    opts: { stdin?: string | Buffer; keepStdinOpen?: boolean; onStdout?: (chunk: string) => void } = {},
+  ): RunningCommand {
     let channel: ClientChannel | undefined;
     let stdinClosed = false;
     const closeStdin = () => {
@@ -124,7 +148,12 @@ export class SshSession {
     };
     const result = new Promise<ExecResult>((resolve, reject) => {
       const lostError = (e: Error) =>
-        new PipelineError("SSH_CONNECTION_LOST", `the SSH connection to ${this.where} dropped while running \`${command[0]}\`: ${e.message}`, "run the same deploy again: it takes the lock anew and converges", { cause: e });
+        new PipelineError(
+          "SSH_CONNECTION_LOST",
+          `the SSH connection to ${this.where} dropped while running \`${command[0]}\`: ${e.message}`,
+          "run the same deploy again: it takes the lock anew and converges",
+          { cause: e },
+        );
       if (this.lost) return reject(lostError(this.lost));
       this.client.exec(shellJoin(command), (err, stream) => {
         if (err) return reject(lostError(err));
@@ -140,7 +169,8 @@ export class SshSession {
           stream.on("error", () => {}); // a late channel error must not crash the process
           const stdout = Buffer.concat(out).toString("utf8");
           const stderr = Buffer.concat(errOut).toString("utf8");
-          if (exit === undefined || lostWith) return reject(lostError(lostWith ?? new Error("channel closed without an exit status")));
+          if (exit === undefined || lostWith)
+            return reject(lostError(lostWith ?? new Error("channel closed without an exit status")));
           const code = exit.code ?? 128;
           resolve({ code, stdout, stderr: exit.signal ? `${stderr}killed by signal ${exit.signal}\n` : stderr });
         };
@@ -167,7 +197,11 @@ export class SshSession {
   }
 
   /** Run a command that must succeed; otherwise an error in execa's shape with the stderr tail. */
-  async run(command: Argv, what: string, opts: { stdin?: string | Buffer; hint?: string; code?: ErrorCode } = {}): Promise<string> {
+  async run(
+    command: Argv,
+    what: string,
+    opts: { stdin?: string | Buffer; hint?: string; code?: ErrorCode } = {},
+  ): Promise<string> {
     const r = await this.exec(command, opts);
     if (r.code !== 0) {
       const tailText = tail(r.stderr.trim() || r.stdout, 8);
@@ -182,7 +216,10 @@ export class SshSession {
 
   /** Write a file atomically with `mode` (e.g. "600"): temp file, mode first, then content, then rename. */
   async upload(path: string, content: string | Buffer, mode: string): Promise<void> {
-    await this.run(writeFileAtomic(path, mode), `writing ${path}`, { stdin: content, hint: "check that the deploy user owns the deploy directory and the disk is not full" });
+    await this.run(writeFileAtomic(path, mode), `writing ${path}`, {
+      stdin: content,
+      hint: "check that the deploy user owns the deploy directory and the disk is not full",
+    });
   }
 
   close(): void {
@@ -210,7 +247,10 @@ function connectOnce(o: SshOptions): Promise<SshClient> {
       client.end();
       if (refused && offered) {
         // The pin as a fingerprint too: the first base64 characters of every ed25519 key are the same.
-        const pinned = o.hostKey.kind === "fingerprint" ? o.hostKey.fingerprint : `${o.hostKey.keyType} ${fingerprint(Buffer.from(o.hostKey.keyBase64, "base64"))}`;
+        const pinned =
+          o.hostKey.kind === "fingerprint"
+            ? o.hostKey.fingerprint
+            : `${o.hostKey.keyType} ${fingerprint(Buffer.from(o.hostKey.keyBase64, "base64"))}`;
         reject(
           new PipelineError(
             "HOST_KEY_MISMATCH",
@@ -235,13 +275,17 @@ function connectOnce(o: SshOptions): Promise<SshClient> {
       // Fail closed: checked before authentication, a mismatch ends the handshake.
       hostVerifier: (key: Buffer) => {
         offered = { type: keyTypeOf(key), fp: fingerprint(key) };
-        const ok = o.hostKey.kind === "fingerprint" ? offered.fp === o.hostKey.fingerprint : key.toString("base64") === o.hostKey.keyBase64;
+        const ok =
+          o.hostKey.kind === "fingerprint"
+            ? offered.fp === o.hostKey.fingerprint
+            : key.toString("base64") === o.hostKey.keyBase64;
         refused = !ok;
         return ok;
       },
     };
     if (o.passphrase !== undefined) config.passphrase = o.passphrase;
-    if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"] };
+    if (serverHostKey)
+      config.algorithms = { serverHostKey: serverHostKey as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"] };
     client.connect(config);
   });
 }

@@ -4,7 +4,16 @@
  * provider and passes the caller's span in TRACEPARENT; tests give a tracer of
  * their own. Attributes carry ids, names and digests, never a secret.
  */
-import { context, propagation, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
+import {
+  context,
+  propagation,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from "@opentelemetry/api";
 import { isPipelineError } from "../core/errors.js";
 
 export interface Tracing {
@@ -31,14 +40,21 @@ export function markFailed(span: Span, message: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
-/** Run `fn` in a span named `name`; its children nest under it; a throw marks it as an error with the pipeline's code. */
-export async function inSpan<T>(t: Tracing, name: string, attributes: Attributes, fn: (child: Tracing, span: Span) => Promise<T>): Promise<T> {
+/**
+ * Run `fn` in a span named `name`; its children nest under it; a throw marks it as an error with the pipeline's code.
+ */
+export async function inSpan<T>(
+  t: Tracing,
+  name: string,
+  attributes: Attributes,
+  fn: (child: Tracing, span: Span) => Promise<T>,
+): Promise<T> {
   const span = t.tracer.startSpan(name, { attributes }, t.parent);
   try {
     // Left UNSET on success (OpenTelemetry's "no error"), so a step may mark itself failed without throwing.
     return await fn({ tracer: t.tracer, parent: trace.setSpan(t.parent, span) }, span);
   } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] ?? "" : String(e);
+    const message = e instanceof Error ? (e.message.split("\n")[0] ?? "") : String(e);
     if (isPipelineError(e)) span.setAttribute("error.code", e.code);
     span.setStatus({ code: SpanStatusCode.ERROR, message });
     span.recordException(e instanceof Error ? { name: e.name, message } : message);

@@ -10,9 +10,24 @@ import type { ContainerState } from "../core/release/health.js";
 import { parseHistory, RELEASE_ID, type HistoryRecord } from "../core/release/release.js";
 import { listPreviews, previewsFrom } from "../core/preview/preview-commands.js";
 import type { PreviewInfo } from "../core/preview/preview.js";
-import { httpStatus, imageRepoDigests, type Layout, imagesPresent, inspectContainers, layout, readOptionalFile, releaseDir } from "../core/server/server-commands.js";
+import {
+  httpStatus,
+  imageRepoDigests,
+  type Layout,
+  imagesPresent,
+  inspectContainers,
+  layout,
+  readOptionalFile,
+  releaseDir,
+} from "../core/server/server-commands.js";
 import { projectContainers, readReleaseFiles, tailHistory } from "../core/release/release-commands.js";
-import { buildReport, checkService, type ProbeResult, type ProbeSpec, type VerifyReport } from "../core/release/report.js";
+import {
+  buildReport,
+  checkService,
+  type ProbeResult,
+  type ProbeSpec,
+  type VerifyReport,
+} from "../core/release/report.js";
 import { Progress } from "./progress.js";
 import { withSession } from "./session.js";
 import type { SshSession } from "./ssh.js";
@@ -40,7 +55,10 @@ async function probe(s: SshSession, p: ProbeSpec): Promise<ProbeResult> {
   return { url: p.url, expectStatus: p.expectStatus, status, attempts, ok: status === p.expectStatus };
 }
 
-async function inspect(s: SshSession, containers: ContainerState[]): Promise<Map<string, { configured: string; repoDigests: string[] }>> {
+async function inspect(
+  s: SshSession,
+  containers: ContainerState[],
+): Promise<Map<string, { configured: string; repoDigests: string[] }>> {
   const out = new Map<string, { configured: string; repoDigests: string[] }>();
   if (containers.length === 0) return out;
   const text = await s.run(inspectContainers(containers.map((c) => c.name)), "docker inspect");
@@ -48,7 +66,10 @@ async function inspect(s: SshSession, containers: ContainerState[]): Promise<Map
     const [name, configured, imageId] = line.trim().split(" ");
     if (!name || !configured || !imageId) continue;
     const digests = await s.exec(imageRepoDigests(imageId));
-    const repoDigests = digests.code === 0 ? parseJson<string[] | null>(digests.stdout.trim() || "[]", "docker image inspect") ?? [] : [];
+    const repoDigests =
+      digests.code === 0
+        ? (parseJson<string[] | null>(digests.stdout.trim() || "[]", "docker image inspect") ?? [])
+        : [];
     out.set(name.replace(/^\//, ""), { configured, repoDigests });
   }
   return out;
@@ -65,29 +86,62 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
   return inSpan(target.tracing ?? defaultTracing(), "verify", { "vps.project": target.project }, (t, span) => {
     const p = new Progress(() => {}, "verify", t);
     return withSession(target.ssh, p, async (s) => {
-      if (target.orchestrator === "swarm") return swarmVerify(s, target.dir, target.project, (pr) => probe(s, pr), probes);
+      if (target.orchestrator === "swarm")
+        return swarmVerify(s, target.dir, target.project, (pr) => probe(s, pr), probes);
       const release = (await readCurrent(s, l)) ?? null;
       if (!release) return buildReport(null, [], []);
       span.setAttribute("release.id", release);
       const recordFile = `${releaseDir(l, release)}/docker-compose.yml`;
-      const [recorded, live] = await Promise.all([releaseCompose(s, l, release), s.run(readOptionalFile(l.compose), "reading the live compose file")]);
-      if (recorded === "") return buildReport(release, [], [], [`the record of release ${release} (${recordFile}) is missing: deploy again`]);
+      const [recorded, live] = await Promise.all([
+        releaseCompose(s, l, release),
+        s.run(readOptionalFile(l.compose), "reading the live compose file"),
+      ]);
+      if (recorded === "")
+        return buildReport(
+          release,
+          [],
+          [],
+          [`the record of release ${release} (${recordFile}) is missing: deploy again`],
+        );
       const drift: string[] = [];
-      if (live !== recorded) drift.push(`the live ${l.compose} differs from the record of release ${release} (edited by hand?): deploy, or \`rollback --to ${release}\`, to make them one again`);
+      if (live !== recorded)
+        drift.push(
+          `the live ${l.compose} differs from the record of release ${release} (edited by hand?): deploy, or \`rollback --to ${release}\`, to make them one again`,
+        );
       const shape = releaseShape(recorded);
       const containers = await composePs(s, l, target.project, recordFile);
-      const labelled = (await s.run(projectContainers(target.project), "docker ps")).trim().split("\n").filter(Boolean).map((x) => x.split("\t"));
+      const labelled = (await s.run(projectContainers(target.project), "docker ps"))
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((x) => x.split("\t"));
       for (const [service, name, oneoff] of labelled) {
-        if (service && !(service in shape.images) && oneoff !== "True") drift.push(`container ${name} runs service \`${service}\`, which release ${release} does not have (started by hand?)`);
+        if (service && !(service in shape.images) && oneoff !== "True")
+          drift.push(
+            `container ${name} runs service \`${service}\`, which release ${release} does not have (started by hand?)`,
+          );
       }
-      const seen = await inspect(s, containers.filter((c) => c.state === "running" || shape.once.includes(c.service)));
-      // A run-once service whose container is gone (`docker container prune`) ran: its dependents only start after it succeeded.
+      const seen = await inspect(
+        s,
+        containers.filter((c) => c.state === "running" || shape.once.includes(c.service)),
+      );
+      // A run-once service whose container is gone (`docker container prune`) ran: its dependents only start after it
+      // succeeded.
       const present = (x: string) => containers.some((c) => c.service === x);
       const judged = [...shape.long, ...shape.once.filter(present), ...shape.optional.filter(present)];
       const services = judged.map((service) => {
-        const c = containers.find((x) => x.service === service && x.state === "running") ?? containers.find((x) => x.service === service);
+        const c =
+          containers.find((x) => x.service === service && x.state === "running") ??
+          containers.find((x) => x.service === service);
         const i = c ? seen.get(c.name) : undefined;
-        return checkService(service, shape.images[service] ?? "", c, i?.configured ?? "", i?.repoDigests ?? [], shape.once.includes(service));
+        return checkService(
+          service,
+          shape.images[service] ?? "",
+          c,
+          i?.configured ?? "",
+          i?.repoDigests ?? [],
+          shape.once.includes(service),
+        );
       });
       if (shape.http.length > 0) drift.push(...(await edgeDrift(s, l, target.project, release, shape)));
       const probeResults: ProbeResult[] = [];
@@ -98,12 +152,28 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
 }
 
 /** Each service behind the edge must be routed, and only to running containers of the current release. */
-async function edgeDrift(s: SshSession, l: Layout, project: string, release: string, shape: ReleaseShape): Promise<string[]> {
+async function edgeDrift(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  release: string,
+  shape: ReleaseShape,
+): Promise<string[]> {
   const services = shape.http.map((h) => h.service);
-  const [edge, mine, resolved] = await Promise.all([readEdge(s), containersOf(s, project), resolveRelease(s, l, project, release, shape)]);
-  if (edge.state !== "running") return [`the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy or rollback of any project on this VPS starts it again (or \`docker start ${EDGE_CONTAINER}\`)`];
+  const [edge, mine, resolved] = await Promise.all([
+    readEdge(s),
+    containersOf(s, project),
+    resolveRelease(s, l, project, release, shape),
+  ]);
+  if (edge.state !== "running")
+    return [
+      `the edge (${EDGE_CONTAINER}) is ${edge.state}: ${services.join(", ")} get no traffic; the next deploy or rollback of any project on this VPS starts it again (or \`docker start ${EDGE_CONTAINER}\`)`,
+    ];
   const out: string[] = [];
-  if (maintenanceOf(edge.routes, project) !== undefined) out.push(`${project} is in maintenance: the edge answers its routes with 503 and the maintenance page; \`vps … maintenance --off\` when done`);
+  if (maintenanceOf(edge.routes, project) !== undefined)
+    out.push(
+      `${project} is in maintenance: the edge answers its routes with 503 and the maintenance page; \`vps … maintenance --off\` when done`,
+    );
   for (const service of services) {
     const route = edge.routes.find((r) => r.project === project && r.service === service);
     if (!route || route.upstreams.length === 0) {
@@ -113,11 +183,23 @@ async function edgeDrift(s: SshSession, l: Layout, project: string, release: str
     for (const u of route.upstreams) {
       const name = u.replace(/:\d+$/, "");
       const c = mine.find((x) => x.name === name && x.service === service);
-      const why = !c ? "no such container of this project" : c.state !== "running" ? c.state : c.hash !== resolved.hashes[service] ? "made from another definition" : "";
-      if (why) out.push(`the edge routes ${service} to ${name}, not a container of release ${release} (${why}): deploy again, or \`rollback --to ${release}\``);
+      const why = !c
+        ? "no such container of this project"
+        : c.state !== "running"
+          ? c.state
+          : c.hash !== resolved.hashes[service]
+            ? "made from another definition"
+            : "";
+      if (why)
+        out.push(
+          `the edge routes ${service} to ${name}, not a container of release ${release} (${why}): deploy again, or \`rollback --to ${release}\``,
+        );
     }
     const replicas = resolved.replicas[service] ?? 1;
-    if (route.upstreams.length !== replicas) out.push(`the edge routes ${service} to ${route.upstreams.length} container(s), but release ${release} runs ${replicas}: deploy again, or \`rollback --to ${release}\``);
+    if (route.upstreams.length !== replicas)
+      out.push(
+        `the edge routes ${service} to ${route.upstreams.length} container(s), but release ${release} runs ${replicas}: deploy again, or \`rollback --to ${release}\``,
+      );
   }
   return out;
 }
@@ -134,7 +216,10 @@ export interface StatusReport {
   services: ContainerState[];
   releases: KeptRelease[];
   history: HistoryRecord[];
-  /** The VPS's edge and this project's routes on it (absent when there is no edge); `maintenance`: the edge answers them with the maintenance page. */
+  /**
+   * The VPS's edge and this project's routes on it (absent when there is no edge); `maintenance`: the edge answers them
+   * with the maintenance page.
+   */
   edge?: EdgeView & { maintenance: boolean };
   /** On a swarm: each service's tasks and the nodes. */
   swarm?: SwarmView;
@@ -171,22 +256,47 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       const swarm = target.orchestrator === "swarm";
       const services = release && !swarm ? await composePs(s, l, target.project) : [];
       const files = splitReleaseFiles(await s.run(readReleaseFiles(l), "reading the kept releases"));
-      const images = [...new Set([...files.values()].flatMap((f) => Object.values(releaseShape(f).images).filter(Boolean)))];
+      const images = [
+        ...new Set([...files.values()].flatMap((f) => Object.values(releaseShape(f).images).filter(Boolean))),
+      ];
       // on a swarm the images live on the nodes, which pull them with the stack's registry login
       const missing = new Set(
-        images.length && !swarm ? (await s.run(imagesPresent(images), "looking for images")).split("\n").filter((x) => x.startsWith("missing ")).map((x) => x.slice(8)) : [],
+        images.length && !swarm
+          ? (await s.run(imagesPresent(images), "looking for images"))
+              .split("\n")
+              .filter((x) => x.startsWith("missing "))
+              .map((x) => x.slice(8))
+          : [],
       );
-      const releases = [...files.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([id, f]) => ({
-        id, current: id === release, missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
-      }));
+      const releases = [...files.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([id, f]) => ({
+          id,
+          current: id === release,
+          missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
+        }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
       if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };
       const [snapshots, edge, previews] = await Promise.all([
-        readSnapshots(s, l).then((x) => x.slice(-historyLines)), readEdge(s), s.run(listPreviews(target.dir), "listing the previews").then((out) => previewsFrom(out, target.project)),
+        readSnapshots(s, l).then((x) => x.slice(-historyLines)),
+        readEdge(s),
+        s.run(listPreviews(target.dir), "listing the previews").then((out) => previewsFrom(out, target.project)),
       ]);
       const mine = edge.routes.filter((r) => r.project === target.project);
-      const ours = { ...edge, maintenance: mine.some((r) => r.maintenance !== undefined), routes: mine.map(({ maintenance: _, ...r }) => r) };
-      return { release, services, releases, history, ...(snapshots.length ? { snapshots } : {}), ...(edge.state !== "missing" ? { edge: ours } : {}), ...(previews.length ? { previews } : {}) };
+      const ours = {
+        ...edge,
+        maintenance: mine.some((r) => r.maintenance !== undefined),
+        routes: mine.map(({ maintenance: _, ...r }) => r),
+      };
+      return {
+        release,
+        services,
+        releases,
+        history,
+        ...(snapshots.length ? { snapshots } : {}),
+        ...(edge.state !== "missing" ? { edge: ours } : {}),
+        ...(previews.length ? { previews } : {}),
+      };
     });
   });
 }

@@ -8,8 +8,27 @@ import { parse } from "yaml";
 
 /** Flags of `dagger call` itself (and its global ones): a module argument must never be named like one. */
 export const DAGGER_CALL_FLAGS = [
-  "json", "output", "help", "mod", "no-mod", "progress", "debug", "silent", "quiet", "verbose", "web", "interactive",
-  "interactive-command", "command", "lock", "model", "allow-llm", "eager-runtime", "no-exit", "auto-apply", "x-release",
+  "json",
+  "output",
+  "help",
+  "mod",
+  "no-mod",
+  "progress",
+  "debug",
+  "silent",
+  "quiet",
+  "verbose",
+  "web",
+  "interactive",
+  "interactive-command",
+  "command",
+  "lock",
+  "model",
+  "allow-llm",
+  "eager-runtime",
+  "no-exit",
+  "auto-apply",
+  "x-release",
 ] as const;
 
 export interface ApiFunction {
@@ -49,10 +68,12 @@ export function shapeApi(defs: readonly ApiObjectDef[], main: string): ApiShape 
   let constructor: ApiFunction = { args: [], required: [] };
   for (const d of defs) {
     const name = localObjectName(d.name, main);
-    objects[name] = Object.fromEntries(d.functions.map(({ name: fn, returns, ...f }) => {
-      const r = returns === undefined ? undefined : localObjectName(returns, main);
-      return [fn, { ...f, ...(r !== undefined && local.has(r) ? { returns: r } : {}) }];
-    }));
+    objects[name] = Object.fromEntries(
+      d.functions.map(({ name: fn, returns, ...f }) => {
+        const r = returns === undefined ? undefined : localObjectName(returns, main);
+        return [fn, { ...f, ...(r !== undefined && local.has(r) ? { returns: r } : {}) }];
+      }),
+    );
     if (name === main && d.ctor) constructor = d.ctor;
   }
   return { main, constructor, objects };
@@ -65,14 +86,21 @@ export interface WorkflowCall {
   module?: string;
 }
 
-interface Step { uses?: string; with?: Record<string, unknown> }
-interface Workflow { jobs?: Record<string, { steps?: Step[] }> }
+interface Step {
+  uses?: string;
+  with?: Record<string, unknown>;
+}
+interface Workflow {
+  jobs?: Record<string, { steps?: Step[] }>;
+}
 
 /** The `args` of every dagger-for-github step (verb `call`). */
 export function daggerCalls(file: string, yamlText: string): WorkflowCall[] {
   const wf = parse(yamlText) as Workflow;
   return Object.values(wf.jobs ?? {}).flatMap((j) =>
-    (j.steps ?? []).filter((s) => s.uses?.startsWith("dagger/dagger-for-github@")).map((s) => ({ file, line: String(s.with?.args ?? s.with?.call ?? ""), module: String(s.with?.module ?? "") })),
+    (j.steps ?? [])
+      .filter((s) => s.uses?.startsWith("dagger/dagger-for-github@"))
+      .map((s) => ({ file, line: String(s.with?.args ?? s.with?.call ?? ""), module: String(s.with?.module ?? "") })),
   );
 }
 
@@ -96,12 +124,15 @@ export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
   const problems: string[] = [];
   const where = `${call.file}: \`dagger call ${call.line.slice(0, 60)}…\``;
   // Dagger 1.0 loads no module by itself: a workflow step must name it (the action adds `-m <module>`)
-  if (call.module === "") problems.push(`${where}: the step has no \`module: .\`; Dagger 1.0 loads no module implicitly`);
+  if (call.module === "")
+    problems.push(`${where}: the step has no \`module: .\`; Dagger 1.0 loads no module implicitly`);
   let object = api.main;
   let fn: { name: string; def: ApiFunction } = { name: "(constructor)", def: api.constructor };
   let given: string[] = [];
   const close = () => {
-    for (const r of fn.def.required) if (!given.includes(r)) problems.push(`${where}: ${fn.name} needs --${r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    for (const r of fn.def.required)
+      if (!given.includes(r))
+        problems.push(`${where}: ${fn.name} needs --${r.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   };
   for (const w of words(call.line)) {
     if (w.startsWith("--")) {

@@ -8,7 +8,14 @@ import { dirname, normalize } from "../release/paths.js";
 import { PipelineError } from "../errors.js";
 import { PUBLISHED_LABEL, edgePublished } from "../edge/edge.js";
 import { dataProblems } from "../data/data.js";
-import { EXTENSION_KEY, JOB_PROFILE, parseServiceExtension, type DataSpec, type HttpSpec, type JobSpec } from "./extension.js";
+import {
+  EXTENSION_KEY,
+  JOB_PROFILE,
+  parseServiceExtension,
+  type DataSpec,
+  type HttpSpec,
+  type JobSpec,
+} from "./extension.js";
 import { invalidImageReference, isDigest, parseImageReference, pinned, repositoryOf } from "../registry/images.js";
 
 /** What compose itself accepts as a service name. */
@@ -41,7 +48,6 @@ export interface ComposeStack {
   /** Services that own data (`x-vps-pipeline: { data: … }`). */
   data: DataSpec[];
 }
-
 
 function buildArgs(node: unknown, where: string, problems: string[]): Record<string, string> {
   const args: Record<string, string> = {};
@@ -82,13 +88,23 @@ export function composeDocument(text: string, file: string): Document {
     );
   }
   let aliased = false;
-  visit(doc, { Alias: () => { aliased = true; return visit.BREAK; } });
+  visit(doc, {
+    Alias: () => {
+      aliased = true;
+      return visit.BREAK;
+    },
+  });
   if (!aliased) return doc;
   try {
     // the same object met twice is written out twice, never turned back into an alias
     return new Document(doc.toJS({ maxAliasCount: ALIAS_LIMIT }), { aliasDuplicateObjects: false });
   } catch (e) {
-    throw new PipelineError("COMPOSE_INVALID", `${file}: its anchors expand to more than ${ALIAS_LIMIT} nodes`, "use fewer aliases of large anchors; `docker compose config` prints the file with every alias resolved", { cause: e });
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `${file}: its anchors expand to more than ${ALIAS_LIMIT} nodes`,
+      "use fewer aliases of large anchors; `docker compose config` prints the file with every alias resolved",
+      { cause: e },
+    );
   }
 }
 
@@ -106,11 +122,17 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
   const root: unknown = doc.toJS();
   const services = (root as { services?: unknown } | null)?.services;
   if (!services || typeof services !== "object" || Array.isArray(services) || Object.keys(services).length === 0) {
-    throw new PipelineError("COMPOSE_INVALID", `${file} has no \`services:\` map`, "a compose file lists its containers under a top-level `services:` key");
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `${file} has no \`services:\` map`,
+      "a compose file lists its containers under a top-level `services:` key",
+    );
   }
   const problems: string[] = [];
   if ((root as { include?: unknown }).include !== undefined) {
-    problems.push("include: not supported yet (the included files would not reach the server); put their services into this file, or merge the files with `docker compose -f a.yml -f b.yml config` and deploy the result");
+    problems.push(
+      "include: not supported yet (the included files would not reach the server); put their services into this file, or merge the files with `docker compose -f a.yml -f b.yml config` and deploy the result",
+    );
   }
   const builds: BuildTarget[] = [];
   const jobs: JobSpec[] = [];
@@ -124,12 +146,16 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
   for (const [name, raw] of Object.entries(all)) {
     const where = `services.${name}`;
     if (!SERVICE_NAME.test(name)) {
-      problems.push(`${where}: compose refuses this name; use letters, digits, \`_\`, \`.\`, \`-\`, starting with a letter or digit`);
+      problems.push(
+        `${where}: compose refuses this name; use letters, digits, \`_\`, \`.\`, \`-\`, starting with a letter or digit`,
+      );
       continue;
     }
     const svc = (raw ?? {}) as Record<string, unknown>;
     if (svc.extends !== undefined) {
-      problems.push(`${where}.extends: not supported yet (compose's merge rules for it would have to be repeated here); write the shared keys once under an \`x-\` key with an anchor and merge them into each service with \`<<: *anchor\``);
+      problems.push(
+        `${where}.extends: not supported yet (compose's merge rules for it would have to be repeated here); write the shared keys once under an \`x-\` key with an anchor and merge them into each service with \`<<: *anchor\``,
+      );
       continue;
     }
     const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
@@ -138,7 +164,9 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       jobs.push(ext.job);
       for (const [other, rawOther] of Object.entries(all)) {
         if (other !== name && Object.keys(dependsOn(rawOther)).includes(name)) {
-          problems.push(`services.${other}.depends_on: waits for \`${name}\`, a release-phase job, which runs before the switch and never as part of the stack; drop the dependency (the job has finished before ${other} starts), or remove \`${EXTENSION_KEY}.job\` and use \`condition: service_completed_successfully\` to let compose run it`);
+          problems.push(
+            `services.${other}.depends_on: waits for \`${name}\`, a release-phase job, which runs before the switch and never as part of the stack; drop the dependency (the job has finished before ${other} starts), or remove \`${EXTENSION_KEY}.job\` and use \`condition: service_completed_successfully\` to let compose run it`,
+          );
         }
       }
     }
@@ -146,16 +174,35 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       const ports = edgePublished(where, svc.ports, ext.http.port);
       problems.push(...ports.problems);
       if (ports.published.length === 0 && !ext.http.host && ports.problems.length === 0) {
-        problems.push(`${where}: is behind the edge (\`${EXTENSION_KEY}.http\`) but publishes no port and has no \`host\`; add \`ports: ["<host port>:${ext.http.port}"]\` or \`host: <hostname>\``);
+        problems.push(
+          `${where}: is behind the edge (\`${EXTENSION_KEY}.http\`) but publishes no port and has no \`host\`; add \`ports: ["<host port>:${ext.http.port}"]\` or \`host: <hostname>\``,
+        );
       }
-      if (svc.container_name !== undefined) problems.push(`${where}.container_name: a service behind the edge runs two containers during an upgrade; remove \`container_name\``);
-      if (Array.isArray(svc.profiles) && svc.profiles.length > 0) problems.push(`${where}.profiles: a service behind the edge always runs; remove \`profiles\` or \`${EXTENSION_KEY}.http\``);
-      if (svc.network_mode !== undefined) problems.push(`${where}.network_mode: a service behind the edge must be reachable on the edge's network; remove \`network_mode\``);
+      if (svc.container_name !== undefined)
+        problems.push(
+          `${where}.container_name: a service behind the edge runs two containers during an upgrade; remove \`container_name\``,
+        );
+      if (Array.isArray(svc.profiles) && svc.profiles.length > 0)
+        problems.push(
+          `${where}.profiles: a service behind the edge always runs; remove \`profiles\` or \`${EXTENSION_KEY}.http\``,
+        );
+      if (svc.network_mode !== undefined)
+        problems.push(
+          `${where}.network_mode: a service behind the edge must be reachable on the edge's network; remove \`network_mode\``,
+        );
       http.push({ ...ext.http, published: ports.published });
     }
     if (ext.data) {
-      problems.push(...dataProblems(where, svc, ext.data, ((root as { volumes?: unknown }).volumes ?? {}) as Record<string, unknown>));
-      if (Array.isArray(svc.profiles) && svc.profiles.length > 0) problems.push(`${where}.profiles: a service that owns data always runs; remove \`profiles\``);
+      problems.push(
+        ...dataProblems(
+          where,
+          svc,
+          ext.data,
+          ((root as { volumes?: unknown }).volumes ?? {}) as Record<string, unknown>,
+        ),
+      );
+      if (Array.isArray(svc.profiles) && svc.profiles.length > 0)
+        problems.push(`${where}.profiles: a service that owns data always runs; remove \`profiles\``);
       data.push(ext.data);
     }
     const image = typeof svc.image === "string" ? svc.image : undefined;
@@ -169,17 +216,23 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       continue;
     }
     if (b.dockerfile_inline !== undefined) {
-      problems.push(`${where}.build.dockerfile_inline: not supported; put the Dockerfile in a file and name it in \`dockerfile:\``);
+      problems.push(
+        `${where}.build.dockerfile_inline: not supported; put the Dockerfile in a file and name it in \`dockerfile:\``,
+      );
       continue;
     }
     const ctxRaw = typeof b.context === "string" ? b.context : ".";
     if (/^[a-z]+:\/\//.test(ctxRaw) || ctxRaw.startsWith("/")) {
-      problems.push(`${where}.build.context: \`${ctxRaw}\` must be a path inside the source directory, relative to ${file}`);
+      problems.push(
+        `${where}.build.context: \`${ctxRaw}\` must be a path inside the source directory, relative to ${file}`,
+      );
       continue;
     }
     const context = normalize([...base.split("/"), ...ctxRaw.split("/")]);
     if (context === undefined) {
-      problems.push(`${where}.build.context: \`${ctxRaw}\` leaves the source directory; the pipeline only sees files under it`);
+      problems.push(
+        `${where}.build.context: \`${ctxRaw}\` leaves the source directory; the pipeline only sees files under it`,
+      );
       continue;
     }
     let repository: string;
@@ -202,12 +255,16 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
         continue;
       }
     } else {
-      problems.push(`${where}: has \`build:\` but no \`image:\` and no image prefix was given; add \`image: ghcr.io/<owner>/<repo>/${name}\` or pass an image prefix`);
+      problems.push(
+        `${where}: has \`build:\` but no \`image:\` and no image prefix was given; add \`image: ghcr.io/<owner>/<repo>/${name}\` or pass an image prefix`,
+      );
       continue;
     }
     const other = owners.get(repository);
     if (other !== undefined) {
-      problems.push(`${where}: builds the same image \`${repository}\` as services.${other}; give each built service its own \`image:\``);
+      problems.push(
+        `${where}: builds the same image \`${repository}\` as services.${other}; give each built service its own \`image:\``,
+      );
       continue;
     }
     owners.set(repository, name);
@@ -237,7 +294,12 @@ function dependsOn(raw: unknown): Record<string, string> {
   const d = (raw as { depends_on?: unknown } | null)?.depends_on;
   if (Array.isArray(d)) return Object.fromEntries(d.map((x) => [String(x), "service_started"]));
   if (d && typeof d === "object") {
-    return Object.fromEntries(Object.entries(d as Record<string, unknown>).map(([k, v]) => [k, String((v as { condition?: unknown } | null)?.condition ?? "service_started")]));
+    return Object.fromEntries(
+      Object.entries(d as Record<string, unknown>).map(([k, v]) => [
+        k,
+        String((v as { condition?: unknown } | null)?.condition ?? "service_started"),
+      ]),
+    );
   }
   return {};
 }
@@ -247,7 +309,11 @@ function dependsOn(raw: unknown): Record<string, string> {
  * `image:` set to `repo@sha256:…`; everything else exactly as the user wrote it.
  * `digests` maps service name to manifest digest and must cover every build.
  */
-export function renderRelease(stack: ComposeStack, digests: Record<string, string>, files: ReadonlyMap<string, string> = new Map()): string {
+export function renderRelease(
+  stack: ComposeStack,
+  digests: Record<string, string>,
+  files: ReadonlyMap<string, string> = new Map(),
+): string {
   const missing = stack.builds.filter((b) => digests[b.service] === undefined).map((b) => b.service);
   if (missing.length > 0) {
     throw new PipelineError(
@@ -261,7 +327,12 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
   const byRepository = new Map(stack.builds.map((b) => [b.repository, b]));
   for (const name of stack.services) {
     const image = doc.getIn(["services", name, "image"]);
-    if (stack.builds.some((b) => b.service === name) || typeof image !== "string" || invalidImageReference(image.toLowerCase())) continue;
+    if (
+      stack.builds.some((b) => b.service === name) ||
+      typeof image !== "string" ||
+      invalidImageReference(image.toLowerCase())
+    )
+      continue;
     const shared = byRepository.get(repositoryOf(image.toLowerCase()));
     if (shared) doc.setIn(["services", name, "image"], pinned(shared.repository, digests[shared.service] as string));
   }
@@ -273,8 +344,10 @@ export function renderRelease(stack: ComposeStack, digests: Record<string, strin
   // Paths from the repository point at the release's copies (core/release/release-files.ts).
   for (const [field, to] of files) rewritePath(doc, field, to);
   // Jobs run before the switch (`compose run`); their own profile keeps `up` from starting them again.
-  for (const j of stack.jobs) doc.setIn(["services", j.service, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
-  // Behind the edge: the edge holds the host ports (two copies cannot), the label says which, for compose to interpolate.
+  for (const j of stack.jobs)
+    doc.setIn(["services", j.service, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
+  // Behind the edge: the edge holds the host ports (two copies cannot), the label says which, for compose to
+  // interpolate.
   for (const h of stack.http) {
     doc.deleteIn(["services", h.service, "ports"]);
     setLabel(doc, h.service, PUBLISHED_LABEL, h.published.join(","));
@@ -293,8 +366,11 @@ export function renderForCheck(text: string, file: string, imagePrefix?: string)
 
 /** Point the path at `field` (as core/release/release-files.ts names it) at `to`, keeping the rest of the entry. */
 function rewritePath(doc: Document, field: string, to: string): void {
-  const m = /^(services\.([^.]+)\.(volumes|env_file)(?:\[(\d+)\])?(\.source)?|(configs|secrets)\.([^.]+)\.file)$/.exec(field);
-  if (!m) throw new PipelineError("INTERNAL", `no such place in a compose file: ${field}`, "this is a bug of vps-pipeline");
+  const m = /^(services\.([^.]+)\.(volumes|env_file)(?:\[(\d+)\])?(\.source)?|(configs|secrets)\.([^.]+)\.file)$/.exec(
+    field,
+  );
+  if (!m)
+    throw new PipelineError("INTERNAL", `no such place in a compose file: ${field}`, "this is a bug of vps-pipeline");
   if (m[6]) return void doc.setIn([m[6], m[7], "file"], to);
   const path: (string | number)[] = ["services", m[2]!, m[3]!, ...(m[4] !== undefined ? [Number(m[4])] : [])];
   const node = doc.getIn(path);
@@ -340,12 +416,15 @@ export interface ReleaseShape {
  * default becomes "".
  */
 export function interpolate(text: string, vars: ReadonlyMap<string, string>): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string | undefined, op: string | undefined, dflt: string | undefined, bare: string | undefined) => {
-    const v = vars.get((name ?? bare)!);
-    if (op === ":-") return v === undefined || v === "" ? (dflt ?? "") : v;
-    if (op === "-") return v === undefined ? (dflt ?? "") : v;
-    return v ?? "";
-  });
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_, name: string | undefined, op: string | undefined, dflt: string | undefined, bare: string | undefined) => {
+      const v = vars.get((name ?? bare)!);
+      if (op === ":-") return v === undefined || v === "" ? (dflt ?? "") : v;
+      if (op === "-") return v === undefined ? (dflt ?? "") : v;
+      return v ?? "";
+    },
+  );
 }
 
 function replicas(svc: Record<string, unknown>, vars: ReadonlyMap<string, string>): number | undefined {
@@ -361,10 +440,20 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
   const vars = envValues(env);
   const root = (composeData(releaseText) ?? {}) as { services?: Record<string, unknown> };
   const services = root.services && typeof root.services === "object" ? root.services : {};
-  const shape: ReleaseShape = { images: {}, long: [], once: [], optional: [], jobs: [], http: [], replicas: {}, data: [] };
+  const shape: ReleaseShape = {
+    images: {},
+    long: [],
+    once: [],
+    optional: [],
+    jobs: [],
+    http: [],
+    replicas: {},
+    data: [],
+  };
   const onceTargets = new Set<string>();
   for (const raw of Object.values(services)) {
-    for (const [dep, condition] of Object.entries(dependsOn(raw))) if (condition === "service_completed_successfully") onceTargets.add(dep);
+    for (const [dep, condition] of Object.entries(dependsOn(raw)))
+      if (condition === "service_completed_successfully") onceTargets.add(dep);
   }
   for (const [name, raw] of Object.entries(services)) {
     const svc = (raw ?? {}) as Record<string, unknown>;
@@ -413,24 +502,40 @@ export function planReleaseImages(stack: ComposeStack, refs: readonly string[], 
     const ref = (named ? raw.slice(eq + 1) : raw).trim().toLowerCase();
     const parsed = parseImageReference(ref);
     const repo = `${parsed.registry}/${parsed.path}`;
-    const target = named ? stack.builds.find((b) => b.service === named) : stack.builds.find((b) => b.repository === repo);
+    const target = named
+      ? stack.builds.find((b) => b.service === named)
+      : stack.builds.find((b) => b.repository === repo);
     if (!target) {
-      problems.push(`\`${raw}\` matches no built service (built: ${stack.builds.map((b) => `${b.service} → ${b.repository}`).join(", ")})`);
+      problems.push(
+        `\`${raw}\` matches no built service (built: ${stack.builds.map((b) => `${b.service} → ${b.repository}`).join(", ")})`,
+      );
       continue;
     }
     if (parsed.digest !== undefined) {
       if (!isDigest(parsed.digest)) problems.push(`\`${raw}\`: \`${parsed.digest}\` is not a sha256 digest`);
       else pinned[target.service] = parsed.digest;
-    } else if (parsed.tag !== undefined) toResolve.push({ service: target.service, repository: target.repository, reference: parsed.tag });
-    else problems.push(`\`${raw}\` has neither tag nor digest; pass \`repo@sha256:…\` as publish prints it, or \`repo:tag\``);
+    } else if (parsed.tag !== undefined)
+      toResolve.push({ service: target.service, repository: target.repository, reference: parsed.tag });
+    else
+      problems.push(
+        `\`${raw}\` has neither tag nor digest; pass \`repo@sha256:…\` as publish prints it, or \`repo:tag\``,
+      );
     given.add(target.service);
   }
   for (const b of stack.builds) {
     if (given.has(b.service)) continue;
     if (tag !== undefined) toResolve.push({ service: b.service, repository: b.repository, reference: tag });
-    else problems.push(`no image given for built service \`${b.service}\`: pass its \`repo@sha256:…\` in images, or a tag`);
+    else
+      problems.push(
+        `no image given for built service \`${b.service}\`: pass its \`repo@sha256:…\` in images, or a tag`,
+      );
   }
-  if (problems.length) throw new PipelineError("INVALID_INPUT", `images:\n  ${problems.join("\n  ")}`, "pass one `repo@sha256:…` per built service (the output of publish), or a tag such as sha-1a2b3c4 that deploy resolves to digests");
+  if (problems.length)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `images:\n  ${problems.join("\n  ")}`,
+      "pass one `repo@sha256:…` per built service (the output of publish), or a tag such as sha-1a2b3c4 that deploy resolves to digests",
+    );
   return { pinned, toResolve };
 }
 

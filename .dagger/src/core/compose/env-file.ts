@@ -58,10 +58,34 @@ export function envValues(text: string): Map<string, string> {
  * and so are docker's and the shell's own names (`notExported`).
  */
 export function envExports(text: string): string {
-  return [...envValues(text)].filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && !notExported(k)).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join("");
+  return [...envValues(text)]
+    .filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && !notExported(k))
+    .map(([k, v]) => `export ${k}=${shellQuote(v)}\n`)
+    .join("");
 }
 
-/** Names the release's `.env` may not set in the shell that deploys: docker's own (where it goes, which login) and the shell's. */
+/**
+ * Names the release's `.env` may not set in the shell that deploys: docker's own (where it goes, which login) and the
+ * shell's.
+ */
 export function notExported(key: string): boolean {
-  return /^DOCKER_/.test(key) || /^LD_/.test(key) || ["PATH", "IFS", "HOME", "ENV", "BASH_ENV", "CDPATH", "PWD", "OLDPWD", "SHELL", "PS1", "PS2", "PS4", "OPTIND"].includes(key);
+  return (
+    /^DOCKER_/.test(key) ||
+    /^LD_/.test(key) ||
+    [
+      "PATH",
+      "IFS",
+      "HOME",
+      "ENV",
+      "BASH_ENV",
+      "CDPATH",
+      "PWD",
+      "OLDPWD",
+      "SHELL",
+      "PS1",
+      "PS2",
+      "PS4",
+      "OPTIND",
+    ].includes(key)
+  );
 }

@@ -51,7 +51,10 @@ const httpSchema = z
     /** The container port that serves HTTP. */
     port: z.number().int().min(1).max(65_535),
     /** Path the edge asks (2xx or 3xx) before the container gets traffic. */
-    health: z.string().regex(/^\/[^\s]*$/, "must be a path starting with / (no spaces)").default(DEFAULTS.httpHealthPath),
+    health: z
+      .string()
+      .regex(/^\/[^\s]*$/, "must be a path starting with / (no spaces)")
+      .default(DEFAULTS.httpHealthPath),
     /** Also served at https://<host> (ports 80 and 443 of the VPS). */
     host: z.string().toLowerCase().regex(HOSTNAME, "must be a hostname such as app.example.com").optional(),
     /** Seconds the old container gets to finish its requests once traffic has moved. */
@@ -65,14 +68,25 @@ const command = z.union([z.string().min(1, "must not be empty"), z.array(z.strin
 const dataSchema = z
   .object({
     /** Named volumes of the service that hold its data (they must be mounted by it). */
-    volumes: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a named volume of the compose file")).default([]),
-    /** physical: the service is stopped, its volumes copied, started again; logical: `dump` runs in the running service. */
-    capture: z.enum(["physical", "logical"], { message: "must be physical (stop, copy the volumes, start) or logical (dump and restore commands)" }).default("physical"),
+    volumes: z
+      .array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a named volume of the compose file"))
+      .default([]),
+    /**
+     * physical: the service is stopped, its volumes copied, started again; logical: `dump` runs in the running service.
+     */
+    capture: z
+      .enum(["physical", "logical"], {
+        message: "must be physical (stop, copy the volumes, start) or logical (dump and restore commands)",
+      })
+      .default("physical"),
     /** logical: prints the data on stdout (e.g. pg_dump --clean --if-exists -U app app). */
     dump: command.optional(),
     /** logical: reads what `dump` printed on stdin (e.g. psql -U app -d app). */
     restore: command.optional(),
-    /** When a deploy fails and rolls back automatically: put the data back as it was before its jobs (restore) or leave it (keep). */
+    /**
+     * When a deploy fails and rolls back automatically: put the data back as it was before its jobs (restore) or leave
+     * it (keep).
+     */
     "on-failed-deploy": z.enum(["restore", "keep"], { message: "must be restore or keep" }).default("keep"),
     /** A command that must succeed in a copy of the service started on restored data (verify-backup). */
     check: command.optional(),
@@ -80,12 +94,25 @@ const dataSchema = z
   .strict()
   .superRefine((d, ctx) => {
     if (d.capture === "logical") {
-      for (const k of ["dump", "restore"] as const) if (!d[k]) ctx.addIssue({ code: "custom", path: [k], message: "is required with capture: logical" });
+      for (const k of ["dump", "restore"] as const)
+        if (!d[k]) ctx.addIssue({ code: "custom", path: [k], message: "is required with capture: logical" });
     } else {
-      if (d.volumes.length === 0) ctx.addIssue({ code: "custom", path: ["volumes"], message: "name at least one volume of the service to copy (capture: physical)" });
-      for (const k of ["dump", "restore"] as const) if (d[k]) ctx.addIssue({ code: "custom", path: [k], message: "goes with capture: logical; a physical capture copies the volumes" });
+      if (d.volumes.length === 0)
+        ctx.addIssue({
+          code: "custom",
+          path: ["volumes"],
+          message: "name at least one volume of the service to copy (capture: physical)",
+        });
+      for (const k of ["dump", "restore"] as const)
+        if (d[k])
+          ctx.addIssue({
+            code: "custom",
+            path: [k],
+            message: "goes with capture: logical; a physical capture copies the volumes",
+          });
     }
-    if (new Set(d.volumes).size !== d.volumes.length) ctx.addIssue({ code: "custom", path: ["volumes"], message: "names a volume twice" });
+    if (new Set(d.volumes).size !== d.volumes.length)
+      ctx.addIssue({ code: "custom", path: ["volumes"], message: "names a volume twice" });
   });
 
 export const serviceExtensionSchema = z
@@ -95,8 +122,13 @@ export const serviceExtensionSchema = z
     data: dataSchema.optional(),
   })
   .strict()
-  .refine((x) => !(x.job && x.http), { message: "a service is either a release-phase job or an HTTP service behind the edge, not both" })
-  .refine((x) => !(x.data && (x.job || x.http)), { message: "a service that owns data is neither a job nor behind the edge (two copies of it would write the same data)" });
+  .refine((x) => !(x.job && x.http), {
+    message: "a service is either a release-phase job or an HTTP service behind the edge, not both",
+  })
+  .refine((x) => !(x.data && (x.job || x.http)), {
+    message:
+      "a service that owns data is neither a job nor behind the edge (two copies of it would write the same data)",
+  });
 
 /** A service behind the edge (`x-vps-pipeline: { http: … }`). */
 export interface HttpSpec {
@@ -132,26 +164,51 @@ export interface JobSpec {
  * The extension of one service, or the problems with it as `path: message`
  * (`services.migrate.x-vps-pipeline.job.timeout: …`).
  */
-export function parseServiceExtension(service: string, raw: unknown): { job?: JobSpec; http?: HttpSpec; data?: DataSpec; problems: string[] } {
+export function parseServiceExtension(
+  service: string,
+  raw: unknown,
+): { job?: JobSpec; http?: HttpSpec; data?: DataSpec; problems: string[] } {
   if (raw === undefined) return { problems: [] };
   const r = serviceExtensionSchema.safeParse(raw ?? {});
   if (!r.success) {
     return {
       problems: r.error.issues.map((i) => {
         const path = ["services", service, EXTENSION_KEY, ...i.path.map(String)].join(".");
-        const known = i.code === "unrecognized_keys" ? " (known keys: job, http, data; job takes timeout and on-rollback; http takes port, health, host and drain; data takes volumes, capture, dump, restore, on-failed-deploy and check)" : "";
+        const known =
+          i.code === "unrecognized_keys"
+            ? " (known keys: job, http, data; job takes timeout and on-rollback; http takes port, health, host and drain; data takes volumes, capture, dump, restore, on-failed-deploy and check)"
+            : "";
         return `${path}: ${i.message}${known}`;
       }),
     };
   }
   const { job, http, data } = r.data;
   return {
-    ...(data ? { data: {
-      service, volumes: data.volumes, capture: data.capture, restoreOnFailedDeploy: data["on-failed-deploy"] === "restore",
-      ...(data.dump ? { dump: argv(data.dump) } : {}), ...(data.restore ? { restore: argv(data.restore) } : {}), ...(data.check ? { check: argv(data.check) } : {}),
-    } } : {}),
+    ...(data
+      ? {
+          data: {
+            service,
+            volumes: data.volumes,
+            capture: data.capture,
+            restoreOnFailedDeploy: data["on-failed-deploy"] === "restore",
+            ...(data.dump ? { dump: argv(data.dump) } : {}),
+            ...(data.restore ? { restore: argv(data.restore) } : {}),
+            ...(data.check ? { check: argv(data.check) } : {}),
+          },
+        }
+      : {}),
     ...(job ? { job: { service, timeoutSeconds: job.timeout, onRollback: job["on-rollback"] } } : {}),
-    ...(http ? { http: { service, port: http.port, health: http.health, ...(http.host ? { host: http.host } : {}), drainSeconds: http.drain } } : {}),
+    ...(http
+      ? {
+          http: {
+            service,
+            port: http.port,
+            health: http.health,
+            ...(http.host ? { host: http.host } : {}),
+            drainSeconds: http.drain,
+          },
+        }
+      : {}),
     problems: [],
   };
 }

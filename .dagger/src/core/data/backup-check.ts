@@ -14,8 +14,24 @@ export const scratchProject = (project: string): string => `${project}-backup-ch
 /** Where its compose file and `.env` are written, under the deploy folder. */
 export const scratchDir = (dir: string): string => `${dir}/.backups/check`;
 
-/** Settings of the real service a scratch copy must not have: ports, fixed names, other services, restarts, replicas. */
-const DROPPED = ["ports", "container_name", "networks", "network_mode", "depends_on", "links", "restart", "deploy", "profiles", "x-vps-pipeline", "extends", "external_links", "labels"];
+/**
+ * Settings of the real service a scratch copy must not have: ports, fixed names, other services, restarts, replicas.
+ */
+const DROPPED = [
+  "ports",
+  "container_name",
+  "networks",
+  "network_mode",
+  "depends_on",
+  "links",
+  "restart",
+  "deploy",
+  "profiles",
+  "x-vps-pipeline",
+  "extends",
+  "external_links",
+  "labels",
+];
 
 /**
  * The compose file of a scratch copy of `spec.service` as release `releaseText`
@@ -24,12 +40,15 @@ const DROPPED = ["ports", "container_name", "networks", "network_mode", "depends
  * `<scratch>_<volume>`), on the project's own default network.
  */
 export function scratchCompose(releaseText: string, spec: DataSpec): string {
-  const root = (composeData(releaseText) ?? {}) as { services?: Record<string, Record<string, unknown>>; volumes?: Record<string, unknown> };
+  const root = (composeData(releaseText) ?? {}) as {
+    services?: Record<string, Record<string, unknown>>;
+    volumes?: Record<string, unknown>;
+  };
   const svc: Record<string, unknown> = { ...(root.services?.[spec.service] ?? {}) };
   for (const k of DROPPED) delete svc[k];
   const volumes: Record<string, object> = {};
   for (const v of Array.isArray(svc.volumes) ? svc.volumes : []) {
-    const source = typeof v === "string" ? v.split(":")[0] ?? "" : String((v as { source?: unknown }).source ?? "");
+    const source = typeof v === "string" ? (v.split(":")[0] ?? "") : String((v as { source?: unknown }).source ?? "");
     if (source && root.volumes && source in root.volumes) volumes[source] = {};
   }
   return `${JSON.stringify({ services: { [spec.service]: svc }, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;

@@ -31,20 +31,37 @@ export function mountedVolumes(svc: Record<string, unknown>): string[] {
   return out;
 }
 
-/** Why a data declaration does not fit its service: each volume must be declared at the top level and mounted by the service. */
-export function dataProblems(where: string, svc: Record<string, unknown>, spec: DataSpec, topVolumes: Record<string, unknown>): string[] {
+/**
+ * Why a data declaration does not fit its service: each volume must be declared at the top level and mounted by the
+ * service.
+ */
+export function dataProblems(
+  where: string,
+  svc: Record<string, unknown>,
+  spec: DataSpec,
+  topVolumes: Record<string, unknown>,
+): string[] {
   const problems: string[] = [];
   const mounted = mountedVolumes(svc);
   spec.volumes.forEach((v, i) => {
-    if (!(v in (topVolumes ?? {}))) problems.push(`${where}.x-vps-pipeline.data.volumes.${i}: \`${v}\` is not a named volume of the file; declare it under the top-level \`volumes:\``);
-    else if (!mounted.includes(v)) problems.push(`${where}.x-vps-pipeline.data.volumes.${i}: \`${v}\` is not mounted by this service; mount it (\`volumes: ["${v}:/path"]\`) or name the volume the service writes`);
+    if (!(v in (topVolumes ?? {})))
+      problems.push(
+        `${where}.x-vps-pipeline.data.volumes.${i}: \`${v}\` is not a named volume of the file; declare it under the top-level \`volumes:\``,
+      );
+    else if (!mounted.includes(v))
+      problems.push(
+        `${where}.x-vps-pipeline.data.volumes.${i}: \`${v}\` is not mounted by this service; mount it (\`volumes: ["${v}:/path"]\`) or name the volume the service writes`,
+      );
   });
   return problems;
 }
 
 /** One snapshot, as recorded in `.releases/snapshots.jsonl` after restic made it. */
 export interface SnapshotRecord {
-  /** restic's snapshot id: the hash of its content, its checksum (64 hex; the short form backup printed until the retention pass that follows). */
+  /**
+   * restic's snapshot id: the hash of its content, its checksum (64 hex; the short form backup printed until the
+   * retention pass that follows).
+   */
   id: string;
   service: string;
   capture: "physical" | "logical";
@@ -64,17 +81,23 @@ export interface SnapshotRecord {
 }
 
 export function parseSnapshots(text: string): SnapshotRecord[] {
-  return text.split("\n").filter((x) => x.trim()).flatMap((line) => {
-    try {
-      const r = JSON.parse(line) as SnapshotRecord;
-      return typeof r.id === "string" && /^[0-9a-f]{8,64}$/.test(r.id) ? [r] : [];
-    } catch {
-      return [];
-    }
-  });
+  return text
+    .split("\n")
+    .filter((x) => x.trim())
+    .flatMap((line) => {
+      try {
+        const r = JSON.parse(line) as SnapshotRecord;
+        return typeof r.id === "string" && /^[0-9a-f]{8,64}$/.test(r.id) ? [r] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
-/** The data specs a capture before `next` covers: those of the release that runs now (its containers hold the data), else the next one's for services both have. */
+/**
+ * The data specs a capture before `next` covers: those of the release that runs now (its containers hold the data),
+ * else the next one's for services both have.
+ */
 export function specsToCapture(current: Shape | undefined, next: Shape): DataSpec[] {
   if (!current) return [];
   const out = new Map(current.data.map((d) => [d.service, d]));
@@ -97,19 +120,45 @@ export function mustCapture(current: Shape | undefined, next: Shape, specs: read
  * current: the newest of each data service taken while it was current (any
  * release: the newest of each).
  */
-export function snapshotsFor(records: readonly SnapshotRecord[], release: string | undefined, services: readonly string[]): SnapshotRecord[] {
+export function snapshotsFor(
+  records: readonly SnapshotRecord[],
+  release: string | undefined,
+  services: readonly string[],
+): SnapshotRecord[] {
   return services.flatMap((service) => {
     const mine = records.filter((r) => r.service === service && (release === undefined || r.release === release));
     return mine.length ? [mine.reduce((a, b) => (a.at >= b.at ? a : b))] : [];
   });
 }
 
-/** The snapshot named by the user: a prefix of at least 8 hex digits, of exactly one record (`where` the records are, for the error). */
-export function findSnapshot(records: readonly SnapshotRecord[], id: string, where = "on this server"): SnapshotRecord[] {
-  if (!/^[0-9a-f]{8,64}$/.test(id)) throw new PipelineError("INVALID_INPUT", `snapshot: \`${id}\` is not a snapshot id`, "give the id status lists (at least 8 hex digits)");
+/**
+ * The snapshot named by the user: a prefix of at least 8 hex digits, of exactly one record (`where` the records are,
+ * for the error).
+ */
+export function findSnapshot(
+  records: readonly SnapshotRecord[],
+  id: string,
+  where = "on this server",
+): SnapshotRecord[] {
+  if (!/^[0-9a-f]{8,64}$/.test(id))
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `snapshot: \`${id}\` is not a snapshot id`,
+      "give the id status lists (at least 8 hex digits)",
+    );
   const found = records.filter((r) => r.id.startsWith(id));
-  if (found.length === 0) throw new PipelineError("INVALID_INPUT", `snapshot: no snapshot ${id} ${where}`, `snapshots ${where}: ${records.map((x) => `${x.id.slice(0, 12)} (${x.service}, ${x.at})`).join(", ") || "none"}`);
+  if (found.length === 0)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `snapshot: no snapshot ${id} ${where}`,
+      `snapshots ${where}: ${records.map((x) => `${x.id.slice(0, 12)} (${x.service}, ${x.at})`).join(", ") || "none"}`,
+    );
   const ids = new Set(found.map((r) => r.id));
-  if (ids.size > 1) throw new PipelineError("INVALID_INPUT", `snapshot: ${id} matches ${ids.size} snapshots`, "give more of its digits");
+  if (ids.size > 1)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `snapshot: ${id} matches ${ids.size} snapshots`,
+      "give more of its digits",
+    );
   return found;
 }

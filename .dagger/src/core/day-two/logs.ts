@@ -22,7 +22,7 @@ export interface LogOptions {
  */
 export function composeLogs(project: string, o: LogOptions): Argv {
   const script = [
-    'p=$1 cap=$2 since=$3 tail=$4; shift 4',
+    "p=$1 cap=$2 since=$3 tail=$4; shift 4",
     'names() { if [ $# -eq 0 ]; then docker ps -a --filter "label=com.docker.compose.project=$p" --format "{{.Names}}"; else for s in "$@"; do docker ps -a --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$s" --format "{{.Names}}"; done; fi; }',
     'for c in $(names "$@"); do docker logs --timestamps ${since:+--since "$since"} --tail "$tail" "$c" 2>&1 | tail -c "$cap" | sed "s|^|$c |"; done',
   ].join("\n");
@@ -32,7 +32,7 @@ export function composeLogs(project: string, o: LogOptions): Argv {
 /** A swarm: `docker service logs --timestamps` of each service of the stack (the task and node name each line). */
 export function swarmLogs(project: string, o: LogOptions): Argv {
   const script = [
-    'p=$1 cap=$2 since=$3 tail=$4; shift 4',
+    "p=$1 cap=$2 since=$3 tail=$4; shift 4",
     'svcs() { if [ $# -eq 0 ]; then docker stack services "$p" --format "{{.Name}}"; else for s in "$@"; do echo "${p}_$s"; done; fi; }',
     'for s in $(svcs "$@"); do docker service logs --timestamps --no-trunc ${since:+--since "$since"} --tail "$tail" "$s" 2>&1 | tail -c "$cap"; done',
   ].join("\n");
@@ -54,7 +54,10 @@ function padded(ts: string): string | undefined {
   return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}Z` : undefined;
 }
 
-/** One line of composeLogs (`<container> <time> <text>`) or swarmLogs (`<time> <task>@<node> | <text>`, or the time after the bar). */
+/**
+ * One line of composeLogs (`<container> <time> <text>`) or swarmLogs (`<time> <task>@<node> | <text>`, or the time
+ * after the bar).
+ */
 export function parseLogLine(line: string): LogLine | undefined {
   const swarm = /^(?:(\S+Z)\s+)?([^\s|]+@[^\s|]+)\s*\|\s?(?:(\d{4}-\S+Z)\s)?(.*)$/.exec(line);
   if (swarm) {
@@ -78,7 +81,10 @@ export function mergeLogs(out: string, o: Pick<LogOptions, "tail" | "maxBytes">)
     const x = parseLogLine(l);
     return x ? [x] : [];
   });
-  const sorted = all.map((x, i) => [x, i] as const).sort(([a, i], [b, j]) => (a.at < b.at ? -1 : a.at > b.at ? 1 : i - j)).map(([x]) => x);
+  const sorted = all
+    .map((x, i) => [x, i] as const)
+    .sort(([a, i], [b, j]) => (a.at < b.at ? -1 : a.at > b.at ? 1 : i - j))
+    .map(([x]) => x);
   const last = sorted.slice(-o.tail);
   let bytes = 0;
   let from = last.length;
@@ -97,6 +103,10 @@ export function formatLogLine(x: LogLine): string {
 
 /** The merged lines as the function prints them, saying first when the cap cut the oldest away. */
 export function formatLogs(m: MergedLogs, maxBytes: number): string {
-  const head = m.cut ? [`(${m.cut} older line(s) not shown: the output is capped at ${maxBytes} bytes; narrow it with --since, --tail or --service)`] : [];
+  const head = m.cut
+    ? [
+        `(${m.cut} older line(s) not shown: the output is capped at ${maxBytes} bytes; narrow it with --since, --tail or --service)`,
+      ]
+    : [];
   return [...head, ...m.lines.map(formatLogLine)].join("\n");
 }

@@ -35,8 +35,19 @@ export interface Outcome {
 }
 
 /** The message for an outcome (`error` set when the operation threw). */
-export function notification(o: { project: string; action: Notification["action"]; by: string; now: Date; outcome?: Outcome; error?: { code: string; message: string; hint: string } }): Notification {
-  const result: Notification["result"] = !o.error ? "ok" : o.error.code === "DEPLOY_ROLLED_BACK" ? "rolled-back" : "failed";
+export function notification(o: {
+  project: string;
+  action: Notification["action"];
+  by: string;
+  now: Date;
+  outcome?: Outcome;
+  error?: { code: string; message: string; hint: string };
+}): Notification {
+  const result: Notification["result"] = !o.error
+    ? "ok"
+    : o.error.code === "DEPLOY_ROLLED_BACK"
+      ? "rolled-back"
+      : "failed";
   const r = o.outcome ?? {};
   const seconds = r.durations ? Object.values(r.durations).reduce((a, b) => a + b, 0) : undefined;
   const first = o.error?.message.split("\n")[0] ?? "";
@@ -44,13 +55,25 @@ export function notification(o: { project: string; action: Notification["action"
     ? `✅ ${o.project}: ${o.action} of ${r.release ?? "?"} ok${r.url ? ` at ${r.url}` : ""}${r.previous ? ` (previous ${r.previous})` : ""}${seconds !== undefined ? ` in ${seconds.toFixed(1)}s` : ""}, by ${o.by}`
     : `${result === "rolled-back" ? "↩️" : "❌"} ${o.project}: ${o.action} ${result === "rolled-back" ? "rolled back" : "failed"}, ${o.error.code}: ${first} (hint: ${o.error.hint}), by ${o.by}`;
   return {
-    text, project: o.project, action: o.action, result, by: o.by, at: o.now.toISOString(),
-    ...(r.release ? { release: r.release } : {}), ...(r.previous ? { previous: r.previous } : {}), ...(r.url ? { url: r.url } : {}), ...(r.images ? { images: r.images } : {}), ...(r.durations ? { durations: r.durations } : {}),
+    text,
+    project: o.project,
+    action: o.action,
+    result,
+    by: o.by,
+    at: o.now.toISOString(),
+    ...(r.release ? { release: r.release } : {}),
+    ...(r.previous ? { previous: r.previous } : {}),
+    ...(r.url ? { url: r.url } : {}),
+    ...(r.images ? { images: r.images } : {}),
+    ...(r.durations ? { durations: r.durations } : {}),
     ...(o.error ? { code: o.error.code, error: first, hint: o.error.hint } : {}),
   };
 }
 
-/** Whether an answer is worth another try: no answer, a server error, 408 or 429; a 4xx says the message will never be taken. */
+/**
+ * Whether an answer is worth another try: no answer, a server error, 408 or 429; a 4xx says the message will never be
+ * taken.
+ */
 export function retryable(status: number | undefined): boolean {
   return status === undefined || status >= 500 || status === 408 || status === 429;
 }

@@ -3,7 +3,14 @@
  * core/edge/edge.ts), built like core/server/server-commands.ts: argument arrays, values
  * only as positional parameters.
  */
-import { EDGE_ADMIN, EDGE_CONTAINER, EDGE_NETWORK, EDGE_VOLUME, PROJECT_NETWORK_LABEL, projectNetwork } from "./edge.js";
+import {
+  EDGE_ADMIN,
+  EDGE_CONTAINER,
+  EDGE_NETWORK,
+  EDGE_VOLUME,
+  PROJECT_NETWORK_LABEL,
+  projectNetwork,
+} from "./edge.js";
 import { LOCK_BUSY_EXIT, releaseDir, type Layout } from "../server/server-commands.js";
 import { type Argv } from "../shell.js";
 
@@ -12,7 +19,15 @@ export const EDGE_LOCK = "/tmp/vps-pipeline-edge.lock";
 
 /** Hold the edge lock while stdin stays open; prints LOCKED once held. */
 export function holdEdgeLock(waitSeconds: number): Argv {
-  return ["sh", "-c", 'umask 0; exec flock -E "$1" -w "$2" "$3" sh -c "echo LOCKED && exec cat > /dev/null"', "sh", String(LOCK_BUSY_EXIT), String(waitSeconds), EDGE_LOCK];
+  return [
+    "sh",
+    "-c",
+    'umask 0; exec flock -E "$1" -w "$2" "$3" sh -c "echo LOCKED && exec cat > /dev/null"',
+    "sh",
+    String(LOCK_BUSY_EXIT),
+    String(waitSeconds),
+    EDGE_LOCK,
+  ];
 }
 
 function releaseCompose(l: Layout, project: string, id: string): string[] {
@@ -20,7 +35,7 @@ function releaseCompose(l: Layout, project: string, id: string): string[] {
 }
 
 const COMPOSE_ARGS = [
-  'p=$1; dir=$2; rel=$3; shift 3',
+  "p=$1; dir=$2; rel=$3; shift 3",
   'set -- --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml" "$@"',
   'if [ -f "$rel/.env" ]; then set -- --env-file "$rel/.env" "$@"; fi',
 ];
@@ -47,8 +62,19 @@ export function releaseConfig(l: Layout, project: string, id: string): Argv {
  * without removing orphans: a renamed service behind the edge serves until its successor has its route.
  */
 export function upServices(l: Layout, project: string, id: string, services: readonly string[]): Argv {
-  return ["sh", "-c", [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"), "sh", ...releaseCompose(l, project, id),
-    "up", "--detach", "--pull", "never", "--no-deps", ...services];
+  return [
+    "sh",
+    "-c",
+    [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"),
+    "sh",
+    ...releaseCompose(l, project, id),
+    "up",
+    "--detach",
+    "--pull",
+    "never",
+    "--no-deps",
+    ...services,
+  ];
 }
 
 /**
@@ -57,14 +83,36 @@ export function upServices(l: Layout, project: string, id: string, services: rea
  * config hash is the one `config --hash` gives, which is how the next rollover knows it runs this definition.
  */
 export function scaleBeside(l: Layout, project: string, id: string, service: string, count: number): Argv {
-  return ["sh", "-c", [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"), "sh", ...releaseCompose(l, project, id),
-    "up", "--detach", "--no-recreate", "--pull", "never", "--scale", `${service}=${count}`, service];
+  return [
+    "sh",
+    "-c",
+    [...COMPOSE_ARGS, 'exec docker compose "$@"'].join("\n"),
+    "sh",
+    ...releaseCompose(l, project, id),
+    "up",
+    "--detach",
+    "--no-recreate",
+    "--pull",
+    "never",
+    "--scale",
+    `${service}=${count}`,
+    service,
+  ];
 }
 
 /** `name<TAB>state<TAB>config hash<TAB>ports<TAB>service` of the project's containers (not one-off runs). */
 export function serviceContainers(project: string): Argv {
-  return ["docker", "ps", "--all", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "label=com.docker.compose.oneoff=False",
-    "--format", '{{.Names}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Ports}}\t{{.Label "com.docker.compose.service"}}'];
+  return [
+    "docker",
+    "ps",
+    "--all",
+    "--filter",
+    `label=com.docker.compose.project=${project}`,
+    "--filter",
+    "label=com.docker.compose.oneoff=False",
+    "--format",
+    '{{.Names}}\t{{.State}}\t{{.Label "com.docker.compose.config-hash"}}\t{{.Ports}}\t{{.Label "com.docker.compose.service"}}',
+  ];
 }
 
 /** One container of a project, as `serviceContainers` lists it. */
@@ -79,10 +127,13 @@ export interface ServiceContainer {
 }
 
 export function parseServiceContainers(out: string): ServiceContainer[] {
-  return out.split("\n").filter((x) => x.trim()).map((line) => {
-    const [name = "", state = "", hash = "", ports = "", service = ""] = line.split("\t");
-    return { name, state, hash, publishes: ports.includes("->"), service };
-  });
+  return out
+    .split("\n")
+    .filter((x) => x.trim())
+    .map((line) => {
+      const [name = "", state = "", hash = "", ports = "", service = ""] = line.split("\t");
+      return { name, state, hash, publishes: ports.includes("->"), service };
+    });
 }
 
 /**
@@ -94,35 +145,66 @@ export function parseServiceContainers(out: string): ServiceContainer[] {
  * (`migrating`), and the rest are drained once the route has moved (`leaving`).
  */
 export type RolloverPlan =
-  | { kind: "in-place"; current: string[] }
-  | { kind: "beside"; migrating: string[]; leaving: string[]; scaleTo: number };
+  { kind: "in-place"; current: string[] } | { kind: "beside"; migrating: string[]; leaving: string[]; scaleTo: number };
 
 export function planRollover(old: readonly ServiceContainer[], hash: string, replicas: number): RolloverPlan {
   const current = old.filter((c) => c.hash === hash && c.state === "running" && !c.publishes);
   // a changed replica count rolls over too: compose's config hash does not cover `deploy.replicas`
-  if (old.length > 0 && current.length === old.length && old.length === replicas) return { kind: "in-place", current: current.map((c) => c.name) };
-  return { kind: "beside", migrating: old.filter((c) => c.publishes).map((c) => c.name), leaving: old.filter((c) => !c.publishes).map((c) => c.name), scaleTo: old.length + replicas };
+  if (old.length > 0 && current.length === old.length && old.length === replicas)
+    return { kind: "in-place", current: current.map((c) => c.name) };
+  return {
+    kind: "beside",
+    migrating: old.filter((c) => c.publishes).map((c) => c.name),
+    leaving: old.filter((c) => !c.publishes).map((c) => c.name),
+    scaleTo: old.length + replicas,
+  };
 }
 
 /** `name state health` per container (health empty without a healthcheck). */
 export function containerHealth(names: readonly string[]): Argv {
-  return ["docker", "inspect", "--type", "container", "--format", "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", ...names];
+  return [
+    "docker",
+    "inspect",
+    "--type",
+    "container",
+    "--format",
+    "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+    ...names,
+  ];
 }
 
-/** Remove containers; `drain` seconds for each to stop by itself first. Names that are already gone are not an error. */
+/**
+ * Remove containers; `drain` seconds for each to stop by itself first. Names that are already gone are not an error.
+ */
 export function removeContainers(names: readonly string[], drainSeconds: number): Argv {
-  return ["sh", "-c", 't=$1; shift; docker stop -t "$t" "$@" > /dev/null 2>&1; docker rm -f "$@" > /dev/null 2>&1; true', "sh", String(drainSeconds), ...names];
+  return [
+    "sh",
+    "-c",
+    't=$1; shift; docker stop -t "$t" "$@" > /dev/null 2>&1; docker rm -f "$@" > /dev/null 2>&1; true',
+    "sh",
+    String(drainSeconds),
+    ...names,
+  ];
 }
 
-/** Attach containers to their project's edge network (by name only: no service alias there), and off the old shared one. */
+/**
+ * Attach containers to their project's edge network (by name only: no service alias there), and off the old shared one.
+ */
 export function connectToEdge(project: string, names: readonly string[]): Argv {
-  return ["sh", "-c", [
-    'net=$1; shift',
-    'for n in "$@"; do',
-    '  docker network connect "$net" "$n" 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" "$n" | grep -qv "<no value>" || exit 1',
-    `  docker network disconnect ${EDGE_NETWORK} "$n" > /dev/null 2>&1 || true`,
-    'done',
-  ].join("\n"), "sh", projectNetwork(project), ...names];
+  return [
+    "sh",
+    "-c",
+    [
+      "net=$1; shift",
+      'for n in "$@"; do',
+      '  docker network connect "$net" "$n" 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" "$n" | grep -qv "<no value>" || exit 1',
+      `  docker network disconnect ${EDGE_NETWORK} "$n" > /dev/null 2>&1 || true`,
+      "done",
+    ].join("\n"),
+    "sh",
+    projectNetwork(project),
+    ...names,
+  ];
 }
 
 /**
@@ -130,12 +212,19 @@ export function connectToEdge(project: string, names: readonly string[]): Argv {
  * replaced edge joins it again), with the edge attached when it exists.
  */
 export function joinProjectNetwork(project: string): Argv {
-  return ["sh", "-c", [
-    'net=$1; p=$2',
-    `docker network inspect "$net" > /dev/null 2>&1 || docker network create --label ${PROJECT_NETWORK_LABEL}="$p" "$net" > /dev/null || docker network inspect "$net" > /dev/null 2>&1 || exit 1`,
-    `docker inspect --type container ${EDGE_CONTAINER} > /dev/null 2>&1 || exit 0`,
-    `docker network connect "$net" ${EDGE_CONTAINER} 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" ${EDGE_CONTAINER} | grep -qv "<no value>"`,
-  ].join("\n"), "sh", projectNetwork(project), project];
+  return [
+    "sh",
+    "-c",
+    [
+      "net=$1; p=$2",
+      `docker network inspect "$net" > /dev/null 2>&1 || docker network create --label ${PROJECT_NETWORK_LABEL}="$p" "$net" > /dev/null || docker network inspect "$net" > /dev/null 2>&1 || exit 1`,
+      `docker inspect --type container ${EDGE_CONTAINER} > /dev/null 2>&1 || exit 0`,
+      `docker network connect "$net" ${EDGE_CONTAINER} 2> /dev/null || docker inspect --format "{{index .NetworkSettings.Networks \\"$net\\"}}" ${EDGE_CONTAINER} | grep -qv "<no value>"`,
+    ].join("\n"),
+    "sh",
+    projectNetwork(project),
+    project,
+  ];
 }
 
 /**
@@ -145,20 +234,35 @@ export function joinProjectNetwork(project: string): Argv {
  * edge, and so each replacement's gap.
  */
 export function pruneProjectNetworks(keep: readonly string[]): Argv {
-  return ["sh", "-c", [
-    'keep=" $* "',
-    `for n in $(docker network ls -q --filter label=${PROJECT_NETWORK_LABEL}); do`,
-    `  p=$(docker network inspect --format '{{index .Labels "${PROJECT_NETWORK_LABEL}"}}' "$n") || continue`,
-    '  case "$keep" in *" $p "*) continue;; esac',
-    `  [ -z "$(docker ps -a --filter network="$n" --format '{{.Names}}' | grep -v '^${EDGE_CONTAINER}')" ] || continue`,
-    `  docker network disconnect -f "$n" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$n" > /dev/null 2>&1`,
-    'done; true',
-  ].join("\n"), "sh", ...keep];
+  return [
+    "sh",
+    "-c",
+    [
+      'keep=" $* "',
+      `for n in $(docker network ls -q --filter label=${PROJECT_NETWORK_LABEL}); do`,
+      `  p=$(docker network inspect --format '{{index .Labels "${PROJECT_NETWORK_LABEL}"}}' "$n") || continue`,
+      '  case "$keep" in *" $p "*) continue;; esac',
+      `  [ -z "$(docker ps -a --filter network="$n" --format '{{.Names}}' | grep -v '^${EDGE_CONTAINER}')" ] || continue`,
+      `  docker network disconnect -f "$n" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$n" > /dev/null 2>&1`,
+      "done; true",
+    ].join("\n"),
+    "sh",
+    ...keep,
+  ];
 }
 
-/** A project that no longer has anything behind the edge: the edge leaves its network, which goes (networks are a scarce pool). */
+/**
+ * A project that no longer has anything behind the edge: the edge leaves its network, which goes (networks are a scarce
+ * pool).
+ */
 export function leaveProjectNetwork(project: string): Argv {
-  return ["sh", "-c", `docker network inspect "$1" > /dev/null 2>&1 || exit 0; docker network disconnect -f "$1" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$1" > /dev/null 2>&1; true`, "sh", projectNetwork(project)];
+  return [
+    "sh",
+    "-c",
+    `docker network inspect "$1" > /dev/null 2>&1 || exit 0; docker network disconnect -f "$1" ${EDGE_CONTAINER} > /dev/null 2>&1; docker network rm "$1" > /dev/null 2>&1; true`,
+    "sh",
+    projectNetwork(project),
+  ];
 }
 
 /**
@@ -168,11 +272,21 @@ export function leaveProjectNetwork(project: string): Argv {
  * will answer them. Exit 0 for 2xx/3xx.
  */
 export function httpFromEdge(project: string, name: string, port: number, path: string, host: string): Argv {
-  return ["sh", "-c", [
-    'net=$1',
-    'ip=$(docker inspect --format "{{with index .NetworkSettings.Networks \\"$net\\"}}{{.IPAddress}}{{end}}" "$2") && [ -n "$ip" ] || { echo "not on the edge\'s network" >&2; exit 1; }',
-    `exec docker exec ${EDGE_CONTAINER} timeout 3 wget -q -O /dev/null --header "Host: $5" "http://$ip:$3$4"`,
-  ].join("\n"), "sh", projectNetwork(project), name, String(port), path, host];
+  return [
+    "sh",
+    "-c",
+    [
+      "net=$1",
+      'ip=$(docker inspect --format "{{with index .NetworkSettings.Networks \\"$net\\"}}{{.IPAddress}}{{end}}" "$2") && [ -n "$ip" ] || { echo "not on the edge\'s network" >&2; exit 1; }',
+      `exec docker exec ${EDGE_CONTAINER} timeout 3 wget -q -O /dev/null --header "Host: $5" "http://$ip:$3$4"`,
+    ].join("\n"),
+    "sh",
+    projectNetwork(project),
+    name,
+    String(port),
+    path,
+    host,
+  ];
 }
 
 /**
@@ -183,15 +297,15 @@ export function httpFromEdge(project: string, name: string, port: number, path: 
  */
 export function edgeState(image: string): Argv {
   const script = [
-    'img=$1',
+    "img=$1",
     `if s=$(docker inspect --type container --format '{{.State.Status}}|{{.Config.Image}}|{{json .HostConfig.PortBindings}}' ${EDGE_CONTAINER} 2> /dev/null); then`,
     '  echo "edge $s"',
     `  case "$s" in running*) i=0; until docker exec ${EDGE_CONTAINER} wget -q -O - http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 40 ] && exit 3; sleep 0.25; done; exit 0;; esac`,
-    '  img=${s#*|}; img=${img%%|*}',
-    'else',
+    "  img=${s#*|}; img=${img%%|*}",
+    "else",
     '  echo "edge missing"',
     `  docker volume inspect ${EDGE_VOLUME} > /dev/null 2>&1 && docker image inspect "$img" > /dev/null 2>&1 || exit 0`,
-    'fi',
+    "fi",
     `docker run --rm --network none --volume ${EDGE_VOLUME}:/v:ro --entrypoint cat "$img" /v/config/caddy/autosave.json 2> /dev/null || true`,
   ].join("\n");
   return ["sh", "-c", script, "sh", image];
@@ -215,15 +329,15 @@ export const EDGE_NOT_READY_EXIT = 46;
  */
 export function probePorts(image: string, project: string, specs: readonly string[]): Argv {
   const script = [
-    'img=$1; proj=$2; shift 2; n=$#; foreign=',
+    "img=$1; proj=$2; shift 2; n=$#; foreign=",
     'for spec in "$@"; do',
-    '  port=${spec%:*}; port=${port##*:}',
+    "  port=${spec%:*}; port=${port##*:}",
     '  out=$(docker ps --filter "publish=$port" --format "{{.Names}} {{.Label \\"com.docker.compose.project\\"}}")',
     '  if [ -n "$out" ]; then',
     '    printf "%s\\n" "$out" | while read -r c p; do echo "holder $spec $c $p"; done',
     '    printf "%s\\n" "$out" | awk -v p="$proj" \'$2 != p { f = 1 } END { exit !f }\' && foreign=1',
     '  else set -- "$@" -p "$spec"; fi',
-    'done',
+    "done",
     'shift "$n"',
     '[ -n "$foreign" ] || [ $# -eq 0 ] && exit 0',
     `docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
@@ -248,7 +362,7 @@ const WAIT_ADMIN = (name: string) =>
 export function edgeUp(image: string, mode: "start" | "replace", publish: readonly string[]): Argv {
   const next = `${EDGE_CONTAINER}-next`;
   const script = [
-    'img=$1; mode=$2; shift 2; n=$#',
+    "img=$1; mode=$2; shift 2; n=$#",
     // a port someone else holds, or anything else (an image that does not run Caddy…)
     `why() { case "$err" in *"already allocated"*|*"address already in use"*) return ${EDGE_PORT_TAKEN_EXIT};; *) return 1;; esac; }`,
     `docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || docker network create ${EDGE_NETWORK} > /dev/null || docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || exit 1`,
@@ -257,7 +371,7 @@ export function edgeUp(image: string, mode: "start" | "replace", publish: readon
     `  if [ "$st" != running ]; then err=$(docker start ${EDGE_CONTAINER} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; why; exit $?; }; fi`,
     `  ${WAIT_ADMIN(EDGE_CONTAINER)} || { docker logs --tail 5 ${EDGE_CONTAINER} >&2; exit ${EDGE_NOT_READY_EXIT}; }`,
     '  echo "gap 0"; exit 0',
-    'fi',
+    "fi",
     `docker image inspect "$img" > /dev/null 2>&1 || docker pull -q "$img" > /dev/null || exit ${EDGE_IMAGE_EXIT}`,
     'for spec in "$@"; do set -- "$@" -p "$spec"; done; shift "$n"',
     // Caddy opens a new listening socket (SO_REUSEPORT) on every config change and closes the old one;
@@ -268,44 +382,72 @@ export function edgeUp(image: string, mode: "start" | "replace", publish: readon
     `  --volume ${EDGE_VOLUME}:/vps-pipeline --env XDG_CONFIG_HOME=/vps-pipeline/config --env XDG_DATA_HOME=/vps-pipeline/data \\`,
     `  "$@" "$img" caddy run --resume > /dev/null || exit 1`,
     `for net in $(docker network ls -q --filter label=${PROJECT_NETWORK_LABEL}); do docker network connect "$net" ${next} || { docker rm -f ${next} > /dev/null; exit 1; }; done`,
-    'now() { date +%s%3N; }',
+    "now() { date +%s%3N; }",
     // from here on, any failure puts the old edge back
     `back() { docker rm -f ${next} > /dev/null 2>&1; if [ "$st" != missing ]; then docker start ${EDGE_CONTAINER} > /dev/null 2>&1; ${WAIT_ADMIN(EDGE_CONTAINER)}; fi; }`,
     `t0=$(now); [ "$st" = missing ] || docker stop -t 10 ${EDGE_CONTAINER} > /dev/null`,
     `err=$(docker start ${next} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; back; why; exit $?; }`,
     `${WAIT_ADMIN(next)} || { docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_READY_EXIT}; }`,
-    't1=$(now)',
+    "t1=$(now)",
     `docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1; docker rename ${next} ${EDGE_CONTAINER} || exit 1`,
     'echo "gap $((t1 - t0))"',
   ].join("\n");
   return ["sh", "-c", script, "sh", image, mode, ...publish];
 }
 
-/** Load a whole config (stdin) through the admin API; Caddy swaps it in gracefully, or keeps the old one and says why. */
+/**
+ * Load a whole config (stdin) through the admin API; Caddy swaps it in gracefully, or keeps the old one and says why.
+ */
 export function loadEdgeConfig(): Argv {
-  return ["docker", "exec", "-i", EDGE_CONTAINER, "sh", "-c", 'f=$(mktemp) && cat > "$f" && caddy reload --config "$f" --force > /dev/null 2> "$f.err"; rc=$?; [ "$rc" -eq 0 ] || grep -v "\\"level\\"" "$f.err" >&2; rm -f "$f" "$f.err"; exit "$rc"'];
+  return [
+    "docker",
+    "exec",
+    "-i",
+    EDGE_CONTAINER,
+    "sh",
+    "-c",
+    'f=$(mktemp) && cat > "$f" && caddy reload --config "$f" --force > /dev/null 2> "$f.err"; rc=$?; [ "$rc" -eq 0 ] || grep -v "\\"level\\"" "$f.err" >&2; rm -f "$f" "$f.err"; exit "$rc"',
+  ];
 }
 
-/** Where deploys in progress claim the routes they are about to add (one file per project, locked while its deploy lasts). */
+/**
+ * Where deploys in progress claim the routes they are about to add (one file per project, locked while its deploy
+ * lasts).
+ */
 export const EDGE_CLAIMS = "/tmp/vps-pipeline-edge-claims";
 
-/** The claims of deploys still in progress (`claim <json>` per live file; a file whose lock is free is stale and goes). */
+/**
+ * The claims of deploys still in progress (`claim <json>` per live file; a file whose lock is free is stale and goes).
+ */
 export function liveClaims(): Argv {
-  return ["sh", "-c", [
-    'd=$1; [ -d "$d" ] || exit 0',
-    'for f in "$d"/*.json; do',
-    '  [ -f "$f" ] || continue',
-    '  if flock -n "$f" true; then rm -f "$f"; else printf "claim %s\\n" "$(cat "$f")"; fi',
-    'done',
-  ].join("\n"), "sh", EDGE_CLAIMS];
+  return [
+    "sh",
+    "-c",
+    [
+      'd=$1; [ -d "$d" ] || exit 0',
+      'for f in "$d"/*.json; do',
+      '  [ -f "$f" ] || continue',
+      '  if flock -n "$f" true; then rm -f "$f"; else printf "claim %s\\n" "$(cat "$f")"; fi',
+      "done",
+    ].join("\n"),
+    "sh",
+    EDGE_CLAIMS,
+  ];
 }
 
 /** Write a project's claim (stdin's first line) and hold its lock while stdin stays open; prints LOCKED once held. */
 export function holdClaim(project: string): Argv {
-  return ["sh", "-c", [
-    'umask 0; d=$1; f="$1/$2.json"',
-    'mkdir -p "$d" && chmod 1777 "$d" 2> /dev/null',
-    'IFS= read -r line; printf "%s\\n" "$line" > "$f.tmp" && mv -f "$f.tmp" "$f" || exit 1',
-    'exec flock "$f" sh -c "echo LOCKED && exec cat > /dev/null"',
-  ].join("\n"), "sh", EDGE_CLAIMS, project];
+  return [
+    "sh",
+    "-c",
+    [
+      'umask 0; d=$1; f="$1/$2.json"',
+      'mkdir -p "$d" && chmod 1777 "$d" 2> /dev/null',
+      'IFS= read -r line; printf "%s\\n" "$line" > "$f.tmp" && mv -f "$f.tmp" "$f" || exit 1',
+      'exec flock "$f" sh -c "echo LOCKED && exec cat > /dev/null"',
+    ].join("\n"),
+    "sh",
+    EDGE_CLAIMS,
+    project,
+  ];
 }

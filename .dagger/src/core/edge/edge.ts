@@ -61,7 +61,9 @@ export function invalidEdgeTls(tls: string): string | undefined {
   } catch {
     return "must be acme (Let's Encrypt/ZeroSSL), internal (Caddy's own CA) or the https:// directory URL of an ACME CA";
   }
-  return u.protocol === "https:" && !u.username && !u.password && !/["\\\s]/.test(tls) ? undefined : "an ACME directory URL must be https:// without credentials in it";
+  return u.protocol === "https:" && !u.username && !u.password && !/["\\\s]/.test(tls)
+    ? undefined
+    : "an ACME directory URL must be https:// without credentials in it";
 }
 
 /** A host IP the edge can bind: an IPv4 or IPv6 literal (brackets allowed), nothing else reaches a command line. */
@@ -95,7 +97,11 @@ function splitColons(s: string): string[] {
  * entry must publish the HTTP port on a fixed host port: the edge takes that
  * host port over, and two copies of the service cannot both hold it.
  */
-export function edgePublished(where: string, ports: unknown, httpPort: number): { published: string[]; problems: string[] } {
+export function edgePublished(
+  where: string,
+  ports: unknown,
+  httpPort: number,
+): { published: string[]; problems: string[] } {
   const problems: string[] = [];
   const published: string[] = [];
   const list = ports === undefined || ports === null ? [] : Array.isArray(ports) ? ports : [ports];
@@ -128,14 +134,20 @@ export function edgePublished(where: string, ports: unknown, httpPort: number): 
     const q = shown(p);
     if (proto !== "tcp") problems.push(`${where}.ports: \`${q}\` is ${proto}; the edge proxies HTTP over tcp only`);
     else if (target !== String(httpPort)) {
-      problems.push(`${where}.ports: \`${q}\` publishes container port ${target}, but only the HTTP port ${httpPort} goes through the edge; drop it or move it to a service that is not behind the edge`);
+      problems.push(
+        `${where}.ports: \`${q}\` publishes container port ${target}, but only the HTTP port ${httpPort} goes through the edge; drop it or move it to a service that is not behind the edge`,
+      );
     } else if (pub === undefined || pub === "") {
-      problems.push(`${where}.ports: \`${q}\` has no host port; write \`<host port>:${httpPort}\` (the edge listens there)`);
-    } else if (/^\d+-\d+$/.test(pub)) problems.push(`${where}.ports: \`${q}\`: a port range cannot go through the edge; publish one port`);
+      problems.push(
+        `${where}.ports: \`${q}\` has no host port; write \`<host port>:${httpPort}\` (the edge listens there)`,
+      );
+    } else if (/^\d+-\d+$/.test(pub))
+      problems.push(`${where}.ports: \`${q}\`: a port range cannot go through the edge; publish one port`);
     else if (hostIp !== undefined && !hostIp.includes("${") && !validHostIp(hostIp)) {
-      problems.push(`${where}.ports: \`${q}\`: the host IP \`${hostIp}\` is not an IPv4 or IPv6 address; write one (e.g. 127.0.0.1) or leave it out to listen on every address`);
-    }
-    else published.push(`${hostIp ? `${hostIp.includes(":") ? `[${hostIp}]` : hostIp}:` : ""}${pub}:${target}`);
+      problems.push(
+        `${where}.ports: \`${q}\`: the host IP \`${hostIp}\` is not an IPv4 or IPv6 address; write one (e.g. 127.0.0.1) or leave it out to listen on every address`,
+      );
+    } else published.push(`${hostIp ? `${hostIp.includes(":") ? `[${hostIp}]` : hostIp}:` : ""}${pub}:${target}`);
   }
   return { published, problems };
 }
@@ -153,10 +165,18 @@ export function parseListen(service: string, label: string): Listen[] {
     const port = parts.pop() ?? "";
     const hostIp = parts.length ? parts.join(":").replace(/^\[|\]$/g, "") : undefined;
     if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65_535) {
-      throw new PipelineError("INVALID_INPUT", `services.${service}.ports: the host port \`${port}\` (after the .env was applied) is not a port number`, `set the variable used in ${service}'s ports in the production .env to a port between 1 and 65535`);
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `services.${service}.ports: the host port \`${port}\` (after the .env was applied) is not a port number`,
+        `set the variable used in ${service}'s ports in the production .env to a port between 1 and 65535`,
+      );
     }
     if (hostIp !== undefined && hostIp !== "" && !validHostIp(hostIp)) {
-      throw new PipelineError("INVALID_INPUT", `services.${service}.ports: the host IP \`${hostIp}\` (after the .env was applied) is not an IPv4 or IPv6 address`, `set the variable used in ${service}'s ports in the production .env to an address such as 127.0.0.1, or leave the address out`);
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `services.${service}.ports: the host IP \`${hostIp}\` (after the .env was applied) is not an IPv4 or IPv6 address`,
+        `set the variable used in ${service}'s ports in the production .env to an address such as 127.0.0.1, or leave the address out`,
+      );
     }
     return hostIp && hostIp !== "0.0.0.0" ? { hostIp, port: Number(port) } : { port: Number(port) };
   });
@@ -169,7 +189,9 @@ const ROUTE_PREFIX = "vps-pipeline|";
 /** What the edge must publish: each route's ports, and 80/443 once any route has a hostname. */
 export function edgePublish(routes: readonly EdgeRoute[]): string[] {
   const out = new Set<string>();
-  for (const r of routes) for (const l of r.listen) out.add(`${l.hostIp ? `${l.hostIp.includes(":") ? `[${l.hostIp}]` : l.hostIp}:` : ""}${l.port}:${l.port}`);
+  for (const r of routes)
+    for (const l of r.listen)
+      out.add(`${l.hostIp ? `${l.hostIp.includes(":") ? `[${l.hostIp}]` : l.hostIp}:` : ""}${l.port}:${l.port}`);
   if (routes.some((r) => r.host)) {
     out.add("80:80");
     out.add("443:443");
@@ -216,8 +238,12 @@ function maintenancePage(page: string): Record<string, unknown> {
   };
 }
 
-/** The handlers of a route: the proxy, behind the maintenance page when there is one (the proxy stays, holding the upstreams). */
-const handlers = (r: EdgeRoute) => (r.maintenance !== undefined ? [maintenancePage(r.maintenance), proxy(r.upstreams)] : [proxy(r.upstreams)]);
+/**
+ * The handlers of a route: the proxy, behind the maintenance page when there is one (the proxy stays, holding the
+ * upstreams).
+ */
+const handlers = (r: EdgeRoute) =>
+  r.maintenance !== undefined ? [maintenancePage(r.maintenance), proxy(r.upstreams)] : [proxy(r.upstreams)];
 
 /** The page shown in maintenance when the project gives none. */
 export const DEFAULT_MAINTENANCE_PAGE = `<!doctype html>
@@ -246,7 +272,12 @@ export function caddyConfig(routes: readonly EdgeRoute[]): Record<string, unknow
   const claim = (key: string, r: EdgeRoute) => {
     const who = `${r.project}/${r.service}`;
     const had = owner.get(key);
-    if (had !== undefined && had !== who) throw new PipelineError("EDGE_CONFLICT", `${key} would be served for both ${had} and ${who}`, "a project's routes must not take another's host port or hostname; deploy the other project's release without it first");
+    if (had !== undefined && had !== who)
+      throw new PipelineError(
+        "EDGE_CONFLICT",
+        `${key} would be served for both ${had} and ${who}`,
+        "a project's routes must not take another's host port or hostname; deploy the other project's release without it first",
+      );
     owner.set(key, who);
   };
   const sorted = [...routes].sort((a, b) => `${a.project}/${a.service}`.localeCompare(`${b.project}/${b.service}`));
@@ -255,7 +286,9 @@ export function caddyConfig(routes: readonly EdgeRoute[]): Record<string, unknow
       claim(`host port ${l.port}`, r);
       servers[`${SERVER_PREFIX}${l.hostIp ?? ""}|${l.port}`] = {
         listen: [`:${l.port}`],
-        routes: [{ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|port|${l.hostIp ?? ""}|${l.port}`, handle: handlers(r) }],
+        routes: [
+          { "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|port|${l.hostIp ?? ""}|${l.port}`, handle: handlers(r) },
+        ],
         automatic_https: { disable: true },
       };
     }
@@ -265,7 +298,12 @@ export function caddyConfig(routes: readonly EdgeRoute[]): Record<string, unknow
   if (hosts.length) {
     servers[HTTPS_SERVER] = {
       listen: [":443"],
-      routes: hosts.map((r) => ({ "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|host`, match: [{ host: [r.host] }], handle: handlers(r), terminal: true })),
+      routes: hosts.map((r) => ({
+        "@id": `${ROUTE_PREFIX}${r.project}|${r.service}|host`,
+        match: [{ host: [r.host] }],
+        handle: handlers(r),
+        terminal: true,
+      })),
     };
   }
   const apps: Record<string, unknown> = { http: { servers } };
@@ -275,26 +313,43 @@ export function caddyConfig(routes: readonly EdgeRoute[]): Record<string, unknow
     if (tls !== "acme") byIssuer.set(tls, [...(byIssuer.get(tls) ?? []), r.host!]);
   }
   if (byIssuer.size) {
-    apps.tls = { automation: { policies: [...byIssuer].map(([tls, subjects]) => ({ subjects, issuers: issuers(tls) })) } };
+    apps.tls = {
+      automation: { policies: [...byIssuer].map(([tls, subjects]) => ({ subjects, issuers: issuers(tls) })) },
+    };
   }
   return { admin: { listen: EDGE_ADMIN }, apps };
 }
 
-interface CaddyHandler { handler?: string; upstreams?: { dial?: string }[]; body?: string }
+interface CaddyHandler {
+  handler?: string;
+  upstreams?: { dial?: string }[];
+  body?: string;
+}
 interface CaddyConf {
   apps?: {
-    http?: { servers?: Record<string, { routes?: { "@id"?: string; match?: { host?: string[] }[]; handle?: CaddyHandler[] }[] }> };
+    http?: {
+      servers?: Record<
+        string,
+        { routes?: { "@id"?: string; match?: { host?: string[] }[]; handle?: CaddyHandler[] }[] }
+      >;
+    };
     tls?: { automation?: { policies?: { subjects?: string[]; issuers?: { module?: string; ca?: string }[] }[] } };
   };
 }
 
-/** Read the routes back from the edge's config (its admin API, or the copy in its volume); anything not ours is ignored. */
+/**
+ * Read the routes back from the edge's config (its admin API, or the copy in its volume); anything not ours is ignored.
+ */
 export function routesFromCaddy(configJson: string): EdgeRoute[] {
   let conf: CaddyConf | null;
   try {
     conf = JSON.parse(configJson || "null") as CaddyConf | null;
   } catch {
-    throw new PipelineError("REMOTE_OUTPUT_INVALID", "the edge's config (Caddy admin API) is not JSON", "look at the edge: `docker logs vps-pipeline-edge` on the VPS");
+    throw new PipelineError(
+      "REMOTE_OUTPUT_INVALID",
+      "the edge's config (Caddy admin API) is not JSON",
+      "look at the edge: `docker logs vps-pipeline-edge` on the VPS",
+    );
   }
   const issuerOf = new Map<string, EdgeTls>();
   for (const p of conf?.apps?.tls?.automation?.policies ?? []) {
@@ -312,7 +367,9 @@ export function routesFromCaddy(configJson: string): EdgeRoute[] {
       const key = `${project}/${service}`;
       const r = byKey.get(key) ?? { project, service, listen: [], upstreams: [] };
       const handle = route.handle ?? [];
-      r.upstreams = (handle.find((h) => h.handler === "reverse_proxy")?.upstreams ?? []).map((u) => u.dial ?? "").filter(Boolean);
+      r.upstreams = (handle.find((h) => h.handler === "reverse_proxy")?.upstreams ?? [])
+        .map((u) => u.dial ?? "")
+        .filter(Boolean);
       const page = handle.find((h) => h.handler === "static_response");
       if (page) r.maintenance = page.body ?? "";
       if (kind === "port" && port) r.listen.push(hostIp ? { hostIp, port: Number(port) } : { port: Number(port) });
@@ -345,25 +402,43 @@ export function routeConflicts(all: readonly EdgeRoute[], project: string, wante
   const who = (r: EdgeRoute) => (r.project === project ? r.service : `${r.project}/${r.service}`);
   for (const w of wanted) {
     const ports = w.listen.map((l) => l.port);
-    if (new Set(ports).size !== ports.length) problems.push(`${w.service}: publishes one host port twice (on two addresses); the edge listens on each host port once`);
+    if (new Set(ports).size !== ports.length)
+      problems.push(
+        `${w.service}: publishes one host port twice (on two addresses); the edge listens on each host port once`,
+      );
     for (const l of w.listen) {
       const holder = after.find((r) => r !== w && r.listen.some((x) => x.port === l.port));
       if (holder) problems.push(`${w.service}: host port ${l.port} is already routed by the edge to ${who(holder)}`);
-      if (hostRoute && (l.port === 80 || l.port === 443)) problems.push(`${w.service}: host port ${l.port} is the edge's own for hostname routes (HTTP→HTTPS and HTTPS; ${who(hostRoute)} has one); publish another port or give the service a \`host\``);
+      if (hostRoute && (l.port === 80 || l.port === 443))
+        problems.push(
+          `${w.service}: host port ${l.port} is the edge's own for hostname routes (HTTP→HTTPS and HTTPS; ${who(hostRoute)} has one); publish another port or give the service a \`host\``,
+        );
     }
     if (w.host) {
       const holder = after.find((r) => r !== w && r.host === w.host);
       if (holder) problems.push(`${w.service}: hostname ${w.host} is already served by the edge for ${who(holder)}`);
       const onWeb = others.find((r) => r.listen.some((x) => x.port === 80 || x.port === 443));
-      if (onWeb) problems.push(`${w.service}: a hostname needs the edge's ports 80 and 443, but ${who(onWeb)} has a port route on ${onWeb.listen.find((x) => x.port === 80 || x.port === 443)!.port}; serve it on another port first, or serve this one on a port`);
+      if (onWeb)
+        problems.push(
+          `${w.service}: a hostname needs the edge's ports 80 and 443, but ${who(onWeb)} has a port route on ${onWeb.listen.find((x) => x.port === 80 || x.port === 443)!.port}; serve it on another port first, or serve this one on a port`,
+        );
     }
   }
   return [...new Set(problems)];
 }
 
 /** `all` with `project`'s routes replaced: only services in `keep` stay, and `set` is put in. */
-export function replaceRoutes(all: readonly EdgeRoute[], project: string, keep: readonly string[], set: readonly EdgeRoute[] = []): EdgeRoute[] {
-  const kept = all.filter((r) => (r.project !== project || keep.includes(r.service)) && !set.some((s) => s.project === r.project && s.service === r.service));
+export function replaceRoutes(
+  all: readonly EdgeRoute[],
+  project: string,
+  keep: readonly string[],
+  set: readonly EdgeRoute[] = [],
+): EdgeRoute[] {
+  const kept = all.filter(
+    (r) =>
+      (r.project !== project || keep.includes(r.service)) &&
+      !set.some((s) => s.project === r.project && s.service === r.service),
+  );
   return [...kept, ...set];
 }
 
@@ -373,7 +448,9 @@ export function replaceRoutes(all: readonly EdgeRoute[], project: string, keep: 
  * port moved to another service: traffic moves in the same config change).
  */
 export function putRoute(all: readonly EdgeRoute[], route: EdgeRoute): EdgeRoute[] {
-  const clashes = (r: EdgeRoute) => (route.host !== undefined && r.host === route.host) || r.listen.some((l) => route.listen.some((x) => x.port === l.port));
+  const clashes = (r: EdgeRoute) =>
+    (route.host !== undefined && r.host === route.host) ||
+    r.listen.some((l) => route.listen.some((x) => x.port === l.port));
   return [...all.filter((r) => !(r.project === route.project && (r.service === route.service || clashes(r)))), route];
 }
 
@@ -382,7 +459,10 @@ export function maintenanceOf(all: readonly EdgeRoute[], project: string): strin
   return all.find((r) => r.project === project && r.maintenance !== undefined)?.maintenance;
 }
 
-/** The Host users send to a route: its hostname, or the published `host:port` (the bound address, else the server's own name). */
+/**
+ * The Host users send to a route: its hostname, or the published `host:port` (the bound address, else the server's own
+ * name).
+ */
 export function hostHeader(h: { host?: string | undefined }, listen: readonly Listen[], server: string): string {
   if (h.host) return h.host;
   const l = listen[0];
@@ -395,4 +475,3 @@ export function hostHeader(h: { host?: string | undefined }, listen: readonly Li
 export function hostPort(spec: string): string {
   return spec.split(":").slice(-2, -1)[0] ?? "";
 }
-

@@ -42,8 +42,11 @@ export function previewsFrom(out: string, project: string): PreviewInfo[] {
     // sizes are a courtesy: an engine that prints none still lists the previews
   }
   return parsePreviews(lines, project).map((p) => {
-    const own = (x: { Labels?: string }) => new RegExp(`(^|,)com\\.docker\\.compose\\.project=${previewProject(project, p.pr)}(,|$)`).test(x.Labels ?? "");
-    const bytes = [...(usage.Containers ?? []), ...(usage.Volumes ?? [])].filter(own).reduce((n, x) => n + dockerSize(x.Size ?? ""), 0);
+    const own = (x: { Labels?: string }) =>
+      new RegExp(`(^|,)com\\.docker\\.compose\\.project=${previewProject(project, p.pr)}(,|$)`).test(x.Labels ?? "");
+    const bytes = [...(usage.Containers ?? []), ...(usage.Volumes ?? [])]
+      .filter(own)
+      .reduce((n, x) => n + dockerSize(x.Size ?? ""), 0);
     return { ...p, bytes };
   });
 }
@@ -57,7 +60,7 @@ export function previewsFrom(out: string, project: string): PreviewInfo[] {
  */
 export function removePreview(project: string, dir: string, family: string): Argv {
   const script = [
-    'p=$1 d=$2 fam=$3',
+    "p=$1 d=$2 fam=$3",
     'f="label=com.docker.compose.project=$p"',
     'for c in $(docker ps -aq --filter "$f"); do docker rm -f "$c" >/dev/null && echo "removed container $c"; done',
     'for n in $(docker network ls -q --filter "$f"); do docker network rm "$n" >/dev/null && echo "removed network $n"; done',
@@ -70,7 +73,7 @@ export function removePreview(project: string, dir: string, family: string): Arg
     String.raw`dirs=$(docker ps -a --format '{{.Label "com.docker.compose.project.working_dir"}}' | sort -u)`,
     'others=$(for x in "$fam" "$fam"-pr-* $dirs; do [ "$x" = "$d" ] || images "$x"/.releases/*/docker-compose.yml; done | sort -u)',
     'used=$(docker ps -a --format "{{.Image}}" | sort -u)',
-    'for i in $mine; do',
+    "for i in $mine; do",
     '  printf "%s\\n" "$others" "$used" | grep -qxF "$i" && continue',
     '  docker image rm "$i" >/dev/null 2>&1 && echo "removed image $i"',
     "done",

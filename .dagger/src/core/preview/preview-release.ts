@@ -11,13 +11,25 @@ import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, JOB_PROFILE } from "../compose/extension.js";
 import type { PreviewSettings } from "./preview.js";
 
-/** The hostname of each service behind the edge: the main one (the first with a `host`, else the first) at `pr-<n>.<domain>`, the others at `pr-<n>-<service>.<domain>` (one level under the wildcard). */
-export function previewHosts(http: readonly { service: string; host?: string | undefined }[], pr: number, domain: string): Record<string, string> {
+/**
+ * The hostname of each service behind the edge: the main one (the first with a `host`, else the first) at
+ * `pr-<n>.<domain>`, the others at `pr-<n>-<service>.<domain>` (one level under the wildcard).
+ */
+export function previewHosts(
+  http: readonly { service: string; host?: string | undefined }[],
+  pr: number,
+  domain: string,
+): Record<string, string> {
   const main = (http.find((h) => h.host) ?? http[0])?.service;
-  return Object.fromEntries(http.map((h) => {
-    const label = h.service === main ? `pr-${pr}` : `pr-${pr}-${h.service.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`.slice(0, 63).replace(/-+$/, "");
-    return [h.service, `${label}.${domain}`];
-  }));
+  return Object.fromEntries(
+    http.map((h) => {
+      const label =
+        h.service === main
+          ? `pr-${pr}`
+          : `pr-${pr}-${h.service.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`.slice(0, 63).replace(/-+$/, "");
+      return [h.service, `${label}.${domain}`];
+    }),
+  );
 }
 
 export interface PreviewRelease {
@@ -32,7 +44,10 @@ export interface PreviewRelease {
 
 type Svc = Record<string, unknown>;
 
-/** A bind mount's host path and whether it is read-only, for a `volumes:` entry (short or long form); undefined for volumes. */
+/**
+ * A bind mount's host path and whether it is read-only, for a `volumes:` entry (short or long form); undefined for
+ * volumes.
+ */
 function hostPath(entry: unknown): { path: string; readOnly: boolean } | undefined {
   if (typeof entry === "string") {
     const parts = entry.split(":");
@@ -51,9 +66,17 @@ function hostPath(entry: unknown): { path: string; readOnly: boolean } | undefin
  * preview's own (the old name stays an alias on its networks), data declarations dropped (a preview takes no
  * snapshot), caps where a service sets none. What would share something with production is refused, all at once.
  */
-export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string }): PreviewRelease {
+export function previewRelease(
+  releaseText: string,
+  pr: number,
+  s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string },
+): PreviewRelease {
   const doc = composeDocument(releaseText, "the release");
-  const root = (doc.toJS() ?? {}) as { services?: Record<string, Svc>; volumes?: Record<string, Svc | null>; networks?: Record<string, Svc | null> };
+  const root = (doc.toJS() ?? {}) as {
+    services?: Record<string, Svc>;
+    volumes?: Record<string, Svc | null>;
+    networks?: Record<string, Svc | null>;
+  };
   const problems: string[] = [];
   const notes: string[] = [];
   const services = root.services ?? {};
@@ -66,7 +89,10 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
   for (const [name, raw] of Object.entries(services)) {
     const svc = raw ?? {};
     const where = `services.${name}`;
-    if (svc.network_mode === "host") problems.push(`${where}.network_mode: host would publish the preview's ports on the VPS itself, beside production's; previews run on their own network`);
+    if (svc.network_mode === "host")
+      problems.push(
+        `${where}.network_mode: host would publish the preview's ports on the VPS itself, beside production's; previews run on their own network`,
+      );
     if (svc.ports !== undefined) {
       doc.deleteIn(["services", name, "ports"]);
       dropped.push(name);
@@ -75,30 +101,65 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
       doc.setIn(["services", name, EXTENSION_KEY, "http", "host"], hosts[name]);
       setLabel(doc, name, PUBLISHED_LABEL, "");
     }
-    if ((svc[EXTENSION_KEY] as { data?: unknown } | undefined)?.data !== undefined) doc.deleteIn(["services", name, EXTENSION_KEY, "data"]);
+    if ((svc[EXTENSION_KEY] as { data?: unknown } | undefined)?.data !== undefined)
+      doc.deleteIn(["services", name, EXTENSION_KEY, "data"]);
     if (typeof svc.container_name === "string") renameContainer(doc, name, svc, `${svc.container_name}-pr-${pr}`);
     const volumes = Array.isArray(svc.volumes) ? svc.volumes : [];
     volumes.forEach((v, i) => {
       const b = hostPath(v);
-      if (b && /docker\.sock$/.test(b.path)) problems.push(`${where}.volumes[${i}]: the Docker socket ${b.path} would give the preview (any pull request's code) control of every container on the VPS, production's too; keep previews off this stack`);
-      else if (b && !b.readOnly) problems.push(`${where}.volumes[${i}]: the host path ${b.path} would be written by the preview as by production; mount it read-only (\`:ro\`) or use a named volume (a preview gets its own)`);
+      if (b && /docker\.sock$/.test(b.path))
+        problems.push(
+          `${where}.volumes[${i}]: the Docker socket ${b.path} would give the preview (any pull request's code) control of every container on the VPS, production's too; keep previews off this stack`,
+        );
+      else if (b && !b.readOnly)
+        problems.push(
+          `${where}.volumes[${i}]: the host path ${b.path} would be written by the preview as by production; mount it read-only (\`:ro\`) or use a named volume (a preview gets its own)`,
+        );
     });
-    const limits = (svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown } } } | undefined)?.resources?.limits;
-    if (limits?.memory === undefined && svc.mem_limit === undefined) doc.setIn(["services", name, "deploy", "resources", "limits", "memory"], s.memory);
-    if (limits?.cpus === undefined && svc.cpus === undefined) doc.setIn(["services", name, "deploy", "resources", "limits", "cpus"], s.cpus);
+    const limits = (svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown } } } | undefined)
+      ?.resources?.limits;
+    if (limits?.memory === undefined && svc.mem_limit === undefined)
+      doc.setIn(["services", name, "deploy", "resources", "limits", "memory"], s.memory);
+    if (limits?.cpus === undefined && svc.cpus === undefined)
+      doc.setIn(["services", name, "deploy", "resources", "limits", "cpus"], s.cpus);
   }
-  for (const [kind, map] of [["volumes", root.volumes], ["networks", root.networks]] as const) {
+  for (const [kind, map] of [
+    ["volumes", root.volumes],
+    ["networks", root.networks],
+  ] as const) {
     for (const [name, def] of Object.entries(map ?? {})) {
-      if (def?.external) problems.push(`${kind}.${name}.external: a preview would share this ${kind.slice(0, -1)} with production; previews get their own (drop \`external\`, or keep previews off this stack)`);
-      else if (def?.name !== undefined) problems.push(`${kind}.${name}.name: a fixed name is production's ${kind.slice(0, -1)} too; drop \`name:\` so that compose names it after the project (<project>-pr-<n>_${name})`);
+      if (def?.external)
+        problems.push(
+          `${kind}.${name}.external: a preview would share this ${kind.slice(0, -1)} with production; previews get their own (drop \`external\`, or keep previews off this stack)`,
+        );
+      else if (def?.name !== undefined)
+        problems.push(
+          `${kind}.${name}.name: a fixed name is production's ${kind.slice(0, -1)} too; drop \`name:\` so that compose names it after the project (<project>-pr-<n>_${name})`,
+        );
     }
   }
   if (s.seed) seedJob(doc, services, s.seed, problems);
-  if (problems.length) throw new PipelineError("INVALID_INPUT", `this release cannot run as a preview beside production:\n  ${problems.join("\n  ")}`, "change the production compose file as said (previews share the VPS with production); nothing was changed");
-  if (dropped.length) notes.push(`ports of ${dropped.join(", ")} not published (a preview publishes no host port${http.length ? "; the edge serves it by hostname" : ""})`);
-  if (!http.length) notes.push(`no service is behind the edge (\`${EXTENSION_KEY}: { http: … }\`): the preview runs, but nothing serves it at a hostname`);
+  if (problems.length)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `this release cannot run as a preview beside production:\n  ${problems.join("\n  ")}`,
+      "change the production compose file as said (previews share the VPS with production); nothing was changed",
+    );
+  if (dropped.length)
+    notes.push(
+      `ports of ${dropped.join(", ")} not published (a preview publishes no host port${http.length ? "; the edge serves it by hostname" : ""})`,
+    );
+  if (!http.length)
+    notes.push(
+      `no service is behind the edge (\`${EXTENSION_KEY}: { http: … }\`): the preview runs, but nothing serves it at a hostname`,
+    );
   const main = http.find((h) => h.host) ?? http[0];
-  return { compose: doc.toString({ lineWidth: 0 }), hosts, ...(main ? { url: `https://${hosts[main.service]}` } : {}), notes };
+  return {
+    compose: doc.toString({ lineWidth: 0 }),
+    hosts,
+    ...(main ? { url: `https://${hosts[main.service]}` } : {}),
+    notes,
+  };
 }
 
 /**
@@ -109,8 +170,14 @@ export function previewRelease(releaseText: string, pr: number, s: Pick<PreviewS
 function seedJob(doc: Document, services: Record<string, Svc>, seed: string, problems: string[]): void {
   const svc = services[seed];
   const ext = (svc?.[EXTENSION_KEY] ?? {}) as { http?: unknown; data?: unknown; job?: unknown };
-  if (!svc) return void problems.push(`previewSeed: \`${seed}\` is no service of the release (services: ${Object.keys(services).join(", ")})`);
-  if (ext.http !== undefined || ext.data !== undefined) return void problems.push(`services.${seed}: the preview seed runs once per deploy and exits; it cannot be behind the edge or own data`);
+  if (!svc)
+    return void problems.push(
+      `previewSeed: \`${seed}\` is no service of the release (services: ${Object.keys(services).join(", ")})`,
+    );
+  if (ext.http !== undefined || ext.data !== undefined)
+    return void problems.push(
+      `services.${seed}: the preview seed runs once per deploy and exits; it cannot be behind the edge or own data`,
+    );
   const node = doc.getIn(["services", seed], true);
   doc.deleteIn(["services", seed]);
   doc.setIn(["services", seed], node);
@@ -118,19 +185,27 @@ function seedJob(doc: Document, services: Record<string, Svc>, seed: string, pro
   doc.setIn(["services", seed, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
 }
 
-/** `container_name: x` becomes the preview's own name; `x` stays an alias on each of the service's networks, so that the stack finds it as before. */
+/**
+ * `container_name: x` becomes the preview's own name; `x` stays an alias on each of the service's networks, so that the
+ * stack finds it as before.
+ */
 function renameContainer(doc: Document, name: string, svc: Svc, to: string): void {
   const alias = svc.container_name as string;
   doc.setIn(["services", name, "container_name"], to);
   if (svc.network_mode !== undefined) return;
   const nets = svc.networks;
-  const list = Array.isArray(nets) ? nets.map(String) : nets && typeof nets === "object" ? Object.keys(nets) : ["default"];
+  const list = Array.isArray(nets)
+    ? nets.map(String)
+    : nets && typeof nets === "object"
+      ? Object.keys(nets)
+      : ["default"];
   const map: Record<string, unknown> = {};
   for (const n of list) {
-    const cur = (!Array.isArray(nets) && nets && typeof nets === "object" ? (nets as Record<string, unknown>)[n] : undefined) as { aliases?: unknown } | null | undefined;
+    const cur = (
+      !Array.isArray(nets) && nets && typeof nets === "object" ? (nets as Record<string, unknown>)[n] : undefined
+    ) as { aliases?: unknown } | null | undefined;
     const aliases = Array.isArray(cur?.aliases) ? cur.aliases.map(String) : [];
     map[n] = { ...(cur ?? {}), aliases: [...new Set([...aliases, alias])] };
   }
   doc.setIn(["services", name, "networks"], doc.createNode(map));
 }
-

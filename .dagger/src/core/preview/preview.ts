@@ -18,7 +18,10 @@ export interface PreviewSettings {
   /** Caps for every service that sets none (compose `deploy.resources.limits`). */
   memory: string;
   cpus: string;
-  /** A service of the file run in each preview as its last release-phase job (a seed for its empty database); "" for none. */
+  /**
+   * A service of the file run in each preview as its last release-phase job (a seed for its empty database); "" for
+   * none.
+   */
   seed: string;
 }
 
@@ -37,7 +40,9 @@ export interface PreviewVars {
  * `${VPS_PREVIEW_URL}` and `${VPS_PREVIEW_HOST}` replaced by their values (production's `.env` is never used).
  */
 export function previewEnv(given: string | undefined, vars: PreviewVars): string {
-  const head = Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n");
+  const head = Object.entries(vars)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\n");
   const body = (given ?? "").replace(/\$\{(VPS_PREVIEW_(?:PR|URL|HOST))\}/g, (m, k: keyof PreviewVars) => vars[k] ?? m);
   return `${head}\n${body}${body && !body.endsWith("\n") ? "\n" : ""}`;
 }
@@ -55,14 +60,28 @@ export interface PreviewInfo {
   bytes: number;
 }
 
-/** What `listPreviews` printed (`preview <n> <release|-> <epoch> <url|->` per line); sizes are added by previewsFrom. */
+/**
+ * What `listPreviews` printed (`preview <n> <release|-> <epoch> <url|->` per line); sizes are added by previewsFrom.
+ */
 export function parsePreviews(out: string, project: string): PreviewInfo[] {
-  return out.split("\n").flatMap((line) => {
-    const m = /^preview (\d+) (\S+) (\d+) (\S+)$/.exec(line.trim());
-    if (!m) return [];
-    const pr = Number(m[1]);
-    return [{ pr, project: previewProject(project, pr), release: m[2] === "-" ? "" : m[2]!, lastDeploy: new Date(Number(m[3]) * 1000).toISOString(), bytes: 0, url: m[4] === "-" ? "" : m[4]! }];
-  }).sort((a, b) => a.pr - b.pr);
+  return out
+    .split("\n")
+    .flatMap((line) => {
+      const m = /^preview (\d+) (\S+) (\d+) (\S+)$/.exec(line.trim());
+      if (!m) return [];
+      const pr = Number(m[1]);
+      return [
+        {
+          pr,
+          project: previewProject(project, pr),
+          release: m[2] === "-" ? "" : m[2]!,
+          lastDeploy: new Date(Number(m[3]) * 1000).toISOString(),
+          bytes: 0,
+          url: m[4] === "-" ? "" : m[4]!,
+        },
+      ];
+    })
+    .sort((a, b) => a.pr - b.pr);
 }
 
 /**
@@ -70,12 +89,25 @@ export function parsePreviews(out: string, project: string): PreviewInfo[] {
  * go, the longest idle first (or why the new one is refused) when the limit is reached. `pr` itself never goes: it is
  * being pushed to.
  */
-export function previewsToRemove(live: readonly PreviewInfo[], pr: number, s: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">, now: Date): { expired: PreviewInfo[]; evicted: PreviewInfo[]; refused?: string } {
+export function previewsToRemove(
+  live: readonly PreviewInfo[],
+  pr: number,
+  s: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">,
+  now: Date,
+): { expired: PreviewInfo[]; evicted: PreviewInfo[]; refused?: string } {
   const others = live.filter((p) => p.pr !== pr);
-  const expired = s.ttlHours > 0 ? others.filter((p) => now.getTime() - Date.parse(p.lastDeploy) > s.ttlHours * 3_600_000) : [];
-  const left = others.filter((p) => !expired.includes(p)).sort((a, b) => Date.parse(a.lastDeploy) - Date.parse(b.lastDeploy));
+  const expired =
+    s.ttlHours > 0 ? others.filter((p) => now.getTime() - Date.parse(p.lastDeploy) > s.ttlHours * 3_600_000) : [];
+  const left = others
+    .filter((p) => !expired.includes(p))
+    .sort((a, b) => Date.parse(a.lastDeploy) - Date.parse(b.lastDeploy));
   const isNew = !live.some((p) => p.pr === pr);
   if (!isNew || left.length < s.limit) return { expired, evicted: [] };
-  if (s.whenFull === "refuse") return { expired, evicted: [], refused: `${left.length} previews are live (${left.map((p) => `#${p.pr}`).join(", ")}), the limit is ${s.limit}` };
+  if (s.whenFull === "refuse")
+    return {
+      expired,
+      evicted: [],
+      refused: `${left.length} previews are live (${left.map((p) => `#${p.pr}`).join(", ")}), the limit is ${s.limit}`,
+    };
   return { expired, evicted: left.slice(0, left.length - s.limit + 1) };
 }

@@ -10,7 +10,8 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 export function invalidRepositoryPath(path: string): string | undefined {
   if (path !== path.toLowerCase()) return "must be lowercase (GHCR and the OCI spec refuse upper case)";
   const bad = path.split("/").find((c) => !PATH_COMPONENT.test(c));
-  if (bad !== undefined) return `component \`${bad}\` is not valid: use lowercase letters, digits and single separators (. _ __ -)`;
+  if (bad !== undefined)
+    return `component \`${bad}\` is not valid: use lowercase letters, digits and single separators (. _ __ -)`;
   return undefined;
 }
 
@@ -37,7 +38,9 @@ export function isDigest(s: string): boolean {
   return DIGEST.test(s);
 }
 
-/** Split `host/path:tag@sha256:…` the way docker does (first component is a host when it has `.`/`:` or is localhost). */
+/**
+ * Split `host/path:tag@sha256:…` the way docker does (first component is a host when it has `.`/`:` or is localhost).
+ */
 export function parseImageReference(ref: string): ImageReference {
   let rest = ref.trim();
   let digest: string | undefined;
@@ -70,7 +73,8 @@ export function invalidImageReference(ref: string): string | undefined {
   if (r.path === "") return "has no repository path";
   const why = invalidRepositoryPath(r.path);
   if (why) return why;
-  if (r.tag !== undefined && !TAG.test(r.tag)) return `tag \`${r.tag}\` is not valid (letters, digits, _ . -, at most 128)`;
+  if (r.tag !== undefined && !TAG.test(r.tag))
+    return `tag \`${r.tag}\` is not valid (letters, digits, _ . -, at most 128)`;
   if (r.digest !== undefined && !DIGEST.test(r.digest)) return `digest \`${r.digest}\` is not a sha256 digest`;
   return undefined;
 }
@@ -84,7 +88,11 @@ export function repositoryOf(ref: string): string {
 /** `repo@sha256:…`: the only form of our images the server ever runs. */
 export function pinned(repository: string, digest: string): string {
   if (!isDigest(digest)) {
-    throw new PipelineError("BAD_DIGEST", `\`${digest}\` is not a sha256 digest (for ${repository})`, "publish returns digests as `sha256:<64 hex>`; pass one of those");
+    throw new PipelineError(
+      "BAD_DIGEST",
+      `\`${digest}\` is not a sha256 digest (for ${repository})`,
+      "publish returns digests as `sha256:<64 hex>`; pass one of those",
+    );
   }
   return `${repository}@${digest}`;
 }
@@ -127,7 +135,10 @@ export interface LabelInput {
   version?: string;
 }
 
-/** OCI labels of a built image; `created` only when the commit's time is known (a label of "now" would change every digest). */
+/**
+ * OCI labels of a built image; `created` only when the commit's time is known (a label of "now" would change every
+ * digest).
+ */
 export function ociLabels(l: LabelInput): Record<string, string> {
   return {
     ...(l.source ? { "org.opencontainers.image.source": l.source } : {}),
@@ -142,7 +153,10 @@ export function ociLabels(l: LabelInput): Record<string, string> {
  * token: `explicit` (--registry) when given, and then every built image must
  * be there; otherwise the one host they share. Undefined when nothing is built.
  */
-export function builtImagesRegistry(builds: readonly { service: string; repository: string }[], explicit?: string): string | undefined {
+export function builtImagesRegistry(
+  builds: readonly { service: string; repository: string }[],
+  explicit?: string,
+): string | undefined {
   const hostOf = (b: { repository: string }) => parseImageReference(b.repository).registry;
   if (explicit !== undefined) {
     const elsewhere = builds.filter((b) => hostOf(b) !== explicit);
@@ -177,7 +191,10 @@ export function pinnedImagesRegistry(images: readonly string[]): string | undefi
  * given to a rollback) gets the registry of the release's pinned images; with
  * none, or several, there is no login and the token goes nowhere.
  */
-export function loginForRelease<T extends { host: string }>(login: T | undefined, images: readonly string[]): T | undefined {
+export function loginForRelease<T extends { host: string }>(
+  login: T | undefined,
+  images: readonly string[],
+): T | undefined {
   if (!login || login.host) return login;
   const host = pinnedImagesRegistry(images);
   return host ? { ...login, host } : undefined;

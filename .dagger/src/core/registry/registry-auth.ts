@@ -35,12 +35,17 @@ export function repositoryScope(repository: string, actions: readonly RegistryAc
   return `repository:${repository}:${sorted.join(",")}`;
 }
 
-/** Actions a JWT bearer token grants on `repository` (Docker token spec `access` claim); undefined when the token is opaque. */
+/**
+ * Actions a JWT bearer token grants on `repository` (Docker token spec `access` claim); undefined when the token is
+ * opaque.
+ */
 export function grantedActions(token: string, repository: string): string[] | undefined {
   const parts = token.split(".");
   if (parts.length !== 3) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as { access?: { type: string; name: string; actions: string[] }[] };
+    const claims = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as {
+      access?: { type: string; name: string; actions: string[] }[];
+    };
     if (!Array.isArray(claims.access)) return undefined;
     return claims.access.filter((a) => a.type === "repository" && a.name === repository).flatMap((a) => a.actions);
   } catch {
@@ -54,7 +59,13 @@ const ACTION_SCOPE: Record<RegistryAction, string> = { pull: "read:packages", pu
  * The error for a registry's answer. 401 means no or bad credentials; 401 with
  * `insufficient_scope` and 403 mean the credentials are fine but not allowed.
  */
-export function registryHttpError(status: number, host: string, what: string, action: RegistryAction, challengeError?: string): PipelineError {
+export function registryHttpError(
+  status: number,
+  host: string,
+  what: string,
+  action: RegistryAction,
+  challengeError?: string,
+): PipelineError {
   const scope = ACTION_SCOPE[action];
   if (status === 401 && challengeError === "insufficient_scope") {
     return new PipelineError(
@@ -78,9 +89,17 @@ export function registryHttpError(status: number, host: string, what: string, ac
     );
   }
   if (status === 404) {
-    return new PipelineError("REGISTRY_NOT_FOUND", `${host} has no ${what} (404)`, "check the image name (lowercase) and the tag; publish it first");
+    return new PipelineError(
+      "REGISTRY_NOT_FOUND",
+      `${host} has no ${what} (404)`,
+      "check the image name (lowercase) and the tag; publish it first",
+    );
   }
-  return new PipelineError("REGISTRY_FAILED", `${host} answered ${status} for ${what}`, "try again; if it persists, check the registry's status page");
+  return new PipelineError(
+    "REGISTRY_FAILED",
+    `${host} answered ${status} for ${what}`,
+    "try again; if it persists, check the registry's status page",
+  );
 }
 
 /** The key docker's config uses for a registry host (Docker Hub keeps its historical URL). */
@@ -94,7 +113,10 @@ function authKey(host: string): string {
  * credential helper. Without credentials the entry is empty: anonymous pulls,
  * and still no helper. It travels on stdin and lives in a throwaway folder.
  */
-export function dockerAuthConfig(login: { host: string; user: string; token: string } | undefined, fallbackHost = "ghcr.io"): string {
+export function dockerAuthConfig(
+  login: { host: string; user: string; token: string } | undefined,
+  fallbackHost = "ghcr.io",
+): string {
   const entry = login ? { auth: Buffer.from(`${login.user}:${login.token}`).toString("base64") } : {};
   return `${JSON.stringify({ auths: { [authKey(login?.host ?? fallbackHost)]: entry } })}\n`;
 }

@@ -6,12 +6,17 @@
  */
 import type { Argv } from "../shell.js";
 
-/** Exit codes of the registry scripts, so the caller can tell a refused login, a failed pull and a failed setup apart. */
+/**
+ * Exit codes of the registry scripts, so the caller can tell a refused login, a failed pull and a failed setup apart.
+ */
 export const LOGIN_FAILED_EXIT = 41;
 export const PULL_FAILED_EXIT = 42;
 export const AUTH_SETUP_FAILED_EXIT = 43;
 
-/** Prefix of the throwaway docker config folders in the deploy user's home; the number after it is the owning shell's pid. */
+/**
+ * Prefix of the throwaway docker config folders in the deploy user's home; the number after it is the owning shell's
+ * pid.
+ */
 export const THROWAWAY_PREFIX = ".vps-pipeline-auth.";
 
 /**
@@ -34,7 +39,7 @@ export const THROWAWAY_SETUP = [
   `(umask 077; cat > "$cfg/config.json") || exit ${AUTH_SETUP_FAILED_EXIT}`,
   'if [ -d "$HOME/.docker/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$cfg/cli-plugins"; fi',
   'export DOCKER_CONFIG="$cfg"',
-  'login_host=$1; shift',
+  "login_host=$1; shift",
   `registry_login() { if [ -n "$login_host" ]; then docker login "$login_host" < /dev/null > /dev/null 2> "$cfg/login.err" || { cat "$cfg/login.err" >&2; exit ${LOGIN_FAILED_EXIT}; }; fi; }`,
 ];
 
@@ -60,8 +65,8 @@ export function pullImages(loginHost: string, images: readonly string[], ensure:
     // nothing to pull (a rollback whose images are all here): no login, the token goes nowhere
     '[ -n "$todo" ] || exit 0',
     "registry_login; n=0",
-    'while IFS= read -r img; do',
-    '  n=$((n+1))',
+    "while IFS= read -r img; do",
+    "  n=$((n+1))",
     '  { if docker pull -q "$img" < /dev/null > /dev/null 2> "$cfg/err.$n"; then echo "pulled $img"; else echo "failed $img $n" >> "$cfg/failed"; fi; } &',
     'done < "$cfg/todo"',
     "wait",
@@ -89,7 +94,9 @@ export function checkPullAccess(loginHost: string, refs: readonly string[]): Arg
   return ["sh", "-c", script, "sh", loginHost, ...refs];
 }
 
-/** Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`. */
+/**
+ * Registry hosts the user's docker config holds credentials for (`auths`, `credHelpers`), normalized to `host[:port]`.
+ */
 export function configuredRegistries(configJson: string): string[] {
   let conf: { auths?: Record<string, unknown>; credHelpers?: Record<string, unknown> };
   try {

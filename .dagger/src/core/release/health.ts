@@ -24,7 +24,12 @@ export function parseComposePs(stdout: string): ContainerState[] {
   const text = stdout.trim();
   if (text === "") return [];
   const from = "docker compose ps --format json";
-  const rows: unknown[] = text.startsWith("[") ? parseJson<unknown[]>(text, from) : text.split("\n").filter((l) => l.trim()).map((l) => parseJson<unknown>(l, from));
+  const rows: unknown[] = text.startsWith("[")
+    ? parseJson<unknown[]>(text, from)
+    : text
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => parseJson<unknown>(l, from));
   return rows.map((r) => {
     const o = r as Record<string, unknown>;
     return {
@@ -39,9 +44,7 @@ export function parseComposePs(stdout: string): ContainerState[] {
 }
 
 export type HealthVerdict =
-  | { status: "ok" }
-  | { status: "waiting"; pending: string[] }
-  | { status: "failed"; reasons: string[] };
+  { status: "ok" } | { status: "waiting"; pending: string[] } | { status: "failed"; reasons: string[] };
 
 /**
  * One look at the stack. `failed` only for states that will not fix themselves
@@ -63,7 +66,8 @@ export function assessHealth(shape: ExpectedServices, containers: readonly Conta
     if (mine.length === 0) pending.push(`${service}: has not run yet`);
     for (const c of mine) {
       if (c.state === "exited" && c.exitCode === 0) continue;
-      if (c.state === "exited" || c.state === "dead") reasons.push(`${service}: run-once container ${c.name} ${c.state} with code ${c.exitCode}`);
+      if (c.state === "exited" || c.state === "dead")
+        reasons.push(`${service}: run-once container ${c.name} ${c.state} with code ${c.exitCode}`);
       else pending.push(`${service}: ${c.state} (runs once, must exit 0)`);
     }
   }
@@ -74,8 +78,10 @@ export function assessHealth(shape: ExpectedServices, containers: readonly Conta
       continue;
     }
     for (const c of mine) {
-      if (c.state === "exited" || c.state === "dead") reasons.push(`${service}: container ${c.name} ${c.state} with code ${c.exitCode}`);
-      else if (c.health === "unhealthy") reasons.push(`${service}: container ${c.name} is unhealthy (its healthcheck keeps failing)`);
+      if (c.state === "exited" || c.state === "dead")
+        reasons.push(`${service}: container ${c.name} ${c.state} with code ${c.exitCode}`);
+      else if (c.health === "unhealthy")
+        reasons.push(`${service}: container ${c.name} is unhealthy (its healthcheck keeps failing)`);
       else if (c.state !== "running") pending.push(`${service}: ${c.state}`);
       else if (c.health === "starting") pending.push(`${service}: health starting`);
     }

@@ -25,9 +25,14 @@ export interface Plan {
   env: EnvDiff | null;
   /** Release-phase jobs that would run before the switch. */
   jobs: string[];
-  /** The edge routes of the release (services with `x-vps-pipeline.http`): what the edge will serve after the deploy. */
+  /**
+   * The edge routes of the release (services with `x-vps-pipeline.http`): what the edge will serve after the deploy.
+   */
   routes: string[];
-  /** Files from the repository the release carries: where, the content's hash, and whether the server has that content already. */
+  /**
+   * Files from the repository the release carries: where, the content's hash, and whether the server has that content
+   * already.
+   */
   files: { field: string; written: string; hash: string; change: "new" | "unchanged" }[];
   /** What the user should know (a secret kept in Git). */
   notes: string[];
@@ -35,7 +40,16 @@ export interface Plan {
   noop: boolean;
 }
 
-export function planRelease(a: { current: string | null; currentCompose: string; newCompose: string; currentEnv?: string; newEnv?: string; preflight: Plan["preflight"]; files?: ReleaseFiles["manifest"]; notes?: string[] }): Plan {
+export function planRelease(a: {
+  current: string | null;
+  currentCompose: string;
+  newCompose: string;
+  currentEnv?: string;
+  newEnv?: string;
+  preflight: Plan["preflight"];
+  files?: ReleaseFiles["manifest"];
+  notes?: string[];
+}): Plan {
   const before = a.currentCompose ? releaseShape(a.currentCompose).images : {};
   const after = releaseShape(a.newCompose);
   const names = [...new Set([...Object.keys(before), ...Object.keys(after.images)])].sort();
@@ -50,18 +64,41 @@ export function planRelease(a: { current: string | null; currentCompose: string;
   const jobs = after.jobs.map((j) => j.service);
   const envSame = !env || env.added.length + env.removed.length + env.changed.length === 0;
   const kept = referencedHashes(a.currentCompose);
-  const files = (a.files ?? []).map((f) => ({ field: f.field, written: f.written, hash: f.hash, change: kept.has(f.hash) ? "unchanged" as const : "new" as const }));
+  const files = (a.files ?? []).map((f) => ({
+    field: f.field,
+    written: f.written,
+    hash: f.hash,
+    change: kept.has(f.hash) ? ("unchanged" as const) : ("new" as const),
+  }));
   return {
-    current: a.current, preflight: a.preflight, services, env, jobs, routes: edgeRoutes(a.newCompose), files, notes: a.notes ?? [],
-    noop: services.every((s) => s.change === "unchanged") && envSame && jobs.length === 0 && files.every((f) => f.change === "unchanged"),
+    current: a.current,
+    preflight: a.preflight,
+    services,
+    env,
+    jobs,
+    routes: edgeRoutes(a.newCompose),
+    files,
+    notes: a.notes ?? [],
+    noop:
+      services.every((s) => s.change === "unchanged") &&
+      envSame &&
+      jobs.length === 0 &&
+      files.every((f) => f.change === "unchanged"),
   };
 }
 
-/** `web: ${WEB_PORT:-8080}, https://gold.example.com → :8000/health`, one per service behind the edge, ports as written (compose interpolates them on the server). */
+/**
+ * `web: ${WEB_PORT:-8080}, https://gold.example.com → :8000/health`, one per service behind the edge, ports as written
+ * (compose interpolates them on the server).
+ */
 function edgeRoutes(compose: string): string[] {
   const services = ((parse(compose) ?? {}) as { services?: Record<string, { labels?: unknown }> }).services ?? {};
   const label = (labels: unknown): string | undefined => {
-    if (Array.isArray(labels)) return labels.map(String).find((l) => l.startsWith(`${PUBLISHED_LABEL}=`))?.slice(PUBLISHED_LABEL.length + 1);
+    if (Array.isArray(labels))
+      return labels
+        .map(String)
+        .find((l) => l.startsWith(`${PUBLISHED_LABEL}=`))
+        ?.slice(PUBLISHED_LABEL.length + 1);
     const v = (labels as Record<string, unknown> | undefined)?.[PUBLISHED_LABEL];
     return v === undefined ? undefined : String(v);
   };
@@ -74,26 +111,49 @@ function edgeRoutes(compose: string): string[] {
 const short = (image: string | undefined) => (image ?? "").replace(/@sha256:([0-9a-f]{12})[0-9a-f]+$/, "@sha256:$1…");
 
 export function formatPlan(p: Plan): string {
-  const lines = [`plan: ${p.noop ? "nothing would change" : "the deploy would change:"}  (current release: ${p.current ?? "none"})`];
-  lines.push(`  preflight ok: docker ${p.preflight.docker}, compose ${p.preflight.compose}, ${p.preflight.freeMiB} MiB free`);
+  const lines = [
+    `plan: ${p.noop ? "nothing would change" : "the deploy would change:"}  (current release: ${p.current ?? "none"})`,
+  ];
+  lines.push(
+    `  preflight ok: docker ${p.preflight.docker}, compose ${p.preflight.compose}, ${p.preflight.freeMiB} MiB free`,
+  );
   for (const s of p.services) {
     const mark = { added: "+", removed: "-", changed: "~", unchanged: "=" }[s.change];
-    lines.push(`  ${mark} ${s.service.padEnd(12)} ${s.change === "changed" ? `${short(s.from)} → ${short(s.to)}` : short(s.to ?? s.from)}`);
+    lines.push(
+      `  ${mark} ${s.service.padEnd(12)} ${s.change === "changed" ? `${short(s.from)} → ${short(s.to)}` : short(s.to ?? s.from)}`,
+    );
   }
   if (p.env === null) lines.push("  .env: none given, the server's is kept");
-  else lines.push(`  .env: ${[...p.env.added.map((k) => `+${k}`), ...p.env.removed.map((k) => `-${k}`), ...p.env.changed.map((k) => `~${k}`)].join(" ") || "no key changes"}`);
+  else
+    lines.push(
+      `  .env: ${[...p.env.added.map((k) => `+${k}`), ...p.env.removed.map((k) => `-${k}`), ...p.env.changed.map((k) => `~${k}`)].join(" ") || "no key changes"}`,
+    );
   lines.push(`  jobs before the switch: ${p.jobs.join(", ") || "none"}`);
   lines.push(`  edge routes: ${p.routes.join(", ") || "none"}`);
   lines.push(`  files from the repository: ${p.files.length ? "" : "none"}`);
-  for (const f of p.files) lines.push(`    ${f.change === "new" ? "~" : "="} ${f.written} (${f.field}) sha256:${f.hash}…${f.change === "new" ? " new content" : ""}`);
+  for (const f of p.files)
+    lines.push(
+      `    ${f.change === "new" ? "~" : "="} ${f.written} (${f.field}) sha256:${f.hash}…${f.change === "new" ? " new content" : ""}`,
+    );
   for (const n of p.notes) lines.push(`  note: ${n}`);
   return lines.join("\n");
 }
 
 export function markdownPlan(p: Plan): string {
-  const lines = [`### plan: ${p.noop ? "nothing would change" : "changes"} (current release \`${p.current ?? "none"}\`)`, "", "| service | change | from | to |", "|---|---|---|---|"];
-  for (const s of p.services) lines.push(`| ${s.service} | ${s.change} | \`${short(s.from) || "-"}\` | \`${short(s.to) || "-"}\` |`);
-  lines.push("", p.env === null ? "- `.env`: none given, the server's is kept" : `- \`.env\` keys: added ${p.env.added.join(", ") || "none"}; removed ${p.env.removed.join(", ") || "none"}; changed ${p.env.changed.join(", ") || "none"}`);
+  const lines = [
+    `### plan: ${p.noop ? "nothing would change" : "changes"} (current release \`${p.current ?? "none"}\`)`,
+    "",
+    "| service | change | from | to |",
+    "|---|---|---|---|",
+  ];
+  for (const s of p.services)
+    lines.push(`| ${s.service} | ${s.change} | \`${short(s.from) || "-"}\` | \`${short(s.to) || "-"}\` |`);
+  lines.push(
+    "",
+    p.env === null
+      ? "- `.env`: none given, the server's is kept"
+      : `- \`.env\` keys: added ${p.env.added.join(", ") || "none"}; removed ${p.env.removed.join(", ") || "none"}; changed ${p.env.changed.join(", ") || "none"}`,
+  );
   lines.push(`- jobs before the switch: ${p.jobs.join(", ") || "none"}`);
   lines.push(`- edge routes: ${p.routes.map((r) => `\`${r}\``).join(", ") || "none"}`);
   lines.push(`- files from the repository: ${p.files.map((f) => `\`${f.written}\` ${f.change}`).join(", ") || "none"}`);

@@ -33,7 +33,7 @@ export interface JobRun {
 export function runJob(l: Layout, j: JobRun): Argv {
   const { id, project, service, timeoutSeconds, profile, override } = j;
   const script = [
-    't=$1; p=$2; dir=$3; rel=$4; name=$5; svc=$6; prof=$7; over=$8',
+    "t=$1; p=$2; dir=$3; rel=$4; name=$5; svc=$6; prof=$7; over=$8",
     'set -- --project-name "$p" --project-directory "$dir" --file "$rel/docker-compose.yml"',
     'if [ -n "$over" ]; then set -- "$@" --file "$over"; fi',
     'if [ -f "$rel/.env" ]; then set -- "$@" --env-file "$rel/.env"; fi',
@@ -44,7 +44,20 @@ export function runJob(l: Layout, j: JobRun): Argv {
     `if [ "$rc" -eq ${JOB_TIMEOUT_EXIT} ] || [ "$rc" -eq 137 ]; then docker rm -f "$name" > /dev/null 2>&1; exit ${JOB_TIMEOUT_EXIT}; fi`,
     'exit "$rc"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", String(timeoutSeconds), project, l.dir, releaseDir(l, id), jobContainerName(project, service, id), service, profile, override ?? ""];
+  return [
+    "sh",
+    "-c",
+    script,
+    "sh",
+    String(timeoutSeconds),
+    project,
+    l.dir,
+    releaseDir(l, id),
+    jobContainerName(project, service, id),
+    service,
+    profile,
+    override ?? "",
+  ];
 }
 
 export function jobContainerName(project: string, service: string, id: string): string {
@@ -53,7 +66,13 @@ export function jobContainerName(project: string, service: string, id: string): 
 
 /** Every kept release's compose file, each after a `=== <id>` line. */
 export function readReleaseFiles(l: Layout): Argv {
-  return ["sh", "-c", 'for d in "$1"/*/; do f="$d/docker-compose.yml"; [ -f "$f" ] || continue; id=${d%/}; echo "=== ${id##*/}"; cat "$f"; echo; done', "sh", l.releases];
+  return [
+    "sh",
+    "-c",
+    'for d in "$1"/*/; do f="$d/docker-compose.yml"; [ -f "$f" ] || continue; id=${d%/}; echo "=== ${id##*/}"; cat "$f"; echo; done',
+    "sh",
+    l.releases,
+  ];
 }
 
 /** Make release `id` the current one: its compose file (and `.env` when it has one) into place, atomically. */
@@ -87,12 +106,26 @@ export function ps(l: Layout, project: string, file?: string): Argv {
  * changes instead of on a timer.
  */
 export function watchEvents(project: string): Argv {
-  return ["sh", "-c", 'docker events --filter "label=com.docker.compose.project=$1" --filter type=container --format "{{.Status}}" & pid=$!; cat > /dev/null; kill "$pid" 2> /dev/null', "sh", project];
+  return [
+    "sh",
+    "-c",
+    'docker events --filter "label=com.docker.compose.project=$1" --filter type=container --format "{{.Status}}" & pid=$!; cat > /dev/null; kill "$pid" 2> /dev/null',
+    "sh",
+    project,
+  ];
 }
 
 /** `service<TAB>container<TAB>oneoff` for every container labelled with the project, whatever file made it. */
 export function projectContainers(project: string): Argv {
-  return ["docker", "ps", "--all", "--filter", `label=com.docker.compose.project=${project}`, "--format", '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.Label "com.docker.compose.oneoff"}}'];
+  return [
+    "docker",
+    "ps",
+    "--all",
+    "--filter",
+    `label=com.docker.compose.project=${project}`,
+    "--format",
+    '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.Label "com.docker.compose.oneoff"}}',
+  ];
 }
 
 export function appendHistory(l: Layout): Argv {

@@ -64,7 +64,9 @@ export interface ReleaseFiles {
 
 const isRelative = (p: string) => p === "." || p === ".." || p.startsWith("./") || p.startsWith("../");
 
-/** `./a:/b:ro` → its source when it is a relative host path (a named volume, `/abs` or `~/x` is not the repository's). */
+/**
+ * `./a:/b:ro` → its source when it is a relative host path (a named volume, `/abs` or `~/x` is not the repository's).
+ */
 function shortBindSource(v: string): string | undefined {
   const src = v.split(":")[0] ?? "";
   return isRelative(src) ? src : undefined;
@@ -81,7 +83,11 @@ export function fileRefs(root: unknown, composeFile: string): FileRef[] {
   const add = (field: string, kind: FileRefKind, written: string) => {
     refs.push({ field, kind, written, sourcePath: normalize([...base.split("/"), ...written.split("/")]) });
   };
-  const r = (root ?? {}) as { services?: Record<string, Record<string, unknown> | null>; configs?: Record<string, unknown>; secrets?: Record<string, unknown> };
+  const r = (root ?? {}) as {
+    services?: Record<string, Record<string, unknown> | null>;
+    configs?: Record<string, unknown>;
+    secrets?: Record<string, unknown>;
+  };
   for (const [name, svc] of Object.entries(r.services ?? {})) {
     const vols = Array.isArray(svc?.volumes) ? svc.volumes : [];
     vols.forEach((v: unknown, i) => {
@@ -90,20 +96,31 @@ export function fileRefs(root: unknown, composeFile: string): FileRef[] {
         if (src) add(`services.${name}.volumes[${i}]`, "bind", src);
       } else if (v && typeof v === "object") {
         const o = v as { type?: unknown; source?: unknown };
-        if (o.type === "bind" && typeof o.source === "string" && isRelative(o.source)) add(`services.${name}.volumes[${i}].source`, "bind", o.source);
+        if (o.type === "bind" && typeof o.source === "string" && isRelative(o.source))
+          add(`services.${name}.volumes[${i}].source`, "bind", o.source);
       }
     });
     const envFiles = svc?.env_file === undefined ? [] : Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
     envFiles.forEach((e: unknown, i) => {
-      const path = typeof e === "string" ? e : typeof (e as { path?: unknown } | null)?.path === "string" ? (e as { path: string }).path : undefined;
+      const path =
+        typeof e === "string"
+          ? e
+          : typeof (e as { path?: unknown } | null)?.path === "string"
+            ? (e as { path: string }).path
+            : undefined;
       if (path === undefined || path.startsWith("/") || path.replace(/^\.\//, "") === ".env") return;
-      add(Array.isArray(svc?.env_file) ? `services.${name}.env_file[${i}]` : `services.${name}.env_file`, "env_file", path);
+      add(
+        Array.isArray(svc?.env_file) ? `services.${name}.env_file[${i}]` : `services.${name}.env_file`,
+        "env_file",
+        path,
+      );
     });
   }
   for (const top of ["configs", "secrets"] as const) {
     for (const [name, def] of Object.entries(r[top] ?? {})) {
       const file = (def as { file?: unknown } | null)?.file;
-      if (typeof file === "string" && !file.startsWith("/")) add(`${top}.${name}.file`, top === "configs" ? "config" : "secret", file);
+      if (typeof file === "string" && !file.startsWith("/"))
+        add(`${top}.${name}.file`, top === "configs" ? "config" : "secret", file);
     }
   }
   return refs;
@@ -137,8 +154,13 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
       else if (ref.kind === "env_file") {
         // `.env.production` and the like are kept out of Git: the production .env (--env-file) is that file
         out.rewrites.set(ref.field, ".env");
-        out.notes.push(`${ref.field}: ${ref.written} is not in the repository; the production .env (--env-file, or the server's) is read in its place`);
-      } else problems.push(`${ref.field}: \`${ref.written}\` is not in the repository (${ref.sourcePath}); add it, or point at a file on the server with an absolute path`);
+        out.notes.push(
+          `${ref.field}: ${ref.written} is not in the repository; the production .env (--env-file, or the server's) is read in its place`,
+        );
+      } else
+        problems.push(
+          `${ref.field}: \`${ref.written}\` is not in the repository (${ref.sourcePath}); add it, or point at a file on the server with an absolute path`,
+        );
       continue;
     }
     const name = ref.sourcePath.split("/").pop() || "root";
@@ -148,7 +170,10 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
     const dest = `${FILES_DIR}/${hash}/${name}`;
     for (const e of entries) {
       const bytes = Buffer.byteLength(e.content);
-      if (bytes > MAX_FILE_BYTES) problems.push(`${ref.field}: ${ref.sourcePath}${e.path ? `/${e.path}` : ""} is ${bytes} bytes, more than ${MAX_FILE_BYTES} a shipped file may have; bake it into the image, or keep it on the server`);
+      if (bytes > MAX_FILE_BYTES)
+        problems.push(
+          `${ref.field}: ${ref.sourcePath}${e.path ? `/${e.path}` : ""} is ${bytes} bytes, more than ${MAX_FILE_BYTES} a shipped file may have; bake it into the image, or keep it on the server`,
+        );
       const path = e.path ? `${dest}/${e.path}` : dest;
       if (written.has(path)) continue;
       written.add(path);
@@ -157,15 +182,33 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
     }
     out.rewrites.set(ref.field, `./${dest}`);
     out.manifest.push({ field: ref.field, written: ref.written, hash, secret });
-    if (secret) out.notes.push(`${ref.field}: ${ref.sourcePath} is a secret kept in Git; it is shipped with mode 0600, but consider \`environment:\` as its source instead (the value then comes from the production .env)`);
+    if (secret)
+      out.notes.push(
+        `${ref.field}: ${ref.sourcePath} is a secret kept in Git; it is shipped with mode 0600, but consider \`environment:\` as its source instead (the value then comes from the production .env)`,
+      );
   }
-  if (out.files.length > MAX_FILES) problems.push(`the compose file ships ${out.files.length} files, more than ${MAX_FILES}; bake large trees into the image`);
-  if (total > MAX_TOTAL_BYTES) problems.push(`the compose file ships ${total} bytes, more than ${MAX_TOTAL_BYTES}; bake large files into the image`);
-  if (problems.length) throw new PipelineError("COMPOSE_INVALID", `the files the compose file mounts cannot be shipped:\n  ${problems.join("\n  ")}`, "fix the paths named above in the production compose file");
+  if (out.files.length > MAX_FILES)
+    problems.push(
+      `the compose file ships ${out.files.length} files, more than ${MAX_FILES}; bake large trees into the image`,
+    );
+  if (total > MAX_TOTAL_BYTES)
+    problems.push(
+      `the compose file ships ${total} bytes, more than ${MAX_TOTAL_BYTES}; bake large files into the image`,
+    );
+  if (problems.length)
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `the files the compose file mounts cannot be shipped:\n  ${problems.join("\n  ")}`,
+      "fix the paths named above in the production compose file",
+    );
   return out;
 }
 
 /** The hashes of shipped files that compose texts name (kept releases: their files must stay). */
 export function referencedHashes(composeTexts: string): Set<string> {
-  return new Set([...composeTexts.matchAll(new RegExp(`${FILES_DIR.replace(/[.]/g, "\\.")}/([0-9a-f]{16})/`, "g"))].map((m) => m[1]!));
+  return new Set(
+    [...composeTexts.matchAll(new RegExp(`${FILES_DIR.replace(/[.]/g, "\\.")}/([0-9a-f]{16})/`, "g"))].map(
+      (m) => m[1]!,
+    ),
+  );
 }

@@ -9,7 +9,19 @@ import type { Argv } from "../shell.js";
 /** `uname -m` (and docker's `Architecture`) as OCI names it: x86_64 → amd64, aarch64 → arm64… */
 export function ociArch(arch: string): string {
   const a = arch.trim().toLowerCase();
-  return ({ x86_64: "amd64", aarch64: "arm64", armv8: "arm64", armv7l: "arm/v7", armv6l: "arm/v6", i386: "386", i686: "386" } as Record<string, string>)[a] ?? a;
+  return (
+    (
+      {
+        x86_64: "amd64",
+        aarch64: "arm64",
+        armv8: "arm64",
+        armv7l: "arm/v7",
+        armv6l: "arm/v6",
+        i386: "386",
+        i686: "386",
+      } as Record<string, string>
+    )[a] ?? a
+  );
 }
 
 /** Where the release runs and on what: one entry on a VPS, one per node on a swarm. */
@@ -27,11 +39,19 @@ export function serverPlatformProbe(): Argv {
 
 /** A swarm: every node's hostname, OS and `uname -m`. */
 export function nodePlatformsProbe(): Argv {
-  return ["sh", "-c", 'docker node ls -q | xargs docker node inspect --format "{{.Description.Hostname}} {{.Description.Platform.OS}} {{.Description.Platform.Architecture}}"'];
+  return [
+    "sh",
+    "-c",
+    'docker node ls -q | xargs docker node inspect --format "{{.Description.Hostname}} {{.Description.Platform.OS}} {{.Description.Platform.Architecture}}"',
+  ];
 }
 
 export function parseNodePlatforms(out: string): ServerPlatform[] {
-  return out.split("\n").map((l) => l.trim().split(/\s+/)).filter((p) => p.length === 3).map(([host, os, arch]) => ({ where: `node ${host}`, platform: `${os}/${ociArch(arch!)}` }));
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((p) => p.length === 3)
+    .map(([host, os, arch]) => ({ where: `node ${host}`, platform: `${os}/${ociArch(arch!)}` }));
 }
 
 /** `linux/arm64` matches `linux/arm64/v8`; a variant counts only when both name one. */
@@ -45,13 +65,20 @@ function fits(have: string, want: string): boolean {
  * Every service whose image is an index without an entry for a server's platform, as `services.<s>: …`.
  * `indexes`: image → the platforms of its index (images that are single manifests are not in it).
  */
-export function platformProblems(images: Record<string, string>, indexes: ReadonlyMap<string, string[]>, servers: readonly ServerPlatform[]): string[] {
+export function platformProblems(
+  images: Record<string, string>,
+  indexes: ReadonlyMap<string, string[]>,
+  servers: readonly ServerPlatform[],
+): string[] {
   const problems: string[] = [];
   for (const [service, image] of Object.entries(images)) {
     const have = indexes.get(image);
     if (!have) continue;
     const missing = servers.filter((s) => !have.some((h) => fits(h, s.platform)));
-    if (missing.length) problems.push(`services.${service}: ${image} has ${have.join(", ") || "no platform"}; ${missing.map((s) => `${s.where} is ${s.platform}`).join(", ")}`);
+    if (missing.length)
+      problems.push(
+        `services.${service}: ${image} has ${have.join(", ") || "no platform"}; ${missing.map((s) => `${s.where} is ${s.platform}`).join(", ")}`,
+      );
   }
   return problems;
 }

@@ -50,15 +50,35 @@ export function holdLock(l: Layout, waitSeconds: number, holder: string): Argv {
   const wait = waitSeconds > 0 ? ["-w", String(waitSeconds)] : ["-n"];
   // The deploy directory is made here, in the same round trip: preflight has already passed.
   return [
-    "sh", "-c", 'mkdir -p "$1" && shift && exec "$@"', "sh", l.releases,
-    "flock", "-E", String(LOCK_BUSY_EXIT), ...wait, l.lock,
-    "sh", "-c", 'printf "%s\\n" "$1" > "$2" && echo LOCKED && exec cat > /dev/null', "sh", holder, l.holder,
+    "sh",
+    "-c",
+    'mkdir -p "$1" && shift && exec "$@"',
+    "sh",
+    l.releases,
+    "flock",
+    "-E",
+    String(LOCK_BUSY_EXIT),
+    ...wait,
+    l.lock,
+    "sh",
+    "-c",
+    'printf "%s\\n" "$1" > "$2" && echo LOCKED && exec cat > /dev/null',
+    "sh",
+    holder,
+    l.holder,
   ];
 }
 
 /** The current release's id on the first line, then its compose file (one round trip); nothing when there is none. */
 export function readCurrentRelease(l: Layout): Argv {
-  return ["sh", "-c", 'if [ -f "$1" ]; then id=$(cat "$1"); echo "$id"; f="$2/$id/docker-compose.yml"; if [ -n "$id" ] && [ -f "$f" ]; then cat "$f"; fi; fi', "sh", l.current, l.releases];
+  return [
+    "sh",
+    "-c",
+    'if [ -f "$1" ]; then id=$(cat "$1"); echo "$id"; f="$2/$id/docker-compose.yml"; if [ -n "$id" ] && [ -f "$f" ]; then cat "$f"; fi; fi',
+    "sh",
+    l.current,
+    l.releases,
+  ];
 }
 
 /** Print a file, or nothing when it does not exist. */
@@ -67,8 +87,10 @@ export function readOptionalFile(path: string): Argv {
 }
 
 /** Probe lines shared with the swarm's preflight: the engine's version (or its error), and free space under "$1". */
-export const PROBE_DOCKER = 'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi';
-export const PROBE_FREE_SPACE = 'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"';
+export const PROBE_DOCKER =
+  'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi';
+export const PROBE_FREE_SPACE =
+  'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; echo "df_kb $(df -Pk "$d" | tail -n 1 | awk \'{print $4}\')"';
 
 /**
  * Everything preflight needs in one command (one round trip): the docker
@@ -122,25 +144,37 @@ export function composeMajor(stdout: string): number | undefined {
  */
 export function writeFileAtomic(path: string, mode: string): Argv {
   return [
-    "sh", "-c",
+    "sh",
+    "-c",
     'umask 077; d=$(dirname "$1") && mkdir -p "$d" && t=$(mktemp "$1.tmp.XXXXXX") && chmod "$2" "$t" && { cat > "$t" && mv -f "$t" "$1"; } || { rm -f "$t"; exit 1; }',
-    "sh", path, mode,
+    "sh",
+    path,
+    mode,
   ];
 }
 
 /** Copy the server's current `.env` into the release (so rollback restores it too); prints yes or no. */
 export function snapshotEnv(l: Layout, id: string): Argv {
   return [
-    "sh", "-c",
+    "sh",
+    "-c",
     // the release folder may not exist yet: the compose file is uploaded at the same time
     'if [ -f "$1" ]; then umask 077; mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && chmod 600 "$2.tmp" && mv -f "$2.tmp" "$2" && echo yes; else echo no; fi',
-    "sh", l.env, `${releaseDir(l, id)}/.env`,
+    "sh",
+    l.env,
+    `${releaseDir(l, id)}/.env`,
   ];
 }
 
 /** For each image, `present <image>` or `missing <image>`. */
 export function imagesPresent(images: readonly string[]): Argv {
-  return ["sh", "-c", 'for img in "$@"; do if docker image inspect "$img" > /dev/null 2>&1; then echo "present $img"; else echo "missing $img"; fi; done', "sh", ...images];
+  return [
+    "sh",
+    "-c",
+    'for img in "$@"; do if docker image inspect "$img" > /dev/null 2>&1; then echo "present $img"; else echo "missing $img"; fi; done',
+    "sh",
+    ...images,
+  ];
 }
 
 /** `name configured-image image-id` for each container. */
@@ -161,5 +195,17 @@ export function appendLine(path: string): Argv {
 /** HTTP status of `url` as seen from the VPS (prints `000` when nothing answered). */
 export function httpStatus(url: string, timeoutSeconds: number): Argv {
   // --globoff: `[` and `{` in a URL are characters, not curl's ranges.
-  return ["curl", "--silent", "--globoff", "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", String(timeoutSeconds), "--", url];
+  return [
+    "curl",
+    "--silent",
+    "--globoff",
+    "--output",
+    "/dev/null",
+    "--write-out",
+    "%{http_code}",
+    "--max-time",
+    String(timeoutSeconds),
+    "--",
+    url,
+  ];
 }

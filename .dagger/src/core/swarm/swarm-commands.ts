@@ -5,12 +5,26 @@
  * one VPS; the stack itself lives in the swarm.
  */
 import { AUTH_SETUP_FAILED_EXIT, THROWAWAY_CONFIG } from "../registry/registry-commands.js";
-import { PROBE_DOCKER, PROBE_FREE_SPACE, parsePreflight, releaseDir, type Layout, type PreflightFacts } from "../server/server-commands.js";
+import {
+  PROBE_DOCKER,
+  PROBE_FREE_SPACE,
+  parsePreflight,
+  releaseDir,
+  type Layout,
+  type PreflightFacts,
+} from "../server/server-commands.js";
 import { type Argv } from "../shell.js";
 
-/** One `key value` line each: the engine's version (or its error), the swarm state, whether this node manages, free space. */
+/**
+ * One `key value` line each: the engine's version (or its error), the swarm state, whether this node manages, free
+ * space.
+ */
 export function swarmProbe(l: Layout): Argv {
-  const script = [PROBE_DOCKER, 'echo "swarm $(docker info --format "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}" 2>/dev/null)"', PROBE_FREE_SPACE].join("\n");
+  const script = [
+    PROBE_DOCKER,
+    'echo "swarm $(docker info --format "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}" 2>/dev/null)"',
+    PROBE_FREE_SPACE,
+  ].join("\n");
   return ["sh", "-c", script, "sh", l.releases];
 }
 
@@ -24,8 +38,11 @@ export function parseSwarmProbe(stdout: string): SwarmFacts {
   const { docker, dockerError, freeKb } = parsePreflight(stdout);
   const [state, control] = (/^swarm (.*)$/m.exec(stdout)?.[1] ?? "").trim().split(" ");
   return {
-    ...(docker !== undefined ? { docker } : {}), ...(dockerError !== undefined ? { dockerError } : {}), ...(freeKb !== undefined ? { freeKb } : {}),
-    ...(state ? { swarm: state } : {}), manager: control === "true",
+    ...(docker !== undefined ? { docker } : {}),
+    ...(dockerError !== undefined ? { dockerError } : {}),
+    ...(freeKb !== undefined ? { freeKb } : {}),
+    ...(state ? { swarm: state } : {}),
+    manager: control === "true",
   };
 }
 
@@ -61,16 +78,31 @@ export function stackDeploy(l: Layout, d: StackDeploy): Argv {
     "(",
     "  if [ -f stack.env ]; then set -a; . ./stack.env; set +a; fi",
     '  export DOCKER_CONFIG="$1"',
-    // $5 (`--prune`) and $6 (`--with-registry-auth`, only with a login: without one the swarm keeps the auth it has) may be empty: unquoted on purpose
+    // $5 (`--prune`) and $6 (`--with-registry-auth`, only with a login: without one the swarm keeps the auth it has)
+    // may be empty: unquoted on purpose
     '  exec docker stack deploy --compose-file "$3" $6 --resolve-image changed $5 "$4"',
     ")",
   ].join("\n");
-  return ["sh", "-c", script, "sh", loginHost, releaseDir(l, id), file, project, prune ? "--prune" : "", loginHost ? "--with-registry-auth" : ""];
+  return [
+    "sh",
+    "-c",
+    script,
+    "sh",
+    loginHost,
+    releaseDir(l, id),
+    file,
+    project,
+    prune ? "--prune" : "",
+    loginHost ? "--with-registry-auth" : "",
+  ];
 }
 
 const NODES_JSON = "docker node inspect $(docker node ls -q)";
 
-/** The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see core/swarm/swarm-state.ts). */
+/**
+ * The stack's services, their tasks and the swarm's nodes, as `=== services|tasks|nodes` sections of JSON (see
+ * core/swarm/swarm-state.ts).
+ */
 export function stackState(project: string): Argv {
   const script = [
     'ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$1")',
@@ -89,7 +121,10 @@ export function swarmNodes(): Argv {
   return ["sh", "-c", NODES_JSON];
 }
 
-/** Start a service's update again from where it is (`--force`): what unsticks an update waiting on a node that went down. */
+/**
+ * Start a service's update again from where it is (`--force`): what unsticks an update waiting on a node that went
+ * down.
+ */
 export function forceUpdate(name: string): Argv {
   return ["docker", "service", "update", "--detach", "--force", "--no-resolve-image", "--quiet", name];
 }

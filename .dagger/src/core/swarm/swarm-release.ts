@@ -34,7 +34,10 @@ export interface SwarmRelease {
   stack: string;
   /** Release-phase jobs as one-off services (`deploy.mode: replicated-job`), in file order. */
   jobs: { service: string; timeoutSeconds: number; definition: Record<string, unknown> }[];
-  /** The jobs with the release's networks, volumes, configs and secrets, for `docker stack deploy` without `--prune`; "" when there is none. */
+  /**
+   * The jobs with the release's networks, volumes, configs and secrets, for `docker stack deploy` without `--prune`; ""
+   * when there is none.
+   */
   jobsStack: string;
   /** What was translated and what the user should know (one line each). */
   notes: string[];
@@ -56,13 +59,20 @@ export function durationSeconds(d: unknown): number | undefined {
   return consumed === d.length ? total : undefined;
 }
 
-const RESTART: Record<string, string> = { always: "any", "unless-stopped": "any", "on-failure": "on-failure", no: "none" };
+const RESTART: Record<string, string> = {
+  always: "any",
+  "unless-stopped": "any",
+  "on-failure": "on-failure",
+  no: "none",
+};
 
 function hasVolumes(svc: Record<string, unknown>): boolean {
   const v = svc.volumes;
   if (!Array.isArray(v)) return false;
   // tmpfs mounts hold nothing two copies could fight over
-  return v.some((x) => (typeof x === "string" ? x.includes(":") || !x.startsWith("/") : (x as { type?: unknown } | null)?.type !== "tmpfs"));
+  return v.some((x) =>
+    typeof x === "string" ? x.includes(":") || !x.startsWith("/") : (x as { type?: unknown } | null)?.type !== "tmpfs",
+  );
 }
 
 /**
@@ -74,16 +84,26 @@ function hasVolumes(svc: Record<string, unknown>): boolean {
  * test bed: the convergence wait adds this to --health-timeout.
  */
 export function updateWindowSeconds(stackText: string): number {
-  const services = ((composeDocument(stackText, "the stack").toJS() ?? {}) as { services?: Record<string, Record<string, unknown> | null> }).services ?? {};
+  const services =
+    (
+      (composeDocument(stackText, "the stack").toJS() ?? {}) as {
+        services?: Record<string, Record<string, unknown> | null>;
+      }
+    ).services ?? {};
   let worst = 0;
   for (const svc of Object.values(services)) {
-    const deploy = (svc?.deploy ?? {}) as { replicas?: unknown; update_config?: { parallelism?: unknown; monitor?: unknown; delay?: unknown }; mode?: unknown };
+    const deploy = (svc?.deploy ?? {}) as {
+      replicas?: unknown;
+      update_config?: { parallelism?: unknown; monitor?: unknown; delay?: unknown };
+      mode?: unknown;
+    };
     const u = deploy.update_config ?? {};
     const replicas = typeof deploy.replicas === "number" ? deploy.replicas : 1;
     const parallelism = typeof u.parallelism === "number" && u.parallelism > 0 ? u.parallelism : 1;
     const monitor = durationSeconds(u.monitor) ?? 5; // swarm's own default
     const delay = durationSeconds(u.delay) ?? 0;
-    // each batch: its tasks become healthy (about a monitor window, which is sized from the healthcheck), then the delay and the monitor
+    // each batch: its tasks become healthy (about a monitor window, which is sized from the healthcheck), then the
+    // delay and the monitor
     worst = Math.max(worst, Math.ceil(Math.max(1, replicas) / parallelism) * (2 * monitor + delay));
   }
   return Math.ceil(worst);
@@ -142,18 +162,32 @@ function shippedFilesOnSwarm(doc: Document, problems: string[]): void {
     (Array.isArray(svc?.volumes) ? svc.volumes : []).forEach((v: unknown, i) => {
       const src = typeof v === "string" ? v.split(":")[0] : (v as { source?: unknown } | null)?.source;
       if (typeof src === "string" && src.startsWith(shipped)) {
-        problems.push(`services.${name}.volumes[${i}]: a file from the repository bind-mounted on a swarm would exist on the manager only; give it as a \`configs:\` entry (swarm hands configs to every node)`);
+        problems.push(
+          `services.${name}.volumes[${i}]: a file from the repository bind-mounted on a swarm would exist on the manager only; give it as a \`configs:\` entry (swarm hands configs to every node)`,
+        );
       }
     });
-    const envFiles = svc?.env_file === undefined ? undefined : Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
+    const envFiles =
+      svc?.env_file === undefined ? undefined : Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
     envFiles?.forEach((e: unknown, i) => {
-      if (typeof e === "string" && e.startsWith(shipped)) doc.setIn(["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : [])], fromRelease(e));
-      else if (typeof (e as { path?: unknown } | null)?.path === "string" && (e as { path: string }).path.startsWith(shipped)) doc.setIn(["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : []), "path"], fromRelease((e as { path: string }).path));
+      if (typeof e === "string" && e.startsWith(shipped))
+        doc.setIn(["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : [])], fromRelease(e));
+      else if (
+        typeof (e as { path?: unknown } | null)?.path === "string" &&
+        (e as { path: string }).path.startsWith(shipped)
+      )
+        doc.setIn(
+          ["services", name, "env_file", ...(Array.isArray(svc?.env_file) ? [i] : []), "path"],
+          fromRelease((e as { path: string }).path),
+        );
     });
   }
   for (const top of ["configs", "secrets"] as const) {
-    for (const [key, def] of Object.entries(((root as Record<string, unknown>)[top] ?? {}) as Record<string, { file?: unknown } | null>)) {
-      if (typeof def?.file === "string" && def.file.startsWith(shipped)) doc.setIn([top, key, "file"], fromRelease(def.file));
+    for (const [key, def] of Object.entries(
+      ((root as Record<string, unknown>)[top] ?? {}) as Record<string, { file?: unknown } | null>,
+    )) {
+      if (typeof def?.file === "string" && def.file.startsWith(shipped))
+        doc.setIn([top, key, "file"], fromRelease(def.file));
     }
   }
 }
@@ -169,7 +203,8 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
   for (const raw of Object.values(services)) {
     const deps = raw?.depends_on;
     if (deps && !Array.isArray(deps) && typeof deps === "object") {
-      for (const [dep, v] of Object.entries(deps as Record<string, { condition?: string } | null>)) if (v?.condition === "service_completed_successfully") runOnce.add(dep);
+      for (const [dep, v] of Object.entries(deps as Record<string, { condition?: string } | null>))
+        if (v?.condition === "service_completed_successfully") runOnce.add(dep);
     }
   }
 
@@ -179,7 +214,10 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     const where = `services.${name}`;
     const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
     problems.push(...ext.problems);
-    if (ext.data) problems.push(`${where}.${EXTENSION_KEY}.data: data snapshots are not supported on a swarm yet (a task may move to another node, and its volume does not follow); keep the data service on a VPS deployed with compose, or remove \`data\``);
+    if (ext.data)
+      problems.push(
+        `${where}.${EXTENSION_KEY}.data: data snapshots are not supported on a swarm yet (a task may move to another node, and its volume does not follow); keep the data service on a VPS deployed with compose, or remove \`data\``,
+      );
     for (const key of ["container_name", "network_mode", "profiles", "links"] as const) {
       if (svc[key] !== undefined && !(key === "profiles" && ext.job)) {
         const why = {
@@ -191,15 +229,21 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
         problems.push(`${where}.${key}: not supported on a swarm: ${why}; remove it`);
       }
     }
-    if (svc.build !== undefined) problems.push(`${where}.build: the release must be built and pinned first (deploy renders the release)`);
+    if (svc.build !== undefined)
+      problems.push(`${where}.build: the release must be built and pinned first (deploy renders the release)`);
 
     if (ext.job) {
       const definition = { ...svc };
       delete definition[EXTENSION_KEY];
-      delete definition.profiles; // the release keeps jobs out of `up` with a profile; their own stack file does that here
+      // the release keeps jobs out of `up` with a profile; their own stack file does that here
+      delete definition.profiles;
       delete definition.depends_on;
       delete definition.restart;
-      definition.deploy = { ...((svc.deploy as object | undefined) ?? {}), mode: "replicated-job", restart_policy: { condition: "none" } };
+      definition.deploy = {
+        ...((svc.deploy as object | undefined) ?? {}),
+        mode: "replicated-job",
+        restart_policy: { condition: "none" },
+      };
       jobs.push({ service: name, timeoutSeconds: ext.job.timeoutSeconds, definition });
       doc.deleteIn(["services", name]);
       continue;
@@ -216,13 +260,21 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
 
     const ports = doc.getIn(["services", name, "ports"]);
     for (const p of isSeq(ports) ? (ports.toJSON() as unknown[]) : []) {
-      const ip = typeof p === "string" ? /^(\d{1,3}(?:\.\d{1,3}){3}|\[[^\]]*\]):\S+:/.exec(p)?.[1] : (p as { host_ip?: string } | null)?.host_ip;
-      if (ip) problems.push(`${where}.ports: \`${typeof p === "string" ? p : JSON.stringify(p)}\` binds to ${ip}; a swarm publishes a port on every address of every node (the routing mesh): remove the address, or keep the service off the swarm`);
+      const ip =
+        typeof p === "string"
+          ? /^(\d{1,3}(?:\.\d{1,3}){3}|\[[^\]]*\]):\S+:/.exec(p)?.[1]
+          : (p as { host_ip?: string } | null)?.host_ip;
+      if (ip)
+        problems.push(
+          `${where}.ports: \`${typeof p === "string" ? p : JSON.stringify(p)}\` binds to ${ip}; a swarm publishes a port on every address of every node (the routing mesh): remove the address, or keep the service off the swarm`,
+        );
     }
     const deploy = { ...((svc.deploy as Record<string, unknown> | undefined) ?? {}) };
     if (runOnce.has(name) && deploy.mode === undefined) {
       deploy.mode = "replicated-job";
-      notes.push(`${name}: runs once for others under compose; on a swarm it is a one-off job, run again when its definition changes`);
+      notes.push(
+        `${name}: runs once for others under compose; on a swarm it is a one-off job, run again when its definition changes`,
+      );
     }
     const isJob = deploy.mode === "replicated-job" || deploy.mode === "global-job";
     if (isJob) {
@@ -234,7 +286,10 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
     if (svc.restart !== undefined) {
       const condition = RESTART[String(svc.restart).split(":")[0] ?? ""];
-      if (condition === undefined) problems.push(`${where}.restart: \`${String(svc.restart)}\` is not a restart policy (no, always, on-failure, unless-stopped)`);
+      if (condition === undefined)
+        problems.push(
+          `${where}.restart: \`${String(svc.restart)}\` is not a restart policy (no, always, on-failure, unless-stopped)`,
+        );
       else if (deploy.restart_policy === undefined) deploy.restart_policy = { condition };
       doc.deleteIn(["services", name, "restart"]);
     }
@@ -244,13 +299,24 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     }
     const deps = svc.depends_on;
     if (deps !== undefined) {
-      const conditions = Array.isArray(deps) ? [] : Object.entries(deps as Record<string, { condition?: string } | null>).filter(([, v]) => v?.condition && v.condition !== "service_started");
-      for (const [dep, v] of conditions) notes.push(`${name}: waits for ${dep} (${v?.condition}) under compose; a swarm starts services in any order, so ${name} must retry ${dep} until it answers`);
+      const conditions = Array.isArray(deps)
+        ? []
+        : Object.entries(deps as Record<string, { condition?: string } | null>).filter(
+            ([, v]) => v?.condition && v.condition !== "service_started",
+          );
+      for (const [dep, v] of conditions)
+        notes.push(
+          `${name}: waits for ${dep} (${v?.condition}) under compose; a swarm starts services in any order, so ${name} must retry ${dep} until it answers`,
+        );
       doc.deleteIn(["services", name, "depends_on"]);
     }
     // a host-mode port is held by one task per node: a second copy beside the old one could not bind it
-    const hostPorts = Array.isArray(svc.ports) && svc.ports.some((p) => (p as { mode?: unknown } | null)?.mode === "host");
-    if (hostPorts && deploy.update_config === undefined) notes.push(`${name}: publishes a port in host mode, which one task per node can hold: its updates stop the old task first (the routing mesh's ingress mode keeps it answering)`);
+    const hostPorts =
+      Array.isArray(svc.ports) && svc.ports.some((p) => (p as { mode?: unknown } | null)?.mode === "host");
+    if (hostPorts && deploy.update_config === undefined)
+      notes.push(
+        `${name}: publishes a port in host mode, which one task per node can hold: its updates stop the old task first (the routing mesh's ingress mode keeps it answering)`,
+      );
     const order = hasVolumes(svc) || hostPorts ? "stop-first" : "start-first";
     if (deploy.update_config === undefined) {
       deploy.update_config = { parallelism: 1, order, failure_action: "rollback", monitor: `${monitorSeconds(svc)}s` };
@@ -259,14 +325,25 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     doc.setIn(["services", name, "deploy"], doc.createNode(deploy));
   }
   if (problems.length) {
-    throw new PipelineError("COMPOSE_INVALID", `the release cannot run on a swarm:\n  ${problems.join("\n  ")}`, "fix the services named above in the production compose file; the swarm section of the README lists what changes on a swarm");
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `the release cannot run on a swarm:\n  ${problems.join("\n  ")}`,
+      "fix the services named above in the production compose file; the swarm section of the README lists what changes on a swarm",
+    );
   }
   if (!doc.has("version")) doc.set("version", "3.9");
   let jobsStack = "";
   if (jobs.length > 0) {
     const top = doc.toJS() as Record<string, unknown>;
-    const shared = Object.fromEntries(["version", "networks", "volumes", "configs", "secrets"].filter((k) => top[k] !== undefined).map((k) => [k, top[k]]));
-    jobsStack = new Document({ ...shared, services: Object.fromEntries(jobs.map((j) => [j.service, j.definition])) }).toString({ lineWidth: 0 });
+    const shared = Object.fromEntries(
+      ["version", "networks", "volumes", "configs", "secrets"]
+        .filter((k) => top[k] !== undefined)
+        .map((k) => [k, top[k]]),
+    );
+    jobsStack = new Document({
+      ...shared,
+      services: Object.fromEntries(jobs.map((j) => [j.service, j.definition])),
+    }).toString({ lineWidth: 0 });
   }
   return { stack: doc.toString({ lineWidth: 0 }), jobs, jobsStack, notes };
 }

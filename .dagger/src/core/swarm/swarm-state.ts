@@ -50,7 +50,11 @@ export interface StackState {
 interface RawService {
   ID: string;
   UpdatedAt?: string;
-  Spec: { Name: string; TaskTemplate?: { ContainerSpec?: { Image?: string } }; Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: object; GlobalJob?: object } };
+  Spec: {
+    Name: string;
+    TaskTemplate?: { ContainerSpec?: { Image?: string } };
+    Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: object; GlobalJob?: object };
+  };
   UpdateStatus?: { State?: string; Message?: string };
 }
 interface RawTask {
@@ -59,7 +63,13 @@ interface RawTask {
   NodeID?: string;
   Slot?: number;
   Spec?: { ContainerSpec?: { Image?: string } };
-  Status?: { State?: string; Err?: string; Message?: string; Timestamp?: string; ContainerStatus?: { ExitCode?: number } };
+  Status?: {
+    State?: string;
+    Err?: string;
+    Message?: string;
+    Timestamp?: string;
+    ContainerStatus?: { ExitCode?: number };
+  };
   DesiredState?: string;
 }
 interface RawNode {
@@ -71,7 +81,13 @@ interface RawNode {
 }
 
 function toNode(n: RawNode): SwarmNode {
-  return { id: n.ID, hostname: n.Description?.Hostname ?? n.ID.slice(0, 12), state: n.Status?.State ?? "unknown", availability: n.Spec?.Availability ?? "unknown", manager: n.ManagerStatus !== undefined };
+  return {
+    id: n.ID,
+    hostname: n.Description?.Hostname ?? n.ID.slice(0, 12),
+    state: n.Status?.State ?? "unknown",
+    availability: n.Spec?.Availability ?? "unknown",
+    manager: n.ManagerStatus !== undefined,
+  };
 }
 
 /** `docker node inspect` of every node (swarmNodes). */
@@ -99,23 +115,37 @@ export function parseStackState(text: string, project: string): StackState {
     const mode = m.Global ? "global" : m.ReplicatedJob ? "replicated-job" : m.GlobalJob ? "global-job" : "replicated";
     return {
       service: s.Spec.Name.startsWith(prefix) ? s.Spec.Name.slice(prefix.length) : s.Spec.Name,
-      id: s.ID, image: s.Spec.TaskTemplate?.ContainerSpec?.Image ?? "", mode, ...(s.UpdatedAt ? { updatedAt: s.UpdatedAt } : {}),
+      id: s.ID,
+      image: s.Spec.TaskTemplate?.ContainerSpec?.Image ?? "",
+      mode,
+      ...(s.UpdatedAt ? { updatedAt: s.UpdatedAt } : {}),
       ...(mode === "replicated" ? { replicas: m.Replicated?.Replicas ?? 1 } : {}),
-      ...(s.UpdateStatus?.State ? { update: { state: s.UpdateStatus.State, message: s.UpdateStatus.Message ?? "" } } : {}),
+      ...(s.UpdateStatus?.State
+        ? { update: { state: s.UpdateStatus.State, message: s.UpdateStatus.Message ?? "" } }
+        : {}),
     };
   });
   const byId = new Map(services.map((s) => [s.id, s.service]));
   const nodeById = new Map(nodes.map((n) => [n.id, n]));
-  const tasks = arr<RawTask>("tasks").filter((t) => byId.has(t.ServiceID)).map((t): SwarmTask => {
-    const node = t.NodeID ? nodeById.get(t.NodeID) : undefined;
-    const exit = t.Status?.ContainerStatus?.ExitCode;
-    return {
-      id: t.ID, service: byId.get(t.ServiceID)!, node: node?.hostname ?? (t.NodeID ? t.NodeID.slice(0, 12) : "(unassigned)"), nodeReady: node?.state === "ready",
-      ...(t.Slot ? { slot: t.Slot } : {}),
-      state: t.Status?.State ?? "unknown", desired: t.DesiredState ?? "unknown", image: t.Spec?.ContainerSpec?.Image ?? "",
-      error: t.Status?.Err ?? "", ...(typeof exit === "number" ? { exitCode: exit } : {}), at: t.Status?.Timestamp ?? "",
-    };
-  });
+  const tasks = arr<RawTask>("tasks")
+    .filter((t) => byId.has(t.ServiceID))
+    .map((t): SwarmTask => {
+      const node = t.NodeID ? nodeById.get(t.NodeID) : undefined;
+      const exit = t.Status?.ContainerStatus?.ExitCode;
+      return {
+        id: t.ID,
+        service: byId.get(t.ServiceID)!,
+        node: node?.hostname ?? (t.NodeID ? t.NodeID.slice(0, 12) : "(unassigned)"),
+        nodeReady: node?.state === "ready",
+        ...(t.Slot ? { slot: t.Slot } : {}),
+        state: t.Status?.State ?? "unknown",
+        desired: t.DesiredState ?? "unknown",
+        image: t.Spec?.ContainerSpec?.Image ?? "",
+        error: t.Status?.Err ?? "",
+        ...(typeof exit === "number" ? { exitCode: exit } : {}),
+        at: t.Status?.Timestamp ?? "",
+      };
+    });
   return { services, tasks, nodes };
 }
 
@@ -128,7 +158,10 @@ function pinned(ref: string): string {
   return `${tag > repo.lastIndexOf("/") ? repo.slice(0, tag) : repo}${ref.slice(at)}`;
 }
 
-/** Whether a task or service runs `expected`: the same digest, or the tag swarm resolved to one (`postgres:16` → `postgres:16@sha256:…`). */
+/**
+ * Whether a task or service runs `expected`: the same digest, or the tag swarm resolved to one (`postgres:16` →
+ * `postgres:16@sha256:…`).
+ */
 export function runsImage(expected: string, actual: string): boolean {
   if (expected === actual) return true;
   if (expected.includes("@")) return pinned(expected) === pinned(actual);
@@ -141,7 +174,10 @@ export interface Expected {
 }
 
 export interface Convergence {
-  /** Every service runs the release: the wanted number of tasks running (healthy: swarm reports `running` only once a healthcheck passed). */
+  /**
+   * Every service runs the release: the wanted number of tasks running (healthy: swarm reports `running` only once a
+   * healthcheck passed).
+   */
   done: boolean;
   /** Swarm gave up: it rolled a service back, or paused its update. */
   failed: string[];
@@ -156,7 +192,10 @@ export interface Convergence {
 }
 
 function lastError(tasks: SwarmTask[]): string {
-  const t = [...tasks].filter((x) => x.error || ["failed", "rejected"].includes(x.state)).sort((a, b) => (Date.parse(a.at) || 0) - (Date.parse(b.at) || 0)).at(-1);
+  const t = [...tasks]
+    .filter((x) => x.error || ["failed", "rejected"].includes(x.state))
+    .sort((a, b) => (Date.parse(a.at) || 0) - (Date.parse(b.at) || 0))
+    .at(-1);
   return t ? `; last task on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}` : "";
 }
 
@@ -167,7 +206,14 @@ function lastError(tasks: SwarmTask[]): string {
  */
 function wanted(s: SwarmService, tasks: SwarmTask[], image: string): number {
   if (s.mode !== "global") return s.replicas ?? 1;
-  return Math.max(1, new Set(tasks.filter((t) => t.service === s.service && t.desired === "running" && t.nodeReady && runsImage(image, t.image)).map((t) => t.node)).size);
+  return Math.max(
+    1,
+    new Set(
+      tasks
+        .filter((t) => t.service === s.service && t.desired === "running" && t.nodeReady && runsImage(image, t.image))
+        .map((t) => t.node),
+    ).size,
+  );
 }
 
 /** Failed tasks of a service, none running, after which waiting longer is pointless. */
@@ -202,27 +248,39 @@ export function assessConvergence(expected: readonly Expected[], st: StackState)
     if (s.mode === "replicated-job" || s.mode === "global-job") {
       const done = mine.filter((t) => t.state === "complete");
       const bad = mine.filter((t) => t.state === "failed" && t.desired !== "running");
-      if (bad.length > 0 && done.length === 0) failed.push(`${e.service}: the one-off task failed${bad[0]!.exitCode !== undefined ? ` with exit code ${bad[0]!.exitCode}` : ""}${lastError(bad)}`);
+      if (bad.length > 0 && done.length === 0)
+        failed.push(
+          `${e.service}: the one-off task failed${bad[0]!.exitCode !== undefined ? ` with exit code ${bad[0]!.exitCode}` : ""}${lastError(bad)}`,
+        );
       else if (done.length === 0) waiting.push(`${e.service}: the one-off task has not completed${lastError(mine)}`);
       continue;
     }
     const want = wanted(s, st.tasks, e.image);
     const running = mine.filter((t) => t.desired === "running" && t.state === "running" && t.nodeReady).length;
     // start-first: the old tasks run until the new ones are up; the update is done when none is left
-    const old = st.tasks.filter((t) => t.service === e.service && t.desired === "running" && !runsImage(e.image, t.image) && t.nodeReady).length;
+    const old = st.tasks.filter(
+      (t) => t.service === e.service && t.desired === "running" && !runsImage(e.image, t.image) && t.nodeReady,
+    ).length;
     // a new task that never started on a node now down (swarm set it to shut down, but the update still waits for it)
-    const lost = mine.filter((t) => STARTING.includes(t.state) && st.nodes.some((n) => n.hostname === t.node && n.state === "down"));
+    const lost = mine.filter(
+      (t) => STARTING.includes(t.state) && st.nodes.some((n) => n.hostname === t.node && n.state === "down"),
+    );
     if (u === "updating" && lost.length > 0) stuck[e.service] = [...new Set(lost.map((t) => t.node))];
-    // swarm retries a task that crashes, fails its healthcheck or cannot pull forever: three failures and none running is the verdict
+    // swarm retries a task that crashes, fails its healthcheck or cannot pull forever: three failures and none running
+    // is the verdict
     // only since the definition last changed: the history may hold failures of an earlier deploy of the same image
     const since = Date.parse(s.updatedAt ?? "") || 0;
-    const failures = mine.filter((t) => (t.state === "failed" || t.state === "rejected") && (Date.parse(t.at) || 0) >= since).length;
+    const failures = mine.filter(
+      (t) => (t.state === "failed" || t.state === "rejected") && (Date.parse(t.at) || 0) >= since,
+    ).length;
     if (running === 0 && failures >= CRASH_LOOP) {
       failed.push(`${e.service}: ${failures} tasks failed and none runs${lastError(mine)}`);
       continue;
     }
     if (u === "updating" || u === "rollback_started" || running < want || old > 0) {
-      waiting.push(`${e.service}: ${running}/${want} running${old ? `, ${old} of the previous version still running` : ""}${u === "updating" || u === "rollback_started" ? ` (${u.replace("_", " ")})` : ""}${running < want ? lastError(mine) : ""}`);
+      waiting.push(
+        `${e.service}: ${running}/${want} running${old ? `, ${old} of the previous version still running` : ""}${u === "updating" || u === "rollback_started" ? ` (${u.replace("_", " ")})` : ""}${running < want ? lastError(mine) : ""}`,
+      );
     }
   }
   return { done: failed.length === 0 && waiting.length === 0, failed, waiting, stuck };
@@ -240,11 +298,23 @@ export interface ServiceTasks {
 
 export function serviceTasks(st: StackState): ServiceTasks[] {
   return st.services.map((s) => {
-    const live = st.tasks.filter((t) => t.service === s.service && (t.desired === "running" || (s.mode.endsWith("job") && t.state === "complete")));
+    const live = st.tasks.filter(
+      (t) => t.service === s.service && (t.desired === "running" || (s.mode.endsWith("job") && t.state === "complete")),
+    );
     return {
-      service: s.service, mode: s.mode, desired: s.mode.endsWith("job") ? 1 : wanted(s, st.tasks, s.image),
-      running: live.filter((t) => t.state === (s.mode.endsWith("job") ? "complete" : "running") && t.nodeReady).length, image: s.image,
-      tasks: live.map((t) => ({ node: t.node, state: t.nodeReady ? t.state : `${t.state} (node ${st.nodes.find((n) => n.hostname === t.node)?.state ?? "unknown"})`, image: t.image, ...(t.error ? { error: t.error } : {}) })),
+      service: s.service,
+      mode: s.mode,
+      desired: s.mode.endsWith("job") ? 1 : wanted(s, st.tasks, s.image),
+      running: live.filter((t) => t.state === (s.mode.endsWith("job") ? "complete" : "running") && t.nodeReady).length,
+      image: s.image,
+      tasks: live.map((t) => ({
+        node: t.node,
+        state: t.nodeReady
+          ? t.state
+          : `${t.state} (node ${st.nodes.find((n) => n.hostname === t.node)?.state ?? "unknown"})`,
+        image: t.image,
+        ...(t.error ? { error: t.error } : {}),
+      })),
     };
   });
 }
@@ -264,16 +334,33 @@ export function stackDrift(release: string, expected: readonly Expected[], st: S
       out.push(`${e.service}: no such service in the stack: deploy again, or \`rollback --to ${release}\``);
       continue;
     }
-    if (!runsImage(e.image, s.image)) out.push(`${e.service}: the service is defined with ${s.image}, release ${release} pins ${e.image} (changed by hand with \`docker service update\`?)`);
+    if (!runsImage(e.image, s.image))
+      out.push(
+        `${e.service}: the service is defined with ${s.image}, release ${release} pins ${e.image} (changed by hand with \`docker service update\`?)`,
+      );
     for (const t of v.tasks) {
-      if (t.image && !runsImage(e.image, t.image)) out.push(`${e.service}: a task on ${t.node} runs ${t.image}, release ${release} pins ${e.image}`);
+      if (t.image && !runsImage(e.image, t.image))
+        out.push(`${e.service}: a task on ${t.node} runs ${t.image}, release ${release} pins ${e.image}`);
     }
-    if (v.running < v.desired) out.push(`${e.service}: ${v.running}/${v.desired} ${s.mode.endsWith("job") ? "completed" : "running"}${v.tasks.filter((t) => !t.state.startsWith("running")).map((t) => `; on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}`).join("")}`);
+    if (v.running < v.desired)
+      out.push(
+        `${e.service}: ${v.running}/${v.desired} ${s.mode.endsWith("job") ? "completed" : "running"}${v.tasks
+          .filter((t) => !t.state.startsWith("running"))
+          .map((t) => `; on ${t.node}: ${t.state}${t.error ? ` (${t.error})` : ""}`)
+          .join("")}`,
+      );
     // a rollback swarm finished is fine when it left the release's image (checked above)
     const u = s.update?.state;
-    const doing: Record<string, string> = { updating: "an update is in progress", paused: "an update is paused", rollback_started: "an update is being rolled back", rollback_paused: "a rollback is paused" };
+    const doing: Record<string, string> = {
+      updating: "an update is in progress",
+      paused: "an update is paused",
+      rollback_started: "an update is being rolled back",
+      rollback_paused: "a rollback is paused",
+    };
     if (u && doing[u]) out.push(`${e.service}: ${doing[u]}${s.update?.message ? ` (${s.update.message})` : ""}`);
   }
-  for (const s of st.services) if (!expected.some((e) => e.service === s.service)) out.push(`service ${s.service} runs in the stack but release ${release} does not have it (started by hand?)`);
+  for (const s of st.services)
+    if (!expected.some((e) => e.service === s.service))
+      out.push(`service ${s.service} runs in the stack but release ${release} does not have it (started by hand?)`);
   return out;
 }

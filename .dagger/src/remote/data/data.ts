@@ -3,7 +3,18 @@
  * before a release's jobs, restored with a rollback or on demand, kept in
  * order. Each capture is recorded in `.releases/snapshots.jsonl` (no secret).
  */
-import { backupRepo, snapshotRecords, capturePhysical, captureLogical, captureRecord, copyOffsite, restorePhysical, restoreLogical, retain, DATA_EXIT } from "../../core/data/data-commands.js";
+import {
+  backupRepo,
+  snapshotRecords,
+  capturePhysical,
+  captureLogical,
+  captureRecord,
+  copyOffsite,
+  restorePhysical,
+  restoreLogical,
+  retain,
+  DATA_EXIT,
+} from "../../core/data/data-commands.js";
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../../core/data/data.js";
 import { PipelineError, parseJson, tail } from "../../core/errors.js";
 import type { DataSpec } from "../../core/compose/extension.js";
@@ -17,24 +28,63 @@ import type { BackupOptions, OffsiteRepository } from "../remote-target.js";
 import type { Context } from "../targets/target.js";
 
 /** The compose volume names of a release as docker knows them (`gold_dbdata`, or the name it sets). */
-export async function volumeNames(s: SshSession, l: Layout, project: string, release: string): Promise<Record<string, string>> {
-  const out = await s.run(releaseConfig(l, project, release), `resolving release ${release}'s volumes`, { code: "COMPOSE_INVALID", hint: "the release's compose file or .env is not valid for the compose on the VPS" });
+export async function volumeNames(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  release: string,
+): Promise<Record<string, string>> {
+  const out = await s.run(releaseConfig(l, project, release), `resolving release ${release}'s volumes`, {
+    code: "COMPOSE_INVALID",
+    hint: "the release's compose file or .env is not valid for the compose on the VPS",
+  });
   const config = out.split(/^=== config$/m)[1] ?? "{}";
-  const conf = parseJson<{ volumes?: Record<string, { name?: string }> }>(config, "docker compose config --format json");
+  const conf = parseJson<{ volumes?: Record<string, { name?: string }> }>(
+    config,
+    "docker compose config --format json",
+  );
   return Object.fromEntries(Object.entries(conf.volumes ?? {}).map(([k, v]) => [k, v.name ?? `${project}_${k}`]));
 }
 
 /** A failed data script as a coded error, naming the service. */
 export function dataError(r: ExecResult, service: string, doing: "capture" | "restore"): PipelineError {
   const why = tail(r.stderr, 3) || `exit code ${r.code}`;
-  if (r.code === DATA_EXIT.wrongPassword) return new PipelineError("BACKUP_PASSWORD", `the backup repository refuses the password (${why}); nothing was changed`, "give the --backup-password this server's repository was made with (it cannot be recovered)");
-  if (r.code === DATA_EXIT.noRepository) return new PipelineError("RESTORE_FAILED", `${why}; nothing was changed`, "on a new server, give the off-site repository (--backup-offsite, --backup-offsite-key, --backup-offsite-host-key): restore copies the project's snapshots from there");
-  if (r.code === DATA_EXIT.noSpace) return new PipelineError("BACKUP_NO_SPACE", `no room to capture ${service}'s data: ${why}; nothing was changed`, "free disk space on the VPS, or keep fewer snapshots (--keep-snapshots)");
-  if (doing === "restore") return new PipelineError("RESTORE_FAILED", `restoring ${service}'s data failed: ${why}`, `the service may hold partial data: \`restore --snapshot=<id>\` again, or look at \`docker compose logs ${service}\` on the VPS`);
-  return new PipelineError("BACKUP_FAILED", `capturing ${service}'s data failed: ${why}; nothing was changed`, `check the data declaration of ${service} (dump command, volumes) and \`docker compose logs ${service}\` on the VPS`);
+  if (r.code === DATA_EXIT.wrongPassword)
+    return new PipelineError(
+      "BACKUP_PASSWORD",
+      `the backup repository refuses the password (${why}); nothing was changed`,
+      "give the --backup-password this server's repository was made with (it cannot be recovered)",
+    );
+  if (r.code === DATA_EXIT.noRepository)
+    return new PipelineError(
+      "RESTORE_FAILED",
+      `${why}; nothing was changed`,
+      "on a new server, give the off-site repository (--backup-offsite, --backup-offsite-key, --backup-offsite-host-key): restore copies the project's snapshots from there",
+    );
+  if (r.code === DATA_EXIT.noSpace)
+    return new PipelineError(
+      "BACKUP_NO_SPACE",
+      `no room to capture ${service}'s data: ${why}; nothing was changed`,
+      "free disk space on the VPS, or keep fewer snapshots (--keep-snapshots)",
+    );
+  if (doing === "restore")
+    return new PipelineError(
+      "RESTORE_FAILED",
+      `restoring ${service}'s data failed: ${why}`,
+      `the service may hold partial data: \`restore --snapshot=<id>\` again, or look at \`docker compose logs ${service}\` on the VPS`,
+    );
+  return new PipelineError(
+    "BACKUP_FAILED",
+    `capturing ${service}'s data failed: ${why}; nothing was changed`,
+    `check the data declaration of ${service} (dump command, volumes) and \`docker compose logs ${service}\` on the VPS`,
+  );
 }
 
-interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_added?: number }
+interface Summary {
+  snapshot_id?: string;
+  total_bytes_processed?: number;
+  data_added?: number;
+}
 
 /**
  * Capture every service in `specs` as it is now (`current` is the release
@@ -42,7 +92,15 @@ interface Summary { snapshot_id?: string; total_bytes_processed?: number; data_a
  * or `manual`), and the release's record beside them. The ids may be restic's
  * short ones until keepSnapshots.
  */
-export async function capture(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], current: string, before: string): Promise<SnapshotRecord[]> {
+export async function capture(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  specs: readonly DataSpec[],
+  current: string,
+  before: string,
+): Promise<SnapshotRecord[]> {
   const names = specs.some((d) => d.capture === "physical") ? await volumeNames(s, l, project, current) : {};
   // what a new server needs besides the data: the release it belongs to (restore --rebuild). restic takes
   // two backups at once; a repository the data's first capture has yet to make is left to it first.
@@ -51,19 +109,49 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
   recorded?.catch(() => undefined); // awaited below; a data capture that fails first must not leave it unhandled
   const taken: SnapshotRecord[] = [];
   for (const d of specs) {
-    const tags = ["vps-pipeline", `project=${project}`, `service=${d.service}`, `capture=${d.capture}`, `release=${current}`, `before=${before}`];
+    const tags = [
+      "vps-pipeline",
+      `project=${project}`,
+      `service=${d.service}`,
+      `capture=${d.capture}`,
+      `release=${current}`,
+      `before=${before}`,
+    ];
     const t0 = performance.now();
-    const cmd = d.capture === "physical"
-      ? capturePhysical(l, b.image, project, current, d.service, tags, d.volumes.map((v) => names[v] ?? `${project}_${v}`))
-      : captureLogical(l, b.image, project, current, d.service, tags, d.dump ?? []);
+    const cmd =
+      d.capture === "physical"
+        ? capturePhysical(
+            l,
+            b.image,
+            project,
+            current,
+            d.service,
+            tags,
+            d.volumes.map((v) => names[v] ?? `${project}_${v}`),
+          )
+        : captureLogical(l, b.image, project, current, d.service, tags, d.dump ?? []);
     const r = await s.exec(cmd, { stdin: `${b.password}\n` });
     if (r.code !== 0) throw dataError(r, d.service, "capture");
     const stopped = /^stopped_ms (\d+)$/m.exec(r.stdout)?.[1];
-    const summary = parseJson<Summary>(r.stdout.split("\n").find((x) => x.includes('"message_type":"summary"')) ?? "{}", "restic backup --json");
-    if (!summary.snapshot_id) throw new PipelineError("BACKUP_FAILED", `restic made no snapshot of ${d.service}: ${tail(r.stdout, 2)}`, "run `vps … backup` to see it fail on its own");
+    const summary = parseJson<Summary>(
+      r.stdout.split("\n").find((x) => x.includes('"message_type":"summary"')) ?? "{}",
+      "restic backup --json",
+    );
+    if (!summary.snapshot_id)
+      throw new PipelineError(
+        "BACKUP_FAILED",
+        `restic made no snapshot of ${d.service}: ${tail(r.stdout, 2)}`,
+        "run `vps … backup` to see it fail on its own",
+      );
     const rec: SnapshotRecord = {
-      id: summary.snapshot_id, service: d.service, capture: d.capture, release: current, before, at: new Date().toISOString(),
-      bytes: summary.total_bytes_processed ?? 0, seconds: Math.round(performance.now() - t0) / 1000,
+      id: summary.snapshot_id,
+      service: d.service,
+      capture: d.capture,
+      release: current,
+      before,
+      at: new Date().toISOString(),
+      bytes: summary.total_bytes_processed ?? 0,
+      seconds: Math.round(performance.now() - t0) / 1000,
       ...(stopped !== undefined ? { stoppedSeconds: Number(stopped) / 1000 } : {}),
     };
     await s.run(appendLine(snapshotRecords(l)), "recording the snapshot", { stdin: `${JSON.stringify(rec)}\n` });
@@ -79,7 +167,14 @@ export async function capture(s: SshSession, l: Layout, project: string, b: Back
  * just `taken` get their whole ids — then, when there is one, the copy off the VPS (`offsiteFailed`
  * decides what a failed copy means: a note for a deploy, an error for `backup`).
  */
-export async function keepSnapshots(s: SshSession, l: Layout, project: string, b: BackupOptions, taken: readonly SnapshotRecord[], offsiteFailed: (why: string) => void): Promise<SnapshotRecord[]> {
+export async function keepSnapshots(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  taken: readonly SnapshotRecord[],
+  offsiteFailed: (why: string) => void,
+): Promise<SnapshotRecord[]> {
   const whole = await keepInOrder(s, l, project, b);
   const made = taken.map((x) => ({ ...x, id: whole.find((k) => k.startsWith(x.id)) ?? x.id }));
   if (!b.offsite) return made;
@@ -94,20 +189,42 @@ export async function keepSnapshots(s: SshSession, l: Layout, project: string, b
 
 /** The step line of keepSnapshots: the ids kept, and where. */
 export function keptLine(x: readonly SnapshotRecord[]): string {
-  return x.map((r) => `${r.service}:${r.id.slice(0, 12)}`).join(", ") + (x.some((r) => r.offsite) ? " kept here and off-site" : " kept");
+  return (
+    x.map((r) => `${r.service}:${r.id.slice(0, 12)}`).join(", ") +
+    (x.some((r) => r.offsite) ? " kept here and off-site" : " kept")
+  );
 }
 
-/** The record of release `current` (its folder, the shipped files, the history) into the repository, beside its data. */
+/**
+ * The record of release `current` (its folder, the shipped files, the history) into the repository, beside its data.
+ */
 async function keepRecord(s: SshSession, l: Layout, project: string, b: BackupOptions, current: string): Promise<void> {
-  const r = await s.exec(captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]), { stdin: `${b.password}\n` });
+  const r = await s.exec(
+    captureRecord(l, b.image, project, current, ["vps-pipeline", `project=${project}`, "record", `release=${current}`]),
+    { stdin: `${b.password}\n` },
+  );
   if (r.code === 0) return;
   const err = dataError(r, "the release record", "capture");
-  throw err.code === "BACKUP_FAILED" ? new PipelineError("BACKUP_FAILED", `keeping release ${current}'s record with the snapshot (what a rebuild needs) failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}; nothing was changed`, "check that the deploy user owns the deploy folder and its .releases; `vps … backup` shows it alone") : err;
+  throw err.code === "BACKUP_FAILED"
+    ? new PipelineError(
+        "BACKUP_FAILED",
+        `keeping release ${current}'s record with the snapshot (what a rebuild needs) failed: ${tail(r.stderr, 3) || `exit code ${r.code}`}; nothing was changed`,
+        "check that the deploy user owns the deploy folder and its .releases; `vps … backup` shows it alone",
+      )
+    : err;
 }
 
 /** Copy the project's snapshots off the VPS (those already there are skipped); the reason when it failed. */
-async function copyOff(s: SshSession, l: Layout, project: string, b: BackupOptions, o: OffsiteRepository): Promise<string | undefined> {
-  const r = await s.exec(copyOffsite(l, b.image, project, o.repository, o.knownHosts), { stdin: `${b.password}\n${Buffer.from(o.sshKey).toString("base64")}\n` });
+async function copyOff(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  o: OffsiteRepository,
+): Promise<string | undefined> {
+  const r = await s.exec(copyOffsite(l, b.image, project, o.repository, o.knownHosts), {
+    stdin: `${b.password}\n${Buffer.from(o.sshKey).toString("base64")}\n`,
+  });
   return r.code === 0 ? undefined : tail(r.stderr, 3) || `exit code ${r.code}`;
 }
 
@@ -115,21 +232,29 @@ async function copyOff(s: SshSession, l: Layout, project: string, b: BackupOptio
 async function markOffsite(s: SshSession, l: Layout): Promise<void> {
   const records = await readSnapshots(s, l);
   if (records.every((x) => x.offsite)) return;
-  await s.upload(snapshotRecords(l), records.map((x) => `${JSON.stringify({ ...x, offsite: true })}\n`).join(""), "600");
+  await s.upload(
+    snapshotRecords(l),
+    records.map((x) => `${JSON.stringify({ ...x, offsite: true })}\n`).join(""),
+    "600",
+  );
 }
 
 /** restic forgets what the retention no longer keeps; the records follow. Returns the (whole) ids kept. */
 async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupOptions): Promise<string[]> {
   const r = await s.exec(retain(l, b.image, project, b.keep, b.keepDays), { stdin: `${b.password}\n` });
   if (r.code !== 0) return []; // the snapshots are made; an unpruned repository is only bigger
-  const kept = r.stdout.split("\n").map((x) => x.trim()).filter((x) => /^[0-9a-f]{64}$/.test(x));
+  const kept = r.stdout
+    .split("\n")
+    .map((x) => x.trim())
+    .filter((x) => /^[0-9a-f]{64}$/.test(x));
   const records = await readSnapshots(s, l);
   // restic's backup prints a short id (0.14) or the whole one: the records keep the whole one from here on
   const left = records.flatMap((x) => {
     const id = kept.find((k) => k.startsWith(x.id));
     return id ? [{ ...x, id }] : [];
   });
-  if (JSON.stringify(left) !== JSON.stringify(records)) await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
+  if (JSON.stringify(left) !== JSON.stringify(records))
+    await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
   return kept;
 }
 
@@ -143,16 +268,45 @@ export async function readSnapshots(s: SshSession, l: Layout): Promise<SnapshotR
  * the service now). `start`: start it again afterwards (a rollback's switch
  * starts it with the release it returns to).
  */
-export async function restoreSnapshots(s: SshSession, l: Layout, project: string, b: BackupOptions, specs: readonly DataSpec[], snapshots: readonly SnapshotRecord[], release: string, start: boolean): Promise<string[]> {
+export async function restoreSnapshots(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  specs: readonly DataSpec[],
+  snapshots: readonly SnapshotRecord[],
+  release: string,
+  start: boolean,
+): Promise<string[]> {
   const names = snapshots.some((x) => x.capture === "physical") ? await volumeNames(s, l, project, release) : {};
   const done: string[] = [];
   for (const snap of snapshots) {
     const d = specs.find((x) => x.service === snap.service);
-    if (!d) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data`, "restore it with a release that declares it");
-    const cmd = snap.capture === "physical"
-      ? restorePhysical(l, b.image, project, release, d.service, snap.id, d.volumes.map((v) => `${names[v] ?? `${project}_${v}`}=${names[v] ?? `${project}_${v}`}`), start)
-      : restoreLogical(l, b.image, project, release, d.service, snap.id, d.restore ?? []);
-    if (snap.capture === "logical" && !d.restore) throw new PipelineError("RESTORE_FAILED", `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it`, "declare `restore:` in the service's data");
+    if (!d)
+      throw new PipelineError(
+        "RESTORE_FAILED",
+        `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data`,
+        "restore it with a release that declares it",
+      );
+    const cmd =
+      snap.capture === "physical"
+        ? restorePhysical(
+            l,
+            b.image,
+            project,
+            release,
+            d.service,
+            snap.id,
+            d.volumes.map((v) => `${names[v] ?? `${project}_${v}`}=${names[v] ?? `${project}_${v}`}`),
+            start,
+          )
+        : restoreLogical(l, b.image, project, release, d.service, snap.id, d.restore ?? []);
+    if (snap.capture === "logical" && !d.restore)
+      throw new PipelineError(
+        "RESTORE_FAILED",
+        `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it`,
+        "declare `restore:` in the service's data",
+      );
     const r = await s.exec(cmd, { stdin: `${b.password}\n` });
     if (r.code !== 0) throw dataError(r, d.service, "restore");
     done.push(`${snap.service}:${snap.id.slice(0, 12)}`);
@@ -165,12 +319,22 @@ export async function currentData(c: Context): Promise<{ id: string; specs: Data
   const current = await readCurrent(c.s, c.l);
   if (!current) throw new PipelineError("RELEASE_NOT_FOUND", `nothing is deployed in ${c.l.dir}`, "deploy first");
   const specs = (await keptRelease(c, current)).shape.data;
-  if (specs.length === 0) throw new PipelineError("INVALID_INPUT", `release ${current} declares no data (\`x-vps-pipeline.data\` on the service that owns it)`, "declare the data in the production compose file and deploy");
+  if (specs.length === 0)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `release ${current} declares no data (\`x-vps-pipeline.data\` on the service that owns it)`,
+      "declare the data in the production compose file and deploy",
+    );
   return { id: current, specs };
 }
 
 export function needBackup(c: Context): BackupOptions {
-  if (!c.backup) throw new PipelineError("INVALID_INPUT", "backupPassword: snapshots need the backup repository's password", "pass vps --backup-password=env:BACKUP_PASSWORD");
+  if (!c.backup)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "backupPassword: snapshots need the backup repository's password",
+      "pass vps --backup-password=env:BACKUP_PASSWORD",
+    );
   return c.backup;
 }
 
@@ -182,14 +346,29 @@ export interface BackupRequest extends OperationRequest {
 export async function backup(req: BackupRequest): Promise<SnapshotRecord[]> {
   return operation(req, "backup", undefined, {}, async (c) => {
     const b = needBackup(c);
-    return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (backup, since ${new Date().toISOString()})`, async () => {
-      const { id, specs } = await currentData(c);
-      const offsiteFailed = (why: string) => {
-        throw new PipelineError("BACKUP_FAILED", `the snapshot is on the VPS, but copying it off-site failed: ${why}`, "check the off-site host, its key (--backup-offsite-host-key) and the SSH key (--backup-offsite-key); `backup` again copies what is missing");
-      };
-      const taken = await c.step("snapshot", () => capture(c.s, c.l, c.project, b, specs, id, "manual"), (x) => x.map((r) => `${r.service} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "));
-      return c.step("keep-snapshots", () => keepSnapshots(c.s, c.l, c.project, b, taken, offsiteFailed), keptLine);
-    });
+    return withLock(
+      c.s,
+      c.l,
+      c.p,
+      req.lockTimeoutSeconds,
+      `${req.by} (backup, since ${new Date().toISOString()})`,
+      async () => {
+        const { id, specs } = await currentData(c);
+        const offsiteFailed = (why: string) => {
+          throw new PipelineError(
+            "BACKUP_FAILED",
+            `the snapshot is on the VPS, but copying it off-site failed: ${why}`,
+            "check the off-site host, its key (--backup-offsite-host-key) and the SSH key (--backup-offsite-key); `backup` again copies what is missing",
+          );
+        };
+        const taken = await c.step(
+          "snapshot",
+          () => capture(c.s, c.l, c.project, b, specs, id, "manual"),
+          (x) => x.map((r) => `${r.service} ${(r.bytes / 1048576).toFixed(1)} MiB in ${r.seconds}s`).join(", "),
+        );
+        return c.step("keep-snapshots", () => keepSnapshots(c.s, c.l, c.project, b, taken, offsiteFailed), keptLine);
+      },
+    );
   });
 }
 
@@ -198,14 +377,28 @@ export interface RestoreRequest extends BackupRequest {
   snapshot: string;
 }
 
-/** `vps … restore --snapshot=<id>`: put one snapshot's data back under the current release (its service stopped meanwhile, then started). */
+/**
+ * `vps … restore --snapshot=<id>`: put one snapshot's data back under the current release (its service stopped
+ * meanwhile, then started).
+ */
 export async function restoreSnapshot(req: RestoreRequest): Promise<string[]> {
   return operation(req, "restore", undefined, {}, async (c) => {
     const b = needBackup(c);
-    return withLock(c.s, c.l, c.p, req.lockTimeoutSeconds, `${req.by} (restore, since ${new Date().toISOString()})`, async () => {
-      const found = findSnapshot(await readSnapshots(c.s, c.l), req.snapshot);
-      const { id, specs } = await currentData(c);
-      return c.step("restore-data", () => restoreSnapshots(c.s, c.l, c.project, b, specs, found, id, true), (x) => `${x.join(", ")} restored`);
-    });
+    return withLock(
+      c.s,
+      c.l,
+      c.p,
+      req.lockTimeoutSeconds,
+      `${req.by} (restore, since ${new Date().toISOString()})`,
+      async () => {
+        const found = findSnapshot(await readSnapshots(c.s, c.l), req.snapshot);
+        const { id, specs } = await currentData(c);
+        return c.step(
+          "restore-data",
+          () => restoreSnapshots(c.s, c.l, c.project, b, specs, found, id, true),
+          (x) => `${x.join(", ")} restored`,
+        );
+      },
+    );
   });
 }

@@ -14,7 +14,10 @@ export async function logs(target: RemoteTarget, o: LogOptions): Promise<{ text:
     return withSession(target.ssh, p, async (s) => {
       const command = target.orchestrator === "swarm" ? swarmLogs(target.project, o) : composeLogs(target.project, o);
       const merged = mergeLogs(await s.run(command, "reading the logs"), o);
-      const text = merged.lines.length || merged.cut ? formatLogs(merged, o.maxBytes) : `(no log lines from ${o.services.length ? o.services.join(", ") : `project ${target.project}`}${o.since ? ` since ${o.since}` : ""})`;
+      const text =
+        merged.lines.length || merged.cut
+          ? formatLogs(merged, o.maxBytes)
+          : `(no log lines from ${o.services.length ? o.services.join(", ") : `project ${target.project}`}${o.since ? ` since ${o.since}` : ""})`;
       return { text, lines: merged.lines.length, cut: merged.cut };
     });
   });

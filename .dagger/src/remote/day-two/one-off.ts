@@ -33,25 +33,72 @@ export interface OneOffResult {
 }
 
 export async function runOnce(target: RemoteTarget, o: OneOff): Promise<OneOffResult> {
-  if (target.orchestrator === "swarm") throw new PipelineError("INVALID_INPUT", "run: one-off commands run on one VPS with compose for now", "run it on a node with `docker exec` into a task of the service");
+  if (target.orchestrator === "swarm")
+    throw new PipelineError(
+      "INVALID_INPUT",
+      "run: one-off commands run on one VPS with compose for now",
+      "run it on a node with `docker exec` into a task of the service",
+    );
   const l = layout(target.dir);
-  return inSpan(target.tracing ?? defaultTracing(), "run", { "vps.project": target.project, service: o.service }, (t) => {
-    const p = new Progress(o.log, "run", t);
-    return withSession(target.ssh, p, (s) => withLock(s, l, p, 0, `${o.by} (run ${o.service}: ${o.command.join(" ").slice(0, 80)}, since ${new Date().toISOString()})`, async () => {
-      const current = await readCurrentWithCompose(s, l);
-      if (!current.id) throw new PipelineError("RELEASE_NOT_FOUND", `nothing is deployed in ${l.dir}: no release to run ${o.service} of`, "deploy first, or check --project and --dir");
-      const images = releaseShape(current.compose).images;
-      if (!(o.service in images)) throw new PipelineError("INVALID_INPUT", `service: \`${o.service}\` is not a service of release ${current.id} (services: ${Object.keys(images).join(", ")})`, "name one of the services listed");
-      const now = new Date();
-      const t0 = performance.now();
-      const r = await s.exec(runOneOff(l, { project: target.project, service: o.service, name: oneOffName(target.project, o.service, now), timeoutSeconds: o.timeoutSeconds, argv: oneOffArgv(o.command) }));
-      const seconds = Math.round((performance.now() - t0) / 10) / 100;
-      const timedOut = r.code === JOB_TIMEOUT_EXIT;
-      await record(s, l, {
-        release: current.id, action: "run", result: r.code === 0 ? "ok" : "failed", at: now.toISOString(), by: o.by, sha: current.id.split("-").pop() ?? "", images: { [o.service]: images[o.service] ?? "" },
-        service: o.service, command: o.command, exitCode: r.code, durations: { run: seconds }, ...(timedOut ? { reason: `killed after its ${o.timeoutSeconds}s timeout` } : {}),
-      });
-      return { release: current.id, exitCode: r.code, output: r.stdout + r.stderr, timedOut, seconds };
-    }));
-  });
+  return inSpan(
+    target.tracing ?? defaultTracing(),
+    "run",
+    { "vps.project": target.project, service: o.service },
+    (t) => {
+      const p = new Progress(o.log, "run", t);
+      return withSession(target.ssh, p, (s) =>
+        withLock(
+          s,
+          l,
+          p,
+          0,
+          `${o.by} (run ${o.service}: ${o.command.join(" ").slice(0, 80)}, since ${new Date().toISOString()})`,
+          async () => {
+            const current = await readCurrentWithCompose(s, l);
+            if (!current.id)
+              throw new PipelineError(
+                "RELEASE_NOT_FOUND",
+                `nothing is deployed in ${l.dir}: no release to run ${o.service} of`,
+                "deploy first, or check --project and --dir",
+              );
+            const images = releaseShape(current.compose).images;
+            if (!(o.service in images))
+              throw new PipelineError(
+                "INVALID_INPUT",
+                `service: \`${o.service}\` is not a service of release ${current.id} (services: ${Object.keys(images).join(", ")})`,
+                "name one of the services listed",
+              );
+            const now = new Date();
+            const t0 = performance.now();
+            const r = await s.exec(
+              runOneOff(l, {
+                project: target.project,
+                service: o.service,
+                name: oneOffName(target.project, o.service, now),
+                timeoutSeconds: o.timeoutSeconds,
+                argv: oneOffArgv(o.command),
+              }),
+            );
+            const seconds = Math.round((performance.now() - t0) / 10) / 100;
+            const timedOut = r.code === JOB_TIMEOUT_EXIT;
+            await record(s, l, {
+              release: current.id,
+              action: "run",
+              result: r.code === 0 ? "ok" : "failed",
+              at: now.toISOString(),
+              by: o.by,
+              sha: current.id.split("-").pop() ?? "",
+              images: { [o.service]: images[o.service] ?? "" },
+              service: o.service,
+              command: o.command,
+              exitCode: r.code,
+              durations: { run: seconds },
+              ...(timedOut ? { reason: `killed after its ${o.timeoutSeconds}s timeout` } : {}),
+            });
+            return { release: current.id, exitCode: r.code, output: r.stdout + r.stderr, timedOut, seconds };
+          },
+        ),
+      );
+    },
+  );
 }

@@ -30,15 +30,26 @@ export async function replaceEdgeImage(target: RemoteTarget, image: string): Pro
     withSession(target.ssh, new Progress(() => {}, "edge", t), (s) =>
       withEdgeLock(s, async () => {
         const edge = await readEdge(s, image);
-        if (edge.state === "missing" && edge.routes.length === 0) throw new PipelineError("EDGE_FAILED", "there is no edge on this VPS yet", "the first deploy of a service with `x-vps-pipeline: http` makes it, with --edge-image");
+        if (edge.state === "missing" && edge.routes.length === 0)
+          throw new PipelineError(
+            "EDGE_FAILED",
+            "there is no edge on this VPS yet",
+            "the first deploy of a service with `x-vps-pipeline: http` makes it, with --edge-image",
+          );
         const publish = edge.state === "missing" ? edgePublish(edge.routes) : edge.publish;
         const gapMs = await edgeUpOrFail(s, image, "replace", publish);
         const after = await readEdge(s, image);
         if (after.routes.length !== edge.routes.length) {
-          throw new PipelineError("EDGE_FAILED", `the new edge serves ${after.routes.length} route(s), the old one had ${edge.routes.length}`, `\`docker logs ${EDGE_CONTAINER}\` on the VPS; the next deploy of each project puts its routes back`);
+          throw new PipelineError(
+            "EDGE_FAILED",
+            `the new edge serves ${after.routes.length} route(s), the old one had ${edge.routes.length}`,
+            `\`docker logs ${EDGE_CONTAINER}\` on the VPS; the next deploy of each project puts its routes back`,
+          );
         }
         return { from: edge.image || "(removed)", to: image, gapMs, routes: after.routes.length, publish };
-      })));
+      }),
+    ),
+  );
 }
 
 export interface MaintenanceResult {
@@ -56,22 +67,48 @@ export const MAX_PAGE_BYTES = 256 * 1024;
  * `page`, the containers keep running untouched) or take it out. A deploy keeps
  * the project's mode as it is.
  */
-export async function setMaintenance(target: RemoteTarget, on: boolean, page: string = DEFAULT_MAINTENANCE_PAGE): Promise<MaintenanceResult> {
-  if (Buffer.byteLength(page) > MAX_PAGE_BYTES) throw new PipelineError("INVALID_INPUT", `page: the maintenance page is ${Buffer.byteLength(page)} bytes; the edge keeps at most ${MAX_PAGE_BYTES}`, "make the page smaller (inline only what it needs; images from another site)");
-  return inSpan(target.tracing ?? defaultTracing(), "maintenance", { "vps.project": target.project, "maintenance.on": on }, (t) =>
-    withSession(target.ssh, new Progress(() => {}, "maintenance", t), (s) =>
-      withEdgeLock(s, async () => {
-        const image = target.edge?.image ?? DEFAULT_EDGE.image;
-        const edge = await readEdge(s, image);
-        const mine = edge.routes.filter((r) => r.project === target.project);
-        if (mine.length === 0) throw new PipelineError("EDGE_FAILED", `the edge has no route of ${target.project}`, "maintenance mode is for services behind the edge (`x-vps-pipeline: http`); deploy them first");
-        if (edge.state !== "running") await edgeUpOrFail(s, edge.image || image, "start", edge.state === "missing" ? edgePublish(edge.routes) : []);
-        const routes = edge.routes.map((r): EdgeRoute => {
-          if (r.project !== target.project) return r;
-          const { maintenance: _, ...rest } = r;
-          return on ? { ...rest, maintenance: page } : rest;
-        });
-        await loadRoutes(s, routes);
-        return { project: target.project, on, services: mine.map((r) => r.service).sort() };
-      })));
+export async function setMaintenance(
+  target: RemoteTarget,
+  on: boolean,
+  page: string = DEFAULT_MAINTENANCE_PAGE,
+): Promise<MaintenanceResult> {
+  if (Buffer.byteLength(page) > MAX_PAGE_BYTES)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `page: the maintenance page is ${Buffer.byteLength(page)} bytes; the edge keeps at most ${MAX_PAGE_BYTES}`,
+      "make the page smaller (inline only what it needs; images from another site)",
+    );
+  return inSpan(
+    target.tracing ?? defaultTracing(),
+    "maintenance",
+    { "vps.project": target.project, "maintenance.on": on },
+    (t) =>
+      withSession(target.ssh, new Progress(() => {}, "maintenance", t), (s) =>
+        withEdgeLock(s, async () => {
+          const image = target.edge?.image ?? DEFAULT_EDGE.image;
+          const edge = await readEdge(s, image);
+          const mine = edge.routes.filter((r) => r.project === target.project);
+          if (mine.length === 0)
+            throw new PipelineError(
+              "EDGE_FAILED",
+              `the edge has no route of ${target.project}`,
+              "maintenance mode is for services behind the edge (`x-vps-pipeline: http`); deploy them first",
+            );
+          if (edge.state !== "running")
+            await edgeUpOrFail(
+              s,
+              edge.image || image,
+              "start",
+              edge.state === "missing" ? edgePublish(edge.routes) : [],
+            );
+          const routes = edge.routes.map((r): EdgeRoute => {
+            if (r.project !== target.project) return r;
+            const { maintenance: _, ...rest } = r;
+            return on ? { ...rest, maintenance: page } : rest;
+          });
+          await loadRoutes(s, routes);
+          return { project: target.project, on, services: mine.map((r) => r.service).sort() };
+        }),
+      ),
+  );
 }

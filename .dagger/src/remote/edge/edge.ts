@@ -8,13 +8,47 @@
 import type { ReleaseShape } from "../../core/compose/compose.js";
 import { PipelineError, isPipelineError, parseJson, tail } from "../../core/errors.js";
 import {
-  EDGE_IMAGE_EXIT, EDGE_NOT_READY_EXIT, EDGE_PORT_TAKEN_EXIT, connectToEdge, containerHealth, edgeState, edgeUp, holdClaim, holdEdgeLock, httpFromEdge,
-  joinProjectNetwork, leaveProjectNetwork, liveClaims, pruneProjectNetworks, loadEdgeConfig, parseServiceContainers, planRollover, probePorts, releaseConfig, removeContainers, scaleBeside,
-  serviceContainers, upServices, type ServiceContainer,
+  EDGE_IMAGE_EXIT,
+  EDGE_NOT_READY_EXIT,
+  EDGE_PORT_TAKEN_EXIT,
+  connectToEdge,
+  containerHealth,
+  edgeState,
+  edgeUp,
+  holdClaim,
+  holdEdgeLock,
+  httpFromEdge,
+  joinProjectNetwork,
+  leaveProjectNetwork,
+  liveClaims,
+  pruneProjectNetworks,
+  loadEdgeConfig,
+  parseServiceContainers,
+  planRollover,
+  probePorts,
+  releaseConfig,
+  removeContainers,
+  scaleBeside,
+  serviceContainers,
+  upServices,
+  type ServiceContainer,
 } from "../../core/edge/edge-commands.js";
 import {
-  EDGE_CONTAINER, PUBLISHED_LABEL, caddyConfig, edgePublish, hostHeader, hostPort, maintenanceOf, parseListen, publishedByEdge, putRoute, replaceRoutes, routeConflicts,
-  routesFromCaddy, type EdgeRoute, type Listen,
+  EDGE_CONTAINER,
+  PUBLISHED_LABEL,
+  caddyConfig,
+  edgePublish,
+  hostHeader,
+  hostPort,
+  maintenanceOf,
+  parseListen,
+  publishedByEdge,
+  putRoute,
+  replaceRoutes,
+  routeConflicts,
+  routesFromCaddy,
+  type EdgeRoute,
+  type Listen,
 } from "../../core/edge/edge.js";
 import type { HttpSpec } from "../../core/compose/extension.js";
 import { LOCK_BUSY_EXIT, type Layout } from "../../core/server/server-commands.js";
@@ -25,7 +59,9 @@ import type { HealthOutcome } from "../../core/release/health.js";
 import { DEFAULT_EDGE, type EdgeOptions } from "../remote-target.js";
 import type { Context, Release } from "../targets/target.js";
 
-/** How the VPS resolves a release: the services that `up` would start, and where each service behind the edge listens. */
+/**
+ * How the VPS resolves a release: the services that `up` would start, and where each service behind the edge listens.
+ */
 export interface ResolvedRelease {
   enabled: string[];
   listen: Record<string, Listen[]>;
@@ -35,10 +71,21 @@ export interface ResolvedRelease {
   replicas: Record<string, number>;
 }
 
-export async function resolveRelease(s: SshSession, l: Layout, project: string, id: string, shape: ReleaseShape): Promise<ResolvedRelease> {
-  const out = await s.run(releaseConfig(l, project, id), `resolving release ${id} with docker compose config`, { code: "COMPOSE_INVALID", hint: "the release's compose file or .env is not valid for the compose on the VPS; the output above says where" });
+export async function resolveRelease(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  id: string,
+  shape: ReleaseShape,
+): Promise<ResolvedRelease> {
+  const out = await s.run(releaseConfig(l, project, id), `resolving release ${id} with docker compose config`, {
+    code: "COMPOSE_INVALID",
+    hint: "the release's compose file or .env is not valid for the compose on the VPS; the output above says where",
+  });
   const [, services = "", hashes = "", config = ""] = out.split(/^=== (?:services|hashes|config)$/m);
-  const conf = parseJson<{ services?: Record<string, { labels?: Record<string, string>; scale?: number; deploy?: { replicas?: number } }> }>(config, "docker compose config --format json");
+  const conf = parseJson<{
+    services?: Record<string, { labels?: Record<string, string>; scale?: number; deploy?: { replicas?: number } }>;
+  }>(config, "docker compose config --format json");
   const listen: Record<string, Listen[]> = {};
   const replicas: Record<string, number> = {};
   for (const h of shape.http) {
@@ -46,8 +93,17 @@ export async function resolveRelease(s: SshSession, l: Layout, project: string, 
     listen[h.service] = parseListen(h.service, svc?.labels?.[PUBLISHED_LABEL] ?? "");
     replicas[h.service] = Number(svc?.deploy?.replicas ?? svc?.scale ?? shape.replicas[h.service] ?? 1);
   }
-  const lines = (t: string) => t.split("\n").map((x) => x.trim()).filter(Boolean);
-  return { enabled: lines(services), listen, replicas, hashes: Object.fromEntries(lines(hashes).map((x) => x.split(/\s+/) as [string, string])) };
+  const lines = (t: string) =>
+    t
+      .split("\n")
+      .map((x) => x.trim())
+      .filter(Boolean);
+  return {
+    enabled: lines(services),
+    listen,
+    replicas,
+    hashes: Object.fromEntries(lines(hashes).map((x) => x.split(/\s+/) as [string, string])),
+  };
 }
 
 export interface EdgeView {
@@ -61,7 +117,10 @@ export interface EdgeView {
 
 /** The edge as it is; `image` reads its volume when the container is gone (it must be on the server). */
 export async function readEdge(s: SshSession, image: string = DEFAULT_EDGE.image): Promise<EdgeView> {
-  const out = await s.run(edgeState(image), "reading the edge's state", { code: "EDGE_FAILED", hint: `the edge runs but its admin API does not answer: \`docker logs ${EDGE_CONTAINER}\` on the VPS` });
+  const out = await s.run(edgeState(image), "reading the edge's state", {
+    code: "EDGE_FAILED",
+    hint: `the edge runs but its admin API does not answer: \`docker logs ${EDGE_CONTAINER}\` on the VPS`,
+  });
   const nl = out.indexOf("\n");
   const head = (nl < 0 ? out : out.slice(0, nl)).replace(/^edge /, "").trim();
   const config = nl < 0 ? "" : out.slice(nl + 1);
@@ -76,7 +135,13 @@ export async function readEdge(s: SshSession, image: string = DEFAULT_EDGE.image
 export async function withEdgeLock<T>(s: SshSession, body: () => Promise<T>): Promise<T> {
   const held = await holdWhileOpen(s, holdEdgeLock(120));
   if (!("release" in held)) {
-    throw new PipelineError("EDGE_FAILED", held.code === LOCK_BUSY_EXIT ? "another deploy kept the edge's lock for 120s" : `cannot take the edge's lock: ${tail(held.stderr, 2)}`, "another project's deploy is changing the edge; try again when it is done");
+    throw new PipelineError(
+      "EDGE_FAILED",
+      held.code === LOCK_BUSY_EXIT
+        ? "another deploy kept the edge's lock for 120s"
+        : `cannot take the edge's lock: ${tail(held.stderr, 2)}`,
+      "another project's deploy is changing the edge; try again when it is done",
+    );
   }
   try {
     return await body();
@@ -87,7 +152,12 @@ export async function withEdgeLock<T>(s: SshSession, body: () => Promise<T>): Pr
 
 export async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): Promise<void> {
   const r = await s.exec(loadEdgeConfig(), { stdin: JSON.stringify(caddyConfig(routes)) });
-  if (r.code !== 0) throw new PipelineError("EDGE_FAILED", `the edge refused its new config (it keeps the old one): ${tail(r.stderr, 3)}`, `\`docker logs ${EDGE_CONTAINER}\` on the VPS says more`);
+  if (r.code !== 0)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the edge refused its new config (it keeps the old one): ${tail(r.stderr, 3)}`,
+      `\`docker logs ${EDGE_CONTAINER}\` on the VPS says more`,
+    );
 }
 
 /**
@@ -96,13 +166,38 @@ export async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): P
  * moment the old one has let go of its ports, and the old one comes back when
  * it cannot. Returns how long nothing listened, in ms.
  */
-export async function edgeUpOrFail(s: SshSession, image: string, mode: "start" | "replace", publish: readonly string[]): Promise<number> {
+export async function edgeUpOrFail(
+  s: SshSession,
+  image: string,
+  mode: "start" | "replace",
+  publish: readonly string[],
+): Promise<number> {
   const r = await s.exec(edgeUp(image, mode, publish));
   const kept = mode === "replace" ? "; the old edge is serving again with its config" : "";
-  if (r.code === EDGE_IMAGE_EXIT) throw new PipelineError("EDGE_FAILED", `cannot pull the edge's image ${image}: ${tail(r.stderr, 2)}${kept}`, "the VPS must reach the image's registry (Docker Hub for caddy:2), or the edge must be given an image it can pull: `vps … edge --image=…`");
-  if (r.code === EDGE_PORT_TAKEN_EXIT) throw new PipelineError("EDGE_PORT_TAKEN", `the edge cannot publish ${publish.map(hostPort).join(", ") || "its ports"}: ${tail(r.stderr, 2)}${kept}`, "a program outside docker (or a container started since the check) holds it: `sudo ss -ltnp` on the VPS shows which; free it, or publish the service on another port");
-  if (r.code === EDGE_NOT_READY_EXIT) throw new PipelineError("EDGE_FAILED", `the new edge never answered: ${tail(r.stderr, 3)}${kept}`, "the image must run Caddy 2 (`caddy run --resume`) with wget in it, as caddy:2 does");
-  if (r.code !== 0) throw new PipelineError("EDGE_FAILED", `the edge did not start: ${tail(r.stderr, 4)}${kept}`, `\`docker logs ${EDGE_CONTAINER}\` on the VPS says why`);
+  if (r.code === EDGE_IMAGE_EXIT)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `cannot pull the edge's image ${image}: ${tail(r.stderr, 2)}${kept}`,
+      "the VPS must reach the image's registry (Docker Hub for caddy:2), or the edge must be given an image it can pull: `vps … edge --image=…`",
+    );
+  if (r.code === EDGE_PORT_TAKEN_EXIT)
+    throw new PipelineError(
+      "EDGE_PORT_TAKEN",
+      `the edge cannot publish ${publish.map(hostPort).join(", ") || "its ports"}: ${tail(r.stderr, 2)}${kept}`,
+      "a program outside docker (or a container started since the check) holds it: `sudo ss -ltnp` on the VPS shows which; free it, or publish the service on another port",
+    );
+  if (r.code === EDGE_NOT_READY_EXIT)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the new edge never answered: ${tail(r.stderr, 3)}${kept}`,
+      "the image must run Caddy 2 (`caddy run --resume`) with wget in it, as caddy:2 does",
+    );
+  if (r.code !== 0)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the edge did not start: ${tail(r.stderr, 4)}${kept}`,
+      `\`docker logs ${EDGE_CONTAINER}\` on the VPS says why`,
+    );
   return Number(/^gap (\d+)$/m.exec(r.stdout)?.[1] ?? 0);
 }
 
@@ -127,18 +222,27 @@ export async function reviveEdge(s: SshSession, opts: EdgeOptions): Promise<stri
 }
 
 const wantedRoutes = (project: string, shape: ReleaseShape, resolved: ResolvedRelease): EdgeRoute[] =>
-  shape.http.map((h) => ({ project, service: h.service, listen: resolved.listen[h.service] ?? [], ...(h.host ? { host: h.host } : {}), upstreams: [] }));
+  shape.http.map((h) => ({
+    project,
+    service: h.service,
+    listen: resolved.listen[h.service] ?? [],
+    ...(h.host ? { host: h.host } : {}),
+    upstreams: [],
+  }));
 
 /** Routes claimed by deploys of other projects still in progress (see holdClaim). */
 async function claimsOfOthers(s: SshSession, project: string): Promise<EdgeRoute[]> {
   const out = await s.run(liveClaims(), "reading the edge's claims");
-  return out.split("\n").filter((x) => x.startsWith("claim ")).flatMap((x) => {
-    try {
-      return (JSON.parse(x.slice(6)) as EdgeRoute[]).filter((r) => r.project !== project);
-    } catch {
-      return [];
-    }
-  });
+  return out
+    .split("\n")
+    .filter((x) => x.startsWith("claim "))
+    .flatMap((x) => {
+      try {
+        return (JSON.parse(x.slice(6)) as EdgeRoute[]).filter((r) => r.project !== project);
+      } catch {
+        return [];
+      }
+    });
 }
 
 /**
@@ -150,7 +254,10 @@ async function claimsOfOthers(s: SshSession, project: string): Promise<EdgeRoute
  * connection lasts: a concurrent deploy of another project wanting the same
  * port or hostname is refused here, before it changes anything.
  */
-export async function checkEdge(c: Pick<Context, "s" | "l" | "project" | "edge">, release: Pick<Release, "id" | "shape">): Promise<{ newPorts: string[]; notes: string[] }> {
+export async function checkEdge(
+  c: Pick<Context, "s" | "l" | "project" | "edge">,
+  release: Pick<Release, "id" | "shape">,
+): Promise<{ newPorts: string[]; notes: string[] }> {
   const { s, l, project, edge: opts } = c;
   const { id, shape } = release;
   const resolved = await resolveRelease(s, l, project, id, shape);
@@ -159,26 +266,63 @@ export async function checkEdge(c: Pick<Context, "s" | "l" | "project" | "edge">
     const edge = await readEdge(s, opts.image);
     const claimed = await claimsOfOthers(s, project);
     const conflicts = routeConflicts([...edge.routes, ...claimed], project, wanted);
-    if (conflicts.length) throw new PipelineError("EDGE_CONFLICT", `the edge cannot serve this release:\n  ${conflicts.join("\n  ")}`, "give the service another host port or hostname in the production compose file (or its .env); nothing was changed");
-    const newPorts = edgePublish(replaceRoutes(edge.routes, project, [], wanted)).filter((p) => !edge.publish.includes(p));
+    if (conflicts.length)
+      throw new PipelineError(
+        "EDGE_CONFLICT",
+        `the edge cannot serve this release:\n  ${conflicts.join("\n  ")}`,
+        "give the service another host port or hostname in the production compose file (or its .env); nothing was changed",
+      );
+    const newPorts = edgePublish(replaceRoutes(edge.routes, project, [], wanted)).filter(
+      (p) => !edge.publish.includes(p),
+    );
     const image = edge.image || opts.image;
     if (newPorts.length) {
       const r = await s.exec(probePorts(image, project, newPorts));
-      const holders = r.stdout.split("\n").filter((x) => x.startsWith("holder ")).map((x) => x.split(" "));
+      const holders = r.stdout
+        .split("\n")
+        .filter((x) => x.startsWith("holder "))
+        .map((x) => x.split(" "));
       const foreign = holders.filter(([, , , proj]) => proj !== project);
       if (foreign.length) {
-        throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) the edge needs are taken: ${foreign.map(([, spec, name, proj]) => `${hostPort(spec ?? "")} by container ${name}${proj ? ` (project ${proj})` : ""}`).join(", ")}; nothing was changed`, "stop that container or publish the service on another port");
+        throw new PipelineError(
+          "EDGE_PORT_TAKEN",
+          `host port(s) the edge needs are taken: ${foreign.map(([, spec, name, proj]) => `${hostPort(spec ?? "")} by container ${name}${proj ? ` (project ${proj})` : ""}`).join(", ")}; nothing was changed`,
+          "stop that container or publish the service on another port",
+        );
       }
-      if (r.code === EDGE_IMAGE_EXIT) throw new PipelineError("EDGE_FAILED", `cannot pull the edge's image ${image}: ${tail(r.stderr, 2)}`, "the VPS must reach the image's registry (Docker Hub for caddy:2), or the edge must be given an image it can pull: `vps … edge --image=…`");
-      if (r.code === EDGE_PORT_TAKEN_EXIT) throw new PipelineError("EDGE_PORT_TAKEN", `host port(s) ${newPorts.map(hostPort).join(", ")} cannot be published by the edge: ${tail(r.stderr, 2)}; nothing was changed`, "a program outside docker holds it: `sudo ss -ltnp` on the VPS shows which; stop it or publish the service on another port");
-      if (r.code !== 0) throw new PipelineError("EDGE_FAILED", `checking the edge's ports failed: ${tail(r.stderr, 3)}`, "read the output above");
+      if (r.code === EDGE_IMAGE_EXIT)
+        throw new PipelineError(
+          "EDGE_FAILED",
+          `cannot pull the edge's image ${image}: ${tail(r.stderr, 2)}`,
+          "the VPS must reach the image's registry (Docker Hub for caddy:2), or the edge must be given an image it can pull: `vps … edge --image=…`",
+        );
+      if (r.code === EDGE_PORT_TAKEN_EXIT)
+        throw new PipelineError(
+          "EDGE_PORT_TAKEN",
+          `host port(s) ${newPorts.map(hostPort).join(", ")} cannot be published by the edge: ${tail(r.stderr, 2)}; nothing was changed`,
+          "a program outside docker holds it: `sudo ss -ltnp` on the VPS shows which; stop it or publish the service on another port",
+        );
+      if (r.code !== 0)
+        throw new PipelineError(
+          "EDGE_FAILED",
+          `checking the edge's ports failed: ${tail(r.stderr, 3)}`,
+          "read the output above",
+        );
     }
     // released when this deploy's connection closes, however it ends
     const held = await holdWhileOpen(s, holdClaim(project), JSON.stringify(wanted));
-    if (!("release" in held)) throw new PipelineError("EDGE_FAILED", `cannot claim the edge's routes: ${tail(held.stderr, 2)}`, "the VPS needs `flock` (package util-linux) and a writable /tmp");
-    const notes = edge.image && edge.image !== opts.image
-      ? [`the edge runs ${edge.image}; a deploy does not change the edge's image (every project shares it): \`vps … edge --image=${opts.image}\` replaces it`]
-      : [];
+    if (!("release" in held))
+      throw new PipelineError(
+        "EDGE_FAILED",
+        `cannot claim the edge's routes: ${tail(held.stderr, 2)}`,
+        "the VPS needs `flock` (package util-linux) and a writable /tmp",
+      );
+    const notes =
+      edge.image && edge.image !== opts.image
+        ? [
+            `the edge runs ${edge.image}; a deploy does not change the edge's image (every project shares it): \`vps … edge --image=${opts.image}\` replaces it`,
+          ]
+        : [];
     return { newPorts, notes };
   });
 }
@@ -189,22 +333,46 @@ export async function containersOf(s: SshSession, project: string): Promise<Serv
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Wait until the new containers run, are healthy where they have a check, and answer the health path from the edge as users' requests will reach them. */
-async function waitAnswering(s: SshSession, project: string, names: readonly string[], h: HttpSpec, host: string, deadline: number): Promise<HealthOutcome> {
+/**
+ * Wait until the new containers run, are healthy where they have a check, and answer the health path from the edge as
+ * users' requests will reach them.
+ */
+async function waitAnswering(
+  s: SshSession,
+  project: string,
+  names: readonly string[],
+  h: HttpSpec,
+  host: string,
+  deadline: number,
+): Promise<HealthOutcome> {
   let last = "starting";
   for (;;) {
     const out = (await s.exec(containerHealth(names))).stdout;
-    const rows = out.split("\n").filter((x) => x.trim()).map((x) => x.trim().replace(/^\//, "").split(" "));
+    const rows = out
+      .split("\n")
+      .filter((x) => x.trim())
+      .map((x) => x.trim().replace(/^\//, "").split(" "));
     const bad = rows.find(([, state, health]) => state === "exited" || state === "dead" || health === "unhealthy");
-    if (bad) return { ok: false, reasons: [`${h.service}: new container ${bad[0]} is ${bad[2] === "unhealthy" ? "unhealthy" : bad[1]}; it never got traffic`] };
-    const ready = rows.length === names.length && rows.every(([, state, health]) => state === "running" && (health === undefined || health === "" || health === "healthy"));
+    if (bad)
+      return {
+        ok: false,
+        reasons: [
+          `${h.service}: new container ${bad[0]} is ${bad[2] === "unhealthy" ? "unhealthy" : bad[1]}; it never got traffic`,
+        ],
+      };
+    const ready =
+      rows.length === names.length &&
+      rows.every(
+        ([, state, health]) => state === "running" && (health === undefined || health === "" || health === "healthy"),
+      );
     if (ready) {
       const answers = await Promise.all(names.map((n) => s.exec(httpFromEdge(project, n, h.port, h.health, host))));
       const failing = answers.findIndex((a) => a.code !== 0);
       if (failing < 0) return { ok: true };
       last = `GET ${h.health} (Host: ${host}) on port ${h.port} from the edge failed: ${tail(answers[failing]!.stderr, 1) || "no answer"}`;
     } else last = rows.map(([n, state, health]) => `${n} ${state}${health ? ` (${health})` : ""}`).join(", ");
-    if (Date.now() >= deadline) return { ok: false, reasons: [`${h.service}: new container not ready in time (${last}); it never got traffic`] };
+    if (Date.now() >= deadline)
+      return { ok: false, reasons: [`${h.service}: new container not ready in time (${last}); it never got traffic`] };
     await sleep(250);
   }
 }
@@ -233,20 +401,32 @@ interface Rollover {
  * config) when it must publish a new port; the route keeps its project's
  * maintenance page; its own issuer for its hostname.
  */
-async function putOnEdge(s: SshSession, opts: EdgeOptions, project: string, make: (maintenance: string | undefined) => EdgeRoute, before: () => Promise<void> = async () => {}): Promise<void> {
+async function putOnEdge(
+  s: SshSession,
+  opts: EdgeOptions,
+  project: string,
+  make: (maintenance: string | undefined) => EdgeRoute,
+  before: () => Promise<void> = async () => {},
+): Promise<void> {
   await withEdgeLock(s, async () => {
     await before();
     const edge = await readEdge(s, opts.image);
     const route = make(maintenanceOf(edge.routes, project));
     const conflicts = routeConflicts(edge.routes, route.project, [route]);
-    if (conflicts.length) throw new PipelineError("EDGE_CONFLICT", `the edge cannot serve ${route.service} any more:\n  ${conflicts.join("\n  ")}`, "another project took the port or hostname since this deploy began; give the service another one");
+    if (conflicts.length)
+      throw new PipelineError(
+        "EDGE_CONFLICT",
+        `the edge cannot serve ${route.service} any more:\n  ${conflicts.join("\n  ")}`,
+        "another project took the port or hostname since this deploy began; give the service another one",
+      );
     const routes = putRoute(edge.routes, route);
     const need = edgePublish(routes);
     const image = edge.image || opts.image;
     if (edge.state !== "running") await edgeUpOrFail(s, image, "start", edge.state === "missing" ? need : []);
     const now = edge.state === "missing" ? need : edge.publish;
     if (need.some((p) => !now.includes(p))) await edgeUpOrFail(s, image, "replace", need);
-    const same = edge.state === "running" && JSON.stringify(caddyConfig(routes)) === JSON.stringify(caddyConfig(edge.routes));
+    const same =
+      edge.state === "running" && JSON.stringify(caddyConfig(routes)) === JSON.stringify(caddyConfig(edge.routes));
     if (!same) await loadRoutes(s, routes);
   });
 }
@@ -254,28 +434,42 @@ async function putOnEdge(s: SshSession, opts: EdgeOptions, project: string, make
 async function rollover(o: Rollover): Promise<HealthOutcome> {
   const { s, l, project, id, h, listen, opts } = o;
   const old = (await containersOf(s, project)).filter((c) => c.service === h.service);
-  const route = (upstreams: string[]) => (maintenance: string | undefined): EdgeRoute => ({
-    project, service: h.service, listen, ...(h.host ? { host: h.host, ...(opts.tls !== "acme" ? { tls: opts.tls } : {}) } : {}),
-    ...(maintenance !== undefined ? { maintenance } : {}), upstreams: upstreams.map((n) => `${n}:${h.port}`),
-  });
+  const route =
+    (upstreams: string[]) =>
+    (maintenance: string | undefined): EdgeRoute => ({
+      project,
+      service: h.service,
+      listen,
+      ...(h.host ? { host: h.host, ...(opts.tls !== "acme" ? { tls: opts.tls } : {}) } : {}),
+      ...(maintenance !== undefined ? { maintenance } : {}),
+      upstreams: upstreams.map((n) => `${n}:${h.port}`),
+    });
   const plan = planRollover(old, o.hash, o.replicas);
   if (plan.kind === "in-place") {
     // Only make sure they are on the project's network and the route says so.
     const c = await s.exec(connectToEdge(project, plan.current));
-    if (c.code !== 0) return { ok: false, reasons: [`${h.service}: cannot attach its containers to the edge's network: ${tail(c.stderr, 1)}`] };
+    if (c.code !== 0)
+      return {
+        ok: false,
+        reasons: [`${h.service}: cannot attach its containers to the edge's network: ${tail(c.stderr, 1)}`],
+      };
     await putOnEdge(s, opts, project, route(plan.current));
     return { ok: true };
   }
   const up = await s.exec(scaleBeside(l, project, id, h.service, plan.scaleTo));
-  const fresh = (await containersOf(s, project)).filter((c) => c.service === h.service && !old.some((o) => o.name === c.name)).map((c) => c.name);
+  const fresh = (await containersOf(s, project))
+    .filter((c) => c.service === h.service && !old.some((o) => o.name === c.name))
+    .map((c) => c.name);
   const discard = async (reasons: string[]): Promise<HealthOutcome> => {
     if (fresh.length) await s.exec(removeContainers(fresh, 0));
     return { ok: false, reasons };
   };
-  if (up.code !== 0) return discard([`${h.service}: starting the new container beside the old failed: ${tail(up.stderr, 1)}`]);
+  if (up.code !== 0)
+    return discard([`${h.service}: starting the new container beside the old failed: ${tail(up.stderr, 1)}`]);
   if (fresh.length === 0) return discard([`${h.service}: compose started no new container beside the old`]);
   const c = await s.exec(connectToEdge(project, fresh));
-  if (c.code !== 0) return discard([`${h.service}: cannot attach the new container to the edge's network: ${tail(c.stderr, 1)}`]);
+  if (c.code !== 0)
+    return discard([`${h.service}: cannot attach the new container to the edge's network: ${tail(c.stderr, 1)}`]);
   // The edge must run for the probe (first deploy, or removed by hand): made with the ports it already had.
   await withEdgeLock(s, async () => {
     const edge = await readEdge(s, opts.image);
@@ -304,26 +498,47 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
  * changed stays for the caller's rollback (which goes through here too).
  */
 export async function switchWithEdge(o: {
-  s: SshSession; l: Layout; project: string; id: string; shape: ReleaseShape; opts: EdgeOptions; timeoutSeconds: number; server: string;
+  s: SshSession;
+  l: Layout;
+  project: string;
+  id: string;
+  shape: ReleaseShape;
+  opts: EdgeOptions;
+  timeoutSeconds: number;
+  server: string;
   /** Waits for the services not behind the edge (the shape given has only those as long-running). */
   waitOthers: (shape: ReleaseShape) => Promise<HealthOutcome>;
 }): Promise<HealthOutcome> {
   const { s, l, project, id, shape, opts, timeoutSeconds, waitOthers } = o;
   const deadline = Date.now() + timeoutSeconds * 1000;
   const sw = await s.exec(switchTo(l, id));
-  if (sw.code !== 0) return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
+  if (sw.code !== 0)
+    return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
   const resolved = await resolveRelease(s, l, project, id, shape);
   const behind = shape.http.map((h) => h.service);
   const wanted = wantedRoutes(project, shape, resolved);
   await withEdgeLock(s, async () => {
     const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
-    if (j.code !== 0) throw new PipelineError("EDGE_FAILED", `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`, "`docker network ls` on the VPS; the deploy user must be able to create networks");
+    if (j.code !== 0)
+      throw new PipelineError(
+        "EDGE_FAILED",
+        `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`,
+        "`docker network ls` on the VPS; the deploy user must be able to create networks",
+      );
     const edge = await readEdge(s, opts.image);
-    const busy = [project, ...edge.routes.map((r) => r.project), ...(await claimsOfOthers(s, project)).map((r) => r.project)];
+    const busy = [
+      project,
+      ...edge.routes.map((r) => r.project),
+      ...(await claimsOfOthers(s, project)).map((r) => r.project),
+    ];
     await s.exec(pruneProjectNetworks([...new Set(busy)]));
     // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
     // publishing that port itself again can have it (the edge lets go of it).
-    const successor = (r: EdgeRoute) => wanted.some((w) => (w.host !== undefined && w.host === r.host) || w.listen.some((x) => r.listen.some((y) => y.port === x.port)));
+    const successor = (r: EdgeRoute) =>
+      wanted.some(
+        (w) =>
+          (w.host !== undefined && w.host === r.host) || w.listen.some((x) => r.listen.some((y) => y.port === x.port)),
+      );
     const stale = edge.routes.filter((r) => r.project === project && !behind.includes(r.service) && !successor(r));
     if (edge.state !== "running" || stale.length === 0) return;
     const routes = edge.routes.filter((r) => !stale.includes(r));
@@ -334,19 +549,37 @@ export async function switchWithEdge(o: {
   const others = resolved.enabled.filter((x) => !behind.includes(x) && !shape.jobs.some((j) => j.service === x));
   if (others.length) {
     const r = await s.exec(upServices(l, project, id, others));
-    if (r.code !== 0) return { ok: false, reasons: [`docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`] };
+    if (r.code !== 0)
+      return { ok: false, reasons: [`docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`] };
   }
   const first = await waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) });
   if (!first.ok) return first;
   for (const h of shape.http) {
-    const r = await rollover({ s, l, project, id, h, listen: resolved.listen[h.service] ?? [], hash: resolved.hashes[h.service] ?? "", replicas: resolved.replicas[h.service] ?? 1, opts, server: o.server, deadline: Math.max(deadline, Date.now() + 5000) });
+    const r = await rollover({
+      s,
+      l,
+      project,
+      id,
+      h,
+      listen: resolved.listen[h.service] ?? [],
+      hash: resolved.hashes[h.service] ?? "",
+      replicas: resolved.replicas[h.service] ?? 1,
+      opts,
+      server: o.server,
+      deadline: Math.max(deadline, Date.now() + 5000),
+    });
     if (!r.ok) return r;
   }
-  // what `up --remove-orphans` would have done, once every route has moved: the routes and containers of services the release no longer has
+  // what `up --remove-orphans` would have done, once every route has moved: the routes and containers of services the
+  // release no longer has
   await withEdgeLock(s, async () => {
     const edge = await readEdge(s, opts.image);
     const left = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
-    if (edge.state === "running" && left.length) await loadRoutes(s, edge.routes.filter((r) => !left.includes(r)));
+    if (edge.state === "running" && left.length)
+      await loadRoutes(
+        s,
+        edge.routes.filter((r) => !left.includes(r)),
+      );
   });
   const orphans = (await containersOf(s, project)).filter((c) => !(c.service in shape.images)).map((c) => c.name);
   if (orphans.length) await s.exec(removeContainers(orphans, 10));

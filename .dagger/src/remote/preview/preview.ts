@@ -7,7 +7,13 @@
 import { PipelineError, tail } from "../../core/errors.js";
 import { leaveProjectNetwork } from "../../core/edge/edge-commands.js";
 import { previewsFrom, listPreviews, removePreview } from "../../core/preview/preview-commands.js";
-import { previewDir, previewProject, previewsToRemove, type PreviewInfo, type PreviewSettings } from "../../core/preview/preview.js";
+import {
+  previewDir,
+  previewProject,
+  previewsToRemove,
+  type PreviewInfo,
+  type PreviewSettings,
+} from "../../core/preview/preview.js";
 import { layout } from "../../core/server/server-commands.js";
 import { deploy, type DeployRequest, type DeployResult } from "../deploy.js";
 import { loadRoutes, readEdge, withEdgeLock } from "../edge/edge.js";
@@ -33,27 +39,52 @@ export interface Removed {
   routes: number;
 }
 
-/** Remove one preview under its own deploy lock: its edge routes first (nothing is sent to it any more), then the rest. */
+/**
+ * Remove one preview under its own deploy lock: its edge routes first (nothing is sent to it any more), then the rest.
+ */
 async function removeOne(s: SshSession, p: Progress, prod: Production, pr: number, by: string): Promise<Removed> {
   const project = previewProject(prod.project, pr);
   const dir = previewDir(prod.dir, pr);
   const l = layout(dir);
-  return withLock(s, l, p, prod.lockTimeoutSeconds, `${by} (removing preview ${pr}, since ${new Date().toISOString()})`, async () => {
-    // the edge keeps its ports (80/443 stay published: no gap for the others), only the routes go
-    const routes = await withEdgeLock(s, async () => {
-      const edge = await readEdge(s, prod.edge?.image);
-      const mine = edge.routes.filter((r) => r.project === project);
-      if (mine.length && edge.state === "running") await loadRoutes(s, edge.routes.filter((r) => r.project !== project));
-      return mine.length;
-    });
-    const r = await s.exec(removePreview(project, dir, prod.dir));
-    // the edge's network of the project, once no container of it is on it
-    await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
-    const lines = r.stdout.split("\n");
-    const count = (kind: string) => lines.filter((x) => x.startsWith(`removed ${kind} `)).length;
-    if (r.code !== 0) throw new PipelineError("REMOTE_COMMAND_FAILED", `removing preview ${pr} stopped halfway: ${tail(r.stderr, 3)}`, "run preview-down again: it removes what is left");
-    return { pr, containers: count("container"), volumes: count("volume"), networks: count("network"), images: lines.filter((x) => x.startsWith("removed image ")).map((x) => x.slice(14)), routes };
-  });
+  return withLock(
+    s,
+    l,
+    p,
+    prod.lockTimeoutSeconds,
+    `${by} (removing preview ${pr}, since ${new Date().toISOString()})`,
+    async () => {
+      // the edge keeps its ports (80/443 stay published: no gap for the others), only the routes go
+      const routes = await withEdgeLock(s, async () => {
+        const edge = await readEdge(s, prod.edge?.image);
+        const mine = edge.routes.filter((r) => r.project === project);
+        if (mine.length && edge.state === "running")
+          await loadRoutes(
+            s,
+            edge.routes.filter((r) => r.project !== project),
+          );
+        return mine.length;
+      });
+      const r = await s.exec(removePreview(project, dir, prod.dir));
+      // the edge's network of the project, once no container of it is on it
+      await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
+      const lines = r.stdout.split("\n");
+      const count = (kind: string) => lines.filter((x) => x.startsWith(`removed ${kind} `)).length;
+      if (r.code !== 0)
+        throw new PipelineError(
+          "REMOTE_COMMAND_FAILED",
+          `removing preview ${pr} stopped halfway: ${tail(r.stderr, 3)}`,
+          "run preview-down again: it removes what is left",
+        );
+      return {
+        pr,
+        containers: count("container"),
+        volumes: count("volume"),
+        networks: count("network"),
+        images: lines.filter((x) => x.startsWith("removed image ")).map((x) => x.slice(14)),
+        routes,
+      };
+    },
+  );
 }
 
 /** What `preview-down` removed, one line. */
@@ -62,15 +93,19 @@ export function removedLine(r: Removed): string {
 }
 
 /** `preview-down`: the previews named (or, with `expired`, every one idle longer than the TTL) removed. */
-export async function previewDown(prod: Production & { log: Log; by: string }, which: { prs: number[]; ttlHours?: number }): Promise<Removed[]> {
+export async function previewDown(
+  prod: Production & { log: Log; by: string },
+  which: { prs: number[]; ttlHours?: number },
+): Promise<Removed[]> {
   return inSpan(prod.tracing ?? defaultTracing(), "preview-down", { "vps.project": prod.project }, (t) => {
     const p = new Progress(prod.log, "preview-down", t);
     return withSession(prod.ssh, p, async (s) => {
       const live = await readPreviews(s, prod);
       const now = Date.now();
-      const prs = which.ttlHours !== undefined
-        ? live.filter((x) => now - Date.parse(x.lastDeploy) > which.ttlHours! * 3_600_000).map((x) => x.pr)
-        : which.prs;
+      const prs =
+        which.ttlHours !== undefined
+          ? live.filter((x) => now - Date.parse(x.lastDeploy) > which.ttlHours! * 3_600_000).map((x) => x.pr)
+          : which.prs;
       const out: Removed[] = [];
       for (const pr of prs) {
         // a folder without releases (a preview whose first deploy never held the lock) goes all the same
@@ -88,24 +123,43 @@ export async function previewDown(prod: Production & { log: Log; by: string }, w
  * refused, as set), then the ordinary deploy of the preview's project. `req` is already the preview's
  * (project, folder, release and .env made by core/preview/preview.ts).
  */
-export async function deployPreview(prod: Production, pr: number, settings: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">, req: DeployRequest): Promise<DeployResult & { removed: Removed[] }> {
-  const removed = await inSpan(prod.tracing ?? defaultTracing(), "preview-limits", { "vps.project": prod.project }, (t) => {
-    const p = new Progress(req.log, "preview", t);
-    return withSession(prod.ssh, p, async (s) => {
-      const live = await readPreviews(s, prod);
-      const go = previewsToRemove(live, pr, settings, new Date());
-      if (go.refused) throw new PipelineError("PREVIEW_LIMIT", `preview #${pr} not deployed: ${go.refused}`, "close or preview-down a pull request's preview, or raise --preview-limit (--preview-when-full=evict removes the one pushed longest ago)");
-      const out: Removed[] = [];
-      for (const x of go.expired) {
-        out.push(await removeOne(s, p, prod, x.pr, req.by));
-        req.log(`preview note     #${x.pr} removed: not pushed to since ${x.lastDeploy} (longer than ${settings.ttlHours} h)`);
-      }
-      for (const x of go.evicted) {
-        out.push(await removeOne(s, p, prod, x.pr, req.by));
-        req.log(`preview note     #${x.pr} removed to make room (the limit is ${settings.limit}; it was pushed to longest ago, ${x.lastDeploy})`);
-      }
-      return out;
-    });
-  });
+export async function deployPreview(
+  prod: Production,
+  pr: number,
+  settings: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">,
+  req: DeployRequest,
+): Promise<DeployResult & { removed: Removed[] }> {
+  const removed = await inSpan(
+    prod.tracing ?? defaultTracing(),
+    "preview-limits",
+    { "vps.project": prod.project },
+    (t) => {
+      const p = new Progress(req.log, "preview", t);
+      return withSession(prod.ssh, p, async (s) => {
+        const live = await readPreviews(s, prod);
+        const go = previewsToRemove(live, pr, settings, new Date());
+        if (go.refused)
+          throw new PipelineError(
+            "PREVIEW_LIMIT",
+            `preview #${pr} not deployed: ${go.refused}`,
+            "close or preview-down a pull request's preview, or raise --preview-limit (--preview-when-full=evict removes the one pushed longest ago)",
+          );
+        const out: Removed[] = [];
+        for (const x of go.expired) {
+          out.push(await removeOne(s, p, prod, x.pr, req.by));
+          req.log(
+            `preview note     #${x.pr} removed: not pushed to since ${x.lastDeploy} (longer than ${settings.ttlHours} h)`,
+          );
+        }
+        for (const x of go.evicted) {
+          out.push(await removeOne(s, p, prod, x.pr, req.by));
+          req.log(
+            `preview note     #${x.pr} removed to make room (the limit is ${settings.limit}; it was pushed to longest ago, ${x.lastDeploy})`,
+          );
+        }
+        return out;
+      });
+    },
+  );
   return { ...(await deploy(req)), removed };
 }

@@ -13,9 +13,20 @@ import { JOB_PROFILE, type JobSpec } from "../../core/compose/extension.js";
 import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/release/health.js";
 import { dockerAuthConfig } from "../../core/registry/registry-auth.js";
 import { pullError, registryError } from "../../core/registry/registry-errors.js";
-import { AUTH_SETUP_FAILED_EXIT, LOGIN_FAILED_EXIT, PULL_FAILED_EXIT, pullImages } from "../../core/registry/registry-commands.js";
+import {
+  AUTH_SETUP_FAILED_EXIT,
+  LOGIN_FAILED_EXIT,
+  PULL_FAILED_EXIT,
+  pullImages,
+} from "../../core/registry/registry-commands.js";
 import { JOB_TIMEOUT_EXIT, ps, runJob, switchTo, up, watchEvents } from "../../core/release/release-commands.js";
-import { composeMajor, parsePreflight, preflightProbe, releaseDir, type Layout } from "../../core/server/server-commands.js";
+import {
+  composeMajor,
+  parsePreflight,
+  preflightProbe,
+  releaseDir,
+  type Layout,
+} from "../../core/server/server-commands.js";
 import { checkEdge, reviveEdge, switchWithEdge } from "../edge/edge.js";
 import { releaseCompose } from "../releases.js";
 import type { SshSession } from "../ssh.js";
@@ -44,7 +55,9 @@ export async function runPreflight(s: SshSession, l: Layout, user: string): Prom
   }
   const major = facts.compose !== undefined ? composeMajor(facts.compose) : undefined;
   if (major === undefined || major < 2) {
-    const found = facts.composeV1 ? `only docker-compose ${facts.composeV1} (v1, the old Python tool) is installed` : "no compose is installed";
+    const found = facts.composeV1
+      ? `only docker-compose ${facts.composeV1} (v1, the old Python tool) is installed`
+      : "no compose is installed";
     throw new PipelineError(
       "COMPOSE_V2_MISSING",
       `\`docker compose\` (v2) is not available on the VPS for ${user}: ${found}`,
@@ -53,7 +66,11 @@ export async function runPreflight(s: SshSession, l: Layout, user: string): Prom
   }
   const freeMiB = facts.freeKb === undefined ? -1 : Math.floor(facts.freeKb / 1024);
   if (freeMiB >= 0 && freeMiB < MIN_FREE_MIB) {
-    throw new PipelineError("DISK_LOW", `only ${freeMiB} MiB free under ${l.dir} on the VPS (need ${MIN_FREE_MIB})`, "free space: `docker image prune -a` removes images no container uses");
+    throw new PipelineError(
+      "DISK_LOW",
+      `only ${freeMiB} MiB free under ${l.dir} on the VPS (need ${MIN_FREE_MIB})`,
+      "free space: `docker image prune -a` removes images no container uses",
+    );
   }
   return { docker: facts.docker, compose: facts.compose ?? "", freeMiB };
 }
@@ -67,34 +84,78 @@ export async function composePs(s: SshSession, l: Layout, project: string, file?
  * Pull `images` (and make sure `ensure` are present) with a throwaway docker
  * config that holds only `login`. Returns the images that were pulled.
  */
-export async function pull(s: SshSession, login: RegistryLogin | undefined, images: readonly string[], ensure: readonly string[]): Promise<string[]> {
+export async function pull(
+  s: SshSession,
+  login: RegistryLogin | undefined,
+  images: readonly string[],
+  ensure: readonly string[],
+): Promise<string[]> {
   const host = login?.host ?? "the registry";
   const r = await s.exec(pullImages(login?.host ?? "", images, ensure), { stdin: dockerAuthConfig(login) });
   if (r.code === LOGIN_FAILED_EXIT) throw registryError("login", host, r.stderr);
   if (r.code === PULL_FAILED_EXIT) {
-    const failed = r.stdout.split("\n").filter((x) => x.startsWith("failed ")).map((x) => x.slice("failed ".length));
+    const failed = r.stdout
+      .split("\n")
+      .filter((x) => x.startsWith("failed "))
+      .map((x) => x.slice("failed ".length));
     throw failed[0] ? pullError(failed[0], r.stderr, login?.host) : registryError("pull", host, r.stderr);
   }
-  if (r.code === AUTH_SETUP_FAILED_EXIT) throw new PipelineError("PULL_FAILED", `cannot make a throwaway docker config in the deploy user's home: ${tail(r.stderr, 2)}`, "the deploy user's home must be writable (and not full)");
-  if (r.code !== 0) throw new PipelineError("PULL_FAILED", `pull failed with exit code ${r.code}: ${tail(r.stderr, 4)}`, "read the output above");
-  return r.stdout.split("\n").filter((x) => x.startsWith("pulled ")).map((x) => x.slice("pulled ".length));
+  if (r.code === AUTH_SETUP_FAILED_EXIT)
+    throw new PipelineError(
+      "PULL_FAILED",
+      `cannot make a throwaway docker config in the deploy user's home: ${tail(r.stderr, 2)}`,
+      "the deploy user's home must be writable (and not full)",
+    );
+  if (r.code !== 0)
+    throw new PipelineError(
+      "PULL_FAILED",
+      `pull failed with exit code ${r.code}: ${tail(r.stderr, 4)}`,
+      "read the output above",
+    );
+  return r.stdout
+    .split("\n")
+    .filter((x) => x.startsWith("pulled "))
+    .map((x) => x.slice("pulled ".length));
 }
 
 /** Run release-phase jobs one after the other; the first failure stops with JOB_FAILED and the job's log tail. */
-export async function runJobs(s: SshSession, l: Layout, project: string, id: string, jobs: readonly JobSpec[]): Promise<string[]> {
+export async function runJobs(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  id: string,
+  jobs: readonly JobSpec[],
+): Promise<string[]> {
   const done: string[] = [];
   const rel = releaseDir(l, id);
   // relative to the deploy folder, where the job runs
   const override = jobEnvOverride(await releaseCompose(s, l, id), posix.join(posix.relative(l.dir, rel), ".env"));
   if (override) await s.upload(`${rel}/jobs.override.yml`, override, "600");
   for (const j of jobs) {
-    const r = await s.exec(runJob(l, { id, project, service: j.service, timeoutSeconds: j.timeoutSeconds, profile: JOB_PROFILE, override: override ? `${rel}/jobs.override.yml` : undefined }));
+    const r = await s.exec(
+      runJob(l, {
+        id,
+        project,
+        service: j.service,
+        timeoutSeconds: j.timeoutSeconds,
+        profile: JOB_PROFILE,
+        override: override ? `${rel}/jobs.override.yml` : undefined,
+      }),
+    );
     const logs = tail(`${r.stdout}${r.stderr}`, 15);
     if (r.code === JOB_TIMEOUT_EXIT) {
-      throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` did not finish within ${j.timeoutSeconds}s and was stopped; nothing that runs was changed\n${logs}`, `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}`);
+      throw new PipelineError(
+        "JOB_FAILED",
+        `release-phase job \`${j.service}\` did not finish within ${j.timeoutSeconds}s and was stopped; nothing that runs was changed\n${logs}`,
+        `make the job faster or raise \`x-vps-pipeline.job.timeout\` for ${j.service}`,
+      );
     }
     if (r.code !== 0) {
-      throw new PipelineError("JOB_FAILED", `release-phase job \`${j.service}\` exited with code ${r.code}; nothing that runs was changed\n${logs}`, `fix ${j.service} (its last output is above) and deploy again; the release that runs was not touched`);
+      throw new PipelineError(
+        "JOB_FAILED",
+        `release-phase job \`${j.service}\` exited with code ${r.code}; nothing that runs was changed\n${logs}`,
+        `fix ${j.service} (its last output is above) and deploy again; the release that runs was not touched`,
+      );
     }
     done.push(j.service);
   }
@@ -107,7 +168,13 @@ export async function runJobs(s: SshSession, l: Layout, project: string, id: str
  * reports an event of the project (a start, a health change, an exit), and at
  * least every second in case an event was missed.
  */
-export async function waitHealthy(s: SshSession, l: Layout, project: string, shape: ReleaseShape, timeoutSeconds: number): Promise<HealthOutcome> {
+export async function waitHealthy(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  shape: ReleaseShape,
+  timeoutSeconds: number,
+): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   let changed = false;
   let wake: () => void = () => {};
@@ -133,7 +200,8 @@ export async function waitHealthy(s: SshSession, l: Layout, project: string, sha
       const verdict = assessHealth(shape, containers);
       if (verdict.status === "ok") return { ok: true };
       if (verdict.status === "failed") return { ok: false, reasons: verdict.reasons };
-      if (Date.now() >= deadline) return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
+      if (Date.now() >= deadline)
+        return { ok: false, reasons: [`not healthy after ${timeoutSeconds}s: ${verdict.pending.join("; ")}`] };
       if (!changed) {
         await new Promise<void>((r) => {
           const timer = setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now())));
@@ -160,31 +228,42 @@ export async function switchAndUp(s: SshSession, l: Layout, project: string, id:
 }
 
 const images = (shape: ReleaseShape) => Object.values(shape.images).filter(Boolean);
-const viaEdge = (shape: ReleaseShape, leaving?: ReleaseShape) => shape.http.length > 0 || (leaving?.http.length ?? 0) > 0;
+const viaEdge = (shape: ReleaseShape, leaving?: ReleaseShape) =>
+  shape.http.length > 0 || (leaving?.http.length ?? 0) > 0;
 
 export const composeTarget: Target = {
   words: {
     where: "VPS",
-    switched: (r) => (r.shape.http.length ? `${r.shape.http.map((h) => h.service).join(", ")} rolled over behind the edge` : ""),
+    switched: (r) =>
+      r.shape.http.length ? `${r.shape.http.map((h) => h.service).join(", ")} rolled over behind the edge` : "",
     healthy: "all services up",
     notUp: "is not healthy",
     backUp: ", which is healthy and serving",
     backDown: ", which is NOT healthy either",
     firstFailedHint: "fix the release and deploy again; `docker compose logs` on the VPS shows why it failed",
-    rolledBackHint: "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
-    nothingUpHint: "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
-    rollbackFailedHint: "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present",
+    rolledBackHint:
+      "the previous version is running; look at the failed release with `docker compose logs` on the VPS, fix it and deploy again",
+    nothingUpHint:
+      "nothing healthy runs now: `docker compose logs` on the VPS, then deploy a fixed release or `rollback --to` an older one (`status` lists them)",
+    rollbackFailedHint:
+      "look at `docker compose logs` on the VPS; `status` shows the kept releases and whether their images are present",
   },
   admit: () => [],
   preflight: async (c) => {
     const r = await runPreflight(c.s, c.l, c.user);
     return `docker ${r.docker}, compose ${r.compose}, ${r.freeMiB} MiB free`;
   },
-  platforms: async (c) => [{ where: "the VPS", platform: (await c.s.run(serverPlatformProbe(), "reading the server's platform")).trim() }],
+  platforms: async (c) => [
+    { where: "the VPS", platform: (await c.s.run(serverPlatformProbe(), "reading the server's platform")).trim() },
+  ],
   prepare: async () => {},
   check: async (c, r) => {
     if (r.shape.http.length === 0) return;
-    const x = await c.step("edge", () => checkEdge(c, r), (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"));
+    const x = await c.step(
+      "edge",
+      () => checkEdge(c, r),
+      (x) => (x.newPorts.length ? `host port(s) ${x.newPorts.join(", ")} free for the edge` : "routes fit the edge"),
+    );
     x.notes.forEach((n) => c.note(n));
   },
   pull: async (c, r, previous) => {
@@ -197,18 +276,34 @@ export const composeTarget: Target = {
     const login = c.login; // the registry of the release's own images, or none (rollback.ts)
     const pulled = await pull(c.s, login, [], images(r.shape)).catch((e: unknown) => {
       if (login || !isPipelineError(e)) throw e;
-      throw new PipelineError(e.code, `the server lost images of release ${r.id} and pulling them back without credentials failed: ${e.message}`, `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`, { cause: e });
+      throw new PipelineError(
+        e.code,
+        `the server lost images of release ${r.id} and pulling them back without credentials failed: ${e.message}`,
+        `pass the pull token (vps --pull-token=…) so rollback can pull them back; ${e.hint}`,
+        { cause: e },
+      );
     });
     return pulled.length ? `${pulled.length} image(s) pulled back` : "all images present";
   },
   jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs),
   switch: async (c, r, leaving) => {
-    // any project's deploy or rollback brings back a stopped edge: the others behind it must not wait for their own deploy
+    // any project's deploy or rollback brings back a stopped edge: the others behind it must not wait for their own
+    // deploy
     const revived = await reviveEdge(c.s, c.edge);
     if (revived) c.note(revived);
     if (!viaEdge(r.shape, leaving)) return switchAndUp(c.s, c.l, c.project, r.id);
     // the other services stop-first, then each service behind the edge rolled over
-    const h = await switchWithEdge({ s: c.s, l: c.l, project: c.project, id: r.id, shape: r.shape, opts: c.edge, timeoutSeconds: c.healthTimeoutSeconds, server: c.server, waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds) });
+    const h = await switchWithEdge({
+      s: c.s,
+      l: c.l,
+      project: c.project,
+      id: r.id,
+      shape: r.shape,
+      opts: c.edge,
+      timeoutSeconds: c.healthTimeoutSeconds,
+      server: c.server,
+      waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds),
+    });
     return h.ok ? undefined : h.reasons.join("; ");
   },
   wait: (c, r) => waitHealthy(c.s, c.l, c.project, r.shape, c.healthTimeoutSeconds),

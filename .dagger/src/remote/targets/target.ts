@@ -35,7 +35,12 @@ export interface Context {
   /** A line of its own in the output (`deploy note …`): what the user should know. */
   note(line: string): void;
   /** Run one named step: the caller's step hook fires, then one progress line and one span. */
-  step<T>(name: StepName, f: (span: StepSpan) => Promise<T>, detail?: (v: T) => string, attributes?: Attributes): Promise<T>;
+  step<T>(
+    name: StepName,
+    f: (span: StepSpan) => Promise<T>,
+    detail?: (v: T) => string,
+    attributes?: Attributes,
+  ): Promise<T>;
 }
 
 /** A release on the server: its id, its rendered compose file and what it runs. */
@@ -79,13 +84,18 @@ export interface Target {
   admit(compose: string): string[];
   /** The host can run a release; nothing changes. Returns the step's line. */
   preflight(c: Context): Promise<string>;
-  /** The platform of the server, or of every node of a swarm (`linux/amd64`…), for the check of multi-platform images. */
+  /**
+   * The platform of the server, or of every node of a swarm (`linux/amd64`…), for the check of multi-platform images.
+   */
   platforms(c: Context): Promise<ServerPlatform[]>;
   /** The target's own files beside a release's compose file and `.env`, for the `jobs` this run will run. */
   prepare(c: Context, r: Release, jobs: readonly JobSpec[]): Promise<void>;
   /** Checks that need the uploaded release, each a step of its own (compose: the edge's ports and routes). */
   check(c: Context, r: Release): Promise<void>;
-  /** The release's images pulled, or checked readable, with `previous`'s made present for a rollback. Returns the step's line. */
+  /**
+   * The release's images pulled, or checked readable, with `previous`'s made present for a rollback. Returns the step's
+   * line.
+   */
   pull(c: Context, r: Release, previous?: Release): Promise<string>;
   /** Images a kept release lost, brought back before a rollback; absent where each node pulls its own. */
   pullBack?(c: Context, r: Release): Promise<string>;
