@@ -25,4 +25,17 @@ export default tseslint.config(
       eqeqeq: ["error", "always"],
     },
   },
+  {
+    // the introspector reads a default's text: `1_048_576` was registered as 1
+    files: [".dagger/src/index.ts", ".dagger/src/vps.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "Literal[raw=/^[0-9].*_/]",
+          message: "write the number without _ separators: Dagger reads 1_000 as 1",
+        },
+      ],
+    },
+  },
 );

@@ -2,10 +2,12 @@
  * Reading the module's own API from the engine, for the `dagger check` of the
  * workflows: the objects whatever the engine calls them, in core/ci/workflow.ts's shape.
  */
-import type { Client, Directory, FunctionArg } from "@dagger.io/dagger";
+import type { Client, Directory, FunctionArg, TypeDef } from "@dagger.io/dagger";
 import {
+  OBJECT_KIND,
   checkCall,
   daggerCalls,
+  isModuleObject,
   shapeApi,
   type ApiFunction,
   type ApiObjectDef,
@@ -30,18 +32,18 @@ async function apiShape(dag: Client): Promise<ApiShape> {
     }
     return out;
   };
+  // The kind first: only an object has a name to read (the engine answers null for the others).
+  const objectName = async (t: TypeDef): Promise<string | null> =>
+    (await t.kind()) === OBJECT_KIND ? await t.asObject().name() : null;
   for (const def of await dag.currentTypeDefs()) {
-    const o = def.asObject();
-    const name = await o.name().catch(() => "");
+    const kind = await def.kind();
+    const name = kind === OBJECT_KIND ? await def.asObject().name() : null;
     // Only this module's objects: the main one and those the engine names with its prefix.
-    if (!name.startsWith(MAIN_OBJECT) && !OTHER_OBJECTS.includes(name)) continue;
+    if (!isModuleObject({ kind, name }, MAIN_OBJECT, OTHER_OBJECTS) || name === null) continue;
+    const o = def.asObject();
     const functions: ApiObjectDef["functions"] = [];
     for (const f of await o.functions()) {
-      const returns = await f
-        .returnType()
-        .asObject()
-        .name()
-        .catch(() => "");
+      const returns = await objectName(f.returnType());
       functions.push({ name: await f.name(), ...(await described(await f.args())), ...(returns ? { returns } : {}) });
     }
     const constructor = name === MAIN_OBJECT ? await described(await (await o.constructor_()).args()) : undefined;

@@ -707,7 +707,7 @@ export class Vps {
    * @param pr A pull request preview's logs instead of production's.
    */
   @func({ cache: "never" }) // reads live state
-  async logs(service: string[] = [], since = "", tail = 200, maxBytes = 1_048_576, pr = 0): Promise<string> {
+  async logs(service: string[] = [], since = "", tail = 200, maxBytes = 1048576, pr = 0): Promise<string> {
     return explained(async () => {
       const { logOptions, prNumber, previewTarget, vpsInputs } = await inputs();
       const { logs: remoteLogs } = await import("./remote/day-two/logs.js");

@@ -11,7 +11,7 @@ import { classifyRegistryOutput, pullError, registryError } from "../../.dagger/
 import { earlyFailureRecord, rollbackRecord, type HistoryRecord } from "../../.dagger/src/core/release/release.js";
 import { envFileValue, passphraseValue, tokenValue } from "../../.dagger/src/core/secret-values.js";
 import { parseSwarmProbe } from "../../.dagger/src/core/swarm/swarm-commands.js";
-import { localObjectName, shapeApi } from "../../.dagger/src/core/ci/workflow.js";
+import { isModuleObject, localObjectName, shapeApi } from "../../.dagger/src/core/ci/workflow.js";
 
 const c = (name: string, o: Partial<ServiceContainer> = {}): ServiceContainer => ({
   name,
@@ -213,6 +213,21 @@ describe("swarm-commands: the manager's probe", () => {
     });
     expect(parseSwarmProbe("docker 28.2\nswarm active false\n")).toMatchObject({ swarm: "active", manager: false });
     expect(parseSwarmProbe("docker_error denied\nswarm \n")).toMatchObject({ dockerError: "denied", manager: false });
+  });
+});
+
+describe("workflow: the module's objects among every type definition the engine lists", () => {
+  it("reads an object's name only for objects: enums, inputs, scalars, interfaces and nameless ones are not ours", () => {
+    const ours = (kind: string, name?: string | null) => isModuleObject({ kind, name }, "VpsPipeline", ["Vps"]);
+    expect(ours("OBJECT_KIND", "VpsPipeline")).toBe(true);
+    expect(ours("OBJECT_KIND", "VpsPipelineVps")).toBe(true);
+    expect(ours("OBJECT_KIND", "Vps")).toBe(true); // the offline introspector's name
+    expect(ours("OBJECT_KIND", "Container")).toBe(false);
+    expect(ours("OBJECT_KIND", null)).toBe(false); // what dagger check crashed on
+    for (const kind of ["ENUM_KIND", "INPUT_KIND", "SCALAR_KIND", "INTERFACE_KIND", "LIST_KIND"]) {
+      expect(ours(kind, null)).toBe(false);
+      expect(ours(kind, "VpsPipelineFormat")).toBe(false);
+    }
   });
 });
 

@@ -53,6 +53,25 @@ export interface ApiObjectDef {
   ctor?: ApiFunction | undefined;
 }
 
+/** A type definition as the engine lists it: its kind, and a name only where the kind has one. */
+export interface RawTypeDef {
+  kind: string;
+  name?: string | null | undefined;
+}
+
+/** The kind of the engine's object type definitions (`TypeDefKind.ObjectKind`). */
+export const OBJECT_KIND = "OBJECT_KIND";
+
+/**
+ * Whether a type definition is one of this module's objects: an object (enums, inputs, scalars and
+ * interfaces have no object name, and the engine answers null for it rather than failing), named
+ * as the main object, with its prefix, or as one of the others.
+ */
+export function isModuleObject(def: RawTypeDef, main: string, others: readonly string[]): boolean {
+  if (def.kind !== OBJECT_KIND || typeof def.name !== "string") return false;
+  return def.name.startsWith(main) || others.includes(def.name);
+}
+
 /**
  * The engine names a module's other objects with the module's prefix
  * (`VpsPipelineVps`), the offline introspector without (`Vps`): both mean `Vps`.
