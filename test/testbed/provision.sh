@@ -10,7 +10,8 @@ need=()
 for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registry htpasswd:apache2-utils \
             ip:iproute2 flock:util-linux openssl:openssl curl:curl ssh-keygen:openssh-client \
             docker-compose:docker-compose shellcheck:shellcheck gpg:gnupg pass:pass \
-            docker-credential-pass:golang-docker-credential-helpers debootstrap:debootstrap; do
+            docker-credential-pass:golang-docker-credential-helpers debootstrap:debootstrap \
+            dnsmasq:dnsmasq-base socat:socat; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
