@@ -707,7 +707,13 @@ export class Vps {
    * @param pr A pull request preview's logs instead of production's.
    */
   @func({ cache: "never" }) // reads live state
-  async logs(service: string[] = [], since = "", tail = 200, maxBytes = 1048576, pr = 0): Promise<string> {
+  async logs(
+    service: string[] = [],
+    since = "",
+    tail = 200,
+    maxBytes: number = DEFAULTS.maxOutputBytes,
+    pr = 0,
+  ): Promise<string> {
     return explained(async () => {
       const { logOptions, prNumber, previewTarget, vpsInputs } = await inputs();
       const { logs: remoteLogs } = await import("./remote/day-two/logs.js");
@@ -718,27 +724,38 @@ export class Vps {
   }
 
   /**
-   * Run a one-off command in a new container of a service of the current release, as a release-phase job sees it (its image digest, the live .env, the project's networks and volumes; no other container started or recreated), and remove it whatever happens. Prints its output; fails with its exit code (RUN_FAILED) when it is not 0, or when it outlives --timeout (killed). Refused while a deploy holds the lock; deploys wait while it runs. Recorded in the history (who, the command; never the .env).
+   * Run a one-off command in a new container of a service of the current release, as a release-phase job sees it (its image digest, the live .env, the project's networks and volumes; no other container started or recreated), and remove it whatever happens. Prints its output as it comes and returns it (the newest --max-bytes); fails with its exit code (RUN_FAILED) when it is not 0, or when it outlives --timeout (killed). Refused while a deploy holds the lock; deploys wait while it runs. Recorded in the history (who, the command; never the .env).
    *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker run --service=api --cmd="./manage.py clearsessions"
    *
    * @param service The service whose image, environment, networks and volumes the command gets.
-   * @param cmd The command: one string runs in the container's sh -c; several (--cmd=a,b) are the argv as is.
+   * @param cmd The command as one shell line, run by the container's sh -c (commas and quotes kept as written).
+   * @param argv Instead of --cmd: the words as a JSON array, run without a shell, e.g. --argv='["psql","-c","select 1, 2"]'.
    * @param timeout Seconds before the command is killed and its container removed.
+   * @param maxBytes At most this many bytes of output, printed and returned (the newest are kept).
    * @param pr Run it in a pull request preview instead of production.
    */
   @func({ cache: "never" }) // changes a server
-  async run(service: string, cmd: string[], timeout: number = DEFAULTS.jobTimeout, pr = 0): Promise<string> {
+  async run(
+    service: string,
+    cmd = "",
+    argv = "",
+    timeout: number = DEFAULTS.jobTimeout,
+    maxBytes: number = DEFAULTS.maxOutputBytes,
+    pr = 0,
+  ): Promise<string> {
     return explained(async () => {
       const { oneOffOptions, prNumber, previewTarget, vpsInputs } = await inputs();
       const { runOnce } = await import("./remote/day-two/one-off.js");
-      const o = oneOffOptions({ service, cmd, timeoutSeconds: timeout });
+      const o = oneOffOptions({ service, cmd, argv, timeoutSeconds: timeout, maxBytes });
       const v = await vpsInputs(this);
       const log = liveLog();
       const r = await runOnce(pr ? previewTarget(v, prNumber(pr)) : v, {
         service: o.service,
-        command: o.cmd,
+        command: o.command,
+        shell: o.shell,
         timeoutSeconds: o.timeoutSeconds,
+        maxBytes: o.maxBytes,
         by: v.by,
         log: log.log,
       });

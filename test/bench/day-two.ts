@@ -34,7 +34,7 @@ const time = async (k: string, f: () => unknown) => {
 for (let i = 0; i < RUNS; i++) {
   await time("logs --tail=1000 (all services)", () => logs(target, { services: [], tail: 1000, maxBytes: 1 << 20 }));
   await time("ssh + docker compose logs --tail=1000", () => sh(`${ssh} 'cd production/${P} && docker compose -p ${P} logs --timestamps --tail=1000' > /dev/null`));
-  await time("run --cmd=true", () => runOnce(target, { service: "api", command: ["true"], timeoutSeconds: 60, by: "bench", log: () => {} }));
+  await time("run --cmd=true", () => runOnce(target, { service: "api", command: ["true"], timeoutSeconds: 60, maxBytes: 1048576, by: "bench", log: () => {} }));
   await time("ssh + docker compose run --rm true", () => sh(`${ssh} 'cd production/${P} && docker compose -p ${P} run --rm -T --no-deps api true' > /dev/null`));
 }
 freshProject(P);

@@ -125,6 +125,7 @@ describe("run", () => {
       service: "api",
       command: ["echo out; echo err >&2; echo key=$GOLD_API_KEY; exit 3"],
       timeoutSeconds: 60,
+      maxBytes: 1048576,
       by,
       log: () => {},
     });
@@ -145,10 +146,31 @@ describe("run", () => {
       service: "api",
       command: ["sh", "-c", "echo as argv"],
       timeoutSeconds: 60,
+      maxBytes: 1048576,
       by,
       log: () => {},
     });
     expect([argv.exitCode, argv.output.trim()]).toEqual([0, "as argv"]);
+    // a shell line with a comma and quotes arrives whole; argv words keep theirs
+    const comma = await runOnce(target, {
+      service: "api",
+      command: ["printf '%s|' 'select a, b' x,y"],
+      timeoutSeconds: 60,
+      maxBytes: 1048576,
+      by,
+      log: () => {},
+    });
+    expect(comma.output).toBe("select a, b|x,y|");
+    const words = await runOnce(target, {
+      service: "api",
+      command: ["printf", "%s|", "a, b", "c"],
+      shell: false,
+      timeoutSeconds: 60,
+      maxBytes: 1048576,
+      by,
+      log: () => {},
+    });
+    expect(words.output).toBe("a, b|c|");
     expect(
       sh(
         `docker ps -a --filter label=com.docker.compose.project=${P} --filter label=com.docker.compose.oneoff=True -q`,
@@ -156,11 +178,32 @@ describe("run", () => {
     ).toBe("");
   });
 
+  it("prints its output as it comes and returns the newest --max-bytes, saying what was cut", async () => {
+    const live: string[] = [];
+    const r = await runOnce(target, {
+      service: "api",
+      command: ["i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done"],
+      timeoutSeconds: 60,
+      maxBytes: 4096,
+      by,
+      log: (l) => live.push(l),
+    });
+    expect(r.exitCode).toBe(0);
+    const lines = r.output.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^\(\d+ older byte\(s\) of output not shown: the output is capped at 4096 bytes/);
+    expect(lines.at(-1)).toBe("line-2999");
+    expect(Buffer.byteLength(lines.slice(1).join("\n"))).toBeLessThanOrEqual(4096);
+    expect(live[0]).toBe("api | line-0");
+    expect(live.at(-1)).toMatch(/live output stops here: more than 4096 bytes/);
+    expect(live.length).toBeLessThan(600);
+  });
+
   it("a command that hangs is killed at its timeout and its container removed", async () => {
     const r = await runOnce(target, {
       service: "api",
       command: ["echo started; sleep 300"],
       timeoutSeconds: 3,
+      maxBytes: 1048576,
       by,
       log: () => {},
     });
@@ -182,6 +225,7 @@ describe("run", () => {
               service: "api",
               command: ["true"],
               timeoutSeconds: 10,
+              maxBytes: 1048576,
               by,
               log: () => {},
             }).catch((e: unknown) => e);

@@ -118,6 +118,17 @@ describe("the module as Dagger registers it", () => {
         expect(DAGGER_CALL_FLAGS, `${where}(${a.name})`).not.toContain(kebab(a.name));
   });
 
+  it("takes a list only where a comma cannot be part of an item: the CLI splits list flags at commas", () => {
+    // `--cmd="psql -c 'select a, b'"` became two words while cmd was a list
+    const lists: string[] = [];
+    for (const [where, m] of everyFunction())
+      for (const a of Object.values(m.arguments)) if (a.type.kind === "LIST_KIND") lists.push(`${where}(${a.name})`);
+    const allowed = /\((buildArgs|platforms|images|probes|service)\)$/;
+    expect(lists.filter((l) => !allowed.test(l))).toEqual([]);
+    const run = api.objects.Vps!.methods.run!.arguments;
+    expect([run.cmd!.type.kind, run.argv!.type.kind]).toEqual(["STRING_KIND", "STRING_KIND"]);
+  });
+
   it("types every secret argument as Secret, and no secret-looking argument as a string", () => {
     let seen = 0;
     for (const [where, m] of everyFunction()) {
@@ -190,5 +201,29 @@ describe("dagger.json", () => {
         .map(Number)
         .reduce((a, n) => a * 1000 + n, 0);
     expect(num(conf.engineVersion)).toBeLessThanOrEqual(num(sdkVersion));
+  });
+
+  it("names one Dagger version everywhere: dagger.json's engine, the SDK we build against, every workflow's CLI, the README", () => {
+    const engine = (JSON.parse(readFileSync("dagger.json", "utf8")) as { engineVersion: string }).engineVersion;
+    const pinned = (JSON.parse(readFileSync("package.json", "utf8")) as { devDependencies: Record<string, string> })
+      .devDependencies["@dagger.io/dagger"];
+    const installed = (
+      JSON.parse(readFileSync("node_modules/@dagger.io/dagger/package.json", "utf8")) as { version: string }
+    ).version;
+    const workflows = readdirSync(".github/workflows").flatMap((f) => {
+      const text = readFileSync(join(".github/workflows", f), "utf8");
+      // the version given to each dagger-for-github step
+      return [...text.matchAll(/uses: dagger\/dagger-for-github@[^\n]*\n\s+with:\n\s+version: "([^"]+)"/g)].map(
+        (m) => `${f}: ${m[1]}`,
+      );
+    });
+    expect(workflows.length).toBeGreaterThanOrEqual(6);
+    const v = engine.replace(/^v/, "");
+    expect({ pinned, installed, workflows: [...new Set(workflows.map((w) => w.split(": ")[1]))] }).toEqual({
+      pinned: v,
+      installed: v,
+      workflows: [v],
+    });
+    expect(readFileSync("README.md", "utf8")).toContain(`**Dagger ${v}**`);
   });
 });

@@ -5,6 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { composeLogs, formatLogs, mergeLogs, parseLogLine } from "../../.dagger/src/core/day-two/logs.js";
 import { oneOffArgv, oneOffName } from "../../.dagger/src/core/day-two/one-off.js";
+import { BoundedOutput, capNewest } from "../../.dagger/src/core/day-two/output.js";
+import { oneOffOptions } from "../../.dagger/src/inputs/inputs.js";
 
 describe("logs", () => {
   it("reads a container's line and a swarm task's (its time before or after the bar)", () => {
@@ -58,6 +60,65 @@ describe("run", () => {
     expect(oneOffArgv(["./manage.py migrate && echo ok"])).toEqual(["sh", "-c", "./manage.py migrate && echo ok"]);
     expect(oneOffArgv(["./manage.py", "migrate"])).toEqual(["./manage.py", "migrate"]);
     expect(oneOffName("gold", "api", new Date("2026-12-01T08:09:10.123Z"))).toBe("gold-run-api-20261201080910123");
+    expect(oneOffArgv(["/opt/my tool"], false)).toEqual(["/opt/my tool"]);
+  });
+
+  it("--cmd is one shell line whatever it holds; --argv is a JSON array of words; exactly one of them", () => {
+    const base = { service: "db", cmd: "", argv: "", timeoutSeconds: 60, maxBytes: 1048576 };
+    expect(oneOffOptions({ ...base, cmd: "psql -c 'select a, b'" })).toMatchObject({
+      command: ["psql -c 'select a, b'"],
+      shell: true,
+    });
+    expect(oneOffOptions({ ...base, argv: '["psql","-c","select a, b"]' })).toMatchObject({
+      command: ["psql", "-c", "select a, b"],
+      shell: false,
+    });
+    expect(() => oneOffOptions(base)).toThrow(/run\.cmd: give the command to run/);
+    expect(() => oneOffOptions({ ...base, cmd: "a", argv: '["a"]' })).toThrow(/not both/);
+    expect(() => oneOffOptions({ ...base, argv: "psql -c x" })).toThrow(/run\.argv: must be a JSON array of strings/);
+    expect(() => oneOffOptions({ ...base, argv: "[]" })).toThrow(/at least one word/);
+    expect(() => oneOffOptions({ ...base, cmd: "x", maxBytes: 10 })).toThrow(/run\.maxBytes: must be at least 1024/);
+  });
+});
+
+describe("bounded output", () => {
+  it("keeps everything under the cap, and the newest whole lines over it, saying first how much was cut", () => {
+    expect(capNewest("a\nb\n", 1024)).toBe("a\nb\n");
+    const text = Array.from({ length: 1000 }, (_, i) => `line ${i}`).join("\n") + "\n";
+    const capped = capNewest(text, 1024);
+    const [head, ...rest] = capped.split("\n");
+    expect(head).toMatch(/^\(\d+ older byte\(s\) of output not shown: the output is capped at 1024 bytes/);
+    expect(rest.at(-2)).toBe("line 999");
+    expect(rest[0]).toMatch(/^line \d+$/);
+    expect(Buffer.byteLength(rest.join("\n"))).toBeLessThanOrEqual(1024);
+    const cut = Number(/^\((\d+)/.exec(head!)![1]);
+    expect(cut + Buffer.byteLength(rest.join("\n"))).toBe(Buffer.byteLength(text));
+  });
+
+  it("prints lines live as chunks come (split anywhere), stops printing past the budget, keeps the newest for the end", () => {
+    const printed: string[] = [];
+    const o = new BoundedOutput(2048, (l) => printed.push(l), "job migrate | ");
+    o.push("first li");
+    expect(printed).toEqual([]);
+    o.push("ne\nsecond\nthi");
+    expect(printed).toEqual(["job migrate | first line", "job migrate | second"]);
+    for (let i = 0; i < 20_000; i++) o.push(`row ${i} é\n`);
+    o.push("last, unterminated");
+    const end = o.end();
+    expect(printed.length).toBeLessThan(200);
+    expect(printed.at(-1)).toMatch(/live output stops here: more than 2048 bytes/);
+    expect(end.endsWith("row 19999 é\nlast, unterminated")).toBe(true);
+    expect(end.split("\n")[0]).toMatch(/older byte\(s\) of output not shown/);
+    expect(Buffer.byteLength(end.slice(end.indexOf("\n") + 1))).toBeLessThanOrEqual(2048);
+    expect(o.size).toBeGreaterThan(200_000);
+  });
+
+  it("without a printer it only keeps; a multi-byte character is never cut in two", () => {
+    const o = new BoundedOutput(1024);
+    o.push("é".repeat(5000));
+    const end = o.end();
+    expect(end).not.toContain("\uFFFD");
+    expect(end.split("\n")[1]).toMatch(/^é+$/);
   });
 });
 

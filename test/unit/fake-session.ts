@@ -76,8 +76,10 @@ export class FakeSession extends SshSession {
       };
     }
     const r: ExecResult = { code: 0, stdout: "", stderr: "", ...(scripted ?? this.builtIn(command, stdin)) };
-    if (r.stdout) opts.onStdout?.(r.stdout);
-    return { result: Promise.resolve(r), closeStdin: () => {} };
+    if (!opts.onStdout) return { result: Promise.resolve(r), closeStdin: () => {} };
+    // as the real session: streamed stdout is the caller's to keep
+    if (r.stdout) opts.onStdout(r.stdout);
+    return { result: Promise.resolve({ ...r, stdout: "" }), closeStdin: () => {} };
   }
 
   /** What the file commands do to the map. */

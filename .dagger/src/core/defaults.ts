@@ -39,6 +39,8 @@ export const DEFAULTS = {
   previewTtl: 168,
   previewMemory: "512m",
   previewCpus: "1",
+  /** What `run` and `logs` return at most (the newest kept), and what a release-phase job prints live. */
+  maxOutputBytes: 1048576,
 } as const;
 
 /** Below this much free space under the deploy folder, a pull can fill the disk halfway through. */

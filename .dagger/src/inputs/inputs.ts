@@ -226,6 +226,12 @@ export function previewTarget(v: VpsInputs, pr: number): VpsInputs {
 }
 
 const serviceName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a service name of the compose file");
+const maxBytes = z
+  .number()
+  .int()
+  .min(1024, "must be at least 1024")
+  .max(64 * 1024 * 1024, "must be at most 64 MiB");
+
 const logSchema = z.object({
   services: z.array(serviceName),
   since: z
@@ -236,11 +242,7 @@ const logSchema = z.object({
     )
     .optional(),
   tail: z.number().int().min(1, "must be at least 1").max(100_000),
-  maxBytes: z
-    .number()
-    .int()
-    .min(1024, "must be at least 1024")
-    .max(64 * 1024 * 1024, "must be at most 64 MiB"),
+  maxBytes,
 });
 
 /**
@@ -284,25 +286,50 @@ export function logOptions(o: { services: string[]; since: string; tail: number;
   return { services: v.services, tail: v.tail, maxBytes: v.maxBytes, ...(v.since ? { since: v.since } : {}) };
 }
 
-const runSchema = z.object({
-  service: serviceName,
-  cmd: z
-    .array(z.string())
-    .min(
-      1,
-      'give the command to run, e.g. --cmd="./manage.py migrate" (one string runs in sh -c) or --cmd=./manage.py,migrate',
-    )
-    .refine((c) => c.some((x) => x.trim() !== ""), { message: "must not be empty" }),
-  timeoutSeconds: z.number().int().min(1).max(86_400),
-});
+const runSchema = z
+  .object({
+    service: serviceName,
+    // one shell line: a string, so the CLI never splits it at a comma
+    cmd: z.string(),
+    argv: z.string(),
+    timeoutSeconds: z.number().int().min(1).max(86_400),
+    maxBytes,
+  })
+  .superRefine((o, ctx) => {
+    const given = [o.cmd.trim() !== "", o.argv.trim() !== ""].filter(Boolean).length;
+    if (given !== 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["cmd"],
+        message:
+          given === 0
+            ? 'give the command to run: --cmd="./manage.py migrate" (a shell line) or --argv=\'["./manage.py","migrate"]\' (the words as is)'
+            : "give --cmd or --argv, not both",
+      });
+  });
 
-/** `run`'s arguments, checked. */
-export function oneOffOptions(o: { service: string; cmd: string[]; timeoutSeconds: number }): {
+const argvWords = z
+  .array(z.string(), { error: 'must be a JSON array of strings, e.g. --argv=\'["psql","-c","select 1, 2"]\'' })
+  .min(1, "must name a program: at least one word");
+
+/** `run`'s arguments, checked: `--cmd` is one shell line (run by `sh -c`), `--argv` a JSON array of words. */
+export function oneOffOptions(o: {
   service: string;
-  cmd: string[];
+  cmd: string;
+  argv: string;
   timeoutSeconds: number;
-} {
-  return parseInput(runSchema, o, "run");
+  maxBytes: number;
+}): { service: string; command: string[]; shell: boolean; timeoutSeconds: number; maxBytes: number } {
+  const v = parseInput(runSchema, o, "run");
+  const rest = { service: v.service, timeoutSeconds: v.timeoutSeconds, maxBytes: v.maxBytes };
+  if (v.cmd.trim()) return { ...rest, command: [v.cmd], shell: true };
+  let words: unknown;
+  try {
+    words = JSON.parse(v.argv);
+  } catch {
+    words = v.argv;
+  }
+  return { ...rest, command: parseInput(z.object({ argv: argvWords }), { argv: words }, "run").argv, shell: false };
 }
 
 /** The registry everything is pushed to and pulled from: `host` or `host:port`. */

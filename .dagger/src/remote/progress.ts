@@ -55,6 +55,11 @@ export class Progress {
     });
   }
 
+  /** A line of its own between the steps' lines (a job's output as it comes). */
+  line(text: string): void {
+    this.log(text);
+  }
+
   private add(name: string, t0: number): number {
     const s = (performance.now() - t0) / 1000;
     this.durations[name] = Math.round(((this.durations[name] ?? 0) + s) * 1000) / 1000;

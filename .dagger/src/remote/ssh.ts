@@ -138,7 +138,12 @@ export class SshSession {
   /** Start a command; the caller reads its output and decides what a non-zero code means. */
   start(
     command: Argv,
-    opts: { stdin?: string | Buffer; keepStdinOpen?: boolean; onStdout?: (chunk: string) => void } = {},
+    opts: {
+      stdin?: string | Buffer;
+      keepStdinOpen?: boolean;
+      /** Each chunk of stdout as it comes; the result's stdout is then empty (the caller keeps what it needs). */
+      onStdout?: (chunk: string) => void;
+    } = {},
   ): RunningCommand {
     let channel: ClientChannel | undefined;
     let stdinClosed = false;
@@ -176,8 +181,8 @@ export class SshSession {
         };
         this.onLost.add(onLost);
         stream.on("data", (d: Buffer) => {
-          out.push(d);
-          opts.onStdout?.(d.toString("utf8"));
+          if (opts.onStdout) opts.onStdout(d.toString("utf8"));
+          else out.push(d);
         });
         stream.stderr.on("data", (d: Buffer) => errOut.push(d));
         stream.on("exit", (code: number | null, signal?: string) => {

@@ -8,9 +8,9 @@ import { JOB_TIMEOUT_EXIT } from "../release/release-commands.js";
 import { type Argv } from "../shell.js";
 import { type Layout } from "../server/server-commands.js";
 
-/** A string runs in the container's `sh -c`; a list of several words is the argv as is. */
-export function oneOffArgv(command: readonly string[]): string[] {
-  return command.length === 1 ? ["sh", "-c", command[0]!] : [...command];
+/** A shell line runs in the container's `sh -c`; otherwise the words are the argv as is. */
+export function oneOffArgv(command: readonly string[], shell = command.length === 1): string[] {
+  return shell ? ["sh", "-c", command.join(" ")] : [...command];
 }
 
 /** `<project>-run-<service>-<time>`: what `docker ps` shows while it runs, and what a timeout removes. */

@@ -6,6 +6,7 @@
 import { releaseShape } from "../../core/compose/compose.js";
 import { PipelineError } from "../../core/errors.js";
 import { oneOffArgv, oneOffName, runOneOff } from "../../core/day-two/one-off.js";
+import { BoundedOutput } from "../../core/day-two/output.js";
 import { JOB_TIMEOUT_EXIT } from "../../core/release/release-commands.js";
 import { layout } from "../../core/server/server-commands.js";
 import { Progress, type Log } from "../progress.js";
@@ -18,7 +19,11 @@ export interface OneOff {
   service: string;
   /** One string (run by the container's `sh -c`) or the argv. */
   command: string[];
+  /** The command is a shell line (default: when it is one string). */
+  shell?: boolean;
   timeoutSeconds: number;
+  /** The output kept (the newest) and printed live; more is cut, saying so. */
+  maxBytes: number;
   by: string;
   log: Log;
 }
@@ -26,7 +31,7 @@ export interface OneOff {
 export interface OneOffResult {
   release: string;
   exitCode: number;
-  /** stdout and stderr as one stream. */
+  /** stdout and stderr as one stream, the newest `maxBytes` (a first line says what was cut). */
   output: string;
   timedOut: boolean;
   seconds: number;
@@ -70,15 +75,18 @@ export async function runOnce(target: RemoteTarget, o: OneOff): Promise<OneOffRe
               );
             const now = new Date();
             const t0 = performance.now();
-            const r = await s.exec(
+            const out = new BoundedOutput(o.maxBytes, o.log, `${o.service} | `);
+            const r = await s.start(
               runOneOff(l, {
                 project: target.project,
                 service: o.service,
                 name: oneOffName(target.project, o.service, now),
                 timeoutSeconds: o.timeoutSeconds,
-                argv: oneOffArgv(o.command),
+                argv: oneOffArgv(o.command, o.shell ?? o.command.length === 1),
               }),
-            );
+              { onStdout: (c) => out.push(c) },
+            ).result;
+            if (r.stderr) out.push(r.stderr);
             const seconds = Math.round((performance.now() - t0) / 10) / 100;
             const timedOut = r.code === JOB_TIMEOUT_EXIT;
             await record(s, l, {
@@ -95,7 +103,7 @@ export async function runOnce(target: RemoteTarget, o: OneOff): Promise<OneOffRe
               durations: { run: seconds },
               ...(timedOut ? { reason: `killed after its ${o.timeoutSeconds}s timeout` } : {}),
             });
-            return { release: current.id, exitCode: r.code, output: r.stdout + r.stderr, timedOut, seconds };
+            return { release: current.id, exitCode: r.code, output: out.end(), timedOut, seconds };
           },
         ),
       );

@@ -7,7 +7,8 @@
 import { serverPlatformProbe } from "../../core/server/platforms.js";
 import { posix } from "node:path";
 import { jobEnvOverride, type ReleaseShape } from "../../core/compose/compose.js";
-import { MIN_FREE_MIB } from "../../core/defaults.js";
+import { DEFAULTS, MIN_FREE_MIB } from "../../core/defaults.js";
+import { BoundedOutput } from "../../core/day-two/output.js";
 import { PipelineError, isPipelineError, tail } from "../../core/errors.js";
 import { JOB_PROFILE, type JobSpec } from "../../core/compose/extension.js";
 import { assessHealth, parseComposePs, type ContainerState, type HealthOutcome } from "../../core/release/health.js";
@@ -125,6 +126,7 @@ export async function runJobs(
   project: string,
   id: string,
   jobs: readonly JobSpec[],
+  log: (line: string) => void = () => {},
 ): Promise<string[]> {
   const done: string[] = [];
   const rel = releaseDir(l, id);
@@ -132,7 +134,9 @@ export async function runJobs(
   const override = jobEnvOverride(await releaseCompose(s, l, id), posix.join(posix.relative(l.dir, rel), ".env"));
   if (override) await s.upload(`${rel}/jobs.override.yml`, override, "600");
   for (const j of jobs) {
-    const r = await s.exec(
+    // printed as it comes, so a long migration is never silent; the tail is kept for a failure
+    const out = new BoundedOutput(DEFAULTS.maxOutputBytes, log, `job ${j.service} | `);
+    const r = await s.start(
       runJob(l, {
         id,
         project,
@@ -141,8 +145,10 @@ export async function runJobs(
         profile: JOB_PROFILE,
         override: override ? `${rel}/jobs.override.yml` : undefined,
       }),
-    );
-    const logs = tail(`${r.stdout}${r.stderr}`, 15);
+      { onStdout: (c) => out.push(c) },
+    ).result;
+    if (r.stderr) out.push(r.stderr);
+    const logs = tail(out.end(), 15);
     if (r.code === JOB_TIMEOUT_EXIT) {
       throw new PipelineError(
         "JOB_FAILED",
@@ -285,7 +291,7 @@ export const composeTarget: Target = {
     });
     return pulled.length ? `${pulled.length} image(s) pulled back` : "all images present";
   },
-  jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs),
+  jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs, (x) => c.p.line(x)),
   switch: async (c, r, leaving) => {
     // any project's deploy or rollback brings back a stopped edge: the others behind it must not wait for their own
     // deploy
