@@ -17,6 +17,17 @@ export default defineConfig({
           hookTimeout: 600_000,
         },
       },
+      {
+        test: {
+          name: "engine",
+          include: ["test/engine/**/*.test.ts"],
+          globalSetup: ["test/testbed/global-setup.ts"],
+          // after the integration files: the engine's CPU would change their timings
+          sequence: { groupOrder: 1 },
+          testTimeout: 900_000,
+          hookTimeout: 1_500_000,
+        },
+      },
     ],
   },
 });

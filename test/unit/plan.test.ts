@@ -8,17 +8,23 @@ const B = "ghcr.io/a/api@sha256:" + "b".repeat(64);
 const preflight = { docker: "28.2", compose: "2.26.1", freeMiB: 9000 };
 
 describe("plan", () => {
-  it("lists the edge routes the release will have, on an empty server too (ports as written, hostnames)", () => {
-    const p = planRelease({
-      current: null,
-      preflight,
-      currentCompose: "",
-      newCompose: `services:\n  web:\n    image: "${A}"\n    labels: { vps-pipeline.edge.published: "\${WEB_PORT:-8080}:8000" }\n    x-vps-pipeline: { http: { port: 8000, health: /health, host: gold.example.com } }\n  api: { image: "${B}" }\n`,
-    });
-    expect(p.routes).toEqual(["web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health"]);
-    expect(formatPlan(p)).toContain(
-      "edge routes: web: ${WEB_PORT:-8080}:8000, https://gold.example.com → :8000/health",
+  it("lists the edge routes the release will have, on an empty server too (ports as the .env makes them, hostnames)", () => {
+    const newCompose = `services:\n  web:\n    image: "${A}"\n    labels: { vps-pipeline.edge.published: "\${WEB_PORT:-8080}:8000" }\n    x-vps-pipeline: { http: { port: 8000, health: /health, host: gold.example.com } }\n  api: { image: "${B}" }\n`;
+    const p = planRelease({ current: null, preflight, currentCompose: "", newCompose, newEnv: "WEB_PORT=18990\n" });
+    expect(p.routes).toEqual(["web: 18990:8000, https://gold.example.com → :8000/health"]);
+    expect(formatPlan(p)).toContain("edge routes: web: 18990:8000, https://gold.example.com → :8000/health");
+    // the server's .env when the deploy keeps it; the default without one
+    expect(
+      planRelease({ current: "r1", preflight, currentCompose: "", newCompose, currentEnv: "WEB_PORT=9000" }).routes[0],
+    ).toMatch(/^web: 9000:8000,/);
+    expect(planRelease({ current: null, preflight, currentCompose: "", newCompose }).routes[0]).toMatch(
+      /^web: 8080:8000,/,
     );
+    // a value that is no port is never shown
+    expect(
+      planRelease({ current: null, preflight, currentCompose: "", newCompose, newEnv: "WEB_PORT=s3cret value" })
+        .routes[0],
+    ).toMatch(/^web: \$\{WEB_PORT:-8080\}:8000,/);
     expect(markdownPlan(p)).toContain("- edge routes: `web:");
     expect(
       planRelease({ current: null, preflight, currentCompose: "", newCompose: `services:\n  api: { image: "${B}" }\n` })

@@ -4,10 +4,10 @@
  * it ever holds a value of the `.env`.
  */
 import { parse } from "yaml";
-import { releaseShape } from "../compose/compose.js";
+import { interpolate, releaseShape } from "../compose/compose.js";
 import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { referencedHashes, type ReleaseFiles } from "./release-files.js";
-import { diffEnv, type EnvDiff } from "../compose/env-file.js";
+import { diffEnv, envValues, type EnvDiff } from "../compose/env-file.js";
 
 export interface ServiceChange {
   service: string;
@@ -76,7 +76,7 @@ export function planRelease(a: {
     services,
     env,
     jobs,
-    routes: edgeRoutes(a.newCompose),
+    routes: edgeRoutes(a.newCompose, a.newEnv ?? a.currentEnv ?? ""),
     files,
     notes: a.notes ?? [],
     noop:
@@ -91,7 +91,14 @@ export function planRelease(a: {
  * `web: ${WEB_PORT:-8080}, https://gold.example.com → :8000/health`, one per service behind the edge, ports as written
  * (compose interpolates them on the server).
  */
-function edgeRoutes(compose: string): string[] {
+/** Each route as the edge will serve it: its published port interpolated with the `.env` the release gets. */
+function edgeRoutes(compose: string, env: string): string[] {
+  const vars = envValues(env);
+  // a port, never a value that is not one (nothing else of the .env is shown)
+  const port = (spec: string) => {
+    const v = interpolate(spec, vars);
+    return /^(\[[0-9a-fA-F:]+\]:)?[\d.:-]*(\/(tcp|udp|sctp))?$/.test(v) ? v : spec;
+  };
   const services = ((parse(compose) ?? {}) as { services?: Record<string, { labels?: unknown }> }).services ?? {};
   const label = (labels: unknown): string | undefined => {
     if (Array.isArray(labels))
@@ -103,7 +110,8 @@ function edgeRoutes(compose: string): string[] {
     return v === undefined ? undefined : String(v);
   };
   return releaseShape(compose).http.map((h) => {
-    const from = [label(services[h.service]?.labels), h.host ? `https://${h.host}` : ""].filter(Boolean).join(", ");
+    const published = label(services[h.service]?.labels);
+    const from = [published && port(published), h.host ? `https://${h.host}` : ""].filter(Boolean).join(", ");
     return `${h.service}: ${from} → :${h.port}${h.health}`;
   });
 }

@@ -147,8 +147,8 @@ export async function runJobs(
       }),
       { onStdout: (c) => out.push(c) },
     ).result;
-    if (r.stderr) out.push(r.stderr);
-    const logs = tail(out.end(), 15);
+    // compose's own lines (networks created) are not the job's output: kept for a failure only
+    const logs = tail(`${out.end()}${r.stderr ? `\n${r.stderr}` : ""}`, 15);
     if (r.code === JOB_TIMEOUT_EXIT) {
       throw new PipelineError(
         "JOB_FAILED",

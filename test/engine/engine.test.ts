@@ -1,0 +1,377 @@
+/**
+ * The module through the real Dagger CLI and engine (../shared/dagger-engine, started by bundle.sh), the
+ * way a user runs it: `dagger -m <this checkout> call …` against the test bed's registry and VPS, secrets
+ * as `file:` (ending in a newline) and `env:`. Each call is judged by what a user would check: its exit
+ * code, the release it names, the server's state. The calls build on each other, in order.
+ * TEST_ENGINE=0 skips the file (locally only: .ci/run sets TEST_ENGINE=1).
+ */
+import { execFileSync } from "node:child_process";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { introspect } from "../module/introspection.js";
+import { bed, freshProject, hostKeyLine, privateKey, registryPassword, sh } from "../testbed/bed.js";
+import { dagger, ROOT, said, startEngine, stepSeconds, stopEngine, type CallResult } from "./cli.js";
+
+const skip = process.env.TEST_ENGINE === "0";
+const P = "engapp";
+const OTHER = "engother";
+const PORT = 18990;
+const SHA = ["1", "2", "3"].map((c) => c.repeat(40));
+const COMMIT_TIME = "2026-12-01T08:00:00Z";
+const PREFIX = `${bed.registry.host}/acme/engine-app`;
+const BASE = "BASE_IMAGE=10.230.0.1:5001/busybox:1";
+/** Made now: in no file of the engine or the CLI afterwards. */
+const ENV_SECRET = `engine-env-${Math.random().toString(36).slice(2)}`;
+const PREVIEW_DOMAIN = "preview.vps-testbed.internal";
+
+let env: Record<string, string> = {};
+let dir = "";
+const calls: { what: string; r: CallResult }[] = [];
+const measured: Record<string, number> = {};
+
+async function call(what: string, args: string[], opts: { env?: Record<string, string> } = {}): Promise<CallResult> {
+  const r = await dagger(env, ["-m", ROOT, ...args], {
+    ...opts,
+    env: { ENGINE_PULL_TOKEN: registryPassword, ...opts.env },
+  });
+  calls.push({ what, r });
+  return r;
+}
+
+const module = (over: { source?: string; composeFile?: string; prefix?: string } = {}) => [
+  "call",
+  `--source=${over.source ?? ROOT}`,
+  ...(over.composeFile ? [`--compose-file=${over.composeFile}`] : []),
+  `--registry=${bed.registry.host}`,
+  "--registry-user=pusher",
+  `--registry-token=file:${dir}/registry-token`,
+  `--image-prefix=${over.prefix ?? PREFIX}`,
+];
+const vps = (project: string, extra: string[] = []) => [
+  "vps",
+  `--host=${bed.vps.host}`,
+  `--host-key=${hostKeyLine}`,
+  `--ssh-key=file:${dir}/ssh-key`,
+  `--project=${project}`,
+  "--pull-user=pusher",
+  "--pull-token=env:ENGINE_PULL_TOKEN",
+  `--env-file=file:${dir}/env`,
+  "--edge-image=vps-testbed/caddy:2",
+  "--edge-tls=internal",
+  "--health-timeout=60",
+  ...extra,
+];
+const current = (project: string) =>
+  sh(`cat /home/deploy/production/${project}/.releases/current 2>/dev/null || true`).trim();
+/** Files under any of `dirs` holding any of `needles` (one grep for all). */
+function filesContainingAny(dirs: string[], needles: string[]): string[] {
+  const patterns = join(dir, "needles");
+  writeFileSync(patterns, needles.join("\n"), { mode: 0o600 });
+  try {
+    const out = execFileSync(
+      "bash",
+      ["-c", 'for d in "$@"; do [ -e "$d" ] && grep -rlF -f "$P" -- "$d"; done 2>/dev/null; true', "bash", ...dirs],
+      { env: { ...process.env, P: patterns }, encoding: "utf8", maxBuffer: 1 << 26 },
+    );
+    return out.trim().split("\n").filter(Boolean);
+  } finally {
+    rmSync(patterns);
+  }
+}
+
+/** An image's config, read from the test bed's registry (index or manifest). */
+async function imageConfig(ref: string): Promise<{ config: { Labels: Record<string, string> }; created: string }> {
+  const [, host, repo, digest] = /^([^/]+)\/(.+)@(sha256:[0-9a-f]{64})$/.exec(ref)!;
+  const auth = { Authorization: `Basic ${Buffer.from(`pusher:${registryPassword}`).toString("base64")}` };
+  const get = async (path: string, accept: string) => {
+    const r = await fetch(`https://${host}/v2/${repo}/${path}`, { headers: { ...auth, Accept: accept } });
+    expect(r.status, path).toBe(200);
+    return r.json() as Promise<Record<string, unknown>>;
+  };
+  const types = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+  ].join(", ");
+  let m = await get(`manifests/${digest}`, types);
+  if (Array.isArray(m.manifests)) m = await get(`manifests/${(m.manifests as { digest: string }[])[0]!.digest}`, types);
+  return get(`blobs/${(m.config as { digest: string }).digest}`, "*/*") as never;
+}
+
+const released = (r: CallResult) => /release (\S+) is live/.exec(r.stdout)?.[1] ?? "";
+
+describe.skipIf(skip)("the module through the real Dagger CLI and engine", () => {
+  let published: string[] = [];
+  let broken: string[] = [];
+  const releases: string[] = [];
+
+  beforeAll(() => {
+    env = startEngine();
+    dir = mkdtempSync(join(tmpdir(), "engine-secrets-"));
+    // as users keep them: a file that ends in a newline
+    writeFileSync(join(dir, "registry-token"), `${registryPassword}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, "ssh-key"), privateKey, { mode: 0o600 });
+    writeFileSync(join(dir, "env"), `WEB_PORT=${PORT}\nGOLD_API_KEY=${ENV_SECRET}\n`, { mode: 0o600 });
+    for (const p of [P, OTHER, `${P}-pr-7`]) freshProject(p);
+  }, 1_500_000);
+
+  afterAll(() => {
+    for (const p of [P, OTHER]) freshProject(p);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    const rows = Object.entries(measured).map(([k, v]) => `  ${k.padEnd(58)} ${v.toFixed(1)} s`);
+    console.log(`engine: measured through the real CLI\n${rows.join("\n")}`);
+    if (process.env.TEST_ENGINE_KEEP !== "1") stopEngine();
+  }, 600_000);
+
+  it("lists every function, and every function's --help works", async () => {
+    const first = await call("functions", ["functions"]);
+    measured["dagger -m . functions (first: loads the module)"] = first.seconds;
+    expect(first.code, said(first)).toBe(0);
+    const api = introspect();
+    const top = Object.keys(api.objects.VpsPipeline!.methods);
+    const onVps = Object.keys(api.objects.Vps!.methods);
+    const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    for (const f of top) expect(first.stdout).toContain(kebab(f));
+    const helps = [
+      ...top.map((f) => ["call", kebab(f), "--help"]),
+      ...onVps.map((f) => ["call", "vps", kebab(f), "--help"]),
+    ];
+    const results: CallResult[] = [];
+    // four at a time: each is a CLI process and one engine query
+    for (let i = 0; i < helps.length; i += 4)
+      results.push(...(await Promise.all(helps.slice(i, i + 4).map((h) => call(h.join(" "), h)))));
+    results.forEach((r, i) => {
+      expect(r.code, `${helps[i]!.join(" ")}\n${said(r)}`).toBe(0);
+      expect(r.stdout, helps[i]!.join(" ")).toMatch(/USAGE/);
+    });
+    measured["call … --help (median)"] = results.map((r) => r.seconds).sort((a, b) => a - b)[results.length >> 1]!;
+    // a default the engine once read as 1
+    const logsHelp = results[helps.findIndex((h) => h[2] === "logs")]!;
+    expect(logsHelp.stdout).toMatch(/--max-bytes int\s[^-]*\(default 1048576\)/);
+  }, 900_000);
+
+  it("dagger check passes", async () => {
+    const r = await call("check", ["check"]);
+    expect(r.code, said(r)).toBe(0);
+  }, 600_000);
+
+  it("publishes the example app (token from a file ending in a newline): one digest per service, the commit's time in the label", async () => {
+    const r = await call("publish", [
+      ...module(),
+      "publish",
+      `--git-sha=${SHA[0]}`,
+      `--commit-time=${COMMIT_TIME}`,
+      `--build-args=${BASE}`,
+    ]);
+    expect(r.code, said(r)).toBe(0);
+    published = r.stdout.trim().split("\n");
+    expect(published).toEqual([
+      expect.stringMatching(new RegExp(`^${PREFIX}/migrate@sha256:[0-9a-f]{64}$`)),
+      expect.stringMatching(new RegExp(`^${PREFIX}/api@sha256:[0-9a-f]{64}$`)),
+      expect.stringMatching(new RegExp(`^${PREFIX}/web@sha256:[0-9a-f]{64}$`)),
+    ]);
+    const labels = (await imageConfig(published[1]!)).config.Labels;
+    expect(labels).toMatchObject({
+      "org.opencontainers.image.created": COMMIT_TIME,
+      "org.opencontainers.image.revision": SHA[0],
+    });
+    // published again: the same commit is found and reused, nothing rebuilt
+    const again = await call("publish again", [...module(), "publish", `--git-sha=${SHA[0]}`, `--build-args=${BASE}`]);
+    expect(again.code, said(again)).toBe(0);
+    expect(again.stdout.trim().split("\n")).toEqual(published);
+  }, 900_000);
+
+  it("publishes a broken release (its api never gets healthy) for the rollback below", async () => {
+    const r = await call("publish (broken)", [
+      ...module(),
+      "publish",
+      `--git-sha=${SHA[2]}`,
+      `--build-args=${BASE}`,
+      "--build-args=HEALTHY=false",
+    ]);
+    expect(r.code, said(r)).toBe(0);
+    broken = r.stdout.trim().split("\n");
+    expect(broken[1]).not.toBe(published[1]);
+  }, 900_000);
+
+  it("plans the first deploy (nothing changes), with the port the .env gives", async () => {
+    const r = await call("plan", [...module(), ...vps(P), "plan", `--images=${published.join(",")}`]);
+    expect(r.code, said(r)).toBe(0);
+    expect(r.stdout).toContain(`${PORT}:8000`);
+    expect(r.stdout).not.toContain("${WEB_PORT");
+    expect(current(P)).toBe("");
+  }, 600_000);
+
+  it("deploys (first, then an upgrade), and a broken release is rolled back", async () => {
+    const first = await call("deploy (first)", [
+      ...module(),
+      ...vps(P),
+      "deploy",
+      `--git-sha=${SHA[0]}`,
+      `--images=${published.join(",")}`,
+    ]);
+    expect(first.code, said(first)).toBe(0);
+    releases.push(released(first));
+    expect(current(P)).toBe(releases[0]);
+    expect(first.stdout).toMatch(/^job migrate \| applying migrations$/m);
+
+    const upgrade = await call("deploy (upgrade)", [
+      ...module(),
+      ...vps(P),
+      "deploy",
+      `--git-sha=${SHA[1]}`,
+      `--images=${published.join(",")}`,
+    ]);
+    expect(upgrade.code, said(upgrade)).toBe(0);
+    releases.push(released(upgrade));
+    expect(current(P)).toBe(releases[1]);
+    measured["deploy through dagger call (upgrade)"] = upgrade.seconds;
+    measured["· of which the module's own steps"] = stepSeconds(upgrade.stdout);
+
+    const r = await call("deploy (broken)", [
+      ...module(),
+      ...vps(P),
+      "--health-timeout=15",
+      "deploy",
+      `--git-sha=${SHA[2]}`,
+      `--images=${broken.join(",")}`,
+    ]);
+    expect(r.code, said(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/DEPLOY_ROLLED_BACK/);
+    expect(current(P)).toBe(releases[1]);
+    expect(sh(`curl -s -o /dev/null -w '%{http_code}' http://${bed.vps.hostIp}:${PORT}/`)).toBe("200");
+  }, 900_000);
+
+  it("verifies, and says the status as JSON", async () => {
+    const v = await call("verify", [...module(), ...vps(P), "verify"]);
+    expect(v.code, said(v)).toBe(0);
+    const s = await call("status", [...module(), ...vps(P), "status", "--format=json"]);
+    expect(s.code, said(s)).toBe(0);
+    const status = JSON.parse(s.stdout) as { current?: { release?: string }; history: { result: string }[] };
+    expect(JSON.stringify(status)).toContain(releases[1]!);
+    expect(status.history.map((h) => h.result)).toContain("rolled-back");
+  }, 600_000);
+
+  it("rolls back to the release before, and to a named one", async () => {
+    const r = await call("rollback", [...module(), ...vps(P), "rollback"]);
+    expect(r.code, said(r)).toBe(0);
+    expect(current(P)).toBe(releases[0]);
+    const to = await call("rollback --to", [...module(), ...vps(P), "rollback", `--to=${releases[1]}`]);
+    expect(to.code, said(to)).toBe(0);
+    expect(current(P)).toBe(releases[1]);
+  }, 600_000);
+
+  it("logs with its defaults; run keeps a comma inside its command, and --argv its words", async () => {
+    const l = await call("logs", [...module(), ...vps(P), "logs"]);
+    expect(l.code, said(l)).toBe(0);
+    // the example's services log nothing: what the user sees is this line, not an INVALID_INPUT on maxBytes
+    expect(l.stdout.trim()).toBe(`(no log lines from project ${P})`);
+    const r = await call("run", [
+      ...module(),
+      ...vps(P),
+      "run",
+      "--service=api",
+      `--cmd=printf '%s|' 'select a, b' x,y`,
+    ]);
+    expect(r.code, said(r)).toBe(0);
+    expect(r.stdout).toMatch(/^select a, b\|x,y\|/);
+    const a = await call("run --argv", [
+      ...module(),
+      ...vps(P),
+      "run",
+      "--service=api",
+      `--argv=["printf","%s|","a, b","c"]`,
+    ]);
+    expect(a.code, said(a)).toBe(0);
+    expect(a.stdout).toMatch(/^a, b\|c\|/);
+    const failed = await call("run (exit 3)", [...module(), ...vps(P), "run", "--service=api", "--cmd=exit 3"]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/RUN_FAILED: api: the command exited with 3/);
+  }, 600_000);
+
+  it("a preview of a pull request comes up beside production and goes without a trace", async () => {
+    const extra = [`--preview-domain=${PREVIEW_DOMAIN}`];
+    const r = await call("preview", [
+      ...module(),
+      ...vps(P, extra),
+      "preview",
+      "--pr=7",
+      `--git-sha=${SHA[1]}`,
+      `--images=${published.join(",")}`,
+    ]);
+    expect(r.code, said(r)).toBe(0);
+    expect(r.stdout).toMatch(/preview #7 release \S+ is live/);
+    expect(sh(`docker ps --filter label=com.docker.compose.project=${P}-pr-7 -q | wc -l`).trim()).not.toBe("0");
+    const down = await call("preview-down", [...module(), ...vps(P, extra), "preview-down", "--pr=7"]);
+    expect(down.code, said(down)).toBe(0);
+    expect(sh(`docker ps -a --filter label=com.docker.compose.project=${P}-pr-7 -q | wc -l`).trim()).toBe("0");
+    expect(current(P)).toBe(releases[1]);
+  }, 600_000);
+
+  it("ships an app from another folder (compose file at its root, a config file bind-mounted from it)", async () => {
+    const app = mkdtempSync(join(tmpdir(), "engine-other-app-"));
+    cpSync(join(ROOT, "test/fixtures/app/api"), join(app, "api"), { recursive: true });
+    mkdirSync(join(app, "conf"));
+    writeFileSync(join(app, "conf/app.conf"), "greeting = from another folder\n");
+    writeFileSync(join(app, "api/www/static.txt"), "copied, never changed by a RUN step\n");
+    writeFileSync(
+      join(app, "docker-compose.yml"),
+      `services:
+  api:
+    build: { context: ./api, args: { BASE_IMAGE: busybox:1.36 } }
+    init: true
+    volumes: ["./conf/app.conf:/etc/app.conf:ro"]
+    healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"], interval: 1s, retries: 3 }
+`,
+    );
+    chmodSync(app, 0o755);
+    try {
+      const opts = { source: app, composeFile: "docker-compose.yml", prefix: `${bed.registry.host}/acme/engine-other` };
+      const r = await call("ship (another folder)", [
+        ...module(opts),
+        ...vps(OTHER),
+        "ship",
+        `--git-sha=${SHA[0]}`,
+        `--commit-time=${COMMIT_TIME}`,
+        `--build-args=${BASE}`,
+      ]);
+      expect(r.code, said(r)).toBe(0);
+      expect(current(OTHER)).not.toBe("");
+      const cat = await call("run (another folder)", [
+        ...module(opts),
+        ...vps(OTHER),
+        "run",
+        "--service=api",
+        "--cmd=cat /etc/app.conf; stat -c 'static %Y' /www/static.txt",
+      ]);
+      expect(cat.code, said(cat)).toBe(0);
+      expect(cat.stdout).toContain("greeting = from another folder");
+      // a file COPY brings from the build context carries the commit's time, not the checkout's or the build's
+      expect(cat.stdout).toContain(`static ${Date.parse(COMMIT_TIME) / 1000}`);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  }, 900_000);
+
+  it("measures a call that only runs the constructor, and a cached one", async () => {
+    const fresh = await call("constructor only", [...module(), "image-prefix"]);
+    expect(fresh.code, said(fresh)).toBe(0);
+    expect(fresh.stdout.trim()).toBe(PREFIX);
+    const cached = await call("constructor only (cached)", [...module(), "image-prefix"]);
+    expect(cached.code, said(cached)).toBe(0);
+    measured["a call that runs only the constructor"] = fresh.seconds;
+    measured["the same call again (cached)"] = cached.seconds;
+  }, 600_000);
+
+  it("leaves no secret in the engine's state, the CLI's home, or anything it printed", () => {
+    // a line from the middle of the key: the first lines are the same in every OpenSSH key
+    const needles = [registryPassword, privateKey.split("\n")[2]!, ENV_SECRET];
+    const home = process.env.HOME ?? "/root";
+    const places = ["/var/lib/dagger-engine-bundle", `${home}/.cache/dagger`, `${home}/.config/dagger`];
+    expect(filesContainingAny(places, needles)).toEqual([]);
+    for (const needle of needles)
+      for (const { what, r } of calls) expect(`${r.stdout}\n${r.stderr}`, what).not.toContain(needle);
+  }, 600_000);
+});
