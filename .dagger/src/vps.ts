@@ -202,7 +202,7 @@ export class Vps {
         () => `${log.lines.join("\n")}\nrelease ${r.release} is live${r.previous ? ` (previous: ${r.previous})` : ""}`,
         (x) => notify.markdown(markdownRelease(x)),
       );
-    });
+    }, format);
   }
 
   /**
@@ -234,7 +234,7 @@ export class Vps {
         ...(env !== undefined ? { env } : {}),
       });
       return render(out, p, formatPlan, markdownPlan);
-    });
+    }, format);
   }
 
   /**
@@ -266,7 +266,7 @@ export class Vps {
           "see the failed checks above; status shows the history, rollback returns to the previous release",
         );
       return text;
-    });
+    }, format);
   }
 
   /**
@@ -316,7 +316,7 @@ export class Vps {
         () => `${log.lines.join("\n")}\nrelease ${r.release} is live again`,
         (x) => notify.markdown(markdownRelease(x)),
       );
-    });
+    }, format);
   }
 
   /**
@@ -338,7 +338,7 @@ export class Vps {
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
       return render(out, s, formatStatus, markdownStatus);
-    });
+    }, format);
   }
 
   /**
@@ -535,10 +535,11 @@ export class Vps {
     probes: string[] = [],
     format = "text",
   ): Promise<string> {
+    const ex = <T>(f: () => Promise<T>) => explained(f, format);
     // Bad arguments fail before anything is pushed.
     const { gitInfo, outputFormat, probes: parseProbes, vpsInputs } = await inputs();
-    const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
-    const published = await explained(async () => {
+    const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
+    const published = await ex(async () => {
       const { publishStack } = await import("./build/stack.js");
       const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       const v = await vpsInputs(this);
@@ -597,12 +598,13 @@ export class Vps {
     probes: string[] = [],
     format = "text",
   ): Promise<string> {
+    const ex = <T>(f: () => Promise<T>) => explained(f, format);
     const { gitInfo, outputFormat, probes: parseProbes } = await inputs();
     // Bad arguments fail before anything is pushed.
-    const out = await explained(async () => (parseProbes(probes), outputFormat(format)));
-    const t = await explained(() => this.target(pr, true));
-    const git = await explained(async () => gitInfo(gitSha, { commitTime }));
-    const deployed = await explained(async () => {
+    const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
+    const t = await ex(() => this.target(pr, true));
+    const git = await ex(async () => gitInfo(gitSha, { commitTime }));
+    const deployed = await ex(async () => {
       const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([
         import("./build/stack.js"),
         import("./remote/preview/preview.js"),

@@ -174,7 +174,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     ]);
     const labels = (await imageConfig(published[1]!)).config.Labels;
     expect(labels).toMatchObject({
-      "org.opencontainers.image.created": COMMIT_TIME,
+      "org.opencontainers.image.created": new Date(COMMIT_TIME).toISOString(),
       "org.opencontainers.image.revision": SHA[0],
     });
     // published again: the same commit is found and reused, nothing rebuilt
@@ -237,9 +237,20 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
       "deploy",
       `--git-sha=${SHA[2]}`,
       `--images=${broken.join(",")}`,
+      "--format=json",
     ]);
-    expect(r.code, said(r)).not.toBe(0);
-    expect(r.stderr).toMatch(/DEPLOY_ROLLED_BACK/);
+    // the class's exit code, and the failure as one JSON object with the history line it wrote
+    expect(r.code, said(r)).toBe(8);
+    const line = /^Error: (\{.*\})(?: \[traceparent:\S+\])?$/m.exec(r.stderr)?.[1];
+    expect(line, said(r)).toBeDefined();
+    const failure = JSON.parse(line!) as {
+      error: { code: string; exitCode: number; history?: { rolledBackTo?: string } };
+    };
+    expect(failure.error).toMatchObject({
+      code: "DEPLOY_ROLLED_BACK",
+      exitCode: 8,
+      history: { rolledBackTo: releases[1] },
+    });
     expect(current(P)).toBe(releases[1]);
     expect(sh(`curl -s -o /dev/null -w '%{http_code}' http://${bed.vps.hostIp}:${PORT}/`)).toBe("200");
   }, 900_000);
@@ -287,7 +298,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     expect(a.code, said(a)).toBe(0);
     expect(a.stdout).toMatch(/^a, b\|c\|/);
     const failed = await call("run (exit 3)", [...module(), ...vps(P), "run", "--service=api", "--cmd=exit 3"]);
-    expect(failed.code).not.toBe(0);
+    expect(failed.code, said(failed)).toBe(10);
     expect(failed.stderr).toMatch(/RUN_FAILED: api: the command exited with 3/);
   }, 600_000);
 

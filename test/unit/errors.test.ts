@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { PipelineError, isPipelineError, tail } from "../../.dagger/src/core/errors.js";
+import { readFileSync } from "node:fs";
+import {
+  ERROR_CODES,
+  EXIT_CLASSES,
+  PipelineError,
+  exitCodeOf,
+  failureJson,
+  isPipelineError,
+  tail,
+} from "../../.dagger/src/core/errors.js";
 import { classifyRegistryOutput, registryError } from "../../.dagger/src/core/registry/registry-errors.js";
 
 describe("PipelineError", () => {
@@ -12,6 +21,53 @@ describe("PipelineError", () => {
     expect(isPipelineError(e, "SSH_UNREACHABLE")).toBe(true);
     expect(isPipelineError(e, "SSH_FAILED")).toBe(false);
     expect(isPipelineError(cause)).toBe(false);
+  });
+});
+
+describe("exit codes and JSON failures", () => {
+  it("puts every error code in exactly one class, each class its own exit code", () => {
+    const classed = EXIT_CLASSES.flatMap((c) => [...c.codes]);
+    expect([...classed].sort()).toEqual([...ERROR_CODES].sort());
+    expect(new Set(EXIT_CLASSES.map((c) => c.exit)).size).toBe(EXIT_CLASSES.length);
+    expect([exitCodeOf("INVALID_INPUT"), exitCodeOf("SSH_AUTH_FAILED"), exitCodeOf("DEPLOY_ROLLED_BACK")]).toEqual([
+      2, 5, 8,
+    ]);
+    expect(exitCodeOf("INTERNAL")).toBe(1);
+  });
+
+  it("gives a failure as one JSON object: code, exit code, message, hint, and the history line when there is one", () => {
+    const e = new PipelineError(
+      "DEPLOY_ROLLED_BACK",
+      "release r2 failed (api unhealthy); rolled back to r1",
+      "read api's logs",
+    );
+    expect(JSON.parse(failureJson(e))).toEqual({
+      error: {
+        code: "DEPLOY_ROLLED_BACK",
+        exitCode: 8,
+        message: "release r2 failed (api unhealthy); rolled back to r1",
+        hint: "read api's logs",
+      },
+    });
+    e.history = { release: "r2", result: "rolled-back", rolledBackTo: "r1" };
+    expect(JSON.parse(failureJson(e)).error.history).toEqual({
+      release: "r2",
+      result: "rolled-back",
+      rolledBackTo: "r1",
+    });
+    expect(failureJson(e).split("\n")).toHaveLength(1);
+  });
+
+  it("documents the exit codes in the README as the code has them", () => {
+    const readme = readFileSync("README.md", "utf8");
+    const table = readme.slice(readme.indexOf("**Exit codes.**"), readme.indexOf("| you see | meaning | fix |"));
+    for (const c of EXIT_CLASSES) {
+      const row = table.split("\n").find((l) => l.startsWith(`| ${c.exit} |`));
+      expect(row, `exit ${c.exit}`).toBeDefined();
+      expect([...row!.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]).sort(), `exit ${c.exit}`).toEqual(
+        [...c.codes].sort(),
+      );
+    }
   });
 });
 

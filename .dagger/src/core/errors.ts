@@ -67,9 +67,97 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * The exit code a failed call ends with, one per class of failure, so that a script can tell an input to fix from
+ * a server to look at without reading the text (README: Troubleshooting). 1 stays the CLI's own (a flag it does
+ * not know) and the unexpected.
+ */
+export const EXIT_CLASSES = [
+  {
+    exit: 2,
+    what: "input: an argument or the compose file; nothing was sent",
+    codes: ["INVALID_INPUT", "COMPOSE_NOT_FOUND", "COMPOSE_INVALID", "DIGEST_MISSING", "BAD_DIGEST"],
+  },
+  { exit: 3, what: "build and publish", codes: ["BUILD_FAILED", "TAG_TAKEN"] },
+  {
+    exit: 4,
+    what: "registry: credentials, scope, names, trust",
+    codes: [
+      "REGISTRY_UNAUTHORIZED",
+      "REGISTRY_DENIED",
+      "REGISTRY_INSUFFICIENT_SCOPE",
+      "REGISTRY_NOT_FOUND",
+      "REGISTRY_UNREACHABLE",
+      "REGISTRY_CERT_UNTRUSTED",
+      "REGISTRY_INSECURE",
+      "REGISTRY_FAILED",
+      "PLATFORM_MISSING",
+      "PULL_FAILED",
+    ],
+  },
+  {
+    exit: 5,
+    what: "SSH: the key, the host key, the connection",
+    codes: [
+      "SSH_KEY_INVALID",
+      "SSH_AUTH_FAILED",
+      "SSH_UNREACHABLE",
+      "SSH_FAILED",
+      "HOST_KEY_MISMATCH",
+      "SSH_CONNECTION_LOST",
+    ],
+  },
+  {
+    exit: 6,
+    what: "the server: docker, compose, disk, the lock, the edge",
+    codes: [
+      "REMOTE_COMMAND_FAILED",
+      "REMOTE_OUTPUT_INVALID",
+      "LOCK_BUSY",
+      "LOCK_FAILED",
+      "DOCKER_UNREACHABLE",
+      "COMPOSE_V2_MISSING",
+      "DISK_LOW",
+      "SWARM_NOT_MANAGER",
+      "EDGE_PORT_TAKEN",
+      "EDGE_CONFLICT",
+      "EDGE_FAILED",
+      "PREVIEW_LIMIT",
+    ],
+  },
+  {
+    exit: 7,
+    what: "data: snapshots, restores, their checks",
+    codes: ["BACKUP_FAILED", "BACKUP_NO_SPACE", "BACKUP_PASSWORD", "RESTORE_FAILED", "BACKUP_CHECK_FAILED"],
+  },
+  {
+    exit: 8,
+    what: "the release did not go live; what ran before runs on (a job failed, or it was rolled back)",
+    codes: ["JOB_FAILED", "DEPLOY_ROLLED_BACK"],
+  },
+  {
+    exit: 9,
+    what: "the release failed and nothing healthy may be running",
+    codes: ["DEPLOY_FAILED", "ROLLBACK_FAILED", "RELEASE_NOT_FOUND"],
+  },
+  {
+    exit: 10,
+    what: "a check said no: verify, doctor, dagger check, a one-off command",
+    codes: ["VERIFY_FAILED", "DOCTOR_FAILED", "CHECK_FAILED", "RUN_FAILED"],
+  },
+  { exit: 1, what: "unexpected (a bug of ours, or a surprise from the server)", codes: ["INTERNAL"] },
+] as const satisfies readonly { exit: number; what: string; codes: readonly ErrorCode[] }[];
+
+/** The exit code of a failure with `code`. */
+export function exitCodeOf(code: ErrorCode): number {
+  return EXIT_CLASSES.find((c) => (c.codes as readonly ErrorCode[]).includes(code))?.exit ?? 1;
+}
+
 export class PipelineError extends Error {
   readonly code: ErrorCode;
   readonly hint: string;
+  /** The history line a failed deploy wrote for it, when there is one. */
+  history?: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, hint: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -82,6 +170,19 @@ export class PipelineError extends Error {
   describe(): string {
     return `${this.code}: ${this.message}\n  hint: ${this.hint}`;
   }
+}
+
+/** A failure as one JSON object, for `--format=json`: what a script reads instead of the text. */
+export function failureJson(e: PipelineError): string {
+  return JSON.stringify({
+    error: {
+      code: e.code,
+      exitCode: exitCodeOf(e.code),
+      message: e.message,
+      hint: e.hint,
+      ...(e.history ? { history: e.history } : {}),
+    },
+  });
 }
 
 export function isPipelineError(e: unknown, code?: ErrorCode): e is PipelineError {

@@ -348,16 +348,18 @@ async function recoverOrFail(
     `release ${r.id} failed (${why}); rolled back to ${previous.id}${back.ok ? t.words.backUp : `${t.words.backDown}: ${back.reasons.join("; ")}`}`,
     back.ok ? t.words.rolledBackHint : t.words.nothingUpHint,
   );
-  await record(c.s, c.l, {
+  const line = {
     ...base,
-    result: "rolled-back",
+    result: "rolled-back" as const,
     reason: why,
     code: err.code,
     hint: err.hint,
     rolledBackTo: previous.id,
     rollbackHealthy: back.ok,
     durations: c.p.durations,
-  });
+  };
+  await record(c.s, c.l, line);
+  err.history = line;
   throw err;
 }
 
@@ -383,14 +385,9 @@ async function keepAfter(c: Context, taken: readonly SnapshotRecord[]): Promise<
 
 /** A deploy that stops with `err`: recorded as failed with its reason, then thrown. */
 async function failed(c: Context, base: Base, reason: string, err: PipelineError): Promise<never> {
-  await record(c.s, c.l, {
-    ...base,
-    result: "failed",
-    reason,
-    code: err.code,
-    hint: err.hint,
-    durations: c.p.durations,
-  }).catch(() => undefined);
+  const line = { ...base, result: "failed" as const, reason, code: err.code, hint: err.hint, durations: c.p.durations };
+  await record(c.s, c.l, line).catch(() => undefined);
+  err.history = line;
   throw err;
 }
 
