@@ -6,6 +6,7 @@
  * TEST_ENGINE=0 skips the file (locally only: .ci/run sets TEST_ENGINE=1).
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,8 @@ const P = "engapp";
 const OTHER = "engother";
 const PORT = 18990;
 const SHA = ["1", "2", "3"].map((c) => c.repeat(40));
+/** The other app's commit: new each run, so that its publish builds (a published commit is reused, never rebuilt). */
+const OTHER_SHA = randomBytes(20).toString("hex");
 const COMMIT_TIME = "2026-12-01T08:00:00Z";
 const PREFIX = `${bed.registry.host}/acme/engine-app`;
 const BASE = "BASE_IMAGE=10.230.0.1:5001/busybox:1";
@@ -344,7 +347,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
         ...module(opts),
         ...vps(OTHER),
         "ship",
-        `--git-sha=${SHA[0]}`,
+        `--git-sha=${OTHER_SHA}`,
         `--commit-time=${COMMIT_TIME}`,
         `--build-args=${BASE}`,
       ]);
