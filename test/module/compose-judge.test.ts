@@ -137,7 +137,7 @@ function differences(file: string): string[] {
   return out;
 }
 
-const sorted = (o: Record<string, string>) =>
+const sorted = (o: Record<string, string | null>) =>
   Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 
 describe.skipIf(!existsSync(COMPOSE))("compose is the judge", () => {
