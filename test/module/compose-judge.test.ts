@@ -7,10 +7,11 @@
  * difference fails, and so does a listed one that is gone (the list only shrinks, as the core learns).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join, posix, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { composeData, parseComposeStack, releaseShape } from "../../.dagger/src/core/compose/compose.js";
+import { composeData, parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
 import { fileRefs } from "../../.dagger/src/core/release/release-files.js";
 
@@ -61,11 +62,22 @@ interface Judged {
 }
 
 /** What compose makes of `file` (run in its folder, paths as written), or its refusal. */
-function judge(file: string): { model: Judged } | { refused: string } {
+function judge(file: string, cwd = dirname(file)): { model: Judged } | { refused: string } {
   const r = spawnSync(
     COMPOSE,
-    ["-f", basename(file), "--profile", "*", "config", "--format", "json", "--no-path-resolution"],
-    { cwd: dirname(file), encoding: "utf8", env: { PATH: process.env.PATH ?? "" } },
+    [
+      "-f",
+      basename(file),
+      "--project-name",
+      "judge",
+      "--profile",
+      "*",
+      "config",
+      "--format",
+      "json",
+      "--no-path-resolution",
+    ],
+    { cwd, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } },
   );
   if (r.status !== 0) return { refused: r.stderr.trim().split("\n").at(-1) ?? `exit ${r.status}` };
   return { model: JSON.parse(r.stdout) as Judged };
@@ -134,7 +146,44 @@ function differences(file: string): string[] {
         `${where}.volumes (repository binds): ours ${JSON.stringify(shipped)}, compose ${JSON.stringify(binds)}`,
       );
   }
+  out.push(...roundTrip(file, ours, judged.model));
   return out;
+}
+
+/**
+ * The release we render, read back by compose in the same folder, is the original but for what we change
+ * on purpose: built services' `build` gone and `image` pinned, jobs' profile, and ports of services behind the
+ * edge moved to a label. Any other key that compose reads differently is a difference (a mode rewritten).
+ */
+function roundTrip(file: string, stack: ReturnType<typeof parseComposeStack>, before: Judged): string[] {
+  const digests = Object.fromEntries(stack.builds.map((b) => [b.service, `sha256:${"0".repeat(64)}`]));
+  const dir = mkdtempSync(join(tmpdir(), "judge-"));
+  try {
+    // the file's folder as it is, so that its relative paths (env files, extends) resolve the same
+    cpSync(dirname(file), dir, { recursive: true });
+    writeFileSync(join(dir, ".judge-release.yaml"), renderRelease(stack, digests));
+    const after = judge(".judge-release.yaml", dir);
+    if ("refused" in after) return [`release refused by compose: ${after.refused}`];
+    const out: string[] = [];
+    const onPurpose = new Set([...stack.builds.map((b) => b.service)]);
+    const edge = new Set(stack.http.map((h) => h.service));
+    const jobs = new Set(stack.jobs.map((j) => j.service));
+    for (const [svc, c] of Object.entries(before.services)) {
+      const a = { ...(after.model.services[svc] ?? {}) } as Record<string, unknown>;
+      const b = { ...c } as Record<string, unknown>;
+      if (onPurpose.has(svc)) for (const k of ["build", "image", "pull_policy"]) (delete a[k], delete b[k]);
+      if (edge.has(svc)) for (const k of ["ports", "labels"]) (delete a[k], delete b[k]);
+      if (jobs.has(svc)) (delete a.profiles, delete b.profiles);
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
+        if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+          out.push(
+            `services.${svc}.${k} after rendering: ${JSON.stringify(a[k])}, compose read ${JSON.stringify(b[k])}`,
+          );
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const sorted = (o: Record<string, string | null>) =>

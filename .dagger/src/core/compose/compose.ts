@@ -2,7 +2,17 @@
  * The production compose file: which services we build, and the release file the
  * VPS receives (build sections gone, our images pinned by digest, the rest untouched).
  */
-import { Document, isMap, isScalar, parseDocument, visit } from "yaml";
+import {
+  Document,
+  isMap,
+  isScalar,
+  parseDocument,
+  visit,
+  type DocumentOptions,
+  type ParseOptions,
+  type SchemaOptions,
+  type Tags,
+} from "yaml";
 import { envValues } from "./env-file.js";
 import { dirname, normalize } from "../release/paths.js";
 import { PipelineError } from "../errors.js";
@@ -79,7 +89,7 @@ const ALIAS_LIMIT = 10_000;
  * comments and layout.
  */
 export function composeDocument(text: string, file: string): Document {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
+  const doc = parseDocument(text, { ...COMPOSE_YAML, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new PipelineError(
       "COMPOSE_INVALID",
@@ -108,9 +118,30 @@ export function composeDocument(text: string, file: string): Document {
   }
 }
 
+/**
+ * `0440` is octal to compose (its YAML reader keeps YAML 1.1's leading-zero octal), decimal 440 to YAML 1.2:
+ * read as compose does (a file mode `0440` is 288) and written back as written, so a release never turns
+ * `mode: 0440` into `mode: 440` (octal 670 to compose).
+ */
+const leadingZeroOctal = {
+  identify: (v: unknown) => typeof v === "number",
+  default: true,
+  tag: "tag:yaml.org,2002:int",
+  format: "OCT-1.1",
+  test: /^0[0-7]+$/,
+  resolve: (s: string) => parseInt(s, 8),
+  stringify: ({ value }: { value: unknown }) => `0${Number(value).toString(8)}`,
+};
+
+/** How every compose text is parsed: merge keys applied, octal as compose reads it. */
+export const COMPOSE_YAML = {
+  merge: true,
+  customTags: (tags: Tags) => [leadingZeroOctal, ...tags],
+} satisfies ParseOptions & DocumentOptions & SchemaOptions;
+
 /** The plain data of a compose text (a rendered release, a stack file), merge keys applied. */
 export function composeData(text: string): unknown {
-  return parseDocument(text, { merge: true }).toJS({ maxAliasCount: ALIAS_LIMIT });
+  return parseDocument(text, COMPOSE_YAML).toJS({ maxAliasCount: ALIAS_LIMIT });
 }
 
 /**

@@ -23,7 +23,7 @@
  *
  */
 import { Document, isMap, isScalar, isSeq, parseDocument } from "yaml";
-import { composeDocument } from "../compose/compose.js";
+import { COMPOSE_YAML, composeDocument } from "../compose/compose.js";
 import { FILES_DIR } from "../release/release-files.js";
 import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { PipelineError } from "../errors.js";
@@ -123,7 +123,7 @@ function monitorSeconds(svc: Record<string, unknown>): number {
 export function withJobs(sw: SwarmRelease, names: readonly string[]): SwarmRelease {
   const jobs = sw.jobs.filter((j) => names.includes(j.service));
   if (jobs.length === 0) return { ...sw, jobs, jobsStack: "" };
-  const doc = parseDocument(sw.jobsStack);
+  const doc = parseDocument(sw.jobsStack, COMPOSE_YAML);
   for (const j of sw.jobs) if (!names.includes(j.service)) doc.deleteIn(["services", j.service]);
   return { ...sw, jobs, jobsStack: doc.toString({ lineWidth: 0 }) };
 }
