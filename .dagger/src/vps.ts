@@ -881,12 +881,15 @@ export class Vps {
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
     const host = builtImagesRegistry(stack.builds, explicit) ?? explicit;
     const pull = host ? await this.pullLogin(host) : undefined;
-    const refs = fileRefs(stack.doc.toJS(), stack.file);
+    // paths behind a variable are found as compose will read them: with the .env this deploy gives (the
+    // server's own is not readable here, nor is production's used for a preview: their defaults then)
+    const deployEnv = preview ? undefined : await envText(this.envFile);
+    const { envValues } = await import("./core/compose/env-file.js");
+    const refs = fileRefs(stack.doc.toJS(), stack.file, envValues(deployEnv ?? ""));
     const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
     const compose = renderRelease(stack, digests, files.rewrites);
-    if (!preview)
-      return { compose, pull, files, env: await envText(this.envFile), notes: [] as string[], url: undefined };
+    if (!preview) return { compose, pull, files, env: deployEnv, notes: [] as string[], url: undefined };
     const [{ previewRelease }, { previewEnv }] = await Promise.all([
       import("./core/preview/preview-release.js"),
       import("./core/preview/preview.js"),

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, posix, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { composeData, parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { envValues } from "../../.dagger/src/core/compose/env-file.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
 import { fileRefs } from "../../.dagger/src/core/release/release-files.js";
 
@@ -83,6 +84,8 @@ function judge(file: string, cwd = dirname(file)): { model: Judged } | { refused
   return { model: JSON.parse(r.stdout) as Judged };
 }
 
+/** `config` prints a file compose would read again: a literal `$` comes out as `$$`. */
+const unescaped = (s: string) => s.replaceAll("$$", "$");
 const norm = (p: string) => posix.normalize(p).replace(/\/$/, "") || ".";
 
 /** Every way our reading of `file` differs from compose's, as `services.x.key: ours … compose …` lines. */
@@ -93,8 +96,11 @@ function differences(file: string): string[] {
   const name = file.startsWith(`${ROOT}/`) ? relative(ROOT, file) : basename(file);
   let ours: ReturnType<typeof parseComposeStack> | undefined;
   let refusal = "";
+  // compose reads the .env beside the file (the server's, to us; for the build, the variables it is given)
+  const envFile = join(dirname(file), ".env");
+  const env = existsSync(envFile) ? readFileSync(envFile, "utf8") : "";
   try {
-    ours = parseComposeStack(text, name, PREFIX);
+    ours = parseComposeStack(text, name, PREFIX, envValues(env));
   } catch (e) {
     if (!isPipelineError(e)) return [`crashed: ${String(e)}`];
     refusal = e.message.split("\n").slice(1).join(" ").trim() || e.message;
@@ -104,10 +110,8 @@ function differences(file: string): string[] {
   const out: string[] = [];
   // compose's paths are relative to the file's folder (--no-path-resolution); ours to the source directory
   const inSource = (p: string) => norm(posix.join(posix.dirname(name), p));
-  // the server's .env where the file has one beside it (compose reads it there too)
-  const envFile = join(dirname(file), ".env");
-  const shape = releaseShape(text, existsSync(envFile) ? readFileSync(envFile, "utf8") : "");
-  const refs = fileRefs(ours.doc.toJS(), name);
+  const shape = releaseShape(text, env);
+  const refs = fileRefs(ours.doc.toJS(), name, envValues(env));
   for (const [svc, c] of Object.entries(judged.model.services)) {
     const where = `services.${svc}`;
     const build = ours.builds.find((b) => b.service === svc);
@@ -121,12 +125,16 @@ function differences(file: string): string[] {
       if (build.dockerfile !== (c.build.dockerfile ?? "Dockerfile"))
         out.push(`${where}.build.dockerfile: ours ${build.dockerfile}, compose ${c.build.dockerfile}`);
       // compose keeps a bare argument without a value as null: the builder then takes the environment's or the default
-      const theirs = Object.fromEntries(Object.entries(c.build.args ?? {}).filter(([, v]) => v !== null));
+      const theirs = Object.fromEntries(
+        Object.entries(c.build.args ?? {})
+          .filter(([, v]) => v !== null)
+          .map(([k, v]) => [k, unescaped(v!)]),
+      );
       if (JSON.stringify(sorted(build.args)) !== JSON.stringify(sorted(theirs)))
         out.push(
           `${where}.build.args: ours ${JSON.stringify(sorted(build.args))}, compose ${JSON.stringify(sorted(theirs))}`,
         );
-    } else if ((shape.images[svc] ?? "") !== (c.image ?? "")) {
+    } else if ((shape.images[svc] ?? "") !== unescaped(c.image ?? "")) {
       out.push(`${where}.image: ours ${shape.images[svc] ?? "(none)"}, compose ${c.image ?? "(none)"}`);
     }
     const replicas = c.deploy?.replicas ?? c.scale;

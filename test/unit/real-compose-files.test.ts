@@ -106,7 +106,7 @@ describe("YAML as compose reads it", () => {
 
 describe("interpolated replica counts", () => {
   it("are read with the release's .env, as compose reads them", async () => {
-    const { interpolate } = await import("../../.dagger/src/core/compose/compose.js");
+    const { interpolate } = await import("../../.dagger/src/core/compose/interpolate.js");
     const vars = new Map([
       ["N", "3"],
       ["EMPTY", ""],

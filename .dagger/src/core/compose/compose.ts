@@ -16,6 +16,7 @@ import {
 import { envValues } from "./env-file.js";
 import { dirname, normalize } from "../release/paths.js";
 import { PipelineError } from "../errors.js";
+import { interpolate } from "./interpolate.js";
 import { PUBLISHED_LABEL, edgePublished } from "../edge/edge.js";
 import { dataProblems } from "../data/data.js";
 import {
@@ -59,18 +60,29 @@ export interface ComposeStack {
   data: DataSpec[];
 }
 
-function buildArgs(node: unknown, where: string, problems: string[]): Record<string, string> {
+function buildArgs(
+  node: unknown,
+  where: string,
+  problems: string[],
+  value: (v: string, at: string) => string | undefined,
+): Record<string, string> {
   const args: Record<string, string> = {};
   if (node === undefined || node === null) return args;
+  // a bare `NAME` (list) or `NAME:` (map) takes the builder's environment, which has none here: compose then
+  // leaves the argument out and the Dockerfile's default applies (`--build-args=NAME=…` gives it)
+  const add = (k: string, v: string | undefined) => {
+    if (v !== undefined) args[k] = v;
+  };
   if (Array.isArray(node)) {
     for (const item of node) {
       const s = String(item);
       const eq = s.indexOf("=");
-      if (eq <= 0) problems.push(`${where}.args: \`${s}\` has no value; write \`NAME=value\``);
-      else args[s.slice(0, eq)] = s.slice(eq + 1);
+      if (eq === 0) problems.push(`${where}.args: \`${s}\` has no name; write \`NAME=value\``);
+      else if (eq > 0) add(s.slice(0, eq), value(s.slice(eq + 1), `${where}.args.${s.slice(0, eq)}`));
     }
   } else if (typeof node === "object") {
-    for (const [k, v] of Object.entries(node as Record<string, unknown>)) args[k] = v === null ? "" : String(v);
+    for (const [k, v] of Object.entries(node as Record<string, unknown>))
+      if (v !== null) add(k, value(String(v), `${where}.args.${k}`));
   } else problems.push(`${where}.args: must be a map or a list of NAME=value`);
   return args;
 }
@@ -148,7 +160,12 @@ export function composeData(text: string): unknown {
  * Parse and check the production compose file. `imagePrefix` (`ghcr.io/owner/repo`)
  * names built services that have no `image:`. Every problem is reported at once.
  */
-export function parseComposeStack(text: string, file: string, imagePrefix?: string): ComposeStack {
+export function parseComposeStack(
+  text: string,
+  file: string,
+  imagePrefix?: string,
+  vars: ReadonlyMap<string, string> = new Map(),
+): ComposeStack {
   const doc = composeDocument(text, file);
   const root: unknown = doc.toJS();
   const services = (root as { services?: unknown } | null)?.services;
@@ -236,16 +253,33 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
         problems.push(`${where}.profiles: a service that owns data always runs; remove \`profiles\``);
       data.push(ext.data);
     }
-    const image = typeof svc.image === "string" ? svc.image : undefined;
+    // what compose builds is what its variables make it (the build's: defaults, unless given)
+    const value = (v: unknown, at: string) => {
+      if (typeof v !== "string") return v;
+      try {
+        return interpolate(v, vars, { strict: true, where: at });
+      } catch (e) {
+        problems.push(e instanceof PipelineError ? e.message : String(e));
+        return undefined;
+      }
+    };
+    const image =
+      typeof svc.image === "string" ? (value(svc.image, `${where}.image`) as string | undefined) : undefined;
     if (svc.build === undefined) {
       if (image === undefined) problems.push(`${where}: has neither \`image:\` nor \`build:\`; add the image to run`);
       continue;
     }
-    const b = typeof svc.build === "string" ? { context: svc.build } : (svc.build as Record<string, unknown>);
-    if (!b || typeof b !== "object") {
+    const written = typeof svc.build === "string" ? { context: svc.build } : (svc.build as Record<string, unknown>);
+    if (!written || typeof written !== "object") {
       problems.push(`${where}.build: must be a path or a map with \`context:\``);
       continue;
     }
+    const b: Record<string, unknown> = {
+      ...written,
+      context: value(written.context, `${where}.build.context`),
+      dockerfile: value(written.dockerfile, `${where}.build.dockerfile`),
+      target: value(written.target, `${where}.build.target`),
+    };
     if (b.dockerfile_inline !== undefined) {
       problems.push(
         `${where}.build.dockerfile_inline: not supported; put the Dockerfile in a file and name it in \`dockerfile:\``,
@@ -303,7 +337,7 @@ export function parseComposeStack(text: string, file: string, imagePrefix?: stri
       service: name,
       context,
       dockerfile: typeof b.dockerfile === "string" ? b.dockerfile : "Dockerfile",
-      args: buildArgs(b.args, `${where}.build`, problems),
+      args: buildArgs(b.args, `${where}.build`, problems, (v, at) => value(v, at) as string | undefined),
       repository,
       writtenName,
     };
@@ -396,6 +430,17 @@ export function renderForCheck(text: string, file: string, imagePrefix?: string)
 }
 
 /** Point the path at `field` (as core/release/release-files.ts names it) at `to`, keeping the rest of the entry. */
+/** Where a short-syntax volume's source ends: the first `:` outside `${…}` (`${CONF:-./a}:/b` → after `}`). */
+function sourceEnd(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "$" && text[i + 1] === "{") (depth++, i++);
+    else if (text[i] === "}" && depth > 0) depth--;
+    else if (text[i] === ":" && depth === 0) return i;
+  }
+  return text.length;
+}
+
 function rewritePath(doc: Document, field: string, to: string): void {
   const m = /^(services\.([^.]+)\.(volumes|env_file)(?:\[(\d+)\])?(\.source)?|(configs|secrets)\.([^.]+)\.file)$/.exec(
     field,
@@ -406,8 +451,10 @@ function rewritePath(doc: Document, field: string, to: string): void {
   const path: (string | number)[] = ["services", m[2]!, m[3]!, ...(m[4] !== undefined ? [Number(m[4])] : [])];
   const node = doc.getIn(path);
   if (m[5]) doc.setIn([...path, "source"], to);
-  else if (m[3] === "volumes") doc.setIn(path, String(isScalar(node) ? node.value : node).replace(/^[^:]+/, to));
-  else if (isMap(node)) doc.setIn([...path, "path"], to);
+  else if (m[3] === "volumes") {
+    const text = String(isScalar(node) ? node.value : node);
+    doc.setIn(path, `${to}${text.slice(sourceEnd(text))}`);
+  } else if (isMap(node)) doc.setIn([...path, "path"], to);
   else doc.setIn(path, to);
 }
 
@@ -441,23 +488,6 @@ export interface ReleaseShape {
   data: DataSpec[];
 }
 
-/**
- * `${N}`, `${N:-2}`, `${N-2}`, `$N` as compose interpolates them with the
- * release's variables (`vars`, from its `.env`); what has no value and no
- * default becomes "".
- */
-export function interpolate(text: string, vars: ReadonlyMap<string, string>): string {
-  return text.replace(
-    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
-    (_, name: string | undefined, op: string | undefined, dflt: string | undefined, bare: string | undefined) => {
-      const v = vars.get((name ?? bare)!);
-      if (op === ":-") return v === undefined || v === "" ? (dflt ?? "") : v;
-      if (op === "-") return v === undefined ? (dflt ?? "") : v;
-      return v ?? "";
-    },
-  );
-}
-
 function replicas(svc: Record<string, unknown>, vars: ReadonlyMap<string, string>): number | undefined {
   const n = (v: unknown) => {
     const t = typeof v === "string" ? interpolate(v, vars).trim() : v;
@@ -488,7 +518,8 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
   }
   for (const [name, raw] of Object.entries(services)) {
     const svc = (raw ?? {}) as Record<string, unknown>;
-    shape.images[name] = typeof svc.image === "string" ? svc.image : "";
+    // as compose pulls and runs it: with the release's .env (`image: postgres:${PG_VERSION:-16}`)
+    shape.images[name] = typeof svc.image === "string" ? interpolate(svc.image, vars) : "";
     const { job, http, data } = parseServiceExtension(name, svc[EXTENSION_KEY]);
     if (data) shape.data.push(data);
     const n = replicas(svc, vars);

@@ -4,7 +4,8 @@
  * it ever holds a value of the `.env`.
  */
 import { parse } from "yaml";
-import { interpolate, releaseShape } from "../compose/compose.js";
+import { releaseShape } from "../compose/compose.js";
+import { interpolate } from "../compose/interpolate.js";
 import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { referencedHashes, type ReleaseFiles } from "./release-files.js";
 import { diffEnv, envValues, type EnvDiff } from "../compose/env-file.js";

@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { PipelineError } from "../errors.js";
+import { interpolate } from "../compose/interpolate.js";
 import { dirname, normalize } from "./paths.js";
 
 /** Where shipped files live, relative to the deploy folder (compose's project directory on the server). */
@@ -33,7 +34,7 @@ export interface FileRef {
   /** The place in the file, as errors and `plan` name it: `services.web.volumes[0]`. */
   field: string;
   kind: FileRefKind;
-  /** As written (`./nginx/nginx.conf`). */
+  /** As compose reads it, variables substituted (`./nginx/nginx.conf`). */
   written: string;
   /** Inside the source, `/`-separated; undefined when it leaves the source directory. */
   sourcePath: string | undefined;
@@ -62,14 +63,16 @@ export interface ReleaseFiles {
   notes: string[];
 }
 
-const isRelative = (p: string) => p === "." || p === ".." || p.startsWith("./") || p.startsWith("../");
+/** Long syntax: every source that is not absolute (or the home) is a path of the project (`source: nginx.conf`). */
+const isRelative = (p: string) => p !== "" && !p.startsWith("/") && !p.startsWith("~");
 
 /**
- * `./a:/b:ro` → its source when it is a relative host path (a named volume, `/abs` or `~/x` is not the repository's).
+ * `./a:/b:ro` → its source when it is a path of the project: compose takes a short-syntax source that starts
+ * with `.` for one (`./x`, `../x`, `.hidden`); a bare name is a named volume, `/abs` and `~/x` the server's.
  */
 function shortBindSource(v: string): string | undefined {
   const src = v.split(":")[0] ?? "";
-  return isRelative(src) ? src : undefined;
+  return src.startsWith(".") ? src : undefined;
 }
 
 /**
@@ -77,12 +80,15 @@ function shortBindSource(v: string): string | undefined {
  * the compose file's path inside the source (compose resolves against its folder).
  * A `.env` named by `env_file` is the production `.env` the pipeline writes, never shipped.
  */
-export function fileRefs(root: unknown, composeFile: string): FileRef[] {
+export function fileRefs(root: unknown, composeFile: string, vars: ReadonlyMap<string, string> = new Map()): FileRef[] {
   const base = dirname(composeFile);
   const refs: FileRef[] = [];
-  const add = (field: string, kind: FileRefKind, written: string) => {
+  // paths as compose reads them: with the variables the deploy has (`${NGINX_CONF:-./nginx.conf}`)
+  const add = (field: string, kind: FileRefKind, raw: string) => {
+    const written = interpolate(raw, vars);
     refs.push({ field, kind, written, sourcePath: normalize([...base.split("/"), ...written.split("/")]) });
   };
+  const v = (x: string) => interpolate(x, vars);
   const r = (root ?? {}) as {
     services?: Record<string, Record<string, unknown> | null>;
     configs?: Record<string, unknown>;
@@ -90,13 +96,13 @@ export function fileRefs(root: unknown, composeFile: string): FileRef[] {
   };
   for (const [name, svc] of Object.entries(r.services ?? {})) {
     const vols = Array.isArray(svc?.volumes) ? svc.volumes : [];
-    vols.forEach((v: unknown, i) => {
-      if (typeof v === "string") {
-        const src = shortBindSource(v);
+    vols.forEach((vol: unknown, i) => {
+      if (typeof vol === "string") {
+        const src = shortBindSource(v(vol));
         if (src) add(`services.${name}.volumes[${i}]`, "bind", src);
-      } else if (v && typeof v === "object") {
-        const o = v as { type?: unknown; source?: unknown };
-        if (o.type === "bind" && typeof o.source === "string" && isRelative(o.source))
+      } else if (vol && typeof vol === "object") {
+        const o = vol as { type?: unknown; source?: unknown };
+        if (o.type === "bind" && typeof o.source === "string" && isRelative(v(o.source)))
           add(`services.${name}.volumes[${i}].source`, "bind", o.source);
       }
     });
@@ -108,7 +114,7 @@ export function fileRefs(root: unknown, composeFile: string): FileRef[] {
           : typeof (e as { path?: unknown } | null)?.path === "string"
             ? (e as { path: string }).path
             : undefined;
-      if (path === undefined || path.startsWith("/") || path.replace(/^\.\//, "") === ".env") return;
+      if (path === undefined || v(path).startsWith("/") || v(path).replace(/^\.\//, "") === ".env") return;
       add(
         Array.isArray(svc?.env_file) ? `services.${name}.env_file[${i}]` : `services.${name}.env_file`,
         "env_file",
@@ -119,7 +125,7 @@ export function fileRefs(root: unknown, composeFile: string): FileRef[] {
   for (const top of ["configs", "secrets"] as const) {
     for (const [name, def] of Object.entries(r[top] ?? {})) {
       const file = (def as { file?: unknown } | null)?.file;
-      if (typeof file === "string" && !file.startsWith("/"))
+      if (typeof file === "string" && !v(file).startsWith("/"))
         add(`${top}.${name}.file`, top === "configs" ? "config" : "secret", file);
     }
   }
