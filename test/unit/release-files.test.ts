@@ -157,3 +157,43 @@ describe("shipped files on a swarm", () => {
     ).toThrow(/services\.api\.volumes\[0\]: a file from the repository bind-mounted on a swarm/);
   });
 });
+
+describe("env files as compose reads them (issue 32, case 5)", () => {
+  const refsOf = (services: string, vars = new Map<string, string>()) =>
+    fileRefs((parse(`services:\n${services}`) as unknown) ?? {}, "compose.yaml", vars);
+
+  it("finds an env file behind a variable where compose will, and ships it when the repository has it", () => {
+    const refs = refsOf(
+      `  app: { image: x, env_file: "./config/\${APP_ENV:-prod}.env" }\n`,
+      new Map([["APP_ENV", "eu"]]),
+    );
+    expect(refs.map((r) => r.sourcePath)).toEqual(["config/eu.env"]);
+    const rf = releaseFiles(refs, new Map([["config/eu.env", { type: "file", content: "REGION=eu\n" }]]));
+    expect(rf.files.map((f) => f.content)).toEqual(["REGION=eu\n"]);
+  });
+
+  it("refuses two env files kept out of Git, naming both: one production .env cannot be both", () => {
+    const refs = refsOf("  app: { image: x, env_file: .env.app }\n  db: { image: y, env_file: [.db.env] }\n");
+    expect(() => releaseFiles(refs, new Map())).toThrow(
+      /services\.app\.env_file \(\.env\.app\) and services\.db\.env_file\[0\] \(\.db\.env\): these env files are not in the repository, and only one can be the production \.env/,
+    );
+    // the same file for both is one .env
+    expect(() =>
+      releaseFiles(
+        refsOf("  app: { image: x, env_file: .env.prod }\n  db: { image: y, env_file: .env.prod }\n"),
+        new Map(),
+      ),
+    ).not.toThrow();
+  });
+
+  it("skips an optional env file that is not there, as compose does, instead of reading the whole .env there", () => {
+    const rf = releaseFiles(
+      refsOf("  app: { image: x, env_file: [{ path: ./local.env, required: false }] }\n"),
+      new Map(),
+    );
+    expect(rf.rewrites.size).toBe(0);
+    expect(rf.notes).toEqual([
+      "services.app.env_file[0]: ./local.env is not in the repository and optional: compose skips it",
+    ]);
+  });
+});

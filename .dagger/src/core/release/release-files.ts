@@ -38,6 +38,8 @@ export interface FileRef {
   written: string;
   /** Inside the source, `/`-separated; undefined when it leaves the source directory. */
   sourcePath: string | undefined;
+  /** An `env_file` with `required: false`: compose skips it when it is not there. */
+  optional?: boolean;
 }
 
 /** What the module layer found at a reference's path in the source. */
@@ -84,9 +86,10 @@ export function fileRefs(root: unknown, composeFile: string, vars: ReadonlyMap<s
   const base = dirname(composeFile);
   const refs: FileRef[] = [];
   // paths as compose reads them: with the variables the deploy has (`${NGINX_CONF:-./nginx.conf}`)
-  const add = (field: string, kind: FileRefKind, raw: string) => {
+  const add = (field: string, kind: FileRefKind, raw: string, optional = false) => {
     const written = interpolate(raw, vars);
-    refs.push({ field, kind, written, sourcePath: normalize([...base.split("/"), ...written.split("/")]) });
+    const sourcePath = normalize([...base.split("/"), ...written.split("/")]);
+    refs.push({ field, kind, written, sourcePath, ...(optional ? { optional } : {}) });
   };
   const v = (x: string) => interpolate(x, vars);
   const r = (root ?? {}) as {
@@ -119,6 +122,7 @@ export function fileRefs(root: unknown, composeFile: string, vars: ReadonlyMap<s
         Array.isArray(svc?.env_file) ? `services.${name}.env_file[${i}]` : `services.${name}.env_file`,
         "env_file",
         path,
+        (e as { required?: unknown } | null)?.required === false,
       );
     });
   }
@@ -147,6 +151,7 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
   const out: ReleaseFiles = { rewrites: new Map(), files: [], manifest: [], serverData: [], notes: [] };
   const problems: string[] = [];
   const written = new Set<string>();
+  const outOfGit = new Map<string, string[]>();
   let total = 0;
   for (const ref of refs) {
     const f = ref.sourcePath === undefined ? undefined : found.get(ref.sourcePath);
@@ -157,8 +162,12 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
     }
     if (!f) {
       if (ref.kind === "bind") out.serverData.push(ref);
-      else if (ref.kind === "env_file") {
+      else if (ref.kind === "env_file" && ref.optional) {
+        // compose skips an optional env file that is not there; so does the release
+        out.notes.push(`${ref.field}: ${ref.written} is not in the repository and optional: compose skips it`);
+      } else if (ref.kind === "env_file") {
         // `.env.production` and the like are kept out of Git: the production .env (--env-file) is that file
+        outOfGit.set(ref.written, [...(outOfGit.get(ref.written) ?? []), ref.field]);
         out.rewrites.set(ref.field, ".env");
         out.notes.push(
           `${ref.field}: ${ref.written} is not in the repository; the production .env (--env-file, or the server's) is read in its place`,
@@ -193,6 +202,11 @@ export function releaseFiles(refs: readonly FileRef[], found: ReadonlyMap<string
         `${ref.field}: ${ref.sourcePath} is a secret kept in Git; it is shipped with mode 0600, but consider \`environment:\` as its source instead (the value then comes from the production .env)`,
       );
   }
+  // one production .env: two services each with their own file kept out of Git would get each other's variables
+  if (outOfGit.size > 1)
+    problems.push(
+      `${[...outOfGit].map(([file, fields]) => `${fields.join(", ")} (${file})`).join(" and ")}: these env files are not in the repository, and only one can be the production .env (--env-file); keep one of them, give the others' services their variables through it (\`environment: { KEY: \${KEY} }\`), or commit the files that hold no secret`,
+    );
   if (out.files.length > MAX_FILES)
     problems.push(
       `the compose file ships ${out.files.length} files, more than ${MAX_FILES}; bake large trees into the image`,
