@@ -72,3 +72,26 @@ describe("assessHealth", () => {
     expect(assessHealth(shape(["api"]), [c("api"), c("old", { state: "exited" })])).toEqual({ status: "ok" });
   });
 });
+
+describe("one-shot containers as compose runs them (issue 32, case 7)", () => {
+  it("an init container that compose does not restart is done when it exits 0, whether or not something waits for it", async () => {
+    const { releaseShape } = await import("../../.dagger/src/core/compose/compose.js");
+    const shape = releaseShape(
+      [
+        "services:",
+        "  init-perms: { image: busybox, command: chown -R 1000 /data, restart: 'no' }",
+        "  seed: { image: busybox }",
+        "  api: { image: api, restart: unless-stopped }",
+        "",
+      ].join("\n"),
+    );
+    expect(shape.mayExit).toEqual(["init-perms", "seed"]);
+    const exited = (service: string, exitCode: number) => c(service, { state: "exited", exitCode });
+    expect(assessHealth(shape, [exited("init-perms", 0), exited("seed", 0), c("api")])).toEqual({ status: "ok" });
+    // a failure is one still; a service compose restarts has no business exiting
+    expect(assessHealth(shape, [exited("init-perms", 1), exited("seed", 0), c("api")]).status).toBe("failed");
+    expect(assessHealth(shape, [exited("init-perms", 0), exited("seed", 0), exited("api", 0)]).status).toBe("failed");
+    // and one that keeps running is as good as before
+    expect(assessHealth(shape, [c("init-perms"), c("seed"), c("api")])).toEqual({ status: "ok" });
+  });
+});

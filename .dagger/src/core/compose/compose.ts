@@ -478,6 +478,8 @@ export interface ReleaseShape {
   once: string[];
   /** Services under a profile: judged when a container exists, not missed when none does. */
   optional: string[];
+  /** Services compose does not restart (`restart` unset or "no"): one that exits 0 is done (an init container). */
+  mayExit: string[];
   /** Release-phase jobs: never part of the running stack. */
   jobs: JobSpec[];
   /** Services behind the edge: rolled over one beside the other, never stopped first. */
@@ -506,6 +508,7 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
     long: [],
     once: [],
     optional: [],
+    mayExit: [],
     jobs: [],
     http: [],
     replicas: {},
@@ -529,6 +532,12 @@ export function releaseShape(releaseText: string, env = ""): ReleaseShape {
     else if (Array.isArray(svc.profiles) && svc.profiles.length > 0) shape.optional.push(name);
     else if (onceTargets.has(name)) shape.once.push(name);
     else shape.long.push(name);
+    if (
+      !job &&
+      !onceTargets.has(name) &&
+      (svc.restart === undefined || interpolate(String(svc.restart), vars) === "no")
+    )
+      shape.mayExit.push(name);
     if (http && !job && !shape.optional.includes(name)) shape.http.push(http);
   }
   return shape;

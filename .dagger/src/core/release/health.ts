@@ -56,6 +56,8 @@ export interface ExpectedServices {
   long: readonly string[];
   once: readonly string[];
   optional: readonly string[];
+  /** Long services compose does not restart (`restart` unset or "no"): an exit 0 is done, as compose sees it. */
+  mayExit?: readonly string[];
 }
 
 export function assessHealth(shape: ExpectedServices, containers: readonly ContainerState[]): HealthVerdict {
@@ -78,6 +80,7 @@ export function assessHealth(shape: ExpectedServices, containers: readonly Conta
       continue;
     }
     for (const c of mine) {
+      if (c.state === "exited" && c.exitCode === 0 && shape.mayExit?.includes(service)) continue;
       if (c.state === "exited" || c.state === "dead")
         reasons.push(`${service}: container ${c.name} ${c.state} with code ${c.exitCode}`);
       else if (c.health === "unhealthy")
