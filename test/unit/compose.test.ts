@@ -71,10 +71,30 @@ describe("parseComposeStack", () => {
     ]);
   });
 
+  it("builds one image once for the services that share it (an anchor), and pins every one of them to it", () => {
+    const text = `x-app: &app
+  build: { context: ., args: { MODE: app } }
+  image: ghcr.io/acme/app
+services:
+  web: { <<: *app, command: serve }
+  worker: { <<: *app, command: work }
+`;
+    const stack = parseComposeStack(text, "compose.yaml");
+    expect(stack.builds.map((b) => [b.service, b.also])).toEqual([["web", ["worker"]]]);
+    const out = parse(renderRelease(stack, { web: D1 })) as {
+      services: Record<string, { image: string; build?: unknown }>;
+    };
+    expect([out.services.web!.image, out.services.worker!.image]).toEqual([
+      `ghcr.io/acme/app@${D1}`,
+      `ghcr.io/acme/app@${D1}`,
+    ]);
+    expect([out.services.web!.build, out.services.worker!.build]).toEqual([undefined, undefined]);
+  });
+
   it("reports every undeployable service at once, naming it and the fix", () => {
     const text = `services:
   api: { build: ., image: ghcr.io/acme/same }
-  worker: { build: ., image: ghcr.io/acme/same:v2 }
+  worker: { build: ./worker, image: ghcr.io/acme/same:v2 }
   "bad name": { image: x }
   outside: { build: ../../.., image: ghcr.io/acme/out }
   inline: { build: { dockerfile_inline: "FROM x" }, image: ghcr.io/acme/in }
@@ -83,7 +103,9 @@ describe("parseComposeStack", () => {
 `;
     const e = errorOf(() => parseComposeStack(text, "compose/prod.yml"));
     expect(e.code).toBe("COMPOSE_INVALID");
-    expect(e.message).toMatch(/services\.worker: builds the same image `ghcr\.io\/acme\/same` as services\.api/);
+    expect(e.message).toMatch(
+      /services\.worker: builds the image `ghcr\.io\/acme\/same` as services\.api does, from another build/,
+    );
     expect(e.message).toMatch(/services\.bad name: compose refuses this name/);
     expect(e.message).toMatch(/services\.outside\.build\.context: `\.\.\/\.\.\/\.\.` leaves the source directory/);
     expect(e.message).toMatch(/services\.inline\.build\.dockerfile_inline: not supported/);

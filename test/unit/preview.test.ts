@@ -277,3 +277,11 @@ describe("limits", () => {
     ).toEqual([3, 2, 1]);
   });
 });
+
+describe("keys written empty (issue 32, case 6)", () => {
+  it("a service whose deploy: (or x-vps-pipeline:) is empty gets its caps, never an uncoded YAML error", () => {
+    const p = previewRelease("services:\n  api:\n    image: redis:7\n    deploy:\n    x-vps-pipeline:\n", 5, settings);
+    const api = (parse(p.compose) as { services: Record<string, { deploy: unknown }> }).services.api!;
+    expect(api.deploy).toEqual({ resources: { limits: { memory: "512m", cpus: "1" } } });
+  });
+});

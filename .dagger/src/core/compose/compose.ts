@@ -34,6 +34,8 @@ const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface BuildTarget {
   service: string;
+  /** Other services built from the same image and build: built once with this one, pinned to its digest. */
+  also?: string[];
   /** Build context, relative to the source root, `/`-separated, no `..`. */
   context: string;
   /** Dockerfile path relative to the context. */
@@ -186,7 +188,6 @@ export function parseComposeStack(
   const jobs: JobSpec[] = [];
   const http: (HttpSpec & { published: string[] })[] = [];
   const data: DataSpec[] = [];
-  const owners = new Map<string, string>();
   const base = dirname(file);
   const prefix = imagePrefix?.toLowerCase().replace(/\/+$/, "");
   const all = services as Record<string, unknown>;
@@ -325,14 +326,6 @@ export function parseComposeStack(
       );
       continue;
     }
-    const other = owners.get(repository);
-    if (other !== undefined) {
-      problems.push(
-        `${where}: builds the same image \`${repository}\` as services.${other}; give each built service its own \`image:\``,
-      );
-      continue;
-    }
-    owners.set(repository, name);
     const target: BuildTarget = {
       service: name,
       context,
@@ -342,6 +335,18 @@ export function parseComposeStack(
       writtenName,
     };
     if (typeof b.target === "string") target.target = b.target;
+    const other = builds.find((x) => x.repository === repository);
+    if (other) {
+      // one image for several services (an anchor shared by web and worker): built once, every one pinned to it
+      const spec = (t: BuildTarget) =>
+        JSON.stringify([t.context, t.dockerfile, t.target ?? "", Object.entries(t.args).sort()]);
+      if (spec(other) === spec(target)) (other.also ??= []).push(name);
+      else
+        problems.push(
+          `${where}: builds the image \`${repository}\` as services.${other.service} does, from another build (context, dockerfile, target or args differ); give each its own \`image:\`, or the same \`build:\``,
+        );
+      continue;
+    }
     builds.push(target);
   }
   if (problems.length > 0) {
@@ -401,11 +406,12 @@ export function renderRelease(
     const shared = byRepository.get(repositoryOf(image.toLowerCase()));
     if (shared) doc.setIn(["services", name, "image"], pinned(shared.repository, digests[shared.service] as string));
   }
-  for (const b of stack.builds) {
-    doc.deleteIn(["services", b.service, "build"]);
-    doc.deleteIn(["services", b.service, "pull_policy"]);
-    doc.setIn(["services", b.service, "image"], pinned(b.repository, digests[b.service] as string));
-  }
+  for (const b of stack.builds)
+    for (const service of [b.service, ...(b.also ?? [])]) {
+      doc.deleteIn(["services", service, "build"]);
+      doc.deleteIn(["services", service, "pull_policy"]);
+      doc.setIn(["services", service, "image"], pinned(b.repository, digests[b.service] as string));
+    }
   // Paths from the repository point at the release's copies (core/release/release-files.ts).
   for (const [field, to] of files) rewritePath(doc, field, to);
   // Jobs run before the switch (`compose run`); their own profile keeps `up` from starting them again.
@@ -456,6 +462,15 @@ function rewritePath(doc: Document, field: string, to: string): void {
     doc.setIn(path, `${to}${text.slice(sourceEnd(text))}`);
   } else if (isMap(node)) doc.setIn([...path, "path"], to);
   else doc.setIn(path, to);
+}
+
+/** `doc.setIn`, also through a key written empty (`deploy:` with nothing under it is null to YAML, not a map). */
+export function setInEmpty(doc: Document, path: readonly (string | number)[], value: unknown): void {
+  for (let i = 1; i < path.length; i++) {
+    const node: unknown = doc.getIn(path.slice(0, i), true);
+    if (node === null || (isScalar(node) && node.value === null)) doc.setIn(path.slice(0, i), doc.createNode({}));
+  }
+  doc.setIn(path, value);
 }
 
 /** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */

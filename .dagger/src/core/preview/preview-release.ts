@@ -5,7 +5,7 @@
  * the edge at its preview hostname.
  */
 import type { Document } from "yaml";
-import { composeDocument, setLabel } from "../compose/compose.js";
+import { composeDocument, setInEmpty, setLabel } from "../compose/compose.js";
 import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, JOB_PROFILE } from "../compose/extension.js";
@@ -98,7 +98,7 @@ export function previewRelease(
       dropped.push(name);
     }
     if (hosts[name]) {
-      doc.setIn(["services", name, EXTENSION_KEY, "http", "host"], hosts[name]);
+      setInEmpty(doc, ["services", name, EXTENSION_KEY, "http", "host"], hosts[name]);
       setLabel(doc, name, PUBLISHED_LABEL, "");
     }
     if ((svc[EXTENSION_KEY] as { data?: unknown } | undefined)?.data !== undefined)
@@ -119,9 +119,9 @@ export function previewRelease(
     const limits = (svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown } } } | undefined)
       ?.resources?.limits;
     if (limits?.memory === undefined && svc.mem_limit === undefined)
-      doc.setIn(["services", name, "deploy", "resources", "limits", "memory"], s.memory);
+      setInEmpty(doc, ["services", name, "deploy", "resources", "limits", "memory"], s.memory);
     if (limits?.cpus === undefined && svc.cpus === undefined)
-      doc.setIn(["services", name, "deploy", "resources", "limits", "cpus"], s.cpus);
+      setInEmpty(doc, ["services", name, "deploy", "resources", "limits", "cpus"], s.cpus);
   }
   for (const [kind, map] of [
     ["volumes", root.volumes],
@@ -181,7 +181,7 @@ function seedJob(doc: Document, services: Record<string, Svc>, seed: string, pro
   const node = doc.getIn(["services", seed], true);
   doc.deleteIn(["services", seed]);
   doc.setIn(["services", seed], node);
-  if (ext.job === undefined) doc.setIn(["services", seed, EXTENSION_KEY, "job"], true);
+  if (ext.job === undefined) setInEmpty(doc, ["services", seed, EXTENSION_KEY, "job"], true);
   doc.setIn(["services", seed, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
 }
 
