@@ -89,3 +89,19 @@ describe("a stack read with its variables", () => {
     expect(vols[0]).not.toContain("${");
   });
 });
+
+describe("what compose refuses, refused before anything is sent (issue 32, case 10)", () => {
+  it("a depends_on cycle, naming it", () => {
+    const cyclic =
+      "services:\n  a: { image: x, depends_on: [b] }\n  b: { image: x, depends_on: { c: { condition: service_started } } }\n  c: { image: x, depends_on: [a] }\n";
+    expect(() => parseComposeStack(cyclic, "compose.yaml")).toThrow(
+      /services\.a\.depends_on: a dependency cycle \(a → b → c → a\)/,
+    );
+    expect(() => parseComposeStack("services:\n  a: { image: x, depends_on: [a] }\n", "compose.yaml")).toThrow(
+      /\(a → a\)/,
+    );
+    expect(() =>
+      parseComposeStack("services:\n  a: { image: x, depends_on: [b] }\n  b: { image: x }\n", "c.yaml"),
+    ).not.toThrow();
+  });
+});

@@ -349,6 +349,11 @@ export function parseComposeStack(
     }
     builds.push(target);
   }
+  const cycle = dependencyCycle(all);
+  if (cycle)
+    problems.push(
+      `services.${cycle[0]}.depends_on: a dependency cycle (${cycle.join(" → ")}); compose refuses it: remove one of these dependencies`,
+    );
   if (problems.length > 0) {
     throw new PipelineError(
       "COMPOSE_INVALID",
@@ -357,6 +362,28 @@ export function parseComposeStack(
     );
   }
   return { file, doc, services: Object.keys(services), builds, jobs, http, data };
+}
+
+/** The first `depends_on` cycle (`a → b → a`), or undefined; compose refuses a file with one, whatever the profiles. */
+function dependencyCycle(services: Record<string, unknown>): string[] | undefined {
+  const state = new Map<string, "open" | "done">();
+  const walk = (name: string, path: string[]): string[] | undefined => {
+    if (state.get(name) === "done") return undefined;
+    if (state.get(name) === "open") return [...path.slice(path.indexOf(name)), name];
+    state.set(name, "open");
+    for (const dep of Object.keys(dependsOn(services[name])))
+      if (dep in services) {
+        const found = walk(dep, [...path, name]);
+        if (found) return found;
+      }
+    state.set(name, "done");
+    return undefined;
+  };
+  for (const name of Object.keys(services)) {
+    const found = walk(name, []);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** A service's `depends_on` as a map of service → condition (the list form means `service_started`). */
