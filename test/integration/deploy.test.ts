@@ -51,7 +51,10 @@ describe("deploy", () => {
     expect(running).toContain(`${bed.registry.prefix}/web@${bed.images["web:v1"]}`);
     expect(sh(`stat -c %a ${HOME}/production/first/.env`).trim()).toBe("600");
     expect(sh(`cat ${HOME}/production/first/.releases/current`).trim()).toBe(r.release);
-    expect(out.lines.map((l) => l.split(/\s+/)[1])).toEqual([
+    // the job's own output comes live between the steps' lines
+    expect(out.lines).toContain("job migrate | applying migrations");
+    const steps = out.lines.filter((l) => !l.startsWith("job "));
+    expect(steps.map((l) => l.split(/\s+/)[1])).toEqual([
       "connect",
       "preflight",
       "lock",
