@@ -3,8 +3,17 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
-      { test: { name: "module", include: ["test/module/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 120_000 } },
+      // groups run in order (each project must name its own: an unset one runs beside every group)
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], sequence: { groupOrder: 0 } } },
+      {
+        test: {
+          name: "module",
+          include: ["test/module/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
       {
         test: {
           name: "integration",
@@ -13,6 +22,7 @@ export default defineConfig({
           setupFiles: ["test/testbed/after-file.ts"],
           // One VPS, one Docker engine: scenarios run one file at a time.
           fileParallelism: false,
+          sequence: { groupOrder: 0 },
           testTimeout: 180_000,
           hookTimeout: 600_000,
         },

@@ -45,8 +45,10 @@ bash "$BUNDLE/setup.sh" "$ROOT" > "$STATE/env.out"
 
 # The relays: <address> <port> for each service of the test bed the module uses.
 mkdir -p "$RELAY"
+# (read first, then matched: `ip … | grep -q` under pipefail fails when grep stops reading early)
+lo_addrs=$(ip -n "$NETNS" addr show dev lo)
 for addr in 10.200.0.1 10.200.0.2; do
-  ip -n "$NETNS" addr show dev lo | grep -q "inet $addr/" || ip -n "$NETNS" addr add "$addr/32" dev lo
+  grep -q "inet $addr/" <<< "$lo_addrs" || ip -n "$NETNS" addr add "$addr/32" dev lo
 done
 relay() {
   local addr=$1 port=$2 name="$1_$2"
