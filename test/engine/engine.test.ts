@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { introspect } from "../module/introspection.js";
 import { bed, freshProject, hostKeyLine, privateKey, registryPassword, sh } from "../testbed/bed.js";
+import { dataStack } from "../testbed/data-stack.js";
 import { dagger, ROOT, said, startEngine, stepSeconds, stopEngine, type CallResult } from "./cli.js";
 
 const skip = process.env.TEST_ENGINE === "0";
@@ -28,6 +29,8 @@ const BASE = "BASE_IMAGE=10.230.0.1:5001/busybox:1";
 /** Made now: in no file of the engine or the CLI afterwards. */
 const ENV_SECRET = `engine-env-${Math.random().toString(36).slice(2)}`;
 const PREVIEW_DOMAIN = "preview.vps-testbed.internal";
+const DATA = "engdata";
+const BACKUP_PASSWORD = `restic-${randomBytes(12).toString("hex")}`;
 
 let env: Record<string, string> = {};
 let dir = "";
@@ -117,11 +120,11 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     writeFileSync(join(dir, "registry-token"), `${registryPassword}\n`, { mode: 0o600 });
     writeFileSync(join(dir, "ssh-key"), privateKey, { mode: 0o600 });
     writeFileSync(join(dir, "env"), `WEB_PORT=${PORT}\nGOLD_API_KEY=${ENV_SECRET}\n`, { mode: 0o600 });
-    for (const p of [P, OTHER, `${P}-pr-7`]) freshProject(p);
+    for (const p of [P, OTHER, DATA, `${P}-pr-7`]) freshProject(p);
   }, 1_500_000);
 
   afterAll(() => {
-    for (const p of [P, OTHER]) freshProject(p);
+    for (const p of [P, OTHER, DATA]) freshProject(p);
     if (dir) rmSync(dir, { recursive: true, force: true });
     const rows = Object.entries(measured).map(([k, v]) => `  ${k.padEnd(58)} ${v.toFixed(1)} s`);
     console.log(`engine: measured through the real CLI\n${rows.join("\n")}`);
@@ -369,6 +372,37 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     }
   }, 900_000);
 
+  it("backs up the data stack and restores a snapshot: the row written after it is gone", async () => {
+    const app = mkdtempSync(join(tmpdir(), "engine-data-app-"));
+    writeFileSync(join(app, "compose.yaml"), dataStack("v1", "{ volumes: [dbdata] }"));
+    chmodSync(app, 0o755);
+    const data = [
+      ...module({ source: app, composeFile: "compose.yaml" }),
+      ...vps(DATA, ["--backup-password=env:ENGINE_BACKUP_PASSWORD", "--restic-image=vps-testbed/restic:0.14"]),
+    ];
+    const opts = { env: { ENGINE_BACKUP_PASSWORD: BACKUP_PASSWORD } };
+    // what the user would look at on the server: the rows the database holds
+    const psql = (sql: string) =>
+      sh(`docker exec ${DATA}-db-1 psql -U postgres -d gold -tAc ${JSON.stringify(sql)}`).trim();
+    const count = () => psql("select count(*) from prices");
+    try {
+      const d = await call("deploy (data)", [...data, "deploy", `--git-sha=${OTHER_SHA}`], opts);
+      expect(d.code, said(d)).toBe(0);
+      expect(count()).toBe("1");
+      const b = await call("backup", [...data, "backup"], opts);
+      expect(b.code, said(b)).toBe(0);
+      const id = /^snapshot ([0-9a-f]{12}) of db/m.exec(b.stdout)?.[1];
+      expect(id, said(b)).toBeDefined();
+      psql("insert into prices values ('2026-02-01', 1)");
+      expect(count()).toBe("2");
+      const r = await call("restore", [...data, "restore", `--snapshot=${id}`], opts);
+      expect(r.code, said(r)).toBe(0);
+      expect(count()).toBe("1");
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  }, 900_000);
+
   it("measures a call that only runs the constructor, and a cached one", async () => {
     const fresh = await call("constructor only", [...module(), "image-prefix"]);
     expect(fresh.code, said(fresh)).toBe(0);
@@ -381,7 +415,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
 
   it("leaves no secret in the engine's state, the CLI's home, or anything it printed", () => {
     // a line from the middle of the key: the first lines are the same in every OpenSSH key
-    const needles = [registryPassword, privateKey.split("\n")[2]!, ENV_SECRET];
+    const needles = [registryPassword, privateKey.split("\n")[2]!, ENV_SECRET, BACKUP_PASSWORD];
     const home = process.env.HOME ?? "/root";
     const places = ["/var/lib/dagger-engine-bundle", `${home}/.cache/dagger`, `${home}/.config/dagger`];
     expect(filesContainingAny(places, needles)).toEqual([]);
