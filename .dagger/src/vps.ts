@@ -885,6 +885,17 @@ export class Vps {
     // server's own is not readable here, nor is production's used for a preview: their defaults then)
     const deployEnv = preview ? undefined : await envText(this.envFile);
     const { envValues } = await import("./core/compose/env-file.js");
+    if (deployEnv !== undefined) {
+      // what compose would refuse on the server with this .env is refused here, before anything is sent
+      const { substitutionProblems } = await import("./core/compose/substituted.js");
+      const problems = substitutionProblems(stack.doc.toJS(), envValues(deployEnv));
+      if (problems.length)
+        throw new PipelineError(
+          "COMPOSE_INVALID",
+          `${stack.file} with the production .env cannot be deployed:\n  ${problems.join("\n  ")}`,
+          "set the variables named above in the .env given as --env-file (or give them defaults in the compose file)",
+        );
+    }
     const refs = fileRefs(stack.doc.toJS(), stack.file, envValues(deployEnv ?? ""));
     const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);

@@ -11,7 +11,15 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, sta
 import { tmpdir } from "node:os";
 import { basename, dirname, join, posix, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { composeData, parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import {
+  COMPOSE_YAML,
+  composeData,
+  parseComposeStack,
+  releaseShape,
+  renderRelease,
+} from "../../.dagger/src/core/compose/compose.js";
+import { substitutionProblems } from "../../.dagger/src/core/compose/substituted.js";
+import { resolveComposeText } from "../../.dagger/src/core/compose/resolve.js";
 import { envValues } from "../../.dagger/src/core/compose/env-file.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
 import { fileRefs } from "../../.dagger/src/core/release/release-files.js";
@@ -90,17 +98,28 @@ const norm = (p: string) => posix.normalize(p).replace(/\/$/, "") || ".";
 
 /** Every way our reading of `file` differs from compose's, as `services.x.key: ours … compose …` lines. */
 function differences(file: string): string[] {
-  const text = readFileSync(file, "utf8");
   const judged = judge(file);
   // as the pipeline sees it: ours inside this repository; a shared file inside its own folder
-  const name = file.startsWith(`${ROOT}/`) ? relative(ROOT, file) : basename(file);
+  const inRepo = file.startsWith(`${ROOT}/`);
+  const name = inRepo ? relative(ROOT, file) : basename(file);
+  const sourceRoot = inRepo ? ROOT : dirname(file);
+  const read = (f: string) => (existsSync(join(sourceRoot, f)) ? readFileSync(join(sourceRoot, f), "utf8") : undefined);
+  let text = readFileSync(file, "utf8");
   let ours: ReturnType<typeof parseComposeStack> | undefined;
   let refusal = "";
   // compose reads the .env beside the file (the server's, to us; for the build, the variables it is given)
   const envFile = join(dirname(file), ".env");
   const env = existsSync(envFile) ? readFileSync(envFile, "utf8") : "";
   try {
+    // extends and include resolved first, as the module's inputs do
+    text = resolveComposeText(name, text, read, COMPOSE_YAML);
     ours = parseComposeStack(text, name, PREFIX, envValues(env));
+    // and what the deploy refuses with its .env (vps.ts releaseFor)
+    const late = substitutionProblems(ours.doc.toJS(), envValues(env));
+    if (late.length) {
+      ours = undefined;
+      refusal = late.join(" ");
+    }
   } catch (e) {
     if (!isPipelineError(e)) return [`crashed: ${String(e)}`];
     refusal = e.message.split("\n").slice(1).join(" ").trim() || e.message;
@@ -182,6 +201,12 @@ function roundTrip(file: string, stack: ReturnType<typeof parseComposeStack>, be
       if (onPurpose.has(svc)) for (const k of ["build", "image", "pull_policy"]) (delete a[k], delete b[k]);
       if (edge.has(svc)) for (const k of ["ports", "labels"]) (delete a[k], delete b[k]);
       if (jobs.has(svc)) (delete a.profiles, delete b.profiles);
+      // `./db/init.sql` and `db/init.sql` are one path: compose prints a path it rebased without the `./`
+      for (const o of [a, b])
+        if (Array.isArray(o.volumes))
+          o.volumes = (o.volumes as { type: string; source?: string }[]).map((v) =>
+            v.type === "bind" && v.source && !posix.isAbsolute(v.source) ? { ...v, source: norm(v.source) } : v,
+          );
       for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
         if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
           out.push(

@@ -94,12 +94,13 @@ describe("YAML as compose reads it", () => {
     );
   });
 
-  it("extends and include are refused with the field named, before anything is sent", () => {
+  it("a file read without resolving its extends and include first is refused, not read without them", () => {
+    // the module's inputs resolve them (core/compose/resolve.ts, test/unit/compose-resolve.test.ts)
     const ext = () =>
       parseComposeStack("services:\n  base: { image: redis:7 }\n  web:\n    extends: { service: base }\n", "c.yml");
-    expect(ext).toThrow(/services\.web\.extends: not supported yet/);
+    expect(ext).toThrow(/services\.web\.extends: not resolved/);
     expect(() => parseComposeStack("include: [other.yml]\nservices:\n  web: { image: redis:7 }\n", "c.yml")).toThrow(
-      /include: not supported yet/,
+      /include: not resolved/,
     );
   });
 });

@@ -417,16 +417,34 @@ export function outputFormat(format: string): Format {
 }
 
 export async function composeText(source: Directory, composeFile: string): Promise<string> {
-  try {
-    return await source.file(composeFile).contents();
-  } catch (e) {
-    throw new PipelineError(
-      "COMPOSE_NOT_FOUND",
-      `cannot read ${composeFile} in the source directory`,
-      "pass --compose-file with the production compose file's path inside --source",
-      { cause: e },
-    );
+  const read = async (file: string, by?: string) => {
+    try {
+      return await source.file(file).contents();
+    } catch (e) {
+      throw new PipelineError(
+        "COMPOSE_NOT_FOUND",
+        by
+          ? `cannot read ${file} (named by ${by}'s extends or include) in the source directory`
+          : `cannot read ${composeFile} in the source directory`,
+        by
+          ? "name the file relative to the compose file that pulls it in, inside --source"
+          : "pass --compose-file with the production compose file's path inside --source",
+        { cause: e },
+      );
+    }
+  };
+  const files = new Map([[composeFile, await read(composeFile)]]);
+  // extends and include name other repository files: read them all (each round, those just found), then resolve
+  const [{ composeFilesWanted, resolveComposeText }, { COMPOSE_YAML }] = await Promise.all([
+    import("../core/compose/resolve.js"),
+    import("../core/compose/compose.js"),
+  ]);
+  for (let want = composeFilesWanted(composeFile, files, COMPOSE_YAML); want.length;) {
+    for (const [f, text] of await Promise.all(want.map(async (f) => [f, await read(f, composeFile)] as const)))
+      files.set(f, text);
+    want = composeFilesWanted(composeFile, files, COMPOSE_YAML);
   }
+  return resolveComposeText(composeFile, files.get(composeFile)!, (f) => files.get(f), COMPOSE_YAML);
 }
 
 export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {

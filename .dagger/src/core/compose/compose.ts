@@ -17,6 +17,7 @@ import { envValues } from "./env-file.js";
 import { dirname, normalize } from "../release/paths.js";
 import { PipelineError } from "../errors.js";
 import { interpolate } from "./interpolate.js";
+import { sourceEnd } from "./short-volume.js";
 import { PUBLISHED_LABEL, edgePublished } from "../edge/edge.js";
 import { dataProblems } from "../data/data.js";
 import {
@@ -179,11 +180,9 @@ export function parseComposeStack(
     );
   }
   const problems: string[] = [];
-  if ((root as { include?: unknown }).include !== undefined) {
-    problems.push(
-      "include: not supported yet (the included files would not reach the server); put their services into this file, or merge the files with `docker compose -f a.yml -f b.yml config` and deploy the result",
-    );
-  }
+  // extends and include are resolved before a file is read here (resolve.ts, through the module's inputs)
+  if ((root as { include?: unknown }).include !== undefined)
+    problems.push("include: not resolved (core/compose/resolve.ts resolves it before the file is read)");
   const builds: BuildTarget[] = [];
   const jobs: JobSpec[] = [];
   const http: (HttpSpec & { published: string[] })[] = [];
@@ -202,9 +201,7 @@ export function parseComposeStack(
     }
     const svc = (raw ?? {}) as Record<string, unknown>;
     if (svc.extends !== undefined) {
-      problems.push(
-        `${where}.extends: not supported yet (compose's merge rules for it would have to be repeated here); write the shared keys once under an \`x-\` key with an anchor and merge them into each service with \`<<: *anchor\``,
-      );
+      problems.push(`${where}.extends: not resolved (core/compose/resolve.ts resolves it before the file is read)`);
       continue;
     }
     const ext = parseServiceExtension(name, svc[EXTENSION_KEY]);
@@ -288,7 +285,14 @@ export function parseComposeStack(
       continue;
     }
     const ctxRaw = typeof b.context === "string" ? b.context : ".";
-    if (/^[a-z]+:\/\//.test(ctxRaw) || ctxRaw.startsWith("/")) {
+    if (/^([a-z][a-z0-9+.-]*:|git@)/i.test(ctxRaw)) {
+      // compose would fetch it at build time: what is shipped would not be the commit's files
+      problems.push(
+        `${where}.build.context: \`${ctxRaw}\` is a remote context; the pipeline builds only from the source it ships (the commit's files), so a build from a URL is refused: vendor it into the repository (a submodule checked out with the source is a folder like any other), or build it elsewhere and name its image in \`image:\``,
+      );
+      continue;
+    }
+    if (ctxRaw.startsWith("/")) {
       problems.push(
         `${where}.build.context: \`${ctxRaw}\` must be a path inside the source directory, relative to ${file}`,
       );
@@ -463,17 +467,6 @@ export function renderForCheck(text: string, file: string, imagePrefix?: string)
 }
 
 /** Point the path at `field` (as core/release/release-files.ts names it) at `to`, keeping the rest of the entry. */
-/** Where a short-syntax volume's source ends: the first `:` outside `${…}` (`${CONF:-./a}:/b` → after `}`). */
-function sourceEnd(text: string): number {
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === "$" && text[i + 1] === "{") (depth++, i++);
-    else if (text[i] === "}" && depth > 0) depth--;
-    else if (text[i] === ":" && depth === 0) return i;
-  }
-  return text.length;
-}
-
 function rewritePath(doc: Document, field: string, to: string): void {
   const m = /^(services\.([^.]+)\.(volumes|env_file)(?:\[(\d+)\])?(\.source)?|(configs|secrets)\.([^.]+)\.file)$/.exec(
     field,
