@@ -907,7 +907,7 @@ export class Vps {
     ]);
     const p = previewRelease(compose, preview.pr, preview);
     const host0 = p.url ? new URL(p.url).host : "";
-    const env = previewEnv(await envText(this.previewEnv), {
+    const env = previewEnv(await envText(this.previewEnv, "previewEnv"), {
       VPS_PREVIEW_PR: String(preview.pr),
       VPS_PREVIEW_URL: p.url ?? "",
       VPS_PREVIEW_HOST: host0,

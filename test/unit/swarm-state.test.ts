@@ -229,11 +229,11 @@ describe("the swarm's state", () => {
 
 describe(".env values for docker stack deploy", () => {
   it("reads quotes, escapes and comments as compose does", () => {
-    const v = envValues(`A=plain value # a comment\nB="two\\nlines \\"q\\""\nC='it''s $HOME'\nexport D=x=y\n# E=no\n`);
+    const v = envValues(`A=plain value # a comment\nB="two\\nlines \\"q\\""\nC='it\\'s $HOME'\nexport D=x=y\n# E=no\n`);
     expect([...v]).toEqual([
       ["A", "plain value"],
       ["B", 'two\nlines "q"'],
-      ["C", "it''s $HOME"],
+      ["C", "it's $HOME"],
       ["D", "x=y"],
     ]);
   });

@@ -454,8 +454,19 @@ export async function loadStack(source: Directory, composeFile: string, imagePre
 }
 
 /** The production `.env`, when one was given. */
-export async function envText(envFile: Secret | undefined): Promise<string | undefined> {
-  return envFile ? envFileValue(await envFile.plaintext()) : undefined;
+export async function envText(envFile: Secret | undefined, what = "envFile"): Promise<string | undefined> {
+  if (!envFile) return undefined;
+  const text = envFileValue(await envFile.plaintext(), what);
+  const { dotenvProblem } = await import("../core/compose/env-file.js");
+  // compose would refuse it on the server, after the upload: refused here (the message names a line, never a value)
+  const problem = dotenvProblem(text);
+  if (problem)
+    throw new PipelineError(
+      "INVALID_INPUT",
+      `${what}: compose cannot read this .env (${problem}); nothing was uploaded`,
+      "write each line as KEY=value (no space in the key; quote a value that has spaces or #); `docker compose config` shows the same",
+    );
+  return text;
 }
 
 /** `NAME=value` pairs into a map; an entry without `=` is an input error naming it. */
