@@ -868,6 +868,7 @@ export class Vps {
       { renderRelease },
       { fileRefs, releaseFiles },
       { readSourceFiles },
+      { assertSubstitutable },
     ] = await Promise.all([
       inputs(),
       import("./build/stack.js"),
@@ -876,6 +877,7 @@ export class Vps {
       import("./core/compose/compose.js"),
       import("./core/release/release-files.js"),
       import("./inputs/source-files.js"),
+      import("./core/compose/substituted.js"),
     ]);
     const stack = await stackOf(this);
     const explicit = this.registry ? checkRegistry(this.registry) : undefined;
@@ -885,22 +887,14 @@ export class Vps {
     // server's own is not readable here, nor is production's used for a preview: their defaults then)
     const deployEnv = preview ? undefined : await envText(this.envFile);
     const { envValues } = await import("./core/compose/env-file.js");
-    if (deployEnv !== undefined) {
-      // what compose would refuse on the server with this .env is refused here, before anything is sent
-      const { substitutionProblems } = await import("./core/compose/substituted.js");
-      const problems = substitutionProblems(stack.doc.toJS(), envValues(deployEnv));
-      if (problems.length)
-        throw new PipelineError(
-          "COMPOSE_INVALID",
-          `${stack.file} with the production .env cannot be deployed:\n  ${problems.join("\n  ")}`,
-          "set the variables named above in the .env given as --env-file (or give them defaults in the compose file)",
-        );
-    }
     const refs = fileRefs(stack.doc.toJS(), stack.file, envValues(deployEnv ?? ""));
     const files = releaseFiles(refs, await readSourceFiles(this.source, refs));
     const digests = await resolveReleaseDigests(stack, images, tag || undefined, pull);
     const compose = renderRelease(stack, digests, files.rewrites);
-    if (!preview) return { compose, pull, files, env: deployEnv, notes: [] as string[], url: undefined };
+    if (!preview) {
+      if (deployEnv !== undefined) assertSubstitutable(stack.file, compose, deployEnv, "envFile");
+      return { compose, pull, files, env: deployEnv, notes: [] as string[], url: undefined };
+    }
     const [{ previewRelease }, { previewEnv }] = await Promise.all([
       import("./core/preview/preview-release.js"),
       import("./core/preview/preview.js"),
@@ -912,6 +906,7 @@ export class Vps {
       VPS_PREVIEW_URL: p.url ?? "",
       VPS_PREVIEW_HOST: host0,
     });
+    assertSubstitutable(stack.file, p.compose, env, "previewEnv");
     const notes = [
       ...p.notes,
       ...(this.envFile ? ["the production --env-file is not used by a preview (--preview-env is)"] : []),

@@ -113,7 +113,7 @@ function differences(file: string): string[] {
   try {
     // extends and include resolved first, as the module's inputs do
     text = resolveComposeText(name, text, read, COMPOSE_YAML);
-    ours = parseComposeStack(text, name, PREFIX, envValues(env));
+    ours = parseComposeStack(text, name, PREFIX, envValues(env), true);
     // and what the deploy refuses with its .env (vps.ts releaseFor)
     const late = substitutionProblems(ours.doc.toJS(), envValues(env));
     if (late.length) {

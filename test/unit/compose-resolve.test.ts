@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { COMPOSE_YAML, composeData, parseComposeStack } from "../../.dagger/src/core/compose/compose.js";
 import { composeFilesWanted, resolveComposeText } from "../../.dagger/src/core/compose/resolve.js";
-import { substitutionProblems } from "../../.dagger/src/core/compose/substituted.js";
+import { assertSubstitutable, substitutionProblems } from "../../.dagger/src/core/compose/substituted.js";
 import { isPipelineError } from "../../.dagger/src/core/errors.js";
 
 function resolve(files: Record<string, string>, main = "compose.yaml"): string {
@@ -170,5 +170,18 @@ describe("what the deploy's .env makes compose refuse", () => {
       /services\.s\.deploy\.replicas: `\$\{N\}` is `` once substituted, not a whole number \(N unset/,
     );
     expect(p.join("\n")).toMatch(/services\.s\.read_only: `\$\{RO\}` is `maybe` once substituted, not true or false/);
+  });
+
+  it("refuses a release with a required variable the .env leaves unset, naming it and never a value", () => {
+    const release = "services:\n  s:\n    image: x:${TAG:?set TAG}\n    environment: [KEY=${SECRET_KEY}]\n";
+    expect(
+      refusal(() => assertSubstitutable("compose.yaml", release, "SECRET_KEY=hunter2-value\n", "envFile")),
+    ).toMatch(
+      /^COMPOSE_INVALID: compose\.yaml with the \.env of --env-file cannot be deployed; nothing was sent:\n {2}services\.s\.image: required variable TAG is missing a value: set TAG/,
+    );
+    expect(
+      refusal(() => assertSubstitutable("compose.yaml", release, "SECRET_KEY=hunter2-value\n", "envFile")),
+    ).not.toContain("hunter2");
+    expect(() => assertSubstitutable("compose.yaml", release, "TAG=1\n", "previewEnv")).not.toThrow();
   });
 });

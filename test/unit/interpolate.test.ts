@@ -64,9 +64,20 @@ describe("a stack read with its variables", () => {
     const s = parseComposeStack(file, "compose.yaml", "ghcr.io/acme/app", new Map([["NODE_VERSION", "22"]]));
     expect(s.builds[0]).toMatchObject({ context: "web", args: { NODE_VERSION: "22", LITERAL: "${X}" } });
     expect(s.builds[0]!.args).not.toHaveProperty("BASE_IMAGE");
-    expect(() =>
-      parseComposeStack(file.replace("${NODE_VERSION:-20}", "${NODE_VERSION:?pin node}"), "compose.yaml"),
-    ).toThrow(/services\.web\.build\.args\.NODE_VERSION: required variable NODE_VERSION is missing a value: pin node/);
+    const required = file.replace("${NODE_VERSION:-20}", "${NODE_VERSION:?pin node}");
+    // refused for a build; given by --build-args, it builds; a deploy of published images builds nothing
+    expect(() => parseComposeStack(required, "compose.yaml", undefined, new Map(), true)).toThrow(
+      /services\.web\.build\.args\.NODE_VERSION: required variable NODE_VERSION is missing a value: pin node/,
+    );
+    const given = parseComposeStack(
+      required,
+      "compose.yaml",
+      "ghcr.io/acme/app",
+      new Map([["NODE_VERSION", "21"]]),
+      true,
+    );
+    expect(given.builds[0]!.args.NODE_VERSION).toBe("21");
+    expect(parseComposeStack(required, "compose.yaml", "ghcr.io/acme/app").builds).toHaveLength(1);
   });
 
   it("pulls and judges the images the .env makes", () => {

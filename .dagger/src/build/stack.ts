@@ -30,8 +30,14 @@ export interface StackSettings {
   platforms: string[];
 }
 
-export async function stackOf(s: StackSettings): Promise<ComposeStack> {
-  return loadStack(s.source, s.composeFile, checkImagePrefix(s.imagePrefix));
+/** The stack; `buildArgs` (`--build-args`, for a build) are the variables its `build:` and built images are read with. */
+export async function stackOf(s: StackSettings, buildArgs?: Record<string, string>): Promise<ComposeStack> {
+  return loadStack(
+    s.source,
+    s.composeFile,
+    checkImagePrefix(s.imagePrefix),
+    buildArgs ? new Map(Object.entries(buildArgs)) : undefined,
+  );
 }
 
 export interface BuildOptions {
@@ -45,7 +51,8 @@ export async function buildStack(
   s: StackSettings,
   o: BuildOptions,
 ): Promise<{ stack: ComposeStack; built: BuiltImage[] }> {
-  const stack = await stackOf(s);
+  const buildArgs = keyValues(o.buildArgs, "buildArgs");
+  const stack = await stackOf(s, buildArgs);
   const labels = ociLabels({
     source: o.sourceUrl,
     revision: o.git.sha,
@@ -57,14 +64,7 @@ export async function buildStack(
   const timestamp = o.git.commitTime ? Math.floor(o.git.commitTime.getTime() / 1000) : 0;
   return {
     stack,
-    built: buildImages(
-      s.source,
-      stack,
-      labels,
-      keyValues(o.buildArgs, "buildArgs"),
-      timestamp,
-      platformList(s.platforms),
-    ),
+    built: buildImages(s.source, stack, labels, buildArgs, timestamp, platformList(s.platforms)),
   };
 }
 

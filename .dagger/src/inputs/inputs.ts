@@ -447,10 +447,16 @@ export async function composeText(source: Directory, composeFile: string): Promi
   return resolveComposeText(composeFile, files.get(composeFile)!, (f) => files.get(f), COMPOSE_YAML);
 }
 
-export async function loadStack(source: Directory, composeFile: string, imagePrefix?: string): Promise<ComposeStack> {
+export async function loadStack(
+  source: Directory,
+  composeFile: string,
+  imagePrefix?: string,
+  buildVars?: ReadonlyMap<string, string>,
+): Promise<ComposeStack> {
   // yaml: loaded by the functions that read the stack, only
   const { parseComposeStack } = await import("../core/compose/compose.js");
-  return parseComposeStack(await composeText(source, composeFile), composeFile, imagePrefix);
+  const text = await composeText(source, composeFile);
+  return parseComposeStack(text, composeFile, imagePrefix, buildVars, buildVars !== undefined);
 }
 
 /** The production `.env`, when one was given. */

@@ -162,12 +162,16 @@ export function composeData(text: string): unknown {
 /**
  * Parse and check the production compose file. `imagePrefix` (`ghcr.io/owner/repo`)
  * names built services that have no `image:`. Every problem is reported at once.
+ * `vars` are the build's variables (`--build-args`): a built service's `image:` and `build:` are substituted with
+ * them; `building` makes a required one (`${NPM_TOKEN:?}`) without a value an error, as it is to compose's build
+ * (a deploy of published images builds nothing: there it is not).
  */
 export function parseComposeStack(
   text: string,
   file: string,
   imagePrefix?: string,
   vars: ReadonlyMap<string, string> = new Map(),
+  building = false,
 ): ComposeStack {
   const doc = composeDocument(text, file);
   const root: unknown = doc.toJS();
@@ -255,18 +259,20 @@ export function parseComposeStack(
     const value = (v: unknown, at: string) => {
       if (typeof v !== "string") return v;
       try {
-        return interpolate(v, vars, { strict: true, where: at });
+        return interpolate(v, vars, { strict: building, where: at });
       } catch (e) {
         problems.push(e instanceof PipelineError ? e.message : String(e));
         return undefined;
       }
     };
-    const image =
-      typeof svc.image === "string" ? (value(svc.image, `${where}.image`) as string | undefined) : undefined;
     if (svc.build === undefined) {
-      if (image === undefined) problems.push(`${where}: has neither \`image:\` nor \`build:\`; add the image to run`);
+      // an image that is only pulled is the server's to substitute, with the release's .env (releaseShape)
+      if (typeof svc.image !== "string")
+        problems.push(`${where}: has neither \`image:\` nor \`build:\`; add the image to run`);
       continue;
     }
+    const image =
+      typeof svc.image === "string" ? (value(svc.image, `${where}.image`) as string | undefined) : undefined;
     const written = typeof svc.build === "string" ? { context: svc.build } : (svc.build as Record<string, unknown>);
     if (!written || typeof written !== "object") {
       problems.push(`${where}.build: must be a path or a map with \`context:\``);

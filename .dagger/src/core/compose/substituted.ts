@@ -2,8 +2,12 @@
  * What compose refuses only once the deploy's variables are in: a bind whose source substitutes to nothing
  * (`${MEDIA}:/media` with MEDIA unset is `:/media`), a typed field that is no longer its type (`replicas: ${N}`,
  * `read_only: ${RO}`). Checked with the production `.env` before anything is sent, so such a file fails here,
- * with the field and the variable named, and never halfway on the server.
+ * with the field and the variable named, and never halfway on the server. Read on the rendered release: what the
+ * server's compose reads (a build's arguments are gone from it).
  */
+import { PipelineError } from "../errors.js";
+import { composeData } from "./compose.js";
+import { envValues } from "./env-file.js";
 import { interpolate } from "./interpolate.js";
 
 const INT = ["scale", "deploy.replicas", "healthcheck.retries", "cpu_shares", "pids_limit", "oom_score_adj"];
@@ -29,6 +33,19 @@ export function substitutionProblems(root: unknown, vars: ReadonlyMap<string, st
     const missing = names(s).filter((n) => !vars.get(n));
     return missing.length ? ` (${missing.join(", ")} unset or empty in the .env)` : "";
   };
+  // a required variable without a value (`${TOKEN:?set it}`), anywhere in the file: compose refuses the whole file
+  const walk = (v: unknown, at: string) => {
+    if (typeof v === "string") {
+      if (!v.includes("$")) return;
+      try {
+        interpolate(v, vars, { strict: true, where: at });
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
+    else if (isObject(v)) for (const [k, x] of Object.entries(v)) walk(x, at ? `${at}.${k}` : k);
+  };
+  walk(root, "");
   for (const [name, raw] of Object.entries(services)) {
     if (!isObject(raw)) continue;
     const where = `services.${name}`;
@@ -58,4 +75,18 @@ export function substitutionProblems(root: unknown, vars: ReadonlyMap<string, st
     });
   }
   return problems;
+}
+
+/**
+ * Refuses a release that the server's compose would refuse with this `.env` (`what` names the input it came from),
+ * before anything is sent. The message names fields and variables, never a value of the `.env`.
+ */
+export function assertSubstitutable(file: string, releaseText: string, env: string, what: string): void {
+  const problems = substitutionProblems(composeData(releaseText), envValues(env));
+  if (problems.length)
+    throw new PipelineError(
+      "COMPOSE_INVALID",
+      `${file} with the .env of --${what.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot be deployed; nothing was sent:\n  ${problems.join("\n  ")}`,
+      `set the variables named above in that .env, or give them defaults in the compose file (\`\${NAME:-value}\`)`,
+    );
 }
