@@ -9,12 +9,24 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { parseComposeStack, releaseShape, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { envValues } from "../../.dagger/src/core/compose/env-file.js";
+import { assertSubstitutable } from "../../.dagger/src/core/compose/substituted.js";
 import { fileRefs, releaseFiles, type FileRef, type Found } from "../../.dagger/src/core/release/release-files.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, freshProject, history, releaseCompose, sh, webStatus } from "../testbed/bed.js";
+import { status, verify } from "../../.dagger/src/remote/verify.js";
+import {
+  bed,
+  deployRequest,
+  freshProject,
+  history,
+  releaseCompose,
+  sh,
+  sshOptions,
+  webStatus,
+} from "../testbed/bed.js";
 
 auditSecrets();
 
@@ -70,7 +82,10 @@ const containerId = (service: string) =>
     `docker ps -q --filter label=com.docker.compose.project=shipped --filter label=com.docker.compose.service=${service}`,
   ).trim();
 
-afterAll(() => freshProject("shipped"));
+afterAll(() => {
+  freshProject("shipped");
+  freshProject("envdriven");
+});
 
 describe("a release carries its files", () => {
   it("ships a page, recreates only what mounts it when it changes, brings the old one back on rollback; the data folder stays", async () => {
@@ -124,5 +139,121 @@ describe("YAML as people write it, on the server", () => {
       sh("docker inspect --format '{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}}' anchored-api-1").trim(),
     ).toBe("true unless-stopped");
     freshProject("anchored");
+  });
+});
+
+describe("a stack that takes its settings from the .env (issue 32)", () => {
+  /** Images, a build argument, a bind source and a replica count, each a variable, as people write them. */
+  const text = `services:
+  api:
+    image: \${REGISTRY}/api:\${API_TAG:-v1}
+    init: true
+    restart: unless-stopped
+    deploy:
+      replicas: \${API_REPLICAS:-1}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+  web:
+    build:
+      context: ../test/fixtures/app/web
+      args:
+        BASE_IMAGE: \${WEB_BASE:?the base image}
+    init: true
+    restart: unless-stopped
+    volumes:
+      - \${WEB_PAGE:-./pages/default.html}:/www/extra.html:ro
+    ports:
+      - "\${WEB_PORT}:8000"
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+`;
+  const PORT2 = 18245;
+  const envFor = (tag: string) =>
+    `REGISTRY=${bed.registry.prefix}\nAPI_TAG=${tag}\nAPI_REPLICAS=2\nWEB_PAGE="./pages/chosen.html"\nWEB_PORT=${PORT2}\n`;
+
+  function releaseWith(env: string) {
+    mkdirSync(join(source, "compose/pages"), { recursive: true });
+    writeFileSync(join(source, "compose/pages/default.html"), "<p>the default page</p>\n");
+    writeFileSync(join(source, "compose/pages/chosen.html"), "<p>the page the .env chose</p>\n");
+    // the build's variables are --build-args (a build never sees the production .env)
+    const stack = parseComposeStack(text, FILE, bed.registry.prefix, new Map([["WEB_BASE", "busybox:1.36"]]), true);
+    expect(stack.builds.map((b) => [b.service, b.args])).toEqual([["web", { BASE_IMAGE: "busybox:1.36" }]]);
+    const refs = fileRefs(stack.doc.toJS(), FILE, envValues(env));
+    const files = releaseFiles(refs, found(refs));
+    const compose = renderRelease(stack, { web: bed.images["web:v1"]! }, files.rewrites);
+    assertSubstitutable(FILE, compose, env, "envFile");
+    return deployRequest("envdriven", PORT2, { compose, files: files.files, env });
+  }
+
+  const apiVersions = () =>
+    sh(
+      `for c in $(docker ps -q --filter label=com.docker.compose.project=envdriven --filter label=com.docker.compose.service=api); do docker exec $c cat /www/health; echo; done`,
+    )
+      .trim()
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .sort();
+
+  it("deploys and verifies as the .env makes it, and an unhealthy tag from the .env is rolled back to it", async () => {
+    freshProject("envdriven");
+    // a build that is not given its required argument is refused, naming it
+    expect(() => parseComposeStack(text, FILE, bed.registry.prefix, new Map(), true)).toThrow(
+      /services\.web\.build\.args\.BASE_IMAGE: required variable WEB_BASE is missing a value: the base image/,
+    );
+    const first = releaseWith(envFor("v1"));
+    // the page the .env names is the one shipped; the default is not
+    expect(first.files?.map((f) => f.path)).toEqual([expect.stringMatching(/\/chosen\.html$/)]);
+    expect(releaseShape(first.compose, first.env).images.api).toBe(`${bed.registry.prefix}/api:v1`);
+    expect(releaseShape(first.compose, first.env).replicas).toEqual({ api: 2 });
+    await deploy(first);
+    expect((await webStatus(PORT2, "/extra.html")).body).toContain("the page the .env chose");
+    expect(apiVersions()).toHaveLength(2);
+    expect(apiVersions()[0]).toMatch(/v1/);
+    // verify and status judge the images as the release's .env makes them: both api containers on v1's digest
+    const target = { ssh: sshOptions(), dir: "production/envdriven", project: "envdriven" };
+    const checked = await verify(target, [
+      { url: `http://${bed.vps.hostIp}:${PORT2}/extra.html`, expectStatus: 200, retries: 2 },
+    ]);
+    expect(checked.problems).toEqual([]);
+    expect(checked.services.filter((x) => x.service === "api")).toHaveLength(2);
+    expect((await status(target)).releases.every((r) => r.missing.length === 0)).toBe(true);
+
+    const broken = releaseWith(envFor("v3"));
+    const err = await deploy({ ...broken, healthTimeoutSeconds: 40 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
+    // back on the .env's first choice: two healthy v1 replicas, the chosen page
+    expect(apiVersions()).toHaveLength(2);
+    expect(apiVersions().every((v) => /v1/.test(v))).toBe(true);
+    expect((await webStatus(PORT2, "/extra.html")).body).toContain("the page the .env chose");
+    expect(history("envdriven").map((h) => `${h.action} ${h.result}`)).toEqual(["deploy ok", "deploy rolled-back"]);
+    expect((await verify(target, [])).problems).toEqual([]);
+    // a replica gone is drift that verify names
+    sh(
+      `docker stop $(docker ps -q --filter label=com.docker.compose.project=envdriven --filter label=com.docker.compose.service=api | head -n 1) >/dev/null`,
+    );
+    expect((await verify(target, [])).problems).toEqual([
+      expect.stringMatching(/service `api` runs 1 container\(s\), release \S+ asks for 2/),
+    ]);
+    freshProject("envdriven");
+  }, 300_000);
+
+  it("a .env that leaves the bind's or the replicas' variable without a value is refused before anything is sent", () => {
+    const unset = `REGISTRY=${bed.registry.prefix}\nWEB_PORT=${PORT2}\n`;
+    const stack = parseComposeStack(
+      text.replace("${WEB_PAGE:-./pages/default.html}", "${WEB_PAGE}").replace("${API_REPLICAS:-1}", "${API_REPLICAS}"),
+      FILE,
+      bed.registry.prefix,
+    );
+    const compose = renderRelease(stack, { web: bed.images["web:v1"]! });
+    expect(() => assertSubstitutable(FILE, compose, unset, "envFile")).toThrow(
+      /services\.api\.deploy\.replicas: .*not a whole number \(API_REPLICAS unset.*\n.*services\.web\.volumes\[0\]: .*empty part \(WEB_PAGE unset/s,
+    );
   });
 });

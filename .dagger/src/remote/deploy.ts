@@ -13,7 +13,7 @@ import { PipelineError } from "../core/errors.js";
 import { releaseId, type HistoryRecord } from "../core/release/release.js";
 import { readOptionalFile, releaseDir, snapshotEnv } from "../core/server/server-commands.js";
 import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
-import { prune, readCurrentWithCompose, record, recordingEarlyFailures } from "./releases.js";
+import { prune, readCurrentWithCompose, record, recordingEarlyFailures, releaseEnv } from "./releases.js";
 import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
@@ -76,8 +76,13 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
         async () => {
           locked();
           const current = await readCurrentWithCompose(c.s, c.l);
+          // its images may be variables of the .env it ran with (`image: ${REGISTRY}/api:${TAG}`)
           const previous: Release | undefined = current.id
-            ? { id: current.id, compose: current.compose, shape: releaseShape(current.compose) }
+            ? {
+                id: current.id,
+                compose: current.compose,
+                shape: releaseShape(current.compose, await releaseEnv(c.s, c.l, current.id)),
+              }
             : undefined;
           // Replica counts may come from the .env (`replicas: "${N:-2}"`): the given one, or the server's that the
           // release keeps (unreadable: the file's defaults, and the switch reports what is really wrong).

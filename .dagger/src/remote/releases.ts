@@ -9,6 +9,7 @@ import {
   layout,
   readCurrentRelease,
   readOptionalFile,
+  readReleaseEnv,
   releaseDir,
   type Layout,
 } from "../core/server/server-commands.js";
@@ -42,6 +43,14 @@ export async function readCurrentWithCompose(s: SshSession, l: Layout): Promise<
 /** A kept release's compose file ("" when it is not there). */
 export function releaseCompose(s: SshSession, l: Layout, id: string): Promise<string> {
   return s.run(readOptionalFile(`${releaseDir(l, id)}/docker-compose.yml`), `reading release ${id}`);
+}
+
+/**
+ * The `.env` release `id` ran with: its own copy, else the server's (a release deployed without one used that).
+ * Its images and replica counts may be variables of it. Held in memory only, never printed.
+ */
+export async function releaseEnv(s: SshSession, l: Layout, id: string): Promise<string> {
+  return s.run(readReleaseEnv(l, id), `reading release ${id}'s .env`);
 }
 
 export async function record(s: SshSession, l: Layout, r: HistoryRecord): Promise<void> {

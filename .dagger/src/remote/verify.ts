@@ -34,7 +34,7 @@ import type { SshSession } from "./ssh.js";
 import type { SnapshotRecord } from "../core/data/data.js";
 import { readSnapshots } from "./data/data.js";
 import { containersOf, readEdge, resolveRelease, type EdgeView } from "./edge/edge.js";
-import { readCurrent, releaseCompose } from "./releases.js";
+import { readCurrent, releaseCompose, releaseEnv } from "./releases.js";
 import { composePs } from "./targets/compose.js";
 import type { RemoteTarget } from "./remote-target.js";
 import { swarmVerify, swarmView, type SwarmView } from "./targets/swarm-verify.js";
@@ -92,9 +92,10 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
       if (!release) return buildReport(null, [], []);
       span.setAttribute("release.id", release);
       const recordFile = `${releaseDir(l, release)}/docker-compose.yml`;
-      const [recorded, live] = await Promise.all([
+      const [recorded, live, env] = await Promise.all([
         releaseCompose(s, l, release),
         s.run(readOptionalFile(l.compose), "reading the live compose file"),
+        releaseEnv(s, l, release),
       ]);
       if (recorded === "")
         return buildReport(
@@ -108,7 +109,7 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
         drift.push(
           `the live ${l.compose} differs from the record of release ${release} (edited by hand?): deploy, or \`rollback --to ${release}\`, to make them one again`,
         );
-      const shape = releaseShape(recorded);
+      const shape = releaseShape(recorded, env);
       const containers = await composePs(s, l, target.project, recordFile);
       const labelled = (await s.run(projectContainers(target.project), "docker ps"))
         .trim()
@@ -129,19 +130,26 @@ export async function verify(target: Target, probes: ProbeSpec[]): Promise<Verif
       // succeeded.
       const present = (x: string) => containers.some((c) => c.service === x);
       const judged = [...shape.long, ...shape.once.filter(present), ...shape.optional.filter(present)];
-      const services = judged.map((service) => {
-        const c =
-          containers.find((x) => x.service === service && x.state === "running") ??
-          containers.find((x) => x.service === service);
-        const i = c ? seen.get(c.name) : undefined;
-        return checkService(
-          service,
-          shape.images[service] ?? "",
-          c,
-          i?.configured ?? "",
-          i?.repoDigests ?? [],
-          shape.once.includes(service),
-        );
+      // every replica is judged (one on another digest is drift too), and their count against the release's
+      const services = judged.flatMap((service) => {
+        const running = containers.filter((x) => x.service === service && x.state === "running");
+        const want = shape.replicas[service];
+        if (want !== undefined && !shape.once.includes(service) && running.length !== want)
+          drift.push(
+            `service \`${service}\` runs ${running.length} container(s), release ${release} asks for ${want} (its replica count, as its .env makes it)`,
+          );
+        const judgedHere = running.length ? running : [containers.find((x) => x.service === service)];
+        return judgedHere.map((c) => {
+          const i = c ? seen.get(c.name) : undefined;
+          return checkService(
+            service,
+            shape.images[service] ?? "",
+            c,
+            i?.configured ?? "",
+            i?.repoDigests ?? [],
+            shape.once.includes(service),
+          );
+        });
       });
       if (shape.http.length > 0) drift.push(...(await edgeDrift(s, l, target.project, release, shape)));
       const probeResults: ProbeResult[] = [];
@@ -256,9 +264,13 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       const swarm = target.orchestrator === "swarm";
       const services = release && !swarm ? await composePs(s, l, target.project) : [];
       const files = splitReleaseFiles(await s.run(readReleaseFiles(l), "reading the kept releases"));
-      const images = [
-        ...new Set([...files.values()].flatMap((f) => Object.values(releaseShape(f).images).filter(Boolean))),
-      ];
+      // each release's images as its own .env makes them (`image: ${REGISTRY}/api:${TAG}`)
+      const shapes = new Map(
+        await Promise.all(
+          [...files].map(async ([id, f]) => [id, releaseShape(f, await releaseEnv(s, l, id))] as const),
+        ),
+      );
+      const images = [...new Set([...shapes.values()].flatMap((sh) => Object.values(sh.images).filter(Boolean)))];
       // on a swarm the images live on the nodes, which pull them with the stack's registry login
       const missing = new Set(
         images.length && !swarm
@@ -268,12 +280,12 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
               .map((x) => x.slice(8))
           : [],
       );
-      const releases = [...files.entries()]
+      const releases = [...shapes.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([id, f]) => ({
+        .map(([id, sh]) => ({
           id,
           current: id === release,
-          missing: Object.values(releaseShape(f).images).filter((i) => missing.has(i)),
+          missing: Object.values(sh.images).filter((i) => missing.has(i)),
         }));
       const history = parseHistory(await s.run(tailHistory(l, historyLines), "reading the history"));
       if (swarm) return { release, services, releases, history, swarm: await swarmView(s, target.project) };

@@ -51,8 +51,8 @@ export function planRelease(a: {
   files?: ReleaseFiles["manifest"];
   notes?: string[];
 }): Plan {
-  const before = a.currentCompose ? releaseShape(a.currentCompose).images : {};
-  const after = releaseShape(a.newCompose);
+  const before = a.currentCompose ? releaseShape(a.currentCompose, a.currentEnv).images : {};
+  const after = releaseShape(a.newCompose, a.newEnv ?? a.currentEnv);
   const names = [...new Set([...Object.keys(before), ...Object.keys(after.images)])].sort();
   const services: ServiceChange[] = names.map((service) => {
     const from = before[service];

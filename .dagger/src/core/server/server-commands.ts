@@ -86,6 +86,18 @@ export function readOptionalFile(path: string): Argv {
   return ["sh", "-c", 'if [ -f "$1" ]; then cat "$1"; fi', "sh", path];
 }
 
+/** The `.env` release `id` ran with: its own copy, else the deploy folder's. */
+export function readReleaseEnv(l: Layout, id: string): Argv {
+  return [
+    "sh",
+    "-c",
+    'if [ -f "$1" ]; then cat "$1"; elif [ -f "$2" ]; then cat "$2"; fi',
+    "sh",
+    `${releaseDir(l, id)}/.env`,
+    l.env,
+  ];
+}
+
 /** Probe lines shared with the swarm's preflight: the engine's version (or its error), and free space under "$1". */
 export const PROBE_DOCKER =
   'if v=$(docker version --format "{{.Server.Version}}" 2>&1); then echo "docker $v"; else echo "docker_error $(printf "%s" "$v" | tail -n 1)"; fi';

@@ -13,7 +13,7 @@ import {
 } from "../../core/release/report.js";
 import { serviceTasks, stackDrift, type ServiceTasks, type SwarmNode } from "../../core/swarm/swarm-state.js";
 import type { SshSession } from "../ssh.js";
-import { readCurrent, releaseCompose } from "../releases.js";
+import { readCurrent, releaseCompose, releaseEnv } from "../releases.js";
 import { expectedServices, readStack } from "./swarm.js";
 
 export interface SwarmView {
@@ -37,9 +37,10 @@ export async function swarmVerify(
   const release = (await readCurrent(s, l)) ?? null;
   if (!release) return buildReport(null, [], []);
   const recordFile = `${releaseDir(l, release)}/docker-compose.yml`;
-  const [recorded, live] = await Promise.all([
+  const [recorded, live, env] = await Promise.all([
     releaseCompose(s, l, release),
     s.run(readOptionalFile(l.compose), "reading the live compose file"),
+    releaseEnv(s, l, release),
   ]);
   if (recorded === "")
     return buildReport(release, [], [], [`the record of release ${release} (${recordFile}) is missing: deploy again`]);
@@ -48,7 +49,7 @@ export async function swarmVerify(
     drift.push(
       `the live ${l.compose} differs from the record of release ${release} (edited by hand?): deploy, or \`rollback --to ${release}\`, to make them one again`,
     );
-  const expected = expectedServices(releaseShape(recorded));
+  const expected = expectedServices(releaseShape(recorded, env));
   const st = await readStack(s, project);
   const problems = stackDrift(release, expected, st);
   const views = serviceTasks(st);
