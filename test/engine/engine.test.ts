@@ -124,7 +124,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
   }, 1_500_000);
 
   afterAll(() => {
-    for (const p of [P, OTHER, DATA]) freshProject(p);
+    for (const p of [P, OTHER, DATA, `${P}-pr-7`]) freshProject(p);
     if (dir) rmSync(dir, { recursive: true, force: true });
     const rows = Object.entries(measured).map(([k, v]) => `  ${k.padEnd(58)} ${v.toFixed(1)} s`);
     console.log(`engine: measured through the real CLI\n${rows.join("\n")}`);

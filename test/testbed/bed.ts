@@ -410,12 +410,18 @@ export function overlayProbe(
  * running costs a health check a second per container, and a whole suite's worth
  * made the last files twice as slow. The next file starts from an empty VPS.
  */
+/** The engine suite's projects (engapp, engother, engdata, engapp-pr-7): never an integration file's leftovers. */
+export const ENGINE_PROJECT = /^eng[a-z]*(-pr-\d+)?$/;
+
 export async function removeLeftovers(): Promise<void> {
   const label = (kind: string) =>
     sh(
       `docker ${kind} ls ${kind === "container" ? "-a " : ""}--format '{{.Label "com.docker.compose.project"}}'`,
     ).split("\n");
-  const projects = new Set([...label("container"), ...label("network"), ...label("volume")].filter(Boolean));
+  // the engine suite (test/engine, projects `eng…`) runs beside the integration files and removes its own
+  const projects = new Set(
+    [...label("container"), ...label("network"), ...label("volume")].filter((p) => p && !ENGINE_PROJECT.test(p)),
+  );
   for (const p of projects) freshProject(p);
   for (const s of onSwarm("stack ls --format '{{.Name}}'").split("\n").filter(Boolean)) await freshStack(s);
 }
