@@ -899,9 +899,10 @@ export class Vps {
       import("./core/preview/preview-release.js"),
       import("./core/preview/preview.js"),
     ]);
-    const p = previewRelease(compose, preview.pr, preview);
+    const given = await envText(this.previewEnv, "previewEnv");
+    const p = previewRelease(compose, preview.pr, { ...preview, ...(given !== undefined ? { env: given } : {}) });
     const host0 = p.url ? new URL(p.url).host : "";
-    const env = previewEnv(await envText(this.previewEnv, "previewEnv"), {
+    const env = previewEnv(given, {
       VPS_PREVIEW_PR: String(preview.pr),
       VPS_PREVIEW_URL: p.url ?? "",
       VPS_PREVIEW_HOST: host0,

@@ -83,7 +83,7 @@ describe("a release as a preview", () => {
       "    container_name: shop-db",
       '    ports: ["5432:5432"]',
       "    networks: [back]",
-      '    volumes: ["dbdata:/var/lib/postgresql/data", "/etc/localtime:/etc/localtime:ro", "/scratch"]',
+      '    volumes: ["dbdata:/var/lib/postgresql/data", "./conf/pg.conf:/etc/pg.conf:ro", "/scratch"]',
       "    deploy: { resources: { limits: { memory: 2g } } }",
       "    x-vps-pipeline: { data: { volumes: [dbdata] } }",
       "volumes:",
@@ -128,8 +128,8 @@ describe("a release as a preview", () => {
     const msg = (err as Error).message;
     for (const field of [
       "services.app.network_mode",
-      "services.app.volumes[0]: the host path /srv/shop/uploads",
-      "services.app.volumes[1]: the host path /srv/shop/media",
+      "services.app.volumes[0]: the host path `/srv/shop/uploads`",
+      "services.app.volumes[1].source: the host path `/srv/shop/media`",
       "volumes.data.name",
       "volumes.old.external",
       "networks.proxy.external",

@@ -10,6 +10,8 @@ import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, JOB_PROFILE } from "../compose/extension.js";
 import type { PreviewSettings } from "./preview.js";
+import { sandboxProblems } from "./sandbox.js";
+import { envValues } from "../compose/env-file.js";
 
 /**
  * The hostname of each service behind the edge: the main one (the first with a `host`, else the first) at
@@ -45,22 +47,6 @@ export interface PreviewRelease {
 type Svc = Record<string, unknown>;
 
 /**
- * A bind mount's host path and whether it is read-only, for a `volumes:` entry (short or long form); undefined for
- * volumes.
- */
-function hostPath(entry: unknown): { path: string; readOnly: boolean } | undefined {
-  if (typeof entry === "string") {
-    const parts = entry.split(":");
-    if (parts.length < 2) return undefined;
-    const src = parts[0]!;
-    return /^[/~]/.test(src) ? { path: src, readOnly: (parts[2] ?? "").split(",").includes("ro") } : undefined;
-  }
-  const e = entry as { type?: unknown; source?: unknown; read_only?: unknown } | null;
-  if (e?.type !== "bind" || typeof e.source !== "string" || !/^[/~]/.test(e.source)) return undefined;
-  return { path: e.source, readOnly: e.read_only === true };
-}
-
-/**
  * The release as the preview runs it, from production's rendered release: every `ports:` dropped (the edge serves
  * the preview by hostname), each service behind the edge at its preview hostname, `container_name` made the
  * preview's own (the old name stays an alias on its networks), data declarations dropped (a preview takes no
@@ -69,7 +55,7 @@ function hostPath(entry: unknown): { path: string; readOnly: boolean } | undefin
 export function previewRelease(
   releaseText: string,
   pr: number,
-  s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string },
+  s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string; env?: string },
 ): PreviewRelease {
   const doc = composeDocument(releaseText, "the release");
   const root = (doc.toJS() ?? {}) as {
@@ -77,7 +63,8 @@ export function previewRelease(
     volumes?: Record<string, Svc | null>;
     networks?: Record<string, Svc | null>;
   };
-  const problems: string[] = [];
+  // what the preview may ask of the VPS, on the resolved release with the preview's .env (sandbox.ts)
+  const problems: string[] = sandboxProblems(root, envValues(s.env ?? ""));
   const notes: string[] = [];
   const services = root.services ?? {};
   const http = Object.entries(services).flatMap(([name, svc]) => {
@@ -89,10 +76,6 @@ export function previewRelease(
   for (const [name, raw] of Object.entries(services)) {
     const svc = raw ?? {};
     const where = `services.${name}`;
-    if (svc.network_mode === "host")
-      problems.push(
-        `${where}.network_mode: host would publish the preview's ports on the VPS itself, beside production's; previews run on their own network`,
-      );
     if (svc.ports !== undefined) {
       doc.deleteIn(["services", name, "ports"]);
       dropped.push(name);
@@ -104,24 +87,19 @@ export function previewRelease(
     if ((svc[EXTENSION_KEY] as { data?: unknown } | undefined)?.data !== undefined)
       doc.deleteIn(["services", name, EXTENSION_KEY, "data"]);
     if (typeof svc.container_name === "string") renameContainer(doc, name, svc, `${svc.container_name}-pr-${pr}`);
-    const volumes = Array.isArray(svc.volumes) ? svc.volumes : [];
-    volumes.forEach((v, i) => {
-      const b = hostPath(v);
-      if (b && /docker\.sock$/.test(b.path))
-        problems.push(
-          `${where}.volumes[${i}]: the Docker socket ${b.path} would give the preview (any pull request's code) control of every container on the VPS, production's too; keep previews off this stack`,
-        );
-      else if (b && !b.readOnly)
-        problems.push(
-          `${where}.volumes[${i}]: the host path ${b.path} would be written by the preview as by production; mount it read-only (\`:ro\`) or use a named volume (a preview gets its own)`,
-        );
-    });
-    const limits = (svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown } } } | undefined)
-      ?.resources?.limits;
-    if (limits?.memory === undefined && svc.mem_limit === undefined)
-      setInEmpty(doc, ["services", name, "deploy", "resources", "limits", "memory"], s.memory);
-    if (limits?.cpus === undefined && svc.cpus === undefined)
-      setInEmpty(doc, ["services", name, "deploy", "resources", "limits", "cpus"], s.cpus);
+    const limits = (
+      svc.deploy as { resources?: { limits?: { memory?: unknown; cpus?: unknown; pids?: unknown } } } | undefined
+    )?.resources?.limits;
+    // compose refuses `cpus`, `mem_limit` or `pids_limit` beside a `deploy.resources.limits` that differs: the caps
+    // are written there, the service's own values carried over
+    const cap = (key: "memory" | "cpus" | "pids", own: unknown, preview: unknown) => {
+      if (limits?.[key] !== undefined) return;
+      const value = own ?? preview;
+      if (value !== undefined) setInEmpty(doc, ["services", name, "deploy", "resources", "limits", key], value);
+    };
+    cap("memory", svc.mem_limit, s.memory);
+    cap("cpus", svc.cpus, s.cpus);
+    cap("pids", svc.pids_limit, undefined);
   }
   for (const [kind, map] of [
     ["volumes", root.volumes],
