@@ -76,6 +76,19 @@ describe("the VPS target", () => {
     });
   });
 
+  it("refuses a project or folder named like one the pipeline derives (a preview's, a backup check's): identity is a mark, never a name", () => {
+    for (const [over, want] of [
+      [{ project: "app-pr-5" }, /vps\.project: ends like a preview's name/],
+      [{ project: "app-backup-check" }, /vps\.project: ends like the scratch copy of a backup check/],
+      [{ project: "vps-pipeline-edge" }, /vps\.project: starts like the pipeline's own containers/],
+      [{ dir: "/srv/app-pr-12/" }, /vps\.dir: ends like a preview's folder/],
+    ] as const)
+      expect(problemsOf(() => parseInput(vpsTargetSchema, vps(over), "vps"))).toMatch(want);
+    expect(parseInput(vpsTargetSchema, vps({ project: "app-pr", dir: "/srv/pr-5-app" }), "vps")).toMatchObject({
+      project: "app-pr",
+    });
+  });
+
   it("lists every problem at once as path: message", () => {
     const msg = problemsOf(() =>
       parseInput(

@@ -77,15 +77,37 @@ const remoteDir = z
     message: "must not be `/`: give the project its own folder, e.g. `/srv/<project>`",
   })
   .refine((s) => !/[\0\n]/.test(s), { message: "must not contain NUL or newline" })
+  // a preview's folder is `<dir>-pr-<n>`: a production folder named so would be taken for one
+  .refine((s) => !/-pr-\d+\/*$/.test(s), {
+    message: "ends like a preview's folder (`<dir>-pr-<n>`): give production a folder of another name",
+  })
   // ssh exec starts in the user's home, so `~/x` becomes the relative path `x`.
   .transform((s) => (s.startsWith("~/") ? s.slice(2) : s).replace(/\/+$/, "") || ".");
+
+/**
+ * Names the pipeline derives from a project are never a project's own: a production project called `app-pr-5` would
+ * be taken for preview 5 of `app` (and removed with it), `app-backup-check` for `app`'s scratch copy.
+ */
+export function derivedNameProblem(name: string): string | undefined {
+  if (/-pr-\d+$/.test(name))
+    return "ends like a preview's name (`<project>-pr-<n>`, which the pipeline gives a pull request's preview): choose another name";
+  if (/-backup-check$/.test(name))
+    return "ends like the scratch copy of a backup check (`<project>-backup-check`): choose another name";
+  if (name.startsWith("vps-pipeline"))
+    return "starts like the pipeline's own containers (`vps-pipeline-edge`): choose another name";
+  return undefined;
+}
 
 const project = z
   .string()
   .regex(
     /^[a-z0-9][a-z0-9_-]*$/,
     "must be a compose project name: lowercase letters, digits, `_` and `-`, starting with a letter or digit",
-  );
+  )
+  .superRefine((name, ctx) => {
+    const problem = derivedNameProblem(name);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 const seconds = (max: number) =>
   z.number().int().min(1, "must be at least 1 second").max(max, `must be at most ${max} seconds`);

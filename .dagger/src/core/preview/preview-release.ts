@@ -75,7 +75,6 @@ export function previewRelease(
   const dropped: string[] = [];
   for (const [name, raw] of Object.entries(services)) {
     const svc = raw ?? {};
-    const where = `services.${name}`;
     if (svc.ports !== undefined) {
       doc.deleteIn(["services", name, "ports"]);
       dropped.push(name);
