@@ -13,6 +13,7 @@ import {
   type ApiObjectDef,
   type ApiShape,
 } from "./core/ci/workflow.js";
+import { pullRequestProblems } from "./core/ci/pull-request-safety.js";
 
 /** The module's main object, and its other objects as the introspector names them. */
 const MAIN_OBJECT = "VpsPipeline";
@@ -59,7 +60,9 @@ export async function workflowProblems(source: Directory, dag: Client): Promise<
   const problems: string[] = [];
   for (const file of await dir.entries()) {
     if (!/\.ya?ml$/.test(file)) continue;
-    for (const call of daggerCalls(file, await dir.file(file).contents())) problems.push(...checkCall(call, api));
+    const text = await dir.file(file).contents();
+    for (const call of daggerCalls(file, text)) problems.push(...checkCall(call, api));
+    problems.push(...pullRequestProblems(file, text));
   }
   return problems;
 }

@@ -15,6 +15,7 @@ import {
   type ApiShape,
   type WorkflowCall,
 } from "../../.dagger/src/core/ci/workflow.js";
+import { pullRequestProblems } from "../../.dagger/src/core/ci/pull-request-safety.js";
 import { apiShape, introspect } from "./introspection.js";
 
 function calls(): WorkflowCall[] {
@@ -45,7 +46,7 @@ describe("the workflows' dagger calls", () => {
 
   it("previews: never for a fork's pull request (it has no secrets), one run per pull request never cut off, least privilege, the URL shown", () => {
     const wf = parse(readFileSync(".github/workflows/preview.yml", "utf8")) as {
-      on: { pull_request: { types: string[] } };
+      on: { pull_request_target: { types: string[] } };
       permissions: Record<string, string>;
       concurrency: { group: string; "cancel-in-progress": boolean };
       jobs: Record<
@@ -57,7 +58,7 @@ describe("the workflows' dagger calls", () => {
         }
       >;
     };
-    expect(wf.on.pull_request.types.sort()).toEqual(["closed", "opened", "reopened", "synchronize"]);
+    expect(wf.on.pull_request_target.types.sort()).toEqual(["closed", "opened", "reopened", "synchronize"]);
     expect(wf.permissions).toEqual({ contents: "read", packages: "write", deployments: "write" });
     expect(wf.concurrency).toEqual({
       group: "preview-${{ github.event.pull_request.number || 'expire' }}",
@@ -71,6 +72,29 @@ describe("the workflows' dagger calls", () => {
     expect(args).toContain("--preview-env=env:PREVIEW_ENV");
     expect(args).not.toContain("--env-file");
     expect(wf.jobs["preview-down"]!.steps[0]!.with?.ref).toBe("${{ github.event.pull_request.base.ref }}");
+  });
+
+  it("a pull request's code never holds a deploy key: the checker refuses the preview workflow as it was, and passes ours", () => {
+    const before = pullRequestProblems(
+      "preview.yml",
+      readFileSync("test/fixtures/workflows/preview-before-issue-33.yml", "utf8"),
+    ).join("\n");
+    expect(before).toMatch(/jobs\.preview reads secrets\..* on `pull_request`/);
+    expect(before).toMatch(/jobs\.preview checks out the pull request's head where it loads the module/);
+    expect(before).toMatch(/jobs\.preview uses production's SSH key/);
+    expect(before).toMatch(/jobs\.preview holds secrets but runs for forks or Dependabot/);
+    for (const file of readdirSync(".github/workflows"))
+      expect(pullRequestProblems(file, readFileSync(`.github/workflows/${file}`, "utf8")), file).toEqual([]);
+    // ours: the base branch's module at the root, the pull request's files beside it, the preview's own key
+    const wf = parse(readFileSync(".github/workflows/preview.yml", "utf8")) as {
+      jobs: { preview: { env: Record<string, string>; steps: { uses?: string; with?: Record<string, string> }[] } };
+    };
+    const checkouts = wf.jobs.preview.steps.filter((s) => /checkout/.test(s.uses ?? ""));
+    expect(checkouts.map((s) => [s.with?.ref, s.with?.path])).toEqual([
+      ["${{ github.event.pull_request.base.sha }}", undefined],
+      ["${{ github.event.pull_request.head.sha }}", "pull-request"],
+    ]);
+    expect(wf.jobs.preview.env.SSH_KEY).toBe("${{ secrets.VPS_PREVIEW_SSH_KEY }}");
   });
 
   it("name only functions and arguments the module has, and every argument a function requires", () => {
