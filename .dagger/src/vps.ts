@@ -900,7 +900,11 @@ export class Vps {
       import("./core/preview/preview.js"),
     ]);
     const given = await envText(this.previewEnv, "previewEnv");
-    const p = previewRelease(compose, preview.pr, { ...preview, ...(given !== undefined ? { env: given } : {}) });
+    const p = previewRelease(compose, preview.pr, {
+      ...preview,
+      project: this.project,
+      ...(given !== undefined ? { env: given } : {}),
+    });
     const host0 = p.url ? new URL(p.url).host : "";
     const env = previewEnv(given, {
       VPS_PREVIEW_PR: String(preview.pr),

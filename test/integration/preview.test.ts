@@ -60,7 +60,7 @@ const CA = "/tmp/vps-testbed/edge-root.crt";
 
 /** The request deploying `version` as preview `pr`: production's compose made a preview's, with the preview .env. */
 function previewRequest(pr: number, version: "v1" | "v2", compose = releaseCompose(version), seed = "") {
-  const p = previewRelease(compose, pr, { ...settings, seed });
+  const p = previewRelease(compose, pr, { ...settings, seed, project: PROD });
   const env = previewEnv("GOLD_API_KEY=not-a-real-key\nPUBLIC_URL=${VPS_PREVIEW_URL}\n", {
     VPS_PREVIEW_PR: String(pr),
     VPS_PREVIEW_URL: p.url!,
@@ -140,7 +140,7 @@ function leftovers(project: string) {
 }
 const nothing = { containers: "", volumes: "", networks: "", routes: 0, folder: "" };
 const OTHER = "pvx";
-const PROJECTS = [PROD, OTHER, ...[1, 2, 3, 4, 5].map((n) => previewProject(PROD, n))];
+const PROJECTS = [PROD, OTHER, ...[1, 2, 3, 4, 5, 6, 7].map((n) => previewProject(PROD, n))];
 const removedImages: string[] = [];
 
 beforeAll(() => {
@@ -300,5 +300,29 @@ describe("previews beside production", () => {
     ).toEqual([PROD]);
     expect(await servedAt(host(5), "v1")).toContain("Version v1.");
     expect(printed.join("\n")).not.toContain("not-a-real-key");
+  });
+
+  it("a production project named like a preview (pv-pr-6, made before such names were refused) survives status, expiry, an eviction and preview --pr=6", async () => {
+    const twin = previewProject(PROD, 6);
+    freshProject(twin);
+    // deployed as production is: no mark, its own folder production/pv-pr-6, compose project pv-pr-6
+    await deploy(deployRequest(twin, 18317));
+    sh(`touch -d '9 days ago' ${HOME}/production/${twin}/.releases/history.jsonl`);
+    const before = leftovers(twin);
+    expect(before.containers).not.toBe("");
+    expect((await status(production)).previews?.map((p) => p.pr)).not.toContain(6);
+    // expiry (it looks nine days idle) and an eviction at the limit leave it be
+    await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [], ttlHours: 48 });
+    const evict = await deployPr(7, "v1", { limit: 1 });
+    expect(evict.removed.map((r) => r.pr)).not.toContain(6);
+    // named by hand: refused, nothing touched
+    await expect(previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [6] })).rejects.toMatchObject({
+      code: "PREVIEW_NOT_OURS",
+    });
+    await expect(deployPr(6, "v1")).rejects.toMatchObject({ code: "PREVIEW_NOT_OURS" });
+    expect(leftovers(twin)).toEqual(before);
+    expect((await webStatus(18317)).body).toContain("Version v1.");
+    await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [7] });
+    freshProject(twin);
   });
 });

@@ -142,7 +142,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
       };
       const name = "pr-9.defaults.vps-testbed.internal";
       const req = (v: "v1" | "v2") => {
-        const p = previewRelease(releaseCompose(v, v, productionTiming), 9, settings);
+        const p = previewRelease(releaseCompose(v, v, productionTiming), 9, { ...settings, project: prod.project });
         const env = previewEnv("GOLD_API_KEY=not-a-real-key\n", {
           VPS_PREVIEW_PR: "9",
           VPS_PREVIEW_URL: p.url!,

@@ -170,12 +170,14 @@ describe("the preview's sandbox: an allow-list on the resolved release", () => {
         domain: "p.example.com",
         memory: "512m",
         cpus: "1",
+        project: "app",
       }),
     ).toThrow(/services\.s\.privileged: .*\n {2}services\.s\.pid:/);
     const p = previewRelease(file("    pids_limit: 100\n    cpus: 0.5"), 4, {
       domain: "p.example.com",
       memory: "512m",
       cpus: "1",
+      project: "app",
     });
     expect((composeData(p.compose) as { services: { s: { deploy: unknown } } }).services.s.deploy).toEqual({
       resources: { limits: { memory: "512m", cpus: 0.5, pids: 100 } },

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import {
+  composeData,
   parseComposeStack,
   renderForCheck,
   renderRelease,
@@ -30,7 +31,7 @@ import {
   type PreviewInfo,
 } from "../../.dagger/src/core/preview/preview.js";
 
-const settings = { domain: "preview.example.com", memory: "512m", cpus: "1" };
+const settings = { domain: "preview.example.com", memory: "512m", cpus: "1", project: "shop" };
 const digest = `sha256:${"a".repeat(64)}`;
 type Service = {
   ports?: unknown;
@@ -94,7 +95,15 @@ describe("a release as a preview", () => {
     const p = previewRelease(release, 7, settings);
     const s = services(p.compose);
     expect(p.hosts).toEqual({ web: "pr-7.preview.example.com", admin: "pr-7-admin.preview.example.com" });
-    expect(s.web?.labels).toEqual(["team=shop", `${PUBLISHED_LABEL}=`]);
+    // and the preview's mark, on each service and each volume and network (the default one declared for it)
+    expect(s.web?.labels).toEqual(["team=shop", `${PUBLISHED_LABEL}=`, "io.vps-pipeline.preview=shop/pr-7"]);
+    const top = composeData(p.compose) as {
+      volumes: Record<string, { labels: unknown }>;
+      networks: Record<string, { labels: unknown }>;
+    };
+    expect(top.volumes.dbdata!.labels).toEqual({ "io.vps-pipeline.preview": "shop/pr-7" });
+    expect(Object.keys(top.networks).sort()).toEqual(["back", "default"]);
+    for (const n of Object.values(top.networks)) expect(n.labels).toEqual({ "io.vps-pipeline.preview": "shop/pr-7" });
     expect(s.db?.ports).toBeUndefined();
     expect(s.db?.container_name).toBe("shop-db-pr-7");
     expect(s.db?.networks).toEqual({ back: { aliases: ["shop-db"] } });
@@ -238,12 +247,17 @@ describe("names, .env and the list", () => {
   });
 
   it("the commands take the folder and project as arguments, never spliced into the script", () => {
-    expect(listPreviews("production/gold").slice(-1)).toEqual(["production/gold"]);
-    expect(removePreview("gold-pr-4", "production/gold-pr-4", "production/gold").slice(-3)).toEqual([
+    expect(listPreviews("production/gold", "gold").slice(-2)).toEqual(["production/gold", "gold"]);
+    expect(removePreview("gold-pr-4", "production/gold-pr-4", "production/gold", 4, "gold").slice(-6)).toEqual([
       "gold-pr-4",
       "production/gold-pr-4",
       "production/gold",
+      "4",
+      "gold",
+      "gold/pr-4",
     ]);
+    for (const argv of [listPreviews("x", "y"), removePreview("a", "b", "c", 1, "d")])
+      expect(argv[2]).not.toMatch(/gold|production/);
   });
 });
 

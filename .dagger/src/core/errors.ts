@@ -43,6 +43,7 @@ export const ERROR_CODES = [
   "EDGE_CONFLICT",
   "EDGE_FAILED",
   "PREVIEW_LIMIT",
+  "PREVIEW_NOT_OURS",
   // data: snapshots and their restore
   "BACKUP_FAILED",
   "BACKUP_NO_SPACE",
@@ -123,6 +124,7 @@ export const EXIT_CLASSES = [
       "EDGE_CONFLICT",
       "EDGE_FAILED",
       "PREVIEW_LIMIT",
+      "PREVIEW_NOT_OURS",
     ],
   },
   {

@@ -292,7 +292,9 @@ export async function status(target: Target, historyLines = 10): Promise<StatusR
       const [snapshots, edge, previews] = await Promise.all([
         readSnapshots(s, l).then((x) => x.slice(-historyLines)),
         readEdge(s),
-        s.run(listPreviews(target.dir), "listing the previews").then((out) => previewsFrom(out, target.project)),
+        s
+          .run(listPreviews(target.dir, target.project), "listing the previews")
+          .then((out) => previewsFrom(out, target.project)),
       ]);
       const mine = edge.routes.filter((r) => r.project === target.project);
       const ours = {

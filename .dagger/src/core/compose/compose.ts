@@ -501,12 +501,17 @@ export function setInEmpty(doc: Document, path: readonly (string | number)[], va
 
 /** Set one label on a service, whether its `labels:` is a map or a `KEY=value` list. */
 export function setLabel(doc: Document, service: string, key: string, value: string): void {
-  const labels = doc.getIn(["services", service, "labels"]);
+  setLabelIn(doc, ["services", service], key, value);
+}
+
+/** Set one label on what is at `at` (a service, a volume, a network), its `labels:` a map, a list or absent. */
+export function setLabelIn(doc: Document, at: readonly (string | number)[], key: string, value: string): void {
+  const labels = doc.getIn([...at, "labels"]);
   if (labels && typeof labels === "object" && "items" in labels && !isMap(labels)) {
     const seq = labels as { items: unknown[] };
     seq.items = seq.items.filter((i) => !(isScalar(i) && String(i.value).startsWith(`${key}=`)));
     seq.items.push(doc.createNode(`${key}=${value}`));
-  } else doc.setIn(["services", service, "labels", key], value);
+  } else setInEmpty(doc, [...at, "labels", key], value);
 }
 
 /** What a release runs, read from its rendered compose file: the judge of health for deploy, rollback and verify. */

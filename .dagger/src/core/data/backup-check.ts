@@ -11,6 +11,9 @@ import type { DataSpec } from "../compose/extension.js";
 /** The scratch copy's compose project: never one a user deploys (the suffix is ours). */
 export const scratchProject = (project: string): string => `${project}-backup-check`;
 
+/** The mark on everything the scratch copy makes: removal takes marked things only, never a project merely so named. */
+export const SCRATCH_LABEL = "io.vps-pipeline.scratch";
+
 /** Where its compose file and `.env` are written, under the deploy folder. */
 export const scratchDir = (dir: string): string => `${dir}/.backups/check`;
 
@@ -39,7 +42,7 @@ const DROPPED = [
  * mounts is a fresh one of the scratch project (compose names it
  * `<scratch>_<volume>`), on the project's own default network.
  */
-export function scratchCompose(releaseText: string, spec: DataSpec): string {
+export function scratchCompose(releaseText: string, spec: DataSpec, project: string): string {
   const root = (composeData(releaseText) ?? {}) as {
     services?: Record<string, Record<string, unknown>>;
     volumes?: Record<string, unknown>;
@@ -49,9 +52,11 @@ export function scratchCompose(releaseText: string, spec: DataSpec): string {
   const volumes: Record<string, object> = {};
   for (const v of Array.isArray(svc.volumes) ? svc.volumes : []) {
     const source = typeof v === "string" ? (v.split(":")[0] ?? "") : String((v as { source?: unknown }).source ?? "");
-    if (source && root.volumes && source in root.volumes) volumes[source] = {};
+    if (source && root.volumes && source in root.volumes) volumes[source] = { labels: { [SCRATCH_LABEL]: project } };
   }
-  return `${JSON.stringify({ services: { [spec.service]: svc }, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;
+  svc.labels = { [SCRATCH_LABEL]: project };
+  const networks = { default: { labels: { [SCRATCH_LABEL]: project } } };
+  return `${JSON.stringify({ services: { [spec.service]: svc }, networks, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;
 }
 
 /** The scratch copy's volume that receives what a snapshot took from `volume` (docker's name of the real one). */

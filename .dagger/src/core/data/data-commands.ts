@@ -6,6 +6,7 @@
  * of every script's stdin: it stays in shell variables and reaches restic on
  * its own stdin, never on a command line, in a container's config or on disk.
  */
+import { SCRATCH_LABEL } from "./backup-check.js";
 import { releaseDir, type Layout } from "../server/server-commands.js";
 import { type Argv } from "../shell.js";
 
@@ -357,21 +358,23 @@ export function checkRepository(l: Layout, image: string, project: string): Argv
  * The scratch copy's folder (its compose file and a copy of the release's `.env`) and containers, volumes and network:
  * gone.
  */
-export function removeScratch(dir: string, project: string): Argv {
+export function removeScratch(dir: string, project: string, production: string): Argv {
   return [
     "sh",
     "-c",
     [
-      "dir=$1; p=$2",
-      '[ -f "$dir/docker-compose.yml" ] && docker compose --project-name "$p" --project-directory "$dir/../.." --file "$dir/docker-compose.yml" down --volumes --remove-orphans --timeout 10 > /dev/null 2>&1',
-      'ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p"); [ -z "$ids" ] || docker rm -f $ids > /dev/null',
-      'vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$p"); [ -z "$vols" ] || docker volume rm $vols > /dev/null',
-      'nets=$(docker network ls -q --filter "label=com.docker.compose.project=$p"); [ -z "$nets" ] || docker network rm $nets > /dev/null',
+      // compose's project label and the scratch mark (core/data/backup-check.ts): a project merely named like the
+      // scratch copy keeps everything
+      `dir=$1; p=$2; m="label=${SCRATCH_LABEL}=$3"`,
+      'ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p" --filter "$m"); [ -z "$ids" ] || docker rm -fv $ids > /dev/null',
+      'vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$p" --filter "$m"); [ -z "$vols" ] || docker volume rm $vols > /dev/null',
+      'nets=$(docker network ls -q --filter "label=com.docker.compose.project=$p" --filter "$m"); [ -z "$nets" ] || docker network rm $nets > /dev/null',
       'rm -rf "$dir"',
     ].join("\n"),
     "sh",
     dir,
     project,
+    production,
   ];
 }
 

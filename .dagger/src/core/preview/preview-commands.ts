@@ -3,17 +3,52 @@
  * `status` shows and the limits decide on) and remove one with everything it had.
  */
 import type { Argv } from "../shell.js";
-import { parsePreviews, previewProject, type PreviewInfo } from "./preview.js";
+import {
+  PREVIEW_LABEL,
+  PREVIEW_MARK_FILE,
+  parsePreviews,
+  previewMark,
+  previewMarkFile,
+  previewProject,
+  type PreviewInfo,
+} from "./preview.js";
+
+/** Exit code of a preview command that found a folder without our mark (nothing was touched). */
+export const NOT_MARKED_EXIT = 43;
+
+/** Shell: `$d` carries the mark of preview `$n` of project `$proj`, else skip (`continue`) or fail. */
+const MARKED = (onMissing: string) =>
+  `[ -f "$d/${PREVIEW_MARK_FILE}" ] && grep -qx "project=$proj" "$d/${PREVIEW_MARK_FILE}" && grep -qx "pr=$n" "$d/${PREVIEW_MARK_FILE}" || ${onMissing}`;
+
+/**
+ * Make `dir` preview `pr`'s folder, or find it is one: a folder that does not exist gets the mark; one that exists
+ * without it (another project's, a preview made before marks) is refused with NOT_MARKED_EXIT, untouched.
+ */
+export function markPreview(dir: string, project: string, pr: number): Argv {
+  const script = [
+    `d=$1 proj=$2 n=$3`,
+    `if [ ! -e "$d" ]; then mkdir -p "$d" && printf '%s' "$4" > "$d/${PREVIEW_MARK_FILE}" && exit 0; fi`,
+    MARKED(`exit ${NOT_MARKED_EXIT}`),
+  ].join("\n");
+  return ["sh", "-c", script, "sh", dir, project, String(pr), previewMarkFile(project, pr)];
+}
+
+/** Exits NOT_MARKED_EXIT unless `dir` is marked as preview `pr` of `project`. */
+export function checkPreviewMark(dir: string, project: string, pr: number): Argv {
+  return ["sh", "-c", `d=$1 proj=$2 n=$3\n${MARKED(`exit ${NOT_MARKED_EXIT}`)}`, "sh", dir, project, String(pr)];
+}
 
 /**
  * One line per preview folder `<dir>-pr-<n>`: `preview <n> <current release|-> <last deploy, epoch> <url|->`,
  * then `=== df` and docker's disk usage as JSON (the sizes of their containers and volumes).
  */
-export function listPreviews(dir: string): Argv {
+export function listPreviews(dir: string, project: string): Argv {
   const script = [
+    "proj=$2",
     'for d in "$1"-pr-*; do',
     '  [ -d "$d/.releases" ] || continue',
     '  n=${d##*-pr-}; case $n in ""|*[!0-9]*) continue;; esac',
+    `  ${MARKED("continue")}`,
     '  c=$(cat "$d/.releases/current" 2>/dev/null); [ -n "$c" ] || c=-',
     '  t=$(stat -c %Y "$d/.releases/history.jsonl" 2>/dev/null || stat -c %Y "$d/.releases")',
     '  u=$(sed -n "s/^VPS_PREVIEW_URL=//p" "$d/.env" 2>/dev/null | head -n 1); [ -n "$u" ] || u=-',
@@ -22,7 +57,7 @@ export function listPreviews(dir: string): Argv {
     "echo '=== df'",
     "docker system df -v --format '{{json .}}' 2>/dev/null || true",
   ].join("\n");
-  return ["sh", "-c", script, "sh", dir];
+  return ["sh", "-c", script, "sh", dir, project];
 }
 
 /** Docker's sizes (`1.2kB`, `104.9MB`, SI units) in bytes. */
@@ -58,13 +93,15 @@ export function previewsFrom(out: string, project: string): PreviewInfo[] {
  * compose project's on the VPS, found by its containers' working folder), then its folder.
  * Prints `removed <kind> <name>` per thing removed.
  */
-export function removePreview(project: string, dir: string, family: string): Argv {
+export function removePreview(project: string, dir: string, family: string, pr: number, prodProject: string): Argv {
   const script = [
-    "p=$1 d=$2 fam=$3",
-    'f="label=com.docker.compose.project=$p"',
-    'for c in $(docker ps -aq --filter "$f"); do docker rm -f "$c" >/dev/null && echo "removed container $c"; done',
-    'for n in $(docker network ls -q --filter "$f"); do docker network rm "$n" >/dev/null && echo "removed network $n"; done',
-    'for v in $(docker volume ls -q --filter "$f"); do docker volume rm "$v" >/dev/null && echo "removed volume $v"; done',
+    "p=$1 d=$2 fam=$3 n=$4 proj=$5",
+    MARKED(`exit ${NOT_MARKED_EXIT}`),
+    // compose's project label and our mark: a project that is merely named like the preview keeps everything
+    `f="label=com.docker.compose.project=$p" m="label=${PREVIEW_LABEL}=$6"`,
+    'for c in $(docker ps -aq --filter "$f" --filter "$m"); do docker rm -fv "$c" >/dev/null && echo "removed container $c"; done',
+    'for x in $(docker network ls -q --filter "$f" --filter "$m"); do docker network rm "$x" >/dev/null && echo "removed network $x"; done',
+    'for v in $(docker volume ls -q --filter "$f" --filter "$m"); do docker volume rm "$v" >/dev/null && echo "removed volume $v"; done',
     // the images of its releases, as compose files name them (`image: repo@sha256:…`)
     String.raw`images() { for x in "$@"; do [ -f "$x" ] && sed -n 's/^ *image: *["]*\([^"]*\)["]*$/\1/p' "$x"; done; }`,
     'mine=$(images "$d"/.releases/*/docker-compose.yml | sort -u)',
@@ -79,5 +116,5 @@ export function removePreview(project: string, dir: string, family: string): Arg
     "done",
     'rm -rf "$d" && echo "removed folder $d"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", project, dir, family];
+  return ["sh", "-c", script, "sh", project, dir, family, String(pr), prodProject, previewMark(prodProject, pr)];
 }

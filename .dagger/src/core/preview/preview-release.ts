@@ -5,11 +5,11 @@
  * the edge at its preview hostname.
  */
 import type { Document } from "yaml";
-import { composeDocument, setInEmpty, setLabel } from "../compose/compose.js";
+import { composeDocument, setInEmpty, setLabel, setLabelIn } from "../compose/compose.js";
 import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, JOB_PROFILE } from "../compose/extension.js";
-import type { PreviewSettings } from "./preview.js";
+import { PREVIEW_LABEL, previewMark, type PreviewSettings } from "./preview.js";
 import { sandboxProblems } from "./sandbox.js";
 import { envValues } from "../compose/env-file.js";
 
@@ -55,7 +55,12 @@ type Svc = Record<string, unknown>;
 export function previewRelease(
   releaseText: string,
   pr: number,
-  s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & { seed?: string; env?: string },
+  s: Pick<PreviewSettings, "domain" | "memory" | "cpus"> & {
+    /** Production's project: the preview's mark names it (core/preview/preview.ts). */
+    project: string;
+    seed?: string;
+    env?: string;
+  },
 ): PreviewRelease {
   const doc = composeDocument(releaseText, "the release");
   const root = (doc.toJS() ?? {}) as {
@@ -116,6 +121,7 @@ export function previewRelease(
     }
   }
   if (s.seed) seedJob(doc, services, s.seed, problems);
+  markResources(doc, root, previewMark(s.project, pr));
   if (problems.length)
     throw new PipelineError(
       "INVALID_INPUT",
@@ -160,6 +166,24 @@ function seedJob(doc: Document, services: Record<string, Svc>, seed: string, pro
   doc.setIn(["services", seed], node);
   if (ext.job === undefined) setInEmpty(doc, ["services", seed, EXTENSION_KEY, "job"], true);
   doc.setIn(["services", seed, "profiles"], doc.createNode([JOB_PROFILE], { flow: true }));
+}
+
+/**
+ * The preview's mark on everything compose makes of it: each service's containers, each volume and network
+ * (the default network declared for it), so that removal acts on marked things only.
+ */
+function markResources(
+  doc: Document,
+  root: { services?: Record<string, Svc>; volumes?: Record<string, Svc | null>; networks?: Record<string, Svc | null> },
+  mark: string,
+): void {
+  for (const name of Object.keys(root.services ?? {})) setLabel(doc, name, PREVIEW_LABEL, mark);
+  const networks = Object.keys(root.networks ?? {});
+  for (const [kind, names] of [
+    ["volumes", Object.keys(root.volumes ?? {})],
+    ["networks", networks.includes("default") ? networks : [...networks, "default"]],
+  ] as const)
+    for (const n of names) setLabelIn(doc, [kind, n], PREVIEW_LABEL, mark);
 }
 
 /**

@@ -28,6 +28,16 @@ export interface PreviewSettings {
 export const previewProject = (project: string, pr: number): string => `${project}-pr-${pr}`;
 export const previewDir = (dir: string, pr: number): string => `${dir.replace(/\/+$/, "")}-pr-${pr}`;
 
+/**
+ * What makes a preview one: a mark we set, never its name (a project called `app-pr-5` is not `app`'s preview 5).
+ * The file in its folder names production's project and the pull request; the label is on every container, volume
+ * and network of it. Listing, expiry, eviction and removal act on marked things only.
+ */
+export const PREVIEW_MARK_FILE = ".vps-preview";
+export const PREVIEW_LABEL = "io.vps-pipeline.preview";
+export const previewMark = (project: string, pr: number): string => `${project}/pr-${pr}`;
+export const previewMarkFile = (project: string, pr: number): string => `project=${project}\npr=${pr}\n`;
+
 /** The variables a preview's `.env` gets first, for its own values (and the compose file) to use. */
 export interface PreviewVars {
   VPS_PREVIEW_PR: string;

@@ -134,9 +134,13 @@ async function inScratch(
       `the snapshot may not restore: take a new one (\`backup\`) and keep this one until the cause is known${spec.check ? "; run the check command by hand in the service" : ""}`,
     );
   };
-  await c.s.exec(removeScratch(dir, p)); // what a killed check left
+  await c.s.exec(removeScratch(dir, p, c.project)); // what a killed check left
   try {
-    await c.s.upload(`${dir}/docker-compose.yml`, scratchCompose(await releaseCompose(c.s, c.l, release), spec), "600");
+    await c.s.upload(
+      `${dir}/docker-compose.yml`,
+      scratchCompose(await releaseCompose(c.s, c.l, release), spec, c.project),
+      "600",
+    );
     await c.s.run(
       ["sh", "-c", '[ ! -f "$1/.env" ] || cp "$1/.env" "$2/.env"', "sh", releaseDir(c.l, release), dir],
       "copying the release's .env for the scratch copy",
@@ -183,6 +187,6 @@ async function inScratch(
       : "no check command declared: the service came up healthy on the restored data";
     return { service: snap.service, id: snap.id, seconds: Math.round(performance.now() - t0) / 1000, result };
   } finally {
-    await c.s.exec(removeScratch(dir, p));
+    await c.s.exec(removeScratch(dir, p, c.project));
   }
 }

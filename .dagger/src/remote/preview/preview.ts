@@ -6,8 +6,16 @@
  */
 import { PipelineError, tail } from "../../core/errors.js";
 import { leaveProjectNetwork } from "../../core/edge/edge-commands.js";
-import { previewsFrom, listPreviews, removePreview } from "../../core/preview/preview-commands.js";
 import {
+  NOT_MARKED_EXIT,
+  checkPreviewMark,
+  listPreviews,
+  markPreview,
+  previewsFrom,
+  removePreview,
+} from "../../core/preview/preview-commands.js";
+import {
+  PREVIEW_MARK_FILE,
   previewDir,
   previewProject,
   previewsToRemove,
@@ -27,7 +35,7 @@ import { defaultTracing, inSpan } from "../trace.js";
 export type Production = Pick<RemoteTarget, "ssh" | "dir" | "project" | "lockTimeoutSeconds" | "edge" | "tracing">;
 
 export async function readPreviews(s: SshSession, prod: Pick<RemoteTarget, "dir" | "project">): Promise<PreviewInfo[]> {
-  return previewsFrom(await s.run(listPreviews(prod.dir), "listing the previews"), prod.project);
+  return previewsFrom(await s.run(listPreviews(prod.dir, prod.project), "listing the previews"), prod.project);
 }
 
 export interface Removed {
@@ -46,6 +54,9 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
   const project = previewProject(prod.project, pr);
   const dir = previewDir(prod.dir, pr);
   const l = layout(dir);
+  // only a marked preview is ours to remove: a project that is merely named like one keeps everything, routes too
+  const marked = await s.exec(checkPreviewMark(dir, prod.project, pr));
+  if (marked.code === NOT_MARKED_EXIT) throw notMarked(dir, prod.project, pr);
   return withLock(
     s,
     l,
@@ -64,7 +75,8 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
           );
         return mine.length;
       });
-      const r = await s.exec(removePreview(project, dir, prod.dir));
+      const r = await s.exec(removePreview(project, dir, prod.dir, pr, prod.project));
+      if (r.code === NOT_MARKED_EXIT) throw notMarked(dir, prod.project, pr);
       // the edge's network of the project, once no container of it is on it
       await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
       const lines = r.stdout.split("\n");
@@ -84,6 +96,14 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
         routes,
       };
     },
+  );
+}
+
+function notMarked(dir: string, project: string, pr: number): PipelineError {
+  return new PipelineError(
+    "PREVIEW_NOT_OURS",
+    `${dir} is not marked as preview #${pr} of ${project} (no ${PREVIEW_MARK_FILE} naming it): it was left as it is, with everything it runs`,
+    "a project or folder named like a preview is not one; a preview made before previews were marked is removed by hand (`docker compose -p <project>-pr-<n> down -v`, then its folder)",
   );
 }
 
@@ -136,6 +156,15 @@ export async function deployPreview(
     (t) => {
       const p = new Progress(req.log, "preview", t);
       return withSession(prod.ssh, p, async (s) => {
+        // the folder is made marked, or found marked; a folder of the name that is not ours is refused untouched
+        const mark = await s.exec(markPreview(previewDir(prod.dir, pr), prod.project, pr));
+        if (mark.code === NOT_MARKED_EXIT) throw notMarked(previewDir(prod.dir, pr), prod.project, pr);
+        if (mark.code !== 0)
+          throw new PipelineError(
+            "REMOTE_COMMAND_FAILED",
+            `making preview #${pr}'s folder failed: ${tail(mark.stderr, 3)}`,
+            "check the deploy user may write beside production's folder",
+          );
         const live = await readPreviews(s, prod);
         const go = previewsToRemove(live, pr, settings, new Date());
         if (go.refused)
