@@ -21,16 +21,27 @@ const MARKED = (onMissing: string) =>
   `[ -f "$d/${PREVIEW_MARK_FILE}" ] && grep -qx "project=$proj" "$d/${PREVIEW_MARK_FILE}" && grep -qx "pr=$n" "$d/${PREVIEW_MARK_FILE}" || ${onMissing}`;
 
 /**
- * Make `dir` preview `pr`'s folder, or find it is one: a folder that does not exist gets the mark; one that exists
- * without it (another project's, a preview made before marks) is refused with NOT_MARKED_EXIT, untouched.
+ * Find `dir` is preview `pr`'s folder, or (`create`) make it one: a folder that does not exist is fine (and made,
+ * with the mark, when `create`); one that exists without the mark (another project's, a preview made before marks)
+ * is refused with NOT_MARKED_EXIT, untouched.
  */
-export function markPreview(dir: string, project: string, pr: number): Argv {
+export function markPreview(dir: string, project: string, pr: number, create: boolean): Argv {
   const script = [
     `d=$1 proj=$2 n=$3`,
-    `if [ ! -e "$d" ]; then mkdir -p "$d" && printf '%s' "$4" > "$d/${PREVIEW_MARK_FILE}" && exit 0; fi`,
+    `if [ ! -e "$d" ]; then [ "$5" = create ] || exit 0; mkdir -p "$d" && printf '%s' "$4" > "$d/${PREVIEW_MARK_FILE}" && exit 0; fi`,
     MARKED(`exit ${NOT_MARKED_EXIT}`),
   ].join("\n");
-  return ["sh", "-c", script, "sh", dir, project, String(pr), previewMarkFile(project, pr)];
+  return [
+    "sh",
+    "-c",
+    script,
+    "sh",
+    dir,
+    project,
+    String(pr),
+    previewMarkFile(project, pr),
+    create ? "create" : "check",
+  ];
 }
 
 /** Exits NOT_MARKED_EXIT unless `dir` is marked as preview `pr` of `project`. */

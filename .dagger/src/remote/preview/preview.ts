@@ -156,15 +156,19 @@ export async function deployPreview(
     (t) => {
       const p = new Progress(req.log, "preview", t);
       return withSession(prod.ssh, p, async (s) => {
-        // the folder is made marked, or found marked; a folder of the name that is not ours is refused untouched
-        const mark = await s.exec(markPreview(previewDir(prod.dir, pr), prod.project, pr));
-        if (mark.code === NOT_MARKED_EXIT) throw notMarked(previewDir(prod.dir, pr), prod.project, pr);
-        if (mark.code !== 0)
-          throw new PipelineError(
-            "REMOTE_COMMAND_FAILED",
-            `making preview #${pr}'s folder failed: ${tail(mark.stderr, 3)}`,
-            "check the deploy user may write beside production's folder",
-          );
+        // a folder of the name that is not ours is refused untouched, before any other preview is removed for it;
+        // the folder is made (marked) once the limits let it be
+        const mark = async (create: boolean) => {
+          const r = await s.exec(markPreview(previewDir(prod.dir, pr), prod.project, pr, create));
+          if (r.code === NOT_MARKED_EXIT) throw notMarked(previewDir(prod.dir, pr), prod.project, pr);
+          if (r.code !== 0)
+            throw new PipelineError(
+              "REMOTE_COMMAND_FAILED",
+              `making preview #${pr}'s folder failed: ${tail(r.stderr, 3)}`,
+              "check the deploy user may write beside production's folder",
+            );
+        };
+        await mark(false);
         const live = await readPreviews(s, prod);
         const go = previewsToRemove(live, pr, settings, new Date());
         if (go.refused)
@@ -186,6 +190,7 @@ export async function deployPreview(
             `preview note     #${x.pr} removed to make room (the limit is ${settings.limit}; it was pushed to longest ago, ${x.lastDeploy})`,
           );
         }
+        await mark(true);
         return out;
       });
     },
