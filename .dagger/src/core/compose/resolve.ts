@@ -176,7 +176,7 @@ export class ComposeResolver {
     const data = (doc.toJS({ maxAliasCount: 10_000 }) ?? {}) as Record<string, unknown>;
     if (!isObject(data)) return refuse(file, "is not a map", "a compose file is a map with `services:`");
     const tags = taggedPaths(doc);
-    // a `!reset` outside services drops its key; inside a service, after that service's merge (resolveService)
+    // a `!reset` outside services drops its key; inside a service, after that service's merge (`service`)
     for (const k of tags.resets) {
       const at = JSON.parse(k) as Path;
       if (at[0] !== "services") deleteAt(data, at);
@@ -311,11 +311,6 @@ export class ComposeResolver {
   /** The whole file resolved, as plain data. */
   resolve(): Record<string, unknown> {
     return this.project(this.main, []);
-  }
-
-  /** Files the resolution reads: what `read` was asked for. */
-  files(): string[] {
-    return [...this.loaded.keys()];
   }
 }
 
