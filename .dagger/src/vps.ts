@@ -629,6 +629,7 @@ export class Vps {
           compose: r.compose,
           files: r.files.files,
           env: r.env!,
+          confined: r.confined,
           log: log.log,
           platformsOf: (i) => indexPlatforms(i, r.pull),
           ...(r.pull ? { registry: r.pull } : {}),
@@ -893,7 +894,7 @@ export class Vps {
     const compose = renderRelease(stack, digests, files.rewrites);
     if (!preview) {
       if (deployEnv !== undefined) assertSubstitutable(stack.file, compose, deployEnv, "envFile");
-      return { compose, pull, files, env: deployEnv, notes: [] as string[], url: undefined };
+      return { compose, pull, files, env: deployEnv, notes: [] as string[], url: undefined, confined: [] as string[] };
     }
     const [{ previewRelease }, { previewEnv }] = await Promise.all([
       import("./core/preview/preview-release.js"),
@@ -916,6 +917,6 @@ export class Vps {
       ...p.notes,
       ...(this.envFile ? ["the production --env-file is not used by a preview (--preview-env is)"] : []),
     ];
-    return { compose: p.compose, pull, files, env, notes, url: p.url };
+    return { compose: p.compose, pull, files, env, notes, url: p.url, confined: p.hostPaths };
   }
 }

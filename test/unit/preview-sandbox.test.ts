@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { composeData } from "../../.dagger/src/core/compose/compose.js";
-import { sandboxProblems } from "../../.dagger/src/core/preview/sandbox.js";
+import { sandbox } from "../../.dagger/src/core/preview/sandbox.js";
 import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
 
 /** A service `s` with these lines (YAML, indented under it), and top-level sections after. */
 const file = (svc: string, top = "") => `services:\n  s:\n    image: app\n${svc}\n  other:\n    image: app\n${top}`;
 const judge = (text: string, env: Record<string, string> = {}) =>
-  sandboxProblems(composeData(text), new Map(Object.entries(env)));
+  sandbox(composeData(text), new Map(Object.entries(env))).problems;
 
 /** [what, service lines, top-level lines, the field the refusal names] */
 const LEAKS: [string, string, string, RegExp][] = [
@@ -100,6 +100,29 @@ const LEAKS: [string, string, string, RegExp][] = [
     /reservations\.devices/,
   ],
   ["a logging driver that ships logs away", "    logging: { driver: syslog }", "", /logging\.driver: `syslog`/],
+  // what the pipeline keeps in the folder: a container reaching it changes the next deploy (or the server's compose)
+  ["a bind of the folder itself", "    volumes: ['.:/app']", "", /volumes\[0\]: `\.` is the preview's folder itself/],
+  ["a bind of the releases", "    volumes: ['./.releases:/r:ro']", "", /`\.\/\.releases` is what the pipeline keeps/],
+  [
+    "a writable bind of the compose file the server runs",
+    "    volumes: [{ type: bind, source: ./docker-compose.yml, target: /c }]",
+    "",
+    /source: `\.\/docker-compose\.yml` is what the pipeline keeps/,
+  ],
+  ["a writable bind of its .env", "    volumes: ['./.env:/app/.env']", "", /`\.\/\.env` is what the pipeline keeps/],
+  // a container that may write a folder could swap what lies inside it for a symlink before it is mounted or read
+  [
+    "a bind inside a writable bind",
+    "    volumes: ['./data:/data', './data/conf:/etc/conf:ro']",
+    "",
+    /volumes\[1\]: `data\/conf` lies inside `data`, which services\.s\.volumes\[0\] lets a container write/,
+  ],
+  [
+    "an env file inside a writable bind",
+    "    volumes: ['./data:/data']\n    env_file: ./data/app.env",
+    "",
+    /env_file: `data\/app\.env` lies inside `data`, which services\.s\.volumes\[0\] lets a container write/,
+  ],
 ];
 
 describe("the preview's sandbox: an allow-list on the resolved release", () => {
@@ -159,6 +182,13 @@ describe("the preview's sandbox: an allow-list on the resolved release", () => {
     );
     expect(judge(ok)).toEqual([]);
     expect(judge(file("    volumes: ['${DATA:-./data}:/d']"), { DATA: "./mine" })).toEqual([]);
+    // its own .env read-only; a path inside a read-only bind (no container can write the folder on the way)
+    const readOnly = file(
+      "    volumes: ['./.env:/app/.env:ro', './conf:/c:ro', { type: bind, source: ./conf/x, target: /x }]",
+    );
+    expect(judge(readOnly)).toEqual([]);
+    // the host paths the server then checks (resolved there: no symlink on the way out)
+    expect(sandbox(composeData(readOnly), new Map()).hostPaths).toEqual([".env", "conf", "conf/x"]);
   });
 
   it("is what previewRelease refuses, every problem at once; a service's own pids and cpus are carried into its caps", () => {

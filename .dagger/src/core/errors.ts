@@ -44,6 +44,7 @@ export const ERROR_CODES = [
   "EDGE_FAILED",
   "PREVIEW_LIMIT",
   "PREVIEW_NOT_OURS",
+  "PREVIEW_ESCAPE",
   // data: snapshots and their restore
   "BACKUP_FAILED",
   "BACKUP_NO_SPACE",
@@ -125,6 +126,7 @@ export const EXIT_CLASSES = [
       "EDGE_FAILED",
       "PREVIEW_LIMIT",
       "PREVIEW_NOT_OURS",
+      "PREVIEW_ESCAPE",
     ],
   },
   {

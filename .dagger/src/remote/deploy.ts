@@ -9,9 +9,15 @@ import { releaseShape } from "../core/compose/compose.js";
 import { platformProblems } from "../core/server/platforms.js";
 import { mustCapture, specsToCapture, type SnapshotRecord } from "../core/data/data.js";
 import type { HealthOutcome } from "../core/release/health.js";
-import { PipelineError } from "../core/errors.js";
+import { PipelineError, tail } from "../core/errors.js";
 import { releaseId, type HistoryRecord } from "../core/release/release.js";
-import { readOptionalFile, releaseDir, snapshotEnv } from "../core/server/server-commands.js";
+import {
+  ESCAPE_EXIT,
+  confinedPaths,
+  readOptionalFile,
+  releaseDir,
+  snapshotEnv,
+} from "../core/server/server-commands.js";
 import { keptRelease, operation, outcomeOf, targetFor, type OperationRequest } from "./flow.js";
 import { prune, readCurrentWithCompose, record, recordingEarlyFailures, releaseEnv } from "./releases.js";
 import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
@@ -35,6 +41,12 @@ export interface DeployRequest extends OperationRequest {
   /** Files from the repository the release mounts (core/release/release-files.ts), uploaded beside it. */
   files?: ShippedFile[];
   keepReleases: number;
+  /**
+   * Host paths (relative to the deploy folder) that must resolve inside it on the server, through no symlink and no
+   * bind a running container may write: a preview's (core/preview/sandbox.ts). Checked once the files are there,
+   * before anything is pulled or started.
+   */
+  confined?: string[];
   /** Who deploys, for the lock holder and the history (e.g. `octocat (GitHub run 42)`). */
   by: string;
   /**
@@ -110,7 +122,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
 
           let taken: SnapshotRecord[];
           try {
-            taken = await prepareRelease(c, t, release, previous, req.platformsOf);
+            taken = await prepareRelease(c, t, release, previous, req.platformsOf, req.confined);
           } catch (e) {
             const err = outcomeOf(e, "preparing the release");
             return failed(c, base, `${err.code}: ${err.message.split("\n")[0]} (nothing running was changed)`, err);
@@ -148,11 +160,16 @@ async function prepareRelease(
   r: Release,
   previous: Release | undefined,
   platformsOf?: DeployRequest["platformsOf"],
+  confined: readonly string[] = [],
 ): Promise<SnapshotRecord[]> {
   if (platformsOf) await checkPlatforms(c, t, r, platformsOf);
   await c.step(
     "upload",
-    () => uploadRelease(c, t, r),
+    async () => {
+      const n = await uploadRelease(c, t, r);
+      if (confined.length) await checkConfined(c, confined);
+      return n;
+    },
     (n) => (n.sent + n.present ? `${n.sent} file(s) from the repository sent, ${n.present} already there` : ""),
     { "release.id": r.id },
   );
@@ -241,6 +258,32 @@ async function uploadRelease(c: Context, t: Target, r: Release): Promise<{ sent:
   ]);
   await t.prepare(c, r, r.shape.jobs);
   return shipped;
+}
+
+/** Each confined path leads where it says (DeployRequest.confined), or the deploy stops here: nothing runs yet. */
+async function checkConfined(c: Context, paths: readonly string[]): Promise<void> {
+  const r = await c.s.exec(confinedPaths(c.l.dir, paths));
+  if (r.code === 0) return;
+  if (r.code !== ESCAPE_EXIT)
+    throw new PipelineError(
+      "REMOTE_COMMAND_FAILED",
+      `checking the release's host paths failed: ${tail(r.stderr, 3)}`,
+      "the VPS needs `realpath` (coreutils)",
+    );
+  const why = r.stdout
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [kind, path, to] = line.split(" ", 3) as [string, string, string];
+      return kind === "symlink"
+        ? `./${path} leads to ${to} (a symlink on the way)`
+        : `./${path} lies inside ${to}, which a running container may write`;
+    });
+  throw new PipelineError(
+    "PREVIEW_ESCAPE",
+    `a host path of the release leads out of ${c.l.dir}: ${why.join("; ")}`,
+    "a container of the preview left a symlink in its folder, or can write a folder on the way; `preview-down` the preview (its folder goes with it) and deploy again",
+  );
 }
 
 /** Phase 2: the switch, then the wait; any failure here is an outcome, for phase 3 to act on. */

@@ -3,7 +3,13 @@
  * closed; and, for those that change the server, the deploy lock, always let go.
  */
 import { PipelineError } from "../core/errors.js";
-import { LOCK_BUSY_EXIT, holdLock, readOptionalFile, type Layout } from "../core/server/server-commands.js";
+import {
+  LOCK_BUSY_EXIT,
+  LOCK_GONE_EXIT,
+  holdLock,
+  readOptionalFile,
+  type LockPlace,
+} from "../core/server/server-commands.js";
 import { type Argv } from "../core/shell.js";
 import type { Progress } from "./progress.js";
 import { connect, type ExecResult, type SshOptions, type SshSession } from "./ssh.js";
@@ -34,7 +40,7 @@ export async function withSession<T>(
  */
 export async function withLock<T>(
   s: SshSession,
-  l: Layout,
+  l: LockPlace,
   p: Progress,
   waitSeconds: number,
   holder: string,
@@ -88,7 +94,7 @@ export async function holdWhileOpen(
   };
 }
 
-async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: string): Promise<HeldLock> {
+async function acquire(s: SshSession, l: LockPlace, waitSeconds: number, holder: string): Promise<HeldLock> {
   const t0 = performance.now();
   const first = await holdWhileOpen(s, holdLock(l, waitSeconds, holder));
   if ("release" in first) {
@@ -103,6 +109,12 @@ async function acquire(s: SshSession, l: Layout, waitSeconds: number, holder: st
       "wait for it to finish, or raise the lock timeout; if that deploy is gone, its lock went with its SSH connection",
     );
   }
+  if (first.code === LOCK_GONE_EXIT)
+    throw new PipelineError(
+      "LOCK_FAILED",
+      `${l.dir} was removed while this waited for its lock (${l.lock}): nothing was done`,
+      "it was taken down by the one holding the lock (preview-down, say); run again if it should exist",
+    );
   throw new PipelineError(
     "LOCK_FAILED",
     `cannot take the deploy lock in ${l.releases}: ${first.stderr.trim()}`,

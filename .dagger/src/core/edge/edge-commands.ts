@@ -411,6 +411,28 @@ export function loadEdgeConfig(): Argv {
 }
 
 /**
+ * Write a whole config (stdin) where a stopped or removed edge resumes from (`caddy run --resume` reads its
+ * autosave.json): a throwaway container of the edge's `image` on the edge's volume, the file swapped in whole.
+ */
+export function saveEdgeConfig(image: string): Argv {
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "-i",
+    "--network",
+    "none",
+    "--volume",
+    `${EDGE_VOLUME}:/v`,
+    "--entrypoint",
+    "sh",
+    image,
+    "-c",
+    "mkdir -p /v/config/caddy && cat > /v/config/caddy/autosave.json.new && mv -f /v/config/caddy/autosave.json.new /v/config/caddy/autosave.json",
+  ];
+}
+
+/**
  * Where deploys in progress claim the routes they are about to add (one file per project, locked while its deploy
  * lasts).
  */

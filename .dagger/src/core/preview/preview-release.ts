@@ -10,7 +10,7 @@ import { PUBLISHED_LABEL } from "../edge/edge.js";
 import { PipelineError } from "../errors.js";
 import { EXTENSION_KEY, JOB_PROFILE } from "../compose/extension.js";
 import { PREVIEW_LABEL, previewMark, type PreviewSettings } from "./preview.js";
-import { sandboxProblems } from "./sandbox.js";
+import { sandbox } from "./sandbox.js";
 import { envValues } from "../compose/env-file.js";
 
 /**
@@ -42,6 +42,11 @@ export interface PreviewRelease {
   url?: string;
   /** What was changed for the preview, said once in the output. */
   notes: string[];
+  /**
+   * Every host path it names, relative to its folder: the server checks they resolve inside it before anything
+   * starts (DeployRequest.confined).
+   */
+  hostPaths: string[];
 }
 
 type Svc = Record<string, unknown>;
@@ -69,7 +74,8 @@ export function previewRelease(
     networks?: Record<string, Svc | null>;
   };
   // what the preview may ask of the VPS, on the resolved release with the preview's .env (sandbox.ts)
-  const problems: string[] = sandboxProblems(root, envValues(s.env ?? ""));
+  const judged = sandbox(root, envValues(s.env ?? ""));
+  const problems: string[] = judged.problems;
   const notes: string[] = [];
   const services = root.services ?? {};
   const http = Object.entries(services).flatMap(([name, svc]) => {
@@ -142,6 +148,7 @@ export function previewRelease(
     hosts,
     ...(main ? { url: `https://${hosts[main.service]}` } : {}),
     notes,
+    hostPaths: judged.hostPaths,
   };
 }
 

@@ -5,6 +5,7 @@
  * previews go when there are too many or they are too old. (What makes a
  * release safe to run beside production: core/preview/preview-release.ts.)
  */
+import type { LockPlace } from "../server/server-commands.js";
 
 export interface PreviewSettings {
   /** Previews are served at `pr-<n>.<domain>` (a wildcard DNS record points `*.<domain>` at the VPS). */
@@ -27,6 +28,20 @@ export interface PreviewSettings {
 
 export const previewProject = (project: string, pr: number): string => `${project}-pr-${pr}`;
 export const previewDir = (dir: string, pr: number): string => `${dir.replace(/\/+$/, "")}-pr-${pr}`;
+
+/**
+ * The lock every preview of a project is deployed and removed under, in production's folder (never deleted, unlike a
+ * preview's own): the limit is decided, and the preview it let in deployed, before the next one counts them.
+ */
+export function previewsLock(prodDir: string): LockPlace {
+  const dir = prodDir.replace(/\/+$/, "");
+  return {
+    dir,
+    releases: `${dir}/.releases`,
+    lock: `${dir}/.releases/.previews.lock`,
+    holder: `${dir}/.releases/.previews.lock-holder`,
+  };
+}
 
 /**
  * What makes a preview one: a mark we set, never its name (a project called `app-pr-5` is not `app`'s preview 5).

@@ -123,6 +123,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v =
 interface Ctx {
   vars: ReadonlyMap<string, string>;
   problems: string[];
+  /** Every host path the release names, normalised, relative to the preview's folder → the first field naming it. */
+  hostPaths: Map<string, string>;
+  /** The bind sources a container may write (not read-only) → the first field naming one. */
+  writable: Map<string, string>;
   volumes: ReadonlySet<string>;
   networks: ReadonlySet<string>;
   services: ReadonlySet<string>;
@@ -147,19 +151,56 @@ function resolved(c: Ctx, v: unknown, where: string): string | undefined {
   return interpolate(s, c.vars);
 }
 
-/** A host path: allowed only relative and inside the preview's folder (normalised). */
-function insideFolder(c: Ctx, path: string, where: string): void {
+/** What the pipeline keeps in a preview's folder: a container that could write one could act as the deploy user. */
+const BOOKKEEPING = /^(\.releases|\.env|docker-compose\.yml|\.vps-preview)(\/|$)/;
+/** Shipped repository files (core/release/release-files.ts): the one part of `.releases` a preview may bind. */
+const SHIPPED = /^\.releases\/files\/[^/]+\/./;
+
+/**
+ * A host path: allowed only relative and inside the preview's folder (normalised), never the folder itself or what
+ * the pipeline keeps there (but a shipped file, and the preview's own `.env` read-only). `mount`: a bind, writable
+ * or not.
+ */
+function insideFolder(c: Ctx, path: string, where: string, mount?: { writable: boolean }): void {
   if (/^[/~]/.test(path) || /^[a-zA-Z]:[\\/]/.test(path)) {
     c.problems.push(
       `${where}: the host path \`${path}\` is outside the preview's folder (read-only or not, a preview reads nothing of the VPS's); use a named volume, or a file of the repository (shipped with the release)`,
     );
     return;
   }
-  if (normalize(path.split("/")) === undefined)
-    c.problems.push(
+  const inside = normalize(path.split("/"));
+  if (inside === undefined)
+    return void c.problems.push(
       `${where}: \`${path}\` leaves the preview's folder (previews live beside production's); use a path inside it, or a named volume`,
     );
+  const ownEnvRead = inside === ".env" && !mount?.writable;
+  if (mount && (inside === "." || (BOOKKEEPING.test(inside) && !SHIPPED.test(inside) && !ownEnvRead)))
+    return void c.problems.push(
+      `${where}: \`${path}\` is ${inside === "." ? "the preview's folder itself" : "what the pipeline keeps in the preview's folder"}: a container that can reach it can change the next deploy; bind a folder of its own (\`./data\`), or a file of the repository`,
+    );
+  if (!c.hostPaths.has(inside)) c.hostPaths.set(inside, where);
+  if (mount?.writable && !c.writable.has(inside)) c.writable.set(inside, where);
 }
+
+/**
+ * No host path lies inside a bind a container can write: that container could swap a folder on the way for a
+ * symlink to anywhere, before the path is mounted or read (the server checks the preview's running containers too).
+ */
+function nestedInWritable(c: Ctx): void {
+  for (const [path, where] of c.hostPaths)
+    for (const [outer, at] of c.writable)
+      if (path.startsWith(`${outer}/`))
+        c.problems.push(
+          `${where}: \`${path}\` lies inside \`${outer}\`, which ${at} lets a container write (it could make it lead anywhere on the VPS); bind \`${outer}\` read-only, or keep \`${path}\` out of it`,
+        );
+}
+
+/** Short syntax `src:dst[:mode]`: read-only when its mode says `ro`. */
+const readOnlyShort = (entry: string, end: number) => {
+  const rest = entry.slice(end + 1);
+  const mode = rest.includes(":") ? rest.slice(rest.lastIndexOf(":") + 1) : "";
+  return mode.split(",").includes("ro");
+};
 
 function volumeEntry(c: Ctx, entry: unknown, where: string): void {
   if (typeof entry === "string") {
@@ -169,7 +210,8 @@ function volumeEntry(c: Ctx, entry: unknown, where: string): void {
     const source = resolved(c, raw.slice(0, end), where);
     if (source === undefined) return;
     if (source === "") return void c.problems.push(`${where}: \`${raw}\` has an empty source`);
-    if (/^[./~]/.test(source) || /^[a-zA-Z]:[\\/]/.test(source)) insideFolder(c, source, where);
+    if (/^[./~]/.test(source) || /^[a-zA-Z]:[\\/]/.test(source))
+      insideFolder(c, source, where, { writable: !readOnlyShort(raw, end) });
     else if (!c.volumes.has(source))
       c.problems.push(
         `${where}: \`${source}\` is no volume of the file; declare it under \`volumes:\` (a preview gets its own)`,
@@ -181,7 +223,7 @@ function volumeEntry(c: Ctx, entry: unknown, where: string): void {
   if (type === "tmpfs") return;
   if (type === "bind") {
     const source = resolved(c, entry.source ?? "", `${where}.source`);
-    if (source !== undefined) insideFolder(c, source, `${where}.source`);
+    if (source !== undefined) insideFolder(c, source, `${where}.source`, { writable: entry.read_only !== true });
     return;
   }
   if (type === "volume") {
@@ -320,14 +362,20 @@ function deploy(c: Ctx, value: unknown, at: string): void {
     c.problems.push(`${at}.resources.reservations.devices: hands the container host devices; remove it for previews`);
 }
 
-/** Every way the release asks more of the VPS than a preview may (empty: it may run). */
-export function sandboxProblems(root: unknown, vars: ReadonlyMap<string, string>): string[] {
+/**
+ * Every way the release asks more of the VPS than a preview may (empty: it may run), and the host paths it let
+ * through (relative to the preview's folder): the server checks these resolve inside the folder, through no symlink
+ * and no bind a running container can write, before anything starts (remote/preview/confine… in deploy).
+ */
+export function sandbox(root: unknown, vars: ReadonlyMap<string, string>): { problems: string[]; hostPaths: string[] } {
   const r = isObject(root) ? root : {};
   const problems: string[] = [];
   const section = (k: string) => (isObject(r[k]) ? r[k] : {});
   const c: Ctx = {
     vars,
     problems,
+    hostPaths: new Map(),
+    writable: new Map(),
     volumes: new Set(Object.keys(section("volumes"))),
     networks: new Set(Object.keys(section("networks"))),
     services: new Set(Object.keys(section("services"))),
@@ -356,5 +404,6 @@ export function sandboxProblems(root: unknown, vars: ReadonlyMap<string, string>
     for (const [name, def] of Object.entries(section(kind)))
       if (isObject(def) && def.file !== undefined) filePaths(c, def.file, `${kind}.${name}.file`);
   for (const [name, svc] of Object.entries(section("services"))) if (isObject(svc)) service(c, name, svc);
-  return problems;
+  nestedInWritable(c);
+  return { problems, hostPaths: [...c.hostPaths.keys()].sort() };
 }

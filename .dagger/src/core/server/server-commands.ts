@@ -40,33 +40,53 @@ export function releaseDir(l: Layout, id: string): string {
 
 /** Exit status flock uses when the wait for the lock ran out. */
 export const LOCK_BUSY_EXIT = 75;
+/** Exit status when the lock file was removed while this command waited for it (its folder went). */
+export const LOCK_GONE_EXIT = 76;
+
+/** Where a lock lives: the folder made for it, its file, and the file naming who holds it. */
+export type LockPlace = Pick<Layout, "dir" | "releases" | "lock" | "holder">;
 
 /**
  * Take the deploy lock and hold it while this command's stdin stays open: the
  * lock dies with the SSH channel, so a killed deploy never leaves it behind.
- * Prints LOCKED once held; records who holds it for the next one waiting.
+ * Prints LOCKED once held; records who holds it for the next one waiting. A
+ * lock whose file was removed while this waited (its folder deleted) is no
+ * lock: the next one would make a new file and hold it too, so it ends with
+ * LOCK_GONE_EXIT.
  */
-export function holdLock(l: Layout, waitSeconds: number, holder: string): Argv {
-  const wait = waitSeconds > 0 ? ["-w", String(waitSeconds)] : ["-n"];
+export function holdLock(l: LockPlace, waitSeconds: number, holder: string): Argv {
   // The deploy directory is made here, in the same round trip: preflight has already passed.
-  return [
-    "sh",
-    "-c",
-    'mkdir -p "$1" && shift && exec "$@"',
-    "sh",
-    l.releases,
-    "flock",
-    "-E",
-    String(LOCK_BUSY_EXIT),
-    ...wait,
-    l.lock,
-    "sh",
-    "-c",
-    'printf "%s\\n" "$1" > "$2" && echo LOCKED && exec cat > /dev/null',
-    "sh",
-    holder,
-    l.holder,
+  const script = [
+    'mkdir -p "$1" && exec 9>> "$2" || exit 1',
+    `if [ "$5" -gt 0 ]; then flock -E ${LOCK_BUSY_EXIT} -w "$5" 9; else flock -E ${LOCK_BUSY_EXIT} -n 9; fi || exit $?`,
+    `[ "$2" -ef /proc/$$/fd/9 ] || exit ${LOCK_GONE_EXIT}`,
+    'printf "%s\\n" "$3" > "$4" && echo LOCKED && exec cat > /dev/null',
+  ].join("\n");
+  return ["sh", "-c", script, "sh", l.releases, l.lock, holder, l.holder, String(Math.max(0, Math.floor(waitSeconds)))];
+}
+
+/** Exit status when a confined path leads out of its folder (confinedPaths). */
+export const ESCAPE_EXIT = 47;
+
+/**
+ * Each of `paths` (relative to `dir`) resolves inside `dir` through no symlink, and lies in no bind mount a running
+ * container may write (such a container could swap a folder on the way for a symlink before compose reads or mounts
+ * it). Prints `symlink <path> <where it leads>` or `writable <path> <mount source>` for each that does not, and exits
+ * ESCAPE_EXIT; nothing is changed.
+ */
+export function confinedPaths(dir: string, paths: readonly string[]): Argv {
+  const script = [
+    'd=$1; shift; root=$(realpath -- "$d") || exit 1',
+    `rw=$(docker ps -q | xargs -r docker inspect --format '{{range .Mounts}}{{if and (eq .Type "bind") .RW}}{{println .Source}}{{end}}{{end}}' | while IFS= read -r w; do [ -n "$w" ] && realpath -m -- "$w"; done)`,
+    'out=$(for x in "$@"; do',
+    '  got=$(realpath -m -- "$d/$x")',
+    '  if [ "$got" != "$root/$x" ]; then printf "symlink %s %s\\n" "$x" "$got"; continue; fi',
+    '  printf "%s\\n" "$rw" | while IFS= read -r w; do [ -n "$w" ] && case $got in "$w"/*) printf "writable %s %s\\n" "$x" "$w";; esac; done',
+    "done)",
+    '[ -z "$out" ] && exit 0',
+    `printf "%s\\n" "$out"; exit ${ESCAPE_EXIT}`,
   ];
+  return ["sh", "-c", script.join("\n"), "sh", dir, ...paths];
 }
 
 /** The current release's id on the first line, then its compose file (one round trip); nothing when there is none. */

@@ -27,6 +27,7 @@ import {
   planRollover,
   probePorts,
   releaseConfig,
+  saveEdgeConfig,
   removeContainers,
   scaleBeside,
   serviceContainers,
@@ -157,6 +158,21 @@ export async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): P
       "EDGE_FAILED",
       `the edge refused its new config (it keeps the old one): ${tail(r.stderr, 3)}`,
       `\`docker logs ${EDGE_CONTAINER}\` on the VPS says more`,
+    );
+}
+
+/**
+ * The edge's routes from now on: loaded into it when it runs, else written where it resumes from, so that a route
+ * removed while the edge was stopped does not come back with it.
+ */
+export async function putRoutes(s: SshSession, edge: EdgeView, image: string, routes: readonly EdgeRoute[]) {
+  if (edge.state === "running") return loadRoutes(s, routes);
+  const r = await s.exec(saveEdgeConfig(edge.image || image), { stdin: JSON.stringify(caddyConfig(routes)) });
+  if (r.code !== 0)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the stopped edge's saved routes could not be rewritten: ${tail(r.stderr, 3)}`,
+      `start the edge (\`docker start ${EDGE_CONTAINER}\`) and run again: a running edge takes the change at once`,
     );
 }
 

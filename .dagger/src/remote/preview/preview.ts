@@ -18,17 +18,18 @@ import {
   PREVIEW_MARK_FILE,
   previewDir,
   previewProject,
+  previewsLock,
   previewsToRemove,
   type PreviewInfo,
   type PreviewSettings,
 } from "../../core/preview/preview.js";
 import { layout } from "../../core/server/server-commands.js";
 import { deploy, type DeployRequest, type DeployResult } from "../deploy.js";
-import { loadRoutes, readEdge, withEdgeLock } from "../edge/edge.js";
+import { putRoutes, readEdge, withEdgeLock } from "../edge/edge.js";
 import { Progress, type Log } from "../progress.js";
 import { withLock, withSession } from "../session.js";
 import type { SshSession } from "../ssh.js";
-import type { RemoteTarget } from "../remote-target.js";
+import { DEFAULT_EDGE, type RemoteTarget } from "../remote-target.js";
 import { defaultTracing, inSpan } from "../trace.js";
 
 /** Production's project and folder: previews are named and placed after them. */
@@ -65,12 +66,16 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
     `${by} (removing preview ${pr}, since ${new Date().toISOString()})`,
     async () => {
       // the edge keeps its ports (80/443 stay published: no gap for the others), only the routes go
+      // (a stopped edge's saved routes too: they would come back with it)
       const routes = await withEdgeLock(s, async () => {
-        const edge = await readEdge(s, prod.edge?.image);
+        const image = prod.edge?.image ?? DEFAULT_EDGE.image;
+        const edge = await readEdge(s, image);
         const mine = edge.routes.filter((r) => r.project === project);
-        if (mine.length && edge.state === "running")
-          await loadRoutes(
+        if (mine.length)
+          await putRoutes(
             s,
+            edge,
+            image,
             edge.routes.filter((r) => r.project !== project),
           );
         return mine.length;
@@ -119,29 +124,40 @@ export async function previewDown(
 ): Promise<Removed[]> {
   return inSpan(prod.tracing ?? defaultTracing(), "preview-down", { "vps.project": prod.project }, (t) => {
     const p = new Progress(prod.log, "preview-down", t);
-    return withSession(prod.ssh, p, async (s) => {
-      const live = await readPreviews(s, prod);
-      const now = Date.now();
-      const prs =
-        which.ttlHours !== undefined
-          ? live.filter((x) => now - Date.parse(x.lastDeploy) > which.ttlHours! * 3_600_000).map((x) => x.pr)
-          : which.prs;
-      const out: Removed[] = [];
-      for (const pr of prs) {
-        // a folder without releases (a preview whose first deploy never held the lock) goes all the same
-        const r = await removeOne(s, p, prod, pr, prod.by);
-        prod.log(removedLine(r));
-        out.push(r);
-      }
-      return out;
-    });
+    return withSession(prod.ssh, p, (s) =>
+      withLock(
+        s,
+        previewsLock(prod.dir),
+        p,
+        prod.lockTimeoutSeconds,
+        `${prod.by} (preview-down, since ${new Date().toISOString()})`,
+        async () => {
+          const live = await readPreviews(s, prod);
+          const now = Date.now();
+          const prs =
+            which.ttlHours !== undefined
+              ? live.filter((x) => now - Date.parse(x.lastDeploy) > which.ttlHours! * 3_600_000).map((x) => x.pr)
+              : which.prs;
+          const out: Removed[] = [];
+          for (const pr of prs) {
+            // a folder without releases (a preview whose first deploy never held the lock) goes all the same
+            const r = await removeOne(s, p, prod, pr, prod.by);
+            prod.log(removedLine(r));
+            out.push(r);
+          }
+          return out;
+        },
+      ),
+    );
   });
 }
 
 /**
  * Deploy preview `pr`: previews older than the TTL go, then one over the limit goes (or this one is
- * refused, as set), then the ordinary deploy of the preview's project. `req` is already the preview's
- * (project, folder, release and .env made by core/preview/preview.ts).
+ * refused, as set), then the ordinary deploy of the preview's project — all under the project's previews lock, so
+ * that two pull requests pushed at once are counted one after the other (never one too many), and no preview-down
+ * removes the folder a deploy is about to use. `req` is already the preview's (project, folder, release and .env
+ * made by core/preview/preview.ts).
  */
 export async function deployPreview(
   prod: Production,
@@ -149,51 +165,68 @@ export async function deployPreview(
   settings: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">,
   req: DeployRequest,
 ): Promise<DeployResult & { removed: Removed[] }> {
-  const removed = await inSpan(
-    prod.tracing ?? defaultTracing(),
-    "preview-limits",
-    { "vps.project": prod.project },
-    (t) => {
-      const p = new Progress(req.log, "preview", t);
-      return withSession(prod.ssh, p, async (s) => {
-        // a folder of the name that is not ours is refused untouched, before any other preview is removed for it;
-        // the folder is made (marked) once the limits let it be
-        const mark = async (create: boolean) => {
-          const r = await s.exec(markPreview(previewDir(prod.dir, pr), prod.project, pr, create));
-          if (r.code === NOT_MARKED_EXIT) throw notMarked(previewDir(prod.dir, pr), prod.project, pr);
-          if (r.code !== 0)
-            throw new PipelineError(
-              "REMOTE_COMMAND_FAILED",
-              `making preview #${pr}'s folder failed: ${tail(r.stderr, 3)}`,
-              "check the deploy user may write beside production's folder",
-            );
-        };
-        await mark(false);
-        const live = await readPreviews(s, prod);
-        const go = previewsToRemove(live, pr, settings, new Date());
-        if (go.refused)
-          throw new PipelineError(
-            "PREVIEW_LIMIT",
-            `preview #${pr} not deployed: ${go.refused}`,
-            "close or preview-down a pull request's preview, or raise --preview-limit (--preview-when-full=evict removes the one pushed longest ago)",
-          );
-        const out: Removed[] = [];
-        for (const x of go.expired) {
-          out.push(await removeOne(s, p, prod, x.pr, req.by));
-          req.log(
-            `preview note     #${x.pr} removed: not pushed to since ${x.lastDeploy} (longer than ${settings.ttlHours} h)`,
-          );
-        }
-        for (const x of go.evicted) {
-          out.push(await removeOne(s, p, prod, x.pr, req.by));
-          req.log(
-            `preview note     #${x.pr} removed to make room (the limit is ${settings.limit}; it was pushed to longest ago, ${x.lastDeploy})`,
-          );
-        }
-        await mark(true);
-        return out;
-      });
-    },
-  );
-  return { ...(await deploy(req)), removed };
+  return inSpan(prod.tracing ?? defaultTracing(), "preview", { "vps.project": prod.project }, (t) => {
+    const p = new Progress(req.log, "preview", t);
+    return withSession(prod.ssh, p, (s) =>
+      withLock(
+        s,
+        previewsLock(prod.dir),
+        p,
+        prod.lockTimeoutSeconds,
+        `${req.by} (preview #${pr}, since ${new Date().toISOString()})`,
+        async () => {
+          const removed = await applyLimits(s, p, prod, pr, settings, req);
+          return { ...(await deploy(req)), removed };
+        },
+      ),
+    );
+  });
+}
+
+/**
+ * Under the previews lock: a folder of the name that is not ours is refused untouched, before any other preview is
+ * removed for it; then the expired and evicted ones go, and the folder is made (marked) once the limits let it be.
+ */
+async function applyLimits(
+  s: SshSession,
+  p: Progress,
+  prod: Production,
+  pr: number,
+  settings: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">,
+  req: DeployRequest,
+): Promise<Removed[]> {
+  const mark = async (create: boolean) => {
+    const r = await s.exec(markPreview(previewDir(prod.dir, pr), prod.project, pr, create));
+    if (r.code === NOT_MARKED_EXIT) throw notMarked(previewDir(prod.dir, pr), prod.project, pr);
+    if (r.code !== 0)
+      throw new PipelineError(
+        "REMOTE_COMMAND_FAILED",
+        `making preview #${pr}'s folder failed: ${tail(r.stderr, 3)}`,
+        "check the deploy user may write beside production's folder",
+      );
+  };
+  await mark(false);
+  const live = await readPreviews(s, prod);
+  const go = previewsToRemove(live, pr, settings, new Date());
+  if (go.refused)
+    throw new PipelineError(
+      "PREVIEW_LIMIT",
+      `preview #${pr} not deployed: ${go.refused}`,
+      "close or preview-down a pull request's preview, or raise --preview-limit (--preview-when-full=evict removes the one pushed longest ago)",
+    );
+  const out: Removed[] = [];
+  for (const x of go.expired) {
+    out.push(await removeOne(s, p, prod, x.pr, req.by));
+    req.log(
+      `preview note     #${x.pr} removed: not pushed to since ${x.lastDeploy} (longer than ${settings.ttlHours} h)`,
+    );
+  }
+  for (const x of go.evicted) {
+    out.push(await removeOne(s, p, prod, x.pr, req.by));
+    req.log(
+      `preview note     #${x.pr} removed to make room (the limit is ${settings.limit}; it was pushed to longest ago, ${x.lastDeploy})`,
+    );
+  }
+  await mark(true);
+  return out;
 }
