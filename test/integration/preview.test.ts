@@ -53,7 +53,8 @@ const production = {
   ssh: sshOptions(),
   dir: `production/${PROD}`,
   project: PROD,
-  lockTimeoutSeconds: 30,
+  // a preview waits for the one pushed beside it to deploy (the previews' lock)
+  lockTimeoutSeconds: 180,
   edge: testEdge,
 };
 const CA = "/tmp/vps-testbed/edge-root.crt";
@@ -140,7 +141,7 @@ function leftovers(project: string) {
 }
 const nothing = { containers: "", volumes: "", networks: "", routes: 0, folder: "" };
 const OTHER = "pvx";
-const PROJECTS = [PROD, OTHER, ...[1, 2, 3, 4, 5, 6, 7].map((n) => previewProject(PROD, n))];
+const PROJECTS = [PROD, OTHER, ...[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((n) => previewProject(PROD, n))];
 const removedImages: string[] = [];
 
 beforeAll(() => {
@@ -324,5 +325,113 @@ describe("previews beside production", () => {
     expect((await webStatus(18317)).body).toContain("Version v1.");
     await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [7] });
     freshProject(twin);
+  });
+
+  it("two previews pushed at once at the limit: never one too many (one refused, or the oldest evicted once each); production serves throughout", async () => {
+    const onProd = steadyLoad(`http://${bed.vps.hostIp}:${PORT}/`, 20);
+    await deployPr(8, "v1");
+    // one slot left: two pull requests pushed at the same moment are counted one after the other
+    const refusing = await Promise.allSettled([
+      deployPr(9, "v1", { whenFull: "refuse" }),
+      deployPr(10, "v1", { whenFull: "refuse" }),
+    ]);
+    const landed = refusing.flatMap((r, i) => (r.status === "fulfilled" ? [9 + i] : []));
+    expect(landed).toHaveLength(1);
+    expect(refusing.find((r) => r.status === "rejected")).toMatchObject({ reason: { code: "PREVIEW_LIMIT" } });
+    const refused = landed[0] === 9 ? 10 : 9;
+    expect(leftovers(previewProject(PROD, refused))).toEqual(nothing);
+    expect((await status(production)).previews?.map((p) => p.pr)).toEqual([8, landed[0]]);
+    // evicting: both land, each evicts one, and two are live after
+    const evicting = await Promise.all([deployPr(11, "v1"), deployPr(12, "v1")]);
+    expect(evicting.flatMap((d) => d.removed.map((r) => r.pr)).sort()).toEqual([8, landed[0]!].sort());
+    expect((await status(production)).previews?.map((p) => p.pr)).toEqual([11, 12]);
+    const prod = await onProd.stop();
+    expect([prod.failed, prod.errors]).toEqual([0, []]);
+    expect(await servedAt(host(11), "v1")).toContain("Version v1.");
+    expect(await servedAt(host(12), "v1")).toContain("Version v1.");
+  });
+
+  it("preview-down while the edge is stopped: the preview's routes do not come back when the edge starts", async () => {
+    sh(`docker stop ${EDGE_CONTAINER} >/dev/null`);
+    const gone = await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [11] });
+    expect(gone.map((r) => [r.pr, r.routes])).toEqual([[11, 1]]);
+    sh(`docker start ${EDGE_CONTAINER} >/dev/null`);
+    let routes = edgeRoutes();
+    for (let i = 0; i < 40 && routes.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      routes = edgeRoutes();
+    }
+    expect(routes.filter((r) => r.project === previewProject(PROD, 11))).toEqual([]);
+    expect(routes.filter((r) => r.project === previewProject(PROD, 12)).map((r) => r.host)).toEqual([host(12)]);
+    expect(leftovers(previewProject(PROD, 11))).toEqual(nothing);
+    expect(await servedAt(host(12), "v1")).toContain("Version v1.");
+    let prod = await webStatus(PORT);
+    for (let i = 0; i < 40 && prod.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      prod = await webStatus(PORT);
+    }
+    expect(prod.body).toContain("Version v1.");
+    await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [12] });
+  });
+
+  it("from inside a preview's container: no Docker socket, nothing of production's .env, no way into its folder; a symlink it leaves is refused before the next release starts", async () => {
+    const prodEnv = `${HOME}/production/${PROD}/.env`;
+    const token = `prod-only-${Math.random().toString(36).slice(2)}`;
+    sh(`cp ${prodEnv} /tmp/pv-env.keep && echo PROD_ONLY_TOKEN=${token} >> ${prodEnv}`);
+    // production's files but the previews' lock (whose holder line each preview deploy rewrites)
+    const prodFiles = () =>
+      sh(`cd ${HOME}/production/${PROD} && find . -type f ! -name '.previews.lock*' | sort | xargs sha256sum`);
+    const before = prodFiles();
+    const onProd = steadyLoad(`http://${bed.vps.hostIp}:${PORT}/`, 20);
+    try {
+      // the api writes ./data (a bind of its folder: allowed)
+      const withData = releaseCompose("v1", "v1", (t) =>
+        t.replace(
+          "    init: true            # busybox",
+          "    volumes: ['./data:/data']\n    init: true            # busybox",
+        ),
+      );
+      await deployPreview(production, 13, settings, previewRequest(13, "v1", withData));
+      const api = sh(
+        `docker ps -q --filter label=com.docker.compose.project=${previewProject(PROD, 13)} --filter label=com.docker.compose.service=api | head -n 1`,
+      ).trim();
+      const inside = (script: string) => sh(`docker exec ${api} sh -c '${script}' 2>&1 || true`);
+      expect(inside("find / -name docker.sock 2>/dev/null; ls /var/run /run 2>/dev/null | grep -c docker")).toBe("0\n");
+      // every file it can read: none holds production's .env
+      expect(
+        inside(
+          `find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f -print 2>/dev/null | xargs grep -l PROD_ONLY_TOKEN 2>/dev/null | wc -l`,
+        ).trim(),
+      ).toBe("0");
+      // what it can write: its own folder; a link to production's folder leads nowhere in the container…
+      expect(inside(`ln -s ${HOME}/production/${PROD} /data/prod && echo x > /data/prod/.env; echo done`)).toMatch(
+        /can.t create|No such file|nonexistent/,
+      );
+      // …and the next release that binds through it (./data now read-only) is refused on the server before it starts
+      const through = releaseCompose("v1", "v1", (t) =>
+        t.replace(
+          "    init: true            # busybox",
+          "    volumes: ['./data:/data:ro', './data/prod/.env:/prod.env:ro', './data/conf:/etc/conf:ro']\n    init: true            # busybox",
+        ),
+      );
+      const err = await deployPreview(production, 13, settings, previewRequest(13, "v1", through)).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: "PREVIEW_ESCAPE" });
+      expect((err as Error).message).toContain(`./data/prod/.env leads to ${HOME}/production/${PROD}/.env`);
+      expect((err as Error).message).toContain(
+        `./data/conf lies inside ${HOME}/production/${previewProject(PROD, 13)}/data, which a running container may write`,
+      );
+      expect(sh(`docker exec ${api} cat /proc/1/cmdline >/dev/null && echo running`).trim()).toBe("running");
+      expect(await servedAt(host(13), "v1")).toContain("Version v1.");
+      // preview-down takes what its container wrote (root's files) with the folder
+      await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [13] });
+      expect(leftovers(previewProject(PROD, 13))).toEqual(nothing);
+    } finally {
+      const prod = await onProd.stop();
+      expect([prod.failed, prod.errors]).toEqual([0, []]);
+      expect(prodFiles()).toBe(before);
+      sh(`cp /tmp/pv-env.keep ${prodEnv} && rm -f /tmp/pv-env.keep`);
+    }
   });
 });

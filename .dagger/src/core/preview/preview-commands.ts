@@ -113,9 +113,15 @@ export function removePreview(project: string, dir: string, family: string, pr: 
     'for c in $(docker ps -aq --filter "$f" --filter "$m"); do docker rm -fv "$c" >/dev/null && echo "removed container $c"; done',
     'for x in $(docker network ls -q --filter "$f" --filter "$m"); do docker network rm "$x" >/dev/null && echo "removed network $x"; done',
     'for v in $(docker volume ls -q --filter "$f" --filter "$m"); do docker volume rm "$v" >/dev/null && echo "removed volume $v"; done',
-    // the images of its releases, as compose files name them (`image: repo@sha256:…`)
+    // what its containers wrote in binds of its folder is theirs (root's, postgres's…): handed back to the deploy user
+    // by a throwaway container of one of its own images before they go; until then nothing of the folder goes
     String.raw`images() { for x in "$@"; do [ -f "$x" ] && sed -n 's/^ *image: *["]*\([^"]*\)["]*$/\1/p' "$x"; done; }`,
     'mine=$(images "$d"/.releases/*/docker-compose.yml | sort -u)',
+    'if [ -n "$(find "$d" ! -user "$(id -u)" -print 2>/dev/null | head -n 1)" ]; then',
+    '  ok=; a=$(cd "$d" && pwd -P); for i in $mine; do docker run --rm --network none --user 0:0 --volume "$a:/p" --entrypoint chown "$i" -Rh "$(id -u):$(id -g)" /p > /dev/null 2>&1 && ok=1 && break; done',
+    '  [ -n "$ok" ] || { echo "files its containers wrote in $d are not the deploy user\'s, and none of its images could hand them back (no chown in them)" >&2; exit 1; }',
+    "fi",
+    // the images of its releases, as compose files name them (`image: repo@sha256:…`): $mine above
     // every other release on the VPS: the family's folders, and the folder of every compose project that has a
     // container (its working_dir label): a project deploying the same digests has uploaded its release before it pulls
     String.raw`dirs=$(docker ps -a --format '{{.Label "com.docker.compose.project.working_dir"}}' | sort -u)`,
