@@ -130,6 +130,24 @@ describe("the preview's sandbox: an allow-list on the resolved release", () => {
     expect(judge(file(svc, top)).join("\n")).toMatch(field);
   });
 
+  // every leak again with each of its values behind a variable the preview's .env sets to it (JSON is YAML)
+  it.each(LEAKS)("refuses %s behind variables", (_what, svc, top, field) => {
+    const env: Record<string, string> = {};
+    const hide = (v: unknown): unknown => {
+      if (typeof v === "string") {
+        const name = `V${Object.keys(env).length}`;
+        env[name] = v;
+        return `\${${name}}`;
+      }
+      if (Array.isArray(v)) return v.map(hide);
+      if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x)]));
+      return v;
+    };
+    const hidden = JSON.stringify(hide(composeData(file(svc, top))));
+    expect(hidden).toContain("${V");
+    expect(judge(hidden, env).join("\n")).toMatch(field);
+  });
+
   // the same leaks behind a variable: the preview's .env sets it to the bad value, or the server would pick it
   const variable: [string, string, Record<string, string>, RegExp][] = [
     [

@@ -204,11 +204,12 @@ const readOnlyShort = (entry: string, end: number) => {
 
 function volumeEntry(c: Ctx, entry: unknown, where: string): void {
   if (typeof entry === "string") {
-    const raw = entry;
+    // compose substitutes the whole entry, then reads `source:target:mode` from it
+    const raw = resolved(c, entry, where);
+    if (raw === undefined) return;
     const end = sourceEnd(raw);
     if (end === raw.length) return; // an anonymous volume: `/data`
-    const source = resolved(c, raw.slice(0, end), where);
-    if (source === undefined) return;
+    const source = raw.slice(0, end);
     if (source === "") return void c.problems.push(`${where}: \`${raw}\` has an empty source`);
     if (/^[./~]/.test(source) || /^[a-zA-Z]:[\\/]/.test(source))
       insideFolder(c, source, where, { writable: !readOnlyShort(raw, end) });
@@ -219,11 +220,14 @@ function volumeEntry(c: Ctx, entry: unknown, where: string): void {
     return;
   }
   if (!isObject(entry)) return void c.problems.push(`${where}: must be a string or a map`);
-  const type = String(entry.type ?? "volume");
+  const type = resolved(c, entry.type ?? "volume", `${where}.type`);
+  if (type === undefined) return;
   if (type === "tmpfs") return;
   if (type === "bind") {
     const source = resolved(c, entry.source ?? "", `${where}.source`);
-    if (source !== undefined) insideFolder(c, source, `${where}.source`, { writable: entry.read_only !== true });
+    const readOnly =
+      entry.read_only === true || /^(true|1)$/i.test(resolved(c, entry.read_only ?? "", `${where}.read_only`) ?? "");
+    if (source !== undefined) insideFolder(c, source, `${where}.source`, { writable: !readOnly });
     return;
   }
   if (type === "volume") {
@@ -250,7 +254,9 @@ function filePaths(c: Ctx, v: unknown, where: string): void {
   });
 }
 
-function ownService(c: Ctx, ref: string, where: string, what: string): void {
+function ownService(c: Ctx, raw: unknown, where: string, what: string): void {
+  const ref = resolved(c, raw, where);
+  if (ref === undefined) return;
   const name = ref.replace(/^service:/, "").split(":")[0]!;
   if (ref.startsWith("container:") || !c.services.has(name))
     c.problems.push(`${where}: \`${ref}\` is not a service of the preview; ${what}`);
@@ -307,19 +313,20 @@ function service(c: Ctx, name: string, svc: Record<string, unknown>): void {
       }
       case "links":
         (Array.isArray(value) ? value : []).forEach((l, i) =>
-          ownService(c, String(l), `${at}[${i}]`, "link only the preview's services"),
+          ownService(c, l, `${at}[${i}]`, "link only the preview's services"),
         );
         break;
       case "volumes_from":
         (Array.isArray(value) ? value : []).forEach((v, i) =>
-          ownService(c, String(v), `${at}[${i}]`, "take volumes only from the preview's services"),
+          ownService(c, v, `${at}[${i}]`, "take volumes only from the preview's services"),
         );
         break;
       case "security_opt":
-        (Array.isArray(value) ? value : [value]).forEach((o, i) => {
-          if (!/^no-new-privileges([:=]true)?$/.test(String(o)))
+        (Array.isArray(value) ? value : [value]).forEach((raw, i) => {
+          const o = resolved(c, raw, `${at}[${i}]`);
+          if (o !== undefined && !/^no-new-privileges([:=]true)?$/.test(o))
             c.problems.push(
-              `${at}[${i}]: \`${String(o)}\` loosens the container's confinement; only \`no-new-privileges\` is allowed`,
+              `${at}[${i}]: \`${o}\` loosens the container's confinement; only \`no-new-privileges\` is allowed`,
             );
         });
         break;
