@@ -32,7 +32,7 @@ const quiet = () => {};
 function request(pr: number, version: "v1" | "v2") {
   const p = previewRelease(releaseCompose(version), pr, { ...settings, project: PROD });
   const env = previewEnv("GOLD_API_KEY=bench\n", { VPS_PREVIEW_PR: String(pr), VPS_PREVIEW_URL: p.url!, VPS_PREVIEW_HOST: new URL(p.url!).host });
-  return deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env, log: quiet, by: "bench" });
+  return { ...deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env, log: quiet, by: "bench" }), confined: p.hostPaths };
 }
 
 /** Poll until `curl` gets the page of `version` (HTTPS by hostname, or a plain port). */

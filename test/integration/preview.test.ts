@@ -67,7 +67,10 @@ function previewRequest(pr: number, version: "v1" | "v2", compose = releaseCompo
     VPS_PREVIEW_URL: p.url!,
     VPS_PREVIEW_HOST: new URL(p.url!).host,
   });
-  return deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env });
+  return {
+    ...deployRequest(previewProject(PROD, pr), 0, { dir: previewDir(production.dir, pr), compose: p.compose, env }),
+    confined: p.hostPaths,
+  };
 }
 const deployPr = (pr: number, version: "v1" | "v2", s: Partial<PreviewSettings> = {}) =>
   deployPreview(production, pr, { ...settings, ...s }, previewRequest(pr, version));

@@ -148,12 +148,15 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
           VPS_PREVIEW_URL: p.url!,
           VPS_PREVIEW_HOST: name,
         });
-        return deployRequest("defaults-pv-pr-9", 0, {
-          dir: previewDir(prod.dir, 9),
-          compose: p.compose,
-          env,
-          healthTimeoutSeconds: DEFAULTS.healthTimeout,
-        });
+        return {
+          ...deployRequest("defaults-pv-pr-9", 0, {
+            dir: previewDir(prod.dir, 9),
+            compose: p.compose,
+            env,
+            healthTimeoutSeconds: DEFAULTS.healthTimeout,
+          }),
+          confined: p.hostPaths,
+        };
       };
       await deployPreview(prod, 9, settings, req("v1"));
       const r = await deployPreview(prod, 9, settings, req("v2"));

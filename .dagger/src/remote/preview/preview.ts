@@ -163,7 +163,8 @@ export async function deployPreview(
   prod: Production,
   pr: number,
   settings: Pick<PreviewSettings, "limit" | "whenFull" | "ttlHours">,
-  req: DeployRequest,
+  // a preview's host paths are always checked on the server (PreviewRelease.hostPaths)
+  req: DeployRequest & { confined: string[] },
 ): Promise<DeployResult & { removed: Removed[] }> {
   return inSpan(prod.tracing ?? defaultTracing(), "preview", { "vps.project": prod.project }, (t) => {
     const p = new Progress(req.log, "preview", t);
