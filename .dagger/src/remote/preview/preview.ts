@@ -108,7 +108,7 @@ function notMarked(dir: string, project: string, pr: number): PipelineError {
   return new PipelineError(
     "PREVIEW_NOT_OURS",
     `${dir} is not marked as preview #${pr} of ${project} (no ${PREVIEW_MARK_FILE} naming it): it was left as it is, with everything it runs`,
-    "a project or folder named like a preview is not one; a preview made before previews were marked is removed by hand (`docker compose -p <project>-pr-<n> down -v`, then its folder)",
+    `a project or folder named like a preview is not one; if it is a preview made before previews were marked, remove it by hand on the VPS once you have checked it is (\`docker compose -p ${previewProject(project, pr)} down -v && sudo rm -rf ${dir}\`), and the next push makes it again, marked`,
   );
 }
 
