@@ -38,7 +38,19 @@ const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
 auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody]);
 
-const PROJECTS = ["data-phys", "data-keep", "data-two", "data-dump", "data-fail", "data-off", "data-new", "data-check"];
+const PROJECTS = [
+  "data-phys",
+  "data-keep",
+  "data-two",
+  "data-dump",
+  "data-fail",
+  "data-off",
+  "data-new",
+  "data-check",
+  "data-safe",
+  "data-pair",
+  "data-drop",
+];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
@@ -249,6 +261,111 @@ describe("logical dumps, backup and restore", () => {
         .slice(-3)
         .map((h) => h.code),
     ).toEqual(["BACKUP_FAILED", "BACKUP_PASSWORD", "BACKUP_NO_SPACE"]);
+  });
+});
+
+describe("restores that cannot empty a database", () => {
+  const repo = (project: string) => `/home/deploy/production/${project}/.backups/restic`;
+  const running = (container: string) =>
+    sh(`docker inspect --format '{{.State.Running}}' ${container} 2>/dev/null || echo gone`).trim();
+  /** What a volume holds at its root, as the service sees it. */
+  const volumeRoot = (volume: string) =>
+    sh(`docker run --rm --network none -v ${volume}:/v --entrypoint ls ${backupOptions.image} -a /v`).split("\n");
+
+  it("a snapshot the repository lost, or a repository broken mid-way: refused before the service stops, its data as it was", async () => {
+    freshProject("data-safe");
+    await deploy(request("data-safe", dataStack("v1", PHYSICAL)));
+    const [a] = await backup({ ...target("data-safe") });
+    sh(`docker exec data-safe-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 1)"`);
+    expect(prices("data-safe")).toBe("2|0");
+    // what retention forgot: gone from the repository, still in the records
+    sh(`rm ${repo("data-safe")}/snapshots/${a!.id}`);
+    const lost = await restoreSnapshot({ ...target("data-safe"), snapshot: a!.id.slice(0, 8) }).catch(
+      (e: unknown) => e,
+    );
+    expect(lost).toMatchObject({ code: "RESTORE_FAILED" });
+    expect((lost as Error).message).toMatch(
+      /cannot be read from the repository.*every service holds the data it held, and runs/s,
+    );
+    expect([prices("data-safe"), running("data-safe-db-1")]).toEqual(["2|0", "true"]);
+    // the snapshot reads, its data does not: restic fails half-way through, into the stage only
+    const [b] = await backup({ ...target("data-safe") });
+    sh(`rm -f ${repo("data-safe")}/data/*/*`);
+    const broken = await restoreSnapshot({ ...target("data-safe"), snapshot: b!.id.slice(0, 8) }).catch(
+      (e: unknown) => e,
+    );
+    expect(broken).toMatchObject({ code: "RESTORE_FAILED" });
+    expect([prices("data-safe"), running("data-safe-db-1")]).toEqual(["2|0", "true"]);
+    expect(volumeRoot("data-safe_dbdata")).not.toContain(".vps-pipeline-restore");
+    expect(volumeRoot("data-safe_dbdata")).toContain("PG_VERSION");
+  });
+
+  it("rollback --restore-data of two services where the second's snapshot is gone: both on the data they had, running", async () => {
+    freshProject("data-pair");
+    const files = (t: string) =>
+      t.replace(
+        "volumes:\n  dbdata: {}",
+        `  files:
+    image: ${bed.registry.prefix}/api@${bed.images["api:v1"]}
+    command: ["sh", "-c", "exec sleep 100000"]
+    init: true
+    volumes: ["files:/files"]
+    x-vps-pipeline:
+      data: { volumes: [files] }
+volumes:
+  dbdata: {}
+  files: {}`,
+      );
+    const r1 = await deploy(request("data-pair", files(dataStack("v1", PHYSICAL))));
+    sh("docker exec data-pair-files-1 sh -c 'echo one > /files/a'");
+    await deploy(request("data-pair", files(dataStack("v2", PHYSICAL))));
+    sh("docker exec data-pair-files-1 sh -c 'echo two > /files/a'");
+    expect(prices("data-pair")).toBe("2|1");
+    const snaps = (await status(target("data-pair"))).snapshots ?? [];
+    const ofFiles = snaps.find((x) => x.service === "files" && x.release === r1.release)!;
+    sh(`rm ${repo("data-pair")}/snapshots/${ofFiles.id}`);
+    const err = await rollback({ ...target("data-pair"), to: r1.release, restoreData: true }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "RESTORE_FAILED" });
+    expect(prices("data-pair")).toBe("2|1");
+    expect(sh("docker exec data-pair-files-1 cat /files/a").trim()).toBe("two");
+    expect([running("data-pair-db-1"), running("data-pair-files-1")]).toEqual(["true", "true"]);
+  });
+
+  it("the SSH connection dropped while the data is swapped in: the service runs again afterwards, on the restored data", async () => {
+    freshProject("data-drop");
+    await deploy(request("data-drop", dataStack("v1", PHYSICAL)));
+    const [a] = await backup({ ...target("data-drop") });
+    sh(`docker exec data-drop-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 1)"`);
+    const restoring = restoreSnapshot({ ...target("data-drop"), snapshot: a!.id.slice(0, 8) }).catch((e: unknown) => e);
+    // the swap's script on the server: once it has stopped the service, its SSH session (sshd's process) is killed
+    let killed = "";
+    for (let i = 0; i < 600 && !killed; i++) {
+      const pid = sh("pgrep -o -f 'swap_in=' || true").trim();
+      if (pid && running("data-drop-db-1") === "false") {
+        // up from the script to the sshd process serving its session (a login shell may sit between)
+        let session = sh(`ps -o ppid= -p ${pid}`).trim();
+        while (!/^sshd/.test(sh(`ps -o comm= -p ${session}`).trim()) && Number(session) > 1)
+          session = sh(`ps -o ppid= -p ${session}`).trim();
+        killed = sh(`ps -o comm= -p ${session}`).trim();
+        sh(`kill -KILL ${session}`);
+      } else await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(killed).toMatch(/^sshd/);
+    expect(await restoring).toBeInstanceOf(Error);
+    let state = running("data-drop-db-1");
+    for (let i = 0; i < 120 && state !== "true"; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      state = running("data-drop-db-1");
+    }
+    expect(state).toBe("true");
+    let rows = "";
+    for (let i = 0; i < 60 && rows !== "1|0"; i++) {
+      rows = sh(
+        `docker exec data-drop-db-1 psql -U postgres -d gold -tAc "select count(*) || '|0' from prices" 2>/dev/null || true`,
+      ).trim();
+      if (rows !== "1|0") await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(rows).toBe("1|0");
   });
 });
 

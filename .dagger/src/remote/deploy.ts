@@ -24,7 +24,7 @@ import { pruneShippedFiles, uploadShippedFiles } from "./files.js";
 import { restore } from "./rollback.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
-import { capture, keepSnapshots, keptLine, restoreSnapshots } from "./data/data.js";
+import { capture, dropReplaced, keepSnapshots, keptLine, restoreSnapshots, type Restored } from "./data/data.js";
 import type { DeployResult, RegistryLogin } from "./remote-target.js";
 import type { ShippedFile } from "../core/release/release-files.js";
 
@@ -355,19 +355,31 @@ async function recoverOrFail(
     );
   }
   const { backup } = c;
-  const restored =
-    putBack.length && backup
-      ? await c
-          .step(
-            "restore-data",
-            () => restoreSnapshots(c.s, c.l, c.project, backup, specs, putBack, r.id, false),
-            (x) => `${x.join(", ")} restored`,
-          )
-          .catch((e: unknown) => {
-            c.note(`putting the data back failed: ${outcomeOf(e, "restoring data").message}`);
-            return [] as string[];
-          })
-      : [];
+  // the data first: a restore that fails stops the rollback here, the data as it is (the previous release is not
+  // started on data it did not write)
+  let restored: Restored | undefined;
+  if (putBack.length && backup)
+    try {
+      restored = await c.step(
+        "restore-data",
+        () => restoreSnapshots(c.s, c.l, c.project, backup, specs, putBack, r.id, false),
+        (x) => `${x.done.join(", ")} restored`,
+      );
+    } catch (e) {
+      const err = outcomeOf(e, "restoring data");
+      const ids = putBack.map(describeSnapshot).join(", ");
+      await keepAfter(c, taken);
+      return failed(
+        c,
+        base,
+        `${why}; putting back ${ids} failed`,
+        new PipelineError(
+          "RESTORE_FAILED",
+          `release ${r.id} failed (${why}), and putting its data back from ${ids} failed: ${err.message.split("\n")[0]}; the rollback stopped there: ${previous.id} was not started on data it did not write`,
+          `fix the cause, then \`restore --snapshot=${putBack.map((x) => x.id.slice(0, 12)).join(" / ")}\` and \`rollback --to=${previous.id}\``,
+        ),
+      );
+    }
   const back = await c
     .step(
       "rollback",
@@ -383,10 +395,12 @@ async function recoverOrFail(
       const err = outcomeOf(e, "rolling back");
       return { ok: false, reasons: [err.message.split("\n")[0] ?? err.code] };
     });
+  // what the restore replaced goes once the previous release is healthy on the restored data
+  if (back.ok && restored && backup) await dropReplaced(c.s, c.l, c.project, backup, restored).catch(() => undefined);
   const kept = await keepAfter(c, taken);
   if (kept.length) base = { ...base, snapshots: kept.map(describeSnapshot) };
   // as the history names them: the ids the retention made whole
-  if (restored.length)
+  if (restored?.done.length)
     base = {
       ...base,
       restored: kept.filter((x) => putBack.some((y) => y.service === x.service)).map(describeSnapshot),

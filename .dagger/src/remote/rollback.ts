@@ -11,7 +11,7 @@ import { loginForRelease } from "../core/registry/images.js";
 import { snapshotsFor } from "../core/data/data.js";
 import { rollbackRecord } from "../core/release/release.js";
 import { keptRelease, operation, targetFor, type OperationRequest } from "./flow.js";
-import { readSnapshots, restoreSnapshots } from "./data/data.js";
+import { dropReplaced, readSnapshots, restoreSnapshots, type Restored } from "./data/data.js";
 import { chooseRollbackTarget, record, requireDeployed } from "./releases.js";
 import { withLock } from "./session.js";
 import type { Context, Release, Target } from "./targets/target.js";
@@ -61,7 +61,8 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
             (line) => line,
             { "release.id": target },
           );
-        const restored = current ? await dataOfRelease(c, r, current, req.restoreData === true) : [];
+        const data = current ? await dataOfRelease(c, r, current, req.restoreData === true) : undefined;
+        const restored = data?.done ?? [];
         const rerun = r.shape.jobs.filter((j) => j.onRollback);
         await t.prepare(c, r, rerun);
         if (rerun.length > 0)
@@ -80,12 +81,16 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
           (h) => (h.ok ? `${target}: ${t.words.healthy}` : h.reasons.join("; ")),
           { "release.id": target },
         );
+        // the data the restore replaced goes once the release is healthy on what it holds now
+        if (health.ok && data && c.backup) await dropReplaced(c.s, c.l, c.project, c.backup, data);
         const err = health.ok
           ? undefined
           : new PipelineError(
               "ROLLBACK_FAILED",
               `release ${target} ${t.words.notUp}: ${health.reasons.join("; ")}`,
-              t.words.rollbackFailedHint,
+              data?.replaced.length
+                ? `${t.words.rollbackFailedHint}; what the data volumes held before the restore is kept in each at .vps-pipeline-replaced/`
+                : t.words.rollbackFailedHint,
             );
         const line = rollbackRecord({
           target,
@@ -115,7 +120,12 @@ export async function rollback(req: RollbackRequest): Promise<DeployResult> {
  * snapshots taken while it was current, every data service stopped meanwhile;
  * or, without the flag, a plain note when the data has moved on since.
  */
-async function dataOfRelease(c: Context, r: Release, current: string, restoreData: boolean): Promise<string[]> {
+async function dataOfRelease(
+  c: Context,
+  r: Release,
+  current: string,
+  restoreData: boolean,
+): Promise<Restored | undefined> {
   const services = r.shape.data.map((d) => d.service);
   if (services.length === 0) {
     if (restoreData)
@@ -124,7 +134,7 @@ async function dataOfRelease(c: Context, r: Release, current: string, restoreDat
         `restoreData: release ${r.id} declares no data (\`x-vps-pipeline.data\`)`,
         "roll back without --restore-data",
       );
-    return [];
+    return undefined;
   }
   const snaps = snapshotsFor(await readSnapshots(c.s, c.l), r.id, services);
   if (!restoreData) {
@@ -132,7 +142,7 @@ async function dataOfRelease(c: Context, r: Release, current: string, restoreDat
       c.note(
         `the data has moved on since ${r.id}: it was captured (${snaps.map((x) => `${x.service} ${x.id.slice(0, 12)}`).join(", ")}) before later releases' jobs ran; this rollback returns the code only (\`rollback --restore-data\` returns the data too)`,
       );
-    return [];
+    return undefined;
   }
   const { backup } = c;
   if (!backup)
@@ -151,7 +161,7 @@ async function dataOfRelease(c: Context, r: Release, current: string, restoreDat
   return c.step(
     "restore-data",
     () => restoreSnapshots(c.s, c.l, c.project, backup, r.shape.data, snaps, current, false),
-    (x) => `${x.join(", ")} restored (as while ${r.id} was current)`,
+    (x) => `${x.done.join(", ")} restored (as while ${r.id} was current)`,
   );
 }
 

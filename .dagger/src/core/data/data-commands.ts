@@ -8,7 +8,7 @@
  */
 import { SCRATCH_LABEL } from "./backup-check.js";
 import { releaseDir, type Layout } from "../server/server-commands.js";
-import { type Argv } from "../shell.js";
+import { shellQuote, type Argv } from "../shell.js";
 
 export const backupRepo = (l: Layout): string => `${l.dir}/.backups/restic`;
 export const snapshotRecords = (l: Layout): string => `${l.releases}/snapshots.jsonl`;
@@ -21,7 +21,15 @@ export const DATA_EXIT = {
   restoreFailed: 63,
   noPassword: 64,
   noRepository: 65,
+  noSnapshot: 66,
 } as const;
+
+/**
+ * A physical restore stages a volume's data inside the volume (renames within it are instant and cannot half
+ * happen), then swaps it in; what it replaced is kept beside until the service is healthy on the restored data.
+ */
+export const RESTORE_STAGE = ".vps-pipeline-restore";
+export const RESTORE_REPLACED = ".vps-pipeline-replaced";
 
 /** The preamble: the password, the positional values, compose for the release, restic in its container. */
 const PREAMBLE = [
@@ -255,40 +263,146 @@ export function prepareDataServices(
   ];
 }
 
+/** Every snapshot of `ids` is in the repository and can be read, or DATA_EXIT.noSnapshot naming it. Touches nothing. */
+export function snapshotsReadable(l: Layout, image: string, project: string, ids: readonly string[]): Argv {
+  return [
+    "sh",
+    "-c",
+    script(
+      [
+        'for id in "$@"; do',
+        `  rr -- cat snapshot "$id" > /dev/null 2> "$err" || { wrong; echo "snapshot $id cannot be read from the repository: $(tail -2 "$err")" >&2; exit ${DATA_EXIT.noSnapshot}; }`,
+        "done",
+      ],
+      "need",
+    ),
+    "sh",
+    ...positional(l, image, project, "none", "none", []),
+    ...ids,
+  ];
+}
+
+/** In a throwaway container with the volume at /v: the staged data in place of what it held (which is kept aside). */
+const SWAP_IN = [
+  `cd /v && s=${RESTORE_STAGE}/data/$1 && [ -d "$s" ] || exit 3`,
+  `rm -rf ${RESTORE_REPLACED} && mkdir ${RESTORE_REPLACED} || exit 1`,
+  // the replaced folder carries the volume root's owner and mode, for a swap back
+  `chown "$(stat -c %u:%g .)" ${RESTORE_REPLACED} && chmod "$(stat -c %a .)" ${RESTORE_REPLACED} || exit 1`,
+  `for e in * .[!.]* ..?*; do case $e in ${RESTORE_STAGE}|${RESTORE_REPLACED}) continue;; esac; [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" ${RESTORE_REPLACED}/ || exit 1; done`,
+  'for e in "$s"/* "$s"/.[!.]* "$s"/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" . || exit 1; done',
+  `chown "$(stat -c %u:%g "$s")" . && chmod "$(stat -c %a "$s")" . && rm -rf ${RESTORE_STAGE}`,
+].join("\n");
+
+/** The other way, after a later volume failed: what the volume held before, back in place. */
+const SWAP_BACK = [
+  `cd /v && [ -d ${RESTORE_REPLACED} ] || exit 0`,
+  `for e in * .[!.]* ..?*; do case $e in ${RESTORE_REPLACED}) continue;; esac; [ -e "$e" ] || [ -L "$e" ] || continue; rm -rf "$e" || exit 1; done`,
+  `for e in ${RESTORE_REPLACED}/* ${RESTORE_REPLACED}/.[!.]* ${RESTORE_REPLACED}/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" . || exit 1; done`,
+  `chown "$(stat -c %u:%g ${RESTORE_REPLACED})" . && chmod "$(stat -c %a ${RESTORE_REPLACED})" . && rmdir ${RESTORE_REPLACED}`,
+].join("\n");
+
+/** `inv <volume> <script> [args]`: a script in a throwaway container of restic's image with the volume at /v. */
+const IN_VOLUME =
+  'inv() { v=$1; c=$2; shift 2; docker run --rm --network none -v "$v:/v" --entrypoint sh "$img" -c "$c" sh "$@"; }';
+
 /**
- * Physical restore: the service stopped, each volume (`volume=name`: the volume, and the one the
- * snapshot was taken of) emptied and filled from snapshot `id`; started again when `start` (a
- * rollback's switch starts it itself, with the release it returns to).
+ * Physical restore, step one, with the service running: snapshot `id` read into each volume's stage (`volume=name`:
+ * the volume, and the one the snapshot was taken of), room for it checked first. Nothing the service uses changes;
+ * a failure leaves no stage behind.
  */
-export function restorePhysical(
+export function stagePhysical(
+  l: Layout,
+  image: string,
+  project: string,
+  service: string,
+  id: string,
+  volumes: readonly string[],
+): Argv {
+  return [
+    "sh",
+    "-c",
+    script(
+      [
+        "id=$1; shift",
+        IN_VOLUME,
+        `drop() { for v in "$@"; do inv "\${v%%=*}" 'rm -rf /v/${RESTORE_STAGE}'; done; }`,
+        // the restored copy sits beside the data it replaces until the service is healthy on it
+        String.raw`need=$(rr -- stats --json --mode restore-size "$id" 2> /dev/null | sed -n 's/.*"total_size":\([0-9]*\).*/\1/p')`,
+        `root=$(docker info --format '{{.DockerRootDir}}' 2> /dev/null); free=$(df -Pk "\${root:-/}" | awk 'NR == 2 { print $4 }')`,
+        `[ -n "$need" ] && [ -n "$free" ] && [ "$free" -lt $((need / 1024 + 65536)) ] && { echo "the snapshot holds $((need / 1048576)) MiB, the disk of the volumes has $((free / 1024)) MiB free (the data it replaces stays until the service is healthy)" >&2; exit ${DATA_EXIT.noSpace}; }`,
+        'drop "$@"',
+        'for v in "$@"; do',
+        `  rr -v "\${v%%=*}:/v" -- restore "$id" --target /v/${RESTORE_STAGE} --include "/data/\${v#*=}" > /dev/null 2> "$err" || { wrong; cat "$err" >&2; drop "$@"; exit ${DATA_EXIT.restoreFailed}; }`,
+        `  inv "\${v%%=*}" '[ -d "/v/${RESTORE_STAGE}/data/$1" ]' "\${v#*=}" || { echo "snapshot $id holds nothing of volume \${v#*=}" >&2; drop "$@"; exit ${DATA_EXIT.restoreFailed}; }`,
+        "done",
+      ],
+      "need",
+    ),
+    "sh",
+    ...positional(l, image, project, "none", service, []),
+    id,
+    ...volumes,
+  ];
+}
+
+/**
+ * Physical restore, step two, all services at once: they stop, every volume's stage takes the place of its data
+ * (kept aside), and they start again (`start`; else a rollback's switch starts them with the release it returns
+ * to). If any volume fails, the ones already swapped are swapped back. Whatever happens otherwise (a failure, the
+ * SSH connection gone), the services are started again with `release`, on the server: it ignores hang-ups.
+ */
+export function swapPhysical(
   l: Layout,
   image: string,
   project: string,
   release: ReleaseRef,
-  service: string,
-  id: string,
+  services: readonly string[],
   volumes: readonly string[],
   start: boolean,
 ): Argv {
   return [
     "sh",
     "-c",
-    script([
-      "id=$1; start=$2; shift 2",
-      // each `volume=name`: the volume filled with what the snapshot holds of the volume `name` it was taken from
-      'm=""; for v in "$@"; do m="$m -v ${v%%=*}:/data/${v#*=}"; done',
-      'dc stop -t 30 "$svc" > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }',
-      // emptied first: a restore must not leave files the snapshot does not have (a shell glob: busybox's find may lack
-      // -delete)
-      'for v in "$@"; do docker run --rm --network none -v "${v%%=*}:/data/x" --entrypoint sh "$img" -c \'rm -rf "$1"/* "$1"/.[!.]* "$1"/..?*\' sh /data/x || exit 1; done',
-      `rr $m -- restore "$id" --target / > /dev/null 2> "$err" || { wrong; cat "$err" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
-      '[ "$start" = 1 ] && { dc start "$svc" > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }; }',
-      "true",
-    ]),
+    script(
+      [
+        "start=$1; svcs=$2; shift 2",
+        IN_VOLUME,
+        // constant scripts of ours, quoted once for this one
+        `swap_in=${shellQuote(SWAP_IN)}; swap_back=${shellQuote(SWAP_BACK)}`,
+        "trap '' HUP PIPE",
+        "trap 'dc start $svcs > /dev/null 2>&1' EXIT",
+        'dc stop -t 30 $svcs > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }',
+        "done_=",
+        'for v in "$@"; do',
+        '  if inv "${v%%=*}" "$swap_in" "${v#*=}" 2> "$err"; then done_="$done_ ${v%%=*}"; else',
+        '    for u in $done_; do inv "$u" "$swap_back"; done',
+        `    echo "putting the restored data of \${v#*=} in place failed: $(tail -2 "$err"); every volume holds what it held" >&2; exit ${DATA_EXIT.restoreFailed}`,
+        "  fi",
+        "done",
+        'trap - EXIT; [ "$start" = 1 ] || exit 0',
+        'dc start $svcs > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }',
+      ],
+      "need",
+    ),
     "sh",
-    ...positional(l, image, project, release, service, []),
-    id,
+    ...positional(l, image, project, release, "none", []),
     start ? "1" : "0",
+    services.join(" "),
+    ...volumes,
+  ];
+}
+
+/** Once the services are healthy on the restored data (or the restore gave up): what each volume kept aside, gone. */
+export function dropRestoreLeftovers(l: Layout, image: string, project: string, volumes: readonly string[]): Argv {
+  return [
+    "sh",
+    "-c",
+    script(
+      [IN_VOLUME, `for v in "$@"; do inv "\${v%%=*}" 'rm -rf /v/${RESTORE_REPLACED} /v/${RESTORE_STAGE}'; done`],
+      "need",
+    ),
+    "sh",
+    ...positional(l, image, project, "none", "none", []),
     ...volumes,
   ];
 }

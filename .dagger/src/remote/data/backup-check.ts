@@ -11,7 +11,8 @@ import {
   prepareDataServices,
   removeScratch,
   restoreLogical,
-  restorePhysical,
+  stagePhysical,
+  swapPhysical,
   runCheck,
   snapshotRecords,
 } from "../../core/data/data-commands.js";
@@ -151,18 +152,11 @@ async function inScratch(
         prepareDataServices(c.l, b.image, p, where, "create", c.healthTimeoutSeconds, [spec.service]),
         "making the scratch copy",
       );
+      const volumes = spec.volumes.map((v) => `${p}_${v}=${names[v] ?? `${c.project}_${v}`}`);
+      await run(stagePhysical(c.l, b.image, p, spec.service, snap.id, volumes), "restoring the snapshot");
       await run(
-        restorePhysical(
-          c.l,
-          b.image,
-          p,
-          where,
-          spec.service,
-          snap.id,
-          spec.volumes.map((v) => `${p}_${v}=${names[v] ?? `${c.project}_${v}`}`),
-          false,
-        ),
-        "restoring the snapshot",
+        swapPhysical(c.l, b.image, p, where, [spec.service], volumes, false),
+        "putting the restored data in place",
       );
       await run(
         prepareDataServices(c.l, b.image, p, where, "run", c.healthTimeoutSeconds, [spec.service]),

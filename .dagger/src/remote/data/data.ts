@@ -10,8 +10,13 @@ import {
   captureLogical,
   captureRecord,
   copyOffsite,
-  restorePhysical,
+  RESTORE_REPLACED,
+  dropRestoreLeftovers,
+  prepareDataServices,
   restoreLogical,
+  snapshotsReadable,
+  stagePhysical,
+  swapPhysical,
   retain,
   DATA_EXIT,
 } from "../../core/data/data-commands.js";
@@ -64,8 +69,8 @@ export function dataError(r: ExecResult, service: string, doing: "capture" | "re
   if (r.code === DATA_EXIT.noSpace)
     return new PipelineError(
       "BACKUP_NO_SPACE",
-      `no room to capture ${service}'s data: ${why}; nothing was changed`,
-      "free disk space on the VPS, or keep fewer snapshots (--keep-snapshots)",
+      `no room to ${doing} ${service}'s data: ${why}; nothing was changed`,
+      "free disk space on the VPS (`docker system df` shows what takes it); old snapshots are forgotten only after a capture succeeds, so fewer --keep-snapshots frees nothing now",
     );
   if (doing === "restore")
     return new PipelineError(
@@ -262,11 +267,20 @@ export async function readSnapshots(s: SshSession, l: Layout): Promise<SnapshotR
   return parseSnapshots(await s.run(readOptionalFile(snapshotRecords(l)), "reading the snapshot records"));
 }
 
+/** What a restore did: `service:id` per snapshot, and the volumes keeping what it replaced (dropReplaced). */
+export interface Restored {
+  done: string[];
+  replaced: string[];
+}
+
 /**
- * Put the data of `snapshots` back, service by service, with the service
- * stopped for a physical restore (`release`: the one whose compose file runs
- * the service now). `start`: start it again afterwards (a rollback's switch
- * starts it with the release it returns to).
+ * Put the data of `snapshots` back, all or nothing (`release`: the one whose compose file runs the services now).
+ * Before anything changes: each snapshot's service declares data, each dump has a restore command, each snapshot
+ * can be read. Then, the services running: each physical snapshot is staged in its volumes (room checked), each dump
+ * fed to its service; then one script on the server stops the physical services, swaps every stage in and starts
+ * them again (`start`; a rollback's switch starts them with the release it returns to). A failure before the swap
+ * leaves every volume as it was; the swap swaps back what it did when a later volume fails, and the services are
+ * started again whatever happens, dropped connection included. What a volume held stays beside until dropReplaced.
  */
 export async function restoreSnapshots(
   s: SshSession,
@@ -277,41 +291,102 @@ export async function restoreSnapshots(
   snapshots: readonly SnapshotRecord[],
   release: string,
   start: boolean,
-): Promise<string[]> {
-  const names = snapshots.some((x) => x.capture === "physical") ? await volumeNames(s, l, project, release) : {};
-  const done: string[] = [];
-  for (const snap of snapshots) {
+): Promise<Restored> {
+  const plan = snapshots.map((snap) => {
     const d = specs.find((x) => x.service === snap.service);
     if (!d)
       throw new PipelineError(
         "RESTORE_FAILED",
-        `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data`,
+        `snapshot ${snap.id.slice(0, 12)} is of ${snap.service}, which release ${release} does not declare as data; nothing was changed`,
         "restore it with a release that declares it",
       );
-    const cmd =
-      snap.capture === "physical"
-        ? restorePhysical(
-            l,
-            b.image,
-            project,
-            release,
-            d.service,
-            snap.id,
-            d.volumes.map((v) => `${names[v] ?? `${project}_${v}`}=${names[v] ?? `${project}_${v}`}`),
-            start,
-          )
-        : restoreLogical(l, b.image, project, release, d.service, snap.id, d.restore ?? []);
     if (snap.capture === "logical" && !d.restore)
       throw new PipelineError(
         "RESTORE_FAILED",
-        `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it`,
+        `snapshot ${snap.id.slice(0, 12)} of ${snap.service} is a dump, and release ${release} has no restore command for it; nothing was changed`,
         "declare `restore:` in the service's data",
       );
-    const r = await s.exec(cmd, { stdin: `${b.password}\n` });
-    if (r.code !== 0) throw dataError(r, d.service, "restore");
-    done.push(`${snap.service}:${snap.id.slice(0, 12)}`);
+    return { snap, d };
+  });
+  const pw = { stdin: `${b.password}\n` };
+  const readable = await s.exec(
+    snapshotsReadable(
+      l,
+      b.image,
+      project,
+      snapshots.map((x) => x.id),
+    ),
+    pw,
+  );
+  if (readable.code !== 0) throw unchanged(dataError(readable, snapshots.map((x) => x.service).join(", "), "restore"));
+  const names = snapshots.some((x) => x.capture === "physical") ? await volumeNames(s, l, project, release) : {};
+  const volumesOf = (d: DataSpec) => d.volumes.map((v) => names[v] ?? `${project}_${v}`).map((n) => `${n}=${n}`);
+  const physical = plan.filter((x) => x.snap.capture === "physical");
+  const staged: string[] = [];
+  const unstage = async () => {
+    if (staged.length) await s.exec(dropRestoreLeftovers(l, b.image, project, staged), pw);
+  };
+  const done: string[] = [];
+  const said = (x: { snap: SnapshotRecord }) => `${x.snap.service}:${x.snap.id.slice(0, 12)}`;
+  try {
+    for (const x of physical) {
+      const r = await s.exec(stagePhysical(l, b.image, project, x.d.service, x.snap.id, volumesOf(x.d)), pw);
+      if (r.code !== 0) throw unchanged(dataError(r, x.d.service, "restore"), done);
+      staged.push(...volumesOf(x.d));
+    }
+    for (const x of plan.filter((y) => y.snap.capture === "logical")) {
+      const r = await s.exec(
+        restoreLogical(l, b.image, project, release, x.d.service, x.snap.id, x.d.restore ?? []),
+        pw,
+      );
+      if (r.code !== 0) throw unchanged(dataError(r, x.d.service, "restore"), done);
+      done.push(said(x));
+    }
+    if (physical.length) {
+      const r = await s.exec(
+        swapPhysical(
+          l,
+          b.image,
+          project,
+          release,
+          physical.map((x) => x.d.service),
+          staged,
+          start,
+        ),
+        pw,
+      );
+      if (r.code !== 0) throw unchanged(dataError(r, physical.map((x) => x.d.service).join(", "), "restore"), done);
+    }
+  } catch (e) {
+    await unstage();
+    throw e;
   }
-  return done;
+  return { done: [...done, ...physical.map(said)], replaced: staged };
+}
+
+/**
+ * A restore that stopped before the swap (or whose swap went back): the physical data is as it was, said so; the
+ * dumps already fed (`done`) are named, since a dump cannot be taken back.
+ */
+function unchanged(e: PipelineError, done: readonly string[] = []): PipelineError {
+  if (e.code !== "RESTORE_FAILED") return e;
+  return new PipelineError(
+    "RESTORE_FAILED",
+    `${e.message.replace(/; nothing was changed$/, "")}; ${done.length ? `the dumps of ${done.join(", ")} were already put back, every other service holds` : "every service holds"} the data it held, and runs`,
+    "nothing of the data was lost: fix the cause (the snapshot's id in `status`, the repository, the disk) and restore again",
+  );
+}
+
+/** Once the services are healthy on restored data: what the restore replaced, gone from their volumes. */
+export async function dropReplaced(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  r: Restored,
+): Promise<void> {
+  if (r.replaced.length)
+    await s.exec(dropRestoreLeftovers(l, b.image, project, r.replaced), { stdin: `${b.password}\n` });
 }
 
 /** The current release's data services, or a clear error when it declares none. */
@@ -395,7 +470,23 @@ export async function restoreSnapshot(req: RestoreRequest): Promise<string[]> {
         const { id, specs } = await currentData(c);
         return c.step(
           "restore-data",
-          () => restoreSnapshots(c.s, c.l, c.project, b, specs, found, id, true),
+          async () => {
+            const r = await restoreSnapshots(c.s, c.l, c.project, b, specs, found, id, true);
+            // what the volumes held goes once the services are healthy on what they hold now
+            const services = found.map((x) => x.service);
+            const up = await c.s.exec(
+              prepareDataServices(c.l, b.image, c.project, id, "run", c.healthTimeoutSeconds, services),
+              { stdin: `${b.password}\n` },
+            );
+            if (up.code !== 0)
+              throw new PipelineError(
+                "RESTORE_FAILED",
+                `${services.join(", ")} restored, but not healthy on the restored data: ${tail(up.stderr, 3)}`,
+                `what the volumes held before is kept in each at ${RESTORE_REPLACED}/ (\`docker compose logs ${services.join(" ")}\` on the VPS says why; restore another snapshot, or move it back by hand)`,
+              );
+            await dropReplaced(c.s, c.l, c.project, b, r);
+            return r.done;
+          },
           (x) => `${x.join(", ")} restored`,
         );
       },

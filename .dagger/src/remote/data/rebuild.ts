@@ -20,7 +20,7 @@ import { snapshotsFor, type SnapshotRecord } from "../../core/data/data.js";
 import { PipelineError, tail } from "../../core/errors.js";
 import { loginForRelease } from "../../core/registry/images.js";
 import { keptRelease, operation, targetFor } from "../flow.js";
-import { dataError, needBackup, restoreSnapshots, type BackupRequest } from "./data.js";
+import { dataError, dropReplaced, needBackup, restoreSnapshots, type BackupRequest } from "./data.js";
 import { readCurrent, record } from "../releases.js";
 import { withLock } from "../session.js";
 import type { BackupOptions, DeployResult, RegistryLogin } from "../remote-target.js";
@@ -202,5 +202,8 @@ async function fillData(c: Context, b: BackupOptions, r: Release, snaps: readonl
         `look at \`docker compose logs ${services.join(" ")}\` on the VPS; restore --rebuild again once it is fixed`,
       );
   }
-  return restoreSnapshots(c.s, c.l, c.project, b, r.shape.data, snaps, r.id, false);
+  // a new server's volumes were empty: nothing replaced is worth keeping
+  const restored = await restoreSnapshots(c.s, c.l, c.project, b, r.shape.data, snaps, r.id, false);
+  await dropReplaced(c.s, c.l, c.project, b, restored);
+  return restored.done;
 }
