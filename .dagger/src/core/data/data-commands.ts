@@ -492,26 +492,15 @@ export function removeScratch(dir: string, project: string, production: string):
   ];
 }
 
-/**
- * Retention: restic forgets all but the newest `keep` snapshots of each path
- * (per data service), and those older than `days` when given, then prunes;
- * prints the ids it keeps, one per line.
- */
-export function retain(l: Layout, image: string, project: string, keep: number, days: number): Argv {
+/** Retention's verdict (core/data/retention.ts): these snapshots forgotten, then the repository pruned. */
+export function forgetSnapshots(l: Layout, image: string, project: string, ids: readonly string[]): Argv {
   return [
     "sh",
     "-c",
-    script([
-      "keep=$1; days=$2",
-      'set -- --keep-last "$keep"; [ "$days" -gt 0 ] && set -- "$@" --keep-within "${days}d"',
-      `rr -- forget --tag "project=$p" --group-by paths "$@" --prune > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }`,
-      'rr -- snapshots --json > "$out" 2> "$err" || { cat "$err" >&2; exit 1; }',
-      'tr "{" "\\n" < "$out" | sed -n \'s/.*"id":"\\([0-9a-f]\\{64\\}\\)".*/\\1/p\'',
-    ]),
+    script([`rr -- forget --prune "$@" > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }`], "need"),
     "sh",
     ...positional(l, image, project, "none", "none", []),
-    String(keep),
-    String(days),
+    ...ids,
   ];
 }
 

@@ -17,10 +17,13 @@ import {
   snapshotsReadable,
   stagePhysical,
   swapPhysical,
-  retain,
+  forgetSnapshots,
+  listSnapshots,
   DATA_EXIT,
 } from "../../core/data/data-commands.js";
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../../core/data/data.js";
+import { snapshotsToForget, type ResticSnapshot } from "../../core/data/retention.js";
+import { listReleases } from "../../core/release/release-commands.js";
 import { PipelineError, parseJson, tail } from "../../core/errors.js";
 import type { DataSpec } from "../../core/compose/extension.js";
 import { appendLine, readOptionalFile, type Layout } from "../../core/server/server-commands.js";
@@ -244,14 +247,22 @@ async function markOffsite(s: SshSession, l: Layout): Promise<void> {
   );
 }
 
-/** restic forgets what the retention no longer keeps; the records follow. Returns the (whole) ids kept. */
+/**
+ * restic forgets what the retention no longer keeps (core/data/retention.ts: per service, never what a kept release
+ * needs); the records follow. Returns the (whole) ids kept.
+ */
 async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupOptions): Promise<string[]> {
-  const r = await s.exec(retain(l, b.image, project, b.keep, b.keepDays), { stdin: `${b.password}\n` });
-  if (r.code !== 0) return []; // the snapshots are made; an unpruned repository is only bigger
-  const kept = r.stdout
+  const pw = { stdin: `${b.password}\n` };
+  const listed = await s.exec(listSnapshots(l, b.image, project), pw);
+  if (listed.code !== 0) return []; // the snapshots are made; an unpruned repository is only bigger
+  const list = parseJson<ResticSnapshot[] | null>(listed.stdout.trim() || "[]", "restic snapshots --json") ?? [];
+  const keptReleases = (await s.run(listReleases(l), "listing releases"))
     .split("\n")
     .map((x) => x.trim())
-    .filter((x) => /^[0-9a-f]{64}$/.test(x));
+    .filter(Boolean);
+  const go = snapshotsToForget(list, { keep: b.keep, days: b.keepDays, keptReleases, now: new Date() });
+  if (go.length && (await s.exec(forgetSnapshots(l, b.image, project, go), pw)).code !== 0) return [];
+  const kept = list.map((x) => x.id).filter((id) => !go.includes(id));
   const records = await readSnapshots(s, l);
   // restic's backup prints a short id (0.14) or the whole one: the records keep the whole one from here on
   const left = records.flatMap((x) => {
