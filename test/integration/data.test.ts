@@ -50,6 +50,7 @@ const PROJECTS = [
   "data-safe",
   "data-pair",
   "data-drop",
+  "data-keep1",
 ];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
@@ -272,6 +273,22 @@ describe("restores that cannot empty a database", () => {
   const volumeRoot = (volume: string) =>
     sh(`docker run --rm --network none -v ${volume}:/v --entrypoint ls ${backupOptions.image} -a /v`).split("\n");
 
+  /** The data stack with a second physical data service: a folder of files. */
+  const files = (t: string) =>
+    t.replace(
+      "volumes:\n  dbdata: {}",
+      `  files:
+  image: ${bed.registry.prefix}/api@${bed.images["api:v1"]}
+  command: ["sh", "-c", "exec sleep 100000"]
+  init: true
+  volumes: ["files:/files"]
+  x-vps-pipeline:
+    data: { volumes: [files] }
+volumes:
+dbdata: {}
+files: {}`,
+    );
+
   it("a snapshot the repository lost, or a repository broken mid-way: refused before the service stops, its data as it was", async () => {
     freshProject("data-safe");
     await deploy(request("data-safe", dataStack("v1", PHYSICAL)));
@@ -302,20 +319,6 @@ describe("restores that cannot empty a database", () => {
 
   it("rollback --restore-data of two services where the second's snapshot is gone: both on the data they had, running", async () => {
     freshProject("data-pair");
-    const files = (t: string) =>
-      t.replace(
-        "volumes:\n  dbdata: {}",
-        `  files:
-    image: ${bed.registry.prefix}/api@${bed.images["api:v1"]}
-    command: ["sh", "-c", "exec sleep 100000"]
-    init: true
-    volumes: ["files:/files"]
-    x-vps-pipeline:
-      data: { volumes: [files] }
-volumes:
-  dbdata: {}
-  files: {}`,
-      );
     const r1 = await deploy(request("data-pair", files(dataStack("v1", PHYSICAL))));
     sh("docker exec data-pair-files-1 sh -c 'echo one > /files/a'");
     await deploy(request("data-pair", files(dataStack("v2", PHYSICAL))));
@@ -329,6 +332,21 @@ volumes:
     expect(prices("data-pair")).toBe("2|1");
     expect(sh("docker exec data-pair-files-1 cat /files/a").trim()).toBe("two");
     expect([running("data-pair-db-1"), running("data-pair-files-1")]).toEqual(["true", "true"]);
+  });
+
+  it("retention: --keep-snapshots=1 keeps one of each of two services; ten backups later rollback --restore-data still has its data", async () => {
+    freshProject("data-keep1");
+    const keepOne = { ...backupOptions, keep: 1 };
+    const r1 = await deploy(request("data-keep1", files(dataStack("v1", PHYSICAL)), { backup: keepOne }));
+    await deploy(request("data-keep1", files(dataStack("v2", PHYSICAL)), { backup: keepOne }));
+    for (let i = 0; i < 10; i++) await backup({ ...target("data-keep1"), backup: keepOne });
+    const snaps = (await status(target("data-keep1"))).snapshots ?? [];
+    const of = (service: string) => snaps.filter((x) => x.service === service).map((x) => x.release);
+    // each service: its newest, and the one taken while r1 was current (r1 is still on the server)
+    expect([of("db").length, of("files").length]).toEqual([2, 2]);
+    expect([of("db").includes(r1.release), of("files").includes(r1.release)]).toEqual([true, true]);
+    await rollback({ ...target("data-keep1"), backup: keepOne, to: r1.release, restoreData: true });
+    expect(prices("data-keep1")).toBe("1|0");
   });
 
   it("the SSH connection dropped while the data is swapped in: the service runs again afterwards, on the restored data", async () => {
