@@ -51,6 +51,7 @@ const PROJECTS = [
   "data-pair",
   "data-drop",
   "data-keep1",
+  "data-exact",
 ];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
@@ -58,8 +59,14 @@ afterAll(() => PROJECTS.forEach(freshProject));
 
 const PHYSICAL_RESTORE = "{ volumes: [dbdata], on-failed-deploy: restore }";
 const PHYSICAL = "{ volumes: [dbdata] }";
-const LOGICAL =
-  '{ capture: logical, dump: "pg_dump --clean --if-exists -U postgres gold", restore: "psql -q -U postgres -d gold", volumes: [dbdata] }';
+// the README's exact pair: the restore starts from an empty database, so nothing the dump lacks survives it
+const EXACT = {
+  dump: "pg_dump -U postgres gold",
+  restore:
+    "dropdb -U postgres --force --if-exists gold && createdb -U postgres gold && psql -q -v ON_ERROR_STOP=1 -U postgres -d gold",
+};
+const LOGICAL = `{ capture: logical, dump: "${EXACT.dump}", restore: "${EXACT.restore}", volumes: [dbdata] }`;
+const LOGICAL_RESTORE = `{ capture: logical, dump: "${EXACT.dump}", restore: "${EXACT.restore}", volumes: [dbdata], on-failed-deploy: restore }`;
 
 const request = (project: string, compose: string, over: Partial<DeployRequest> = {}): DeployRequest =>
   deployRequest(project, 0, {
@@ -160,6 +167,19 @@ describe("a snapshot before every release's jobs", () => {
 });
 
 describe("logical dumps, backup and restore", () => {
+  it("a logical rollback after a migration that created a table: the table is gone, rows and schema as before", async () => {
+    freshProject("data-exact");
+    await deploy(request("data-exact", dataStack("v1", LOGICAL_RESTORE)));
+    const err = await deploy(request("data-exact", dataStack("v2t", LOGICAL_RESTORE, "v3"))).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DEPLOY_ROLLED_BACK" });
+    expect(prices("data-exact")).toBe("1|0");
+    expect(
+      sh(
+        `docker exec data-exact-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.tables where table_name = 'audit'"`,
+      ).trim(),
+    ).toBe("0");
+  });
+
   it("a dump taken with backup is put back with restore, the service running throughout", async () => {
     freshProject("data-dump");
     await deploy(request("data-dump", dataStack("v1", LOGICAL)));

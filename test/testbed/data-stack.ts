@@ -11,6 +11,8 @@ export const SQL = {
   v1: "create table if not exists prices (day date primary key, usd numeric not null); insert into prices values ('2026-01-01', 2000) on conflict do nothing;",
   v2: "alter table prices add column eur numeric; insert into prices values ('2026-01-02', 2100, 1900);",
   v3: "insert into prices values ('2026-01-03', 2200, 2000);",
+  // a migration that makes a table of its own (what a logical rollback must take away again)
+  v2t: "create table audit (at timestamptz); insert into prices values ('2026-01-02', 2100);",
 } as const;
 
 /** `interval`: the healthchecks' (the test bed's 1 s; "" for Docker's default, 30 s). */
