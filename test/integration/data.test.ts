@@ -52,6 +52,7 @@ const PROJECTS = [
   "data-drop",
   "data-keep1",
   "data-exact",
+  "data-dirs",
 ];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
@@ -367,6 +368,21 @@ files: {}`,
     expect([of("db").includes(r1.release), of("files").includes(r1.release)]).toEqual([true, true]);
     await rollback({ ...target("data-keep1"), backup: keepOne, to: r1.release, restoreData: true });
     expect(prices("data-keep1")).toBe("1|0");
+  });
+
+  it("a rebuild beside the project deployed with another --dir: refused by what runs, nothing touched", async () => {
+    freshProject("data-dirs");
+    await deploy(request("data-dirs", dataStack("v1", PHYSICAL)));
+    await backup({ ...target("data-dirs") });
+    const err = await rebuild({ ...target("data-dirs"), dir: "production/data-dirs-elsewhere" }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringMatching(/container\(s\) or volume\(s\) on this server/),
+    });
+    expect([prices("data-dirs"), running("data-dirs-db-1")]).toEqual(["1|0", "true"]);
+    expect(sh("test -e /home/deploy/production/data-dirs-elsewhere && echo made || true").trim()).toBe("");
   });
 
   it("the SSH connection dropped while the data is swapped in: the service runs again afterwards, on the restored data", async () => {

@@ -469,6 +469,24 @@ export function checkRepository(l: Layout, image: string, project: string): Argv
 }
 
 /**
+ * What of compose project `project` exists on the server, wherever its folder: `container <name> <working dir>` and
+ * `volume <name>` lines (nothing: the project does not run here).
+ */
+export function projectPresence(project: string): Argv {
+  return [
+    "sh",
+    "-c",
+    [
+      'f="label=com.docker.compose.project=$1"',
+      `docker ps -a --filter "$f" --format 'container {{.Names}} {{.Label "com.docker.compose.project.working_dir"}}'`,
+      `docker volume ls --filter "$f" --format 'volume {{.Name}}'`,
+    ].join("\n"),
+    "sh",
+    project,
+  ];
+}
+
+/**
  * The scratch copy's folder (its compose file and a copy of the release's `.env`) and containers, volumes and network:
  * gone.
  */

@@ -13,6 +13,7 @@ import {
   copyFromOffsite,
   listSnapshots,
   prepareDataServices,
+  projectPresence,
   restoreRecord,
   snapshotRecords,
 } from "../../core/data/data-commands.js";
@@ -53,6 +54,25 @@ export async function rebuild(req: RebuildRequest): Promise<RebuildResult> {
       () => t.preflight(c),
       (line) => line,
     );
+    const running = await readCurrent(c.s, c.l);
+    if (running)
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `rebuild: ${c.project} runs release ${running} on this server; a rebuild is for a server without it, and nothing was changed`,
+        "`restore --snapshot=<id>` puts data back under the running release; `rollback --restore-data` returns to an earlier release with its data",
+      );
+    // what runs decides, not a folder: the project deployed from another --dir has its containers and volumes (checked
+    // before the lock, which would make the folder)
+    const present = (await c.s.run(projectPresence(c.project), "looking for the project on this server"))
+      .split("\n")
+      .map((x) => x.trim())
+      .filter(Boolean);
+    if (present.length)
+      throw new PipelineError(
+        "INVALID_INPUT",
+        `rebuild: ${c.project} has ${present.length} container(s) or volume(s) on this server (${present.slice(0, 3).join("; ")}${present.length > 3 ? "; …" : ""}); a rebuild is for a server without it, and nothing was changed`,
+        "deployed with another --dir? give that one (`restore --snapshot=<id>` puts data back under a running release); to rebuild here, remove the project first (`docker compose -p <project> down -v` in its folder)",
+      );
     return withLock(
       c.s,
       c.l,
@@ -60,13 +80,6 @@ export async function rebuild(req: RebuildRequest): Promise<RebuildResult> {
       req.lockTimeoutSeconds,
       `${req.by} (rebuild, since ${new Date().toISOString()})`,
       async () => {
-        const running = await readCurrent(c.s, c.l);
-        if (running)
-          throw new PipelineError(
-            "INVALID_INPUT",
-            `rebuild: ${c.project} runs release ${running} on this server; a rebuild is for a server without it, and nothing was changed`,
-            "`restore --snapshot=<id>` puts data back under the running release; `rollback --restore-data` returns to an earlier release with its data",
-          );
         const fetched = b.offsite
           ? await c.step(
               "fetch",
