@@ -210,8 +210,17 @@ describe("logical dumps, backup and restore", () => {
   it("check-backup restores the newest snapshot into a scratch copy beside the service and runs the data's check there; the service is not touched", async () => {
     freshProject("data-check");
     const count = `check: "psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
-    await deploy(request("data-check", dataStack("v1", `{ volumes: [dbdata], ${count} }`)));
-    await deploy(request("data-check", dataStack("v2", `{ volumes: [dbdata], ${count} }`)));
+    // the database also writes a host folder (a bind) each time it starts: the scratch copy must not write it
+    const shared = (t: string) =>
+      t.replace(
+        '    volumes: ["dbdata:/var/lib/postgresql/data"]',
+        '    volumes: ["dbdata:/var/lib/postgresql/data", "./shared:/shared"]\n    entrypoint: ["sh", "-c", "date >> /shared/starts && exec /usr/local/bin/entrypoint.sh"]',
+      );
+    await deploy(request("data-check", shared(dataStack("v1", `{ volumes: [dbdata], ${count} }`))));
+    await deploy(request("data-check", shared(dataStack("v2", `{ volumes: [dbdata], ${count} }`))));
+    const starts = () => sh("cat /home/deploy/production/data-check/shared/starts");
+    const hostFolder = starts();
+    expect(hostFolder).not.toBe("");
     const db = sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1");
     const left = () =>
       sh(
@@ -221,6 +230,7 @@ describe("logical dumps, backup and restore", () => {
     const [checked] = await checkBackup({ ...target("data-check") });
     expect(checked).toMatchObject({ service: "db", result: "1" });
     expect(left()).toBe("");
+    expect(starts()).toBe(hostFolder);
     expect(sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1")).toBe(db);
     expect(prices("data-check")).toBe("2|1");
     expect((await status(target("data-check"))).snapshots?.find((x) => x.id === checked!.id)?.verified).toMatch(

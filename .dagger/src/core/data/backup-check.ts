@@ -7,6 +7,7 @@
  */
 import { composeData } from "../compose/compose.js";
 import type { DataSpec } from "../compose/extension.js";
+import { sourceEnd } from "../compose/short-volume.js";
 
 /** The scratch copy's compose project: never one a user deploys (the suffix is ours). */
 export const scratchProject = (project: string): string => `${project}-backup-check`;
@@ -50,13 +51,42 @@ export function scratchCompose(releaseText: string, spec: DataSpec, project: str
   const svc: Record<string, unknown> = { ...(root.services?.[spec.service] ?? {}) };
   for (const k of DROPPED) delete svc[k];
   const volumes: Record<string, object> = {};
-  for (const v of Array.isArray(svc.volumes) ? svc.volumes : []) {
-    const source = typeof v === "string" ? (v.split(":")[0] ?? "") : String((v as { source?: unknown }).source ?? "");
-    if (source && root.volumes && source in root.volumes) volumes[source] = { labels: { [SCRATCH_LABEL]: project } };
-  }
+  const named = (source: string) => !!root.volumes && source in root.volumes;
+  svc.volumes = (Array.isArray(svc.volumes) ? svc.volumes : []).map((v: unknown) => {
+    const m = mountOf(v);
+    if (m.type === "volume" && m.source && named(m.source)) {
+      volumes[m.source] = { labels: { [SCRATCH_LABEL]: project } };
+      return v;
+    }
+    if (m.type === "tmpfs" || (m.type === "volume" && !m.source)) return v;
+    // a file the release ships stays, read-only; any other host path is the live one: an empty volume instead
+    if (m.type === "bind" && m.source && SHIPPED.test(m.source))
+      return { type: "bind", source: m.source, target: m.target, read_only: true };
+    return { type: "volume", target: m.target };
+  });
   svc.labels = { [SCRATCH_LABEL]: project };
   const networks = { default: { labels: { [SCRATCH_LABEL]: project } } };
   return `${JSON.stringify({ services: { [spec.service]: svc }, networks, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;
+}
+
+/** Files the release ships (core/release/release-files.ts FILES_DIR): copies of the repository's, never live data. */
+const SHIPPED = /^(\.\/)?\.releases\/files\//;
+
+/** A service's volume entry, short or long, as type, source and target. */
+function mountOf(v: unknown): { type: string; source?: string; target: string } {
+  if (typeof v === "string") {
+    const end = sourceEnd(v);
+    if (end === v.length) return { type: "volume", target: v };
+    const source = v.slice(0, end);
+    const target = v.slice(end + 1).split(":")[0] ?? "";
+    return { type: /^[./~$]/.test(source) || source.includes("/") ? "bind" : "volume", source, target };
+  }
+  const m = (v ?? {}) as { type?: unknown; source?: unknown; target?: unknown };
+  return {
+    type: String(m.type ?? "volume"),
+    ...(m.source !== undefined ? { source: String(m.source) } : {}),
+    target: String(m.target ?? ""),
+  };
 }
 
 /** The scratch copy's volume that receives what a snapshot took from `volume` (docker's name of the real one). */
