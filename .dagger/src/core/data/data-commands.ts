@@ -282,23 +282,28 @@ export function snapshotsReadable(l: Layout, image: string, project: string, ids
   ];
 }
 
-/** In a throwaway container with the volume at /v: the staged data in place of what it held (which is kept aside). */
-const SWAP_IN = [
-  `cd /v && s=${RESTORE_STAGE}/data/$1 && [ -d "$s" ] || exit 3`,
-  `rm -rf ${RESTORE_REPLACED} && mkdir ${RESTORE_REPLACED} || exit 1`,
-  // the replaced folder carries the volume root's owner and mode, for a swap back
-  `chown "$(stat -c %u:%g .)" ${RESTORE_REPLACED} && chmod "$(stat -c %a .)" ${RESTORE_REPLACED} || exit 1`,
-  `for e in * .[!.]* ..?*; do case $e in ${RESTORE_STAGE}|${RESTORE_REPLACED}) continue;; esac; [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" ${RESTORE_REPLACED}/ || exit 1; done`,
-  'for e in "$s"/* "$s"/.[!.]* "$s"/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" . || exit 1; done',
-  `chown "$(stat -c %u:%g "$s")" . && chmod "$(stat -c %a "$s")" . && rm -rf ${RESTORE_STAGE}`,
+/**
+ * In a throwaway container with the volume at $2 (/v): the staged data of volume $1 in place of what it held (kept aside). Renames
+ * only; one that fails puts back what it had moved, so the volume holds what it held.
+ */
+export const SWAP_IN = [
+  `R=${RESTORE_REPLACED}; S=${RESTORE_STAGE}; cd "$2" && s=$S/data/$1 && [ -d "$s" ] || exit 3`,
+  'each() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; case ${e#./} in "$S"|"$R") continue;; esac; mv "$e" "$2"/ || return 1; done; }',
+  // back: what came from the stage returns there, what was kept aside returns, with the root's owner and mode
+  'undo() { each . "$s"; each "$R" .; chown "$(stat -c %u:%g "$R")" . && chmod "$(stat -c %a "$R")" . && rmdir "$R"; exit 1; }',
+  'rm -rf "$R" && mkdir "$R" && chown "$(stat -c %u:%g .)" "$R" && chmod "$(stat -c %a .)" "$R" || exit 1',
+  'each . "$R" || undo',
+  'each "$s" . || undo',
+  'chown "$(stat -c %u:%g "$s")" . && chmod "$(stat -c %a "$s")" . || undo',
+  'rm -rf "$S"',
 ].join("\n");
 
-/** The other way, after a later volume failed: what the volume held before, back in place. */
-const SWAP_BACK = [
-  `cd /v && [ -d ${RESTORE_REPLACED} ] || exit 0`,
-  `for e in * .[!.]* ..?*; do case $e in ${RESTORE_REPLACED}) continue;; esac; [ -e "$e" ] || [ -L "$e" ] || continue; rm -rf "$e" || exit 1; done`,
-  `for e in ${RESTORE_REPLACED}/* ${RESTORE_REPLACED}/.[!.]* ${RESTORE_REPLACED}/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" . || exit 1; done`,
-  `chown "$(stat -c %u:%g ${RESTORE_REPLACED})" . && chmod "$(stat -c %a ${RESTORE_REPLACED})" . && rmdir ${RESTORE_REPLACED}`,
+/** The other way (the volume at $1), after a later volume failed: the restored data goes, what the volume held is back in place. */
+export const SWAP_BACK = [
+  `R=${RESTORE_REPLACED}; cd "$1" && [ -d "$R" ] || exit 0`,
+  'for e in * .[!.]* ..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; [ "$e" = "$R" ] || rm -rf "$e" || exit 1; done',
+  'for e in "$R"/* "$R"/.[!.]* "$R"/..?*; do [ -e "$e" ] || [ -L "$e" ] || continue; mv "$e" . || exit 1; done',
+  'chown "$(stat -c %u:%g "$R")" . && chmod "$(stat -c %a "$R")" . && rmdir "$R"',
 ].join("\n");
 
 /** `inv <volume> <script> [args]`: a script in a throwaway container of restic's image with the volume at /v. */
@@ -374,8 +379,8 @@ export function swapPhysical(
         'dc stop -t 30 $svcs > /dev/null 2> "$err" || { cat "$err" >&2; exit 1; }',
         "done_=",
         'for v in "$@"; do',
-        '  if inv "${v%%=*}" "$swap_in" "${v#*=}" 2> "$err"; then done_="$done_ ${v%%=*}"; else',
-        '    for u in $done_; do inv "$u" "$swap_back"; done',
+        '  if inv "${v%%=*}" "$swap_in" "${v#*=}" /v 2> "$err"; then done_="$done_ ${v%%=*}"; else',
+        '    for u in $done_; do inv "$u" "$swap_back" /v; done',
         `    echo "putting the restored data of \${v#*=} in place failed: $(tail -2 "$err"); every volume holds what it held" >&2; exit ${DATA_EXIT.restoreFailed}`,
         "  fi",
         "done",
