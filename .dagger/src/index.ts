@@ -196,10 +196,10 @@ export class VpsPipeline {
    * @param backupPassword Password of the restic repository holding the data snapshots (needed when a release declares x-vps-pipeline data; made with it on the first snapshot; it cannot be recovered).
    * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).
    * @param keepSnapshots Snapshots kept per data service.
-   * @param keepSnapshotDays Also drop snapshots older than this many days (0: by count only).
-   * @param backupOffsite A second restic repository off the VPS, over SFTP (sftp:user@host:/path): every snapshot is copied there.
-   * @param backupOffsiteKey SSH private key for the off-site host (a key of its own: it can reach only the backups).
-   * @param backupOffsiteHostKey The off-site host's public key, pinned (a known_hosts line, or ssh-ed25519 AAAA…).
+   * @param keepSnapshotDays Also forget snapshots older than this many days, never a service's newest nor one a kept release needs (0: by count only).
+   * @param backupOffsite A second restic repository off the VPS, every snapshot copied there: over SFTP (sftp:user@host:/path) or in S3-compatible storage (s3:https://host/bucket/path).
+   * @param backupOffsiteKey The off-site repository's key: SSH private key of its own (sftp), or AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines (s3).
+   * @param backupOffsiteHostKey How the off-site host is checked: its public key pinned (sftp: a known_hosts line, or ssh-ed25519 AAAA…), or the CA certificate (PEM) of its TLS certificate (s3; empty: the system's CAs).
    * @param previewDomain Pull request previews are served at https://pr-N.<this domain> (a wildcard DNS record *.<domain> points at the VPS).
    * @param previewEnv The .env of every preview (never production's): ${VPS_PREVIEW_PR}, ${VPS_PREVIEW_URL} and ${VPS_PREVIEW_HOST} in it are replaced by the preview's.
    * @param previewLimit Live previews of this project at most.

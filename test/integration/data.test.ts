@@ -435,6 +435,7 @@ files: {}`,
 
 describe("off the VPS", () => {
   const offsite = (over: Partial<{ hostKey: string; project: string }> = {}) => ({
+    kind: "sftp" as const,
     repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/${over.project ?? "data-off"}`,
     sshKey: offsiteKey,
     knownHosts: `${bed.offsite.host} ${over.hostKey ?? readFileSync(bed.offsite.hostKeyFile, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")}`,

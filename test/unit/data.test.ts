@@ -187,6 +187,49 @@ describe("the off-site repository", () => {
   });
 });
 
+describe("an S3 off-site repository", () => {
+  it("is told apart from SFTP by restic's syntax; plain HTTP and other schemes are refused", async () => {
+    const { offsiteKind } = await import("../../.dagger/src/core/data/offsite.js");
+    expect(offsiteKind("sftp:backup@203.0.113.9:/srv/restic/gold")).toBe("sftp");
+    expect(offsiteKind("s3:https://s3.eu-central-003.backblazeb2.com/gold-backups/vps")).toBe("s3");
+    expect(offsiteKind("s3:https://10.200.0.1:9443/backups")).toBe("s3");
+    expect(offsiteKind("s3:s3.amazonaws.com/gold-backups")).toBe("s3");
+    expect(() => offsiteKind("s3:http://10.200.0.1:9000/backups")).toThrow(/plain HTTP/);
+    expect(() => offsiteKind("rclone:remote:backups")).toThrow(/neither an SFTP nor an S3 repository/);
+  });
+
+  it("takes its key as the storage shows it, and never says a value in an error", async () => {
+    const { s3Credentials, offsiteCa, offsiteSecretLine } = await import("../../.dagger/src/core/data/offsite.js");
+    expect(s3Credentials("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=s3cr3t/x+y\n")).toEqual({
+      accessKeyId: "AKIAEXAMPLE",
+      secretAccessKey: "s3cr3t/x+y",
+    });
+    expect(s3Credentials("export AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY='b'\nAWS_DEFAULT_REGION=eu\n")).toEqual({
+      accessKeyId: "a",
+      secretAccessKey: "b",
+      region: "eu",
+    });
+    let said = "";
+    try {
+      s3Credentials("AWS_ACCESS_KEY_ID=only-the-id-value\n");
+    } catch (e) {
+      said = `${(e as Error).message} ${(e as { hint?: string }).hint ?? ""}`;
+    }
+    expect(said).toMatch(/backupOffsiteKey: .*AWS_SECRET_ACCESS_KEY is missing/);
+    expect(said).not.toContain("only-the-id-value");
+    expect(offsiteCa("")).toBe("");
+    expect(() => offsiteCa("ssh-ed25519 AAAA")).toThrow(/backupOffsiteHostKey: for an S3 repository it is the CA/);
+    const line = offsiteSecretLine({
+      kind: "s3",
+      repository: "s3:https://h/b",
+      credentials: { accessKeyId: "id", secretAccessKey: "se cret" },
+      ca: "",
+    });
+    expect(line).toMatch(/^[A-Za-z0-9+/=]+$/);
+    expect(Buffer.from(line, "base64").toString()).toBe("id\nse cret\n\n");
+  });
+});
+
 describe("a new server, from what the backup holds", () => {
   const id = (c: string) => c.repeat(64);
   const R1 = "20261201T010000.000Z-aaaaaaa";

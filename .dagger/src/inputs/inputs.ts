@@ -22,7 +22,7 @@ import { DEFAULTS } from "../core/defaults.js";
 import { backupPasswordValue, envFileValue, passphraseValue, tokenValue } from "../core/secret-values.js";
 import { parseProbe, type ProbeSpec } from "../core/release/report.js";
 import type { OffsiteRepository, RegistryLogin, RemoteTarget } from "../remote/remote-target.js";
-import { offsiteKnownHosts } from "../core/data/offsite.js";
+import { offsiteCa, offsiteKind, offsiteKnownHosts, s3Credentials } from "../core/data/offsite.js";
 import { previewDir, previewProject, type PreviewSettings } from "../core/preview/preview.js";
 import { HOSTNAME } from "../core/compose/extension.js";
 import type { LogOptions } from "../core/day-two/logs.js";
@@ -79,25 +79,33 @@ async function offsite(a: VpsArgs): Promise<{ offsite?: OffsiteRepository }> {
       throw new PipelineError(
         "INVALID_INPUT",
         "backupOffsite: --backup-offsite-key and --backup-offsite-host-key go with --backup-offsite",
-        "give the off-site repository (sftp:user@host:/path), or drop them",
+        "give the off-site repository (sftp:user@host:/path or s3:https://host/bucket/path), or drop them",
       );
     return {};
   }
-  const knownHosts = offsiteKnownHosts(a.backupOffsite, a.backupOffsiteHostKey);
+  const kind = offsiteKind(a.backupOffsite);
+  // checked before any secret is read
+  const knownHosts = kind === "sftp" ? offsiteKnownHosts(a.backupOffsite, a.backupOffsiteHostKey) : "";
+  const ca = kind === "s3" ? offsiteCa(a.backupOffsiteHostKey) : "";
   if (!a.backupOffsiteKey)
     throw new PipelineError(
       "INVALID_INPUT",
-      "backupOffsiteKey: the off-site repository needs an SSH private key",
-      "pass --backup-offsite-key=env:BACKUP_SSH_KEY (a key that can reach only the backups)",
+      kind === "sftp"
+        ? "backupOffsiteKey: the off-site repository needs an SSH private key"
+        : "backupOffsiteKey: the S3 repository needs its access key (AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines)",
+      kind === "sftp"
+        ? "pass --backup-offsite-key=env:BACKUP_SSH_KEY (a key that can reach only the backups)"
+        : "pass --backup-offsite-key=env:BACKUP_S3_KEY (a key of its own, allowed only on the backups' bucket)",
     );
-  const sshKey = await a.backupOffsiteKey.plaintext();
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(sshKey))
+  const secret = await a.backupOffsiteKey.plaintext();
+  if (kind === "s3") return { offsite: { kind, repository: a.backupOffsite, credentials: s3Credentials(secret), ca } };
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(secret))
     throw new PipelineError(
       "INVALID_INPUT",
       "backupOffsiteKey: is not a private key (no -----BEGIN … PRIVATE KEY----- line)",
       "give the private key file's content (OpenSSH or PEM), not its .pub",
     );
-  return { offsite: { repository: a.backupOffsite, sshKey, knownHosts } };
+  return { offsite: { kind, repository: a.backupOffsite, sshKey: secret, knownHosts } };
 }
 
 /** Check the VPS settings (all at once), then read the SSH key. */

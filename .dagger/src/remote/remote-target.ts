@@ -2,6 +2,7 @@
  * What every remote operation is given, and what deploy and rollback return:
  * types only, so any file of remote/ can import them without a circle.
  */
+import type { OffsiteRepository } from "../core/data/offsite.js";
 import { DEFAULTS } from "../core/defaults.js";
 import type { EdgeTls } from "../core/edge/edge.js";
 import type { SshOptions } from "./ssh.js";
@@ -29,16 +30,7 @@ export interface BackupOptions {
   offsite?: OffsiteRepository;
 }
 
-/**
- * An off-site restic repository over SFTP: `sftp:user@host:/path`, the SSH key it takes (a secret), the host's key
- * pinned.
- */
-export interface OffsiteRepository {
-  repository: string;
-  sshKey: string;
-  /** A known_hosts line for the off-site host. */
-  knownHosts: string;
-}
+export type { OffsiteRepository } from "../core/data/offsite.js";
 
 export const DEFAULT_EDGE: EdgeOptions = { image: DEFAULTS.edgeImage, tls: DEFAULTS.edgeTls };
 

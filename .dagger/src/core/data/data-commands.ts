@@ -9,6 +9,15 @@
 import { SCRATCH_LABEL } from "./backup-check.js";
 import { releaseDir, type Layout } from "../server/server-commands.js";
 import { shellQuote, type Argv } from "../shell.js";
+import type { OffsiteKind } from "./offsite.js";
+
+/** What an off-site script is given besides the secret: where the repository is, its kind, how its host is checked. */
+export interface OffsiteTarget {
+  kind: OffsiteKind;
+  repository: string;
+  /** A known_hosts line (sftp), or the CA as base64, "" for the system's (s3): offsitePin. */
+  pin: string;
+}
 
 export const backupRepo = (l: Layout): string => `${l.dir}/.backups/restic`;
 export const snapshotRecords = (l: Layout): string => `${l.releases}/snapshots.jsonl`;
@@ -528,26 +537,37 @@ export function forgetSnapshots(l: Layout, image: string, project: string, ids: 
 }
 
 /**
- * restic in a container that reaches the off-site repository `$off` (restic's `sftp:user@host:/path`)
- * and sees the local one as /repo. The SSH key is the second line of stdin (base64): it goes into an
- * ssh-agent inside the container, never into a file; the off-site host's key is pinned (a
- * known_hosts line: not secret). Both repositories have the same password.
+ * restic in a container that reaches the off-site repository `$off` (restic's `sftp:user@host:/path` or
+ * `s3:https://host/bucket/path`) and sees the local one as /repo. Its secret is the second line of stdin
+ * (base64, core/data/offsite.ts): for SFTP an SSH key, handed to an ssh-agent inside the container, the host's
+ * key pinned (a known_hosts line: not secret); for S3 the access key and its secret, exported to restic alone, the
+ * endpoint checked against the CA given (or the image's). Never a file, a command line or a container's config.
+ * Both repositories have the same password.
  */
 function offsite(body: readonly string[]): string[] {
+  const s3 = [
+    'c=$(printf "%s" "$k" | base64 -d) || exit 1',
+    'AWS_ACCESS_KEY_ID=$(printf "%s\\n" "$c" | sed -n 1p); AWS_SECRET_ACCESS_KEY=$(printf "%s\\n" "$c" | sed -n 2p); r=$(printf "%s\\n" "$c" | sed -n 3p)',
+    'export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; [ -z "$r" ] || export AWS_DEFAULT_REGION="$r"',
+    // the CA is no secret; the file goes with the container
+    '[ -z "$2" ] || { printf "%s" "$2" | base64 -d > /tmp/ca.pem && ca="--cacert /tmp/ca.pem"; } || exit 1',
+  ].join("; ");
+  const sftp =
+    'mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts && eval "$(ssh-agent -s)" > /dev/null && printf "%s" "$k" | base64 -d | ssh-add -q - 2> /dev/null || { echo "the off-site SSH key is not a private key ssh-add takes" >&2; exit 1; }';
   return [
     `IFS= read -r key || exit ${DATA_EXIT.noPassword}`,
-    "off=$1; kh=$2",
+    "off=$1; pin=$2; kind=$3",
     // the network this time (the off-site host); the local repository writable: restic locks it while it reads
     '{ printf "%s\\n%s\\n" "$pw" "$key"; } | docker run --rm -i -v "$repo:/repo" --entrypoint sh "$img" -c \'' +
       [
         "IFS= read -r RESTIC_PASSWORD && IFS= read -r k || exit 1",
         'export RESTIC_PASSWORD RESTIC_FROM_PASSWORD="$RESTIC_PASSWORD"',
-        'off=$1; p=$3; mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts',
-        'eval "$(ssh-agent -s)" > /dev/null && printf "%s" "$k" | base64 -d | ssh-add -q - 2> /dev/null || { echo "the off-site SSH key is not a private key ssh-add takes" >&2; exit 1; }',
+        "off=$1; p=$3; ca=",
+        `if [ "$4" = s3 ]; then ${s3}; else ${sftp}; fi`,
         ...body,
-        "rc=$?; ssh-agent -k > /dev/null 2>&1; exit $rc",
+        'rc=$?; [ -z "$SSH_AGENT_PID" ] || ssh-agent -k > /dev/null 2>&1; exit $rc',
       ].join("; ") +
-      '\' sh "$off" "$kh" "$p" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
+      '\' sh "$off" "$pin" "$p" "$kind" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
   ];
 }
 
@@ -556,20 +576,21 @@ function offsite(body: readonly string[]): string[] {
  * so a copy that failed once is caught up by the next. Made there on first use with the local one's
  * chunker parameters (so that copies deduplicate).
  */
-export function copyOffsite(l: Layout, image: string, project: string, dest: string, knownHosts: string): Argv {
+export function copyOffsite(l: Layout, image: string, project: string, dest: OffsiteTarget): Argv {
   return [
     "sh",
     "-c",
     script(
       offsite([
-        'restic --repo "$off" --no-cache cat config > /dev/null 2>&1 || restic --repo "$off" --no-cache init --copy-chunker-params --from-repo /repo > /dev/null || exit 1',
-        'restic --repo "$off" --no-cache copy --from-repo /repo --tag "project=$p" > /dev/null',
+        'restic $ca --repo "$off" --no-cache cat config > /dev/null 2>&1 || restic $ca --repo "$off" --no-cache init --copy-chunker-params --from-repo /repo > /dev/null || exit 1',
+        'restic $ca --repo "$off" --no-cache copy --from-repo /repo --tag "project=$p" > /dev/null',
       ]),
     ),
     "sh",
     ...positional(l, image, project, "none", "none", []),
-    dest,
-    knownHosts,
+    dest.repository,
+    dest.pin,
+    dest.kind,
   ];
 }
 
@@ -578,21 +599,22 @@ export function copyOffsite(l: Layout, image: string, project: string, dest: str
  * the local one, which is made (with the off-site one's chunker parameters) only once the off-site
  * one has opened with the password: a wrong password leaves no repository behind.
  */
-export function copyFromOffsite(l: Layout, image: string, project: string, src: string, knownHosts: string): Argv {
+export function copyFromOffsite(l: Layout, image: string, project: string, src: OffsiteTarget): Argv {
   return [
     "sh",
     "-c",
     script(
       offsite([
-        'restic --repo "$off" --no-cache cat config > /dev/null || exit 1',
-        '{ [ -f /repo/config ] || restic --repo /repo --no-cache init --copy-chunker-params --from-repo "$off" > /dev/null; } || exit 1',
-        'restic --repo /repo --no-cache copy --from-repo "$off" --tag "project=$p" > /dev/null',
+        'restic $ca --repo "$off" --no-cache cat config > /dev/null || exit 1',
+        '{ [ -f /repo/config ] || restic $ca --repo /repo --no-cache init --copy-chunker-params --from-repo "$off" > /dev/null; } || exit 1',
+        'restic $ca --repo /repo --no-cache copy --from-repo "$off" --tag "project=$p" > /dev/null',
       ]),
       "dir",
     ),
     "sh",
     ...positional(l, image, project, "none", "none", []),
-    src,
-    knownHosts,
+    src.repository,
+    src.pin,
+    src.kind,
   ];
 }

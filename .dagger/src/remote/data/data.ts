@@ -24,6 +24,7 @@ import {
 import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../../core/data/data.js";
 import { snapshotsToForget, type ResticSnapshot } from "../../core/data/retention.js";
 import { listReleases } from "../../core/release/release-commands.js";
+import { offsiteSecretLine, offsiteTarget } from "../../core/data/offsite.js";
 import { PipelineError, parseJson, tail } from "../../core/errors.js";
 import type { DataSpec } from "../../core/compose/extension.js";
 import { appendLine, readOptionalFile, type Layout } from "../../core/server/server-commands.js";
@@ -230,8 +231,8 @@ async function copyOff(
   b: BackupOptions,
   o: OffsiteRepository,
 ): Promise<string | undefined> {
-  const r = await s.exec(copyOffsite(l, b.image, project, o.repository, o.knownHosts), {
-    stdin: `${b.password}\n${Buffer.from(o.sshKey).toString("base64")}\n`,
+  const r = await s.exec(copyOffsite(l, b.image, project, offsiteTarget(o)), {
+    stdin: `${b.password}\n${offsiteSecretLine(o)}\n`,
   });
   return r.code === 0 ? undefined : tail(r.stderr, 3) || `exit code ${r.code}`;
 }

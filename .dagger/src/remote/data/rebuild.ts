@@ -18,6 +18,7 @@ import {
   snapshotRecords,
 } from "../../core/data/data-commands.js";
 import { snapshotsFor, type SnapshotRecord } from "../../core/data/data.js";
+import { offsiteSecretLine, offsiteTarget } from "../../core/data/offsite.js";
 import { PipelineError, tail } from "../../core/errors.js";
 import { loginForRelease } from "../../core/registry/images.js";
 import { keptRelease, operation, targetFor } from "../flow.js";
@@ -178,8 +179,8 @@ export async function rebuild(req: RebuildRequest): Promise<RebuildResult> {
 /** The project's snapshots copied from the off-site repository into the server's (made here if it has none). */
 async function fetchFromOffsite(c: Context, b: BackupOptions): Promise<void> {
   const o = b.offsite!;
-  const r = await c.s.exec(copyFromOffsite(c.l, b.image, c.project, o.repository, o.knownHosts), {
-    stdin: `${b.password}\n${Buffer.from(o.sshKey).toString("base64")}\n`,
+  const r = await c.s.exec(copyFromOffsite(c.l, b.image, c.project, offsiteTarget(o)), {
+    stdin: `${b.password}\n${offsiteSecretLine(o)}\n`,
   });
   if (r.code === 0) return;
   const err = dataError(r, "the backup", "restore");
