@@ -36,7 +36,9 @@ const backupOptions = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.
 const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
 /** A line from the middle of the off-site SSH key: in no file, process or output either. */
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
-auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody]);
+/** The S3 storage's secret key: made by up.sh at test time, in no output, process or file left behind either. */
+const s3Secret = () => readFileSync(bed.offsite.s3.secretFile, "utf8").trim();
+auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody, s3Secret()]);
 
 const PROJECTS = [
   "data-phys",
@@ -53,6 +55,7 @@ const PROJECTS = [
   "data-keep1",
   "data-exact",
   "data-dirs",
+  "data-s3",
 ];
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
@@ -443,6 +446,51 @@ describe("off the VPS", () => {
   /** Snapshots in the off-site repository: two per capture (the data, and the record of its release). */
   const snapshotsOffsite = () =>
     sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
+
+  it("S3: every snapshot copied to S3 storage over TLS; a wrong secret is a coded error that makes nothing; a new server rebuilt from there", async () => {
+    freshProject("data-s3");
+    const s3 = bed.offsite.s3;
+    const bucket = `data-s3-${Date.now()}`;
+    const inS3 = (secret = s3Secret()) => ({
+      ...backupOptions,
+      offsite: {
+        kind: "s3" as const,
+        repository: `s3:${s3.endpoint}/${bucket}/gold`,
+        credentials: { accessKeyId: readFileSync(s3.accessFile, "utf8").trim(), secretAccessKey: secret },
+        ca: readFileSync(s3.caFile, "utf8"),
+      },
+    });
+    const objects = () => sh(`ls ${s3.dataDir}/${bucket}/gold/snapshots 2>/dev/null | wc -l`).trim();
+    await deploy(request("data-s3", dataStack("v1", PHYSICAL), { backup: inS3() }));
+    const log = captureLog();
+    await deploy(request("data-s3", dataStack("v2", PHYSICAL), { backup: inS3(), log: log.log }));
+    expect(log.lines.join("\n")).toMatch(/keep-snapshots .* kept here and off-site/);
+    expect(objects()).toBe("2");
+    sh(`docker exec data-s3-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 2500, 2300)"`);
+    await backup({ ...target("data-s3"), backup: inS3() });
+    expect(objects()).toBe("4");
+    const rows = sh(`docker exec data-s3-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`);
+    // a wrong secret: the storage refuses it, the copy fails with the reason, nothing more is there
+    const wrong = await backup({ ...target("data-s3"), backup: inS3("not-the-secret") }).catch((e: unknown) => e);
+    expect(wrong).toMatchObject({
+      code: "BACKUP_FAILED",
+      message: expect.stringMatching(/copying it off-site failed: /),
+    });
+    expect(objects()).toBe("4");
+
+    // the VPS is gone; a rebuild with a wrong secret makes nothing, with the right one brings the rows back
+    freshProject("data-s3");
+    const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
+    const refused = await rebuild({ ...target("data-s3"), backup: inS3("not-the-secret"), registry }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({ code: "RESTORE_FAILED", message: expect.stringMatching(/nothing was changed/) });
+    expect(sh("docker ps -aq --filter label=com.docker.compose.project=data-s3").trim()).toBe("");
+    expect(sh("ls -A /home/deploy/production/data-s3/.backups/restic 2>/dev/null || true").trim()).toBe("");
+    const back = await rebuild({ ...target("data-s3"), backup: inS3(), registry });
+    expect(back.restored).toEqual([expect.stringMatching(/^db:/)]);
+    expect(sh(`docker exec data-s3-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(rows);
+  });
 
   it("every snapshot is copied to the off-site host over SFTP; a host whose key is not the pinned one gets nothing", async () => {
     freshProject("data-off");

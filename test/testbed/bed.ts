@@ -42,7 +42,15 @@ interface TestbedFile {
     passwordFiles: Record<"rw" | "ro" | "blocked", string>;
   };
   /** The off-site backup host: SFTP for user `offsite`, its own key and host key. */
-  offsite: { namespace: string; host: string; user: string; keyFile: string; hostKeyFile: string };
+  offsite: {
+    namespace: string;
+    host: string;
+    user: string;
+    keyFile: string;
+    hostKeyFile: string;
+    /** S3 storage on the same host (versitygw): one access key, TLS from the test bed's CA. */
+    s3: { endpoint: string; dataDir: string; accessFile: string; secretFile: string; caFile: string };
+  };
   images: Record<string, string>;
 }
 

@@ -22,6 +22,17 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The off-site S3 storage of the data tests: versitygw (a real S3 server over a folder, with signed requests and
+# TLS), built from the Go module proxy into the cache; in the background, beside the downloads below.
+VERSITYGW_VERSION=v1.8.0
+s3_build=
+if [ ! -x "$CACHE/versitygw-$VERSITYGW_VERSION" ]; then
+  echo "provision: building versitygw $VERSITYGW_VERSION (the test bed's S3 server) in the background"
+  ( d=$(mktemp -d) && GOBIN="$d" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" \
+      && install -m 0755 "$d/versitygw" "$CACHE/versitygw-$VERSITYGW_VERSION" && rm -rf "$d" ) > "$CACHE/versitygw.log" 2>&1 &
+  s3_build=$!
+fi
+
 # Debian 12's own `docker-compose` above is v1 (1.29): the VPS user without the v2 plugin
 # sees only that one, as on the servers that bit our first users.
 # Compose v2 is not in Debian 12: take trixie's package, unpacked, never installed
@@ -76,3 +87,10 @@ if [ ! -s "$CACHE/debian-root.tar" ]; then
   tar -C "$r" -cf "$CACHE/debian-root.tar.tmp" . && mv "$CACHE/debian-root.tar.tmp" "$CACHE/debian-root.tar"
   rm -rf "$r" "$CACHE/postgres-root.tar"
 fi
+
+if [ -n "$s3_build" ] && ! wait "$s3_build"; then
+  tail -20 "$CACHE/versitygw.log" >&2
+  echo "provision: building versitygw failed (above)" >&2
+  exit 1
+fi
+ln -sf "versitygw-$VERSITYGW_VERSION" "$CACHE/versitygw"

@@ -216,6 +216,27 @@ CFG
   for _ in $(seq 1 40); do [ -f "$STATE/offsite-sshd.pid" ] && break; sleep 0.1; done
 fi
 
+# --- The same host's S3 storage: versitygw over a folder, TLS from the test bed's CA, one access key -----------
+S3_PORT=9443
+if [ ! -f "$STATE/s3.secret" ]; then
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$OFF_IP" -keyout "$STATE/s3.key" -out "$STATE/s3.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s\n' "$OFF_IP" > "$STATE/s3-san.ext"
+  openssl x509 -req -in "$STATE/s3.csr" -CA "$STATE/ca.crt" -CAkey "$STATE/ca.key" -CAcreateserial \
+    -days 2 -extfile "$STATE/s3-san.ext" -out "$STATE/s3.crt" 2>/dev/null
+  echo "vpstestbed$(openssl rand -hex 6)" > "$STATE/s3.access"
+  openssl rand -hex 20 > "$STATE/s3.secret"
+fi
+if ! curl -sS --cacert "$STATE/ca.crt" -o /dev/null "https://$OFF_IP:$S3_PORT/" 2>/dev/null; then
+  log "starting the off-site host's S3 storage on $OFF_IP:$S3_PORT"
+  mkdir -p "$STATE/s3-data"
+  # the key reaches the server through its environment, never its command line
+  ROOT_ACCESS_KEY_ID=$(cat "$STATE/s3.access") ROOT_SECRET_ACCESS_KEY=$(cat "$STATE/s3.secret") \
+    setsid nohup ip netns exec "$OFF_NS" "$CACHE/versitygw" --port "$OFF_IP:$S3_PORT" \
+    --cert "$STATE/s3.crt" --key "$STATE/s3.key" posix "$STATE/s3-data" > "$STATE/s3.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/s3.pid"
+  for _ in $(seq 1 40); do curl -sS --cacert "$STATE/ca.crt" -o /dev/null "https://$OFF_IP:$S3_PORT/" 2>/dev/null && break; sleep 0.25; done
+fi
+
 # --- The swarm: three engines in their own namespaces, the manager reachable over SSH ---
 bash "$HERE/swarm.sh"
 
@@ -326,7 +347,8 @@ cat > "$STATE/testbed.json" <<JSON
                     "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
   "swarm": { "host": "10.201.0.11", "nodes": { "swarm-1": "unix:///run/vps-swarm/n1.sock", "swarm-2": "unix:///run/vps-swarm/n2.sock", "swarm-3": "unix:///run/vps-swarm/n3.sock" },
              "nodePids": { "swarm-1": "$STATE/swarm/n1/dockerd.pid", "swarm-2": "$STATE/swarm/n2/dockerd.pid", "swarm-3": "$STATE/swarm/n3/dockerd.pid" } },
-  "offsite": { "namespace": "$OFF_NS", "host": "$OFF_IP", "user": "offsite", "keyFile": "$STATE/offsite_ed25519", "hostKeyFile": "$STATE/offsite_host_ed25519_key.pub" },
+  "offsite": { "namespace": "$OFF_NS", "host": "$OFF_IP", "user": "offsite", "keyFile": "$STATE/offsite_ed25519", "hostKeyFile": "$STATE/offsite_host_ed25519_key.pub",
+               "s3": { "endpoint": "https://$OFF_IP:$S3_PORT", "dataDir": "$STATE/s3-data", "accessFile": "$STATE/s3.access", "secretFile": "$STATE/s3.secret", "caFile": "$STATE/ca.crt" } },
   "images": { $images }
 }
 JSON
