@@ -339,11 +339,11 @@ volumes:
       /cannot be read from the repository.*every service holds the data it held, and runs/s,
     );
     expect([prices("data-safe"), running("data-safe-db-1")]).toEqual(["2|0", "true"]);
-    // the snapshot reads, its data does not (every pack file zeroes, as a failing disk returns them): restic fails
-    // half-way through, into the stage only
+    // the snapshot reads, the rest does not (its index and packs zeroes, as a failing disk returns them): restic
+    // fails once it has started, into the stage only
     const [b] = await backup({ ...target("data-safe") });
     sh(
-      `for f in ${repo("data-safe")}/data/*/*; do n=$(stat -c %s "$f"); truncate -s 0 "$f"; truncate -s "$n" "$f"; done`,
+      `for f in ${repo("data-safe")}/index/* ${repo("data-safe")}/data/*/*; do n=$(stat -c %s "$f"); truncate -s 0 "$f"; truncate -s "$n" "$f"; done`,
     );
     const broken = await restoreSnapshot({ ...target("data-safe"), snapshot: b!.id.slice(0, 8) }).catch(
       (e: unknown) => e,
@@ -371,12 +371,13 @@ volumes:
     expect([running("data-pair-db-1"), running("data-pair-files-1")]).toEqual(["true", "true"]);
   });
 
-  it("retention: --keep-snapshots=1 keeps one of each of two services; ten backups later rollback --restore-data still has its data", async () => {
+  // (two backups at --keep-snapshots=1 push out what ten do at the default 10: the rule is the same, CI is not)
+  it("retention: --keep-snapshots=1 keeps one of each of two services; backups later rollback --restore-data still has its data", async () => {
     freshProject("data-keep1");
     const keepOne = { ...backupOptions, keep: 1 };
     const r1 = await deploy(request("data-keep1", files(dataStack("v1", PHYSICAL)), { backup: keepOne }));
     await deploy(request("data-keep1", files(dataStack("v2", PHYSICAL)), { backup: keepOne }));
-    for (let i = 0; i < 10; i++) await backup({ ...target("data-keep1"), backup: keepOne });
+    for (let i = 0; i < 2; i++) await backup({ ...target("data-keep1"), backup: keepOne });
     const snaps = (await status(target("data-keep1"))).snapshots ?? [];
     const of = (service: string) => snaps.filter((x) => x.service === service).map((x) => x.release);
     // each service: its newest, and the one taken while r1 was current (r1 is still on the server)
