@@ -336,7 +336,7 @@ volumes:
     );
     expect(lost).toMatchObject({ code: "RESTORE_FAILED" });
     expect((lost as Error).message).toMatch(
-      /cannot be read from the repository.*every service holds the data it held, and runs/s,
+      /is not in the repository.*every service holds the data it held, and runs/s,
     );
     expect([prices("data-safe"), running("data-safe-db-1")]).toEqual(["2|0", "true"]);
     // the snapshot reads, the rest does not (its index and packs zeroes, as a failing disk returns them): restic

@@ -279,7 +279,10 @@ export function snapshotsReadable(l: Layout, image: string, project: string, ids
     "-c",
     script(
       [
+        // listed first: restic retries reading a file that is not there for most of a minute
+        `rr -- list snapshots > "$out" 2> "$err" || { wrong; cat "$err" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
         'for id in "$@"; do',
+        `  grep -q "^$id" "$out" || { echo "snapshot $id is not in the repository (forgotten, or the repository is another one)" >&2; exit ${DATA_EXIT.noSnapshot}; }`,
         `  rr -- cat snapshot "$id" > /dev/null 2> "$err" || { wrong; echo "snapshot $id cannot be read from the repository: $(tail -2 "$err")" >&2; exit ${DATA_EXIT.noSnapshot}; }`,
         "done",
       ],
