@@ -367,6 +367,9 @@ describe("previews beside production", () => {
     expect(routes.filter((r) => r.project === previewProject(PROD, 11))).toEqual([]);
     expect(routes.filter((r) => r.project === previewProject(PROD, 12)).map((r) => r.host)).toEqual([host(12)]);
     expect(leftovers(previewProject(PROD, 11))).toEqual(nothing);
+    // closing it again (or a pull request that never had a preview): nothing to do, no error
+    const again = await previewDown({ ...production, log: () => {}, by: "vitest" }, { prs: [11] });
+    expect(again.map((r) => [r.pr, r.containers, r.folder ?? false])).toEqual([[11, 0, false]]);
     expect(await servedAt(host(12), "v1")).toContain("Version v1.");
     let prod = await webStatus(PORT);
     for (let i = 0; i < 40 && prod.status !== 200; i++) {

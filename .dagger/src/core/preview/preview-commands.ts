@@ -44,9 +44,20 @@ export function markPreview(dir: string, project: string, pr: number, create: bo
   ];
 }
 
-/** Exits NOT_MARKED_EXIT unless `dir` is marked as preview `pr` of `project`. */
+/** Exit code of a preview command that found no folder at all (no preview, nothing else either). */
+export const NO_PREVIEW_EXIT = 44;
+
+/** Exits NO_PREVIEW_EXIT when there is no `dir`, NOT_MARKED_EXIT unless it is marked as preview `pr` of `project`. */
 export function checkPreviewMark(dir: string, project: string, pr: number): Argv {
-  return ["sh", "-c", `d=$1 proj=$2 n=$3\n${MARKED(`exit ${NOT_MARKED_EXIT}`)}`, "sh", dir, project, String(pr)];
+  return [
+    "sh",
+    "-c",
+    `d=$1 proj=$2 n=$3\n[ -e "$d" ] || exit ${NO_PREVIEW_EXIT}\n${MARKED(`exit ${NOT_MARKED_EXIT}`)}`,
+    "sh",
+    dir,
+    project,
+    String(pr),
+  ];
 }
 
 /**

@@ -8,6 +8,7 @@ import { PipelineError, tail } from "../../core/errors.js";
 import { leaveProjectNetwork } from "../../core/edge/edge-commands.js";
 import {
   NOT_MARKED_EXIT,
+  NO_PREVIEW_EXIT,
   checkPreviewMark,
   listPreviews,
   markPreview,
@@ -46,6 +47,8 @@ export interface Removed {
   networks: number;
   images: string[];
   routes: number;
+  /** Its folder was there (and went). */
+  folder?: boolean;
 }
 
 /**
@@ -57,6 +60,8 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
   const l = layout(dir);
   // only a marked preview is ours to remove: a project that is merely named like one keeps everything, routes too
   const marked = await s.exec(checkPreviewMark(dir, prod.project, pr));
+  // a pull request closed without a live preview (never made, refused, expired, evicted): nothing to remove
+  if (marked.code === NO_PREVIEW_EXIT) return { pr, containers: 0, volumes: 0, networks: 0, images: [], routes: 0 };
   if (marked.code === NOT_MARKED_EXIT) throw notMarked(dir, prod.project, pr);
   return withLock(
     s,
@@ -99,6 +104,7 @@ async function removeOne(s: SshSession, p: Progress, prod: Production, pr: numbe
         networks: count("network"),
         images: lines.filter((x) => x.startsWith("removed image ")).map((x) => x.slice(14)),
         routes,
+        folder: true,
       };
     },
   );
@@ -114,6 +120,8 @@ function notMarked(dir: string, project: string, pr: number): PipelineError {
 
 /** What `preview-down` removed, one line. */
 export function removedLine(r: Removed): string {
+  if (r.containers + r.volumes + r.networks + r.routes === 0 && !r.folder)
+    return `preview #${r.pr}: none on the server (never deployed, or already removed)`;
   return `preview #${r.pr} removed: ${r.containers} container(s), ${r.volumes} volume(s), ${r.networks} network(s), ${r.routes} edge route(s), ${r.images.length} image(s) no other release uses, its folder`;
 }
 
