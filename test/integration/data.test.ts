@@ -38,7 +38,8 @@ const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
 /** The S3 storage's secret key: made by up.sh at test time, in no output, process or file left behind either. */
 const s3Secret = () => readFileSync(bed.offsite.s3.secretFile, "utf8").trim();
-auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody, s3Secret()]);
+// once around the file: its scenarios run concurrently, each on a project of its own
+auditSecrets(() => [registryPassword, BACKUP_PASSWORD, offsiteKeyBody, s3Secret()], "file");
 
 const PROJECTS = [
   "data-phys",
@@ -60,6 +61,12 @@ const PROJECTS = [
 // restic's image exists only on this machine; up.sh keeps it from `docker image prune -a` with a stopped container
 beforeAll(() => expect(sh(`docker image inspect --format ok ${backupOptions.image}`).trim()).toBe("ok"));
 afterAll(() => PROJECTS.forEach(freshProject));
+
+/**
+ * The scenarios of a group run at once, each on its own project (and off-site repository): most of a scenario is
+ * waiting on PostgreSQL, restic and health checks. Their time limit is for all of them sharing two cores.
+ */
+const CONCURRENT = { timeout: 480_000 };
 
 const PHYSICAL_RESTORE = "{ volumes: [dbdata], on-failed-deploy: restore }";
 const PHYSICAL = "{ volumes: [dbdata] }";
@@ -89,7 +96,7 @@ const target = (project: string) => ({
   edge: testEdge,
   backup: backupOptions,
   by: "vitest",
-  log: () => {},
+  log: captureLog().log,
 });
 /** `rows|has eur` of the prices table. */
 const prices = (project: string) =>
@@ -97,7 +104,7 @@ const prices = (project: string) =>
     `docker exec ${project}-db-1 psql -U postgres -d gold -tAc "select (select count(*) from prices) || '|' || (select count(*) from information_schema.columns where table_name = 'prices' and column_name = 'eur')"`,
   ).trim();
 
-describe("a snapshot before every release's jobs", () => {
+describe.concurrent("a snapshot before every release's jobs", CONCURRENT, () => {
   it("a failed deploy whose migration changed the schema rolls back with the data when the declaration asks for it", async () => {
     freshProject("data-phys");
     await deploy(request("data-phys", dataStack("v1", PHYSICAL_RESTORE)));
@@ -170,7 +177,7 @@ describe("a snapshot before every release's jobs", () => {
   });
 });
 
-describe("logical dumps, backup and restore", () => {
+describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
   it("a logical rollback after a migration that created a table: the table is gone, rows and schema as before", async () => {
     freshProject("data-exact");
     await deploy(request("data-exact", dataStack("v1", LOGICAL_RESTORE)));
@@ -299,7 +306,7 @@ describe("logical dumps, backup and restore", () => {
   });
 });
 
-describe("restores that cannot empty a database", () => {
+describe.concurrent("restores that cannot empty a database", CONCURRENT, () => {
   const repo = (project: string) => `/home/deploy/production/${project}/.backups/restic`;
   const running = (container: string) =>
     sh(`docker inspect --format '{{.State.Running}}' ${container} 2>/dev/null || echo gone`).trim();
@@ -411,7 +418,7 @@ volumes:
     // the swap's script on the server: once it has stopped the service, its SSH session (sshd's process) is killed
     let killed = "";
     for (let i = 0; i < 600 && !killed; i++) {
-      const pid = sh("pgrep -o -f 'swap_in=' || true").trim();
+      const pid = sh("pgrep -o -f 'swap_in=.* data-drop_dbdata' || true").trim();
       if (pid && running("data-drop-db-1") === "false") {
         // up from the script to the sshd process serving its session (a login shell may sit between)
         let session = sh(`ps -o ppid= -p ${pid}`).trim();
@@ -440,7 +447,7 @@ volumes:
   });
 });
 
-describe("off the VPS", () => {
+describe.concurrent("off the VPS", CONCURRENT, () => {
   const offsite = (over: Partial<{ hostKey: string; project: string }> = {}) => ({
     kind: "sftp" as const,
     repository: `sftp:${bed.offsite.user}@${bed.offsite.host}:/home/${bed.offsite.user}/restic/${over.project ?? "data-off"}`,
@@ -498,7 +505,7 @@ describe("off the VPS", () => {
 
   it("every snapshot is copied to the off-site host over SFTP; a host whose key is not the pinned one gets nothing", async () => {
     freshProject("data-off");
-    sh(`rm -rf /home/${bed.offsite.user}/restic`);
+    sh(`rm -rf /home/${bed.offsite.user}/restic/data-off`);
     const withOffsite = { ...backupOptions, offsite: offsite() };
     await deploy(request("data-off", dataStack("v1", LOGICAL), { backup: withOffsite }));
     const log = captureLog();

@@ -20,16 +20,14 @@ export function auditSecrets(
   secrets: () => string[] = () => [registryPassword],
   scope: "each" | "file" = "each",
 ): void {
-  let samplers: ReturnType<typeof sampleProcesses>[] = [];
+  let sampler: ReturnType<typeof sampleProcesses> | undefined;
   (scope === "each" ? beforeEach : beforeAll)(() => {
-    samplers = secrets().map((s) => sampleProcesses(s));
+    sampler = sampleProcesses(...secrets());
   });
   (scope === "each" ? afterEach : afterAll)(async () => {
-    for (const sampler of samplers) {
-      const ps = await sampler.stop();
-      expect(ps.samples).toBeGreaterThan(0);
-      expect(ps.hits).toEqual([]);
-    }
+    const ps = await sampler!.stop();
+    expect(ps.samples).toBeGreaterThan(0);
+    expect(ps.hits).toEqual([]);
     const keyBody = privateKey.split("\n")[1]!;
     for (const needle of [...secrets(), keyBody]) {
       expect(filesContaining(HOME, needle)).toEqual([]);
