@@ -197,6 +197,8 @@ export class VpsPipeline {
    * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).
    * @param keepSnapshots Snapshots kept per data service.
    * @param keepSnapshotDays Also forget snapshots older than this many days, never a service's newest nor one a kept release needs (0: by count only).
+   * @param keepOffsiteSnapshots Snapshots kept per data service in the off-site repository (the same rules, applied after each copy).
+   * @param keepOffsiteSnapshotDays Also forget off-site snapshots older than this many days (0: by count only).
    * @param backupOffsite A second restic repository off the VPS, every snapshot copied there: over SFTP (sftp:user@host:/path) or in S3-compatible storage (s3:https://host/bucket/path).
    * @param backupOffsiteKey The off-site repository's key: SSH private key of its own (sftp), or AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines (s3).
    * @param backupOffsiteHostKey How the off-site host is checked: its public key pinned (sftp: a known_hosts line, or ssh-ed25519 AAAA…), or the CA certificate (PEM) of its TLS certificate (s3; empty: the system's CAs).
@@ -234,6 +236,8 @@ export class VpsPipeline {
     resticImage: string = DEFAULTS.resticImage,
     keepSnapshots: number = DEFAULTS.keepSnapshots,
     keepSnapshotDays: number = DEFAULTS.keepSnapshotDays,
+    keepOffsiteSnapshots: number = DEFAULTS.keepOffsiteSnapshots,
+    keepOffsiteSnapshotDays: number = DEFAULTS.keepOffsiteSnapshotDays,
     backupOffsite = "",
     backupOffsiteKey?: Secret,
     backupOffsiteHostKey = "",
@@ -270,6 +274,8 @@ export class VpsPipeline {
       resticImage,
       keepSnapshots,
       keepSnapshotDays,
+      keepOffsiteSnapshots,
+      keepOffsiteSnapshotDays,
       backupOffsite,
       backupOffsiteKey,
       backupOffsiteHostKey,

@@ -96,6 +96,10 @@ export class Vps {
   @func() keepSnapshots!: number;
   /** Age in days after which snapshots go (0: by count only). */
   @func() keepSnapshotDays!: number;
+  /** Snapshots kept per data service in the off-site repository. */
+  @func() keepOffsiteSnapshots!: number;
+  /** Age in days after which off-site snapshots go (0: by count only). */
+  @func() keepOffsiteSnapshotDays!: number;
   /** The off-site restic repository (sftp:user@host:/path), or "". */
   @func() backupOffsite!: string;
   /** SSH private key for the off-site host. */

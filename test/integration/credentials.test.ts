@@ -221,6 +221,8 @@ describe("registries with a port, and certificates", () => {
       resticImage: "vps-testbed/restic:0.14",
       keepSnapshots: 10,
       keepSnapshotDays: 0,
+      keepOffsiteSnapshots: 30,
+      keepOffsiteSnapshotDays: 0,
       backupOffsite: "",
       backupOffsiteHostKey: "",
     });
@@ -265,6 +267,8 @@ describe("registries with a port, and certificates", () => {
       resticImage: "vps-testbed/restic:0.14",
       keepSnapshots: 10,
       keepSnapshotDays: 0,
+      keepOffsiteSnapshots: 30,
+      keepOffsiteSnapshotDays: 0,
       backupOffsite: "",
       backupOffsiteHostKey: "",
     });

@@ -458,12 +458,14 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
   const snapshotsOffsite = () =>
     sh(`ls /home/${bed.offsite.user}/restic/data-off/snapshots 2>/dev/null | wc -l`).trim();
 
-  it("S3: every snapshot copied to S3 storage over TLS; a wrong secret is a coded error that makes nothing; a new server rebuilt from there", async () => {
+  it("S3: every snapshot copied to S3 storage over TLS and kept there by its own retention; a wrong secret is a coded error that makes nothing; a new server rebuilt from there", async () => {
     freshProject("data-s3");
     const s3 = bed.offsite.s3;
     const bucket = `data-s3-${Date.now()}`;
+    // off-site retention of its own: the newest per service, and what a kept release needs
     const inS3 = (secret = s3Secret()) => ({
       ...backupOptions,
+      offsiteKeep: 1,
       offsite: {
         kind: "s3" as const,
         repository: `s3:${s3.endpoint}/${bucket}/gold`,
@@ -480,6 +482,13 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
     sh(`docker exec data-s3-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 2500, 2300)"`);
     await backup({ ...target("data-s3"), backup: inS3() });
     expect(objects()).toBe("4");
+    // a second manual backup: the VPS keeps its three of db (--keep-snapshots 10) and a record per release; off-site
+    // (1), the first manual one goes too (r2's newest is the new one), the one taken while r1 was current stays (r1
+    // is still on the server)
+    const localSnapshots = () => sh(`ls /home/deploy/production/data-s3/.backups/restic/snapshots | wc -l`).trim();
+    const [newest] = await backup({ ...target("data-s3"), backup: inS3() });
+    expect(newest).toMatchObject({ offsite: true });
+    expect([localSnapshots(), objects()]).toEqual(["5", "4"]);
     const rows = sh(`docker exec data-s3-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`);
     // a wrong secret: the storage refuses it, the copy fails with the reason, nothing more is there
     const wrong = await backup({ ...target("data-s3"), backup: inS3("not-the-secret") }).catch((e: unknown) => e);

@@ -111,6 +111,9 @@ describe("the VPS target", () => {
       healthTimeoutSeconds: 120,
       lockTimeoutSeconds: 300,
       by: "",
+      keepSnapshots: 10,
+      keepOffsiteSnapshots: 30,
+      keepOffsiteSnapshotDays: 0,
     });
     expect(problemsOf(() => parseInput(vpsTargetSchema, vps({ dir: "/" }), "vps"))).toMatch(
       /vps\.dir: must not be `\/`/,
@@ -124,6 +127,9 @@ describe("the VPS target", () => {
     expect(msg).toMatch(/vps\.project: must be a compose project name/);
     expect(msg).toMatch(/vps\.keepReleases: must keep at least 2 releases/);
     expect(msg).toMatch(/vps\.by: must be one line/);
+    expect(problemsOf(() => parseInput(vpsTargetSchema, vps({ keepOffsiteSnapshots: 0 }), "vps"))).toMatch(
+      /vps\.keepOffsiteSnapshots: must keep at least 1 snapshot off-site/,
+    );
   });
 
   it("says a missing host key must be pinned", () => {

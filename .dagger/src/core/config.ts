@@ -161,6 +161,13 @@ export const vpsTargetSchema = z
       .max(1000)
       .default(DEFAULTS.keepSnapshots),
     keepSnapshotDays: z.number().int().min(0).max(36_500).default(DEFAULTS.keepSnapshotDays),
+    keepOffsiteSnapshots: z
+      .number()
+      .int()
+      .min(1, "must keep at least 1 snapshot off-site, or a new server has nothing to be rebuilt from")
+      .max(10_000)
+      .default(DEFAULTS.keepOffsiteSnapshots),
+    keepOffsiteSnapshotDays: z.number().int().min(0).max(36_500).default(DEFAULTS.keepOffsiteSnapshotDays),
     orchestrator: z
       .enum(["compose", "swarm"], { message: "must be compose (one VPS) or swarm (the host is a swarm manager)" })
       .default(DEFAULTS.orchestrator),

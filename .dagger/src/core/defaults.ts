@@ -28,6 +28,9 @@ export const DEFAULTS = {
   /** Snapshots kept per data service, and the age after which they go (0: by count only). */
   keepSnapshots: 10,
   keepSnapshotDays: 0,
+  /** The same for the off-site repository, applied after each copy: it is the longer memory, so it keeps more. */
+  keepOffsiteSnapshots: 30,
+  keepOffsiteSnapshotDays: 0,
   /** One VPS with compose; `swarm` when the host is a Docker Swarm manager. */
   orchestrator: "compose",
   /**

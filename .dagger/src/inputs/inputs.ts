@@ -49,6 +49,8 @@ export interface VpsArgs {
   resticImage: string;
   keepSnapshots: number;
   keepSnapshotDays: number;
+  keepOffsiteSnapshots: number;
+  keepOffsiteSnapshotDays: number;
   backupOffsite: string;
   backupOffsiteKey?: Secret | undefined;
   backupOffsiteHostKey: string;
@@ -129,6 +131,8 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
       resticImage: a.resticImage,
       keepSnapshots: a.keepSnapshots,
       keepSnapshotDays: a.keepSnapshotDays,
+      keepOffsiteSnapshots: a.keepOffsiteSnapshots,
+      keepOffsiteSnapshotDays: a.keepOffsiteSnapshotDays,
     },
     "vps",
   );
@@ -162,6 +166,8 @@ export async function vpsInputs(a: VpsArgs): Promise<VpsInputs> {
             image: v.resticImage,
             keep: v.keepSnapshots,
             keepDays: v.keepSnapshotDays,
+            offsiteKeep: v.keepOffsiteSnapshots,
+            offsiteKeepDays: v.keepOffsiteSnapshotDays,
             ...(await offsite(a)),
           },
         }

@@ -28,6 +28,9 @@ export interface BackupOptions {
   keepDays: number;
   /** A second repository off the VPS every snapshot is copied to. */
   offsite?: OffsiteRepository;
+  /** Its retention, the same rules as keep/keepDays, after each copy (defaults: DEFAULTS.keepOffsiteSnapshots…). */
+  offsiteKeep?: number;
+  offsiteKeepDays?: number;
 }
 
 export type { OffsiteRepository } from "../core/data/offsite.js";

@@ -559,7 +559,7 @@ function offsite(body: readonly string[]): string[] {
     'mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts && eval "$(ssh-agent -s)" > /dev/null && printf "%s" "$k" | base64 -d | ssh-add -q - 2> /dev/null || { echo "the off-site SSH key is not a private key ssh-add takes" >&2; exit 1; }';
   return [
     `IFS= read -r key || exit ${DATA_EXIT.noPassword}`,
-    "off=$1; pin=$2; kind=$3",
+    "off=$1; pin=$2; kind=$3; shift 3",
     // the network this time (the off-site host); the local repository writable: restic locks it while it reads
     '{ printf "%s\\n%s\\n" "$pw" "$key"; } | docker run --rm -i -v "$repo:/repo" --entrypoint sh "$img" -c \'' +
       [
@@ -570,7 +570,8 @@ function offsite(body: readonly string[]): string[] {
         ...body,
         'rc=$?; [ -z "$SSH_AGENT_PID" ] || ssh-agent -k > /dev/null 2>&1; exit $rc',
       ].join("; ") +
-      '\' sh "$off" "$pin" "$p" "$kind" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
+      // what follows the four values (snapshot ids) is the body's, as $5…
+      '\' sh "$off" "$pin" "$p" "$kind" "$@" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
   ];
 }
 
@@ -594,6 +595,41 @@ export function copyOffsite(l: Layout, image: string, project: string, dest: Off
     dest.repository,
     dest.pin,
     dest.kind,
+  ];
+}
+
+/** The project's snapshots in the off-site repository `dest`, as restic lists them (JSON), for its retention. */
+export function listOffsite(l: Layout, image: string, project: string, dest: OffsiteTarget): Argv {
+  return [
+    "sh",
+    "-c",
+    script(offsite(['restic $ca --repo "$off" --no-cache snapshots --json --tag "project=$p"']), "need"),
+    "sh",
+    ...positional(l, image, project, "none", "none", []),
+    dest.repository,
+    dest.pin,
+    dest.kind,
+  ];
+}
+
+/** Forget snapshots `ids` of the off-site repository `dest` (retention: core/data/retention.ts), and prune it. */
+export function forgetOffsite(
+  l: Layout,
+  image: string,
+  project: string,
+  dest: OffsiteTarget,
+  ids: readonly string[],
+): Argv {
+  return [
+    "sh",
+    "-c",
+    script(offsite(['shift 4; restic $ca --repo "$off" --no-cache forget --prune "$@" > /dev/null']), "need"),
+    "sh",
+    ...positional(l, image, project, "none", "none", []),
+    dest.repository,
+    dest.pin,
+    dest.kind,
+    ...ids,
   ];
 }
 

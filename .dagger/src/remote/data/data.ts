@@ -17,7 +17,9 @@ import {
   snapshotsReadable,
   stagePhysical,
   swapPhysical,
+  forgetOffsite,
   forgetSnapshots,
+  listOffsite,
   listSnapshots,
   DATA_EXIT,
 } from "../../core/data/data-commands.js";
@@ -25,6 +27,7 @@ import { findSnapshot, parseSnapshots, type SnapshotRecord } from "../../core/da
 import { snapshotsToForget, type ResticSnapshot } from "../../core/data/retention.js";
 import { listReleases } from "../../core/release/release-commands.js";
 import { offsiteSecretLine, offsiteTarget } from "../../core/data/offsite.js";
+import { DEFAULTS } from "../../core/defaults.js";
 import { PipelineError, parseJson, tail } from "../../core/errors.js";
 import type { DataSpec } from "../../core/compose/extension.js";
 import { appendLine, readOptionalFile, type Layout } from "../../core/server/server-commands.js";
@@ -174,7 +177,7 @@ export async function capture(
  * What follows a capture, off the path to the jobs (a deploy runs it once its release is healthy, or
  * rolled back): the retention — what restic no longer keeps leaves the records, and the snapshots
  * just `taken` get their whole ids — then, when there is one, the copy off the VPS (`offsiteFailed`
- * decides what a failed copy means: a note for a deploy, an error for `backup`).
+ * decides what a failed copy means: a note for a deploy, an error for `backup`) and the off-site retention.
  */
 export async function keepSnapshots(
   s: SshSession,
@@ -193,7 +196,36 @@ export async function keepSnapshots(
     return made;
   }
   await markOffsite(s, l);
+  await keepOffsiteInOrder(s, l, project, b, b.offsite);
   return made.map((x) => ({ ...x, offsite: true }));
+}
+
+/**
+ * The off-site repository's retention, after a copy: the same rules as the VPS's (retention.ts) with its own
+ * numbers. Best effort, like the local one: what it could not forget now, the next copy forgets.
+ */
+async function keepOffsiteInOrder(
+  s: SshSession,
+  l: Layout,
+  project: string,
+  b: BackupOptions,
+  o: OffsiteRepository,
+): Promise<void> {
+  const stdin = { stdin: `${b.password}\n${offsiteSecretLine(o)}\n` };
+  const listed = await s.exec(listOffsite(l, b.image, project, offsiteTarget(o)), stdin);
+  if (listed.code !== 0) return;
+  const list = parseJson<ResticSnapshot[] | null>(listed.stdout.trim() || "[]", "restic snapshots --json") ?? [];
+  const keptReleases = (await s.run(listReleases(l), "listing releases"))
+    .split("\n")
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const go = snapshotsToForget(list, {
+    keep: b.offsiteKeep ?? DEFAULTS.keepOffsiteSnapshots,
+    days: b.offsiteKeepDays ?? DEFAULTS.keepOffsiteSnapshotDays,
+    keptReleases,
+    now: new Date(),
+  });
+  if (go.length) await s.exec(forgetOffsite(l, b.image, project, offsiteTarget(o), go), stdin);
 }
 
 /** The step line of keepSnapshots: the ids kept, and where. */
