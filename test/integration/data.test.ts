@@ -208,13 +208,28 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
     // a dump is checked by feeding it to a scratch copy's restore command (no check declared: a restore that works is
     // the check)
     expect(await checkBackup({ ...target("data-dump") })).toEqual([
-      expect.objectContaining({ id: snap!.id, result: expect.stringMatching(/no check command declared/) }),
+      expect.objectContaining({
+        id: snap!.id,
+        result: expect.stringMatching(/no check command declared/),
+        roundTrip: expect.stringMatching(/^restored twice, it dumps as the snapshot \(\d+ bytes\)$/),
+      }),
     ]);
     expect(
       sh(
         `docker exec data-dump-db-1 psql -U postgres -d gold -tAc "select count(*) from information_schema.columns where column_name = 'junk'"`,
       ).trim(),
     ).toBe("0");
+
+    // a restore that feeds the dump into the database as it is: check-backup says it is not exact
+    const merging = `{ capture: logical, dump: "${EXACT.dump}", restore: "psql -q -v ON_ERROR_STOP=1 -U postgres -d gold", volumes: [dbdata] }`;
+    await deploy(request("data-dump", dataStack("v2", merging)));
+    const inexact = await checkBackup({ ...target("data-dump") }).catch((e: unknown) => e);
+    expect(inexact).toMatchObject({
+      code: "BACKUP_CHECK_FAILED",
+      message: expect.stringMatching(/a second time, onto the first failed: .*does not start from an empty database/s),
+      hint: expect.stringMatching(/dropdb --force/),
+    });
+    expect(prices("data-dump")).toBe("2|1");
   });
 
   it("check-backup restores the newest snapshot into a scratch copy beside the service and runs the data's check there; the service is not touched", async () => {

@@ -450,6 +450,51 @@ export function restoreLogical(
   ];
 }
 
+/** What compareLogical found: the dumps the same, different, or not compared (a dump with NUL bytes). */
+export const ROUND_TRIP = { same: "same", differs: "differs", binary: "binary" } as const;
+
+/**
+ * A logical snapshot's round trip, in the copy it was restored into: `dump` (argv) run there again must print the
+ * snapshot's dump line for line, but for the lines where dumps write their version and time or a session's key
+ * (`--` comments, `\` client directives such as psql's `\restrict <random key>`). Prints `same <bytes>`,
+ * `differs <snapshot's bytes> <new bytes>` (of what was compared), or `binary` (not compared: a binary dump's
+ * header holds its own time, pg_dump -Fc). Hashed as they stream: no dump is written to the server's disk.
+ */
+export function compareLogical(
+  l: Layout,
+  image: string,
+  project: string,
+  release: ReleaseRef,
+  service: string,
+  id: string,
+  dump: readonly string[],
+): Argv {
+  return [
+    "sh",
+    "-c",
+    script(
+      [
+        "id=$1; shift",
+        "norm() { LC_ALL=C grep -av -e '^--' -e '^\\\\'; }",
+        '{ rr -- dump "$id" "/$svc.dump" 2> "$err"; echo $? > "$st/dump"; } | tr -dc \'\\000\' | wc -c > "$st/nul"',
+        `[ "$(cat "$st/dump")" = 0 ] || { wrong; cat "$err" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
+        `[ "$(cat "$st/nul")" = 0 ] || { echo ${ROUND_TRIP.binary}; exit 0; }`,
+        // cksum prints the CRC and the length of what it read: the same pair is the same text
+        '{ rr -- dump "$id" "/$svc.dump" 2> "$err"; echo $? > "$st/dump"; } | norm | cksum > "$st/a"',
+        '{ dc exec -T "$svc" "$@" 2> "$st/again.err"; echo $? > "$st/again"; } | norm | cksum > "$st/b"',
+        `[ "$(cat "$st/dump")" = 0 ] || { wrong; cat "$err" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
+        `[ "$(cat "$st/again")" = 0 ] || { echo "the dump command exited with $(cat "$st/again"): $(tail -3 "$st/again.err")" >&2; exit ${DATA_EXIT.restoreFailed}; }`,
+        `if cmp -s "$st/a" "$st/b"; then echo "${ROUND_TRIP.same} $(cut -d' ' -f2 "$st/a")"; else echo "${ROUND_TRIP.differs} $(cut -d' ' -f2 "$st/a") $(cut -d' ' -f2 "$st/b")"; fi`,
+      ],
+      "need",
+    ),
+    "sh",
+    ...positional(l, image, project, release, service, []),
+    id,
+    ...dump,
+  ];
+}
+
 /** `check` (argv) run in the running service: exit 0 is a good backup. Prints its last lines either way. */
 export function runCheck(
   l: Layout,

@@ -1,13 +1,16 @@
 /**
  * `vps … check-backup`: restic's check of the repository, then each chosen
  * snapshot restored into a scratch copy of its service (core/data/backup-check.ts),
- * started, and put to the data's `check` command. The real service is never
+ * started, and put to the data's `check` command; a dump is restored twice and
+ * must come back as it was dumped (compareLogical). The real service is never
  * touched; the copy is removed whatever happens. A snapshot that passes is
  * marked `verified` in the records (status shows it).
  */
 import { scratchCompose, scratchDir, scratchProject } from "../../core/data/backup-check.js";
 import {
   checkRepository,
+  compareLogical,
+  ROUND_TRIP,
   prepareDataServices,
   removeScratch,
   restoreLogical,
@@ -27,6 +30,9 @@ import { withLock } from "../session.js";
 import type { BackupOptions } from "../remote-target.js";
 import type { Context } from "../targets/target.js";
 
+const NOT_EXACT =
+  "make the restore start from an empty database (README, Your data: for PostgreSQL dropdb --force --if-exists … && createdb … && psql -v ON_ERROR_STOP=1 …)";
+
 export interface CheckBackupRequest extends BackupRequest {
   /** The snapshot to check (a prefix of its id); default: the newest of each data service. */
   snapshot?: string;
@@ -39,6 +45,8 @@ export interface SnapshotCheck {
   seconds: number;
   /** The check command's last lines, or what was checked without one. */
   result: string;
+  /** A dump: what restoring it twice and dumping the copy again gave (the snapshot's text or not). */
+  roundTrip?: string;
 }
 
 export async function checkBackup(req: CheckBackupRequest): Promise<SnapshotCheck[]> {
@@ -95,7 +103,7 @@ export async function checkBackup(req: CheckBackupRequest): Promise<SnapshotChec
               "restore-data",
               () => inScratch(c, b, id, spec, snap),
               (x) =>
-                `${x.service}:${x.id.slice(0, 12)} restored into a scratch copy and checked in ${x.seconds}s: ${x.result.split("\n").pop()}`,
+                `${x.service}:${x.id.slice(0, 12)} restored into a scratch copy and checked in ${x.seconds}s: ${x.result.split("\n").pop()}${x.roundTrip ? `; ${x.roundTrip}` : ""}`,
             ),
           );
         }
@@ -135,6 +143,22 @@ async function inScratch(
       `the snapshot may not restore: take a new one (\`backup\`) and keep this one until the cause is known${spec.check ? "; run the check command by hand in the service" : ""}`,
     );
   };
+  /** The dump of the twice-restored copy against the snapshot's: a difference is a restore that is not exact. */
+  const sameAgain = async (dump: readonly string[]): Promise<string> => {
+    const [found, was, now] = (
+      await run(compareLogical(c.l, b.image, p, where, spec.service, snap.id, dump), "dumping the restored copy")
+    )
+      .trim()
+      .split(" ");
+    if (found === ROUND_TRIP.binary) return "a binary dump, restored twice (its text not compared)";
+    if (found === ROUND_TRIP.same) return `restored twice, it dumps as the snapshot (${was} bytes)`;
+    throw new PipelineError(
+      "BACKUP_CHECK_FAILED",
+      `snapshot ${snap.id.slice(0, 12)} of ${snap.service}: restored twice, the copy does not dump as the snapshot (${was} bytes, now ${now}; comment lines aside): the restore command keeps or adds what the dump does not hold, and a rollback would keep what a failed migration made`,
+      NOT_EXACT,
+    );
+  };
+  let roundTrip: string | undefined;
   await c.s.exec(removeScratch(dir, p, c.project)); // what a killed check left
   try {
     await c.s.upload(
@@ -173,13 +197,30 @@ async function inScratch(
         prepareDataServices(c.l, b.image, p, where, "run", c.healthTimeoutSeconds, [spec.service]),
         "starting the scratch copy",
       );
-      await run(restoreLogical(c.l, b.image, p, where, spec.service, snap.id, spec.restore), "restoring the dump");
+      const restore = spec.restore;
+      await run(restoreLogical(c.l, b.image, p, where, spec.service, snap.id, restore), "restoring the dump");
+      // once more, onto what the first one made: a rollback restores onto a database that has moved on
+      await run(
+        restoreLogical(c.l, b.image, p, where, spec.service, snap.id, restore),
+        "restoring the dump a second time, onto the first",
+      ).catch((e: unknown) => {
+        throw e instanceof PipelineError && e.code === "BACKUP_CHECK_FAILED"
+          ? new PipelineError(e.code, `${e.message}: the restore does not start from an empty database`, NOT_EXACT)
+          : e;
+      });
+      if (spec.dump) roundTrip = await sameAgain(spec.dump);
     }
     const result = spec.check
       ? (await run(runCheck(c.l, b.image, p, where, spec.service, spec.check), "the check command")).trim() ||
         "check passed"
       : "no check command declared: the service came up healthy on the restored data";
-    return { service: snap.service, id: snap.id, seconds: Math.round(performance.now() - t0) / 1000, result };
+    return {
+      service: snap.service,
+      id: snap.id,
+      seconds: Math.round(performance.now() - t0) / 1000,
+      result,
+      ...(roundTrip ? { roundTrip } : {}),
+    };
   } finally {
     await c.s.exec(removeScratch(dir, p, c.project));
   }
