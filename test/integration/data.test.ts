@@ -232,9 +232,11 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
     expect(prices("data-dump")).toBe("2|1");
   });
 
-  it("check-backup restores the newest snapshot into a scratch copy beside the service and runs the data's check there; the service is not touched", async () => {
+  it("check-backup restores the newest snapshot into a scratch copy beside the service, with no way out, and runs the data's check there; the service is not touched", async () => {
     freshProject("data-check");
-    const count = `check: "psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
+    // the check also tries the registry on the host: a scratch copy that can reach out says so instead of the count
+    const [regHost, regPort] = bed.registry.host.split(":");
+    const count = `check: "bash -c 'exec 3<>/dev/tcp/${regHost}/${regPort}' 2> /dev/null && echo reached-out || psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
     // the database also writes a host folder (a bind) each time it starts: the scratch copy must not write it
     const shared = (t: string) =>
       t.replace(

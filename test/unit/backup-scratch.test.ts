@@ -1,6 +1,7 @@
 /**
  * check-backup's scratch copy shares nothing with the real service: its named volumes are fresh ones of its own
- * project, a host folder it would mount is an empty volume instead, a file the release ships stays read-only.
+ * project, a host folder it would mount is an empty volume instead, a file the release ships stays read-only, its
+ * network leads nowhere.
  */
 import { describe, expect, it } from "vitest";
 import { scratchCompose } from "../../.dagger/src/core/data/backup-check.js";
@@ -33,8 +34,10 @@ describe("check-backup's scratch copy", () => {
     ) as {
       services: { db: { volumes: unknown[]; ports?: unknown } };
       volumes: Record<string, unknown>;
+      networks: { default: { internal?: boolean } };
     };
     expect(out.services.db.ports).toBeUndefined();
+    expect(out.networks.default.internal).toBe(true);
     expect(out.services.db.volumes).toEqual([
       "dbdata:/var/lib/postgresql/data",
       { type: "volume", target: "/uploads" },

@@ -1,7 +1,8 @@
 /**
  * A backup is only as good as a restore: `vps … check-backup` puts a snapshot
  * into a scratch copy of its service (a compose project of its own, beside the
- * real one, sharing nothing with it: fresh volumes, its own network, no port),
+ * real one, sharing nothing with it: fresh volumes, its own network with no way
+ * out, no port),
  * waits for it to be healthy, runs the data's `check` command there, and
  * removes it all. This file makes that copy's compose file.
  */
@@ -65,7 +66,9 @@ export function scratchCompose(releaseText: string, spec: DataSpec, project: str
     return { type: "volume", target: m.target };
   });
   svc.labels = { [SCRATCH_LABEL]: project };
-  const networks = { default: { labels: { [SCRATCH_LABEL]: project } } };
+  // internal: no way out of the host. The copy runs on production's data with the service's own environment; what it
+  // does when it starts (send mail, call an API, join a queue) must reach nobody.
+  const networks = { default: { internal: true, labels: { [SCRATCH_LABEL]: project } } };
   return `${JSON.stringify({ services: { [spec.service]: svc }, networks, ...(Object.keys(volumes).length ? { volumes } : {}) }, null, 2)}\n`;
 }
 
