@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
 import { checkBackup } from "../../.dagger/src/remote/data/backup-check.js";
-import { backup as takeBackup } from "../../.dagger/src/remote/data/data.js";
+import { restoreSnapshot, backup as takeBackup } from "../../.dagger/src/remote/data/data.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { rebuild } from "../../.dagger/src/remote/data/rebuild.js";
 import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
@@ -83,7 +83,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
   );
 
   it.concurrent(
-    "one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again; a rebuild and a backup check wait for it too (30 s checks)",
+    "one VPS with data: a physical snapshot before the job stops PostgreSQL; the job waits for it healthy again; a rebuild, a backup check and a restore wait for it too (30 s checks)",
     async () => {
       freshProject("defaults-data");
       expect(dataStack("v1", "{ volumes: [dbdata] }", "v1", "")).not.toMatch(/interval/);
@@ -116,6 +116,19 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
       ).toBe("2");
       const [checked] = await checkBackup(req("v2"));
       expect(checked).toMatchObject({ id: snap!.id, result: expect.stringMatching(/no check command declared/) });
+      // a restore swaps the data in and keeps what it replaced until the first 30 s check says healthy
+      const rows = () =>
+        sh(`docker exec defaults-data-db-1 psql -U postgres -d gold -tAc "select count(*) from prices"`).trim();
+      sh(
+        `docker exec defaults-data-db-1 psql -U postgres -d gold -qc "insert into prices values ('2026-02-01', 1, 1)"`,
+      );
+      expect(rows()).toBe("3");
+      await restoreSnapshot({ ...req("v2"), snapshot: snap!.id.slice(0, 8) });
+      expect(sh("docker inspect --format '{{.State.Health.Status}}' defaults-data-db-1").trim()).toBe("healthy");
+      expect(rows()).toBe("2");
+      expect(
+        sh(`docker run --rm --network none -v defaults-data_dbdata:/v --entrypoint ls ${backup.image} -a /v`),
+      ).not.toMatch(/vps-pipeline-(replaced|restore)/);
     },
     600_000,
   );
