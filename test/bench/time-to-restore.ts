@@ -112,8 +112,9 @@ for (const kind of ["sftp", "s3"] as const) {
     ...target,
     registry: { host: bed.registry.host, user: bed.registry.user, token: registryPassword },
   });
-  const got = { rows: rows(), blob: blobSum() };
+  const answered = rows();
   const took = seconds(t0);
+  const got = { rows: answered, blob: blobSum() };
   if (got.rows !== want.rows || got.blob !== want.blob)
     throw new Error(`${kind}: rebuilt, but the data differs: ${JSON.stringify({ want, got })}`);
   log(`${kind}: rebuilt and answering with the backup's rows in ${took.toFixed(1)} s (${(repoBytes / 1048576).toFixed(0)} MiB off-site)`);

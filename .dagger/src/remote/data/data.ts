@@ -214,15 +214,10 @@ async function keepOffsiteInOrder(
   const stdin = { stdin: `${b.password}\n${offsiteSecretLine(o)}\n` };
   const listed = await s.exec(listOffsite(l, b.image, project, offsiteTarget(o)), stdin);
   if (listed.code !== 0) return;
-  const list = parseJson<ResticSnapshot[] | null>(listed.stdout.trim() || "[]", "restic snapshots --json") ?? [];
-  const keptReleases = (await s.run(listReleases(l), "listing releases"))
-    .split("\n")
-    .map((x) => x.trim())
-    .filter(Boolean);
-  const go = snapshotsToForget(list, {
+  const go = snapshotsToForget(resticList(listed.stdout), {
     keep: b.offsiteKeep ?? DEFAULTS.keepOffsiteSnapshots,
     days: b.offsiteKeepDays ?? DEFAULTS.keepOffsiteSnapshotDays,
-    keptReleases,
+    keptReleases: await keptReleases(s, l),
     now: new Date(),
   });
   if (go.length) await s.exec(forgetOffsite(l, b.image, project, offsiteTarget(o), go), stdin);
@@ -288,12 +283,13 @@ async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupO
   const pw = { stdin: `${b.password}\n` };
   const listed = await s.exec(listSnapshots(l, b.image, project), pw);
   if (listed.code !== 0) return []; // the snapshots are made; an unpruned repository is only bigger
-  const list = parseJson<ResticSnapshot[] | null>(listed.stdout.trim() || "[]", "restic snapshots --json") ?? [];
-  const keptReleases = (await s.run(listReleases(l), "listing releases"))
-    .split("\n")
-    .map((x) => x.trim())
-    .filter(Boolean);
-  const go = snapshotsToForget(list, { keep: b.keep, days: b.keepDays, keptReleases, now: new Date() });
+  const list = resticList(listed.stdout);
+  const go = snapshotsToForget(list, {
+    keep: b.keep,
+    days: b.keepDays,
+    keptReleases: await keptReleases(s, l),
+    now: new Date(),
+  });
   if (go.length && (await s.exec(forgetSnapshots(l, b.image, project, go), pw)).code !== 0) return [];
   const kept = list.map((x) => x.id).filter((id) => !go.includes(id));
   const records = await readSnapshots(s, l);
@@ -305,6 +301,17 @@ async function keepInOrder(s: SshSession, l: Layout, project: string, b: BackupO
   if (JSON.stringify(left) !== JSON.stringify(records))
     await s.upload(snapshotRecords(l), left.map((x) => `${JSON.stringify(x)}\n`).join(""), "600");
   return kept;
+}
+
+const resticList = (stdout: string): ResticSnapshot[] =>
+  parseJson<ResticSnapshot[] | null>(stdout.trim() || "[]", "restic snapshots --json") ?? [];
+
+/** The releases still on the server: what retention keeps a snapshot for. */
+async function keptReleases(s: SshSession, l: Layout): Promise<string[]> {
+  return (await s.run(listReleases(l), "listing releases"))
+    .split("\n")
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 export async function readSnapshots(s: SshSession, l: Layout): Promise<SnapshotRecord[]> {
