@@ -29,9 +29,8 @@ export default defineConfig({
           name: "engine",
           include: ["test/engine/**/*.test.ts"],
           globalSetup: ["test/testbed/global-setup.ts"],
-          // Beside the integration files (they have their own pool: one worker), on projects of its own (eng*):
-          // in sequence CI would take ~9 min more than its budget allows. Measured on 2026-12-03: the integration
-          // files' durations within the machine's noise of a run without it (README: Development).
+          // On projects of its own (eng*). Not beside the integration files: vitest runs a project without file
+          // parallelism in a group of its own after the others, and two cores give one worker (README: Development).
           testTimeout: 900_000,
           hookTimeout: 1_500_000,
         },

@@ -431,7 +431,7 @@ export async function removeLeftovers(): Promise<void> {
     sh(
       `docker ${kind} ls ${kind === "container" ? "-a " : ""}--format '{{.Label "com.docker.compose.project"}}'`,
     ).split("\n");
-  // the engine suite (test/engine, projects `eng…`) runs beside the integration files and removes its own
+  // the engine suite (test/engine, projects `eng…`) removes its own
   const projects = new Set(
     [...label("container"), ...label("network"), ...label("volume")].filter((p) => p && !ENGINE_PROJECT.test(p)),
   );
