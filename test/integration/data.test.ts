@@ -234,9 +234,10 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
 
   it("check-backup restores the newest snapshot into a scratch copy beside the service, with no way out, and runs the data's check there; the service is not touched", async () => {
     freshProject("data-check");
-    // the check also tries the registry on the host: a scratch copy that can reach out says so instead of the count
-    const [regHost, regPort] = bed.registry.host.split(":");
-    const count = `check: "bash -c 'exec 3<>/dev/tcp/${regHost}/${regPort}' 2> /dev/null && echo reached-out || psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
+    // the check also tries another machine (the off-site host's S3 port): a scratch copy that can reach out says so
+    // instead of the count (the server's own addresses stay reachable: Docker's internal networks stop forwarding)
+    const [outHost, outPort] = new URL(bed.offsite.s3.endpoint).host.split(":");
+    const count = `check: "timeout 3 bash -c 'exec 3<>/dev/tcp/${outHost}/${outPort}' 2> /dev/null && echo reached-out || psql -U postgres -d gold -tAc 'select count(*) from prices'"`;
     // the database also writes a host folder (a bind) each time it starts: the scratch copy must not write it
     const shared = (t: string) =>
       t.replace(
