@@ -23,8 +23,7 @@ import {
   testEdge,
 } from "../testbed/bed.js";
 
-// once around the file: the job scenarios run at once, each on a project of its own
-auditSecrets(undefined, "file");
+auditSecrets();
 
 const HOME = "/home/deploy";
 const target = (project: string) => ({ ssh: sshOptions(), dir: `production/${project}`, project });
@@ -72,7 +71,7 @@ const base = (version: "v1" | "v2") => `
     scale: 0
 `;
 
-describe.concurrent("release-phase jobs", () => {
+describe("release-phase jobs", () => {
   it("a job that succeeds runs before the switch, with the new release's .env and volumes, and leaves no container", async () => {
     freshProject("jobs");
     const api = `${bed.registry.prefix}/api@${bed.images["api:v1"]}`;
