@@ -592,7 +592,15 @@ export function forgetSnapshots(l: Layout, image: string, project: string, ids: 
  * endpoint checked against the CA given (or the image's). Never a file, a command line or a container's config.
  * Both repositories have the same password.
  */
-function offsite(body: readonly string[]): string[] {
+function offsite(
+  l: Layout,
+  image: string,
+  project: string,
+  o: OffsiteTarget,
+  body: readonly string[],
+  init: "repo" | "need" | "dir",
+  extra: readonly string[] = [],
+): Argv {
   const s3 = [
     'c=$(printf "%s" "$k" | base64 -d) || exit 1',
     'AWS_ACCESS_KEY_ID=$(printf "%s\\n" "$c" | sed -n 1p); AWS_SECRET_ACCESS_KEY=$(printf "%s\\n" "$c" | sed -n 2p); r=$(printf "%s\\n" "$c" | sed -n 3p)',
@@ -602,7 +610,7 @@ function offsite(body: readonly string[]): string[] {
   ].join("; ");
   const sftp =
     'mkdir -p ~/.ssh && printf "%s\\n" "$2" > ~/.ssh/known_hosts && eval "$(ssh-agent -s)" > /dev/null && printf "%s" "$k" | base64 -d | ssh-add -q - 2> /dev/null || { echo "the off-site SSH key is not a private key ssh-add takes" >&2; exit 1; }';
-  return [
+  const lines = [
     `IFS= read -r key || exit ${DATA_EXIT.noPassword}`,
     "off=$1; pin=$2; kind=$3; shift 3",
     // the network this time (the off-site host); the local repository writable: restic locks it while it reads
@@ -618,6 +626,17 @@ function offsite(body: readonly string[]): string[] {
       // what follows the four values (snapshot ids) is the body's, as $5…
       '\' sh "$off" "$pin" "$p" "$kind" "$@" 2> "$err" || { wrong; cat "$err" >&2; exit 1; }',
   ];
+  return [
+    "sh",
+    "-c",
+    script(lines, init),
+    "sh",
+    ...positional(l, image, project, "none", "none", []),
+    o.repository,
+    o.pin,
+    o.kind,
+    ...extra,
+  ];
 }
 
 /**
@@ -626,35 +645,29 @@ function offsite(body: readonly string[]): string[] {
  * chunker parameters (so that copies deduplicate).
  */
 export function copyOffsite(l: Layout, image: string, project: string, dest: OffsiteTarget): Argv {
-  return [
-    "sh",
-    "-c",
-    script(
-      offsite([
-        'restic $ca --repo "$off" --no-cache cat config > /dev/null 2>&1 || restic $ca --repo "$off" --no-cache init --copy-chunker-params --from-repo /repo > /dev/null || exit 1',
-        'restic $ca --repo "$off" --no-cache copy --from-repo /repo --tag "project=$p" > /dev/null',
-      ]),
-    ),
-    "sh",
-    ...positional(l, image, project, "none", "none", []),
-    dest.repository,
-    dest.pin,
-    dest.kind,
-  ];
+  return offsite(
+    l,
+    image,
+    project,
+    dest,
+    [
+      'restic $ca --repo "$off" --no-cache cat config > /dev/null 2>&1 || restic $ca --repo "$off" --no-cache init --copy-chunker-params --from-repo /repo > /dev/null || exit 1',
+      'restic $ca --repo "$off" --no-cache copy --from-repo /repo --tag "project=$p" > /dev/null',
+    ],
+    "repo",
+  );
 }
 
 /** The project's snapshots in the off-site repository `dest`, as restic lists them (JSON), for its retention. */
 export function listOffsite(l: Layout, image: string, project: string, dest: OffsiteTarget): Argv {
-  return [
-    "sh",
-    "-c",
-    script(offsite(['restic $ca --repo "$off" --no-cache snapshots --json --tag "project=$p"']), "need"),
-    "sh",
-    ...positional(l, image, project, "none", "none", []),
-    dest.repository,
-    dest.pin,
-    dest.kind,
-  ];
+  return offsite(
+    l,
+    image,
+    project,
+    dest,
+    ['restic $ca --repo "$off" --no-cache snapshots --json --tag "project=$p"'],
+    "need",
+  );
 }
 
 /** Forget snapshots `ids` of the off-site repository `dest` (retention: core/data/retention.ts), and prune it. */
@@ -665,17 +678,15 @@ export function forgetOffsite(
   dest: OffsiteTarget,
   ids: readonly string[],
 ): Argv {
-  return [
-    "sh",
-    "-c",
-    script(offsite(['shift 4; restic $ca --repo "$off" --no-cache forget --prune "$@" > /dev/null']), "need"),
-    "sh",
-    ...positional(l, image, project, "none", "none", []),
-    dest.repository,
-    dest.pin,
-    dest.kind,
-    ...ids,
-  ];
+  return offsite(
+    l,
+    image,
+    project,
+    dest,
+    ['shift 4; restic $ca --repo "$off" --no-cache forget --prune "$@" > /dev/null'],
+    "need",
+    ids,
+  );
 }
 
 /**
@@ -684,21 +695,16 @@ export function forgetOffsite(
  * one has opened with the password: a wrong password leaves no repository behind.
  */
 export function copyFromOffsite(l: Layout, image: string, project: string, src: OffsiteTarget): Argv {
-  return [
-    "sh",
-    "-c",
-    script(
-      offsite([
-        'restic $ca --repo "$off" --no-cache cat config > /dev/null || exit 1',
-        '{ [ -f /repo/config ] || restic $ca --repo /repo --no-cache init --copy-chunker-params --from-repo "$off" > /dev/null; } || exit 1',
-        'restic $ca --repo /repo --no-cache copy --from-repo "$off" --tag "project=$p" > /dev/null',
-      ]),
-      "dir",
-    ),
-    "sh",
-    ...positional(l, image, project, "none", "none", []),
-    src.repository,
-    src.pin,
-    src.kind,
-  ];
+  return offsite(
+    l,
+    image,
+    project,
+    src,
+    [
+      'restic $ca --repo "$off" --no-cache cat config > /dev/null || exit 1',
+      '{ [ -f /repo/config ] || restic $ca --repo /repo --no-cache init --copy-chunker-params --from-repo "$off" > /dev/null; } || exit 1',
+      'restic $ca --repo /repo --no-cache copy --from-repo "$off" --tag "project=$p" > /dev/null',
+    ],
+    "dir",
+  );
 }
