@@ -28,38 +28,39 @@ const SOURCE_IGNORE = ["**/node_modules", ".dagger/sdk", ".git"];
  */
 @object()
 export class VpsPipeline {
-  /** Repository checkout holding the compose file and the build contexts. */
-  @func() source: Directory;
-  /** Path of the production compose file inside the source. */
-  @func() composeFile: string;
-  /** Image name prefix (registry/owner/repo) for built services without an image name of their own. */
-  @func() imagePrefix: string;
-  /** Registry host the tokens are for ("" for the host of the built images). */
-  @func() registry: string;
-  /** Registry account that pushes. */
-  @func() registryUser: string;
-  /** Token that pushes. */
-  @func() registryToken?: Secret;
-  /** Platforms every service is built for. */
-  @func() platforms: string[];
+  // The arguments as given (null: left out), settled per call against vps-pipeline.yml (inputs/settings.ts). Not
+  // exposed: `--help` lists what a user passes, not the object's insides.
+  source: Directory;
+  composeFile?: string | null;
+  imagePrefix?: string | null;
+  registry?: string | null;
+  registryUser?: string | null;
+  registryToken?: Secret | null;
+  platforms?: string[] | null;
+  settings?: string | null;
+  allowModuleRepository: boolean;
 
   /**
-   * @param source Repository checkout holding the compose file and the build contexts (default: the module's context directory).
-   * @param composeFile Path of the production compose file inside the source.
+   * @param source Your repository's checkout: pass --source=. (loaded by version from GitHub, the module's default is its own repository, refused).
+   * @param composeFile Path of the production compose file inside the source (default: vps-pipeline.yml's compose-file, else the first of docker-compose.prod.yml, docker-compose.prod.yaml, compose.prod.yaml, compose.prod.yml, docker-compose.production.yml, …, compose.yaml, docker-compose.yml, compose/docker-compose.prod.yml).
    * @param imagePrefix Image name prefix such as ghcr.io/acme/gold-tracker, for built services without an image name; lowercased.
    * @param registry Registry host the tokens are for (ghcr.io, or a host:port of your own); default: the host of the built images (the image prefix's), ghcr.io when nothing names one. Only this registry ever gets a token.
    * @param registryUser Registry account that pushes (for GHCR the GitHub user, or x-access-token with GITHUB_TOKEN).
    * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. publish, ship and doctor use it; on one VPS, deploy, plan and rollback fall back to it when no pull token is given.
    * @param platforms Platforms every service is built for, e.g. linux/amd64,linux/arm64 (an ARM VPS): several make one index per service, whose digest is the one printed and pinned. Default: the engine's own (linux/amd64 on CI runners).
+   * @param settings The settings file inside the source (default: vps-pipeline.yml when there is one): every setting of the module and of vps that is not a secret, named as its flag; a flag given wins over it.
+   * @param allowModuleRepository Accept vps-pipeline's own repository as the source (its demo does; your app never needs it).
    */
   constructor(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
-    composeFile: string = DEFAULTS.composeFile,
-    imagePrefix = "",
-    registry = "",
-    registryUser = "",
+    composeFile?: string,
+    imagePrefix?: string,
+    registry?: string,
+    registryUser?: string,
     registryToken?: Secret,
-    platforms: string[] = [],
+    platforms?: string[],
+    settings?: string,
+    allowModuleRepository = false,
   ) {
     this.source = source;
     this.composeFile = composeFile;
@@ -68,6 +69,14 @@ export class VpsPipeline {
     this.registryUser = registryUser;
     this.registryToken = registryToken;
     this.platforms = platforms;
+    this.settings = settings;
+    this.allowModuleRepository = allowModuleRepository;
+  }
+
+  /** The module's settings for this call (flags over vps-pipeline.yml over defaults). */
+  private async stack() {
+    const { settledStack } = await import("./inputs/settings.js");
+    return (await settledStack(this)).stack;
   }
 
   /**
@@ -93,7 +102,7 @@ export class VpsPipeline {
       const [{ gitInfo }, { buildStack, builtContainers }] = await Promise.all([inputs(), stacks()]);
       return builtContainers(
         (
-          await buildStack(this, {
+          await buildStack(await this.stack(), {
             git: gitInfo(gitSha, { commitTime }),
             sourceUrl,
             version: version || undefined,
@@ -128,7 +137,7 @@ export class VpsPipeline {
     return explained(async () => {
       const [{ gitInfo }, { publishStack }] = await Promise.all([inputs(), stacks()]);
       return (
-        await publishStack(this, {
+        await publishStack(await this.stack(), {
           git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }),
           sourceUrl,
           buildArgs,
@@ -151,10 +160,11 @@ export class VpsPipeline {
     return explained(async () => {
       const [{ registryLogin, stackRegistry }, { stackOf }, { doctor: runDoctor }, { failed, formatFindings }] =
         await Promise.all([inputs(), stacks(), import("./registry/doctor.js"), import("./core/findings.js")]);
-      const stack = await stackOf(this);
-      const registry = stackRegistry(stack, this.registry);
-      const push = await registryLogin(registry, this.registryUser, this.registryToken, "registryUser");
-      const pull = await registryLogin(registry, pullUser || this.registryUser, pullToken, "pullUser");
+      const s = await this.stack();
+      const stack = await stackOf(s);
+      const registry = stackRegistry(stack, s.registry);
+      const push = await registryLogin(registry, s.registryUser, s.registryToken, "registryUser");
+      const pull = await registryLogin(registry, pullUser || s.registryUser, pullToken, "pullUser");
       const findings = await runDoctor({
         registry,
         repositories: stack.builds.map((b) => b.repository),
@@ -173,84 +183,87 @@ export class VpsPipeline {
   /**
    * The VPS to deploy to: every function on it (deploy, plan, verify, rollback, status, doctor, ship, backup, restore, check-backup, edge, maintenance, preview, preview-down, logs, run) uses these settings.
    *
+   * Settings other than secrets can live in vps-pipeline.yml (under `vps:`, named as their flags); a flag given wins.
+   *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status
    *
-   * @param host VPS address.
-   * @param hostKey The VPS's pinned host key: a known_hosts line, or its SHA256 fingerprint. Unknown or changed keys stop everything before login.
+   * @param host VPS address. Required: here or in vps-pipeline.yml.
+   * @param hostKey The VPS's pinned host key: a known_hosts line, or its SHA256 fingerprint. Unknown or changed keys stop everything before login. Required: here or in vps-pipeline.yml.
    * @param sshKey Private key of the deploy user (OpenSSH or PEM; ed25519, rsa or ecdsa).
-   * @param project Compose project name on the VPS (lowercase); also names the default deploy directory ~/production/PROJECT.
+   * @param project Compose project name on the VPS (lowercase); also names the default deploy directory ~/production/PROJECT. Required: here or in vps-pipeline.yml.
    * @param sshKeyPassphrase Passphrase of the private key, when it has one.
-   * @param user Deploy user on the VPS: in the docker group, with a POSIX login shell (sh, bash, dash).
-   * @param port SSH port.
+   * @param user Deploy user on the VPS: in the docker group, with a POSIX login shell (sh, bash, dash). Default: deploy.
+   * @param port SSH port. Default: 22.
    * @param dir Deploy directory on the VPS, absolute or ~/relative (default ~/production/PROJECT).
    * @param pullUser Account the VPS pulls as (default: the registry user).
    * @param pullToken Token the VPS pulls with, only while a deploy or rollback runs, in a throwaway docker config (default on one VPS: the push token; required on a swarm, which stores it). Omit for public images.
    * @param envFile Production .env for the stack (written with mode 0600); when omitted the one on the server is kept.
-   * @param keepReleases Releases kept on the server for rollback.
-   * @param healthTimeout Seconds to wait for every service to be running and healthy.
-   * @param lockTimeout Seconds to wait for another deploy to finish.
+   * @param keepReleases Releases kept on the server for rollback. Default: 5.
+   * @param healthTimeout Seconds to wait for every service to be running and healthy. Default: 120.
+   * @param lockTimeout Seconds to wait for another deploy to finish. Default: 300.
    * @param by Who deploys, for the lock and the history, e.g. "$GITHUB_ACTOR run $GITHUB_RUN_ID" (default: the SSH key's fingerprint).
-   * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…).
-   * @param edgeTls Certificates for this project's hostname routes (each hostname keeps its own): acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS), internal (Caddy's own CA), or the https directory URL of another ACME CA.
-   * @param orchestrator compose (one VPS, the default) or swarm: the host is a Docker Swarm manager and the release is deployed with docker stack deploy.
+   * @param edgeImage Image of the edge proxy in front of services with x-vps-pipeline http (pin it by digest: caddy:2@sha256:…). Default: caddy:2.
+   * @param edgeTls Certificates for this project's hostname routes (each hostname keeps its own): acme (Let's Encrypt/ZeroSSL, the domain must point at the VPS), internal (Caddy's own CA), or the https directory URL of another ACME CA. Default: acme.
+   * @param orchestrator compose (one VPS, the default) or swarm: the host is a Docker Swarm manager and the release is deployed with docker stack deploy. Default: compose.
    * @param backupPassword Password of the restic repository holding the data snapshots (needed when a release declares x-vps-pipeline data; made with it on the first snapshot; it cannot be recovered).
-   * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest).
-   * @param keepSnapshots Snapshots kept per data service.
-   * @param keepSnapshotDays Also forget snapshots older than this many days, never a service's newest nor one a kept release needs (0: by count only).
-   * @param keepOffsiteSnapshots Snapshots kept per data service in the off-site repository (the same rules, applied after each copy).
-   * @param keepOffsiteSnapshotDays Also forget off-site snapshots older than this many days (0: by count only).
+   * @param resticImage Image of restic, run on the VPS for snapshots (pin it by digest). Default: restic/restic:0.17.3.
+   * @param keepSnapshots Snapshots kept per data service. Default: 10.
+   * @param keepSnapshotDays Also forget snapshots older than this many days, never a service's newest nor one a kept release needs (0: by count only). Default: 0.
+   * @param keepOffsiteSnapshots Snapshots kept per data service in the off-site repository (the same rules, applied after each copy). Default: 30.
+   * @param keepOffsiteSnapshotDays Also forget off-site snapshots older than this many days (0: by count only). Default: 0.
    * @param backupOffsite A second restic repository off the VPS, every snapshot copied there: over SFTP (sftp:user@host:/path) or in S3-compatible storage (s3:https://host/bucket/path).
    * @param backupOffsiteKey The off-site repository's key: SSH private key of its own (sftp), or AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines (s3).
    * @param backupOffsiteHostKey How the off-site host is checked: its public key pinned (sftp: a known_hosts line, or ssh-ed25519 AAAA…), or the CA certificate (PEM) of its TLS certificate (s3; empty: the system's CAs).
    * @param previewDomain Pull request previews are served at https://pr-N.<this domain> (a wildcard DNS record *.<domain> points at the VPS).
    * @param previewEnv The .env of every preview (never production's): ${VPS_PREVIEW_PR}, ${VPS_PREVIEW_URL} and ${VPS_PREVIEW_HOST} in it are replaced by the preview's.
-   * @param previewLimit Live previews of this project at most.
-   * @param previewWhenFull With previewLimit previews live, a new one removes the one pushed longest ago (evict) or is refused (refuse).
-   * @param previewTtl Hours after its last push when a preview goes (removed by the next preview, or preview-down --expired); 0: never.
-   * @param previewMemory Memory cap of each preview service that sets none (compose deploy.resources.limits), e.g. 512m.
-   * @param previewCpus CPU cap of each preview service that sets none, e.g. 1 or 0.5.
+   * @param previewLimit Live previews of this project at most. Default: 5.
+   * @param previewWhenFull With previewLimit previews live, a new one removes the one pushed longest ago (evict) or is refused (refuse). Default: evict.
+   * @param previewTtl Hours after its last push when a preview goes (removed by the next preview, or preview-down --expired); 0: never. Default: 168.
+   * @param previewMemory Memory cap of each preview service that sets none (compose deploy.resources.limits), e.g. 512m. Default: 512m.
+   * @param previewCpus CPU cap of each preview service that sets none, e.g. 1 or 0.5. Default: 1.
    * @param notifyUrl A webhook (Slack or Mattermost incoming webhook, or any HTTP endpoint) that gets one JSON message per deploy, preview, rollback and failure, with a text field chat tools show as is. Delivery is retried within 10 s and never fails the operation.
    * @param previewSeed A service of the compose file (give it a profile: production never starts it) run in each preview as its last release-phase job, on every push: a seed for the preview's empty database (make it idempotent).
    */
   @func()
   vps(
-    host: string,
-    hostKey: string,
     sshKey: Secret,
-    project: string,
+    host?: string,
+    hostKey?: string,
+    project?: string,
     sshKeyPassphrase?: Secret,
-    user: string = DEFAULTS.user,
-    port: number = DEFAULTS.port,
-    dir = "",
-    pullUser = "",
+    user?: string,
+    port?: number,
+    dir?: string,
+    pullUser?: string,
     pullToken?: Secret,
     envFile?: Secret,
-    keepReleases: number = DEFAULTS.keepReleases,
-    healthTimeout: number = DEFAULTS.healthTimeout,
-    lockTimeout: number = DEFAULTS.lockTimeout,
-    by = "",
-    edgeImage: string = DEFAULTS.edgeImage,
-    edgeTls: string = DEFAULTS.edgeTls,
-    orchestrator: string = DEFAULTS.orchestrator,
+    keepReleases?: number,
+    healthTimeout?: number,
+    lockTimeout?: number,
+    by?: string,
+    edgeImage?: string,
+    edgeTls?: string,
+    orchestrator?: string,
     backupPassword?: Secret,
-    resticImage: string = DEFAULTS.resticImage,
-    keepSnapshots: number = DEFAULTS.keepSnapshots,
-    keepSnapshotDays: number = DEFAULTS.keepSnapshotDays,
-    keepOffsiteSnapshots: number = DEFAULTS.keepOffsiteSnapshots,
-    keepOffsiteSnapshotDays: number = DEFAULTS.keepOffsiteSnapshotDays,
-    backupOffsite = "",
+    resticImage?: string,
+    keepSnapshots?: number,
+    keepSnapshotDays?: number,
+    keepOffsiteSnapshots?: number,
+    keepOffsiteSnapshotDays?: number,
+    backupOffsite?: string,
     backupOffsiteKey?: Secret,
-    backupOffsiteHostKey = "",
-    previewDomain = "",
+    backupOffsiteHostKey?: string,
+    previewDomain?: string,
     previewEnv?: Secret,
-    previewLimit: number = DEFAULTS.previewLimit,
-    previewWhenFull: string = DEFAULTS.previewWhenFull,
-    previewTtl: number = DEFAULTS.previewTtl,
-    previewMemory: string = DEFAULTS.previewMemory,
-    previewCpus: string = DEFAULTS.previewCpus,
-    previewSeed = "",
+    previewLimit?: number,
+    previewWhenFull?: string,
+    previewTtl?: number,
+    previewMemory?: string,
+    previewCpus?: string,
+    previewSeed?: string,
     notifyUrl?: Secret,
   ): Vps {
+    // Left-out settings stay null here: each function of Vps settles them against vps-pipeline.yml first.
     return Vps.of(this, {
       host,
       hostKey,
@@ -303,11 +316,10 @@ export class VpsPipeline {
         import("./core/compose/compose.js"),
       ]);
       // `dagger check` passes no settings: without an image prefix, a stand-in one lets the rest of the file be judged.
-      renderForCheck(
-        await composeText(this.source, this.composeFile),
-        this.composeFile,
-        checkImagePrefix(this.imagePrefix),
-      );
+      // the repository holding the module is what `dagger check` judges: ours too
+      const { settledStack } = await import("./inputs/settings.js");
+      const { stack: s } = await settledStack({ ...this, allowModuleRepository: true });
+      renderForCheck(await composeText(s.source, s.composeFile), s.composeFile, checkImagePrefix(s.imagePrefix));
     });
   }
 

@@ -8,7 +8,8 @@
 import { type Directory, type File, type Secret, func, object } from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
-import type { StackSettings } from "./build/stack.js";
+import type { GivenStack } from "./inputs/settings.js";
+import type { Origin } from "./core/settings/settings.js";
 import type { Format, PreviewArgs, VpsArgs, VpsInputs } from "./inputs/inputs.js";
 import type { PreviewSettings } from "./core/preview/preview.js";
 import { explained } from "./module.js";
@@ -33,108 +34,115 @@ function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (
   return format === "json" ? JSON.stringify(value, null, 2) : format === "markdown" ? markdown(value) : text(value);
 }
 
+/** What settled() found for an object: the origin of each setting, the settings file read (if any). */
+const SETTLED = new WeakMap<object, { from: Record<string, Origin>; file: string | undefined; text: string }>();
+
 /**
  * A VPS and the project deployed on it.
  */
 @object()
 export class Vps {
+  // Not exposed (`--help` lists arguments, not the object's insides). As `vps(...)` hands them over, a setting the
+  // command line left out is null; every function first calls settled(), which fills each from vps-pipeline.yml or
+  // its default (inputs/settings.ts). The types are the settled ones.
+  /** The settings file named by --settings. */
+  settings?: string | null;
+  /** The module's own repository accepted as the source. */
+  allowModuleRepository?: boolean | null;
   /** Repository checkout holding the production compose file. */
-  @func() source!: Directory;
+  source!: Directory;
   /** Platforms every service is built for. */
-  @func() platforms!: string[];
+  platforms!: string[];
   /** Path of the production compose file inside the source. */
-  @func() composeFile!: string;
+  composeFile!: string;
   /** Image name prefix for built services without an image name. */
-  @func() imagePrefix!: string;
+  imagePrefix!: string;
   /** Registry host. */
-  @func() registry!: string;
+  registry!: string;
   /** Registry account that pushes. */
-  @func() registryUser!: string;
+  registryUser!: string;
   /** Token that pushes. */
-  @func() registryToken?: Secret;
+  registryToken?: Secret;
   /** VPS address. */
-  @func() host!: string;
+  host!: string;
   /** The pinned host key. */
-  @func() hostKey!: string;
+  hostKey!: string;
   /** Private key of the deploy user. */
-  @func() sshKey!: Secret;
+  sshKey!: Secret;
   /** Passphrase of the private key. */
-  @func() sshKeyPassphrase?: Secret;
+  sshKeyPassphrase?: Secret;
   /** Deploy user. */
-  @func() user!: string;
+  user!: string;
   /** SSH port. */
-  @func() port!: number;
+  port!: number;
   /** Compose project name. */
-  @func() project!: string;
+  project!: string;
   /** Deploy directory ("" for ~/production/PROJECT). */
-  @func() dir!: string;
+  dir!: string;
   /** Account the VPS pulls as ("" for the registry user). */
-  @func() pullUser!: string;
+  pullUser!: string;
   /** Token the VPS pulls with. */
-  @func() pullToken?: Secret;
+  pullToken?: Secret;
   /** Production .env. */
-  @func() envFile?: Secret;
+  envFile?: Secret;
   /** Releases kept for rollback. */
-  @func() keepReleases!: number;
+  keepReleases!: number;
   /** Seconds to wait for health. */
-  @func() healthTimeout!: number;
+  healthTimeout!: number;
   /** Seconds to wait for the lock. */
-  @func() lockTimeout!: number;
+  lockTimeout!: number;
   /** Who deploys. */
-  @func() by!: string;
+  by!: string;
   /** The edge proxy's image. */
-  @func() edgeImage!: string;
+  edgeImage!: string;
   /** Certificates for this project's hostname routes: acme, internal, or an ACME directory URL. */
-  @func() edgeTls!: string;
+  edgeTls!: string;
   /** compose (one VPS) or swarm (the host is a swarm manager). */
-  @func() orchestrator!: string;
+  orchestrator!: string;
   /** Password of the restic repository of the data snapshots. */
-  @func() backupPassword?: Secret;
+  backupPassword?: Secret;
   /** restic's image. */
-  @func() resticImage!: string;
+  resticImage!: string;
   /** Snapshots kept per data service. */
-  @func() keepSnapshots!: number;
+  keepSnapshots!: number;
   /** Age in days after which snapshots go (0: by count only). */
-  @func() keepSnapshotDays!: number;
+  keepSnapshotDays!: number;
   /** Snapshots kept per data service in the off-site repository. */
-  @func() keepOffsiteSnapshots!: number;
+  keepOffsiteSnapshots!: number;
   /** Age in days after which off-site snapshots go (0: by count only). */
-  @func() keepOffsiteSnapshotDays!: number;
+  keepOffsiteSnapshotDays!: number;
   /** The off-site restic repository (sftp:user@host:/path), or "". */
-  @func() backupOffsite!: string;
+  backupOffsite!: string;
   /** SSH private key for the off-site host. */
-  @func() backupOffsiteKey?: Secret;
+  backupOffsiteKey?: Secret;
   /** The off-site host's pinned public key. */
-  @func() backupOffsiteHostKey!: string;
+  backupOffsiteHostKey!: string;
   /** Previews are served at https://pr-N.<previewDomain>. */
-  @func() previewDomain!: string;
+  previewDomain!: string;
   /** The .env of every preview. */
-  @func() previewEnv?: Secret;
+  previewEnv?: Secret;
   /** Live previews of this project at most. */
-  @func() previewLimit!: number;
+  previewLimit!: number;
   /** evict or refuse, when previewLimit previews live. */
-  @func() previewWhenFull!: string;
+  previewWhenFull!: string;
   /** Hours after its last push when a preview goes (0: never). */
-  @func() previewTtl!: number;
+  previewTtl!: number;
   /** Memory cap of each preview service that sets none. */
-  @func() previewMemory!: string;
+  previewMemory!: string;
   /** CPU cap of each preview service that sets none. */
-  @func() previewCpus!: string;
+  previewCpus!: string;
   /** A service run in each preview as its last release-phase job. */
-  @func() previewSeed!: string;
+  previewSeed!: string;
   /** Webhook that gets one JSON message per deploy, rollback and failure. */
-  @func() notifyUrl?: Secret;
+  notifyUrl?: Secret;
 
   /** A Vps from the module's settings and the arguments of `vps(...)`. */
   static of(
-    stack: StackSettings,
-    a: Omit<VpsArgs & PreviewArgs, "sshKeyPassphrase" | "backupPassword" | "backupOffsiteKey" | "previewEnv"> & {
-      sshKeyPassphrase?: Secret | undefined;
-      backupPassword?: Secret | undefined;
-      backupOffsiteKey?: Secret | undefined;
-      previewEnv?: Secret | undefined;
+    stack: GivenStack,
+    a: { [K in keyof (VpsArgs & PreviewArgs)]?: (VpsArgs & PreviewArgs)[K] | null } & {
+      sshKey: Secret;
       notifyUrl?: Secret | undefined;
-      pullUser: string;
+      pullUser?: string | undefined;
       pullToken?: Secret | undefined;
       envFile?: Secret | undefined;
     },
@@ -146,8 +154,28 @@ export class Vps {
       registry: stack.registry,
       registryUser: stack.registryUser,
       platforms: stack.platforms,
+      settings: stack.settings,
+      allowModuleRepository: stack.allowModuleRepository,
       ...(stack.registryToken ? { registryToken: stack.registryToken } : {}),
       ...a,
+    });
+  }
+
+  /**
+   * Fill every setting the command line left out from the settings file or its default, once per call (ship and
+   * preview call deploy and verify on the same object).
+   */
+  private async settled(): Promise<void> {
+    if (SETTLED.has(this)) return;
+    const { formatOrigins, settledStack, settledVps } = await import("./inputs/settings.js");
+    const m = await settledStack(this);
+    const v = settledVps(this as unknown as Record<string, unknown>, m.file);
+    Object.assign(this, m.stack, v.values);
+    const from = { ...m.from, ...v.from };
+    SETTLED.set(this, {
+      from,
+      file: m.file?.path,
+      text: `compose    ${m.stack.composeFile}\n${formatOrigins(from, m.file?.path)}`,
     });
   }
 
@@ -164,6 +192,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { gitInfo, outputFormat, vpsInputs } = await inputs();
       const [{ deploy: remoteDeploy }, { markdownRelease }] = await Promise.all([
         import("./remote/deploy.js"),
@@ -222,6 +251,7 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async plan(images: string[] = [], tag = "", format = "text", pr = 0): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { outputFormat } = await inputs();
       const [{ plan: remotePlan }, { formatPlan, markdownPlan }] = await Promise.all([
         import("./remote/plan.js"),
@@ -237,7 +267,13 @@ export class Vps {
         notes: files.notes,
         ...(env !== undefined ? { env } : {}),
       });
-      return render(out, p, formatPlan, markdownPlan);
+      const settings = SETTLED.get(this);
+      return render(
+        out,
+        { ...p, settings: settings?.from },
+        (x) => `${formatPlan(x)}\n${settings?.text ?? ""}`,
+        (x) => `${markdownPlan(x)}\n\n\`\`\`\n${settings?.text ?? ""}\n\`\`\``,
+      );
     }, format);
   }
 
@@ -253,6 +289,7 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async verify(probes: string[] = [], format = "text", pr = 0): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { outputFormat, prNumber, previewTarget, probes: parseProbes, vpsInputs } = await inputs();
       const [{ verify: remoteVerify }, { formatReport, markdownReport }] = await Promise.all([
         import("./remote/verify.js"),
@@ -285,6 +322,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async rollback(to = "", restoreData = false, format = "text"): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
       const [{ rollback: remoteRollback }, { markdownRelease }] = await Promise.all([
         import("./remote/rollback.js"),
@@ -324,6 +362,40 @@ export class Vps {
   }
 
   /**
+   * Show the settings this call uses and where each came from (a flag, the settings file, a default), and which secrets were given (never their values). Connects to nothing: what to run first in a new repository.
+   *
+   * Example: dagger -m . call --source=. vps --ssh-key=env:SSH_KEY config
+   *
+   * @param format Output: text, json or markdown.
+   */
+  @func()
+  async config(format = "text"): Promise<string> {
+    return explained(async () => {
+      await this.settled();
+      const [{ outputFormat }, { SECRET_SETTINGS, SETTINGS, formatSettings }] = await Promise.all([
+        inputs(),
+        import("./core/settings/settings.js"),
+      ]);
+      const out = outputFormat(format);
+      const self = this as unknown as Record<string, unknown>;
+      const from = SETTLED.get(this)!.from;
+      const settings = SETTINGS.map((d) => ({ name: d.name, value: self[d.name], from: from[d.name]! }));
+      const secrets = Object.fromEntries(
+        Object.keys(SECRET_SETTINGS).map((n) => [n, self[n] !== null && self[n] !== undefined]),
+      );
+      const file = SETTLED.get(this)!.file;
+      const value = { settingsFile: file ?? null, settings, secrets };
+      const text = formatSettings(settings, secrets, file);
+      return render(
+        out,
+        value,
+        () => text,
+        () => `\`\`\`\n${text}\n\`\`\``,
+      );
+    }, format);
+  }
+
+  /**
    * Show the current release, its containers, the kept releases (and whether their images are still on the server), and the tail of the history with the reason and hint of any failure.
    *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker status --format=markdown
@@ -334,6 +406,7 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { outputFormat, vpsInputs } = await inputs();
       const [{ status: remoteStatus }, { formatStatus, markdownStatus }] = await Promise.all([
         import("./remote/verify.js"),
@@ -341,7 +414,13 @@ export class Vps {
       ]);
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
-      return render(out, s, formatStatus, markdownStatus);
+      const settings = SETTLED.get(this);
+      return render(
+        out,
+        { ...s, settings: settings?.from },
+        (x) => `${formatStatus(x)}\n${settings?.text ?? ""}`,
+        (x) => `${markdownStatus(x)}\n\n\`\`\`\n${settings?.text ?? ""}\n\`\`\``,
+      );
     }, format);
   }
 
@@ -353,6 +432,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async backup(): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { vpsInputs } = await inputs();
       const { backup: remoteBackup } = await import("./remote/data/data.js");
       const log = liveLog();
@@ -372,6 +452,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async restore(snapshot = "", rebuild = false): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { checkRegistry, vpsInputs } = await inputs();
       const v = await vpsInputs(this);
       const log = liveLog();
@@ -408,6 +489,7 @@ export class Vps {
   @func({ cache: "never" }) // reads live state, starts a scratch copy
   async checkBackup(snapshot = ""): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { vpsInputs } = await inputs();
       const { checkBackup: remoteCheck } = await import("./remote/data/backup-check.js");
       const log = liveLog();
@@ -426,6 +508,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async edge(image: string): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { edgeImageValue, vpsInputs } = await inputs();
       const { replaceEdgeImage } = await import("./remote/edge/edge-admin.js");
       const v = await vpsInputs(this);
@@ -452,6 +535,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async maintenance(on = false, off = false, page?: File): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { vpsInputs } = await inputs();
       if (on === off)
         throw new PipelineError(
@@ -485,6 +569,7 @@ export class Vps {
   @func({ cache: "never" }) // reads live state
   async doctor(tag = "latest"): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { registryLogin, stackRegistry, vpsInputs } = await inputs();
       const [{ stackOf }, { doctor: runDoctor }, { failed, formatFindings }] = await Promise.all([
         import("./build/stack.js"),
@@ -540,6 +625,7 @@ export class Vps {
     format = "text",
   ): Promise<string> {
     const ex = <T>(f: () => Promise<T>) => explained(f, format);
+    await ex(() => this.settled());
     // Bad arguments fail before anything is pushed.
     const { gitInfo, outputFormat, probes: parseProbes, vpsInputs } = await inputs();
     const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
@@ -603,6 +689,7 @@ export class Vps {
     format = "text",
   ): Promise<string> {
     const ex = <T>(f: () => Promise<T>) => explained(f, format);
+    await ex(() => this.settled());
     const { gitInfo, outputFormat, probes: parseProbes } = await inputs();
     // Bad arguments fail before anything is pushed.
     const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
@@ -681,6 +768,7 @@ export class Vps {
   @func({ cache: "never" }) // changes a server
   async previewDown(pr = 0, expired = false): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { prNumber, vpsInputs } = await inputs();
       const { previewDown: remoteDown } = await import("./remote/preview/preview.js");
       if (expired === (pr !== 0))
@@ -722,6 +810,7 @@ export class Vps {
     pr = 0,
   ): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { logOptions, prNumber, previewTarget, vpsInputs } = await inputs();
       const { logs: remoteLogs } = await import("./remote/day-two/logs.js");
       const o = logOptions({ services: service, since, tail, maxBytes });
@@ -752,6 +841,7 @@ export class Vps {
     pr = 0,
   ): Promise<string> {
     return explained(async () => {
+      await this.settled();
       const { oneOffOptions, prNumber, previewTarget, vpsInputs } = await inputs();
       const { runOnce } = await import("./remote/day-two/one-off.js");
       const o = oneOffOptions({ service, cmd, argv, timeoutSeconds: timeout, maxBytes });

@@ -49,6 +49,8 @@ async function call(what: string, args: string[], opts: { env?: Record<string, s
 const module = (over: { source?: string; composeFile?: string; prefix?: string } = {}) => [
   "call",
   `--source=${over.source ?? ROOT}`,
+  // this repository's example app: its own source is refused unless asked for (SOURCE_IS_MODULE)
+  ...(over.source ? [] : ["--allow-module-repository"]),
   ...(over.composeFile ? [`--compose-file=${over.composeFile}`] : []),
   `--registry=${bed.registry.host}`,
   "--registry-user=pusher",
@@ -156,6 +158,12 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     // a default the engine once read as 1
     const logsHelp = results[helps.findIndex((h) => h[2] === "logs")]!;
     expect(logsHelp.stdout).toMatch(/--max-bytes int\s[^-]*\(default 1048576\)/);
+    // vps --help lists its arguments, and no setting among its functions (least of all a secret)
+    const vpsHelp = results[helps.findIndex((h) => h[1] === "vps" && h[2] === "--help")]!.stdout;
+    const functions = vpsHelp.slice(vpsHelp.indexOf("FUNCTIONS"), vpsHelp.indexOf("ARGUMENTS"));
+    expect(functions, vpsHelp).toMatch(/\bship\b/);
+    expect(functions).not.toMatch(/ssh-key|keep-releases|host-key|env-file/);
+    expect(vpsHelp.slice(vpsHelp.indexOf("ARGUMENTS"))).toMatch(/--keep-releases int\s[^-]*Default: 5\./);
   }, 900_000);
 
   it("dagger check passes", async () => {
@@ -327,50 +335,111 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     expect(current(P)).toBe(releases[1]);
   }, 600_000);
 
-  it("ships an app from another folder (compose file at its root, a config file bind-mounted from it)", async () => {
+  it("ships a repository laid out as users lay theirs out: compose files at the root, settings in vps-pipeline.yml, a short line", async () => {
     const app = mkdtempSync(join(tmpdir(), "engine-other-app-"));
-    cpSync(join(ROOT, "test/fixtures/app/api"), join(app, "api"), { recursive: true });
+    cpSync(join(ROOT, "test/fixtures/app/api"), join(app, "backend"), { recursive: true });
     mkdirSync(join(app, "conf"));
-    writeFileSync(join(app, "conf/app.conf"), "greeting = from another folder\n");
-    writeFileSync(join(app, "api/www/static.txt"), "copied, never changed by a RUN step\n");
-    writeFileSync(
-      join(app, "docker-compose.yml"),
-      `services:
+    writeFileSync(join(app, "conf/app.conf"), "greeting = from another repository\n");
+    writeFileSync(join(app, "backend/www/static.txt"), "copied, never changed by a RUN step\n");
+    const service = (greeting: string) => `services:
   api:
-    build: { context: ./api, args: { BASE_IMAGE: busybox:1.36 } }
+    build: { context: ./backend, args: { BASE_IMAGE: busybox:1.36 } }
     init: true
+    environment: { GREETING: ${greeting} }
     volumes: ["./conf/app.conf:/etc/app.conf:ro"]
     healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"], interval: 1s, retries: 3 }
+`;
+    // production's file is found before the development one beside it
+    writeFileSync(join(app, "docker-compose.prod.yml"), service("production"));
+    writeFileSync(join(app, "docker-compose.yml"), `${service("development")}    ports: ["8000:8000"]\n`);
+    // the team's development .env: many variables, none of them the module's business
+    writeFileSync(
+      join(app, ".env"),
+      Array.from({ length: 40 }, (_, i) => `DEV_VAR_${i}=dev-${i}`).join("\n") +
+        "\nPROJECT=wrong\nHOST=wrong\nKEEP_RELEASES=1\n",
+    );
+    writeFileSync(
+      join(app, "vps-pipeline.yml"),
+      `# settings of the whole team, committed; secrets stay on the command line
+image-prefix: ${bed.registry.host}/acme/engine-other
+registry: ${bed.registry.host}
+registry-user: pusher
+vps:
+  host: ${bed.vps.host}
+  host-key: "${hostKeyLine}"
+  project: ${OTHER}
+  pull-user: pusher
+  keep-releases: 3
+  health-timeout: 60
+  edge-image: vps-testbed/caddy:2
+  edge-tls: internal
 `,
     );
     chmodSync(app, 0o755);
     try {
-      const opts = { source: app, composeFile: "docker-compose.yml", prefix: `${bed.registry.host}/acme/engine-other` };
-      const r = await call("ship (another folder)", [
-        ...module(opts),
-        ...vps(OTHER),
+      // the CI line: secrets, the function and the commit
+      const line = [
+        "call",
+        `--source=${app}`,
+        `--registry-token=file:${dir}/registry-token`,
+        "vps",
+        `--ssh-key=file:${dir}/ssh-key`,
+        "--pull-token=env:ENGINE_PULL_TOKEN",
         "ship",
         `--git-sha=${OTHER_SHA}`,
         `--commit-time=${COMMIT_TIME}`,
         `--build-args=${BASE}`,
-      ]);
+      ];
+      const r = await call("ship (another repository)", line);
       expect(r.code, said(r)).toBe(0);
       expect(current(OTHER)).not.toBe("");
-      const cat = await call("run (another folder)", [
-        ...module(opts),
-        ...vps(OTHER),
-        "run",
-        "--service=api",
-        "--cmd=cat /etc/app.conf; stat -c 'static %Y' /www/static.txt",
-      ]);
+      // run from the repository's folder as a user would (--source=.): the same settings
+      const short = ["call", "--source=.", "vps", `--ssh-key=file:${dir}/ssh-key`];
+      const cat = await dagger(
+        env,
+        [
+          "-m",
+          ROOT,
+          ...short,
+          "run",
+          "--service=api",
+          "--cmd=cat /etc/app.conf; echo $GREETING; stat -c 'static %Y' /www/static.txt",
+        ],
+        { cwd: app },
+      );
+      calls.push({ what: "run (another repository)", r: cat });
       expect(cat.code, said(cat)).toBe(0);
-      expect(cat.stdout).toContain("greeting = from another folder");
+      expect(cat.stdout).toContain("greeting = from another repository");
+      expect(cat.stdout).toContain("production");
       // a file COPY brings from the build context carries the commit's time, not the checkout's or the build's
       expect(cat.stdout).toContain(`static ${Date.parse(COMMIT_TIME) / 1000}`);
+      const s = await dagger(env, ["-m", ROOT, ...short, "status"], { cwd: app });
+      expect(s.code, said(s)).toBe(0);
+      expect(s.stdout).toMatch(
+        /from vps-pipeline\.yml: image-prefix, registry, registry-user, host, host-key, project/,
+      );
+      expect(s.stdout).toMatch(/compose +docker-compose\.prod\.yml/);
+      // a flag wins over the file; the development .env changed nothing (keep-releases is the file's 3)
+      const c = await dagger(env, ["-m", ROOT, ...short, "--keep-releases=4", "config", "--format=json"], { cwd: app });
+      expect(c.code, said(c)).toBe(0);
+      const settings = (JSON.parse(c.stdout) as { settings: { name: string; value: unknown; from: string }[] })
+        .settings;
+      const of = (n: string) => settings.find((x) => x.name === n);
+      expect(of("keepReleases")).toEqual({ name: "keepReleases", value: 4, from: "flag" });
+      expect(of("project")).toEqual({ name: "project", value: OTHER, from: "file" });
+      expect(of("composeFile")).toEqual({ name: "composeFile", value: "docker-compose.prod.yml", from: "found" });
+      expect(line.join(" ").replaceAll(dir, "~").replaceAll(app, ".").length).toBeLessThan(230);
     } finally {
       rmSync(app, { recursive: true, force: true });
     }
   }, 900_000);
+
+  it("refuses its own repository as the source unless asked (a module loaded by version, no --source): SOURCE_IS_MODULE, exit 2", async () => {
+    const r = await call("no --source", ["call", "vps", `--ssh-key=file:${dir}/ssh-key`, "config"]);
+    expect(r.code, said(r)).toBe(2);
+    expect(r.stderr).toMatch(/SOURCE_IS_MODULE: source: is vps-pipeline's own repository/);
+    expect(r.stderr).toMatch(/--source=\./);
+  }, 600_000);
 
   it("backs up the data stack and restores a snapshot: the row written after it is gone", async () => {
     const app = mkdtempSync(join(tmpdir(), "engine-data-app-"));
@@ -403,13 +472,13 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     }
   }, 900_000);
 
-  it("measures a call that only runs the constructor, and a cached one", async () => {
-    const fresh = await call("constructor only", [...module(), "image-prefix"]);
+  it("measures a call that only settles its settings (config), and a cached one", async () => {
+    const fresh = await call("config only", [...module(), ...vps(P), "config"]);
     expect(fresh.code, said(fresh)).toBe(0);
-    expect(fresh.stdout.trim()).toBe(PREFIX);
-    const cached = await call("constructor only (cached)", [...module(), "image-prefix"]);
+    expect(fresh.stdout).toMatch(new RegExp(`^image-prefix +${PREFIX.replace(/[.]/g, "\\.")} +\\(flag\\)$`, "m"));
+    const cached = await call("config only (cached)", [...module(), ...vps(P), "config"]);
     expect(cached.code, said(cached)).toBe(0);
-    measured["a call that runs only the constructor"] = fresh.seconds;
+    measured["a call that only settles its settings (config)"] = fresh.seconds;
     measured["the same call again (cached)"] = cached.seconds;
   }, 600_000);
 

@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
+import { SETTINGS } from "../../.dagger/src/core/settings/settings.js";
 import { DAGGER_CALL_FLAGS } from "../../.dagger/src/core/ci/workflow.js";
 import {
   clientFile as makeClientFile,
@@ -72,11 +72,14 @@ describe("the module as Dagger registers it", () => {
       "registryUser",
       "registryToken",
       "platforms",
+      "settings",
+      "allowModuleRepository",
     ]);
     expect(api.objects.VpsPipeline!.methods.vps!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Vps" });
     expect(Object.keys(api.objects.Vps!.methods).sort()).toEqual([
       "backup",
       "checkBackup",
+      "config",
       "deploy",
       "doctor",
       "edge",
@@ -104,7 +107,21 @@ describe("the module as Dagger registers it", () => {
       for (const a of Object.values(m.arguments)) expect(a.description, `${where}(${a.name})`).toMatch(/\S/);
     }
     for (const [o, def] of Object.entries(api.objects))
-      for (const p of Object.values(def.properties)) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
+      for (const p of Object.values(def.properties))
+        if ((p as { isExposed?: boolean }).isExposed) expect(p.description, `${o}.${p.name}`).toMatch(/\S/);
+  });
+
+  it("lists arguments in --help, not the objects' insides: no setting (least of all a secret) is exposed as a field", () => {
+    const exposed = Object.entries(api.objects).flatMap(([o, def]) =>
+      Object.values(def.properties)
+        .filter((p) => (p as { isExposed?: boolean }).isExposed)
+        .map((p) => `${o}.${p.name}`),
+    );
+    expect(exposed).toEqual([]);
+    // still carried from vps(...) to its functions: the state holds every one
+    expect(Object.keys(api.objects.Vps!.properties)).toEqual(
+      expect.arrayContaining(["source", "sshKey", "envFile", "keepReleases", "settings", "allowModuleRepository"]),
+    );
   });
 
   it("writes argument docs that make good --help placeholders: no backquotes (the CLI takes the first backquoted word as the value's name)", () => {
@@ -144,21 +161,21 @@ describe("the module as Dagger registers it", () => {
     expect(seen).toBe(SECRETS.length + 1); // the push token on the constructor, the rest on vps(...), pullToken on doctor too
   });
 
-  it("takes its defaults from the one DEFAULTS table the schemas read", () => {
+  it("leaves every setting without a registered default, so that a flag left out is told from one given (flag > vps-pipeline.yml > default)", () => {
     const ctor = api.objects.VpsPipeline!.constructor!.arguments;
-    expect(ctor.composeFile!.defaultValue).toBe(DEFAULTS.composeFile);
-    expect(ctor.registry!.defaultValue).toBe(""); // the built images' registry; DEFAULTS.registry only when nothing names one
-    expect(ctor.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
     const vps = api.objects.VpsPipeline!.methods.vps!.arguments;
-    for (const [arg, value] of [
-      ["user", DEFAULTS.user],
-      ["port", DEFAULTS.port],
-      ["keepReleases", DEFAULTS.keepReleases],
-      ["healthTimeout", DEFAULTS.healthTimeout],
-      ["lockTimeout", DEFAULTS.lockTimeout],
-    ] as const) {
-      expect(vps[arg]!.defaultValue, arg).toBe(value);
+    expect(ctor.source).toMatchObject({ type: { kind: "OBJECT_KIND", name: "Directory" }, defaultPath: "/" });
+    for (const def of SETTINGS) {
+      const a = (def.scope === "module" ? ctor : vps)[def.name];
+      expect(a, def.name).toBeDefined();
+      expect([a!.defaultValue, a!.isOptional], def.name).toEqual([undefined, true]);
+      // --help still says the default: the same value the settings table (and zod) apply
+      if (def.default !== undefined && def.default !== "" && !Array.isArray(def.default))
+        expect(a!.description, def.name).toMatch(
+          new RegExp(`Default: ${String(def.default).replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}\\.`),
+        );
     }
+    expect(vps.sshKey!.isOptional).toBe(false);
   });
 
   it("caches build only: every function that pushes, reads live state or touches the server opts out (the scanner has it)", async () => {

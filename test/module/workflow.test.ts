@@ -11,6 +11,7 @@ import {
   chainOf,
   checkCall,
   daggerCalls,
+  moduleRefProblem,
   words,
   type ApiShape,
   type WorkflowCall,
@@ -119,7 +120,9 @@ describe("the workflows' dagger calls", () => {
     expect(bad("--colour=red vps --host=h --host-key=k --ssh-key=env:K --project=p status")).toMatch(
       /\(constructor\) has no argument --colour/,
     );
-    expect(bad("vps --host=h --ssh-key=env:K --project=p status")).toMatch(/vps needs --host-key/);
+    expect(bad("vps --host=h --host-key=k --project=p status")).toMatch(/vps needs --ssh-key/);
+    // the rest may come from vps-pipeline.yml
+    expect(bad("vps --ssh-key=env:K status")).toBe("");
     expect(bad("vps --host=h --host-key=k --ssh-key=env:K --project=p deploy --tag=x")).toMatch(
       /deploy needs --git-sha/,
     );
@@ -130,8 +133,30 @@ describe("the workflows' dagger calls", () => {
         { file: "x.yml", line: "vps --host=h --host-key=k --ssh-key=env:K --project=p status", module: "" },
         api,
       ).join(""),
-    ).toMatch(/no `module: \.`; Dagger 1\.0 loads no module implicitly/);
+    ).toMatch(/no `module:`; Dagger 1\.0 loads no module implicitly/);
     expect(calls().every((c) => c.module === ".")).toBe(true);
+  });
+
+  it("load the module from this checkout or by version: a remote module pinned to a release or a commit, with --source=.", () => {
+    const line = "--source=. vps --ssh-key=env:K ship --git-sha=$GITHUB_SHA";
+    const problems = (module: string, l = line) => checkCall({ file: "x.yml", line: l, module }, api).join("\n");
+    for (const ok of [
+      ".",
+      "./ci",
+      "github.com/acme/vps-pipeline@v0.1.0",
+      `github.com/acme/vps-pipeline@${"a".repeat(40)}`,
+    ])
+      expect(problems(ok), ok).toBe("");
+    for (const unpinned of [
+      "github.com/acme/vps-pipeline@main",
+      "github.com/acme/vps-pipeline",
+      "github.com/acme/vps-pipeline@v1",
+    ])
+      expect(problems(unpinned), unpinned).toMatch(/is not pinned: name a release/);
+    expect(problems("github.com/acme/vps-pipeline@v0.1.0", "vps --ssh-key=env:K ship --git-sha=x")).toMatch(
+      /reads --source=\. \(your checkout\)/,
+    );
+    expect(moduleRefProblem(".")).toBeUndefined();
   });
 
   it("ship to production only from the default branch: a manual run from another branch is refused before anything is built", () => {

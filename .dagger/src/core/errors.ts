@@ -6,6 +6,8 @@
 export const ERROR_CODES = [
   // inputs and the compose file: nothing was sent anywhere
   "INVALID_INPUT",
+  "SETTINGS_INVALID",
+  "SOURCE_IS_MODULE",
   "COMPOSE_NOT_FOUND",
   "COMPOSE_INVALID",
   "DIGEST_MISSING",
@@ -78,7 +80,15 @@ export const EXIT_CLASSES = [
   {
     exit: 2,
     what: "input: an argument or the compose file; nothing was sent",
-    codes: ["INVALID_INPUT", "COMPOSE_NOT_FOUND", "COMPOSE_INVALID", "DIGEST_MISSING", "BAD_DIGEST"],
+    codes: [
+      "INVALID_INPUT",
+      "SETTINGS_INVALID",
+      "SOURCE_IS_MODULE",
+      "COMPOSE_NOT_FOUND",
+      "COMPOSE_INVALID",
+      "DIGEST_MISSING",
+      "BAD_DIGEST",
+    ],
   },
   { exit: 3, what: "build and publish", codes: ["BUILD_FAILED", "TAG_TAKEN"] },
   {

@@ -138,13 +138,38 @@ export function chainOf(line: string): string[] {
   return words(line).filter((w) => !w.startsWith("-"));
 }
 
+/** A module loaded from another repository (`github.com/owner/repo@v1.2.3`), not from this checkout (`.`, `./x`). */
+export function isRemoteModule(module: string): boolean {
+  return module !== "" && module !== "." && !module.startsWith("./") && !module.startsWith("../");
+}
+
+/**
+ * What is wrong with a step's `module:`: none (Dagger 1.0 loads no module implicitly), or a remote one not pinned
+ * to a release (`@main` moves under the workflow; a semver tag or a commit does not).
+ */
+export function moduleRefProblem(module: string): string | undefined {
+  if (module === "")
+    return "the step has no `module:`; Dagger 1.0 loads no module implicitly (give `module: .` or `module: github.com/<owner>/vps-pipeline@vX.Y.Z`)";
+  if (!isRemoteModule(module)) return undefined;
+  const at = module.lastIndexOf("@");
+  const version = at > 0 ? module.slice(at + 1) : "";
+  if (/^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version) || /^[0-9a-f]{40}$/.test(version)) return undefined;
+  return `\`module: ${module}\` is not pinned: name a release (\`@vX.Y.Z\`) or a commit (\`@<40 hex>\`), never a branch, so a push to the module cannot change what deploys`;
+}
+
 /** Every way `line` does not fit `api`; empty when it does. */
 export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
   const problems: string[] = [];
   const where = `${call.file}: \`dagger call ${call.line.slice(0, 60)}…\``;
-  // Dagger 1.0 loads no module by itself: a workflow step must name it (the action adds `-m <module>`)
-  if (call.module === "")
-    problems.push(`${where}: the step has no \`module: .\`; Dagger 1.0 loads no module implicitly`);
+  if (call.module !== undefined) {
+    const why = moduleRefProblem(call.module);
+    if (why) problems.push(`${where}: ${why}`);
+    // loaded from elsewhere, the module's default source is its own repository, never the caller's
+    if (why === undefined && isRemoteModule(call.module) && !words(call.line).some((w) => /^--source=/.test(w)))
+      problems.push(
+        `${where}: a module loaded by version reads --source=. (your checkout), else it reads its own repository`,
+      );
+  }
   let object = api.main;
   let fn: { name: string; def: ApiFunction } = { name: "(constructor)", def: api.constructor };
   let given: string[] = [];

@@ -1,0 +1,93 @@
+/**
+ * The module's settings as a call gets them: the flags it was given, over the repository's settings file
+ * (vps-pipeline.yml), over the defaults (core/settings/settings.ts); the compose file found when none is named;
+ * the module's own repository refused as a source unless asked for.
+ */
+import type { Directory, Secret } from "@dagger.io/dagger";
+import { PipelineError } from "../core/errors.js";
+import { findComposeFile } from "../core/settings/compose-file-search.js";
+import { SETTINGS_FILE, parseSettingsFile, settle, type Origin, type SettingsFile } from "../core/settings/settings.js";
+import type { StackSettings } from "../build/stack.js";
+
+/** A file only this module's own repository has at its root: how a source is told to be ours (never by a name). */
+export const MODULE_MARK = ".vps-pipeline-module";
+
+/** The module's arguments as given: null or undefined where the command line left one out. */
+export interface GivenStack {
+  source: Directory;
+  composeFile?: string | null | undefined;
+  imagePrefix?: string | null | undefined;
+  registry?: string | null | undefined;
+  registryUser?: string | null | undefined;
+  registryToken?: Secret | null | undefined;
+  platforms?: string[] | null | undefined;
+  settings?: string | null | undefined;
+  allowModuleRepository?: boolean | null | undefined;
+}
+
+export interface SettledStack {
+  stack: StackSettings;
+  file: SettingsFile | undefined;
+  from: Record<string, Origin>;
+}
+
+/** The source's root entries, without the trailing `/` the engine gives a folder. */
+async function rootEntries(source: Directory): Promise<Set<string>> {
+  return new Set((await source.entries()).map((e) => e.replace(/\/$/, "")));
+}
+
+async function settingsFile(source: Directory, root: Set<string>, named: string | null | undefined) {
+  const path = named || SETTINGS_FILE;
+  if (!named && !root.has(SETTINGS_FILE)) return undefined;
+  let text: string;
+  try {
+    text = await source.file(path).contents();
+  } catch (e) {
+    throw new PipelineError(
+      "SETTINGS_INVALID",
+      `settings: cannot read ${path} in the source directory`,
+      "name the settings file by its path inside --source, or leave --settings out to read vps-pipeline.yml when there is one",
+      { cause: e },
+    );
+  }
+  return parseSettingsFile(text, path);
+}
+
+/** The module's settings for this call: the source checked, the settings file read, the compose file found. */
+export async function settledStack(g: GivenStack): Promise<SettledStack> {
+  const root = await rootEntries(g.source);
+  if (root.has(MODULE_MARK) && !g.allowModuleRepository)
+    throw new PipelineError(
+      "SOURCE_IS_MODULE",
+      "source: is vps-pipeline's own repository (the module's default source when it is loaded from GitHub), not your application's",
+      "pass --source=. (your repository's checkout) to the module; only the module's own demo passes --allow-module-repository",
+    );
+  const file = await settingsFile(g.source, root, g.settings);
+  const m = settle("module", g as unknown as Record<string, unknown>, file);
+  let composeFile = m.values.composeFile as string | undefined;
+  if (composeFile === undefined) {
+    const nested = root.has("compose") ? new Set(await g.source.glob("compose/*")) : new Set<string>();
+    composeFile = findComposeFile((p) => root.has(p) || nested.has(p));
+    m.from.composeFile = "found";
+  }
+  return {
+    stack: {
+      source: g.source,
+      composeFile,
+      imagePrefix: m.values.imagePrefix as string,
+      registry: m.values.registry as string,
+      registryUser: m.values.registryUser as string,
+      ...(g.registryToken ? { registryToken: g.registryToken } : {}),
+      platforms: m.values.platforms as string[],
+    },
+    file,
+    from: m.from,
+  };
+}
+
+export { formatOrigins } from "../core/settings/settings.js";
+
+/** The server's settings of `vps(...)` (the non-secret ones), settled like the module's, with the same file. */
+export function settledVps(given: Readonly<Record<string, unknown>>, file: SettingsFile | undefined) {
+  return settle("vps", given, file);
+}
