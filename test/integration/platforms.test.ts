@@ -57,6 +57,36 @@ async function pushIndex(tag: string, platforms: string[]): Promise<string> {
   return `sha256:${createHash("sha256").update(index).digest("hex")}`;
 }
 
+/** Push web:v1 again as a single-platform image whose config says `architecture` (a laptop's build); its digest. */
+async function pushSinglePlatform(tag: string, architecture: string): Promise<string> {
+  const got = await client.request("GET", webPath, `manifests/${bed.images["web:v1"]}`, ["pull"], {
+    Accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+  });
+  const type = got.headers.get("content-type")!;
+  const manifest = JSON.parse(await got.text()) as { config: { digest: string; size: number } };
+  const cfg = await client.request("GET", webPath, `blobs/${manifest.config.digest}`, ["pull"]);
+  const bytes = Buffer.from(JSON.stringify({ ...(JSON.parse(await cfg.text()) as object), architecture }));
+  const sha = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+  const up = await client.request("POST", webPath, "blobs/uploads/", ["push", "pull"]);
+  await up.body?.cancel();
+  const url = new URL(up.headers.get("location")!, `https://${bed.registry.host}`);
+  url.searchParams.set("digest", sha(bytes));
+  const basic = `Basic ${Buffer.from(`${login.user}:${login.token}`).toString("base64")}`;
+  const put = await fetch(url, { method: "PUT", headers: { Authorization: basic }, body: bytes });
+  expect(put.status).toBe(201);
+  const body = JSON.stringify({ ...manifest, config: { ...manifest.config, digest: sha(bytes), size: bytes.length } });
+  const m = await client.request(
+    "PUT",
+    webPath,
+    `manifests/${tag}`,
+    ["push", "pull"],
+    { "Content-Type": type },
+    new Blob([body]),
+  );
+  await m.body?.cancel();
+  return sha(body);
+}
+
 const compose = (web: string) => {
   const stack = parseComposeStack(
     readFileSync("compose/docker-compose.prod.yml", "utf8"),
@@ -80,7 +110,7 @@ describe("multi-platform images", () => {
     const lines: string[] = [];
     const r = await deploy(request(index, (l) => lines.push(l)));
     expect(r.images.web).toBe(`${bed.registry.prefix}/web@${index}`);
-    expect(lines.join("\n")).toMatch(/platforms .*linux\/amd64: every multi-platform image has it/);
+    expect(lines.join("\n")).toMatch(/platforms .*linux\/amd64: every image has it/);
     expect(sh(`docker inspect --format '{{.Config.Image}}' ${containers(P).web}`).trim()).toBe(
       `${bed.registry.prefix}/web@${index}`,
     );
@@ -103,5 +133,19 @@ describe("multi-platform images", () => {
         `docker image inspect ${bed.registry.prefix}/web@${armOnly} >/dev/null 2>&1 && echo pulled || echo not-pulled`,
       ).trim(),
     ).toBe("not-pulled");
+  });
+
+  it("a single-platform image of another platform (an arm64 laptop's build) is refused before anything changes", async () => {
+    const before = containers(P);
+    const arm = await pushSinglePlatform("arm-single-v1", "arm64");
+    expect([...(await indexPlatforms([`${bed.registry.prefix}/web@${arm}`], login)).values()]).toEqual([
+      ["linux/arm64"],
+    ]);
+    const err = await deploy(request(arm)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "PLATFORM_MISSING" });
+    expect((err as Error).message).toContain(
+      `services.web: ${bed.registry.prefix}/web@${arm} has linux/arm64; the VPS is linux/amd64`,
+    );
+    expect(containers(P)).toEqual(before);
   });
 });

@@ -208,9 +208,9 @@ async function prepareRelease(
 }
 
 /**
- * Every multi-platform image of the release has the server's platform (every node's on a swarm), or the deploy
- * stops here with PLATFORM_MISSING: nothing was sent yet. Images that are not indexes are the pull's to judge; a
- * registry that cannot be read is a note (the pull says what is missing).
+ * Every image of the release has the server's platform (every node's on a swarm), or the deploy stops here with
+ * PLATFORM_MISSING: nothing was sent yet. An index is judged by its entries, a single-platform image by its config;
+ * a registry that cannot be read is a note (the pull says what is missing).
  */
 async function checkPlatforms(
   c: Context,
@@ -239,7 +239,7 @@ async function checkPlatforms(
         );
       return servers;
     },
-    (servers) => `${[...new Set(servers.map((s) => s.platform))].join(", ")}: every multi-platform image has it`,
+    (servers) => `${[...new Set(servers.map((s) => s.platform))].join(", ")}: every image has it`,
   );
 }
 
