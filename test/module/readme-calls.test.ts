@@ -7,7 +7,8 @@
  */
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkCall, daggerCalls, type ApiShape } from "../../.dagger/src/core/ci/workflow.js";
+import { checkCall, daggerCalls, moduleRefProblem, type ApiShape } from "../../.dagger/src/core/ci/workflow.js";
+import { parseSettingsFile, settle } from "../../.dagger/src/core/settings/settings.js";
 import { apiShape, introspect } from "./introspection.js";
 
 const readme = readFileSync("README.md", "utf8");
@@ -136,13 +137,26 @@ function readVars(known: Vars): Vars {
   return vars;
 }
 
-/** Every `dagger call …` example, expanded: the words after `dagger call`. */
-function readmeCalls(): { section: string; words: string[] }[] {
+/** Every `dagger call …` example, expanded: the words after `dagger call`; `byVersion`: loaded as users load it. */
+function readmeCalls(): { section: string; words: string[]; byVersion: boolean }[] {
   const vars = exampleVars();
   return snippets()
-    .filter((s) => s.command.startsWith("dagger -m . call ") && !s.command.includes("settings]"))
-    .map((s) => ({ section: s.section, words: shellWords(s.command.replace(/\s+#.*$/, ""), vars).slice(4) }));
+    .filter((s) => /^dagger -m (\.|\$VPS_PIPELINE) call /.test(s.command) && !s.command.includes("settings]"))
+    .map((s) => ({
+      section: s.section,
+      words: shellWords(s.command.replace(/\s+#.*$/, ""), vars).slice(4),
+      byVersion: s.command.startsWith("dagger -m $VPS_PIPELINE"),
+    }));
 }
+
+/** The README's fenced ```yaml blocks. */
+const yamlBlocks = () =>
+  [...readme.matchAll(/^( *)```yaml\n([\s\S]*?)^\1```$/gm)].map((m) => dedent(m[2]!, m[1]!.length));
+const dedent = (text: string, n: number) =>
+  text
+    .split("\n")
+    .map((l) => l.slice(n))
+    .join("\n");
 
 /** The words again as one line that core/ci/workflow.ts's splitter reads back as the same words. */
 const asLine = (words: string[]) =>
@@ -181,7 +195,8 @@ describe("the README's dagger calls", () => {
       }
       if (flags.includes("--pull-token"))
         expect(flags, `${c.section}: --pull-token without --pull-user`).toContain("--pull-user");
-      if (flags.includes("--registry-token"))
+      // loaded by version, the call reads the README's vps-pipeline.yml, which names the account
+      if (flags.includes("--registry-token") && !c.byVersion)
         expect(flags, `${c.section}: --registry-token without --registry-user`).toContain("--registry-user");
     }
   });
@@ -208,5 +223,30 @@ describe("the README's dagger calls", () => {
     const wfWords = shellWords(workflow.line, new Map());
     expect(laptop!.words.filter((w) => !w.startsWith("-"))).toEqual(wfWords.filter((w) => !w.startsWith("-")));
     expect(flagNames(laptop!.words).sort()).toEqual(flagNames(wfWords).sort());
+  });
+
+  it("a repository of its own: the calls load the module by a pinned version with --source=., and the settings file they read is valid and complete", () => {
+    const byVersion = readmeCalls().filter((c) => c.byVersion);
+    expect(byVersion.length).toBeGreaterThanOrEqual(3);
+    const pinned = exampleVars().get("VPS_PIPELINE") as string;
+    expect(moduleRefProblem(pinned)).toBeUndefined();
+    for (const c of byVersion) expect(c.words, c.section).toContain("--source=.");
+    const settings = yamlBlocks().find((b) => /^vps:/m.test(b) && !/^jobs:/m.test(b))!;
+    const file = parseSettingsFile(settings, "vps-pipeline.yml");
+    // what the short lines leave out is there: the token's account, and the server's required settings
+    expect(file.module.registryUser).toMatch(/\S/);
+    expect(() => settle("vps", {}, file)).not.toThrow();
+  });
+
+  it("the workflow a user copies fits the module, pins it, and its line stays short (secrets, the function, the commit)", () => {
+    const wf = yamlBlocks().find((b) => b.includes("dagger/dagger-for-github@"))!;
+    const calls = daggerCalls("README deploy.yml", wf);
+    expect(calls).toHaveLength(1);
+    expect(checkCall(calls[0]!, api)).toEqual([]);
+    expect(calls[0]!.module).toMatch(/@v\d+\.\d+\.\d+$/);
+    expect(calls[0]!.line.length).toBeLessThan(200);
+    // the action pin is the one this repository's own workflows use
+    const ours = /dagger\/dagger-for-github@\S+/.exec(readFileSync(".github/workflows/deploy.yml", "utf8"))![0];
+    expect(wf).toContain(ours);
   });
 });
