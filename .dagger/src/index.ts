@@ -305,6 +305,74 @@ export class VpsPipeline {
   }
 
   /**
+   * Write the files a repository needs to deploy with vps-pipeline: vps-pipeline.yml filled from its compose file and the values given (the required ones left out are commented lines to fill in), and .github/workflows/deploy.yml calling this module by version with a short line. A file that exists is kept and named in the output, unless --overwrite.
+   *
+   * Example: dagger -m . call --source=. --image-prefix=ghcr.io/acme/gold-tracker init --host=203.0.113.7 --project=gold-tracker export --path=.
+   *
+   * @param host VPS address, written as vps.host.
+   * @param hostKey The VPS's host key line, written as vps.host-key (from the provider's console).
+   * @param project Compose project name, written as vps.project (default: the compose file's name:).
+   * @param moduleAddress Where the workflow loads vps-pipeline from, without a version, e.g. github.com/your-org/vps-pipeline.
+   * @param defaultBranch The branch whose pushes deploy.
+   * @param overwrite Replace files that exist.
+   */
+  @func()
+  async init(
+    host = "",
+    hostKey = "",
+    project = "",
+    moduleAddress = "",
+    defaultBranch: string = DEFAULTS.defaultBranch,
+    overwrite = false,
+  ): Promise<Directory> {
+    return explained(async () => {
+      const [
+        { initSource },
+        { composeText },
+        { MODULE_ADDRESS, WORKFLOW_FILE, deployWorkflowText, settingsFileText },
+        { SETTINGS_FILE },
+        { parse },
+      ] = await Promise.all([
+        import("./inputs/settings.js"),
+        inputs(),
+        import("./core/settings/init-files.js"),
+        import("./core/settings/settings.js"),
+        import("yaml"),
+      ]);
+      const src = await initSource(this);
+      const compose = parse(await composeText(this.source, src.composeFile)) as { name?: unknown } | null;
+      const input = {
+        composeFile: src.composeFile,
+        composeName: typeof compose?.name === "string" ? compose.name : undefined,
+        given: {
+          imagePrefix: this.imagePrefix ?? undefined,
+          registry: this.registry ?? undefined,
+          registryUser: this.registryUser ?? undefined,
+          platforms: this.platforms?.length ? this.platforms : undefined,
+          host: host || undefined,
+          hostKey: hostKey || undefined,
+          project: project || undefined,
+        },
+        moduleAddress: moduleAddress || MODULE_ADDRESS,
+        defaultBranch,
+      };
+      let out = dag.directory();
+      for (const [path, text] of [
+        [SETTINGS_FILE, settingsFileText(input)],
+        [WORKFLOW_FILE, deployWorkflowText(input)],
+      ] as const) {
+        if (!overwrite && (await src.exists(path))) {
+          console.log(`init: kept ${path}: it exists (--overwrite replaces it)`);
+          continue;
+        }
+        console.log(`init: wrote ${path}`);
+        out = out.withNewFile(path, text);
+      }
+      return out;
+    });
+  }
+
+  /**
    * Check that the production compose file parses and renders into a release the VPS can run (without --image-prefix, built services without an image name get a stand-in one).
    */
   @func()

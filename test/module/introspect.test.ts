@@ -60,6 +60,7 @@ describe("the module as Dagger registers it", () => {
       "build",
       "composeFileRenders",
       "doctor",
+      "init",
       "publish",
       "vps",
       "workflowCallsExist",

@@ -36,6 +36,24 @@ async function rootEntries(source: Directory): Promise<Set<string>> {
   return new Set((await source.entries()).map((e) => e.replace(/\/$/, "")));
 }
 
+/** The source's root, refused when it is this module's own repository and that was not asked for. */
+async function checkedRoot(g: GivenStack): Promise<Set<string>> {
+  const root = await rootEntries(g.source);
+  if (root.has(MODULE_MARK) && !g.allowModuleRepository)
+    throw new PipelineError(
+      "SOURCE_IS_MODULE",
+      "source: is vps-pipeline's own repository (the module's default source when it is loaded from GitHub), not your application's",
+      "pass --source=. (your repository's checkout) to the module; only the module's own demo passes --allow-module-repository",
+    );
+  return root;
+}
+
+/** The compose file among the root's entries (and this repository's `compose/` folder). */
+async function foundComposeFile(source: Directory, root: Set<string>): Promise<string> {
+  const nested = root.has("compose") ? new Set(await source.glob("compose/*")) : new Set<string>();
+  return findComposeFile((p) => root.has(p) || nested.has(p));
+}
+
 async function settingsFile(source: Directory, root: Set<string>, named: string | null | undefined) {
   const path = named || SETTINGS_FILE;
   if (!named && !root.has(SETTINGS_FILE)) return undefined;
@@ -55,19 +73,12 @@ async function settingsFile(source: Directory, root: Set<string>, named: string 
 
 /** The module's settings for this call: the source checked, the settings file read, the compose file found. */
 export async function settledStack(g: GivenStack): Promise<SettledStack> {
-  const root = await rootEntries(g.source);
-  if (root.has(MODULE_MARK) && !g.allowModuleRepository)
-    throw new PipelineError(
-      "SOURCE_IS_MODULE",
-      "source: is vps-pipeline's own repository (the module's default source when it is loaded from GitHub), not your application's",
-      "pass --source=. (your repository's checkout) to the module; only the module's own demo passes --allow-module-repository",
-    );
+  const root = await checkedRoot(g);
   const file = await settingsFile(g.source, root, g.settings);
   const m = settle("module", g as unknown as Record<string, unknown>, file);
   let composeFile = m.values.composeFile as string | undefined;
   if (composeFile === undefined) {
-    const nested = root.has("compose") ? new Set(await g.source.glob("compose/*")) : new Set<string>();
-    composeFile = findComposeFile((p) => root.has(p) || nested.has(p));
+    composeFile = await foundComposeFile(g.source, root);
     m.from.composeFile = "found";
   }
   return {
@@ -90,4 +101,16 @@ export { formatOrigins } from "../core/settings/settings.js";
 /** The server's settings of `vps(...)` (the non-secret ones), settled like the module's, with the same file. */
 export function settledVps(given: Readonly<Record<string, unknown>>, file: SettingsFile | undefined) {
   return settle("vps", given, file);
+}
+
+/** What `init` starts from: the source checked as every call checks it, its compose file found, its files listed. */
+export async function initSource(
+  g: GivenStack,
+): Promise<{ composeFile: string; exists: (path: string) => Promise<boolean> }> {
+  const root = await checkedRoot(g);
+  const composeFile = g.composeFile || (await foundComposeFile(g.source, root));
+  return {
+    composeFile,
+    exists: async (path) => (await g.source.glob(path)).length > 0,
+  };
 }

@@ -90,7 +90,8 @@ export function shapeApi(defs: readonly ApiObjectDef[], main: string): ApiShape 
     objects[name] = Object.fromEntries(
       d.functions.map(({ name: fn, returns, ...f }) => {
         const r = returns === undefined ? undefined : localObjectName(returns, main);
-        return [fn, { ...f, ...(r !== undefined && local.has(r) ? { returns: r } : {}) }];
+        // another object (init's Directory): named as returned, so a check stops at Dagger's own API
+        return [fn, { ...f, ...(r !== undefined ? { returns: local.has(r) ? r : `core:${r}` } : {}) }];
       }),
     );
     if (name === main && d.ctor) constructor = d.ctor;
@@ -188,6 +189,8 @@ export function checkCall(call: WorkflowCall, api: ApiShape): string[] {
       continue;
     }
     close();
+    // a core object (init's Directory, then `export`): the rest of the chain is Dagger's own API
+    if (object.startsWith("core:")) return problems;
     // the CLI names functions in kebab case as it does arguments: preview-down → previewDown
     const def = api.objects[object]?.[flagToArg(w)];
     if (!def) {

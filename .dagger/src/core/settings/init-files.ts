@@ -1,0 +1,116 @@
+/**
+ * What `init` writes into a repository: vps-pipeline.yml filled from its compose file and the values given, and a
+ * deploy workflow whose one line carries the secrets, the function and the commit.
+ */
+import { SETTINGS, SETTINGS_FILE, kebab } from "./settings.js";
+import { quoteYaml } from "./yaml-scalar.js";
+
+/** The release this module is; `init` pins the workflows it writes to it. */
+export const MODULE_VERSION = "v0.1.0";
+/** Where the module is loaded from when `init` is not told (the README's example account). */
+export const MODULE_ADDRESS = "github.com/your-org/vps-pipeline";
+/** The dagger-for-github release the written workflow uses: the one this repository's own workflows pin. */
+export const DAGGER_ACTION = "dagger/dagger-for-github@27b130bf0f79a7f6fbbbe0fbca6760dc9bb40a77 # v8.4.1";
+export const CHECKOUT_ACTION = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
+export const ENGINE_VERSION = "0.21.8";
+
+export const WORKFLOW_FILE = ".github/workflows/deploy.yml";
+
+export interface InitInput {
+  composeFile: string;
+  /** The compose file's own `name:`, the project's name when none is given. */
+  composeName?: string | undefined;
+  /** Values given to init, by setting name (`imagePrefix`, `host`…). */
+  given: Readonly<Record<string, string | number | string[] | undefined>>;
+  /** `github.com/<account>/vps-pipeline`, without a version. */
+  moduleAddress: string;
+  defaultBranch: string;
+}
+
+const REQUIRED = ["host", "hostKey", "project"];
+
+/** vps-pipeline.yml: what was given, the required ones left out as commented lines to fill in. */
+export function settingsFileText(i: InitInput): string {
+  const given: Record<string, string | number | string[] | undefined> = { ...i.given };
+  if (given.project === undefined && i.composeName) given.project = i.composeName;
+  const line = (name: string, indent: string) => {
+    const v = given[name];
+    if (v === undefined || v === "")
+      return REQUIRED.includes(name) ? [`${indent}# ${kebab(name)}: …   # required: fill in`] : [];
+    const shown = Array.isArray(v)
+      ? `[${v.map(quoteYaml).join(", ")}]`
+      : typeof v === "number"
+        ? String(v)
+        : quoteYaml(v);
+    return [`${indent}${kebab(name)}: ${shown}`];
+  };
+  const module = SETTINGS.filter((d) => d.scope === "module").flatMap((d) =>
+    d.name === "composeFile" ? [`compose-file: ${quoteYaml(i.composeFile)}`] : line(d.name, ""),
+  );
+  const vps = SETTINGS.filter((d) => d.scope === "vps").flatMap((d) => line(d.name, "  "));
+  return [
+    `# ${SETTINGS_FILE}: the settings of every vps-pipeline call from this repository (a flag given wins).`,
+    "# Every setting is named as its flag; secrets never go here: they are given on the command line",
+    "# (--ssh-key=env:SSH_KEY, file:…, cmd:…, op://…, vault://…). `… vps --ssh-key=… config` shows what a call uses.",
+    ...module,
+    "vps:",
+    ...vps,
+    "",
+  ].join("\n");
+}
+
+/** .github/workflows/deploy.yml: ship on every push to the default branch. */
+export function deployWorkflowText(i: InitInput): string {
+  const args = [
+    "--source=.",
+    "--registry-user=$GITHUB_ACTOR",
+    "--registry-token=env:GHCR_TOKEN",
+    "vps",
+    "--ssh-key=env:SSH_KEY",
+    "--env-file=env:PRODUCTION_ENV",
+    "ship",
+    "--git-sha=$GITHUB_SHA",
+    "--commit-time=$COMMIT_TIME",
+  ].join(" ");
+  return `# Written by vps-pipeline init: build, publish to GHCR, deploy to the VPS and verify, on every push to
+# ${i.defaultBranch}. The settings are in ${SETTINGS_FILE}; the line carries the secrets, the function and the commit
+# (add --git-ref=$GITHUB_REF to tag the images latest as well as sha-<7>).
+name: deploy
+
+on:
+  push:
+    branches: [${i.defaultBranch}]
+
+permissions:
+  contents: read
+  packages: write
+
+# never two deploys at once; a queued one waits
+concurrency:
+  group: deploy-production
+  cancel-in-progress: false
+
+jobs:
+  deploy:
+    runs-on: ubuntu-24.04
+    environment: production
+    timeout-minutes: 30
+    env:
+      GHCR_TOKEN: \${{ secrets.GITHUB_TOKEN }}
+      SSH_KEY: \${{ secrets.VPS_SSH_KEY }}
+      PRODUCTION_ENV: \${{ secrets.PRODUCTION_ENV }}
+    steps:
+      - uses: ${CHECKOUT_ACTION}
+        with:
+          persist-credentials: false
+      - name: Commit time
+        run: echo "COMMIT_TIME=$(git log -1 --format=%cI)" >> "$GITHUB_ENV"
+      - name: Ship
+        uses: ${DAGGER_ACTION}
+        with:
+          version: "${ENGINE_VERSION}"
+          module: ${i.moduleAddress}@${MODULE_VERSION}
+          verb: call
+          args: ${args}
+`;
+}

@@ -1,0 +1,87 @@
+/**
+ * What `init` writes: a settings file that reads back as what was given (the required ones left out as lines to
+ * fill in), and a deploy workflow that fits the module, pins it by version, keeps its line short and passes
+ * actionlint (built by .ci/lint-workflows, which CI runs before the tests).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkCall, daggerCalls } from "../../.dagger/src/core/ci/workflow.js";
+import {
+  MODULE_VERSION,
+  deployWorkflowText,
+  settingsFileText,
+  type InitInput,
+} from "../../.dagger/src/core/settings/init-files.js";
+import { quoteYaml } from "../../.dagger/src/core/settings/yaml-scalar.js";
+import { parseSettingsFile, settle } from "../../.dagger/src/core/settings/settings.js";
+import { apiShape, introspect } from "./introspection.js";
+import { parse } from "yaml";
+
+const ACTIONLINT = `${process.env.TESTBED_CACHE ?? "/var/cache/vps-testbed"}/bin/actionlint`;
+const input = (given: InitInput["given"], composeName?: string): InitInput => ({
+  composeFile: "docker-compose.prod.yml",
+  composeName,
+  given,
+  moduleAddress: "github.com/acme/vps-pipeline",
+  defaultBranch: "main",
+});
+
+describe("init", () => {
+  it("writes the settings given, which read back as they were, and the required ones left out as lines to fill in", () => {
+    const full = input({
+      imagePrefix: "ghcr.io/acme/gold-tracker",
+      platforms: ["linux/amd64"],
+      host: "203.0.113.7",
+      hostKey: "203.0.113.7 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+      project: "gold-tracker",
+    });
+    const f = parseSettingsFile(settingsFileText(full), "vps-pipeline.yml");
+    expect(f.module).toEqual({
+      composeFile: "docker-compose.prod.yml",
+      imagePrefix: "ghcr.io/acme/gold-tracker",
+      platforms: ["linux/amd64"],
+    });
+    expect(settle("vps", {}, f).values).toMatchObject({ host: "203.0.113.7", project: "gold-tracker" });
+    const partial = settingsFileText(input({}, "gold"));
+    expect(partial).toMatch(/^ {2}# host: …   # required: fill in$/m);
+    expect(partial).toMatch(/^ {2}# host-key: …/m);
+    expect(partial).toMatch(/^ {2}project: gold$/m); // the compose file's own name
+    expect(() => settle("vps", {}, parseSettingsFile(partial, "vps-pipeline.yml"))).toThrow(
+      /--host, --host-key are required/,
+    );
+  });
+
+  it("quotes a value only where YAML would read it as something else", () => {
+    for (const s of ["ghcr.io/a/b", "22", "yes", "a: b", "#x", "ssh-ed25519 AAAA", "1.5", "", "caddy:2@sha256:ab"])
+      expect(parse(`k: ${quoteYaml(s)}`), s).toEqual({ k: s });
+    expect(quoteYaml("ghcr.io/a/b")).toBe("ghcr.io/a/b");
+  });
+
+  it("writes a deploy workflow that fits the module, pins it by version, and carries only the secrets, the function and the commit", () => {
+    const wf = deployWorkflowText(input({}));
+    const calls = daggerCalls("deploy.yml", wf);
+    expect(calls).toHaveLength(1);
+    expect(checkCall(calls[0]!, apiShape(introspect()))).toEqual([]);
+    expect(calls[0]!.module).toBe(`github.com/acme/vps-pipeline@${MODULE_VERSION}`);
+    expect(calls[0]!.line.length).toBeLessThan(200);
+    expect(calls[0]!.line).not.toMatch(/--host|--project|--image-prefix/);
+  });
+
+  it.skipIf(!existsSync(ACTIONLINT))("writes a workflow actionlint finds nothing in", () => {
+    const repo = mkdtempSync(join(tmpdir(), "init-wf-"));
+    try {
+      mkdirSync(join(repo, ".github/workflows"), { recursive: true });
+      execFileSync("git", ["init", "-q", repo]); // actionlint finds the workflows from the repository's root
+      writeFileSync(join(repo, ".github/workflows/deploy.yml"), deployWorkflowText(input({})));
+      const shellcheck = execFileSync("bash", ["-c", "command -v shellcheck"], { encoding: "utf8" }).trim();
+      expect(execFileSync(ACTIONLINT, ["-no-color", "-shellcheck", shellcheck], { cwd: repo, encoding: "utf8" })).toBe(
+        "",
+      );
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
+  });
+});
