@@ -20,8 +20,8 @@ import { Vps } from "./vps.js";
 const inputs = () => import("./inputs/inputs.js");
 const stacks = () => import("./build/stack.js");
 
-/** What Dagger never uploads from the source directory. */
-const SOURCE_IGNORE = ["**/node_modules", ".dagger/sdk", ".git"];
+/** What Dagger never uploads from the source directory (its .git comes along: what is built is a commit of it). */
+const SOURCE_IGNORE = ["**/node_modules", ".dagger/sdk"];
 
 /**
  * Build, publish, deploy and verify a Docker Compose app on one VPS.
@@ -73,10 +73,18 @@ export class VpsPipeline {
     this.allowModuleRepository = allowModuleRepository;
   }
 
-  /** The module's settings for this call (flags over vps-pipeline.yml over defaults). */
-  private async stack() {
+  /**
+   * The module's settings for this call (flags over vps-pipeline.yml over defaults); with a commit, its source is that
+   * commit of the source's repository (inputs/commit.ts).
+   */
+  private async stack(sha?: string) {
     const { settledStack } = await import("./inputs/settings.js");
-    return (await settledStack(this)).stack;
+    const { stack } = await settledStack(this);
+    if (sha === undefined) return stack;
+    const { committedSource } = await import("./inputs/commit.js");
+    const c = await committedSource(stack.source, sha);
+    for (const n of c.notes) console.log(`note  ${n}`);
+    return { ...stack, source: c.source };
   }
 
   /**
@@ -100,10 +108,11 @@ export class VpsPipeline {
   ): Promise<Container[]> {
     return explained(async () => {
       const [{ gitInfo }, { buildStack, builtContainers }] = await Promise.all([inputs(), stacks()]);
+      const git = gitInfo(gitSha, { commitTime });
       return builtContainers(
         (
-          await buildStack(await this.stack(), {
-            git: gitInfo(gitSha, { commitTime }),
+          await buildStack(await this.stack(git.sha), {
+            git,
             sourceUrl,
             version: version || undefined,
             buildArgs,
@@ -136,9 +145,10 @@ export class VpsPipeline {
   ): Promise<string[]> {
     return explained(async () => {
       const [{ gitInfo }, { publishStack }] = await Promise.all([inputs(), stacks()]);
+      const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       return (
-        await publishStack(await this.stack(), {
-          git: gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime }),
+        await publishStack(await this.stack(git.sha), {
+          git,
           sourceUrl,
           buildArgs,
         })

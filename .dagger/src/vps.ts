@@ -37,6 +37,9 @@ function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (
 /** What settled() found for an object: the origin of each setting, the settings file read (if any). */
 const SETTLED = new WeakMap<object, { from: Record<string, Origin>; file: string | undefined; text: string }>();
 
+/** The objects whose source is already a commit's tree. */
+const COMMITTED = new WeakSet<object>();
+
 /**
  * A VPS and the project deployed on it.
  */
@@ -180,6 +183,19 @@ export class Vps {
   }
 
   /**
+   * From here on, the source is commit `sha` of the source's repository (inputs/commit.ts), once per call: ship and
+   * preview call deploy on the same object.
+   */
+  private async committed(sha: string, note: (n: string) => void): Promise<void> {
+    if (COMMITTED.has(this)) return;
+    const { committedSource } = await import("./inputs/commit.js");
+    const c = await committedSource(this.source, sha);
+    for (const n of c.notes) note(n);
+    this.source = c.source;
+    COMMITTED.add(this);
+  }
+
+  /**
    * Deploy a published release: preflight, lock, upload, pull (and keep what a rollback needs), release-phase jobs, switch, health wait, automatic rollback on failure, history, pruning. Tags are resolved to digests before anything changes.
    *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker deploy --git-sha=$GITHUB_SHA --tag=sha-1a2b3c4
@@ -202,6 +218,7 @@ export class Vps {
       const git = gitInfo(gitSha);
       const v = await vpsInputs(this);
       const log = liveLog();
+      await this.committed(git.sha, (n) => log.log(`deploy note      ${n}`));
       const notify = await this.notifier(v, "deploy", log.log);
       const r = await notify.run(async () => {
         // A release that cannot be made (a tag that does not resolve, an empty .env) is a failed deploy in the history
@@ -633,6 +650,7 @@ export class Vps {
       const { publishStack } = await import("./build/stack.js");
       const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       const v = await vpsInputs(this);
+      await this.committed(git.sha, (n) => console.log(`publish note     ${n}`));
       // a publish that fails is a failed deploy for the team too (the deploy below notifies the rest)
       const notify = await this.notifier(v, "deploy", (l) => console.log(l), true);
       return notify.run(() =>
@@ -695,6 +713,7 @@ export class Vps {
     const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
     const t = await ex(() => this.target(pr, true));
     const git = await ex(async () => gitInfo(gitSha, { commitTime }));
+    await ex(() => this.committed(git.sha, (n) => console.log(`preview note     ${n}`)));
     const deployed = await ex(async () => {
       const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([
         import("./build/stack.js"),

@@ -46,9 +46,14 @@ async function call(what: string, args: string[], opts: { env?: Record<string, s
   return r;
 }
 
+/**
+ * This checkout's files without its .git: the example app's releases are made-up commits (SHA), which a source with a
+ * .git would refuse (what is built is a commit of it).
+ */
+let example = "";
 const module = (over: { source?: string; composeFile?: string; prefix?: string } = {}) => [
   "call",
-  `--source=${over.source ?? ROOT}`,
+  `--source=${over.source ?? example}`,
   // this repository's example app: its own source is refused unless asked for (SOURCE_IS_MODULE)
   ...(over.source ? [] : ["--allow-module-repository"]),
   ...(over.composeFile ? [`--compose-file=${over.composeFile}`] : []),
@@ -118,6 +123,10 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
   beforeAll(() => {
     env = startEngine();
     dir = mkdtempSync(join(tmpdir(), "engine-secrets-"));
+    example = mkdtempSync(join(tmpdir(), "engine-example-"));
+    const skipped = new Set([".git", "node_modules", "sdk"]);
+    cpSync(ROOT, example, { recursive: true, filter: (p) => !skipped.has(p.split("/").at(-1)!) });
+    chmodSync(example, 0o755);
     // as users keep them: a file that ends in a newline
     writeFileSync(join(dir, "registry-token"), `${registryPassword}\n`, { mode: 0o600 });
     writeFileSync(join(dir, "ssh-key"), privateKey, { mode: 0o600 });
@@ -128,6 +137,7 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
   afterAll(() => {
     for (const p of [P, OTHER, DATA, `${P}-pr-7`]) freshProject(p);
     if (dir) rmSync(dir, { recursive: true, force: true });
+    if (example) rmSync(example, { recursive: true, force: true });
     const rows = Object.entries(measured).map(([k, v]) => `  ${k.padEnd(58)} ${v.toFixed(1)} s`);
     console.log(`engine: measured through the real CLI\n${rows.join("\n")}`);
     if (process.env.TEST_ENGINE_KEEP !== "1") stopEngine();
@@ -375,7 +385,18 @@ vps:
   edge-tls: internal
 `,
     );
+    writeFileSync(join(app, ".gitignore"), ".env\n");
     chmodSync(app, 0o755);
+    const git = (...a: string[]) =>
+      execFileSync("git", ["-C", app, "-c", "user.name=dev", "-c", "user.email=dev@example.com", ...a], {
+        encoding: "utf8",
+      }).trim();
+    git("init", "-q");
+    git("add", "-A");
+    git("commit", "-q", "-m", "the app");
+    const sha = git("rev-parse", "HEAD");
+    // a change on the laptop, never committed: it must reach neither the image nor the server
+    writeFileSync(join(app, "conf/app.conf"), "greeting = uncommitted\n");
     try {
       // the CI line: secrets, the function and the commit
       const line = [
@@ -386,12 +407,15 @@ vps:
         `--ssh-key=file:${dir}/ssh-key`,
         "--pull-token=env:ENGINE_PULL_TOKEN",
         "ship",
-        `--git-sha=${OTHER_SHA}`,
+        `--git-sha=${sha}`,
         `--commit-time=${COMMIT_TIME}`,
         `--build-args=${BASE}`,
       ];
       const r = await call("ship (another repository)", line);
       expect(r.code, said(r)).toBe(0);
+      expect(`${r.stdout}\n${r.stderr}`).toMatch(
+        /uncommitted changes are not used \(only commit [0-9a-f]{7} is\): conf\/app\.conf/,
+      );
       expect(current(OTHER)).not.toBe("");
       // run from the repository's folder as a user would (--source=.): the same settings
       const short = ["call", "--source=.", "vps", `--ssh-key=file:${dir}/ssh-key`];
@@ -410,6 +434,7 @@ vps:
       calls.push({ what: "run (another repository)", r: cat });
       expect(cat.code, said(cat)).toBe(0);
       expect(cat.stdout).toContain("greeting = from another repository");
+      expect(cat.stdout).not.toContain("uncommitted");
       expect(cat.stdout).toContain("production");
       // a file COPY brings from the build context carries the commit's time, not the checkout's or the build's
       expect(cat.stdout).toContain(`static ${Date.parse(COMMIT_TIME) / 1000}`);
@@ -428,7 +453,17 @@ vps:
       expect(of("keepReleases")).toEqual({ name: "keepReleases", value: 4, from: "flag" });
       expect(of("project")).toEqual({ name: "project", value: OTHER, from: "file" });
       expect(of("composeFile")).toEqual({ name: "composeFile", value: "docker-compose.prod.yml", from: "found" });
-      expect(line.join(" ").replaceAll(dir, "~").replaceAll(app, ".").length).toBeLessThan(230);
+      // the line as a user's CI has it: secrets by env:, no test-bed base image or pull token of its own
+      const ci = line
+        .filter((w) => !/^--(build-args|pull-token|commit-time)=/.test(w))
+        .map((w) => w.replace(`file:${dir}/`, "env:").replace(app, "."))
+        .join(" ");
+      expect(ci.length, ci).toBeLessThan(150);
+      // a sha the repository does not have is refused before anything is built or sent
+      const unknown = await dagger(env, ["-m", ROOT, ...short, "deploy", `--git-sha=${OTHER_SHA}`], { cwd: app });
+      calls.push({ what: "deploy (unknown commit)", r: unknown });
+      expect(unknown.code, said(unknown)).toBe(2);
+      expect(unknown.stderr).toMatch(/gitSha: [0-9a-f]{40} is not a commit of the source's repository/);
     } finally {
       rmSync(app, { recursive: true, force: true });
     }
