@@ -5,13 +5,15 @@
  * checker of `dagger check` and of the workflows), passes secrets by reference,
  * and gives each token its user. The laptop line is the workflow's line.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkCall, daggerCalls, moduleRefProblem, type ApiShape } from "../../.dagger/src/core/ci/workflow.js";
 import { parseSettingsFile, settle } from "../../.dagger/src/core/settings/settings.js";
 import { apiShape, introspect } from "./introspection.js";
 
-const readme = readFileSync("README.md", "utf8");
+/** The README and every page of docs/: each example in them is checked. */
+const DOCS = ["README.md", ...readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const readme = DOCS.map((f) => readFileSync(f, "utf8")).join("\n");
 
 /** The README's shell snippets: indented code lines, continuation lines joined, with the heading they sit under. */
 function snippets(): { section: string; command: string }[] {

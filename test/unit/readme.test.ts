@@ -3,10 +3,11 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../.dagger/src/core/errors.js";
 
+const doc = readFileSync("docs/troubleshooting.md", "utf8");
+const table = doc.slice(doc.indexOf("| you see | meaning | fix |"));
 const readme = readFileSync("README.md", "utf8");
-const table = readme.slice(readme.indexOf("## Troubleshooting"), readme.indexOf("## Development"));
 
-describe("README troubleshooting", () => {
+describe("troubleshooting (docs/troubleshooting.md)", () => {
   it("has a row for every error code", () => {
     const rows = table.split("\n").filter((l) => l.startsWith("| "));
     for (const code of ERROR_CODES)
@@ -29,5 +30,14 @@ describe("README troubleshooting", () => {
 
   it("lists each code once (PipelineError's type accepts only these: the type checker holds the rest)", () => {
     expect(new Set(ERROR_CODES).size).toBe(ERROR_CODES.length);
+  });
+
+  it("the README's short table shows ten codes, each row as the full table has it, and the README stays a first day's read", () => {
+    const short = readme.slice(readme.indexOf("## Troubleshooting"), readme.indexOf("## Developing"));
+    const rows = short.split("\n").filter((l) => l.startsWith("| `"));
+    expect(rows).toHaveLength(10);
+    for (const r of rows) expect(table).toContain(r);
+    expect(readme.length).toBeLessThan(15_000);
+    expect(readme.indexOf("## Use it in your repository")).toBeLessThan(1500);
   });
 });

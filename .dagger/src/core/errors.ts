@@ -1,6 +1,6 @@
 /**
  * The one error type the pipeline throws on purpose. `code` is one of a closed
- * set (tests and users grep for it; the README's troubleshooting table has a row
+ * set (tests and users grep for it; docs/troubleshooting.md has a row
  * for each), `hint` says what to do next, `cause` keeps the original.
  */
 export const ERROR_CODES = [
@@ -73,7 +73,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /**
  * The exit code a failed call ends with, one per class of failure, so that a script can tell an input to fix from
- * a server to look at without reading the text (README: Troubleshooting). 1 stays the CLI's own (a flag it does
+ * a server to look at without reading the text (docs/troubleshooting.md). 1 stays the CLI's own (a flag it does
  * not know) and the unexpected.
  */
 export const EXIT_CLASSES = [

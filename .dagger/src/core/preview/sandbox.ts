@@ -275,7 +275,7 @@ function service(c: Ctx, name: string, svc: Record<string, unknown>): void {
     }
     if (!JUDGED.has(key)) {
       c.problems.push(
-        `${at}: not on the preview's allow-list (README: Previews); remove it, or keep previews off this stack`,
+        `${at}: not on the preview's allow-list (docs/previews.md); remove it, or keep previews off this stack`,
       );
       continue;
     }

@@ -328,7 +328,7 @@ export function renderSwarmRelease(releaseText: string): SwarmRelease {
     throw new PipelineError(
       "COMPOSE_INVALID",
       `the release cannot run on a swarm:\n  ${problems.join("\n  ")}`,
-      "fix the services named above in the production compose file; the swarm section of the README lists what changes on a swarm",
+      "fix the services named above in the production compose file; docs/swarm.md lists what changes on a swarm",
     );
   }
   if (!doc.has("version")) doc.set("version", "3.9");

@@ -31,7 +31,7 @@ import type { BackupOptions } from "../remote-target.js";
 import type { Context } from "../targets/target.js";
 
 const NOT_EXACT =
-  "make the restore start from an empty database (README, Your data: for PostgreSQL dropdb --force --if-exists … && createdb … && psql -v ON_ERROR_STOP=1 …)";
+  "make the restore start from an empty database (docs/data.md: for PostgreSQL dropdb --force --if-exists … && createdb … && psql -v ON_ERROR_STOP=1 …)";
 
 export interface CheckBackupRequest extends BackupRequest {
   /** The snapshot to check (a prefix of its id); default: the newest of each data service. */

@@ -166,7 +166,7 @@ export async function deployStack(
     throw new PipelineError(
       "DEPLOY_FAILED",
       `docker stack deploy refused release ${id}: ${tail(r.stderr || r.stdout, 4)}`,
-      "the message above names the field; the swarm section of the README lists what stack deploy accepts",
+      "the message above names the field; docs/swarm.md lists what stack deploy accepts",
     );
   }
 }
