@@ -12,7 +12,12 @@ import { parseSettingsFile, settle } from "../../.dagger/src/core/settings/setti
 import { apiShape, introspect } from "./introspection.js";
 
 /** The README and every page of docs/: each example in them is checked. */
-const DOCS = ["README.md", ...readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const DOCS = [
+  "README.md",
+  ...readdirSync("docs")
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const readme = DOCS.map((f) => readFileSync(f, "utf8")).join("\n");
 
 /** The README's shell snippets: indented code lines, continuation lines joined, with the heading they sit under. */

@@ -4,7 +4,10 @@
  * every argument they require. The checker is the module's own (core/ci/workflow.ts,
  * also behind its `dagger check`); here it reads the API from the introspector.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
@@ -180,6 +183,44 @@ describe("the workflows' dagger calls", () => {
           expect(value, `${call.file}: ${flag}`).toMatch(/^env:[A-Z_]+$/);
         expect(value, `${call.file}: ${flag}`).not.toMatch(/secrets\./);
       }
+    }
+  });
+
+  it("a failed run's summary ends with the line to run on a laptop: the failed step's own, with this run's values and the secrets by reference", () => {
+    const wf = parse(readFileSync(".github/workflows/deploy.yml", "utf8")) as {
+      jobs: {
+        deploy: { steps: { name?: string; with?: { args?: string }; env?: Record<string, string>; run?: string }[] };
+      };
+    };
+    const steps = wf.jobs.deploy.steps;
+    const summary = steps.find((s) => s.name === "Job summary")!;
+    expect(summary.env!.SHIP_LINE).toBe(steps.find((s) => s.name === "Ship")!.with!.args);
+    expect(summary.env!.ROLLBACK_LINE).toBe(steps.find((s) => s.name === "Roll back")!.with!.args);
+    for (const line of [summary.env!.SHIP_LINE!, summary.env!.ROLLBACK_LINE!])
+      expect(checkCall({ file: "deploy.yml", line, module: "." }, api)).toEqual([]);
+    // the script as the runner runs it, after a failed ship
+    const dir = mkdtempSync(join(tmpdir(), "summary-"));
+    try {
+      const out = join(dir, "summary.md");
+      execFileSync("bash", ["-e", "-c", summary.run!], {
+        env: {
+          PATH: process.env.PATH!,
+          SHIP_LINE: summary.env!.SHIP_LINE!,
+          ROLLBACK_LINE: summary.env!.ROLLBACK_LINE!,
+          SHIP_OUTCOME: "failure",
+          GITHUB_SHA: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+          VPS_HOST_KEY: "203.0.113.7 ssh-ed25519 AAAA",
+          GHCR_TOKEN: "never-printed",
+          GITHUB_STEP_SUMMARY: out,
+        },
+      });
+      const text = readFileSync(out, "utf8");
+      expect(text).toContain("git checkout 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b");
+      expect(text).toContain(`dagger -m . call ${summary.env!.SHIP_LINE}\n`);
+      expect(text).toMatch(/^export VPS_HOST_KEY=203\.0\.113\.7\\ ssh-ed25519\\ AAAA$/m);
+      expect(text).not.toContain("never-printed");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

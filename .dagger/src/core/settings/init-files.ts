@@ -112,5 +112,20 @@ jobs:
           module: ${i.moduleAddress}@${MODULE_VERSION}
           verb: call
           args: ${args}
+      # the same call on a laptop: this run's values, the secrets by reference only
+      - name: How to reproduce
+        if: failure()
+        env:
+          LINE: ${args}
+        run: |
+          {
+            echo "**Reproduce it on a laptop** from a checkout of this commit, with GHCR_TOKEN, SSH_KEY and PRODUCTION_ENV set:"
+            echo
+            echo '\`\`\`sh'
+            echo "git checkout $GITHUB_SHA"
+            printf 'export GITHUB_ACTOR=%q GITHUB_SHA=%q COMMIT_TIME=%q\\n' "$GITHUB_ACTOR" "$GITHUB_SHA" "$COMMIT_TIME"
+            echo "dagger -m ${i.moduleAddress}@${MODULE_VERSION} call $LINE"
+            echo '\`\`\`'
+          } >> "$GITHUB_STEP_SUMMARY"
 `;
 }
