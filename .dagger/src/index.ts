@@ -14,6 +14,7 @@ import { type Container, type Directory, type Secret, argument, check, dag, func
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import { explained } from "./module.js";
+import type { Orchestrator, PreviewWhenFull } from "./enums.js";
 import { Vps } from "./vps.js";
 
 // The rest is imported by the function that needs it: the runtime loads this file before every call (see vps.ts).
@@ -253,7 +254,7 @@ export class VpsPipeline {
     by?: string,
     edgeImage?: string,
     edgeTls?: string,
-    orchestrator?: string,
+    orchestrator?: Orchestrator,
     backupPassword?: Secret,
     resticImage?: string,
     keepSnapshots?: number,
@@ -266,7 +267,7 @@ export class VpsPipeline {
     previewDomain?: string,
     previewEnv?: Secret,
     previewLimit?: number,
-    previewWhenFull?: string,
+    previewWhenFull?: PreviewWhenFull,
     previewTtl?: number,
     previewMemory?: string,
     previewCpus?: string,

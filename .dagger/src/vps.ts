@@ -10,7 +10,8 @@ import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import type { GivenStack } from "./inputs/settings.js";
 import type { Origin } from "./core/settings/settings.js";
-import type { Format, PreviewArgs, VpsArgs, VpsInputs } from "./inputs/inputs.js";
+import type { Format as FormatName, PreviewArgs, VpsArgs, VpsInputs } from "./inputs/inputs.js";
+import { Format } from "./enums.js";
 import type { PreviewSettings } from "./core/preview/preview.js";
 import { explained } from "./module.js";
 
@@ -30,7 +31,7 @@ function liveLog(): { lines: string[]; log: (l: string) => void } {
   };
 }
 
-function render<T>(format: Format, value: T, text: (v: T) => string, markdown: (v: T) => string): string {
+function render<T>(format: FormatName, value: T, text: (v: T) => string, markdown: (v: T) => string): string {
   return format === "json" ? JSON.stringify(value, null, 2) : format === "markdown" ? markdown(value) : text(value);
 }
 
@@ -196,6 +197,19 @@ export class Vps {
   }
 
   /**
+   * When neither a flag nor the settings file names the platforms, build for the server's (every node's on a swarm),
+   * asked over SSH first: an arm64 laptop's engine would otherwise build arm64 images for an amd64 VPS.
+   */
+  private async forTheServer(v: VpsInputs, note: (n: string) => void): Promise<void> {
+    if (this.platforms.length || SETTLED.get(this)?.from.platforms !== "default") return;
+    const { serverPlatforms } = await import("./remote/server-platforms.js");
+    this.platforms = await serverPlatforms(v, () => {});
+    note(
+      `building for ${this.platforms.join(", ")}, the server's platform (--platforms or platforms in the settings file name others)`,
+    );
+  }
+
+  /**
    * Deploy a published release: preflight, lock, upload, pull (and keep what a rollback needs), release-phase jobs, switch, health wait, automatic rollback on failure, history, pruning. Tags are resolved to digests before anything changes.
    *
    * Example: dagger -m . call vps --host=203.0.113.7 --host-key="$VPS_HOST_KEY" --ssh-key=env:SSH_KEY --project=gold-tracker deploy --git-sha=$GITHUB_SHA --tag=sha-1a2b3c4
@@ -206,7 +220,7 @@ export class Vps {
    * @param format Output: text, json or markdown (for a GitHub job summary).
    */
   @func({ cache: "never" }) // changes a server
-  async deploy(gitSha: string, images: string[] = [], tag = "", format = "text"): Promise<string> {
+  async deploy(gitSha: string, images: string[] = [], tag = "", format: Format = Format.text): Promise<string> {
     return explained(async () => {
       await this.settled();
       const { gitInfo, outputFormat, vpsInputs } = await inputs();
@@ -266,7 +280,7 @@ export class Vps {
    * @param pr Plan pull request N's preview (vps --preview-domain…) instead of production.
    */
   @func({ cache: "never" }) // reads live state
-  async plan(images: string[] = [], tag = "", format = "text", pr = 0): Promise<string> {
+  async plan(images: string[] = [], tag = "", format: Format = Format.text, pr = 0): Promise<string> {
     return explained(async () => {
       await this.settled();
       const { outputFormat } = await inputs();
@@ -304,7 +318,7 @@ export class Vps {
    * @param pr Verify pull request N's preview instead of production.
    */
   @func({ cache: "never" }) // reads live state
-  async verify(probes: string[] = [], format = "text", pr = 0): Promise<string> {
+  async verify(probes: string[] = [], format: Format = Format.text, pr = 0): Promise<string> {
     return explained(async () => {
       await this.settled();
       const { outputFormat, prNumber, previewTarget, probes: parseProbes, vpsInputs } = await inputs();
@@ -337,7 +351,7 @@ export class Vps {
    * @param format Output: text, json or markdown.
    */
   @func({ cache: "never" }) // changes a server
-  async rollback(to = "", restoreData = false, format = "text"): Promise<string> {
+  async rollback(to = "", restoreData = false, format: Format = Format.text): Promise<string> {
     return explained(async () => {
       await this.settled();
       const { checkRegistry, outputFormat, releaseToGo, vpsInputs } = await inputs();
@@ -386,7 +400,7 @@ export class Vps {
    * @param format Output: text, json or markdown.
    */
   @func()
-  async config(format = "text"): Promise<string> {
+  async config(format: Format = Format.text): Promise<string> {
     return explained(async () => {
       await this.settled();
       const [{ outputFormat }, { SECRET_SETTINGS, SETTINGS, formatSettings }] = await Promise.all([
@@ -421,7 +435,7 @@ export class Vps {
    * @param format Output: text, json or markdown.
    */
   @func({ cache: "never" }) // reads live state
-  async status(history: number = DEFAULTS.historyLines, format = "text"): Promise<string> {
+  async status(history: number = DEFAULTS.historyLines, format: Format = Format.text): Promise<string> {
     return explained(async () => {
       await this.settled();
       const { outputFormat, vpsInputs } = await inputs();
@@ -639,7 +653,7 @@ export class Vps {
     sourceUrl = "",
     buildArgs: string[] = [],
     probes: string[] = [],
-    format = "text",
+    format: Format = Format.text,
   ): Promise<string> {
     const ex = <T>(f: () => Promise<T>) => explained(f, format);
     await ex(() => this.settled());
@@ -651,6 +665,7 @@ export class Vps {
       const git = gitInfo(gitSha, { ref: gitRef, defaultBranch, commitTime });
       const v = await vpsInputs(this);
       await this.committed(git.sha, (n) => console.log(`publish note     ${n}`));
+      await this.forTheServer(v, (n) => console.log(`publish note     ${n}`));
       // a publish that fails is a failed deploy for the team too (the deploy below notifies the rest)
       const notify = await this.notifier(v, "deploy", (l) => console.log(l), true);
       return notify.run(() =>
@@ -661,9 +676,9 @@ export class Vps {
       gitSha,
       published.map((p) => p.pinned),
       "",
-      out,
+      Format[out],
     );
-    const verified = await this.verify(probes, out);
+    const verified = await this.verify(probes, Format[out]);
     const listed = published.map(
       (p) =>
         `  ${p.service}: ${p.repository}:${p.tags.join(",")} ${p.digest}${p.reused ? " (already published, reused)" : ""}`,
@@ -704,7 +719,7 @@ export class Vps {
     sourceUrl = "",
     buildArgs: string[] = [],
     probes: string[] = [],
-    format = "text",
+    format: Format = Format.text,
   ): Promise<string> {
     const ex = <T>(f: () => Promise<T>) => explained(f, format);
     await ex(() => this.settled());
@@ -714,6 +729,7 @@ export class Vps {
     const t = await ex(() => this.target(pr, true));
     const git = await ex(async () => gitInfo(gitSha, { commitTime }));
     await ex(() => this.committed(git.sha, (n) => console.log(`preview note     ${n}`)));
+    await ex(() => this.forTheServer(t.v, (n) => console.log(`preview note     ${n}`)));
     const deployed = await ex(async () => {
       const [{ publishStack }, { deployPreview }, { markdownRelease }] = await Promise.all([
         import("./build/stack.js"),
@@ -766,7 +782,7 @@ export class Vps {
         (x) => notify.markdown(`${markdownRelease(x)}${url ? `\n\npreview: ${url}` : ""}`),
       );
     });
-    const verified = await this.verify(probes, out, pr);
+    const verified = await this.verify(probes, Format[out], pr);
     if (out === "json")
       return JSON.stringify(
         { deployed: JSON.parse(deployed) as unknown, verified: JSON.parse(verified) as unknown },

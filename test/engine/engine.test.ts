@@ -168,6 +168,9 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     // a default the engine once read as 1
     const logsHelp = results[helps.findIndex((h) => h[2] === "logs")]!;
     expect(logsHelp.stdout).toMatch(/--max-bytes int\s[^-]*\(default 1048576\)/);
+    // closed choices are enums: --help lists their values (the CLI shows them upper case, takes them as written)
+    const statusHelp = results[helps.findIndex((h) => h[1] === "vps" && h[2] === "status")]!.stdout;
+    expect(statusHelp).toMatch(/--format JSON,MARKDOWN,TEXT\s/);
     // vps --help lists its arguments, and no setting among its functions (least of all a secret)
     const vpsHelp = results[helps.findIndex((h) => h[1] === "vps" && h[2] === "--help")]!.stdout;
     const functions = vpsHelp.slice(vpsHelp.indexOf("FUNCTIONS"), vpsHelp.indexOf("ARGUMENTS"));

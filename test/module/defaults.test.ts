@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../.dagger/src/core/defaults.js";
+import { Format, Orchestrator, PreviewWhenFull } from "../../.dagger/src/enums.js";
 import { introspect, type Registered } from "./introspection.js";
 
 /** `[object, function, argument, initializer text]` for every parameter with a default in a module class. */
@@ -27,8 +28,14 @@ export function initializers(file: string, text = readFileSync(file, "utf8")): [
   return found;
 }
 
-/** What an initializer evaluates to, with the module's DEFAULTS table in scope. */
-const evaluate = (text: string): unknown => new Function("DEFAULTS", `return (${text});`)(DEFAULTS);
+/** What an initializer evaluates to, with the module's DEFAULTS table and its enums in scope. */
+const evaluate = (text: string): unknown =>
+  new Function("DEFAULTS", "Format", "Orchestrator", "PreviewWhenFull", `return (${text});`)(
+    DEFAULTS,
+    Format,
+    Orchestrator,
+    PreviewWhenFull,
+  );
 
 let api: Registered;
 beforeAll(() => {

@@ -179,6 +179,16 @@ describe("the module as Dagger registers it", () => {
     expect(vps.sshKey!.isOptional).toBe(false);
   });
 
+  it("takes closed choices as enums, so that --help lists their values", () => {
+    const vps = api.objects.VpsPipeline!.methods.vps!.arguments;
+    expect(vps.orchestrator!.type).toMatchObject({ kind: "ENUM_KIND", name: "Orchestrator" });
+    expect(vps.previewWhenFull!.type).toMatchObject({ kind: "ENUM_KIND", name: "PreviewWhenFull" });
+    for (const [where, m] of everyFunction())
+      if (m.arguments.format)
+        expect(m.arguments.format.type, where).toMatchObject({ kind: "ENUM_KIND", name: "Format" });
+    expect(api.objects.Vps!.methods.status!.arguments.format!.defaultValue).toBe("text");
+  });
+
   it("caches build only: every function that pushes, reads live state or touches the server opts out (the scanner has it)", async () => {
     const { scan } = (await import(pathToFileURL(join(sdk, "module/introspector/index.js")).href)) as {
       scan: (

@@ -27,8 +27,11 @@ export async function committedSource(source: Directory, sha: string): Promise<C
     };
   const repo = source.asGit();
   const ref = repo.commit(sha);
+  const tree = ref.tree({ discardGitDir: true });
   let commit: string;
   try {
+    // the engine answers any sha with itself; only checking the commit out says whether the repository has it
+    await tree.entries();
     commit = await ref.commit();
   } catch (e) {
     throw new PipelineError(
@@ -56,5 +59,5 @@ export async function committedSource(source: Directory, sha: string): Promise<C
       `uncommitted changes are not used (only commit ${commit.slice(0, 7)} is): ${listed([...modified, ...added, ...removed])}`,
     );
   }
-  return { source: ref.tree({ discardGitDir: true }), commit, notes };
+  return { source: tree, commit, notes };
 }
