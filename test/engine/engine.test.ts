@@ -362,8 +362,12 @@ describe.skipIf(skip)("the module through the real Dagger CLI and engine", () =>
     volumes: ["./conf/app.conf:/etc/app.conf:ro"]
     healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/health"], interval: 1s, retries: 3 }
 `;
-    // production's file is found before the development one beside it
-    writeFileSync(join(app, "docker-compose.prod.yml"), service("production"));
+    // production's file is found before the development one beside it; its optional env file is kept out of Git
+    writeFileSync(
+      join(app, "docker-compose.prod.yml"),
+      `${service("production")}    env_file: [{ path: .env.production, required: false }]\n`,
+    );
+    writeFileSync(join(app, ".env.production"), "LEAK=only-on-the-laptop\n");
     writeFileSync(join(app, "docker-compose.yml"), `${service("development")}    ports: ["8000:8000"]\n`);
     // the team's development .env: many variables, none of them the module's business
     writeFileSync(
@@ -388,7 +392,7 @@ vps:
   edge-tls: internal
 `,
     );
-    writeFileSync(join(app, ".gitignore"), ".env\n");
+    writeFileSync(join(app, ".gitignore"), ".env\n.env.production\n");
     chmodSync(app, 0o755);
     const git = (...a: string[]) =>
       execFileSync("git", ["-C", app, "-c", "user.name=dev", "-c", "user.email=dev@example.com", ...a], {
@@ -430,7 +434,7 @@ vps:
           ...short,
           "run",
           "--service=api",
-          "--cmd=cat /etc/app.conf; echo $GREETING; stat -c 'static %Y' /www/static.txt",
+          "--cmd=cat /etc/app.conf; echo $GREETING; echo leak=$LEAK; stat -c 'static %Y' /www/static.txt",
         ],
         { cwd: app },
       );
@@ -438,6 +442,9 @@ vps:
       expect(cat.code, said(cat)).toBe(0);
       expect(cat.stdout).toContain("greeting = from another repository");
       expect(cat.stdout).not.toContain("uncommitted");
+      // Git does not track it: it is not in the repository, whatever the laptop has
+      expect(cat.stdout).toContain("leak=\n");
+      expect(`${r.stdout}\n${r.stderr}`).toMatch(/\.env\.production is not in the repository and optional/);
       expect(cat.stdout).toContain("production");
       // a file COPY brings from the build context carries the commit's time, not the checkout's or the build's
       expect(cat.stdout).toContain(`static ${Date.parse(COMMIT_TIME) / 1000}`);
