@@ -10,7 +10,17 @@
  * core/ (pure), build/ (Dagger builds), inputs/ (arguments, secrets), remote/ (SSH)
  * and registry/ (the registry API). See docs/architecture.md.
  */
-import { type Container, type Directory, type Secret, argument, check, dag, func, object } from "@dagger.io/dagger";
+import {
+  type Container,
+  type Directory,
+  type File,
+  type Secret,
+  argument,
+  check,
+  dag,
+  func,
+  object,
+} from "@dagger.io/dagger";
 import { DEFAULTS } from "./core/defaults.js";
 import { PipelineError } from "./core/errors.js";
 import { explained } from "./module.js";
@@ -38,7 +48,7 @@ export class VpsPipeline {
   registryUser?: string | null;
   registryToken?: Secret | null;
   platforms?: string[] | null;
-  settings?: string | null;
+  settings?: File | null;
   allowModuleRepository: boolean;
 
   /**
@@ -49,7 +59,7 @@ export class VpsPipeline {
    * @param registryUser Registry account that pushes (for GHCR the GitHub user, or x-access-token with GITHUB_TOKEN).
    * @param registryToken Token that pushes: GITHUB_TOKEN with packages write, or a classic PAT with write:packages. publish, ship and doctor use it; on one VPS, deploy, plan and rollback fall back to it when no pull token is given.
    * @param platforms Platforms every service is built for, e.g. linux/amd64,linux/arm64 (an ARM VPS): several make one index per service, whose digest is the one printed and pinned. Default: the engine's own (linux/amd64 on CI runners).
-   * @param settings The settings file inside the source (default: vps-pipeline.yml when there is one): every setting of the module and of vps that is not a secret, named as its flag; a flag given wins over it.
+   * @param settings The settings file (default: vps-pipeline.yml at the source's root, when there is one): every setting of the module and of vps that is not a secret, named as its flag; a flag given wins over it. A preview, whose source is a pull request, takes it from here only: pass the base branch's.
    * @param allowModuleRepository Accept vps-pipeline's own repository as the source (its demo does; your app never needs it).
    */
   constructor(
@@ -60,7 +70,7 @@ export class VpsPipeline {
     registryUser?: string,
     registryToken?: Secret,
     platforms?: string[],
-    settings?: string,
+    settings?: File,
     allowModuleRepository = false,
   ) {
     this.source = source;

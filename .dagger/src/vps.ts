@@ -36,7 +36,10 @@ function render<T>(format: FormatName, value: T, text: (v: T) => string, markdow
 }
 
 /** What settled() found for an object: the origin of each setting, the settings file read (if any). */
-const SETTLED = new WeakMap<object, { from: Record<string, Origin>; file: string | undefined; text: string }>();
+const SETTLED = new WeakMap<
+  object,
+  { from: Record<string, Origin>; file: string | undefined; fromSource: boolean; text: string }
+>();
 
 /** The objects whose source is already a commit's tree. */
 const COMMITTED = new WeakSet<object>();
@@ -49,8 +52,8 @@ export class Vps {
   // Not exposed (`--help` lists arguments, not the object's insides). As `vps(...)` hands them over, a setting the
   // command line left out is null; every function first calls settled(), which fills each from vps-pipeline.yml or
   // its default (inputs/settings.ts). The types are the settled ones.
-  /** The settings file named by --settings. */
-  settings?: string | null;
+  /** The settings file given with --settings. */
+  settings?: File | null;
   /** The module's own repository accepted as the source. */
   allowModuleRepository?: boolean | null;
   /** Repository checkout holding the production compose file. */
@@ -179,6 +182,7 @@ export class Vps {
     SETTLED.set(this, {
       from,
       file: m.file?.path,
+      fromSource: m.fileFromSource,
       text: `compose    ${m.stack.composeFile}\n${formatOrigins(from, m.file?.path)}`,
     });
   }
@@ -726,6 +730,15 @@ export class Vps {
     const { gitInfo, outputFormat, probes: parseProbes } = await inputs();
     // Bad arguments fail before anything is pushed.
     const out = await ex(async () => (parseProbes(probes), outputFormat(format)));
+    // a pull request's files must not choose where its preview goes, nor which registry gets the tokens
+    await ex(async () => {
+      if (SETTLED.get(this)?.fromSource)
+        throw new PipelineError(
+          "SETTINGS_INVALID",
+          "preview: the settings would be read from vps-pipeline.yml in --source, the pull request's own files: a pull request could send its preview, the preview's .env and the pull token to any server",
+          "pass the base branch's settings file with --settings=./vps-pipeline.yml (the workflow checks the base branch out at the root), or give every setting as a flag and keep vps-pipeline.yml out of the source",
+        );
+    });
     const t = await ex(() => this.target(pr, true));
     const git = await ex(async () => gitInfo(gitSha, { commitTime }));
     await ex(() => this.committed(git.sha, (n) => console.log(`preview note     ${n}`)));

@@ -474,6 +474,30 @@ vps:
       calls.push({ what: "deploy (unknown commit)", r: unknown });
       expect(unknown.code, said(unknown)).toBe(2);
       expect(unknown.stderr).toMatch(/gitSha: [0-9a-f]{40} is not a commit of the source's repository/);
+      // a preview's source is a pull request: its own vps-pipeline.yml never decides where the preview goes
+      const pr = await dagger(env, ["-m", ROOT, ...short, "preview", "--pr=1", `--git-sha=${sha}`], { cwd: app });
+      calls.push({ what: "preview (settings from the pull request)", r: pr });
+      expect(pr.code, said(pr)).toBe(2);
+      expect(pr.stderr).toMatch(
+        /SETTINGS_INVALID: preview: the settings would be read from vps-pipeline\.yml in --source/,
+      );
+      const given = await dagger(
+        env,
+        [
+          "-m",
+          ROOT,
+          "call",
+          "--source=.",
+          "--settings=./vps-pipeline.yml",
+          "vps",
+          `--ssh-key=file:${dir}/ssh-key`,
+          "--keep-releases=4",
+          "config",
+        ],
+        { cwd: app },
+      );
+      expect(given.code, said(given)).toBe(0);
+      expect(given.stdout).toMatch(/^settings file: --settings \(vps-pipeline\.yml\)$/m);
     } finally {
       rmSync(app, { recursive: true, force: true });
     }

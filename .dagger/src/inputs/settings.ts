@@ -3,7 +3,7 @@
  * (vps-pipeline.yml), over the defaults (core/settings/settings.ts); the compose file found when none is named;
  * the module's own repository refused as a source unless asked for.
  */
-import type { Directory, Secret } from "@dagger.io/dagger";
+import type { Directory, File, Secret } from "@dagger.io/dagger";
 import { PipelineError } from "../core/errors.js";
 import { findComposeFile } from "../core/settings/compose-file-search.js";
 import { SETTINGS_FILE, parseSettingsFile, settle, type Origin, type SettingsFile } from "../core/settings/settings.js";
@@ -21,13 +21,15 @@ export interface GivenStack {
   registryUser?: string | null | undefined;
   registryToken?: Secret | null | undefined;
   platforms?: string[] | null | undefined;
-  settings?: string | null | undefined;
+  settings?: File | null | undefined;
   allowModuleRepository?: boolean | null | undefined;
 }
 
 export interface SettledStack {
   stack: StackSettings;
   file: SettingsFile | undefined;
+  /** The file was the source's own vps-pipeline.yml, not one given with --settings. */
+  fileFromSource: boolean;
   from: Record<string, Origin>;
 }
 
@@ -54,21 +56,14 @@ async function foundComposeFile(source: Directory, root: Set<string>): Promise<s
   return findComposeFile((p) => root.has(p) || nested.has(p));
 }
 
-async function settingsFile(source: Directory, root: Set<string>, named: string | null | undefined) {
-  const path = named || SETTINGS_FILE;
-  if (!named && !root.has(SETTINGS_FILE)) return undefined;
-  let text: string;
-  try {
-    text = await source.file(path).contents();
-  } catch (e) {
-    throw new PipelineError(
-      "SETTINGS_INVALID",
-      `settings: cannot read ${path} in the source directory`,
-      "name the settings file by its path inside --source, or leave --settings out to read vps-pipeline.yml when there is one",
-      { cause: e },
-    );
+/** --settings when given, else the source's own vps-pipeline.yml when it has one. */
+async function settingsFile(source: Directory, root: Set<string>, given: File | null | undefined) {
+  if (given) {
+    const [name, text] = await Promise.all([given.name(), given.contents()]);
+    return parseSettingsFile(text, `--settings (${name})`);
   }
-  return parseSettingsFile(text, path);
+  if (!root.has(SETTINGS_FILE)) return undefined;
+  return parseSettingsFile(await source.file(SETTINGS_FILE).contents(), SETTINGS_FILE);
 }
 
 /** The module's settings for this call: the source checked, the settings file read, the compose file found. */
@@ -92,6 +87,7 @@ export async function settledStack(g: GivenStack): Promise<SettledStack> {
       platforms: m.values.platforms as string[],
     },
     file,
+    fileFromSource: file !== undefined && !g.settings,
     from: m.from,
   };
 }
