@@ -5,11 +5,13 @@
  * count is printed), try a broken v3 and watch the automatic rollback, then
  * print the report, the kept releases, the edge and the history.
  *
- * Images are built and pushed by the test bed with the docker CLI: no Dagger
- * engine can run on this machine, so the module's `build`/`publish` (which do
- * this on an engine) are not what publishes here.
+ * It starts with the user's path: the files `init` writes for the example laid
+ * out as its own repository, and the settings every call then reads from them.
+ * Images are built and pushed by the test bed with the docker CLI (the demo runs
+ * without the Dagger engine; the engine suite runs the module's own publish).
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -50,7 +52,43 @@ async function main(): Promise<void> {
     }
   };
 
-  banner("published images (pushed with the docker CLI: no Dagger engine runs on this machine)");
+  // The user's path first: the example laid out as its own repository would be (compose file at the root), the
+  // two files `init` writes for it, and the settings every later call of that repository reads from them.
+  const [{ deployWorkflowText, settingsFileText }, { formatSettings, parseSettingsFile, settle, SETTINGS }] =
+    await Promise.all([
+      import("../../.dagger/src/core/settings/init-files.js"),
+      import("../../.dagger/src/core/settings/settings.js"),
+    ]);
+  const init = {
+    composeFile: "docker-compose.prod.yml",
+    given: {
+      imagePrefix: bed.registry.prefix,
+      host: bed.vps.host,
+      hostKey: readFileSync(bed.vps.hostKeyFile, "utf8").trim(),
+      project: PROJECT,
+    },
+    moduleAddress: "github.com/your-org/vps-pipeline",
+    defaultBranch: "main",
+  };
+  const settingsText = settingsFileText(init);
+  banner("your repository: `dagger -m $VPS_PIPELINE call --source=. … init … export --path=.` writes vps-pipeline.yml");
+  console.log(settingsText.replace(/^/gm, "  "));
+  banner("… and .github/workflows/deploy.yml, whose one line is all CI runs");
+  console.log(`  ${/args: (.*)/.exec(deployWorkflowText(init))![1]}`);
+  banner("what every call of that repository then uses (`vps … config`)");
+  const file = parseSettingsFile(settingsText, "vps-pipeline.yml");
+  const settled = { ...settle("module", {}, file), vps: settle("vps", {}, file) };
+  const from = { ...settled.from, ...settled.vps.from };
+  const values = { ...settled.values, ...settled.vps.values };
+  console.log(
+    formatSettings(
+      SETTINGS.map((d) => ({ name: d.name, value: values[d.name], from: from[d.name]! })),
+      { sshKey: true },
+      "vps-pipeline.yml",
+    ).replace(/^/gm, "  "),
+  );
+
+  banner("published images (pushed with the docker CLI, as the module's publish would)");
   for (const [name, digest] of Object.entries(bed.images)) console.log(`  ${bed.registry.prefix}/${name} ${digest}`);
 
   const target = { ssh: sshOptions(), dir: `production/${PROJECT}`, project: PROJECT };
