@@ -335,6 +335,8 @@ export class VpsPipeline {
    * @param project Compose project name, written as vps.project (default: the compose file's name:).
    * @param moduleAddress Where the workflow loads vps-pipeline from, without a version, e.g. github.com/your-org/vps-pipeline.
    * @param defaultBranch The branch whose pushes deploy.
+   * @param preview Also write .github/workflows/preview.yml: a preview of each pull request (vps.preview-domain in the settings file).
+   * @param previewDomain Previews are served at https://pr-N.<this domain>, written as vps.preview-domain.
    * @param overwrite Replace files that exist.
    */
   @func()
@@ -344,13 +346,22 @@ export class VpsPipeline {
     project = "",
     moduleAddress = "",
     defaultBranch: string = DEFAULTS.defaultBranch,
+    preview = false,
+    previewDomain = "",
     overwrite = false,
   ): Promise<Directory> {
     return explained(async () => {
       const [
         { initSource },
         { composeText },
-        { MODULE_ADDRESS, WORKFLOW_FILE, deployWorkflowText, settingsFileText },
+        {
+          MODULE_ADDRESS,
+          PREVIEW_WORKFLOW_FILE,
+          WORKFLOW_FILE,
+          deployWorkflowText,
+          previewWorkflowText,
+          settingsFileText,
+        },
         { SETTINGS_FILE },
         { parse },
       ] = await Promise.all([
@@ -373,14 +384,17 @@ export class VpsPipeline {
           host: host || undefined,
           hostKey: hostKey || undefined,
           project: project || undefined,
+          previewDomain: previewDomain || undefined,
         },
         moduleAddress: moduleAddress || MODULE_ADDRESS,
         defaultBranch,
+        preview,
       };
       let out = dag.directory();
       for (const [path, text] of [
         [SETTINGS_FILE, settingsFileText(input)],
         [WORKFLOW_FILE, deployWorkflowText(input)],
+        ...(preview ? ([[PREVIEW_WORKFLOW_FILE, previewWorkflowText(input)]] as const) : []),
       ] as const) {
         if (!overwrite && (await src.exists(path))) {
           console.log(`init: kept ${path}: it exists (--overwrite replaces it)`);

@@ -9,9 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkCall, daggerCalls } from "../../.dagger/src/core/ci/workflow.js";
+import { pullRequestProblems } from "../../.dagger/src/core/ci/pull-request-safety.js";
 import {
   MODULE_VERSION,
   deployWorkflowText,
+  previewWorkflowText,
   settingsFileText,
   type InitInput,
 } from "../../.dagger/src/core/settings/init-files.js";
@@ -70,12 +72,27 @@ describe("init", () => {
     expect(calls[0]!.line).not.toMatch(/--host|--project|--image-prefix/);
   });
 
-  it.skipIf(!existsSync(ACTIONLINT))("writes a workflow actionlint finds nothing in", () => {
+  it("writes a preview workflow that is safe for pull requests: pinned module, the base branch's settings, the preview's own key", () => {
+    const wf = previewWorkflowText(input({}));
+    const calls = daggerCalls("preview.yml", wf);
+    expect(calls).toHaveLength(3);
+    const api = apiShape(introspect());
+    for (const c of calls) expect(checkCall(c, api), c.line).toEqual([]);
+    expect(pullRequestProblems("preview.yml", wf)).toEqual([]);
+    // the pull request's files are the source; the settings are the base branch's, never the pull request's
+    expect(calls[0]!.line).toMatch(/^--source=\.\/pull-request --settings=\.\/vps-pipeline\.yml /);
+    expect(wf).not.toContain("secrets.VPS_SSH_KEY");
+    expect(calls[0]!.line).toContain("--preview-env=env:PREVIEW_ENV");
+    expect(settingsFileText({ ...input({}), preview: true })).toMatch(/^ {2}# preview-domain: …   # required/m);
+  });
+
+  it.skipIf(!existsSync(ACTIONLINT))("writes workflows actionlint finds nothing in", () => {
     const repo = mkdtempSync(join(tmpdir(), "init-wf-"));
     try {
       mkdirSync(join(repo, ".github/workflows"), { recursive: true });
       execFileSync("git", ["init", "-q", repo]); // actionlint finds the workflows from the repository's root
       writeFileSync(join(repo, ".github/workflows/deploy.yml"), deployWorkflowText(input({})));
+      writeFileSync(join(repo, ".github/workflows/preview.yml"), previewWorkflowText(input({})));
       const shellcheck = execFileSync("bash", ["-c", "command -v shellcheck"], { encoding: "utf8" }).trim();
       expect(execFileSync(ACTIONLINT, ["-no-color", "-shellcheck", shellcheck], { cwd: repo, encoding: "utf8" })).toBe(
         "",

@@ -15,6 +15,7 @@ export const CHECKOUT_ACTION = "actions/checkout@11bd71901bbe5b1630ceea73d275973
 export const ENGINE_VERSION = "0.21.8";
 
 export const WORKFLOW_FILE = ".github/workflows/deploy.yml";
+export const PREVIEW_WORKFLOW_FILE = ".github/workflows/preview.yml";
 
 export interface InitInput {
   composeFile: string;
@@ -25,6 +26,8 @@ export interface InitInput {
   /** `github.com/<account>/vps-pipeline`, without a version. */
   moduleAddress: string;
   defaultBranch: string;
+  /** The preview workflow is written too: the preview domain becomes required. */
+  preview?: boolean;
 }
 
 const REQUIRED = ["host", "hostKey", "project"];
@@ -36,7 +39,9 @@ export function settingsFileText(i: InitInput): string {
   const line = (name: string, indent: string) => {
     const v = given[name];
     if (v === undefined || v === "")
-      return REQUIRED.includes(name) ? [`${indent}# ${kebab(name)}: …   # required: fill in`] : [];
+      return REQUIRED.includes(name) || (i.preview && name === "previewDomain")
+        ? [`${indent}# ${kebab(name)}: …   # required: fill in`]
+        : [];
     const shown = Array.isArray(v)
       ? `[${v.map(quoteYaml).join(", ")}]`
       : typeof v === "number"
@@ -127,5 +132,98 @@ jobs:
             echo "dagger -m ${i.moduleAddress}@${MODULE_VERSION} call $LINE"
             echo '\`\`\`'
           } >> "$GITHUB_STEP_SUMMARY"
+`;
+}
+
+/** A dagger step of a written workflow: the module by version, one line. */
+function daggerStep(i: InitInput, name: string, args: string): string {
+  return `      - name: ${name}
+        uses: ${DAGGER_ACTION}
+        with:
+          version: "${ENGINE_VERSION}"
+          module: ${i.moduleAddress}@${MODULE_VERSION}
+          verb: call
+          args: ${args}`;
+}
+
+/**
+ * .github/workflows/preview.yml: each pull request of the repository previewed at https://pr-N.<preview-domain>,
+ * removed when it closes, idle ones every night. The pull request's files are data: the module is pinned by
+ * version, its settings are the base branch's (checked out at the root), the pull request sits beside them.
+ */
+export function previewWorkflowText(i: InitInput): string {
+  const guard =
+    "github.event.pull_request.head.repo.full_name == github.repository && github.event.pull_request.user.login != 'dependabot[bot]'";
+  const checkoutBase = `      - uses: ${CHECKOUT_ACTION}
+        with:
+          ref: \${{ github.event.pull_request.base.sha }}
+          persist-credentials: false`;
+  return `# Written by vps-pipeline init: a preview of each pull request beside production, at https://pr-<n>.<preview-domain>
+# (vps.preview-domain in ${SETTINGS_FILE}). Forks and Dependabot get none: they have no secrets.
+name: preview
+
+on:
+  pull_request_target:
+    types: [opened, synchronize, reopened, closed]
+  schedule:
+    - cron: "17 3 * * *"
+
+permissions:
+  contents: read
+  packages: write
+
+# one run per pull request at a time; a push while its preview deploys waits
+concurrency:
+  group: preview-\${{ github.event.pull_request.number || 'expire' }}
+  cancel-in-progress: false
+
+jobs:
+  preview:
+    if: github.event_name == 'pull_request_target' && github.event.action != 'closed' && ${guard}
+    runs-on: ubuntu-24.04
+    timeout-minutes: 30
+    environment: preview
+    env:
+      GHCR_TOKEN: \${{ secrets.GITHUB_TOKEN }}
+      SSH_KEY: \${{ secrets.VPS_PREVIEW_SSH_KEY }}
+      PREVIEW_ENV: \${{ secrets.PREVIEW_ENV }}
+      PR: \${{ github.event.pull_request.number }}
+      HEAD_SHA: \${{ github.event.pull_request.head.sha }}
+    steps:
+      # the base branch's files (its ${SETTINGS_FILE}) at the root; the pull request's beside them, as the source
+${checkoutBase}
+      - uses: ${CHECKOUT_ACTION}
+        with:
+          ref: \${{ github.event.pull_request.head.sha }}
+          path: pull-request
+          persist-credentials: false
+      - name: Commit time
+        run: echo "COMMIT_TIME=$(git -C pull-request log -1 --format=%cI)" >> "$GITHUB_ENV"
+${daggerStep(i, "Preview", "--source=./pull-request --settings=./vps-pipeline.yml --registry-user=$GITHUB_ACTOR --registry-token=env:GHCR_TOKEN vps --ssh-key=env:SSH_KEY --preview-env=env:PREVIEW_ENV preview --pr=$PR --git-sha=$HEAD_SHA --commit-time=$COMMIT_TIME")}
+
+  preview-down:
+    if: github.event_name == 'pull_request_target' && github.event.action == 'closed' && ${guard}
+    runs-on: ubuntu-24.04
+    timeout-minutes: 10
+    environment: preview
+    env:
+      SSH_KEY: \${{ secrets.VPS_PREVIEW_SSH_KEY }}
+      PR: \${{ github.event.pull_request.number }}
+    steps:
+${checkoutBase}
+${daggerStep(i, "Remove the preview", "--source=. vps --ssh-key=env:SSH_KEY preview-down --pr=$PR")}
+
+  expire:
+    if: github.event_name == 'schedule'
+    runs-on: ubuntu-24.04
+    timeout-minutes: 10
+    environment: preview
+    env:
+      SSH_KEY: \${{ secrets.VPS_PREVIEW_SSH_KEY }}
+    steps:
+      - uses: ${CHECKOUT_ACTION}
+        with:
+          persist-credentials: false
+${daggerStep(i, "Remove previews idle longer than the TTL", "--source=. vps --ssh-key=env:SSH_KEY preview-down --expired")}
 `;
 }
