@@ -302,13 +302,7 @@ export class Vps {
         notes: files.notes,
         ...(env !== undefined ? { env } : {}),
       });
-      const settings = SETTLED.get(this);
-      return render(
-        out,
-        { ...p, settings: settings?.from },
-        (x) => `${formatPlan(x)}\n${settings?.text ?? ""}`,
-        (x) => `${markdownPlan(x)}\n\n\`\`\`\n${settings?.text ?? ""}\n\`\`\``,
-      );
+      return this.renderWithOrigins(out, p, formatPlan, markdownPlan);
     }, format);
   }
 
@@ -449,13 +443,7 @@ export class Vps {
       ]);
       const out = outputFormat(format);
       const s = await remoteStatus(await vpsInputs(this), history);
-      const settings = SETTLED.get(this);
-      return render(
-        out,
-        { ...s, settings: settings?.from },
-        (x) => `${formatStatus(x)}\n${settings?.text ?? ""}`,
-        (x) => `${markdownStatus(x)}\n\n\`\`\`\n${settings?.text ?? ""}\n\`\`\``,
-      );
+      return this.renderWithOrigins(out, s, formatStatus, markdownStatus);
     }, format);
   }
 
@@ -919,6 +907,22 @@ export class Vps {
         );
       return `${r.output}${r.output.endsWith("\n") || !r.output ? "" : "\n"}exit code 0 (${o.service} of release ${r.release}, ${r.seconds}s)`;
     });
+  }
+
+  /** `render`, with where each setting came from: under the text and the markdown, as `settings` in the JSON. */
+  private renderWithOrigins<T extends object>(
+    out: FormatName,
+    value: T,
+    text: (v: T) => string,
+    markdown: (v: T) => string,
+  ): string {
+    const s = SETTLED.get(this);
+    return render(
+      out,
+      { ...value, settings: s?.from },
+      (x) => `${text(x)}\n${s?.text ?? ""}`,
+      (x) => `${markdown(x)}\n\n\`\`\`\n${s?.text ?? ""}\n\`\`\``,
+    );
   }
 
   /**

@@ -4,7 +4,6 @@
  * zod schemas, so `--help` and validation cannot disagree.
  */
 export const DEFAULTS = {
-  composeFile: "compose/docker-compose.prod.yml",
   registry: "ghcr.io",
   defaultBranch: "main",
   user: "deploy",
