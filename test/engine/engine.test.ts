@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -502,6 +502,43 @@ vps:
       rmSync(app, { recursive: true, force: true });
     }
   }, 900_000);
+
+  it("init writes the settings file and the workflows into a repository, keeping a workflow it already has", async () => {
+    const app = mkdtempSync(join(tmpdir(), "engine-init-"));
+    const out = mkdtempSync(join(tmpdir(), "engine-init-out-"));
+    try {
+      writeFileSync(join(app, "docker-compose.yml"), "name: shop\nservices:\n  web:\n    image: busybox:1\n");
+      mkdirSync(join(app, ".github/workflows"), { recursive: true });
+      writeFileSync(join(app, ".github/workflows/deploy.yml"), "name: ours\n");
+      chmodSync(app, 0o755);
+      const r = await call("init", [
+        "call",
+        `--source=${app}`,
+        "--image-prefix=ghcr.io/acme/shop",
+        "init",
+        "--host=203.0.113.7",
+        "--preview",
+        "--preview-domain=preview.example.com",
+        "export",
+        `--path=${out}`,
+      ]);
+      expect(r.code, said(r)).toBe(0);
+      expect(`${r.stdout}\n${r.stderr}`).toContain("init: kept .github/workflows/deploy.yml: it exists");
+      const settings = readFileSync(join(out, "vps-pipeline.yml"), "utf8");
+      expect(settings).toMatch(/^compose-file: docker-compose\.yml$/m);
+      expect(settings).toMatch(/^image-prefix: ghcr\.io\/acme\/shop$/m);
+      expect(settings).toMatch(/^ {2}project: shop$/m); // the compose file's own name
+      expect(settings).toMatch(/^ {2}preview-domain: preview\.example\.com$/m);
+      expect(settings).toMatch(/^ {2}# host-key: …   # required: fill in$/m);
+      expect(readFileSync(join(out, ".github/workflows/preview.yml"), "utf8")).toMatch(
+        /--settings=\.\/vps-pipeline\.yml/,
+      );
+      expect(existsSync(join(out, ".github/workflows/deploy.yml"))).toBe(false);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it("refuses its own repository as the source unless asked (a module loaded by version, no --source): SOURCE_IS_MODULE, exit 2", async () => {
     const r = await call("no --source", ["call", "vps", `--ssh-key=file:${dir}/ssh-key`, "config"]);
