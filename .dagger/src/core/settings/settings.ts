@@ -94,7 +94,7 @@ export interface SettingsFile {
 }
 
 const byKey = new Map(SETTINGS.map((d) => [kebab(d.name), d]));
-const secretByKey = new Map(Object.entries(SECRET_SETTINGS).map(([n, sc]) => [kebab(n), { name: n, scope: sc }]));
+const secretKeys = new Set(Object.keys(SECRET_SETTINGS).map(kebab));
 
 /** The known key nearest to a misspelt one (at most 2 edits away), for the message. */
 function nearest(key: string, keys: Iterable<string>): string | undefined {
@@ -143,7 +143,7 @@ export function parseSettingsFile(text: string, path: string): SettingsFile {
     throw new PipelineError(
       "SETTINGS_INVALID",
       `${path}: is not YAML: ${(e as Error).message.split("\n")[0]}`,
-      `fix ${path} (vps-pipeline init writes a valid one)`,
+      `fix ${path} (the module's \`init\` writes a valid one)`,
       { cause: e },
     );
   }
@@ -161,8 +161,7 @@ export function parseSettingsFile(text: string, path: string): SettingsFile {
     for (const [key, raw] of Object.entries(map)) {
       const at = `${prefix}${key}`;
       if (scope === "module" && key === "vps") continue;
-      const secret = secretByKey.get(key);
-      if (secret) {
+      if (secretKeys.has(key)) {
         problems.push(
           `${at}: is a secret and never goes in a file of the repository: pass --${key}=env:NAME on the command line (or file:, cmd:, op://, vault://)`,
         );
