@@ -339,7 +339,7 @@ export class VpsPipeline {
    * @param previewDomain Previews are served at https://pr-N.<this domain>, written as vps.preview-domain.
    * @param overwrite Replace files that exist.
    */
-  @func()
+  @func({ cache: "never" }) // what it kept or wrote is said on each call, not only the first
   async init(
     host = "",
     hostKey = "",
