@@ -33,6 +33,18 @@ if [ ! -x "$CACHE/versitygw-$VERSITYGW_VERSION" ]; then
   s3_build=$!
 fi
 
+# The edge's proxy: Caddy as the `caddy:2` image ships it today (Debian 12's is 2.6, older than the edge supports),
+# built statically from the Go module proxy (test/testbed/caddy pins the version: raise it when caddy:2 moves on)
+# into the cache, in the background too; up.sh makes the test bed's `caddy:2` stand-in image from it.
+CADDY_VERSION=$(awk '$1 == "require" && $2 == "github.com/caddyserver/caddy/v2" {print $3}' "$(dirname "$0")/caddy/go.mod")
+caddy_build=
+if [ ! -x "$CACHE/caddy-$CADDY_VERSION" ]; then
+  echo "provision: building Caddy $CADDY_VERSION (the edge's proxy) in the background"
+  ( cd "$(dirname "$0")/caddy" && CGO_ENABLED=0 go build -trimpath -o "$CACHE/caddy-$CADDY_VERSION.tmp" . \
+      && mv "$CACHE/caddy-$CADDY_VERSION.tmp" "$CACHE/caddy-$CADDY_VERSION" ) > "$CACHE/caddy.log" 2>&1 &
+  caddy_build=$!
+fi
+
 # Debian 12's own `docker-compose` above is v1 (1.29): the VPS user without the v2 plugin
 # sees only that one, as on the servers that bit our first users.
 # Compose v2 is not in Debian 12: take trixie's package, unpacked, never installed
@@ -67,10 +79,6 @@ fetch_binary() {
   install -m 0755 "$d/root/$2" "$CACHE/$1"
   rm -rf "$d"
 }
-# The edge's proxy: Debian's Caddy (never installed: the package would start a system Caddy on port 80).
-# up.sh makes the test bed's `caddy:2` stand-in image from it.
-fetch_binary caddy usr/bin/caddy
-"$CACHE/caddy" version >/dev/null
 # Data snapshots: Debian's restic (up.sh makes the test bed's restic image from it).
 fetch_binary restic usr/bin/restic
 "$CACHE/restic" version >/dev/null
@@ -94,3 +102,10 @@ if [ -n "$s3_build" ] && ! wait "$s3_build"; then
   exit 1
 fi
 ln -sf "versitygw-$VERSITYGW_VERSION" "$CACHE/versitygw"
+if [ -n "$caddy_build" ] && ! wait "$caddy_build"; then
+  tail -20 "$CACHE/caddy.log" >&2
+  echo "provision: building Caddy failed (above)" >&2
+  exit 1
+fi
+ln -sf "caddy-$CADDY_VERSION" "$CACHE/caddy-edge"
+"$CACHE/caddy-edge" version >/dev/null

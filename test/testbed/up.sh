@@ -253,18 +253,15 @@ if ! docker image inspect vps-testbed/busybox:1 >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
-# --- The edge's image: Debian's Caddy on the busybox base (the official caddy:2 cannot be pulled here) ---
-if ! docker image inspect vps-testbed/caddy:2 >/dev/null 2>&1; then
-  log "making the edge image from Debian's caddy"
+# --- The edge's image: provision.sh's Caddy on the busybox base (the official caddy:2 cannot be pulled here) ---
+# Made again when provision.sh builds another Caddy version (the image carries the version it was made from).
+caddy_version=$("$CACHE/caddy-edge" version | awk '{print $1}')
+if [ "$(docker image inspect --format '{{index .Config.Labels "vps-testbed.caddy"}}' vps-testbed/caddy:2 2>/dev/null)" != "$caddy_version" ]; then
+  log "making the edge image from Caddy $caddy_version"
   ctx=$(mktemp -d)
-  mkdir -p "$ctx/opt/caddy" "$ctx/usr/bin"
-  cp "$CACHE/caddy" "$ctx/opt/caddy/caddy"
-  # Debian builds it against glibc (and zstd): those come along, in a folder of their own, started through
-  # their own loader. In the standard paths they would crash the static busybox's wget (NSS would load them).
-  for lib in $(ldd "$CACHE/caddy" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do cp -L "$lib" "$ctx/opt/caddy/"; done
-  printf '#!/bin/sh\nexec /opt/caddy/ld-linux-x86-64.so.2 --library-path /opt/caddy /opt/caddy/caddy "$@"\n' > "$ctx/usr/bin/caddy"
-  chmod 0755 "$ctx/usr/bin/caddy"
-  printf '%s\n' 'FROM vps-testbed/busybox:1' 'COPY opt /opt' 'COPY usr /usr' \
+  mkdir -p "$ctx/usr/bin"
+  cp "$CACHE/caddy-edge" "$ctx/usr/bin/caddy"
+  printf '%s\n' 'FROM vps-testbed/busybox:1' 'COPY usr /usr' "LABEL vps-testbed.caddy=$caddy_version" \
     'ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data' 'CMD ["caddy", "run", "--resume"]' > "$ctx/Dockerfile"
   DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/caddy:2 "$ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
   rm -rf "$ctx"
