@@ -15,7 +15,7 @@ for pair in dockerd:docker.io sshd:openssh-server docker-registry:docker-registr
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x httpd >/dev/null || need+=(busybox-static) # no -q: under pipefail, an early exit of grep fails the pipe
 if [ ${#need[@]} -gt 0 ]; then
   echo "provision: installing ${need[*]}"
   apt-get update -qq

@@ -323,10 +323,22 @@ pushed() { # name tag local-image
   docker tag "$3" "$PREFIX/$1:$2"
   echo "\"$1:$2\": \"$(push "$PREFIX/$1:$2")\""
 }
-log "building and pushing the example app (v1, v2, broken v3) and PostgreSQL"
+# the edge's streams app (test/fixtures/streams): a static Go binary, built outside the source tree
+streams_ctx=$(mktemp -d)
+cp "$ROOT/test/fixtures/streams/Dockerfile" "$streams_ctx/"
+(cd "$ROOT/test/fixtures/streams" && CGO_ENABLED=0 go build -trimpath -o "$streams_ctx/streams" .) 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
+streams() { # version
+  local ref="$PREFIX/streams:$1"
+  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE=vps-testbed/busybox:1 --build-arg "APP_VERSION=$1" \
+    -t "$ref" "$streams_ctx" >/dev/null 2>"$STATE/build.err" || { cat "$STATE/build.err" >&2; exit 1; }
+  echo "\"streams:$1\": \"$(push "$ref")\""
+}
+log "building and pushing the example app (v1, v2, broken v3), the streams app and PostgreSQL"
 images=$(
-  { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true; pushed postgres 15 vps-testbed/postgres:15; } | paste -sd,
+  { build api v1 true; build web v1 true; build api v2 true; build web v2 true; build api v3 false; build web v3 true;
+    streams v1; streams v2; pushed postgres 15 vps-testbed/postgres:15; } | paste -sd,
 )
+rm -rf "$streams_ctx"
 # a push that failed (or printed no digest) left an empty value: stop here, not in a test
 case "$images" in *'""'*) echo "testbed: a push to $REG failed: $images" >&2; exit 1;; esac
 rm -rf "$DOCKER_CONFIG"

@@ -188,6 +188,40 @@ export function removeContainers(names: readonly string[], drainSeconds: number)
 }
 
 /**
+ * Wait, at most `waitSeconds`, until the edge has no connection left to these containers' `port` (requests it sent
+ * before the route moved, streams opened on them): Caddy's config change returns at once, its old config finishing
+ * in the background. The edge opens one connection per request (no keep-alive to upstreams), so an open connection
+ * is work in progress. Prints `busy <n>` when the time ran out.
+ */
+export function drainFromEdge(project: string, names: readonly string[], port: number, waitSeconds: number): Argv {
+  return [
+    "sh",
+    "-c",
+    [
+      "net=$1; port=$2; wait=$3; shift 3; want=",
+      'for n in "$@"; do',
+      '  ip=$(docker inspect --format "{{with index .NetworkSettings.Networks \\"$net\\"}}{{.IPAddress}}{{end}}" "$n" 2> /dev/null) || continue',
+      // /proc/net/tcp's remote address: the IPv4 address's bytes reversed, then the port, in hex
+      '  [ -n "$ip" ] && want="$want $(echo "$ip" | awk -F. -v p="$port" \'{printf "%02X%02X%02X%02X:%04X", $4, $3, $2, $1, p}\')"',
+      "done",
+      '[ -n "$want" ] || exit 0',
+      "end=$(($(date +%s) + wait))",
+      "while :; do",
+      `  busy=$(docker exec ${EDGE_CONTAINER} cat /proc/net/tcp 2> /dev/null | awk -v want="$want" 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) W[w[i]] = 1 } $4 == "01" && ($3 in W) { c++ } END { print c + 0 }')`,
+      '  [ "$busy" -eq 0 ] && exit 0',
+      '  [ "$(date +%s)" -ge "$end" ] && { echo "busy $busy"; exit 0; }',
+      "  sleep 0.1",
+      "done",
+    ].join("\n"),
+    "sh",
+    projectNetwork(project),
+    String(port),
+    String(waitSeconds),
+    ...names,
+  ];
+}
+
+/**
  * Attach containers to their project's edge network (by name only: no service alias there), and off the old shared one.
  */
 export function connectToEdge(project: string, names: readonly string[]): Argv {
@@ -350,19 +384,42 @@ export function probePorts(image: string, project: string, specs: readonly strin
 const WAIT_ADMIN = (name: string) =>
   `i=0; until docker exec ${name} wget -q -O /dev/null http://${EDGE_ADMIN}/config/ 2> /dev/null; do i=$((i+1)); [ "$i" -ge 60 ] && break; sleep 0.25; done; [ "$i" -lt 60 ]`;
 
+/** Exit status when a new edge does not serve a route the old one served (the old edge is serving again). */
+export const EDGE_NOT_SERVING_EXIT = 47;
+
+/**
+ * `judge <container> <probe>…`: `<probe> ok` for each probe (`port,host`) the edge in that container answers
+ * itself, from inside it: an HTTP status other than 502/504 (Caddy's own when it cannot reach the app) to
+ * `GET http://127.0.0.1:<port>/` with that Host. A container where this cannot even run answers none.
+ */
+const JUDGE = String.raw`judge() { c=$1; shift; [ $# -gt 0 ] || return 0; docker exec "$c" sh -c '
+for p in "$@"; do
+  code=$(wget -q -S -T 3 -O /dev/null --header "Host: ${"$"}{p#*,}" "http://127.0.0.1:${"$"}{p%%,*}/" 2>&1 | awk "/^ *HTTP\//{print \$2; exit}")
+  case "$code" in ""|502|504) ;; *) echo "$p ok";; esac
+done' sh "$@" 2> /dev/null; }`;
+
 /**
  * Make the edge run. `start`: a stopped edge is started as it was, a missing one
  * made (from its volume: `--resume` reloads its last config and certificates).
  * `replace`: a new edge with `image` and exactly `publish` is created beside the
  * running one and joined to every project network, the old one stopped (its
- * ports freed), the new one started; if it cannot start or never answers, it is
- * removed and the old one started again: the edge is never left without a
- * working config. Prints `gap <ms>`: how long nothing listened.
+ * ports freed), the new one started and judged: every probe (`port,host`, see
+ * edgeProbes) the old one answered, the new one must answer too. If it cannot
+ * start, never answers or serves less, it is removed and the old one started
+ * again: the edge is never left without a working config. Prints `gap <ms>`: how
+ * long the routes were not served.
  */
-export function edgeUp(image: string, mode: "start" | "replace", publish: readonly string[]): Argv {
+export function edgeUp(
+  image: string,
+  mode: "start" | "replace",
+  publish: readonly string[],
+  probes: readonly string[] = [],
+): Argv {
   const next = `${EDGE_CONTAINER}-next`;
   const script = [
-    "img=$1; mode=$2; shift 2; n=$#",
+    // probes split on spaces, never globbed
+    "set -f; img=$1; mode=$2; probes=$3; shift 3; n=$#",
+    JUDGE,
     // a port someone else holds, or anything else (an image that does not run Caddy…)
     `why() { case "$err" in *"already allocated"*|*"address already in use"*) return ${EDGE_PORT_TAKEN_EXIT};; *) return 1;; esac; }`,
     `docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || docker network create ${EDGE_NETWORK} > /dev/null || docker network inspect ${EDGE_NETWORK} > /dev/null 2>&1 || exit 1`,
@@ -385,14 +442,24 @@ export function edgeUp(image: string, mode: "start" | "replace", publish: readon
     "now() { date +%s%3N; }",
     // from here on, any failure puts the old edge back
     `back() { docker rm -f ${next} > /dev/null 2>&1; if [ "$st" != missing ]; then docker start ${EDGE_CONTAINER} > /dev/null 2>&1; ${WAIT_ADMIN(EDGE_CONTAINER)}; fi; }`,
+    // what the old edge serves now is what the new one must serve
+    `served=; [ "$st" != running ] || served=$(judge ${EDGE_CONTAINER} $probes | awk '{ print $1 }')`,
     `t0=$(now); [ "$st" = missing ] || docker stop -t 10 ${EDGE_CONTAINER} > /dev/null`,
     `err=$(docker start ${next} 2>&1 > /dev/null) || { printf "%s\\n" "$err" >&2; back; why; exit $?; }`,
     `${WAIT_ADMIN(next)} || { docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_READY_EXIT}; }`,
+    // its listeners come up right after its admin API: a few tries before a route counts as not served
+    "i=0; while :; do",
+    `  ok=$(judge ${next} $served); missing=`,
+    '  for p in $served; do printf "%s\\n" "$ok" | grep -qxF "$p ok" || missing="$missing $p"; done',
+    '  [ -z "$missing" ] && break',
+    '  i=$((i+1)); [ "$i" -lt 20 ] || break; sleep 0.1',
+    "done",
+    `[ -z "$missing" ] || { echo "the new edge does not serve what the old one did (port,Host):$missing" >&2; docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_SERVING_EXIT}; }`,
     "t1=$(now)",
     `docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1; docker rename ${next} ${EDGE_CONTAINER} || exit 1`,
     'echo "gap $((t1 - t0))"',
   ].join("\n");
-  return ["sh", "-c", script, "sh", image, mode, ...publish];
+  return ["sh", "-c", script, "sh", image, mode, probes.join(" "), ...publish];
 }
 
 /**

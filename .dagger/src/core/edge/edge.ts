@@ -218,10 +218,22 @@ export function publishedByEdge(bindingsJson: string): string[] {
   return out.sort();
 }
 
+/**
+ * How long an upgraded connection (a WebSocket) opened under a config outlives that config. Every route change of
+ * any project unloads the whole config: without this Caddy closes every WebSocket on the server at once. They end
+ * instead when their client or their container does (a project's own at its drain). Caddy ≥ 2.7.
+ */
+export const STREAM_CLOSE_DELAY = "24h";
+/** The oldest Caddy the edge's config loads in (`stream_close_delay`). */
+export const OLDEST_CADDY = "2.7";
+
 function proxy(upstreams: readonly string[]): Record<string, unknown> {
   return {
     handler: "reverse_proxy",
     upstreams: upstreams.map((dial) => ({ dial })),
+    stream_close_delay: STREAM_CLOSE_DELAY,
+    // a connection per request: an open one to a leaving container is then work in progress (drainFromEdge)
+    transport: { protocol: "http", keep_alive: { enabled: false } },
     // a replica that stops answering mid-rollover: the request goes to another instead of failing
     load_balancing: { selection_policy: { policy: "round_robin" }, try_duration: "5s", try_interval: "100ms" },
   };
@@ -469,6 +481,20 @@ export function hostHeader(h: { host?: string | undefined }, listen: readonly Li
   if (!l) return server;
   const name = l.hostIp ?? server;
   return `${name.includes(":") ? `[${name}]` : name}:${l.port}`;
+}
+
+/**
+ * What judges a replacement edge (edgeUp): `port,Host` for each route — every port route on its port, a hostname
+ * on port 80 (Caddy answers it with its redirect to HTTPS once it has the route).
+ */
+export function edgeProbes(routes: readonly EdgeRoute[]): string[] {
+  const out = new Set<string>();
+  for (const r of routes) {
+    for (const l of r.listen)
+      out.add(`${l.port},${l.hostIp?.includes(":") ? `[${l.hostIp}]` : (l.hostIp ?? "127.0.0.1")}:${l.port}`);
+    if (r.host) out.add(`80,${r.host}`);
+  }
+  return [...out].sort();
 }
 
 /** The host port of a publish spec (`[ip:]host:container`). */

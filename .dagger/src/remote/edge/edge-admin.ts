@@ -37,7 +37,7 @@ export async function replaceEdgeImage(target: RemoteTarget, image: string): Pro
             "the first deploy of a service with `x-vps-pipeline: http` makes it, with --edge-image",
           );
         const publish = edge.state === "missing" ? edgePublish(edge.routes) : edge.publish;
-        const gapMs = await edgeUpOrFail(s, image, "replace", publish);
+        const gapMs = await edgeUpOrFail(s, image, "replace", publish, edge.routes);
         const after = await readEdge(s, image);
         if (after.routes.length !== edge.routes.length) {
           throw new PipelineError(

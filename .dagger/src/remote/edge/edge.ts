@@ -10,9 +10,11 @@ import { PipelineError, isPipelineError, parseJson, tail } from "../../core/erro
 import {
   EDGE_IMAGE_EXIT,
   EDGE_NOT_READY_EXIT,
+  EDGE_NOT_SERVING_EXIT,
   EDGE_PORT_TAKEN_EXIT,
   connectToEdge,
   containerHealth,
+  drainFromEdge,
   edgeState,
   edgeUp,
   holdClaim,
@@ -36,8 +38,10 @@ import {
 } from "../../core/edge/edge-commands.js";
 import {
   EDGE_CONTAINER,
+  OLDEST_CADDY,
   PUBLISHED_LABEL,
   caddyConfig,
+  edgeProbes,
   edgePublish,
   hostHeader,
   hostPort,
@@ -153,6 +157,12 @@ export async function withEdgeLock<T>(s: SshSession, body: () => Promise<T>): Pr
 
 export async function loadRoutes(s: SshSession, routes: readonly EdgeRoute[]): Promise<void> {
   const r = await s.exec(loadEdgeConfig(), { stdin: JSON.stringify(caddyConfig(routes)) });
+  if (r.code !== 0 && /unknown field "stream_close_delay"/.test(r.stderr))
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the edge runs a Caddy older than ${OLDEST_CADDY}, which cannot keep WebSockets open through a config change (it keeps the old config)`,
+      "replace its image with a current Caddy: `vps … edge --image=caddy:2` (pin it as caddy:2@sha256:…)",
+    );
   if (r.code !== 0)
     throw new PipelineError(
       "EDGE_FAILED",
@@ -187,9 +197,19 @@ export async function edgeUpOrFail(
   image: string,
   mode: "start" | "replace",
   publish: readonly string[],
+  /** replace: the routes the old edge serves, which the new one must serve too (and the old one again if not) */
+  routes: readonly EdgeRoute[] = [],
 ): Promise<number> {
-  const r = await s.exec(edgeUp(image, mode, publish));
+  const r = await s.exec(edgeUp(image, mode, publish, mode === "replace" ? edgeProbes(routes) : []));
   const kept = mode === "replace" ? "; the old edge is serving again with its config" : "";
+  // a new image's Caddy may have saved a config of its own where the old edge resumes from: its routes go back in
+  if (mode === "replace" && r.code !== 0 && routes.length) await loadRoutes(s, routes).catch(() => undefined);
+  if (r.code === EDGE_NOT_SERVING_EXIT)
+    throw new PipelineError(
+      "EDGE_FAILED",
+      `the new edge (${image}) does not serve every route the old one served: ${tail(r.stderr, 3)}${kept}`,
+      "the image must run our command (`caddy run --resume`: an entrypoint of its own that ignores it serves nothing of ours), as caddy:2 does",
+    );
   if (r.code === EDGE_IMAGE_EXIT)
     throw new PipelineError(
       "EDGE_FAILED",
@@ -440,7 +460,7 @@ async function putOnEdge(
     const image = edge.image || opts.image;
     if (edge.state !== "running") await edgeUpOrFail(s, image, "start", edge.state === "missing" ? need : []);
     const now = edge.state === "missing" ? need : edge.publish;
-    if (need.some((p) => !now.includes(p))) await edgeUpOrFail(s, image, "replace", need);
+    if (need.some((p) => !now.includes(p))) await edgeUpOrFail(s, image, "replace", need, edge.routes);
     const same =
       edge.state === "running" && JSON.stringify(caddyConfig(routes)) === JSON.stringify(caddyConfig(edge.routes));
     if (!same) await loadRoutes(s, routes);
@@ -497,9 +517,12 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
   await putOnEdge(s, opts, project, route(fresh), async () => {
     if (plan.migrating.length) await s.exec(removeContainers(plan.migrating, Math.min(h.drainSeconds, 10)));
   });
-  // Drain: the reload returns once Caddy has finished the requests its old config sent (its grace period waits for
-  // them); what is still inside an old container is the app's to finish on SIGTERM, within `drain` seconds.
-  if (plan.leaving.length) await s.exec(removeContainers(plan.leaving, h.drainSeconds));
+  // Drain: the config change returns at once; the edge's requests to the old containers (and streams opened on them)
+  // get `drain` seconds to end, then what is still inside an old container is the app's to finish on SIGTERM.
+  if (plan.leaving.length) {
+    await s.exec(drainFromEdge(project, plan.leaving, h.port, h.drainSeconds));
+    await s.exec(removeContainers(plan.leaving, h.drainSeconds));
+  }
   return { ok: true };
 }
 
@@ -560,7 +583,8 @@ export async function switchWithEdge(o: {
     const routes = edge.routes.filter((r) => !stale.includes(r));
     await loadRoutes(s, routes);
     const need = edgePublish(routes);
-    if (edge.publish.some((p) => !need.includes(p))) await edgeUpOrFail(s, edge.image || opts.image, "replace", need);
+    if (edge.publish.some((p) => !need.includes(p)))
+      await edgeUpOrFail(s, edge.image || opts.image, "replace", need, routes);
   });
   const others = resolved.enabled.filter((x) => !behind.includes(x) && !shape.jobs.some((j) => j.service === x));
   if (others.length) {

@@ -1,0 +1,106 @@
+/**
+ * Long-lived connections behind the shared edge (the real Caddy on the test bed): a live-prices app's WebSockets
+ * and event streams stay open through everything another project does to the edge's config, and a project's own
+ * streams end only at its own rollover, after its new release answers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { deploy } from "../../.dagger/src/remote/deploy.js";
+import { setMaintenance } from "../../.dagger/src/remote/edge/edge-admin.js";
+import { rollback } from "../../.dagger/src/remote/rollback.js";
+import { auditSecrets } from "../testbed/audit.js";
+import { bed, deployRequest, freshProject, releaseCompose, sshOptions, testEdge } from "../testbed/bed.js";
+import { openStreams, type Streams } from "../testbed/streams.js";
+
+auditSecrets();
+const LIVE = "st-live";
+const OTHER = "st-other";
+const LIVE_PORT = 18301;
+const OTHER_PORT = 18302;
+
+/** The streams app behind the edge, as a rendered release. */
+const liveCompose = (v: "v1" | "v2") =>
+  renderRelease(
+    parseComposeStack(
+      `services:
+  live:
+    image: ${bed.registry.prefix}/streams@${bed.images[`streams:${v}`]}
+    restart: unless-stopped
+    ports: ["\${LIVE_PORT}:8000"]
+    x-vps-pipeline:
+      http: { port: 8000, health: /healthz, drain: 2 }
+`,
+      "docker-compose.prod.yml",
+      bed.registry.prefix,
+    ),
+    {},
+  );
+const liveRequest = (v: "v1" | "v2") =>
+  deployRequest(LIVE, LIVE_PORT, { compose: liveCompose(v), env: `LIVE_PORT=${LIVE_PORT}\n` });
+const other = { ssh: sshOptions(), dir: `production/${OTHER}`, project: OTHER, lockTimeoutSeconds: 60, edge: testEdge };
+const version = async () => {
+  try {
+    const r = await fetch(`http://${bed.vps.hostIp}:${LIVE_PORT}/`, { signal: AbortSignal.timeout(2000) });
+    return (await r.text()).split(" ")[1] ?? "";
+  } catch {
+    return "";
+  }
+};
+
+let streams: Streams | undefined;
+beforeAll(async () => {
+  freshProject(LIVE);
+  freshProject(OTHER);
+  // both projects have their port on the edge before the streams open: what follows changes routes only
+  await deploy(liveRequest("v1"));
+  await deploy(deployRequest(OTHER, OTHER_PORT));
+}, 300_000);
+afterAll(() => {
+  streams?.close();
+  freshProject(LIVE);
+  freshProject(OTHER);
+});
+
+describe("long-lived connections behind the edge", () => {
+  it("another project's upgrade, rollback and maintenance toggles close none of 10 WebSockets and 10 event streams", async () => {
+    streams = await openStreams(bed.vps.hostIp, LIVE_PORT, 10, 10);
+    expect(streams.all.every((s) => s.ticks > 0)).toBe(true);
+    await deploy(deployRequest(OTHER, OTHER_PORT, { compose: releaseCompose("v2") }));
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    await rollback({ ...other, healthTimeoutSeconds: 30, log: () => {}, by: "vitest" });
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    await setMaintenance(other, true);
+    await setMaintenance(other, false);
+    await new Promise((r) => setTimeout(r, 1000));
+    // open and still ticking, from the release they were opened on
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    expect(new Set(streams.all.map((s) => s.version))).toEqual(new Set(["v1"]));
+  }, 300_000);
+
+  it("a project's own streams end at its rollover, after its new release answers, and new ones open on it", async () => {
+    const own = streams ?? (await openStreams(bed.vps.hostIp, LIVE_PORT, 10, 10));
+    let firstV2 = 0;
+    const watch = setInterval(() => {
+      void version().then((v) => {
+        if (v === "v2" && firstV2 === 0) firstV2 = Date.now();
+      });
+    }, 50);
+    try {
+      await deploy(liveRequest("v2"));
+      for (let i = 0; i < 40 && own.all.some((s) => s.closedAt === undefined); i++)
+        await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      clearInterval(watch);
+    }
+    expect(firstV2).toBeGreaterThan(0);
+    expect(own.all.filter((s) => s.closedAt === undefined)).toEqual([]);
+    // none closed before the edge sent requests to v2 (the 50 ms poll's slack)
+    expect(Math.min(...own.all.map((s) => s.closedAt!))).toBeGreaterThanOrEqual(firstV2 - 60);
+    const next = await openStreams(bed.vps.hostIp, LIVE_PORT, 2, 2);
+    try {
+      expect(next.all.map((s) => s.version)).toEqual(["v2", "v2", "v2", "v2"]);
+    } finally {
+      next.close();
+    }
+  }, 300_000);
+});
