@@ -86,7 +86,7 @@ beforeAll(() => {
 afterAll(() => {
   PROJECTS.forEach(freshProject);
   // a second tag on the edge's image: `docker image prune -a` (a later file) would keep it and drop vps-testbed/caddy:2
-  sh("docker rmi vps-testbed/caddy:2-next >/dev/null 2>&1 || true");
+  sh("docker rmi vps-testbed/caddy:2-next vps-testbed/caddy:own-entrypoint >/dev/null 2>&1 || true");
 });
 
 describe("nothing one project does takes the edge down for another", () => {
@@ -379,6 +379,28 @@ describe("the edge's own settings", () => {
     expect(sh(`docker ps -a --filter label=vps-pipeline.edge=1 --format '{{.Names}}'`).trim()).toBe(EDGE_CONTAINER);
     expect((await webStatus(18261)).status).toBe(200);
     expect(edgeRoutes()).toHaveLength(routes);
+
+    // a Caddy image with an entrypoint of its own that ignores our command (and saves its own config where the
+    // edge resumes from): it starts and answers its admin API, but serves none of our routes; judged on them, the
+    // old edge serves again with every route
+    sh(
+      [
+        "d=$(mktemp -d)",
+        `printf '%s\\n' '{"admin":{"listen":"localhost:2019"},"apps":{"http":{"servers":{"own":{"listen":[":8999"],"routes":[{"handle":[{"handler":"static_response","body":"own"}]}]}}}}}' > $d/own.json`,
+        `printf '#!/bin/sh\\nexec caddy run --config /etc/own.json\\n' > $d/entrypoint; chmod 0755 $d/entrypoint`,
+        `printf '%s\\n' 'FROM vps-testbed/caddy:2' 'COPY own.json /etc/own.json' 'COPY entrypoint /entrypoint' 'ENTRYPOINT ["/entrypoint"]' > $d/Dockerfile`,
+        "DOCKER_BUILDKIT=0 docker build -q -t vps-testbed/caddy:own-entrypoint $d >/dev/null; rm -rf $d",
+      ].join("; "),
+    );
+    const own = await replaceEdgeImage(target("sh-a"), "vps-testbed/caddy:own-entrypoint").catch((e: unknown) => e);
+    expect(own).toMatchObject({ code: "EDGE_FAILED" });
+    expect(String((own as Error).message)).toMatch(
+      /does not serve every route the old one served: .*18261[\s\S]*the old edge is serving again/,
+    );
+    expect(edgeId()).toBe(before);
+    expect(edgeRoutes()).toHaveLength(routes);
+    expect((await webStatus(18261)).status).toBe(200);
+    expect((await webStatus(18270)).status).toBe(200);
     await replaceEdgeImage(target("sh-a"), "vps-testbed/caddy:2");
   });
 });

@@ -190,8 +190,8 @@ export function removeContainers(names: readonly string[], drainSeconds: number)
 /**
  * Wait, at most `waitSeconds`, until the edge has no connection left to these containers' `port` (requests it sent
  * before the route moved, streams opened on them): Caddy's config change returns at once, its old config finishing
- * in the background. The edge opens one connection per request (no keep-alive to upstreams), so an open connection
- * is work in progress. Prints `busy <n>` when the time ran out.
+ * in the background. The old config's idle keep-alive connections close with it, so an open connection is work in
+ * progress. Prints `busy <n>` when the time ran out.
  */
 export function drainFromEdge(project: string, names: readonly string[], port: number, waitSeconds: number): Argv {
   return [

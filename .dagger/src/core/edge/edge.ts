@@ -232,8 +232,6 @@ function proxy(upstreams: readonly string[]): Record<string, unknown> {
     handler: "reverse_proxy",
     upstreams: upstreams.map((dial) => ({ dial })),
     stream_close_delay: STREAM_CLOSE_DELAY,
-    // a connection per request: an open one to a leaving container is then work in progress (drainFromEdge)
-    transport: { protocol: "http", keep_alive: { enabled: false } },
     // a replica that stops answering mid-rollover: the request goes to another instead of failing
     load_balancing: { selection_policy: { policy: "round_robin" }, try_duration: "5s", try_interval: "100ms" },
   };
