@@ -49,6 +49,51 @@ for (let i = 0; i < RUNS; i++) {
   process.stderr.write(`together run ${i + 1}/${RUNS}: failed ${res.map((r) => `${r.failed}/${r.sent}`).join(", ")}\n`);
 }
 
+// --- streams: two live-prices projects (100 req/s, 100 WebSockets, 20 event streams each) while a third changes --
+const { openStreams } = await import("../testbed/streams.js");
+const { parseComposeStack, renderRelease } = await import("../../.dagger/src/core/compose/compose.js");
+const { rollback } = await import("../../.dagger/src/remote/rollback.js");
+const { setMaintenance } = await import("../../.dagger/src/remote/edge/edge-admin.js");
+const LIVE = [["bench-live1", 18121], ["bench-live2", 18122]] as const;
+const liveCompose = renderRelease(
+  parseComposeStack(
+    `services:\n  live:\n    image: ${bed.registry.prefix}/streams@${bed.images["streams:v1"]}\n    ports: ["\${LIVE_PORT}:8000"]\n    x-vps-pipeline:\n      http: { port: 8000, health: /healthz, drain: 2 }\n`,
+    "docker-compose.prod.yml",
+    bed.registry.prefix,
+  ),
+  {},
+);
+LIVE.forEach(([p]) => freshProject(p));
+for (const [p, port] of LIVE) await deploy(deployRequest(p, port, { compose: liveCompose, env: `LIVE_PORT=${port}\n`, by: "bench" }));
+const changer = PROJECTS[0];
+const changes: [string, () => Promise<unknown>][] = [
+  ["upgrade", () => deploy(deployRequest(changer[0], changer[1], { compose: releaseCompose("v2"), by: "bench" }))],
+  ["rollback", () => rollback({ ...target(changer[0]), healthTimeoutSeconds: 30, log: () => {}, by: "bench" })],
+  ["maintenance on and off", async () => { await setMaintenance(target(changer[0]), true); await setMaintenance(target(changer[0]), false); }],
+  ["a new port (the edge is replaced)", () => deploy(deployRequest(changer[0], 18124, { by: "bench" }))],
+];
+const streamRows: { what: string; lost: number[]; failed: number[]; unanswered: number[]; sent: number[] }[] = [];
+for (const [what, change] of changes) {
+  const row = { what, lost: [] as number[], failed: [] as number[], unanswered: [] as number[], sent: [] as number[] };
+  const streams = await Promise.all(LIVE.map(([, port]) => openStreams(bed.vps.hostIp, port, 100, 20)));
+  const loads = LIVE.map(([, port]) => steadyLoad(url(port), 100));
+  await new Promise((r) => setTimeout(r, 500));
+  await change();
+  await new Promise((r) => setTimeout(r, 1000));
+  const res = await Promise.all(loads.map((l) => l.stop()));
+  for (const [i, st] of streams.entries()) {
+    row.lost.push(st.lost().length);
+    row.failed.push(res[i]!.failed);
+    row.unanswered.push(res[i]!.unanswered);
+    row.sent.push(res[i]!.sent);
+    st.close();
+  }
+  streamRows.push(row);
+  process.stderr.write(`streams, ${what}: lost ${row.lost.join(", ")} of 120; failed ${row.failed.join(", ")}; unanswered ${row.unanswered.join(", ")}\n`);
+}
+LIVE.forEach(([p]) => freshProject(p));
+await deploy(deployRequest(changer[0], changer[1], { by: "bench" }));
+
 // --- routes: one route change with 1, 10 and 100 routes on the edge -------------
 const own = edgeRoutes();
 const routeTimes: Record<number, number[]> = {};
@@ -103,6 +148,14 @@ Machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), the test bed (real
 | one route change with 100 routes | ${(median(routeTimes[100]!) * 1000).toFixed(0)} ms |
 | \`vps … edge --image\` (the edge on ${networks} networks: its own and one per project): nothing listens for (measured on the server) | ${median(gaps).toFixed(0)} ms (min ${Math.min(...gaps)}, max ${Math.max(...gaps)}) |
 | requests failed during those replacements, 100 requests/s | ${sum(gapFailed)} |
+
+While another project changes, in each of two live-prices projects (100 requests/s on new connections, 100
+WebSockets and 20 event streams open): streams lost (closed or silent for 2 s) of 120, requests failed, and requests
+on fresh connections the edge closed unanswered at a config change (sent again; see steadyLoad):
+
+| what the other project does | streams lost | requests failed | closed unanswered | requests sent |
+|---|---|---|---|---|
+${streamRows.map((r) => `| ${r.what} | ${r.lost.join(", ")} | ${r.failed.join(", ")} | ${r.unanswered.join(", ")} | ${r.sent.join(", ")} |`).join("\n")}
 
 A route change is what each rollover does once: take the edge lock, read the edge's state and config,
 load the new config (Caddy swaps it in gracefully). The replacement's gap is from the old edge's stop

@@ -4,6 +4,7 @@ import {
   DEFAULT_MAINTENANCE_PAGE,
   PUBLISHED_LABEL,
   caddyConfig,
+  edgeProbes,
   edgePublish,
   edgePublished,
   hostHeader,
@@ -302,5 +303,24 @@ describe("rollover plans and probes", () => {
     expect(hostHeader({}, [{ port: 8080 }], "vps.example.com")).toBe("vps.example.com:8080");
     expect(hostHeader({}, [{ hostIp: "127.0.0.1", port: 9090 }], "vps.example.com")).toBe("127.0.0.1:9090");
     expect(hostHeader({}, [{ hostIp: "::1", port: 9090 }], "vps.example.com")).toBe("[::1]:9090");
+  });
+});
+
+describe("long-lived connections and a judged replacement", () => {
+  const routes = [
+    { project: "a", service: "web", listen: [{ port: 8080 }], upstreams: ["a-web-1:8000"] },
+    { project: "b", service: "admin", listen: [{ hostIp: "127.0.0.1", port: 9000 }], upstreams: ["b-admin-1:8000"] },
+    { project: "c", service: "site", listen: [], host: "shop.example.com", upstreams: ["c-site-1:8000"] },
+  ];
+  it("every proxy keeps its WebSockets open through a config change (another project's route change unloads it)", () => {
+    const proxies: Record<string, unknown>[] = [];
+    JSON.stringify(caddyConfig(routes), (_, v: unknown) => {
+      if ((v as { handler?: string } | null)?.handler === "reverse_proxy") proxies.push(v as Record<string, unknown>);
+      return v;
+    });
+    expect(proxies.map((p) => p.stream_close_delay)).toEqual(["24h", "24h", "24h"]);
+  });
+  it("a replacement is judged on each port route on its port and each hostname on port 80, with the Host users send", () => {
+    expect(edgeProbes(routes)).toEqual(["80,shop.example.com", "8080,127.0.0.1:8080", "9000,127.0.0.1:9000"]);
   });
 });
