@@ -389,12 +389,13 @@ export const EDGE_NOT_SERVING_EXIT = 47;
 
 /**
  * `judge <container> <probe>…`: `<probe> ok` for each probe (`port,host`) the edge in that container answers
- * itself, from inside it: an HTTP status other than 502/504 (Caddy's own when it cannot reach the app) to
+ * itself, from inside it (busybox wget: -S prints the status; -T crashes some builds of it, so `timeout`): an HTTP
+ * status other than 502/504 (Caddy's own when it cannot reach the app) to
  * `GET http://127.0.0.1:<port>/` with that Host. A container where this cannot even run answers none.
  */
 const JUDGE = String.raw`judge() { c=$1; shift; [ $# -gt 0 ] || return 0; docker exec "$c" sh -c '
 for p in "$@"; do
-  code=$(wget -q -S -T 3 -O /dev/null --header "Host: ${"$"}{p#*,}" "http://127.0.0.1:${"$"}{p%%,*}/" 2>&1 | awk "/^ *HTTP\//{print \$2; exit}")
+  code=$(timeout 3 wget -S -O /dev/null --header "Host: ${"$"}{p#*,}" "http://127.0.0.1:${"$"}{p%%,*}/" 2>&1 | awk "/^ *HTTP\//{print \$2; exit}")
   case "$code" in ""|502|504) ;; *) echo "$p ok";; esac
 done' sh "$@" 2> /dev/null; }`;
 
