@@ -455,7 +455,7 @@ export function edgeUp(
     '  [ -z "$missing" ] && break',
     '  i=$((i+1)); [ "$i" -lt 20 ] || break; sleep 0.1',
     "done",
-    `[ -z "$missing" ] || { echo "the new edge does not serve what the old one did (port,Host):$missing" >&2; docker logs --tail 5 ${next} >&2; back; exit ${EDGE_NOT_SERVING_EXIT}; }`,
+    `[ -z "$missing" ] || { docker logs --tail 3 ${next} >&2; echo "not served (port,Host):$missing" >&2; back; exit ${EDGE_NOT_SERVING_EXIT}; }`,
     "t1=$(now)",
     `docker rm -f ${EDGE_CONTAINER} > /dev/null 2>&1; docker rename ${next} ${EDGE_CONTAINER} || exit 1`,
     'echo "gap $((t1 - t0))"',

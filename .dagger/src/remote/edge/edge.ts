@@ -207,7 +207,7 @@ export async function edgeUpOrFail(
   if (r.code === EDGE_NOT_SERVING_EXIT)
     throw new PipelineError(
       "EDGE_FAILED",
-      `the new edge (${image}) does not serve every route the old one served: ${tail(r.stderr, 3)}${kept}`,
+      `the new edge (${image}) does not serve every route the old one served: ${tail(r.stderr, 1)}${kept}`,
       "the image must run our command (`caddy run --resume`: an entrypoint of its own that ignores it serves nothing of ours), as caddy:2 does",
     );
   if (r.code === EDGE_IMAGE_EXIT)
