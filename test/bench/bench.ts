@@ -128,14 +128,18 @@ async function probeDuring(port: number, rate: number, f: () => Promise<unknown>
 clean("bench-edge");
 let edgeRunning: "v1" | "v2" = "v1";
 const edgeTimes: number[] = [];
+/** The edge deploy's steps and the switch's parts (`switch.ready`…), run by run. */
+const edgeSteps: Record<string, number[]> = {};
 async function viaEdge(version: "v1" | "v2"): Promise<void> {
   const t = performance.now();
-  await deploy(deployRequest("bench-edge", 18104, { compose: edgeCompose(version), by: "bench" }));
+  const r = await deploy(deployRequest("bench-edge", 18104, { compose: edgeCompose(version), by: "bench" }));
   edgeTimes.push(seconds(t));
+  for (const [k, v] of Object.entries({ ...r.durations, ...r.parts })) (edgeSteps[k] ??= []).push(v);
   edgeRunning = version;
 }
 await viaEdge("v1");
 edgeTimes.length = 0;
+for (const k of Object.keys(edgeSteps)) delete edgeSteps[k];
 const UPGRADES = Number(process.env.BENCH_UPGRADES ?? 5);
 const load: Record<string, Probe[]> = {};
 const inPlaceTimes: number[] = [];
@@ -198,6 +202,10 @@ const rows = [
   `| SSH connections per deploy, ssh-per-step | ${median(conns.alt)} | ${conns.alt.join(", ")} |`,
   `| deploy of a new version, in place (the upgrades under load below) | ${f2(median(inPlaceTimes))} s | ${inPlaceTimes.map(f2).join(", ")} |`,
   `| deploy of a new version, web behind the edge (same upgrades) | ${f2(median(edgeTimes))} s | ${edgeTimes.map(f2).join(", ")} |`,
+  `| edge deploy − in-place deploy (medians) | ${f2(median(edgeTimes) - median(inPlaceTimes))} s | |`,
+  ...Object.entries(edgeSteps)
+    .filter(([k]) => k.startsWith("switch") || k === "edge")
+    .map(([k, xs]) => `| edge deploy, ${k.startsWith("switch.") ? `switch part ${k.slice(7)}` : `step ${k}`} | ${f2(median(xs))} s | ${xs.map(f2).join(", ")} |`),
   ...Object.entries(load).flatMap(([k, xs]) => [
     `| ${k}: failed requests (sent again after a reset) | ${median(xs.map((d) => d.failed))} of ~${median(xs.map((d) => d.sent))} (${median(xs.map((d) => d.retried))}) | ${xs.map((d) => `${d.failed}/${d.sent} (${d.retried})`).join(", ")} |`,
     `| ${k}: longest gap between successes, p99 latency | ${median(xs.map((d) => d.longestGapMs))} ms, ${median(xs.map((d) => d.p99Ms))} ms | ${xs.map((d) => `${d.longestGapMs}/${d.p99Ms}`).join(", ")} |`,

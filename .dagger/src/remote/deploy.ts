@@ -146,6 +146,7 @@ export async function deploy(req: DeployRequest): Promise<DeployResult> {
             ...(previous ? { previous: previous.id } : {}),
             images: release.shape.images,
             durations: c.p.durations,
+            ...(Object.keys(c.p.parts).length ? { parts: c.p.parts } : {}),
           };
         },
       );

@@ -60,6 +60,13 @@ export class Progress {
     this.log(text);
   }
 
+  /** Parts of steps, timed by their callers (`switch.route`…): apart from the durations, which add up to the whole. */
+  readonly parts: Record<string, number> = {};
+
+  part(name: string, seconds: number): void {
+    this.parts[name] = Math.round(((this.parts[name] ?? 0) + seconds) * 1000) / 1000;
+  }
+
   private add(name: string, t0: number): number {
     const s = (performance.now() - t0) / 1000;
     this.durations[name] = Math.round(((this.durations[name] ?? 0) + s) * 1000) / 1000;

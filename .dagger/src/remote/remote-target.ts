@@ -67,4 +67,6 @@ export interface DeployResult {
   /** service → image of the release now running. */
   images: Record<string, string>;
   durations: Record<string, number>;
+  /** Parts of the steps, where a step times them (the switch behind the edge: `switch.ready`, `switch.route`…). */
+  parts?: Record<string, number>;
 }

@@ -428,7 +428,12 @@ interface Rollover {
   /** The server's address as users name it (the SSH host): the Host of a port route's probe. */
   server: string;
   deadline: number;
+  timed: Timed;
 }
+
+/** Run a part of the switch, adding its time under `switch.<name>` (the bench prints them). */
+type Timed = <T>(name: string, f: () => Promise<T>) => Promise<T>;
+const untimed: Timed = (_, f) => f();
 
 /**
  * Put one project's route on the edge, under the edge lock, against the edge as
@@ -468,7 +473,7 @@ async function putOnEdge(
 }
 
 async function rollover(o: Rollover): Promise<HealthOutcome> {
-  const { s, l, project, id, h, listen, opts } = o;
+  const { s, l, project, id, h, listen, opts, timed } = o;
   const old = (await containersOf(s, project)).filter((c) => c.service === h.service);
   const route =
     (upstreams: string[]) =>
@@ -492,7 +497,7 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
     await putOnEdge(s, opts, project, route(plan.current));
     return { ok: true };
   }
-  const up = await s.exec(scaleBeside(l, project, id, h.service, plan.scaleTo));
+  const up = await timed("beside", () => s.exec(scaleBeside(l, project, id, h.service, plan.scaleTo)));
   const fresh = (await containersOf(s, project))
     .filter((c) => c.service === h.service && !old.some((o) => o.name === c.name))
     .map((c) => c.name);
@@ -503,25 +508,31 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
   if (up.code !== 0)
     return discard([`${h.service}: starting the new container beside the old failed: ${tail(up.stderr, 1)}`]);
   if (fresh.length === 0) return discard([`${h.service}: compose started no new container beside the old`]);
-  const c = await s.exec(connectToEdge(project, fresh));
+  const c = await timed("connect", () => s.exec(connectToEdge(project, fresh)));
   if (c.code !== 0)
     return discard([`${h.service}: cannot attach the new container to the edge's network: ${tail(c.stderr, 1)}`]);
   // The edge must run for the probe (first deploy, or removed by hand): made with the ports it already had.
-  await withEdgeLock(s, async () => {
-    const edge = await readEdge(s, opts.image);
-    if (edge.state !== "running") await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
-  });
-  const ready = await waitAnswering(s, project, fresh, h, hostHeader(h, listen, o.server), o.deadline);
+  await timed("edge-up", () =>
+    withEdgeLock(s, async () => {
+      const edge = await readEdge(s, opts.image);
+      if (edge.state !== "running") await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
+    }),
+  );
+  const ready = await timed("ready", () =>
+    waitAnswering(s, project, fresh, h, hostHeader(h, listen, o.server), o.deadline),
+  );
   if (!ready.ok) return discard(ready.reasons);
   // A service moving behind the edge: its old container holds the port the edge takes over (a short gap, once).
-  await putOnEdge(s, opts, project, route(fresh), async () => {
-    if (plan.migrating.length) await s.exec(removeContainers(plan.migrating, Math.min(h.drainSeconds, 10)));
-  });
+  await timed("route", () =>
+    putOnEdge(s, opts, project, route(fresh), async () => {
+      if (plan.migrating.length) await s.exec(removeContainers(plan.migrating, Math.min(h.drainSeconds, 10)));
+    }),
+  );
   // Drain: the config change returns at once; the edge's requests to the old containers (and streams opened on them)
   // get `drain` seconds to end, then what is still inside an old container is the app's to finish on SIGTERM.
   if (plan.leaving.length) {
-    await s.exec(drainFromEdge(project, plan.leaving, h.port, h.drainSeconds));
-    await s.exec(removeContainers(plan.leaving, h.drainSeconds));
+    await timed("drain", () => s.exec(drainFromEdge(project, plan.leaving, h.port, h.drainSeconds)));
+    await timed("stop-old", () => s.exec(removeContainers(plan.leaving, h.drainSeconds)));
   }
   return { ok: true };
 }
@@ -547,52 +558,69 @@ export async function switchWithEdge(o: {
   server: string;
   /** Waits for the services not behind the edge (the shape given has only those as long-running). */
   waitOthers: (shape: ReleaseShape) => Promise<HealthOutcome>;
+  /** Times the switch's parts (seconds), e.g. into the deploy's durations as `switch.<part>`. */
+  time?: (part: string, seconds: number) => void;
 }): Promise<HealthOutcome> {
   const { s, l, project, id, shape, opts, timeoutSeconds, waitOthers } = o;
+  const timed: Timed = o.time
+    ? async (name, f) => {
+        const t0 = performance.now();
+        try {
+          return await f();
+        } finally {
+          o.time!(name, (performance.now() - t0) / 1000);
+        }
+      }
+    : untimed;
   const deadline = Date.now() + timeoutSeconds * 1000;
-  const sw = await s.exec(switchTo(l, id));
+  const sw = await timed("files", () => s.exec(switchTo(l, id)));
   if (sw.code !== 0)
     return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
-  const resolved = await resolveRelease(s, l, project, id, shape);
+  const resolved = await timed("resolve", () => resolveRelease(s, l, project, id, shape));
   const behind = shape.http.map((h) => h.service);
   const wanted = wantedRoutes(project, shape, resolved);
-  await withEdgeLock(s, async () => {
-    const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
-    if (j.code !== 0)
-      throw new PipelineError(
-        "EDGE_FAILED",
-        `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`,
-        "`docker network ls` on the VPS; the deploy user must be able to create networks",
-      );
-    const edge = await readEdge(s, opts.image);
-    const busy = [
-      project,
-      ...edge.routes.map((r) => r.project),
-      ...(await claimsOfOthers(s, project)).map((r) => r.project),
-    ];
-    await s.exec(pruneProjectNetworks([...new Set(busy)]));
-    // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
-    // publishing that port itself again can have it (the edge lets go of it).
-    const successor = (r: EdgeRoute) =>
-      wanted.some(
-        (w) =>
-          (w.host !== undefined && w.host === r.host) || w.listen.some((x) => r.listen.some((y) => y.port === x.port)),
-      );
-    const stale = edge.routes.filter((r) => r.project === project && !behind.includes(r.service) && !successor(r));
-    if (edge.state !== "running" || stale.length === 0) return;
-    const routes = edge.routes.filter((r) => !stale.includes(r));
-    await loadRoutes(s, routes);
-    const need = edgePublish(routes);
-    if (edge.publish.some((p) => !need.includes(p)))
-      await edgeUpOrFail(s, edge.image || opts.image, "replace", need, routes);
-  });
+  await timed("networks", () =>
+    withEdgeLock(s, async () => {
+      const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
+      if (j.code !== 0)
+        throw new PipelineError(
+          "EDGE_FAILED",
+          `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`,
+          "`docker network ls` on the VPS; the deploy user must be able to create networks",
+        );
+      const edge = await readEdge(s, opts.image);
+      const busy = [
+        project,
+        ...edge.routes.map((r) => r.project),
+        ...(await claimsOfOthers(s, project)).map((r) => r.project),
+      ];
+      await s.exec(pruneProjectNetworks([...new Set(busy)]));
+      // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
+      // publishing that port itself again can have it (the edge lets go of it).
+      const successor = (r: EdgeRoute) =>
+        wanted.some(
+          (w) =>
+            (w.host !== undefined && w.host === r.host) ||
+            w.listen.some((x) => r.listen.some((y) => y.port === x.port)),
+        );
+      const stale = edge.routes.filter((r) => r.project === project && !behind.includes(r.service) && !successor(r));
+      if (edge.state !== "running" || stale.length === 0) return;
+      const routes = edge.routes.filter((r) => !stale.includes(r));
+      await loadRoutes(s, routes);
+      const need = edgePublish(routes);
+      if (edge.publish.some((p) => !need.includes(p)))
+        await edgeUpOrFail(s, edge.image || opts.image, "replace", need, routes);
+    }),
+  );
   const others = resolved.enabled.filter((x) => !behind.includes(x) && !shape.jobs.some((j) => j.service === x));
   if (others.length) {
-    const r = await s.exec(upServices(l, project, id, others));
+    const r = await timed("others-up", () => s.exec(upServices(l, project, id, others)));
     if (r.code !== 0)
       return { ok: false, reasons: [`docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`] };
   }
-  const first = await waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) });
+  const first = await timed("others-healthy", () =>
+    waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) }),
+  );
   if (!first.ok) return first;
   for (const h of shape.http) {
     const r = await rollover({
@@ -607,22 +635,25 @@ export async function switchWithEdge(o: {
       opts,
       server: o.server,
       deadline: Math.max(deadline, Date.now() + 5000),
+      timed,
     });
     if (!r.ok) return r;
   }
   // what `up --remove-orphans` would have done, once every route has moved: the routes and containers of services the
   // release no longer has
-  await withEdgeLock(s, async () => {
-    const edge = await readEdge(s, opts.image);
-    const left = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
-    if (edge.state === "running" && left.length)
-      await loadRoutes(
-        s,
-        edge.routes.filter((r) => !left.includes(r)),
-      );
+  await timed("orphans", async () => {
+    await withEdgeLock(s, async () => {
+      const edge = await readEdge(s, opts.image);
+      const left = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
+      if (edge.state === "running" && left.length)
+        await loadRoutes(
+          s,
+          edge.routes.filter((r) => !left.includes(r)),
+        );
+    });
+    const orphans = (await containersOf(s, project)).filter((c) => !(c.service in shape.images)).map((c) => c.name);
+    if (orphans.length) await s.exec(removeContainers(orphans, 10));
+    if (behind.length === 0) await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
   });
-  const orphans = (await containersOf(s, project)).filter((c) => !(c.service in shape.images)).map((c) => c.name);
-  if (orphans.length) await s.exec(removeContainers(orphans, 10));
-  if (behind.length === 0) await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));
   return { ok: true };
 }

@@ -309,6 +309,7 @@ export const composeTarget: Target = {
       timeoutSeconds: c.healthTimeoutSeconds,
       server: c.server,
       waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds),
+      time: (part, seconds) => c.p.part(`switch.${part}`, seconds),
     });
     return h.ok ? undefined : h.reasons.join("; ");
   },
