@@ -81,7 +81,7 @@ const host = (pr: number) => `pr-${pr}.${DOMAIN}`;
  * connection.
  */
 let ca: Buffer | undefined;
-function httpsGet(name: string): Promise<{ status: number; body: string }> {
+function httpsGet(name: string): Promise<{ status: number; body: string; error?: string }> {
   ca ??= readFileSync(CA);
   return new Promise((resolve) => {
     const req = request(
@@ -101,7 +101,7 @@ function httpsGet(name: string): Promise<{ status: number; body: string }> {
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
       },
     );
-    req.on("error", () => resolve({ status: 0, body: "" }));
+    req.on("error", (e) => resolve({ status: 0, body: "", error: e.message }));
     req.on("timeout", () => req.destroy());
     req.end();
   });
@@ -117,18 +117,25 @@ async function servedAt(name: string, version: string): Promise<string> {
   return r.body;
 }
 
-/** Steady HTTPS GETs on a hostname, counting every failure (no answer, or not 200). */
+/**
+ * Steady HTTPS GETs on a hostname, counting every failure (no answer, or not 200). A connection closed before any
+ * answer (Node's "socket hang up": the edge's old config closing it at a config change, see LoadResult.unanswered)
+ * is sent once more and counted apart.
+ */
 function httpsLoad(name: string, rate: number) {
   let sent = 0;
+  let unanswered = 0;
   const errors: string[] = [];
   const inflight = new Set<Promise<void>>();
   const timer = setInterval(() => {
     sent++;
-    const p = httpsGet(name).then((r) => void (r.status !== 200 && errors.push(String(r.status))));
+    const p = httpsGet(name)
+      .then((r) => (r.error === "socket hang up" ? (unanswered++, httpsGet(name)) : r))
+      .then((r) => void (r.status !== 200 && errors.push(r.error ?? String(r.status))));
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   }, 1000 / rate);
-  return { stop: async () => (clearInterval(timer), await Promise.all(inflight), { sent, errors }) };
+  return { stop: async () => (clearInterval(timer), await Promise.all(inflight), { sent, unanswered, errors }) };
 }
 
 /** Everything of a compose project on the VPS, as a user would list it. */
