@@ -1,12 +1,22 @@
 /**
  * Long-lived connections behind the shared edge (the real Caddy on the test bed): a live-prices app's WebSockets
- * and event streams stay open through everything another project does to the edge's config, and a project's own
- * streams end only at its own rollover, after its new release answers.
+ * and event streams stay open through everything another project does to the edge's config (an upgrade, a rollback,
+ * maintenance, a preview up and down, a first deploy on a hostname), and a project's own streams end only at its own
+ * rollover, after its new release answers. (A first deploy that publishes a new host port still replaces the edge
+ * container and closes every stream: docs/edge.md, "Long-lived connections".)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { setMaintenance } from "../../.dagger/src/remote/edge/edge-admin.js";
+import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
+import {
+  previewDir,
+  previewEnv,
+  previewProject,
+  type PreviewSettings,
+} from "../../.dagger/src/core/preview/preview.js";
+import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { bed, deployRequest, freshProject, releaseCompose, sshOptions, testEdge } from "../testbed/bed.js";
@@ -15,20 +25,33 @@ import { openStreams, type Streams } from "../testbed/streams.js";
 auditSecrets();
 const LIVE = "st-live";
 const OTHER = "st-other";
+/** Holds a hostname from the start, so that the edge publishes 80 and 443 before any stream opens. */
+const HOSTED = "st-host";
+/** Deployed for the first time while the streams are open, on a hostname. */
+const NEWCOMER = "st-new";
 const LIVE_PORT = 18301;
 const OTHER_PORT = 18302;
+const DOMAIN = "vps-testbed.internal";
+const PREVIEWS: PreviewSettings = {
+  domain: `preview.${DOMAIN}`,
+  limit: 2,
+  whenFull: "evict",
+  ttlHours: 48,
+  memory: "256m",
+  cpus: "0.5",
+  seed: "",
+};
 
-/** The streams app behind the edge, as a rendered release. */
-const liveCompose = (v: "v1" | "v2") =>
+/** The streams app behind the edge, as a rendered release: on LIVE_PORT, or on a hostname. */
+const liveCompose = (v: "v1" | "v2", host?: string) =>
   renderRelease(
     parseComposeStack(
       `services:
   live:
     image: ${bed.registry.prefix}/streams@${bed.images[`streams:${v}`]}
     restart: unless-stopped
-    ports: ["\${LIVE_PORT}:8000"]
-    x-vps-pipeline:
-      http: { port: 8000, health: /healthz, drain: 2 }
+${host ? "" : '    ports: ["${LIVE_PORT}:8000"]\n'}    x-vps-pipeline:
+      http: { port: 8000, health: /healthz, drain: 2${host ? `, host: ${host}` : ""} }
 `,
       "docker-compose.prod.yml",
       bed.registry.prefix,
@@ -38,6 +61,21 @@ const liveCompose = (v: "v1" | "v2") =>
 const liveRequest = (v: "v1" | "v2") =>
   deployRequest(LIVE, LIVE_PORT, { compose: liveCompose(v), env: `LIVE_PORT=${LIVE_PORT}\n` });
 const other = { ssh: sshOptions(), dir: `production/${OTHER}`, project: OTHER, lockTimeoutSeconds: 60, edge: testEdge };
+const onHost = (project: string) =>
+  deployRequest(project, 0, { compose: liveCompose("v1", `${project}.${DOMAIN}`), env: "" });
+/** OTHER's pull request `pr` as a preview, as the preview workflow deploys it. */
+function previewOfOther(pr: number) {
+  const p = previewRelease(releaseCompose("v1"), pr, { ...PREVIEWS, project: OTHER });
+  const env = previewEnv("GOLD_API_KEY=not-a-real-key\n", {
+    VPS_PREVIEW_PR: String(pr),
+    VPS_PREVIEW_URL: p.url!,
+    VPS_PREVIEW_HOST: new URL(p.url!).host,
+  });
+  return deployPreview(other, pr, PREVIEWS, {
+    ...deployRequest(previewProject(OTHER, pr), 0, { dir: previewDir(other.dir, pr), compose: p.compose, env }),
+    confined: p.hostPaths,
+  });
+}
 const version = async () => {
   try {
     const r = await fetch(`http://${bed.vps.hostIp}:${LIVE_PORT}/`, { signal: AbortSignal.timeout(2000) });
@@ -48,21 +86,21 @@ const version = async () => {
 };
 
 let streams: Streams | undefined;
+const projects = [LIVE, OTHER, HOSTED, NEWCOMER, previewProject(OTHER, 1)];
 beforeAll(async () => {
-  freshProject(LIVE);
-  freshProject(OTHER);
-  // both projects have their port on the edge before the streams open: what follows changes routes only
+  for (const p of projects) freshProject(p);
+  // every port and 80/443 are on the edge before the streams open: what follows changes routes only
   await deploy(liveRequest("v1"));
   await deploy(deployRequest(OTHER, OTHER_PORT));
+  await deploy(onHost(HOSTED));
 }, 300_000);
 afterAll(() => {
   streams?.close();
-  freshProject(LIVE);
-  freshProject(OTHER);
+  for (const p of projects) freshProject(p);
 });
 
 describe("long-lived connections behind the edge", () => {
-  it("another project's upgrade, rollback and maintenance toggles close none of 10 WebSockets and 10 event streams", async () => {
+  it("another project's upgrade, rollback, maintenance toggles, preview up and down, and a first deploy on a hostname close none of 10 WebSockets and 10 event streams", async () => {
     streams = await openStreams(bed.vps.hostIp, LIVE_PORT, 10, 10);
     expect(streams.all.every((s) => s.ticks > 0)).toBe(true);
     await deploy(deployRequest(OTHER, OTHER_PORT, { compose: releaseCompose("v2") }));
@@ -71,6 +109,12 @@ describe("long-lived connections behind the edge", () => {
     expect(streams.lost().map((s) => s.kind)).toEqual([]);
     await setMaintenance(other, true);
     await setMaintenance(other, false);
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    await previewOfOther(1);
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    await previewDown({ ...other, log: () => {}, by: "vitest" }, { prs: [1] });
+    expect(streams.lost().map((s) => s.kind)).toEqual([]);
+    await deploy(onHost(NEWCOMER));
     await new Promise((r) => setTimeout(r, 1000));
     // open and still ticking, from the release they were opened on
     expect(streams.lost().map((s) => s.kind)).toEqual([]);

@@ -33,6 +33,7 @@ import {
   steadyLoad,
   testEdge,
   webStatus,
+  closedUnanswered,
 } from "../testbed/bed.js";
 
 auditSecrets();
@@ -130,7 +131,7 @@ function httpsLoad(name: string, rate: number) {
   const timer = setInterval(() => {
     sent++;
     const p = httpsGet(name)
-      .then((r) => (r.error === "socket hang up" ? (unanswered++, httpsGet(name)) : r))
+      .then((r) => (r.error !== undefined && closedUnanswered(r.error) ? (unanswered++, httpsGet(name)) : r))
       .then((r) => void (r.status !== 200 && errors.push(r.error ?? String(r.status))));
     inflight.add(p);
     void p.finally(() => inflight.delete(p));

@@ -277,6 +277,18 @@ export interface LoadResult {
 }
 
 /**
+ * A request on a fresh connection that the edge closed before any answer (see LoadResult.unanswered): undici's
+ * UND_ERR_SOCKET, or node:https's "socket hang up" (given as the error or its message).
+ */
+export function closedUnanswered(e: unknown): boolean {
+  if (typeof e === "string") return e === "socket hang up";
+  return (
+    String((e as { cause?: { code?: string } } | null)?.cause?.code ?? "") === "UND_ERR_SOCKET" ||
+    (e instanceof Error && e.message === "socket hang up")
+  );
+}
+
+/**
  * Steady GET load on `url` at `rate` requests/s until stopped: counts failures
  * (no answer, or a status other than 200) and which versions answered. Each
  * request on its own connection, and every failure counts, unless `keepAlive`:
@@ -288,8 +300,6 @@ export function steadyLoad(url: string, rate: number, keepAlive = false): { stop
   const res: LoadResult = { sent: 0, failed: 0, retried: 0, unanswered: 0, errors: [], bodies: new Map() };
   const get = () =>
     fetch(url, { signal: AbortSignal.timeout(5000), headers: keepAlive ? {} : { connection: "close" } });
-  const closedUnanswered = (e: unknown) =>
-    String((e as { cause?: { code?: string } }).cause?.code ?? "") === "UND_ERR_SOCKET";
   const reset = (e: unknown) =>
     /ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(String((e as { cause?: { code?: string } }).cause?.code ?? ""));
   const inflight = new Set<Promise<void>>();

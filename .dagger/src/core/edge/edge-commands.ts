@@ -201,13 +201,14 @@ export function drainFromEdge(project: string, names: readonly string[], port: n
       "net=$1; port=$2; wait=$3; shift 3; want=",
       'for n in "$@"; do',
       '  ip=$(docker inspect --format "{{with index .NetworkSettings.Networks \\"$net\\"}}{{.IPAddress}}{{end}}" "$n" 2> /dev/null) || continue',
-      // /proc/net/tcp's remote address: the IPv4 address's bytes reversed, then the port, in hex
-      '  [ -n "$ip" ] && want="$want $(echo "$ip" | awk -F. -v p="$port" \'{printf "%02X%02X%02X%02X:%04X", $4, $3, $2, $1, p}\')"',
+      // /proc/net/tcp's remote address: the IPv4 address's bytes reversed, then the port, in hex; tcp6 holds the
+      // same address mapped (::ffff:a.b.c.d) when the proxy dialled from a dual-stack socket
+      '  [ -n "$ip" ] && want="$want $(echo "$ip" | awk -F. -v p="$port" \'{a = sprintf("%02X%02X%02X%02X:%04X", $4, $3, $2, $1, p); printf "%s 0000000000000000FFFF0000%s", a, a}\')"',
       "done",
       '[ -n "$want" ] || exit 0',
       "end=$(($(date +%s) + wait))",
       "while :; do",
-      `  busy=$(docker exec ${EDGE_CONTAINER} cat /proc/net/tcp 2> /dev/null | awk -v want="$want" 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) W[w[i]] = 1 } $4 == "01" && ($3 in W) { c++ } END { print c + 0 }')`,
+      `  busy=$(docker exec ${EDGE_CONTAINER} cat /proc/net/tcp /proc/net/tcp6 2> /dev/null | awk -v want="$want" 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) W[w[i]] = 1 } $4 == "01" && ($3 in W) { c++ } END { print c + 0 }')`,
       '  [ "$busy" -eq 0 ] && exit 0',
       '  [ "$(date +%s)" -ge "$end" ] && { echo "busy $busy"; exit 0; }',
       "  sleep 0.1",

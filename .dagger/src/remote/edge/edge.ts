@@ -201,9 +201,16 @@ export async function edgeUpOrFail(
   routes: readonly EdgeRoute[] = [],
 ): Promise<number> {
   const r = await s.exec(edgeUp(image, mode, publish, mode === "replace" ? edgeProbes(routes) : []));
-  const kept = mode === "replace" ? "; the old edge is serving again with its config" : "";
+  let kept = mode === "replace" ? "; the old edge is serving again with its config" : "";
   // a new image's Caddy may have saved a config of its own where the old edge resumes from: its routes go back in
-  if (mode === "replace" && r.code !== 0 && routes.length) await loadRoutes(s, routes).catch(() => undefined);
+  if (mode === "replace" && r.code !== 0 && routes.length) {
+    const back = await loadRoutes(s, routes).then(
+      () => undefined,
+      (e: unknown) => (e instanceof PipelineError ? e.message : String(e)),
+    );
+    if (back !== undefined)
+      kept = `; the old edge runs again, but its routes could not be put back (${back}): deploy each project again`;
+  }
   if (r.code === EDGE_NOT_SERVING_EXIT)
     throw new PipelineError(
       "EDGE_FAILED",
