@@ -30,9 +30,10 @@ export default defineConfig({
         test: {
           name: "engine",
           include: ["test/engine/**/*.test.ts"],
-          globalSetup: ["test/testbed/global-setup.ts"],
-          // On projects of its own (eng*). Not beside the integration files: vitest runs a project without file
-          // parallelism in a group of its own after the others, and two cores give one worker (README: Development).
+          globalSetup: ["test/testbed/global-setup.ts", "test/engine/global-setup.ts"],
+          // On projects of its own (eng*), its two files at once on one engine. Not beside the integration files:
+          // vitest runs a project without file parallelism in a group of its own after the others (README:
+          // Development).
           testTimeout: 900_000,
           hookTimeout: 1_500_000,
         },

@@ -16,6 +16,11 @@ NETNS=${DAGGER_BUNDLE_NETNS:-daggerbundle}
 TESTBED=${TESTBED_DIR:-/tmp/vps-testbed}
 RELAY=/run/vps-engine-relay
 log() { echo "engine-bed: $*" >&2; }
+# the engine suite's files start it at the same moment: one start at a time, the second finds it running (-o: the
+# engine and the relays started below must not inherit the lock, or it is never let go)
+if [ -z "${VPS_ENGINE_BUNDLE_LOCKED:-}" ]; then
+  VPS_ENGINE_BUNDLE_LOCKED=1 exec flock -o /run/vps-engine-bundle.lock bash "$0" "$@"
+fi
 
 stop_relays() {
   for p in "$RELAY"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; rm -f "$p"; done

@@ -3,6 +3,9 @@
  * `dagger -m <this checkout> call …`, each call's exit code, result (stdout), progress (stderr) and time.
  */
 import { execFileSync, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -14,6 +17,9 @@ export interface CallResult {
   seconds: number;
 }
 
+/** Written once a test file started the engine: the engine project's global teardown stops it then. */
+export const STARTED = join(tmpdir(), "vps-pipeline-engine-suite.started");
+
 /** Starts (or reuses) the engine for the test bed and returns the CLI's environment. */
 export function startEngine(): Record<string, string> {
   const out = execFileSync("bash", [`${ROOT}/test/engine/bundle.sh`], {
@@ -21,6 +27,7 @@ export function startEngine(): Record<string, string> {
     stdio: ["ignore", "pipe", "inherit"],
     timeout: 1_200_000,
   });
+  writeFileSync(STARTED, "");
   const env: Record<string, string> = {};
   for (const m of out.matchAll(/^export (.+)$/gm))
     for (const [, k, v] of m[1]!.matchAll(/(\w+)=(\S+)/g)) env[k!] = v!.replace("$PATH", process.env.PATH ?? "");
