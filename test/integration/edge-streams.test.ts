@@ -6,7 +6,6 @@
  * container and closes every stream: docs/edge.md, "Long-lived connections".)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { setMaintenance } from "../../.dagger/src/remote/edge/edge-admin.js";
 import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
@@ -20,7 +19,7 @@ import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/pre
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { bed, deployRequest, freshProject, releaseCompose, sshOptions, testEdge } from "../testbed/bed.js";
-import { openStreams, type Streams } from "../testbed/streams.js";
+import { openStreams, ownRollover, streamsCompose, type Streams } from "../testbed/streams.js";
 
 auditSecrets();
 const LIVE = "st-live";
@@ -42,27 +41,11 @@ const PREVIEWS: PreviewSettings = {
   seed: "",
 };
 
-/** The streams app behind the edge, as a rendered release: on LIVE_PORT, or on a hostname. */
-const liveCompose = (v: "v1" | "v2", host?: string) =>
-  renderRelease(
-    parseComposeStack(
-      `services:
-  live:
-    image: ${bed.registry.prefix}/streams@${bed.images[`streams:${v}`]}
-    restart: unless-stopped
-${host ? "" : '    ports: ["${LIVE_PORT}:8000"]\n'}    x-vps-pipeline:
-      http: { port: 8000, health: /healthz, drain: 2${host ? `, host: ${host}` : ""} }
-`,
-      "docker-compose.prod.yml",
-      bed.registry.prefix,
-    ),
-    {},
-  );
 const liveRequest = (v: "v1" | "v2") =>
-  deployRequest(LIVE, LIVE_PORT, { compose: liveCompose(v), env: `LIVE_PORT=${LIVE_PORT}\n` });
+  deployRequest(LIVE, LIVE_PORT, { compose: streamsCompose(v), env: `LIVE_PORT=${LIVE_PORT}\n` });
 const other = { ssh: sshOptions(), dir: `production/${OTHER}`, project: OTHER, lockTimeoutSeconds: 60, edge: testEdge };
 const onHost = (project: string) =>
-  deployRequest(project, 0, { compose: liveCompose("v1", `${project}.${DOMAIN}`), env: "" });
+  deployRequest(project, 0, { compose: streamsCompose("v1", { host: `${project}.${DOMAIN}` }), env: "" });
 /** OTHER's pull request `pr` as a preview, as the preview workflow deploys it. */
 function previewOfOther(pr: number) {
   const p = previewRelease(releaseCompose("v1"), pr, { ...PREVIEWS, project: OTHER });
@@ -76,14 +59,6 @@ function previewOfOther(pr: number) {
     confined: p.hostPaths,
   });
 }
-const version = async () => {
-  try {
-    const r = await fetch(`http://${bed.vps.hostIp}:${LIVE_PORT}/`, { signal: AbortSignal.timeout(2000) });
-    return (await r.text()).split(" ")[1] ?? "";
-  } catch {
-    return "";
-  }
-};
 
 let streams: Streams | undefined;
 const projects = [LIVE, OTHER, HOSTED, NEWCOMER, previewProject(OTHER, 1)];
@@ -123,23 +98,13 @@ describe("long-lived connections behind the edge", () => {
 
   it("a project's own streams end at its rollover, after its new release answers, and new ones open on it", async () => {
     const own = streams ?? (await openStreams(bed.vps.hostIp, LIVE_PORT, 10, 10));
-    let firstV2 = 0;
-    const watch = setInterval(() => {
-      void version().then((v) => {
-        if (v === "v2" && firstV2 === 0) firstV2 = Date.now();
-      });
-    }, 50);
-    try {
-      await deploy(liveRequest("v2"));
-      for (let i = 0; i < 40 && own.all.some((s) => s.closedAt === undefined); i++)
-        await new Promise((r) => setTimeout(r, 100));
-    } finally {
-      clearInterval(watch);
-    }
-    expect(firstV2).toBeGreaterThan(0);
-    expect(own.all.filter((s) => s.closedAt === undefined)).toEqual([]);
+    const { firstAnswered, closedAt } = await ownRollover(own, bed.vps.hostIp, LIVE_PORT, "v2", () =>
+      deploy(liveRequest("v2")),
+    );
+    expect(firstAnswered).toBeGreaterThan(0);
+    expect(closedAt.filter((t) => t === undefined)).toEqual([]);
     // none closed before the edge sent requests to v2 (the 50 ms poll's slack)
-    expect(Math.min(...own.all.map((s) => s.closedAt!))).toBeGreaterThanOrEqual(firstV2 - 60);
+    expect(Math.min(...(closedAt as number[]))).toBeGreaterThanOrEqual(firstAnswered - 60);
     const next = await openStreams(bed.vps.hostIp, LIVE_PORT, 2, 2);
     try {
       expect(next.all.map((s) => s.version)).toEqual(["v2", "v2", "v2", "v2"]);

@@ -15,6 +15,7 @@ import { previewDir, previewEnv } from "../../.dagger/src/core/preview/preview.j
 import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { auditSecrets } from "../testbed/audit.js";
 import { dataStack } from "../testbed/data-stack.js";
+import { openStreams, ownRollover, streamsCompose } from "../testbed/streams.js";
 import {
   bed,
   deployRequest,
@@ -42,6 +43,7 @@ afterAll(async () => {
   freshProject("defaults");
   freshProject("defaults-data");
   freshProject("defaults-pv-pr-9");
+  freshProject("defaults-live");
   await freshStack("swdefaults");
 });
 
@@ -78,6 +80,35 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
           .split("\n"),
       ).toHaveLength(2);
       expect(history("defaults").map((h) => h.result)).toEqual(["ok", "ok", "ok"]);
+    },
+    600_000,
+  );
+
+  it.concurrent(
+    "behind the edge, the streams app with 30 s checks: its own WebSockets and event streams end only once its new release answers",
+    async () => {
+      freshProject("defaults-live");
+      const req = (v: "v1" | "v2") =>
+        deployRequest("defaults-live", 18242, {
+          compose: streamsCompose(v, { interval: "30s" }),
+          env: "LIVE_PORT=18242\n",
+          healthTimeoutSeconds: DEFAULTS.healthTimeout,
+        });
+      expect(req("v1").compose).toMatch(/interval: 30s/);
+      await deploy(req("v1"));
+      const own = await openStreams(bed.vps.hostIp, 18242, 3, 3);
+      try {
+        const t0 = Date.now();
+        const { firstAnswered, closedAt } = await ownRollover(own, bed.vps.hostIp, 18242, "v2", () =>
+          deploy(req("v2")),
+        );
+        // the new container's first check is 30 s after its start: until then the streams stay on v1
+        expect(firstAnswered - t0).toBeGreaterThan(25_000);
+        expect(closedAt.filter((t) => t === undefined)).toEqual([]);
+        expect(Math.min(...(closedAt as number[]))).toBeGreaterThanOrEqual(firstAnswered - 60);
+      } finally {
+        own.close();
+      }
     },
     600_000,
   );
@@ -137,6 +168,7 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     "a preview: its first deploy and a push wait for 30 s checks, it answers at its hostname, preview-down leaves nothing",
     async () => {
       freshProject("defaults-pv-pr-9");
+      freshProject("defaults-live");
       const prod = {
         ssh: sshOptions(),
         dir: "production/defaults-pv",

@@ -5,6 +5,32 @@
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { connect } from "node:net";
+import { parseComposeStack, renderRelease } from "../../.dagger/src/core/compose/compose.js";
+import { bed } from "./bed.js";
+
+/**
+ * The streams app behind the edge as a rendered release: published on `${LIVE_PORT}` (from the .env), or on `host`;
+ * `interval` replaces the image's 1 s healthcheck interval (Docker's default is 30s).
+ */
+export function streamsCompose(v: "v1" | "v2", o: { host?: string; interval?: string } = {}): string {
+  const check = o.interval
+    ? `    healthcheck:\n      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/healthz"]\n      interval: ${o.interval}\n`
+    : "";
+  return renderRelease(
+    parseComposeStack(
+      `services:
+  live:
+    image: ${bed.registry.prefix}/streams@${bed.images[`streams:${v}`]}
+    restart: unless-stopped
+${o.host ? "" : '    ports: ["${LIVE_PORT}:8000"]\n'}${check}    x-vps-pipeline:
+      http: { port: 8000, health: /healthz, drain: 2${o.host ? `, host: ${o.host}` : ""} }
+`,
+      "docker-compose.prod.yml",
+      bed.registry.prefix,
+    ),
+    {},
+  );
+}
 
 export interface Stream {
   kind: "ws" | "sse";
@@ -111,4 +137,41 @@ export async function openStreams(host: string, port: number, ws: number, sse: n
     lost: (quietMs = 2000) => all.filter((s) => s.closedAt !== undefined || Date.now() - s.lastTick > quietMs),
     close: () => ends.forEach((e) => e()),
   };
+}
+
+/** The version the streams app at host:port answers with now ("" when nothing answers). */
+async function servedVersion(host: string, port: number): Promise<string> {
+  try {
+    const r = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) });
+    return (await r.text()).split(" ")[1] ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Run `rollover` (the app's own deploy to `version`) while watching host:port every 50 ms; then wait up to 4 s for
+ * every stream to end. Returns when `version` first answered (0: never) and when each stream ended.
+ */
+export async function ownRollover(
+  streams: Streams,
+  host: string,
+  port: number,
+  version: string,
+  rollover: () => Promise<unknown>,
+): Promise<{ firstAnswered: number; closedAt: (number | undefined)[] }> {
+  let firstAnswered = 0;
+  const watch = setInterval(() => {
+    void servedVersion(host, port).then((v) => {
+      if (v === version && firstAnswered === 0) firstAnswered = Date.now();
+    });
+  }, 50);
+  try {
+    await rollover();
+    for (let i = 0; i < 40 && streams.all.some((s) => s.closedAt === undefined); i++)
+      await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    clearInterval(watch);
+  }
+  return { firstAnswered, closedAt: streams.all.map((s) => s.closedAt) };
 }
