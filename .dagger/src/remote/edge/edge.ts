@@ -251,17 +251,30 @@ export async function edgeUpOrFail(
  * not need it.
  */
 export async function reviveEdge(s: SshSession, opts: EdgeOptions): Promise<string> {
-  return withEdgeLock(s, async () => {
-    const edge = await readEdge(s, opts.image);
-    if (edge.state === "running" || (edge.state === "missing" && edge.routes.length === 0)) return "";
-    const what = `the edge was ${edge.state === "missing" ? "removed" : edge.state}`;
-    try {
-      await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
-      return `${what}: started again with its ${edge.routes.length} route(s)`;
-    } catch (e) {
-      return `${what} and could not be started (${isPipelineError(e) ? `${e.code}: ${e.message.split("\n")[0]}` : String(e)}); services behind it get no traffic`;
-    }
-  });
+  return withEdgeLock(s, async () => (await reviveIfDown(s, opts, await readEdge(s, opts.image))).note);
+}
+
+/**
+ * reviveEdge's work on the edge as just read, under the edge lock: whether it runs now, and the note to give ("" when
+ * it ran already or never did).
+ */
+async function reviveIfDown(
+  s: SshSession,
+  opts: EdgeOptions,
+  edge: EdgeView,
+): Promise<{ running: boolean; note: string }> {
+  if (edge.state === "running") return { running: true, note: "" };
+  if (edge.state === "missing" && edge.routes.length === 0) return { running: false, note: "" };
+  const what = `the edge was ${edge.state === "missing" ? "removed" : edge.state}`;
+  try {
+    await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
+    return { running: true, note: `${what}: started again with its ${edge.routes.length} route(s)` };
+  } catch (e) {
+    return {
+      running: false,
+      note: `${what} and could not be started (${isPipelineError(e) ? `${e.code}: ${e.message.split("\n")[0]}` : String(e)}); services behind it get no traffic`,
+    };
+  }
 }
 
 const wantedRoutes = (project: string, shape: ReleaseShape, resolved: ResolvedRelease): EdgeRoute[] =>
@@ -272,6 +285,13 @@ const wantedRoutes = (project: string, shape: ReleaseShape, resolved: ResolvedRe
     ...(h.host ? { host: h.host } : {}),
     upstreams: [],
   }));
+
+/**
+ * The resolution checkEdge made of a release, for its switch: the release's folder and `.env` do not change between
+ * the two (the jobs run between them touch neither), and `docker compose config` costs a third of a second.
+ */
+const checked = new WeakMap<object, ResolvedRelease>();
+export const resolvedAtCheck = (release: object): ResolvedRelease | undefined => checked.get(release);
 
 /** Routes claimed by deploys of other projects still in progress (see holdClaim). */
 async function claimsOfOthers(s: SshSession, project: string): Promise<EdgeRoute[]> {
@@ -304,10 +324,10 @@ export async function checkEdge(
   const { s, l, project, edge: opts } = c;
   const { id, shape } = release;
   const resolved = await resolveRelease(s, l, project, id, shape);
+  checked.set(release, resolved);
   const wanted = wantedRoutes(project, shape, resolved);
   return withEdgeLock(s, async () => {
-    const edge = await readEdge(s, opts.image);
-    const claimed = await claimsOfOthers(s, project);
+    const [edge, claimed] = await Promise.all([readEdge(s, opts.image), claimsOfOthers(s, project)]);
     const conflicts = routeConflicts([...edge.routes, ...claimed], project, wanted);
     if (conflicts.length)
       throw new PipelineError(
@@ -387,9 +407,12 @@ async function waitAnswering(
   h: HttpSpec,
   host: string,
   deadline: number,
+  /** Set when the wait is no longer wanted (the release failed elsewhere): it ends at its next look. */
+  cancelled: { now: boolean } = { now: false },
 ): Promise<HealthOutcome> {
   let last = "starting";
   for (;;) {
+    if (cancelled.now) return { ok: false, reasons: [`${h.service}: no longer waited for`] };
     const out = (await s.exec(containerHealth(names))).stdout;
     const rows = out
       .split("\n")
@@ -436,6 +459,13 @@ interface Rollover {
   server: string;
   deadline: number;
   timed: Timed;
+  /** The switch left the edge running a moment ago: no need to look again before the probe. */
+  edgeRunning: boolean;
+  /**
+   * The services not behind the edge, healthy (or not): awaited before any route changes, so that the new containers
+   * start beside the old while those are still getting healthy, and get traffic only once all are.
+   */
+  gate: Promise<HealthOutcome>;
 }
 
 /** Run a part of the switch, adding its time under `switch.<name>` (the bench prints them). */
@@ -494,6 +524,8 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
     });
   const plan = planRollover(old, o.hash, o.replicas);
   if (plan.kind === "in-place") {
+    const g = await o.gate;
+    if (!g.ok) return g;
     // Only make sure they are on the project's network and the route says so.
     const c = await s.exec(connectToEdge(project, plan.current));
     if (c.code !== 0)
@@ -519,16 +551,31 @@ async function rollover(o: Rollover): Promise<HealthOutcome> {
   if (c.code !== 0)
     return discard([`${h.service}: cannot attach the new container to the edge's network: ${tail(c.stderr, 1)}`]);
   // The edge must run for the probe (first deploy, or removed by hand): made with the ports it already had.
-  await timed("edge-up", () =>
-    withEdgeLock(s, async () => {
-      const edge = await readEdge(s, opts.image);
-      if (edge.state !== "running") await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
-    }),
-  );
+  if (!o.edgeRunning)
+    await timed("edge-up", () =>
+      withEdgeLock(s, async () => {
+        const edge = await readEdge(s, opts.image);
+        if (edge.state !== "running")
+          await edgeUpOrFail(s, edge.image || opts.image, "start", edgePublish(edge.routes));
+      }),
+    );
+  // the others failing end the wait at once
+  const cancelled = { now: false };
+  const othersFailed = o.gate.then((g) => {
+    if (g.ok) return new Promise<never>(() => {});
+    cancelled.now = true;
+    return g;
+  });
   const ready = await timed("ready", () =>
-    waitAnswering(s, project, fresh, h, hostHeader(h, listen, o.server), o.deadline),
+    Promise.race([
+      waitAnswering(s, project, fresh, h, hostHeader(h, listen, o.server), o.deadline, cancelled),
+      othersFailed,
+    ]),
   );
+  cancelled.now = true;
   if (!ready.ok) return discard(ready.reasons);
+  const g = await o.gate;
+  if (!g.ok) return discard(g.reasons);
   // A service moving behind the edge: its old container holds the port the edge takes over (a short gap, once).
   await timed("route", () =>
     putOnEdge(s, opts, project, route(fresh), async () => {
@@ -567,6 +614,10 @@ export async function switchWithEdge(o: {
   waitOthers: (shape: ReleaseShape) => Promise<HealthOutcome>;
   /** Times the switch's parts (seconds), e.g. into the deploy's durations as `switch.<part>`. */
   time?: (part: string, seconds: number) => void;
+  /** The release as checkEdge resolved it (resolvedAtCheck): not resolved again. */
+  resolved?: ResolvedRelease | undefined;
+  /** Told when the switch brought a stopped or removed edge back (or could not): a note for the deploy. */
+  revived?: (note: string) => void;
 }): Promise<HealthOutcome> {
   const { s, l, project, id, shape, opts, timeoutSeconds, waitOthers } = o;
   const timed: Timed = o.time
@@ -583,25 +634,31 @@ export async function switchWithEdge(o: {
   const sw = await timed("files", () => s.exec(switchTo(l, id)));
   if (sw.code !== 0)
     return { ok: false, reasons: [`switching the files to release ${id} failed: ${tail(sw.stderr, 2)}`] };
-  const resolved = await timed("resolve", () => resolveRelease(s, l, project, id, shape));
+  const resolved = o.resolved ?? (await timed("resolve", () => resolveRelease(s, l, project, id, shape)));
   const behind = shape.http.map((h) => h.service);
   const wanted = wantedRoutes(project, shape, resolved);
+  // whether the edge runs once the networks are made, and whether routes of this project outside the release may be
+  // left after the rollovers (one that a successor's route replaces goes with it)
+  let edgeRunning = false;
+  let mayLeave = false;
   await timed("networks", () =>
     withEdgeLock(s, async () => {
-      const j = behind.length ? await s.exec(joinProjectNetwork(project)) : { code: 0, stderr: "" };
+      const [edge, claims] = await Promise.all([readEdge(s, opts.image), claimsOfOthers(s, project)]);
+      // a stopped edge is brought back first: the project network is joined by the edge container
+      const revived = await reviveIfDown(s, opts, edge);
+      if (revived.note) o.revived?.(revived.note);
+      edgeRunning = revived.running;
+      const busy = [project, ...edge.routes.map((r) => r.project), ...claims.map((r) => r.project)];
+      const [j] = await Promise.all([
+        behind.length ? s.exec(joinProjectNetwork(project)) : Promise.resolve({ code: 0, stderr: "" }),
+        s.exec(pruneProjectNetworks([...new Set(busy)])),
+      ]);
       if (j.code !== 0)
         throw new PipelineError(
           "EDGE_FAILED",
           `cannot make the edge's network for ${project}: ${tail(j.stderr, 2)}`,
           "`docker network ls` on the VPS; the deploy user must be able to create networks",
         );
-      const edge = await readEdge(s, opts.image);
-      const busy = [
-        project,
-        ...edge.routes.map((r) => r.project),
-        ...(await claimsOfOthers(s, project)).map((r) => r.project),
-      ];
-      await s.exec(pruneProjectNetworks([...new Set(busy)]));
       // A dropped route whose port or hostname nothing in the release takes: it goes now, so that a service
       // publishing that port itself again can have it (the edge lets go of it).
       const successor = (r: EdgeRoute) =>
@@ -610,8 +667,10 @@ export async function switchWithEdge(o: {
             (w.host !== undefined && w.host === r.host) ||
             w.listen.some((x) => r.listen.some((y) => y.port === x.port)),
         );
-      const stale = edge.routes.filter((r) => r.project === project && !behind.includes(r.service) && !successor(r));
-      if (edge.state !== "running" || stale.length === 0) return;
+      const outside = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
+      const stale = outside.filter((r) => !successor(r));
+      mayLeave = !edgeRunning || outside.length > stale.length;
+      if (!edgeRunning || stale.length === 0) return;
       const routes = edge.routes.filter((r) => !stale.includes(r));
       await loadRoutes(s, routes);
       const need = edgePublish(routes);
@@ -625,10 +684,12 @@ export async function switchWithEdge(o: {
     if (r.code !== 0)
       return { ok: false, reasons: [`docker compose up failed: ${tail(r.stderr, 1).trim() || `exit code ${r.code}`}`] };
   }
-  const first = await timed("others-healthy", () =>
+  // waited for beside the first rollover's new containers starting (each rollover awaits it before its route changes)
+  const gate = timed("others-healthy", () =>
     waitOthers({ ...shape, long: shape.long.filter((x) => !behind.includes(x)) }),
   );
-  if (!first.ok) return first;
+  // a failure to even look (a lost connection) is thrown where it is awaited, never left unhandled meanwhile
+  gate.catch(() => undefined);
   for (const h of shape.http) {
     const r = await rollover({
       s,
@@ -643,21 +704,33 @@ export async function switchWithEdge(o: {
       server: o.server,
       deadline: Math.max(deadline, Date.now() + 5000),
       timed,
+      edgeRunning,
+      gate,
     });
-    if (!r.ok) return r;
+    if (!r.ok) {
+      // nothing keeps running after the switch returns (its caller rolls back on this session); the others' failure,
+      // when they failed, is the cause to report
+      const g = await gate;
+      return g.ok ? r : g;
+    }
+  }
+  if (shape.http.length === 0) {
+    const g = await gate;
+    if (!g.ok) return g;
   }
   // what `up --remove-orphans` would have done, once every route has moved: the routes and containers of services the
   // release no longer has
   await timed("orphans", async () => {
-    await withEdgeLock(s, async () => {
-      const edge = await readEdge(s, opts.image);
-      const left = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
-      if (edge.state === "running" && left.length)
-        await loadRoutes(
-          s,
-          edge.routes.filter((r) => !left.includes(r)),
-        );
-    });
+    if (mayLeave)
+      await withEdgeLock(s, async () => {
+        const edge = await readEdge(s, opts.image);
+        const left = edge.routes.filter((r) => r.project === project && !behind.includes(r.service));
+        if (edge.state === "running" && left.length)
+          await loadRoutes(
+            s,
+            edge.routes.filter((r) => !left.includes(r)),
+          );
+      });
     const orphans = (await containersOf(s, project)).filter((c) => !(c.service in shape.images)).map((c) => c.name);
     if (orphans.length) await s.exec(removeContainers(orphans, 10));
     if (behind.length === 0) await withEdgeLock(s, () => s.exec(leaveProjectNetwork(project)));

@@ -28,7 +28,7 @@ import {
   releaseDir,
   type Layout,
 } from "../../core/server/server-commands.js";
-import { checkEdge, reviveEdge, switchWithEdge } from "../edge/edge.js";
+import { checkEdge, resolvedAtCheck, reviveEdge, switchWithEdge } from "../edge/edge.js";
 import { releaseCompose } from "../releases.js";
 import type { SshSession } from "../ssh.js";
 import type { RegistryLogin } from "../remote-target.js";
@@ -294,10 +294,12 @@ export const composeTarget: Target = {
   jobs: (c, r, jobs) => runJobs(c.s, c.l, c.project, r.id, jobs, (x) => c.p.line(x)),
   switch: async (c, r, leaving) => {
     // any project's deploy or rollback brings back a stopped edge: the others behind it must not wait for their own
-    // deploy
-    const revived = await reviveEdge(c.s, c.edge);
-    if (revived) c.note(revived);
-    if (!viaEdge(r.shape, leaving)) return switchAndUp(c.s, c.l, c.project, r.id);
+    // deploy (behind the edge, the switch does it under the lock it takes anyway)
+    if (!viaEdge(r.shape, leaving)) {
+      const revived = await reviveEdge(c.s, c.edge);
+      if (revived) c.note(revived);
+      return switchAndUp(c.s, c.l, c.project, r.id);
+    }
     // the other services stop-first, then each service behind the edge rolled over
     const h = await switchWithEdge({
       s: c.s,
@@ -310,6 +312,8 @@ export const composeTarget: Target = {
       server: c.server,
       waitOthers: (sh) => waitHealthy(c.s, c.l, c.project, sh, c.healthTimeoutSeconds),
       time: (part, seconds) => c.p.part(`switch.${part}`, seconds),
+      resolved: resolvedAtCheck(r),
+      revived: (note) => c.note(note),
     });
     return h.ok ? undefined : h.reasons.join("; ");
   },
