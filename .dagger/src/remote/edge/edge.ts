@@ -323,11 +323,17 @@ export async function checkEdge(
 ): Promise<{ newPorts: string[]; notes: string[] }> {
   const { s, l, project, edge: opts } = c;
   const { id, shape } = release;
-  const resolved = await resolveRelease(s, l, project, id, shape);
-  checked.set(release, resolved);
-  const wanted = wantedRoutes(project, shape, resolved);
+  // compose resolves the release while the lock is taken and the edge read
+  const resolving = resolveRelease(s, l, project, id, shape);
+  resolving.catch(() => undefined);
   return withEdgeLock(s, async () => {
-    const [edge, claimed] = await Promise.all([readEdge(s, opts.image), claimsOfOthers(s, project)]);
+    const [resolved, edge, claimed] = await Promise.all([
+      resolving,
+      readEdge(s, opts.image),
+      claimsOfOthers(s, project),
+    ]);
+    checked.set(release, resolved);
+    const wanted = wantedRoutes(project, shape, resolved);
     const conflicts = routeConflicts([...edge.routes, ...claimed], project, wanted);
     if (conflicts.length)
       throw new PipelineError(
