@@ -168,7 +168,6 @@ describe("production defaults (slow: Docker's 30 s healthcheck interval)", () =>
     "a preview: its first deploy and a push wait for 30 s checks, it answers at its hostname, preview-down leaves nothing",
     async () => {
       freshProject("defaults-pv-pr-9");
-      freshProject("defaults-live");
       const prod = {
         ssh: sshOptions(),
         dir: "production/defaults-pv",
