@@ -680,7 +680,9 @@ export async function switchWithEdge(o: {
       const routes = edge.routes.filter((r) => !stale.includes(r));
       await loadRoutes(s, routes);
       const need = edgePublish(routes);
-      if (edge.publish.some((p) => !need.includes(p)))
+      // a removed edge brought back above publishes what its routes needed
+      const published = edge.state === "missing" ? edgePublish(edge.routes) : edge.publish;
+      if (published.some((p) => !need.includes(p)))
         await edgeUpOrFail(s, edge.image || opts.image, "replace", need, routes);
     }),
   );
