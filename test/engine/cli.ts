@@ -19,6 +19,11 @@ export interface CallResult {
 
 /** Written once a test file started the engine: the engine project's global teardown stops it then. */
 export const STARTED = join(tmpdir(), "vps-pipeline-engine-suite.started");
+/**
+ * One marker per engine file still running: the last one to end stops the engine, so that it does not take the
+ * machine's cores and memory from the integration files after it (a file that starts later starts it again).
+ */
+export const RUNNING = join(tmpdir(), "vps-pipeline-engine-suite.running");
 
 /** Starts (or reuses) the engine for the test bed and returns the CLI's environment. */
 export function startEngine(): Record<string, string> {

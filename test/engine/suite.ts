@@ -1,16 +1,17 @@
 /**
  * What the engine suite's files share: the secrets as users keep them (files ending in a newline, an env variable),
  * the module's and the VPS's arguments, the calls made (for the secret audit) and the times measured. Each file is
- * its own chain of calls on its own projects; the two files run at once (vitest.config.ts), on one engine.
+ * its own chain of calls on its own projects; the two files run at once (vitest.config.ts), on one engine, which the
+ * last of them to end stops.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";
 import { bed, freshProject, hostKeyLine, privateKey, registryPassword, sh } from "../testbed/bed.js";
-import { dagger, ROOT, said, startEngine, type CallResult } from "./cli.js";
+import { dagger, ROOT, RUNNING, said, startEngine, STARTED, stopEngine, type CallResult } from "./cli.js";
 
 export const skip = process.env.TEST_ENGINE === "0";
 export const PREFIX = `${bed.registry.host}/acme/engine-app`;
@@ -81,8 +82,11 @@ export function engineSuite(name: string, projects: readonly string[], webPort: 
       ...extra,
     ],
   };
+  const marker = join(RUNNING, `${process.pid}-${name.replace(/\W+/g, "-")}`);
   beforeAll(() => {
     if (skip) return;
+    mkdirSync(RUNNING, { recursive: true });
+    writeFileSync(marker, "");
     s.env = startEngine();
     s.dir = mkdtempSync(join(tmpdir(), "engine-secrets-"));
     s.example = mkdtempSync(join(tmpdir(), "engine-example-"));
@@ -102,6 +106,11 @@ export function engineSuite(name: string, projects: readonly string[], webPort: 
     if (s.example) rmSync(s.example, { recursive: true, force: true });
     const rows = Object.entries(s.measured).map(([k, v]) => `  ${k.padEnd(58)} ${v.toFixed(1)} s`);
     if (rows.length) console.log(`engine (${name}): measured through the real CLI\n${rows.join("\n")}`);
+    rmSync(marker, { force: true });
+    if (readdirSync(RUNNING).length === 0 && process.env.TEST_ENGINE_KEEP !== "1") {
+      rmSync(STARTED, { force: true });
+      stopEngine();
+    }
   }, 600_000);
   return s;
 }
