@@ -9,16 +9,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploy } from "../../.dagger/src/remote/deploy.js";
 import { setMaintenance } from "../../.dagger/src/remote/edge/edge-admin.js";
 import { previewRelease } from "../../.dagger/src/core/preview/preview-release.js";
-import {
-  previewDir,
-  previewEnv,
-  previewProject,
-  type PreviewSettings,
-} from "../../.dagger/src/core/preview/preview.js";
+import { previewDir, previewEnv, previewProject } from "../../.dagger/src/core/preview/preview.js";
 import { deployPreview, previewDown } from "../../.dagger/src/remote/preview/preview.js";
 import { rollback } from "../../.dagger/src/remote/rollback.js";
 import { auditSecrets } from "../testbed/audit.js";
-import { bed, deployRequest, freshProject, releaseCompose, sshOptions, testEdge } from "../testbed/bed.js";
+import {
+  bed,
+  deployRequest,
+  freshProject,
+  releaseCompose,
+  sshOptions,
+  testEdge,
+  testPreviews,
+} from "../testbed/bed.js";
 import { openStreams, ownRollover, streamsCompose, type Streams } from "../testbed/streams.js";
 
 auditSecrets();
@@ -31,15 +34,7 @@ const NEWCOMER = "st-new";
 const LIVE_PORT = 18301;
 const OTHER_PORT = 18302;
 const DOMAIN = "vps-testbed.internal";
-const PREVIEWS: PreviewSettings = {
-  domain: `preview.${DOMAIN}`,
-  limit: 2,
-  whenFull: "evict",
-  ttlHours: 48,
-  memory: "256m",
-  cpus: "0.5",
-  seed: "",
-};
+const PREVIEWS = testPreviews;
 
 const liveRequest = (v: "v1" | "v2") =>
   deployRequest(LIVE, LIVE_PORT, { compose: streamsCompose(v), env: `LIVE_PORT=${LIVE_PORT}\n` });

@@ -34,6 +34,7 @@ import {
   testEdge,
   webStatus,
   closedUnanswered,
+  testPreviews,
 } from "../testbed/bed.js";
 
 auditSecrets();
@@ -41,15 +42,7 @@ const PROD = "pv";
 const PORT = 18311;
 const DOMAIN = "preview.vps-testbed.internal";
 const HOME = "/home/deploy";
-const settings: PreviewSettings = {
-  domain: DOMAIN,
-  limit: 2,
-  whenFull: "evict",
-  ttlHours: 48,
-  memory: "256m",
-  cpus: "0.5",
-  seed: "",
-};
+const settings: PreviewSettings = testPreviews;
 const production = {
   ssh: sshOptions(),
   dir: `production/${PROD}`,

@@ -2,6 +2,7 @@
  * What the integration tests know of the test bed (read from testbed.json), and
  * fixture builders with defaults so each scenario states only what differs.
  */
+import type { PreviewSettings } from "../../.dagger/src/core/preview/preview.js";
 import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseHostKeyPin } from "../../.dagger/src/core/config.js";
@@ -118,6 +119,16 @@ export function captureLog(): Captured {
 
 /** The edge on the test bed: the Caddy image made from Debian's package, certificates from Caddy's own CA. */
 export const testEdge = { image: "vps-testbed/caddy:2", tls: "internal" as const };
+/** The previews' settings on the test bed: hostnames under the bed's preview domain, two at most. */
+export const testPreviews: PreviewSettings = {
+  domain: "preview.vps-testbed.internal",
+  limit: 2,
+  whenFull: "evict",
+  ttlHours: 48,
+  memory: "256m",
+  cpus: "0.5",
+  seed: "",
+};
 
 /** With TESTBED_TRACE=<file>, every line a deploy prints goes there too, timed: where a slow run spent its time. */
 function trace(line: string): void {
