@@ -1,5 +1,8 @@
 import { defineConfig } from "vitest/config";
 
+/** Integration files that deploy to the test bed's second VPS (TESTBED_VPS=2, test/testbed/vps2.sh). */
+const SECOND_VPS_FILES = "test/integration/data.test.ts";
+
 export default defineConfig({
   test: {
     // two at once where a group allows it (unit, module and engine): on two cores vitest would run one
@@ -18,9 +21,24 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          exclude: [SECOND_VPS_FILES],
           globalSetup: ["test/testbed/global-setup.ts"],
           setupFiles: ["test/testbed/after-file.ts"],
           // One VPS, one Docker engine: scenarios run one file at a time.
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+        },
+      },
+      // The second VPS's lane (test/run.sh runs it beside the one above, in a vitest of its own: vitest runs every
+      // project without file parallelism in one queue): the data scenarios, then the real engine's suite.
+      {
+        test: {
+          name: "data",
+          include: [SECOND_VPS_FILES],
+          env: { TESTBED_VPS: "2" },
+          globalSetup: ["test/testbed/global-setup.ts"],
+          setupFiles: ["test/testbed/after-file.ts"],
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 600_000,
@@ -30,10 +48,9 @@ export default defineConfig({
         test: {
           name: "engine",
           include: ["test/engine/**/*.test.ts"],
+          env: { TESTBED_VPS: "2" },
           globalSetup: ["test/testbed/global-setup.ts", "test/engine/global-setup.ts"],
-          // On projects of its own (eng*), its two files at once on one engine. Not beside the integration files:
-          // vitest runs a project without file parallelism in a group of its own after the others (README:
-          // Development).
+          // On projects of its own (eng*), its two files at once on one engine.
           testTimeout: 900_000,
           hookTimeout: 1_500_000,
         },

@@ -2,8 +2,9 @@
 # Starts the Dagger engine of ../shared/dagger-engine (see its README) so that it can reach the test bed:
 #   - it trusts the test bed's CA (put where the engine installs extra CAs, read once at its start: a
 #     running engine that does not have this CA is restarted);
-#   - the test bed's registry (10.200.0.1:5443, token registry :5444, token server :5445) and the VPS's
-#     SSH (10.200.0.2:22) answer at the same addresses inside the engine's network namespace, relayed by
+#   - the test bed's registry (10.200.0.1:5443, token registry :5444, token server :5445) and the VPSs'
+#     SSH (10.200.0.2:22, and the second VPS's 10.204.0.2:22, where the engine suite deploys) answer at the
+#     same addresses inside the engine's network namespace, relayed by
 #     socat over unix sockets (the namespace has only its loopback, so nothing else is reachable).
 # Idempotent; `bundle.sh stop` ends the relays and the engine (its cache is kept: the next start is warm).
 # Needs root and the test bed up (test/testbed/up.sh). Prints the CLI's environment (as setup.sh does).
@@ -52,7 +53,7 @@ bash "$BUNDLE/setup.sh" "$ROOT" > "$STATE/env.out"
 mkdir -p "$RELAY"
 # (read first, then matched: `ip … | grep -q` under pipefail fails when grep stops reading early)
 lo_addrs=$(ip -n "$NETNS" addr show dev lo)
-for addr in 10.200.0.1 10.200.0.2; do
+for addr in 10.200.0.1 10.200.0.2 10.204.0.2; do
   grep -q "inet $addr/" <<< "$lo_addrs" || ip -n "$NETNS" addr add "$addr/32" dev lo
 done
 relay() {
@@ -70,8 +71,9 @@ relay 10.200.0.1 5443
 relay 10.200.0.1 5444
 relay 10.200.0.1 5445
 relay 10.200.0.2 22
+relay 10.204.0.2 22
 for _ in $(seq 50); do
-  nsenter --net="/run/netns/$NETNS" bash -c 'exec 3<>/dev/tcp/10.200.0.2/22' 2>/dev/null && break
+  nsenter --net="/run/netns/$NETNS" bash -c 'exec 3<>/dev/tcp/10.204.0.2/22' 2>/dev/null && break
   sleep 0.1
 done
 nsenter --net="/run/netns/$NETNS" curl -fsS --cacert "$TESTBED/ca.crt" -o /dev/null -w '' "https://10.200.0.1:5443/v2/" 2>/dev/null \

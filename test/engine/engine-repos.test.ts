@@ -59,6 +59,7 @@ registry: ${bed.registry.host}
 registry-user: pusher
 vps:
   host: ${bed.vps.host}
+  user: ${bed.vps.user}
   host-key: "${hostKeyLine}"
   project: ${OTHER}
   pull-user: pusher

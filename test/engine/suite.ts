@@ -70,6 +70,7 @@ export function engineSuite(name: string, projects: readonly string[], webPort: 
     vps: (project, extra = []) => [
       "vps",
       `--host=${bed.vps.host}`,
+      `--user=${bed.vps.user}`,
       `--host-key=${hostKeyLine}`,
       `--ssh-key=file:${s.dir}/ssh-key`,
       `--project=${project}`,
@@ -116,7 +117,7 @@ export function engineSuite(name: string, projects: readonly string[], webPort: 
 }
 
 export const current = (project: string) =>
-  sh(`cat /home/deploy/production/${project}/.releases/current 2>/dev/null || true`).trim();
+  sh(`cat ${bed.vps.home}/production/${project}/.releases/current 2>/dev/null || true`).trim();
 
 export const released = (r: CallResult) => /release (\S+) is live/.exec(r.stdout)?.[1] ?? "";
 

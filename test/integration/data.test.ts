@@ -34,6 +34,8 @@ import { dataStack } from "../testbed/data-stack.js";
 const BACKUP_PASSWORD = `restic-${Math.random().toString(36).slice(2)}-${Date.now()}`;
 const backupOptions = { password: BACKUP_PASSWORD, image: "vps-testbed/restic:0.14", keep: 10, keepDays: 0 };
 const offsiteKey = readFileSync(bed.offsite.keyFile, "utf8");
+/** The deploy user's home on the VPS these scenarios use (the second one: vitest.config.ts). */
+const HOME = bed.vps.home;
 /** A line from the middle of the off-site SSH key: in no file, process or output either. */
 const offsiteKeyBody = offsiteKey.split("\n")[2]!;
 /** The S3 storage's secret key: made by up.sh at test time, in no output, process or file left behind either. */
@@ -246,13 +248,13 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
       );
     await deploy(request("data-check", shared(dataStack("v1", `{ volumes: [dbdata], ${count} }`))));
     await deploy(request("data-check", shared(dataStack("v2", `{ volumes: [dbdata], ${count} }`))));
-    const starts = () => sh("cat /home/deploy/production/data-check/shared/starts");
+    const starts = () => sh(`cat ${HOME}/production/data-check/shared/starts`);
     const hostFolder = starts();
     expect(hostFolder).not.toBe("");
     const db = sh("docker inspect --format '{{.Id}} {{.State.StartedAt}}' data-check-db-1");
     const left = () =>
       sh(
-        "docker ps -aq --filter label=com.docker.compose.project=data-check-backup-check; docker volume ls -q --filter label=com.docker.compose.project=data-check-backup-check; ls /home/deploy/production/data-check/.backups/check 2>/dev/null || true",
+        `docker ps -aq --filter label=com.docker.compose.project=data-check-backup-check; docker volume ls -q --filter label=com.docker.compose.project=data-check-backup-check; ls ${HOME}/production/data-check/.backups/check 2>/dev/null || true`,
       ).trim();
     // the snapshot taken before v2's migration: v1's one row
     const [checked] = await checkBackup({ ...target("data-check") });
@@ -290,21 +292,21 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
     expect(err, String(err)).toMatchObject({ code: "BACKUP_FAILED" });
     expect(String((err as Error).message)).toMatch(/the dump command exited with 1/);
     expect(prices("data-fail")).toBe("1|0");
-    expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
+    expect(sh(`cat ${HOME}/production/data-fail/.releases/current`).trim()).toBe(first.release);
 
     const wrong = await deploy(
       request("data-fail", dataStack("v2", LOGICAL), { backup: { ...backupOptions, password: "not-the-password" } }),
     ).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(prices("data-fail")).toBe("1|0");
-    expect(sh(`cat /home/deploy/production/data-fail/.releases/current`).trim()).toBe(first.release);
+    expect(sh(`cat ${HOME}/production/data-fail/.releases/current`).trim()).toBe(first.release);
 
     // a disk with no room: an 8 MiB file system over the repository's folder
-    const backups = "/home/deploy/production/data-fail/.backups";
+    const backups = `${HOME}/production/data-fail/.backups`;
     // mounted where the VPS's sshd sees it: `ip netns exec` gave it a mount namespace of its own
-    const inVps = `nsenter --target $(cat ${bed.stateDir}/sshd.pid) --mount --`;
+    const inVps = `nsenter --target $(cat ${bed.vps.sshdPidFile}) --mount --`;
     sh(
-      `mkdir -p ${backups} && ${inVps} mount -t tmpfs -o size=8m,uid=$(id -u deploy),gid=$(id -g deploy),mode=0700 vps-testbed-full ${backups}`,
+      `mkdir -p ${backups} && ${inVps} mount -t tmpfs -o size=8m,uid=$(id -u ${bed.vps.user}),gid=$(id -g ${bed.vps.user}),mode=0700 vps-testbed-full ${backups}`,
     );
     try {
       const full = await deploy(request("data-fail", dataStack("v2", LOGICAL))).catch((e: unknown) => e);
@@ -325,7 +327,7 @@ describe.concurrent("logical dumps, backup and restore", CONCURRENT, () => {
 });
 
 describe.concurrent("restores that cannot empty a database", CONCURRENT, () => {
-  const repo = (project: string) => `/home/deploy/production/${project}/.backups/restic`;
+  const repo = (project: string) => `${HOME}/production/${project}/.backups/restic`;
   const running = (container: string) =>
     sh(`docker inspect --format '{{.State.Running}}' ${container} 2>/dev/null || echo gone`).trim();
   /** What a volume holds at its root, as the service sees it. */
@@ -424,7 +426,7 @@ volumes:
       message: expect.stringMatching(/container\(s\) or volume\(s\) on this server/),
     });
     expect([prices("data-dirs"), running("data-dirs-db-1")]).toEqual(["1|0", "true"]);
-    expect(sh("test -e /home/deploy/production/data-dirs-elsewhere && echo made || true").trim()).toBe("");
+    expect(sh(`test -e ${HOME}/production/data-dirs-elsewhere && echo made || true`).trim()).toBe("");
   });
 
   it("the SSH connection dropped while the data is swapped in: the service runs again afterwards, on the restored data", async () => {
@@ -503,7 +505,7 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
     // a second manual backup: the VPS keeps its three of db (--keep-snapshots 10) and a record per release; off-site
     // (1), the first manual one goes too (r2's newest is the new one), the one taken while r1 was current stays (r1
     // is still on the server)
-    const localSnapshots = () => sh(`ls /home/deploy/production/data-s3/.backups/restic/snapshots | wc -l`).trim();
+    const localSnapshots = () => sh(`ls ${HOME}/production/data-s3/.backups/restic/snapshots | wc -l`).trim();
     const [newest] = await backup({ ...target("data-s3"), backup: inS3() });
     expect(newest).toMatchObject({ offsite: true });
     expect([localSnapshots(), objects()]).toEqual(["5", "4"]);
@@ -524,7 +526,7 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
     );
     expect(refused).toMatchObject({ code: "RESTORE_FAILED", message: expect.stringMatching(/nothing was changed/) });
     expect(sh("docker ps -aq --filter label=com.docker.compose.project=data-s3").trim()).toBe("");
-    expect(sh("ls -A /home/deploy/production/data-s3/.backups/restic 2>/dev/null || true").trim()).toBe("");
+    expect(sh(`ls -A ${HOME}/production/data-s3/.backups/restic 2>/dev/null || true`).trim()).toBe("");
     const back = await rebuild({ ...target("data-s3"), backup: inS3(), registry });
     expect(back.restored).toEqual([expect.stringMatching(/^db:/)]);
     expect(sh(`docker exec data-s3-db-1 psql -U postgres -d gold -tAc "select * from prices order by day"`)).toBe(rows);
@@ -594,7 +596,7 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
     freshProject("data-new");
     const nothing = () =>
       sh(
-        "docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls /home/deploy/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true",
+        `docker ps -aq --filter label=com.docker.compose.project=data-new; docker volume ls -q --filter label=com.docker.compose.project=data-new; ls ${HOME}/production/data-new/.releases 2>/dev/null | grep -v '^\\.lock' || true`,
       ).trim();
     const registry = { host: bed.registry.host, user: bed.registry.user, token: registryPassword };
     expect((await webStatus(18245, "/health")).status).toBe(0);
@@ -605,7 +607,7 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
     }).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "BACKUP_PASSWORD" });
     expect(nothing()).toBe("");
-    expect(sh("ls -A /home/deploy/production/data-new/.backups/restic 2>/dev/null || true").trim()).toBe("");
+    expect(sh(`ls -A ${HOME}/production/data-new/.backups/restic 2>/dev/null || true`).trim()).toBe("");
 
     const log = captureLog();
     const r = await rebuild({ ...target("data-new"), backup: withOffsite, registry, log: log.log });
@@ -628,7 +630,7 @@ describe.concurrent("off the VPS", CONCURRENT, () => {
         "--rm",
         "-i",
         "-v",
-        "/home/deploy/production/data-new/.backups/restic:/repo",
+        `${HOME}/production/data-new/.backups/restic:/repo`,
         "--entrypoint",
         "sh",
         backupOptions.image,

@@ -3,9 +3,9 @@
  * which the bench and the demo load too, so that they do not load vitest.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
-import { filesContaining, printed, privateKey, registryPassword, sampleProcesses, sh } from "./bed.js";
+import { bed, filesContaining, printed, privateKey, registryPassword, sampleProcesses, sh } from "./bed.js";
 
-const HOME = "/home/deploy";
+const HOME = bed.vps.home;
 
 /**
  * Every scenario of a file that calls this ends with the same audit: the registry

@@ -33,6 +33,9 @@ interface TestbedFile {
     otherHostKeyFile: string;
     sshdLog: string;
     hostIp: string;
+    /** The deploy user's home. */
+    home: string;
+    sshdPidFile: string;
     rsaPassphrase: string;
     keys: Record<"ed25519" | "rsaPem" | "ecdsa" | "stranger", string>;
   };
@@ -52,11 +55,25 @@ interface TestbedFile {
     /** S3 storage on the same host (versitygw): one access key, TLS from the test bed's CA. */
     s3: { endpoint: string; dataDir: string; accessFile: string; secretFile: string; caFile: string };
   };
+  /** The second VPS (test/testbed/vps2.sh): an engine of its own, reached with DOCKER_HOST; its own deploy user. */
+  vps2: Pick<TestbedFile["vps"], "namespace" | "host" | "user" | "home" | "hostIp" | "sshdLog" | "sshdPidFile"> & {
+    dockerHost: string;
+  };
   images: Record<string, string>;
 }
 
 const stateDir = process.env.TESTBED_DIR ?? "/tmp/vps-testbed";
 export const bed: TestbedFile = JSON.parse(readFileSync(`${stateDir}/testbed.json`, "utf8")) as TestbedFile;
+/**
+ * TESTBED_VPS=2 (the lane of vitest.config.ts's `data` and `engine` projects): the scenarios deploy to the second VPS,
+ * and every command they run on "the server" (sh: docker, its files) talks to its engine and its user's home.
+ */
+export const secondVps = process.env.TESTBED_VPS === "2";
+if (secondVps) {
+  const { dockerHost, ...vps } = bed.vps2;
+  bed.vps = { ...bed.vps, ...vps };
+  process.env.DOCKER_HOST = dockerHost;
+}
 export const registryPassword = readFileSync(bed.registry.passwordFile, "utf8").trim();
 export const privateKey = readFileSync(bed.vps.keys.ed25519, "utf8");
 export const hostKeyLine = readFileSync(bed.vps.hostKeyFile, "utf8").trim();
@@ -233,7 +250,7 @@ export function filesContaining(dir: string, needle: string): string[] {
   return out.trim().split("\n").filter(Boolean);
 }
 
-const HOME = "/home/deploy";
+const HOME = bed.vps.home;
 
 /**
  * Remove a project's containers, networks, volumes and files from the VPS, and its routes from the edge: each scenario
@@ -467,5 +484,7 @@ export async function removeLeftovers(): Promise<void> {
     [...label("container"), ...label("network"), ...label("volume")].filter((p) => p && !ENGINE_PROJECT.test(p)),
   );
   for (const p of projects) freshProject(p);
-  for (const s of onSwarm("stack ls --format '{{.Name}}'").split("\n").filter(Boolean)) await freshStack(s);
+  // the swarm belongs to the first VPS's lane
+  if (!secondVps)
+    for (const s of onSwarm("stack ls --format '{{.Name}}'").split("\n").filter(Boolean)) await freshStack(s);
 }

@@ -17,6 +17,7 @@ if docker info >/dev/null 2>&1; then
   [ -n "$nets" ] && docker network rm $nets >/dev/null 2>&1
 fi
 bash "$(dirname "$0")/swarm.sh" down
+bash "$(dirname "$0")/vps2.sh" down
 for p in sshd offsite-sshd registry registry-token token-server s3; do
   [ -f "$STATE/$p.pid" ] && kill "$(cat "$STATE/$p.pid")" 2>/dev/null
 done

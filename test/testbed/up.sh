@@ -295,6 +295,9 @@ if ! docker image inspect vps-testbed/postgres:15 >/dev/null 2>&1; then
   rm -rf "$ctx"
 fi
 
+# --- The second VPS (a lane of tests of its own, test/run.sh): its engine, sshd and user ---------------------
+bash "$HERE/vps2.sh"
+
 # --- The example app, in three versions, pushed to the registry ----------------
 export DOCKER_CONFIG="$STATE/docker-push-config"   # root's own config stays clean
 mkdir -p "$DOCKER_CONFIG"
@@ -351,7 +354,10 @@ cat > "$STATE/testbed.json" <<JSON
   "vps": { "namespace": "$NS", "host": "$VPS_IP", "port": 22, "user": "deploy", "userWithoutCompose": "nocompose",
            "hostKeyFile": "$STATE/ssh_host_ed25519_key.pub", "otherHostKeyFile": "$STATE/other_host_key.pub",
            "keys": { "ed25519": "$STATE/id_ed25519", "rsaPem": "$STATE/id_rsa_pem", "ecdsa": "$STATE/id_ecdsa", "stranger": "$STATE/id_stranger" },
-           "rsaPassphrase": "rsa passphrase", "sshdLog": "$STATE/sshd.log", "hostIp": "$HOST_IP" },
+           "rsaPassphrase": "rsa passphrase", "sshdLog": "$STATE/sshd.log", "hostIp": "$HOST_IP",
+           "home": "/home/deploy", "sshdPidFile": "$STATE/sshd.pid" },
+  "vps2": { "namespace": "vpsbed2", "host": "10.204.0.2", "user": "shipper", "home": "/home/shipper", "hostIp": "10.204.0.2",
+            "sshdLog": "$STATE/vps2/sshd.log", "sshdPidFile": "$STATE/vps2/sshd.pid", "dockerHost": "unix:///run/vps2/docker.sock" },
   "tokenRegistry": { "host": "$TOKEN_REG", "tokenServer": "$TOKEN_SRV", "service": "vps-testbed-registry",
                     "passwordFiles": { "rw": "$STATE/token-rw.password", "ro": "$STATE/token-ro.password", "blocked": "$STATE/token-blocked.password" } },
   "swarm": { "host": "10.201.0.11", "nodes": { "swarm-1": "unix:///run/vps-swarm/n1.sock", "swarm-2": "unix:///run/vps-swarm/n2.sock", "swarm-3": "unix:///run/vps-swarm/n3.sock" },
