@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 keep=${TESTBED_KEEP:-0}
 bash test/testbed/up.sh || exit 1
-export TESTBED_KEEP=1
+export TESTBED_KEEP=1 TESTBED_UP=1
 vitest=node_modules/.bin/vitest
 rc2=$(mktemp)
 { "$vitest" run --passWithNoTests --project data --project engine "$@"; echo $? > "$rc2"; } 2>&1 | sed -u 's/^/[vps2] /' &

@@ -347,7 +347,8 @@ case "$images" in *'""'*) echo "testbed: a push to $REG failed: $images" >&2; ex
 rm -rf "$DOCKER_CONFIG"
 unset DOCKER_CONFIG
 
-cat > "$STATE/testbed.json" <<JSON
+# written whole, then moved into place: a reader never sees half of it
+cat > "$STATE/testbed.json.new" <<JSON
 {
   "stateDir": "$STATE",
   "registry": { "host": "$REG", "user": "pusher", "passwordFile": "$STATE/registry.password", "caFile": "$STATE/ca.crt", "prefix": "$PREFIX" },
@@ -367,4 +368,5 @@ cat > "$STATE/testbed.json" <<JSON
   "images": { $images }
 }
 JSON
+mv "$STATE/testbed.json.new" "$STATE/testbed.json"
 log "ready ($STATE/testbed.json)"
