@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test bed's second VPS, so that two lanes of tests run at once (test/run.sh): a Docker engine of its own in its
-# own network namespace (10.204.0.2), with its own edge, ports and images, and an sshd there whose sessions talk to
-# that engine (DOCKER_HOST). Its deploy user is `shipper` (home /home/shipper), so that nothing one lane does to the
+# own network namespace (10.204.0.2), with its own edge, ports and images, and an sshd there (with a /tmp of its own)
+# whose sessions talk to that engine (DOCKER_HOST). Its deploy user is `shipper` (home /home/shipper), so that nothing one lane does to the
 # first VPS's user (its files, its sessions) reaches the other. Called by up.sh (needs its keys, users, registry and
 # local images); idempotent. `vps2.sh down` removes it.
 set -euo pipefail
@@ -60,7 +60,8 @@ mkdir -p "$DIR" "$RUN" && chmod 755 "$RUN"
 if ! docker -H "$SOCK" info >/dev/null 2>&1; then
   log "starting the second VPS's Docker engine"
   # nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup mounts dockerd needs
-  setsid nohup nsenter --net="/var/run/netns/$NS" dockerd --data-root "$DIR/data" --exec-root "$RUN/e" \
+  # niced, with all it runs: the first VPS's lane holds the timed scenarios (requests under load), this one has time
+  setsid nohup nice -n 10 nsenter --net="/var/run/netns/$NS" dockerd --data-root "$DIR/data" --exec-root "$RUN/e" \
     -H "$SOCK" --pidfile "$DIR/dockerd.pid" --bip 10.213.0.1/24 --default-address-pool base=10.212.0.0/16,size=24 \
     >"$DIR/dockerd.log" 2>&1 < /dev/null &
   for _ in $(seq 1 80); do docker -H "$SOCK" info >/dev/null 2>&1 && break; sleep 0.25; done
@@ -94,7 +95,10 @@ if ! { [ -f "$DIR/sshd.pid" ] && kill -0 "$(cat "$DIR/sshd.pid")" 2>/dev/null; }
   sed -e "s|^ListenAddress .*|ListenAddress $IP|" -e "s|^PidFile .*|PidFile $DIR/sshd.pid|" \
     -e "s|^AllowUsers .*|AllowUsers $U|" "$STATE/sshd_config" > "$DIR/sshd_config"
   echo "SetEnv DOCKER_HOST=$SOCK" >> "$DIR/sshd_config"
-  ip netns exec "$NS" /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log"
+  # a /tmp of its own, as a server has (`ip netns exec` gave it a mount namespace): the edge's lock and claims are
+  # there, and the first VPS's must not be seen here
+  ip netns exec "$NS" sh -c 'mount -t tmpfs -o mode=1777,size=256m vps2-tmp /tmp && exec "$@"' sh \
+    /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log"
   for _ in $(seq 1 40); do [ -f "$DIR/sshd.pid" ] && break; sleep 0.1; done
 fi
 log "second VPS ready: $U@$IP, engine $SOCK"

@@ -22,7 +22,9 @@ export function holdEdgeLock(waitSeconds: number): Argv {
   return [
     "sh",
     "-c",
-    'umask 0; exec flock -E "$1" -w "$2" "$3" sh -c "echo LOCKED && exec cat > /dev/null"',
+    // opened for reading, never created by that open: another deploy user's lock file in /tmp cannot be opened with
+    // O_CREAT where fs.protected_regular is set (systemd's default sysctl sets it); made first when missing
+    'umask 0; [ -e "$3" ] || : >> "$3" 2> /dev/null; exec 9< "$3" || exit 1; flock -E "$1" -w "$2" 9 || exit $?; echo LOCKED; exec cat > /dev/null',
     "sh",
     String(LOCK_BUSY_EXIT),
     String(waitSeconds),
@@ -520,7 +522,9 @@ export function liveClaims(): Argv {
       'd=$1; [ -d "$d" ] || exit 0',
       'for f in "$d"/*.json; do',
       '  [ -f "$f" ] || continue',
-      '  if flock -n "$f" true; then rm -f "$f"; else printf "claim %s\\n" "$(cat "$f")"; fi',
+      // (as in holdEdgeLock: opened for reading only) a stale claim of another deploy user may not be ours to remove:
+      // it is left, and still not live
+      '  if flock -n 9 9< "$f" 2> /dev/null; then rm -f "$f" 2> /dev/null || :; else printf "claim %s\\n" "$(cat "$f")"; fi',
       "done",
     ].join("\n"),
     "sh",
