@@ -96,8 +96,10 @@ if ! { [ -f "$DIR/sshd.pid" ] && kill -0 "$(cat "$DIR/sshd.pid")" 2>/dev/null; }
     -e "s|^AllowUsers .*|AllowUsers $U|" "$STATE/sshd_config" > "$DIR/sshd_config"
   echo "SetEnv DOCKER_HOST=$SOCK" >> "$DIR/sshd_config"
   # a /tmp of its own, as a server has (`ip netns exec` gave it a mount namespace): the edge's lock and claims are
-  # there, and the first VPS's must not be seen here
-  ip netns exec "$NS" sh -c 'mount -t tmpfs -o mode=1777,size=256m vps2-tmp /tmp && exec "$@"' sh \
+  # there, and the first VPS's must not be seen here; the test bed's state dir (keys, this log) stays in view
+  mkdir -p "$RUN/state"
+  ip netns exec "$NS" sh -c 'mount --bind "$1" "$2" && mount -t tmpfs -o mode=1777,size=256m vps2-tmp /tmp &&
+    mkdir -p "$1" && mount --bind "$2" "$1" && umount -l "$2" && shift 2 && exec "$@"' sh "$STATE" "$RUN/state" \
     /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log"
   for _ in $(seq 1 40); do [ -f "$DIR/sshd.pid" ] && break; sleep 0.1; done
 fi
