@@ -243,8 +243,10 @@ export function sampleProcesses(...needles: string[]): { stop: () => Promise<{ s
 
 /** Files under `dir` (recursively, as root) whose content contains `needle`. */
 export function filesContaining(dir: string, needle: string): string[] {
-  const out = execFileSync("bash", ["-c", 'grep -rlF -- "$NEEDLE" "$DIR" 2>/dev/null || true'], {
-    env: { ...process.env, NEEDLE: needle, DIR: dir },
+  // the needle on grep's stdin, never its command line: the other lane's process sampler reads every command line
+  const out = execFileSync("bash", ["-c", 'grep -rlF -f - "$DIR" 2>/dev/null || true'], {
+    env: { ...process.env, DIR: dir },
+    input: `${needle}\n`,
     encoding: "utf8",
   });
   return out.trim().split("\n").filter(Boolean);
