@@ -31,7 +31,7 @@ export default defineConfig({
         },
       },
       // The second VPS's lane (test/run.sh runs it beside the one above, in a vitest of its own: vitest runs every
-      // project without file parallelism in one queue): the data scenarios, then the real engine's suite.
+      // project without file parallelism in one queue): the real engine's suite, then the data scenarios.
       {
         test: {
           name: "data",
