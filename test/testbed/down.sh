@@ -32,6 +32,9 @@ if [ -f "$STATE/dockerd.pid" ]; then
   kill "$(cat "$STATE/dockerd.pid")" 2>/dev/null
   for _ in $(seq 1 40); do kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || break; sleep 0.25; done
 fi
+# the edge's lock and claims live in the server's /tmp: a killed run's claims, owned by a user made again with another
+# uid, could not be replaced by the next run's deploys
+rm -rf /tmp/vps-pipeline-edge-claims /tmp/vps-pipeline-edge.lock
 rm -rf "$STATE"
 echo "testbed: down" >&2
 exit 0
