@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test bed's second VPS, so that two lanes of tests run at once (test/run.sh): a Docker engine of its own in its
 # own network namespace (10.204.0.2), with its own edge, ports and images, and an sshd there (with a /tmp of its own)
-# whose sessions talk to that engine (DOCKER_HOST). Its deploy user is `shipper` (home /home/shipper), so that nothing one lane does to the
-# first VPS's user (its files, its sessions) reaches the other. Called by up.sh (needs its keys, users, registry and
+# whose sessions talk to that engine (DOCKER_HOST). Its deploy user is `shipper` (home /home/shipper), so that
+# nothing one lane does to the first VPS's user (its files, its sessions) reaches the other. Called by up.sh (needs its keys, users, registry and
 # local images); idempotent. `vps2.sh down` removes it.
 set -euo pipefail
 

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { holdEdgeLock, liveClaims } from "../../.dagger/src/core/edge/edge-commands.js";
+import { holdClaim, holdEdgeLock, liveClaims } from "../../.dagger/src/core/edge/edge-commands.js";
 import { LOCK_BUSY_EXIT } from "../../.dagger/src/core/server/server-commands.js";
 
 const run = (argv: string[], env: Record<string, string> = {}) =>
@@ -51,6 +51,21 @@ describe("the edge's claims", () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe("");
     expect(existsSync(join(dir, "theirs.json"))).toBe(true);
+  });
+
+  it("a claim held by holdClaim is live under this user's own name, and stale once it is let go", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "claims-"));
+    const argv = [...holdClaim("shop").slice(0, -2), dir, "shop"];
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "inherit"] });
+    p.stdin.write('[{"project":"shop"}]\n');
+    await new Promise<void>((r) => p.stdout.once("data", () => r()));
+    const uid = process.getuid!();
+    expect(existsSync(join(dir, `shop.${uid}.json`))).toBe(true);
+    expect(run([...liveClaims().slice(0, -1), dir]).stdout.trim()).toBe('claim [{"project":"shop"}]');
+    p.stdin.end();
+    await new Promise((r) => p.once("exit", r));
+    expect(run([...liveClaims().slice(0, -1), dir]).stdout).toBe("");
+    expect(existsSync(join(dir, `shop.${uid}.json`))).toBe(false);
   });
 });
 

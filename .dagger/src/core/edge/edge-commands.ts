@@ -532,13 +532,17 @@ export function liveClaims(): Argv {
   ];
 }
 
-/** Write a project's claim (stdin's first line) and hold its lock while stdin stays open; prints LOCKED once held. */
+/**
+ * Write a project's claim (stdin's first line) and hold its lock while stdin stays open; prints LOCKED once held. The
+ * file is the deploy user's own (named with its uid): a stale claim another user left for the same project name is not
+ * ours to replace, and no longer stops this deploy.
+ */
 export function holdClaim(project: string): Argv {
   return [
     "sh",
     "-c",
     [
-      'umask 0; d=$1; f="$1/$2.json"',
+      'umask 0; d=$1; f="$1/$2.$(id -u).json"',
       'mkdir -p "$d" && chmod 1777 "$d" 2> /dev/null',
       'IFS= read -r line; printf "%s\\n" "$line" > "$f.tmp" && mv -f "$f.tmp" "$f" || exit 1',
       'exec flock "$f" sh -c "echo LOCKED && exec cat > /dev/null"',
